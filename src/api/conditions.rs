@@ -1,0 +1,62 @@
+//! Condition types and reasons: a closed set, PascalCase, shared by every kind.
+//!
+//! Every object gets `Accepted` (its spec is valid), `ResolvedRefs` (every object it names
+//! exists and fits) and `Ready` (it is in the published routing table). Reasons are the only
+//! strings a condition may carry in `reason`; messages name the object and the field path.
+
+/// Condition types.
+pub mod types {
+    /// The spec passed validation.
+    pub const ACCEPTED: &str = "Accepted";
+    /// Every reference resolved.
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    /// The object serves (or, for plans and keys, is enforced) in the published routing table.
+    pub const READY: &str = "Ready";
+}
+
+/// Condition reasons.
+pub mod reasons {
+    // --- positive
+    pub const ACCEPTED: &str = "Accepted";
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    pub const READY: &str = "Ready";
+
+    // --- Accepted=False: one per model validation failure (see model::Reason)
+    pub const INVALID_PATH: &str = "InvalidPath";
+    pub const INVALID_METHOD: &str = "InvalidMethod";
+    pub const INVALID_INTEGRATION: &str = "InvalidIntegration";
+    pub const INVALID_PARAMETER_MAPPING: &str = "InvalidParameterMapping";
+    pub const INVALID_STAGE_NAME: &str = "InvalidStageName";
+    pub const INVALID_STAGE_VARIABLE: &str = "InvalidStageVariable";
+    pub const INVALID_THROTTLE: &str = "InvalidThrottle";
+    pub const INVALID_QUOTA: &str = "InvalidQuota";
+    pub const INVALID_CANARY: &str = "InvalidCanary";
+    pub const INVALID_API_KEY: &str = "InvalidApiKey";
+    pub const INVALID_POLICY: &str = "InvalidPolicy";
+    pub const INVALID_ENDPOINT_CONFIGURATION: &str = "InvalidEndpointConfiguration";
+    pub const INVALID_REFERENCE: &str = "InvalidReference";
+    pub const ROUTE_CONFLICT: &str = "RouteConflict";
+    pub const STAGE_CONFLICT: &str = "StageConflict";
+
+    // --- ResolvedRefs=False
+    pub const REST_API_NOT_FOUND: &str = "RestApiNotFound";
+    pub const REST_API_INVALID: &str = "RestApiInvalid";
+    pub const DEPLOYMENT_NOT_FOUND: &str = "DeploymentNotFound";
+    pub const DEPLOYMENT_API_MISMATCH: &str = "DeploymentApiMismatch";
+    pub const DEPLOYMENT_NOT_READY: &str = "DeploymentNotReady";
+    pub const SNAPSHOT_PENDING: &str = "SnapshotPending";
+    pub const SNAPSHOT_INVALID: &str = "SnapshotInvalid";
+    pub const STAGE_NOT_FOUND: &str = "StageNotFound";
+    pub const SERVICE_NOT_FOUND: &str = "ServiceNotFound";
+    pub const SERVICE_PORT_NOT_FOUND: &str = "ServicePortNotFound";
+    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+    pub const SECRET_KEY_NOT_FOUND: &str = "SecretKeyNotFound";
+    pub const USAGE_PLAN_NOT_FOUND: &str = "UsagePlanNotFound";
+    pub const DUPLICATE_API_KEY: &str = "DuplicateApiKey";
+
+    // --- Ready=False, when the cause is elsewhere
+    pub const NOT_ACCEPTED: &str = "NotAccepted";
+    pub const REFS_NOT_RESOLVED: &str = "RefsNotResolved";
+    pub const NO_READY_ENDPOINTS: &str = "NoReadyEndpoints";
+    pub const DISABLED: &str = "Disabled";
+}
