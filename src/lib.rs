@@ -6,3 +6,5 @@
 //! the binary wire the pieces together.
 
 pub mod api;
+pub mod model;
+pub mod routing;

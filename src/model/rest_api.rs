@@ -1,0 +1,535 @@
+//! The validated definition of a RestApi: resources, methods and integrations.
+
+use std::{collections::BTreeMap, fmt, net::IpAddr, sync::Arc, time::Duration};
+
+use ipnet::IpNet;
+
+/// Where an API is served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum EndpointType {
+    /// Public listener, with edge behaviours. The AWS default.
+    #[default]
+    Edge,
+    /// Public listener.
+    Regional,
+    /// Private listener only, behind the resource policy.
+    Private,
+}
+
+/// Where API keys come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ApiKeySource {
+    #[default]
+    Header,
+    Authorizer,
+}
+
+/// The validated definition of a RestApi. Immutable once built; a Deployment snapshot holds one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RestApiDef {
+    pub endpoint_type: EndpointType,
+    pub api_key_source: ApiKeySource,
+    pub policy: ResourcePolicy,
+    /// Resources sorted by path.
+    pub resources: Vec<Resource>,
+}
+
+impl RestApiDef {
+    /// The number of (resource, method) pairs.
+    pub fn route_count(&self) -> usize {
+        self.resources.iter().map(|r| r.methods.len()).sum()
+    }
+}
+
+/// A resource: a path template and its methods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resource {
+    pub path: PathTemplate,
+    /// Methods; an explicit method sorts before ANY.
+    pub methods: BTreeMap<MethodKey, Arc<MethodDef>>,
+}
+
+// === PathTemplate ===
+
+/// A validated path template: `/`, `/pets`, `/pets/{id}`, `/files/{proxy+}`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PathTemplate {
+    raw: String,
+    segments: Vec<Segment>,
+}
+
+/// One segment of a path template.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Segment {
+    Literal(String),
+    Param(String),
+    /// `{name+}`: one or more segments; only last.
+    Greedy(String),
+}
+
+impl PathTemplate {
+    /// Parses and validates a template. The error is a message without the field path.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if !raw.starts_with('/') {
+            return Err("must start with '/'".into());
+        }
+        if raw.len() > 1 && raw.ends_with('/') {
+            return Err("must not end with '/'".into());
+        }
+        let mut segments = Vec::new();
+        let parts: Vec<&str> = if raw == "/" {
+            Vec::new()
+        } else {
+            raw[1..].split('/').collect()
+        };
+        for (i, part) in parts.iter().enumerate() {
+            if part.is_empty() {
+                return Err("must not contain an empty segment ('//')".into());
+            }
+            let segment = if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                let (name, greedy) = match inner.strip_suffix('+') {
+                    Some(name) => (name, true),
+                    None => (inner, false),
+                };
+                if !is_param_name(name) {
+                    return Err(format!(
+                        "{part:?}: a parameter name is letters, digits and '_', not starting with a digit"
+                    ));
+                }
+                if greedy {
+                    if i + 1 != parts.len() {
+                        return Err(format!("greedy parameter {part:?} must be the last segment"));
+                    }
+                    Segment::Greedy(name.to_string())
+                } else {
+                    Segment::Param(name.to_string())
+                }
+            } else {
+                if let Some(bad) = part.chars().find(|c| !is_literal_char(*c)) {
+                    return Err(format!(
+                        "segment {part:?} has the character {bad:?}; literal segments are letters, digits and -._~:@!$&'()*,;= (braces only around a whole-segment parameter)"
+                    ));
+                }
+                Segment::Literal((*part).to_string())
+            };
+            if let Segment::Param(name) | Segment::Greedy(name) = &segment
+                && segments
+                    .iter()
+                    .any(|s| matches!(s, Segment::Param(n) | Segment::Greedy(n) if n == name))
+            {
+                return Err(format!("parameter {{{name}}} appears twice"));
+            }
+            segments.push(segment);
+        }
+        Ok(PathTemplate {
+            raw: raw.to_string(),
+            segments,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The names of the parameters, in order.
+    pub fn params(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Param(n) | Segment::Greedy(n) => Some(n.as_str()),
+            Segment::Literal(_) => None,
+        })
+    }
+}
+
+impl fmt::Display for PathTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+fn is_param_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 128
+}
+
+fn is_literal_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:@!$&'()*,;=".contains(c)
+}
+
+// === MethodKey ===
+
+/// An HTTP method of a resource, or ANY. Ordered so explicit methods come before ANY.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum MethodKey {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Head,
+    Options,
+    Any,
+}
+
+impl MethodKey {
+    /// Every explicit method.
+    pub const EXPLICIT: [MethodKey; 7] = [
+        MethodKey::Get,
+        MethodKey::Post,
+        MethodKey::Put,
+        MethodKey::Patch,
+        MethodKey::Delete,
+        MethodKey::Head,
+        MethodKey::Options,
+    ];
+
+    /// Parses an upper-case method name as AWS spells it.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "GET" => MethodKey::Get,
+            "POST" => MethodKey::Post,
+            "PUT" => MethodKey::Put,
+            "PATCH" => MethodKey::Patch,
+            "DELETE" => MethodKey::Delete,
+            "HEAD" => MethodKey::Head,
+            "OPTIONS" => MethodKey::Options,
+            "ANY" => MethodKey::Any,
+            _ => return None,
+        })
+    }
+
+    /// The method of a request, if it is one a resource can declare.
+    pub fn of_request(method: &http::Method) -> Option<Self> {
+        Some(match *method {
+            http::Method::GET => MethodKey::Get,
+            http::Method::POST => MethodKey::Post,
+            http::Method::PUT => MethodKey::Put,
+            http::Method::PATCH => MethodKey::Patch,
+            http::Method::DELETE => MethodKey::Delete,
+            http::Method::HEAD => MethodKey::Head,
+            http::Method::OPTIONS => MethodKey::Options,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodKey::Get => "GET",
+            MethodKey::Post => "POST",
+            MethodKey::Put => "PUT",
+            MethodKey::Patch => "PATCH",
+            MethodKey::Delete => "DELETE",
+            MethodKey::Head => "HEAD",
+            MethodKey::Options => "OPTIONS",
+            MethodKey::Any => "ANY",
+        }
+    }
+}
+
+impl fmt::Display for MethodKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === MethodDef and Integration ===
+
+/// A method of a resource.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodDef {
+    pub api_key_required: bool,
+    /// Request parameters the caller must send (else 400 BAD_REQUEST_PARAMETERS).
+    pub required_parameters: Vec<ParamRef>,
+    pub integration: Integration,
+}
+
+/// A request parameter: where it is and its name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ParamRef {
+    pub location: ParamLocation,
+    pub name: String,
+}
+
+/// Where a request parameter lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamLocation {
+    Path,
+    Querystring,
+    Header,
+}
+
+impl ParamLocation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamLocation::Path => "path",
+            ParamLocation::Querystring => "querystring",
+            ParamLocation::Header => "header",
+        }
+    }
+}
+
+/// How a method reaches its backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IntegrationKind {
+    HttpProxy,
+    Http,
+    Mock,
+}
+
+/// A validated integration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Integration {
+    pub kind: IntegrationKind,
+    pub backend: Backend,
+    /// The method sent upstream; `None` keeps the request's.
+    pub http_method: Option<http::Method>,
+    pub timeout: Duration,
+    /// `integration.request.*` ← source, for HTTP integrations.
+    pub request_parameters: Vec<ParameterMapping>,
+    /// For HTTP and MOCK integrations; the default response (no pattern) last.
+    pub responses: Vec<IntegrationResponse>,
+    /// For MOCK: the status code the request template selects (`{"statusCode": 200}`).
+    pub mock_status: u16,
+    pub insecure_skip_verify: bool,
+}
+
+/// The backend of an integration.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Backend {
+    /// No backend (MOCK).
+    None,
+    /// An absolute http(s) URL.
+    Url(UriTemplate),
+    /// An in-cluster Service (connectionType VPC_LINK); `uri` supplies scheme, path and query.
+    Service { service: ServiceRef, uri: UriTemplate },
+}
+
+/// A Service and port.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceRef {
+    pub namespace: String,
+    pub name: String,
+    pub port: u16,
+}
+
+/// A backend URI with `{param}` and `${stageVariables.x}` placeholders.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UriTemplate {
+    raw: String,
+    parts: Vec<UriPart>,
+}
+
+/// A piece of a [`UriTemplate`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum UriPart {
+    Literal(String),
+    /// `{name}` (a path parameter of the resource; `{proxy}` for `{proxy+}`).
+    PathParam(String),
+    /// `${stageVariables.name}`.
+    StageVariable(String),
+}
+
+impl UriTemplate {
+    /// Splits a template into parts; the error is a message without the field path.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = raw;
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix("${") {
+                let end = after.find('}').ok_or("unclosed '${'")?;
+                let name = after[..end].strip_prefix("stageVariables.").ok_or_else(|| {
+                    format!(
+                        "unknown variable ${{{}}}: only ${{stageVariables.NAME}}",
+                        &after[..end]
+                    )
+                })?;
+                if !is_stage_variable_name(name) {
+                    return Err(format!("invalid stage variable name {name:?}"));
+                }
+                flush(&mut literal, &mut parts);
+                parts.push(UriPart::StageVariable(name.to_string()));
+                rest = &after[end + 1..];
+            } else if let Some(after) = rest.strip_prefix('{') {
+                let end = after.find('}').ok_or("unclosed '{'")?;
+                let name = &after[..end];
+                if !is_param_name(name) {
+                    return Err(format!("invalid path parameter reference {{{name}}}"));
+                }
+                flush(&mut literal, &mut parts);
+                parts.push(UriPart::PathParam(name.to_string()));
+                rest = &after[end + 1..];
+            } else {
+                let mut chars = rest.chars();
+                if let Some(c) = chars.next() {
+                    literal.push(c);
+                }
+                rest = chars.as_str();
+            }
+        }
+        flush(&mut literal, &mut parts);
+        Ok(UriTemplate {
+            raw: raw.to_string(),
+            parts,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    pub fn parts(&self) -> &[UriPart] {
+        &self.parts
+    }
+
+    /// Renders the template. `param` and `variable` give the value of a placeholder; a
+    /// placeholder without a value renders empty, as in AWS.
+    pub fn render<'a>(
+        &self,
+        mut param: impl FnMut(&str) -> Option<&'a str>,
+        mut variable: impl FnMut(&str) -> Option<&'a str>,
+    ) -> String {
+        let mut out = String::with_capacity(self.raw.len() + 16);
+        for part in &self.parts {
+            match part {
+                UriPart::Literal(s) => out.push_str(s),
+                UriPart::PathParam(n) => out.push_str(param(n).unwrap_or_default()),
+                UriPart::StageVariable(n) => out.push_str(variable(n).unwrap_or_default()),
+            }
+        }
+        out
+    }
+
+    /// The literal text before the first placeholder.
+    pub fn literal_prefix(&self) -> &str {
+        match self.parts.first() {
+            Some(UriPart::Literal(s)) => s,
+            _ => "",
+        }
+    }
+}
+
+fn flush(literal: &mut String, parts: &mut Vec<UriPart>) {
+    if !literal.is_empty() {
+        parts.push(UriPart::Literal(std::mem::take(literal)));
+    }
+}
+
+/// A stage variable name: letters, digits and `_`, at most 64 characters.
+pub fn is_stage_variable_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A request parameter mapping of an HTTP integration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ParameterMapping {
+    /// `integration.request.{location}.{name}`.
+    pub target: ParamRef,
+    pub source: ValueSource,
+}
+
+/// Where a mapped value comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ValueSource {
+    /// `method.request.{location}.{name}`.
+    Request(ParamRef),
+    /// `stageVariables.{name}`.
+    StageVariable(String),
+    /// `'static value'`.
+    Static(String),
+}
+
+/// Maps a backend status to a method response.
+#[derive(Clone, Debug)]
+pub struct IntegrationResponse {
+    pub status: u16,
+    /// Matched against the backend status code, anchored; `None` is the default response.
+    pub selection_pattern: Option<regex::Regex>,
+    /// `method.response.header.{name}` ← `integration.response.header.{name}` or a static value.
+    pub headers: Vec<(String, HeaderSource)>,
+    /// A body template (for the first content type), `None` passes the backend body through.
+    pub body: Option<(String, String)>,
+}
+
+impl PartialEq for IntegrationResponse {
+    fn eq(&self, other: &Self) -> bool {
+        self.status == other.status
+            && self.selection_pattern.as_ref().map(regex::Regex::as_str)
+                == other.selection_pattern.as_ref().map(regex::Regex::as_str)
+            && self.headers == other.headers
+            && self.body == other.body
+    }
+}
+
+impl IntegrationResponse {
+    /// Whether this response's pattern selects `status` (the default response selects all).
+    pub fn selects(&self, status: u16) -> bool {
+        match &self.selection_pattern {
+            None => true,
+            Some(re) => re.is_match(&status.to_string()),
+        }
+    }
+}
+
+/// Where a response header value comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HeaderSource {
+    /// `integration.response.header.{name}`.
+    Backend(String),
+    /// `'static value'`.
+    Static(String),
+}
+
+// === ResourcePolicy ===
+
+/// Who may invoke an API. For PRIVATE APIs, a caller no allow rule matches is denied; a deny
+/// rule always wins.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourcePolicy {
+    pub allow: Vec<PolicyRule>,
+    pub deny: Vec<PolicyRule>,
+}
+
+/// A rule: the caller's address is in one of the CIDRs, or its pod is in one of the namespaces.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyRule {
+    pub source_cidrs: Vec<IpNet>,
+    pub source_namespaces: Vec<String>,
+}
+
+impl PolicyRule {
+    /// Whether the rule matches a caller; `namespace` is the caller pod's namespace, if known.
+    pub fn matches(&self, ip: IpAddr, namespace: Option<&str>) -> bool {
+        self.source_cidrs.iter().any(|net| net.contains(&ip))
+            || namespace.is_some_and(|ns| self.source_namespaces.iter().any(|n| n == ns))
+    }
+}
+
+impl ResourcePolicy {
+    /// Whether the policy says anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+
+    /// Evaluates the policy for a caller. `default_allow` is the answer when no rule matches
+    /// (false for PRIVATE APIs, true otherwise).
+    pub fn allows(&self, ip: IpAddr, namespace: Option<&str>, default_allow: bool) -> bool {
+        if self.deny.iter().any(|r| r.matches(ip, namespace)) {
+            return false;
+        }
+        if self.allow.iter().any(|r| r.matches(ip, namespace)) {
+            return true;
+        }
+        default_allow && self.allow.is_empty()
+    }
+}

@@ -1,0 +1,128 @@
+//! Validated stages.
+
+use std::{collections::BTreeMap, fmt};
+
+use crate::model::{MethodKey, Throttle};
+
+/// A stage name: `[A-Za-z0-9_-]{1,128}`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct StageName(String);
+
+impl StageName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > 128 {
+            return Err("must be 1 to 128 characters".into());
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Err(format!(
+                "has the character {c:?}; stage names are letters, digits, '-' and '_'"
+            ));
+        }
+        Ok(StageName(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a stage serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StageSource {
+    /// A Deployment snapshot, by Deployment name.
+    Deployment(String),
+    /// The live RestApi (`autoDeploy: true`).
+    Live,
+}
+
+/// A validated Stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageDef {
+    /// The RestApi's name (same namespace).
+    pub rest_api: String,
+    pub name: StageName,
+    pub source: StageSource,
+    pub variables: BTreeMap<String, String>,
+    pub throttle: Option<Throttle>,
+    pub method_settings: Vec<MethodSettings>,
+    pub cache_enabled: bool,
+    pub canary: Option<CanaryDef>,
+    pub access_log: Option<AccessLogFormat>,
+}
+
+/// Which methods a setting applies to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MethodSelector {
+    /// `*/*`.
+    All,
+    /// `/pets/GET` (`~1pets/GET` in AWS notation).
+    Method { path: String, method: MethodKey },
+}
+
+impl MethodSelector {
+    /// Parses `RESOURCE_PATH/METHOD` or `*/*`. The path may be written with `~1` for `/`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "*/*" {
+            return Ok(MethodSelector::All);
+        }
+        let (path, method) = s.rsplit_once('/').ok_or("must be RESOURCE_PATH/METHOD or */*")?;
+        let method = MethodKey::parse(method).ok_or_else(|| {
+            format!("unknown method {method:?}; one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, ANY")
+        })?;
+        let path = path.replace("~1", "/");
+        let path = if path.is_empty() { "/".to_string() } else { path };
+        if !path.starts_with('/') {
+            return Err("the resource path must start with '/' (or '~1')".into());
+        }
+        Ok(MethodSelector::Method { path, method })
+    }
+
+    /// Whether the selector applies to a resource method.
+    pub fn applies(&self, path: &str, method: MethodKey) -> bool {
+        match self {
+            MethodSelector::All => true,
+            MethodSelector::Method { path: p, method: m } => p == path && *m == method,
+        }
+    }
+}
+
+/// Settings of the methods a selector picks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodSettings {
+    pub selector: MethodSelector,
+    pub throttle: Option<Throttle>,
+    pub caching_enabled: Option<bool>,
+    pub cache_ttl_seconds: Option<u32>,
+}
+
+/// A stage's canary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CanaryDef {
+    /// The canary's Deployment name; `None` is the stage's own deployment.
+    pub deployment: Option<String>,
+    /// 0.0 to 100.0.
+    pub percent: f64,
+    pub variable_overrides: BTreeMap<String, String>,
+    pub use_stage_cache: bool,
+}
+
+/// The access log line format of a stage.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AccessLogFormat {
+    /// The Common Log Format preset of AWS.
+    Clf,
+    /// A JSON object of the common `$context` fields.
+    Json,
+    /// A template of `$context.*` variables.
+    Template(String),
+}

@@ -1,0 +1,301 @@
+//! The compiled, immutable routing table.
+
+use std::{collections::HashMap, sync::Arc};
+
+use crate::model::{
+    AccessLogFormat, ApiId, ApiKeySource, EndpointType, KeyDigest, KeyId, MethodDef, MethodKey,
+    MethodSelector, ObjectKey, PathTemplate, Quota, ResourcePolicy, Throttle,
+};
+
+/// Which listener a request arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Listener {
+    /// Serves EDGE and REGIONAL APIs.
+    Public,
+    /// Serves PRIVATE APIs (inside the cluster).
+    Private,
+}
+
+/// Host and URL settings shared by every API of a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostSettings {
+    /// The region label in `{apiId}.execute-api.{region}.{baseDomain}`.
+    pub region: String,
+    /// The base domain in `{apiId}.execute-api.{region}.{baseDomain}`.
+    pub base_domain: String,
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        HostSettings {
+            region: "local".into(),
+            base_domain: "turnpike.dev".into(),
+        }
+    }
+}
+
+impl HostSettings {
+    /// `.execute-api.{region}.{baseDomain}`, the host suffix after the api id.
+    pub fn host_suffix(&self) -> String {
+        format!(".execute-api.{}.{}", self.region, self.base_domain)
+    }
+
+    /// `{apiId}.execute-api.{region}.{baseDomain}`.
+    pub fn api_host(&self, id: &ApiId) -> String {
+        format!("{id}{}", self.host_suffix())
+    }
+}
+
+/// Everything the proxy needs to serve requests, compiled and immutable.
+#[derive(Debug, Default)]
+pub struct RoutingTable {
+    /// Increases with every publication.
+    pub version: u64,
+    pub hosts: HostSettings,
+    host_suffix: String,
+    apis: HashMap<ApiId, Arc<ApiEntry>>,
+    /// API keys by value digest.
+    keys: HashMap<KeyDigest, Arc<KeyEntry>>,
+}
+
+impl RoutingTable {
+    /// A table over `apis` and `keys`.
+    pub fn new(version: u64, hosts: HostSettings, apis: Vec<ApiEntry>, keys: Vec<KeyEntry>) -> Self {
+        RoutingTable {
+            version,
+            host_suffix: hosts.host_suffix(),
+            hosts,
+            apis: apis.into_iter().map(|a| (a.id.clone(), Arc::new(a))).collect(),
+            keys: keys.into_iter().map(|k| (k.digest, Arc::new(k))).collect(),
+        }
+    }
+
+    /// The same table under another version number.
+    pub fn with_version(mut self, version: u64) -> Self {
+        self.version = version;
+        self
+    }
+
+    pub fn api(&self, id: &str) -> Option<&Arc<ApiEntry>> {
+        self.apis.get(id)
+    }
+
+    /// Every API, in no particular order.
+    pub fn apis(&self) -> impl Iterator<Item = &Arc<ApiEntry>> {
+        self.apis.values()
+    }
+
+    /// The API key with this digest.
+    pub fn key(&self, digest: &KeyDigest) -> Option<&Arc<KeyEntry>> {
+        self.keys.get(digest)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Arc<KeyEntry>> {
+        self.keys.values()
+    }
+
+    /// The total number of (resource, method) routes over every stage variant.
+    pub fn route_count(&self) -> usize {
+        self.apis
+            .values()
+            .flat_map(|a| a.stages.values())
+            .map(|s| {
+                s.primary.routes.route_count()
+                    + s.canary.as_ref().map_or(0, |c| c.variant.routes.route_count())
+            })
+            .sum()
+    }
+
+    pub(crate) fn host_suffix(&self) -> &str {
+        &self.host_suffix
+    }
+}
+
+/// A RestApi as served.
+#[derive(Debug)]
+pub struct ApiEntry {
+    pub id: ApiId,
+    /// The RestApi object (labels metrics and logs).
+    pub object: ObjectKey,
+    pub endpoint_type: EndpointType,
+    pub api_key_source: ApiKeySource,
+    pub policy: ResourcePolicy,
+    pub stages: HashMap<String, Arc<StageEntry>>,
+}
+
+impl ApiEntry {
+    /// Whether a listener may serve this API.
+    pub fn served_on(&self, listener: Listener) -> bool {
+        match self.endpoint_type {
+            EndpointType::Private => listener == Listener::Private,
+            EndpointType::Edge | EndpointType::Regional => listener == Listener::Public,
+        }
+    }
+}
+
+/// A stage as served: a primary variant and an optional canary.
+#[derive(Debug)]
+pub struct StageEntry {
+    pub name: String,
+    /// The Stage object.
+    pub object: ObjectKey,
+    pub primary: Arc<StageVariant>,
+    pub canary: Option<CanaryEntry>,
+    /// The stage-wide throttle.
+    pub throttle: Option<Throttle>,
+    /// Per-method settings, most specific first.
+    pub method_settings: Vec<crate::model::MethodSettings>,
+    pub cache_enabled: bool,
+    pub access_log: Option<AccessLogFormat>,
+    /// Usage plans that apply to this stage, by plan object.
+    pub plans: HashMap<ObjectKey, Arc<PlanEntry>>,
+}
+
+/// The canary of a stage.
+#[derive(Debug)]
+pub struct CanaryEntry {
+    /// 0.0 to 100.0.
+    pub percent: f64,
+    pub variant: Arc<StageVariant>,
+    pub use_stage_cache: bool,
+}
+
+/// What one variant of a stage serves: a deployment's routes with the stage variables.
+#[derive(Debug)]
+pub struct StageVariant {
+    /// The deployment id, or `live-{digest}` for an autoDeploy stage.
+    pub deployment_id: String,
+    /// Stage variables (with canary overrides applied for a canary variant).
+    pub variables: Arc<std::collections::BTreeMap<String, String>>,
+    /// Shared between every stage that serves the same deployment.
+    pub routes: Arc<RouteSet>,
+    pub is_canary: bool,
+}
+
+impl StageVariant {
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.variables.get(name).map(String::as_str)
+    }
+}
+
+/// A usage plan, as it applies to one stage.
+#[derive(Debug)]
+pub struct PlanEntry {
+    pub object: ObjectKey,
+    pub throttle: Option<Throttle>,
+    pub quota: Option<Quota>,
+    pub method_throttles: Vec<(MethodSelector, Throttle)>,
+}
+
+/// An API key.
+#[derive(Debug)]
+pub struct KeyEntry {
+    pub id: KeyId,
+    pub object: ObjectKey,
+    pub digest: KeyDigest,
+    pub enabled: bool,
+    pub customer_id: Option<String>,
+    /// The usage plans the key is in.
+    pub plans: Vec<ObjectKey>,
+}
+
+/// The compiled routes of one deployment (or live definition).
+#[derive(Debug)]
+pub struct RouteSet {
+    router: matchit::Router<u32>,
+    resources: Vec<ResourceEntry>,
+}
+
+/// A resource of a route set.
+#[derive(Debug)]
+pub struct ResourceEntry {
+    pub path: PathTemplate,
+    /// The AWS-style resource id (6 lowercase alphanumerics).
+    pub id: String,
+    /// Explicit methods first, ANY last.
+    pub methods: Vec<(MethodKey, Arc<MethodDef>)>,
+}
+
+impl ResourceEntry {
+    /// The method entry for a request method: an explicit method beats ANY.
+    pub fn method(&self, method: &http::Method) -> Option<(MethodKey, &Arc<MethodDef>)> {
+        let wanted = MethodKey::of_request(method);
+        self.methods
+            .iter()
+            .find(|(k, _)| Some(*k) == wanted)
+            .or_else(|| self.methods.iter().find(|(k, _)| *k == MethodKey::Any))
+            .map(|(k, d)| (*k, d))
+    }
+}
+
+/// A path template conflicts with another of the same route set.
+#[derive(Debug, thiserror::Error)]
+#[error("{path} conflicts with another resource: {source}")]
+pub struct RouteConflict {
+    pub path: String,
+    #[source]
+    pub source: matchit::InsertError,
+}
+
+impl RouteSet {
+    /// Builds the routes of resources; the first conflicting path fails the whole set.
+    pub fn new(resources: Vec<ResourceEntry>) -> Result<Self, RouteConflict> {
+        let mut router = matchit::Router::new();
+        for (i, r) in resources.iter().enumerate() {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            router
+                .insert(matchit_route(&r.path), index)
+                .map_err(|source| RouteConflict {
+                    path: r.path.to_string(),
+                    source,
+                })?;
+        }
+        Ok(RouteSet { router, resources })
+    }
+
+    pub fn resources(&self) -> &[ResourceEntry] {
+        &self.resources
+    }
+
+    pub fn route_count(&self) -> usize {
+        self.resources.iter().map(|r| r.methods.len()).sum()
+    }
+
+    pub(crate) fn router(&self) -> &matchit::Router<u32> {
+        &self.router
+    }
+
+    pub(crate) fn resource(&self, index: u32) -> Option<&ResourceEntry> {
+        self.resources.get(index as usize)
+    }
+}
+
+/// `/pets/{id}` stays; `/files/{proxy+}` becomes matchit's catch-all `/files/{*proxy}`.
+fn matchit_route(path: &PathTemplate) -> String {
+    use crate::model::Segment;
+    let mut out = String::with_capacity(path.as_str().len() + 2);
+    for segment in path.segments() {
+        out.push('/');
+        match segment {
+            Segment::Literal(s) => {
+                // matchit treats braces as parameters; literal segments never contain them.
+                out.push_str(s);
+            }
+            Segment::Param(n) => {
+                out.push('{');
+                out.push_str(n);
+                out.push('}');
+            }
+            Segment::Greedy(n) => {
+                out.push_str("{*");
+                out.push_str(n);
+                out.push('}');
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
