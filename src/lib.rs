@@ -6,5 +6,7 @@
 //! the binary wire the pieces together.
 
 pub mod api;
+pub mod compile;
+pub mod ingest;
 pub mod model;
 pub mod routing;

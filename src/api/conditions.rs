@@ -59,4 +59,44 @@ pub mod reasons {
     pub const REFS_NOT_RESOLVED: &str = "RefsNotResolved";
     pub const NO_READY_ENDPOINTS: &str = "NoReadyEndpoints";
     pub const DISABLED: &str = "Disabled";
+
+    /// Every reason, for tests that check each one is reachable.
+    pub const ALL: &[&str] = &[
+        ACCEPTED,
+        RESOLVED_REFS,
+        READY,
+        INVALID_PATH,
+        INVALID_METHOD,
+        INVALID_INTEGRATION,
+        INVALID_PARAMETER_MAPPING,
+        INVALID_STAGE_NAME,
+        INVALID_STAGE_VARIABLE,
+        INVALID_THROTTLE,
+        INVALID_QUOTA,
+        INVALID_CANARY,
+        INVALID_API_KEY,
+        INVALID_POLICY,
+        INVALID_ENDPOINT_CONFIGURATION,
+        INVALID_REFERENCE,
+        ROUTE_CONFLICT,
+        STAGE_CONFLICT,
+        REST_API_NOT_FOUND,
+        REST_API_INVALID,
+        DEPLOYMENT_NOT_FOUND,
+        DEPLOYMENT_API_MISMATCH,
+        DEPLOYMENT_NOT_READY,
+        SNAPSHOT_PENDING,
+        SNAPSHOT_INVALID,
+        STAGE_NOT_FOUND,
+        SERVICE_NOT_FOUND,
+        SERVICE_PORT_NOT_FOUND,
+        SECRET_NOT_FOUND,
+        SECRET_KEY_NOT_FOUND,
+        USAGE_PLAN_NOT_FOUND,
+        DUPLICATE_API_KEY,
+        NOT_ACCEPTED,
+        REFS_NOT_RESOLVED,
+        NO_READY_ENDPOINTS,
+        DISABLED,
+    ];
 }

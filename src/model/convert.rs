@@ -38,8 +38,9 @@ pub struct DeploymentDef {
 
 // === RestApi ===
 
-/// Validates a RestApi spec.
-pub fn rest_api(spec: &api::RestApiSpec) -> Result<RestApiDef, Vec<Invalid>> {
+/// Validates a RestApi spec. `namespace` is the RestApi's; Services without a namespace are
+/// looked up there.
+pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, Vec<Invalid>> {
     let api::RestApiSpec {
         description: _,
         endpoint_configuration,
@@ -108,7 +109,7 @@ pub fn rest_api(spec: &api::RestApiSpec) -> Result<RestApiDef, Vec<Invalid>> {
                 );
                 continue;
             };
-            match method_def(method, &path, endpoint_type, &mfield) {
+            match method_def(method, &path, endpoint_type, namespace, &mfield) {
                 Ok(def) => {
                     converted.insert(key, std::sync::Arc::new(def));
                 }
@@ -176,6 +177,7 @@ fn method_def(
     spec: &ra::MethodSpec,
     path: &PathTemplate,
     endpoint_type: EndpointType,
+    namespace: &str,
     field: &FieldPath,
 ) -> Result<MethodDef, Vec<Invalid>> {
     let ra::MethodSpec {
@@ -202,20 +204,22 @@ fn method_def(
             Err(e) => errors.push(&pfield, Reason::InvalidParameterMapping, e),
         }
     }
-    let integration = match integration_def(integration, path, endpoint_type, &field.field("integration")) {
-        Ok(i) => Some(i),
-        Err(e) => {
-            errors.extend(e);
-            None
-        }
-    };
-    match integration {
-        Some(integration) => errors.finish(MethodDef {
+    match integration_def(
+        integration,
+        path,
+        endpoint_type,
+        namespace,
+        &field.field("integration"),
+    ) {
+        Ok(integration) => errors.finish(MethodDef {
             api_key_required: api_key_required.unwrap_or(false),
             required_parameters: required,
             integration,
         }),
-        None => Err(errors.finish(()).err().unwrap_or_default()),
+        Err(e) => {
+            errors.extend(e);
+            errors.finish_err()
+        }
     }
 }
 
@@ -223,6 +227,7 @@ fn integration_def(
     spec: &ra::IntegrationSpec,
     path: &PathTemplate,
     endpoint_type: EndpointType,
+    namespace: &str,
     field: &FieldPath,
 ) -> Result<Integration, Vec<Invalid>> {
     let ra::IntegrationSpec {
@@ -238,6 +243,7 @@ fn integration_def(
         tls_config,
     } = spec;
     let mut errors = Errors::default();
+    let own_namespace = namespace;
     let kind = match type_ {
         ra::IntegrationType::HttpProxy => IntegrationKind::HttpProxy,
         ra::IntegrationType::Http => IntegrationKind::Http,
@@ -364,9 +370,8 @@ fn integration_def(
             }
             match (service, uri_t) {
                 (Some((name, namespace, port)), Some(uri)) => Backend::Service {
-                    // The namespace defaults to the RestApi's; compile fills it in.
                     service: ServiceRef {
-                        namespace: namespace.unwrap_or_default(),
+                        namespace: namespace.unwrap_or_else(|| own_namespace.to_string()),
                         name,
                         port,
                     },

@@ -121,6 +121,11 @@ impl Errors {
         self.0.extend(other);
     }
 
+    /// The failures collected so far (at least one must have been pushed).
+    pub(crate) fn finish_err<T>(self) -> Result<T, Vec<Invalid>> {
+        Err(self.0)
+    }
+
     /// `Ok(value)` when nothing failed.
     pub(crate) fn finish<T>(self, value: T) -> Result<T, Vec<Invalid>> {
         if self.0.is_empty() { Ok(value) } else { Err(self.0) }

@@ -9,6 +9,7 @@
 //! picks the stage variant (primary or canary) and calls [`RouteSet::find`] on its routes.
 //! [`RoutingTable::find`] does both with the primary variant, for tools and tests.
 
+pub mod describe;
 mod matcher;
 pub mod store;
 mod table;

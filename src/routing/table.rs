@@ -1,10 +1,10 @@
 //! The compiled, immutable routing table.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use crate::model::{
     AccessLogFormat, ApiId, ApiKeySource, EndpointType, KeyDigest, KeyId, MethodDef, MethodKey,
-    MethodSelector, ObjectKey, PathTemplate, Quota, ResourcePolicy, Throttle,
+    MethodSelector, ObjectKey, PathTemplate, Quota, ResourcePolicy, ServiceRef, Throttle,
 };
 
 /// Which listener a request arrived on.
@@ -57,18 +57,41 @@ pub struct RoutingTable {
     apis: HashMap<ApiId, Arc<ApiEntry>>,
     /// API keys by value digest.
     keys: HashMap<KeyDigest, Arc<KeyEntry>>,
+    /// Ready endpoints of the Services private integrations call.
+    services: HashMap<ServiceRef, Arc<[SocketAddr]>>,
+}
+
+/// What a [`RoutingTable`] is made of.
+#[derive(Debug, Default)]
+pub struct TableParts {
+    pub hosts: HostSettings,
+    pub apis: Vec<ApiEntry>,
+    pub keys: Vec<KeyEntry>,
+    pub services: Vec<(ServiceRef, Vec<SocketAddr>)>,
 }
 
 impl RoutingTable {
-    /// A table over `apis` and `keys`.
-    pub fn new(version: u64, hosts: HostSettings, apis: Vec<ApiEntry>, keys: Vec<KeyEntry>) -> Self {
+    /// A table made of `parts`.
+    pub fn new(version: u64, parts: TableParts) -> Self {
+        let TableParts {
+            hosts,
+            apis,
+            keys,
+            services,
+        } = parts;
         RoutingTable {
             version,
             host_suffix: hosts.host_suffix(),
             hosts,
             apis: apis.into_iter().map(|a| (a.id.clone(), Arc::new(a))).collect(),
             keys: keys.into_iter().map(|k| (k.digest, Arc::new(k))).collect(),
+            services: services.into_iter().map(|(s, e)| (s, Arc::from(e))).collect(),
         }
+    }
+
+    /// The ready endpoints of a Service port; `None` when the Service is unknown.
+    pub fn service_endpoints(&self, service: &ServiceRef) -> Option<&Arc<[SocketAddr]>> {
+        self.services.get(service)
     }
 
     /// The same table under another version number.

@@ -1,0 +1,111 @@
+//! The input of [`compile`](super::compile): every object the routing table is made from,
+//! already validated, plus the facts about Services and Secrets they refer to.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
+};
+
+use crate::model::{
+    ApiKeyDef, DeploymentDef, Invalid, ObjectKey, RestApiDef, ServiceRef, StageDef, UsagePlanDef,
+};
+
+/// Identity of an object: its key, uid and generation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub key: ObjectKey,
+    pub uid: String,
+    pub generation: i64,
+}
+
+/// An object as converted: its identity and its validated definition, or why it is invalid.
+#[derive(Clone, Debug)]
+pub struct Obj<T> {
+    pub meta: Meta,
+    pub def: Result<T, Vec<Invalid>>,
+}
+
+/// A RestApi, with the digest of its spec (what a snapshot of it would record).
+#[derive(Clone, Debug)]
+pub struct RestApiObj {
+    pub meta: Meta,
+    pub def: Result<RestApiDef, Vec<Invalid>>,
+    /// sha256 of the canonical spec JSON.
+    pub digest: String,
+}
+
+/// The recorded snapshot of a Deployment.
+#[derive(Clone, Debug)]
+pub enum Snapshot {
+    /// Not recorded yet: the leader records it at the first reconcile.
+    Pending,
+    /// Recorded. The definition is validated again here, so a snapshot made by an older version
+    /// with looser rules still reports what is wrong with it.
+    Recorded {
+        digest: String,
+        def: Result<RestApiDef, Vec<Invalid>>,
+    },
+    /// The snapshot object exists but cannot be read (wrong digest, malformed content).
+    Corrupt { message: String },
+}
+
+/// A Deployment and its snapshot.
+#[derive(Clone, Debug)]
+pub struct DeploymentObj {
+    pub meta: Meta,
+    pub def: Result<DeploymentDef, Vec<Invalid>>,
+    pub snapshot: Snapshot,
+}
+
+/// What the cluster says about a Service: its ports and the ready endpoints behind each.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceFacts {
+    pub ports: Vec<ServicePortFacts>,
+}
+
+/// One Service port and its ready endpoints (from EndpointSlices).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServicePortFacts {
+    pub name: Option<String>,
+    pub port: u16,
+    pub endpoints: Vec<SocketAddr>,
+}
+
+/// Everything compile reads. Built by `crate::ingest` from Kubernetes objects, or by tests.
+#[derive(Clone, Debug, Default)]
+pub struct World {
+    pub rest_apis: BTreeMap<ObjectKey, RestApiObj>,
+    pub deployments: BTreeMap<ObjectKey, DeploymentObj>,
+    pub stages: BTreeMap<ObjectKey, Obj<StageDef>>,
+    pub usage_plans: BTreeMap<ObjectKey, Obj<UsagePlanDef>>,
+    pub api_keys: BTreeMap<ObjectKey, Obj<ApiKeyDef>>,
+    pub services: BTreeMap<ObjectKey, ServiceFacts>,
+    /// Only the Secrets API keys refer to.
+    pub secrets: BTreeMap<ObjectKey, BTreeMap<String, Vec<u8>>>,
+}
+
+impl World {
+    /// The ready endpoints of a Service port, or why there are none.
+    pub fn endpoints(&self, service: &ServiceRef) -> Result<Vec<SocketAddr>, EndpointsError> {
+        let key = ObjectKey::new(service.namespace.clone(), service.name.clone());
+        let facts = self.services.get(&key).ok_or(EndpointsError::ServiceNotFound)?;
+        let port = facts
+            .ports
+            .iter()
+            .find(|p| p.port == service.port)
+            .ok_or(EndpointsError::PortNotFound)?;
+        Ok(port.endpoints.clone())
+    }
+}
+
+/// Why a Service port has no endpoints to offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointsError {
+    ServiceNotFound,
+    PortNotFound,
+}
+
+/// An address helper for tests and ingest: `ip:port`.
+pub fn socket(ip: IpAddr, port: u16) -> SocketAddr {
+    SocketAddr::new(ip, port)
+}
