@@ -99,6 +99,15 @@ fn cases() -> Vec<std::path::PathBuf> {
     cases
 }
 
+fn output_of(input: &Path) -> std::path::PathBuf {
+    let name = input
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .replace(".in.yaml", ".out.yaml");
+    input.with_file_name(name)
+}
+
 fn render(input: &Path) -> String {
     let yaml = std::fs::read_to_string(input).expect("read input");
     let (objects, probes) = split_probes(&yaml);
@@ -118,13 +127,7 @@ fn golden_files_match() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
     for input in cases() {
-        let output = input.with_file_name(
-            input
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .replace(".in.yaml", ".out.yaml"),
-        );
+        let output = output_of(&input);
         let got = render(&input);
         if update {
             std::fs::write(&output, &got).expect("write golden");
@@ -168,13 +171,7 @@ fn there_are_at_least_thirty_cases() {
 fn every_reason_has_a_golden_case() {
     let mut seen = BTreeSet::new();
     for input in cases() {
-        let output = input.with_file_name(
-            input
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .replace(".in.yaml", ".out.yaml"),
-        );
+        let output = output_of(&input);
         let text = std::fs::read_to_string(&output).unwrap_or_default();
         for reason in reasons::ALL {
             if text.contains(&format!("reason: {reason}\n")) {
