@@ -132,6 +132,7 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
 }
 
 /// AWS allows one variable child per resource: `/pets/{id}` and `/pets/{petId}/toys` clash.
+/// Each template is well-formed on its own, so this is a `RouteConflict`, not an `InvalidPath`.
 fn check_siblings(resources: &[Resource], field: &FieldPath, errors: &mut Errors) {
     // (parent literal prefix) -> (variable segment as written, first path that used it)
     let mut seen: BTreeMap<String, (String, String)> = BTreeMap::new();
@@ -151,7 +152,7 @@ fn check_siblings(resources: &[Resource], field: &FieldPath, errors: &mut Errors
                 Some((other, first)) if *other != written => {
                     errors.push(
                         &field.key(resource.path.as_str()),
-                        Reason::InvalidPath,
+                        Reason::RouteConflict,
                         format!(
                             "a sibling ({other}, in {first:?}) already has a variable path part at {:?}; only one is allowed",
                             if prefix.is_empty() { "/" } else { &prefix }
