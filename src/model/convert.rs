@@ -408,7 +408,14 @@ fn integration_def(
         errors.push(
             &field.field("timeoutInMillis"),
             Reason::InvalidIntegration,
-            format!("{timeout_ms} is out of range: 50 to {max} for {endpoint_type:?} APIs"),
+            format!(
+                "{timeout_ms} is out of range: 50 to {max} for {} APIs",
+                match endpoint_type {
+                    EndpointType::Edge => "EDGE",
+                    EndpointType::Regional => "REGIONAL",
+                    EndpointType::Private => "PRIVATE",
+                }
+            ),
         );
     }
 
