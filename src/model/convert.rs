@@ -815,7 +815,7 @@ pub fn stage(spec: &api::StageSpec) -> Result<StageDef, Vec<Invalid>> {
     check_variables(variables, &root.field("variables"), &mut errors);
     let throttle = throttle
         .as_ref()
-        .and_then(|t| throttle_def(t, &root.field("throttle"), &mut errors));
+        .and_then(|t| throttle_def(t, &root.field("throttle"), THROTTLE_FIELDS, &mut errors));
 
     let mut settings = Vec::new();
     for (key, s) in method_settings {
@@ -838,7 +838,7 @@ pub fn stage(spec: &api::StageSpec) -> Result<StageDef, Vec<Invalid>> {
                 rate_limit: *throttling_rate_limit,
                 burst_limit: *throttling_burst_limit,
             };
-            throttle_def(&t, &field, &mut errors)
+            throttle_def(&t, &field, METHOD_SETTING_FIELDS, &mut errors)
         } else {
             None
         };
@@ -963,7 +963,18 @@ fn check_variables(vars: &BTreeMap<String, String>, field: &FieldPath, errors: &
     }
 }
 
-fn throttle_def(t: &api::ThrottleSettings, field: &FieldPath, errors: &mut Errors) -> Option<Throttle> {
+/// The names of the rate and burst fields of a `throttle` (`ThrottleSettings`).
+const THROTTLE_FIELDS: [&str; 2] = ["rateLimit", "burstLimit"];
+/// The names of the rate and burst fields of a stage's `methodSettings` entry.
+const METHOD_SETTING_FIELDS: [&str; 2] = ["throttlingRateLimit", "throttlingBurstLimit"];
+
+/// Validates a throttle; `names` are the rate and burst field names as the user wrote them.
+fn throttle_def(
+    t: &api::ThrottleSettings,
+    field: &FieldPath,
+    [rate_field, burst_field]: [&str; 2],
+    errors: &mut Errors,
+) -> Option<Throttle> {
     let api::ThrottleSettings {
         rate_limit,
         burst_limit,
@@ -973,7 +984,7 @@ fn throttle_def(t: &api::ThrottleSettings, field: &FieldPath, errors: &mut Error
     let mut ok = true;
     if !rate.is_finite() || rate < 0.0 {
         errors.push(
-            &field.field("rateLimit"),
+            &field.field(rate_field),
             Reason::InvalidThrottle,
             format!("{rate} must be a number >= 0"),
         );
@@ -981,7 +992,7 @@ fn throttle_def(t: &api::ThrottleSettings, field: &FieldPath, errors: &mut Error
     }
     if burst < 0 {
         errors.push(
-            &field.field("burstLimit"),
+            &field.field(burst_field),
             Reason::InvalidThrottle,
             format!("{burst} must be >= 0"),
         );
@@ -989,9 +1000,9 @@ fn throttle_def(t: &api::ThrottleSettings, field: &FieldPath, errors: &mut Error
     }
     if ok && rate > 0.0 && burst == 0 {
         errors.push(
-            &field.field("burstLimit"),
+            &field.field(burst_field),
             Reason::InvalidThrottle,
-            "must be > 0 when rateLimit is set, or no request is ever admitted",
+            format!("must be > 0 when {rate_field} is set, or no request is ever admitted"),
         );
         ok = false;
     }
@@ -1047,7 +1058,7 @@ pub fn usage_plan(spec: &api::UsagePlanSpec) -> Result<UsagePlanDef, Vec<Invalid
             let tfield = field.field("throttle").key(key);
             match MethodSelector::parse(key) {
                 Ok(sel) => {
-                    if let Some(t) = throttle_def(t, &tfield, &mut errors) {
+                    if let Some(t) = throttle_def(t, &tfield, THROTTLE_FIELDS, &mut errors) {
                         method_throttles.push((sel, t));
                     }
                 }
@@ -1062,7 +1073,7 @@ pub fn usage_plan(spec: &api::UsagePlanSpec) -> Result<UsagePlanDef, Vec<Invalid
     }
     let throttle = throttle
         .as_ref()
-        .and_then(|t| throttle_def(t, &root.field("throttle"), &mut errors));
+        .and_then(|t| throttle_def(t, &root.field("throttle"), THROTTLE_FIELDS, &mut errors));
     let quota = quota.as_ref().and_then(
         |up::QuotaSettings {
              limit,
@@ -1169,3 +1180,6 @@ pub fn api_key(name: &str, spec: &api::ApiKeySpec) -> Result<ApiKeyDef, Vec<Inva
         usage_plans: plans,
     })
 }
+
+#[cfg(test)]
+mod tests;
