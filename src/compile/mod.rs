@@ -198,7 +198,13 @@ fn route_set(api_uid: &str, def: &RestApiDef) -> Result<Arc<RouteSet>, String> {
     RouteSet::new(resources).map(Arc::new).map_err(|e| e.to_string())
 }
 
-/// Private integrations whose Service or port is missing: (reason, message) per method.
+/// Private integrations whose Service or port is missing, or whose port has no ready
+/// endpoint: (reason, message) per method.
+///
+/// All three are `ResolvedRefs=False`: the method's backend reference does not lead to anything
+/// that can take a request. None of them keeps the object out of the table (its other routes
+/// serve, and the table is rebuilt when the Service or its endpoints change), so `Ready`
+/// stays as it is.
 fn service_problems(world: &World, def: &RestApiDef) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     for resource in &def.resources {
@@ -209,6 +215,16 @@ fn service_problems(world: &World, def: &RestApiDef) -> Vec<(&'static str, Strin
                     resource.path.as_str()
                 );
                 match world.endpoints(service) {
+                    Ok(endpoints) if endpoints.is_empty() => out.push((
+                        reasons::NO_READY_ENDPOINTS,
+                        format!(
+                            "{field}: Service \"{}/{}\" port {} has no ready endpoints; requests to {method} {} fail until it has",
+                            service.namespace,
+                            service.name,
+                            service.port,
+                            resource.path.as_str()
+                        ),
+                    )),
                     Ok(_) => {}
                     Err(EndpointsError::ServiceNotFound) => out.push((
                         reasons::SERVICE_NOT_FOUND,
