@@ -156,7 +156,9 @@ fn finish_rest_apis(
                 names
             })
             .unwrap_or_default();
-        if c.is_accepted() && c.is_resolved() {
+        // A served API is Ready even when a private integration's Service is missing: the
+        // table holds it, and ResolvedRefs says what fails.
+        if c.is_accepted() && (c.is_resolved() || !served.is_empty()) {
             if served.is_empty() {
                 c.ready("valid; not served by any stage yet (create a Deployment and a Stage)");
             } else {
