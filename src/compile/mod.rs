@@ -314,7 +314,8 @@ fn deployments<'w>(
                                 Err(conflict) => c.not_ready(reasons::ROUTE_CONFLICT, conflict),
                                 Ok(routes) => {
                                     for (reason, message) in service_problems(world, snapshot) {
-                                        c.unresolved(reason, message);
+                                        // The field path is the snapshot's, not this object's.
+                                        c.unresolved(reason, format!("in the snapshot, {message}"));
                                     }
                                     c.ready(format!(
                                         "snapshot {} of RestApi {:?}: {} routes",
@@ -479,7 +480,8 @@ fn stages<'w>(
         });
         fields.canary_deployment_id = canary.as_ref().map(|(id, _, _)| id.clone());
         for (reason, message) in service_problems(world, primary.1) {
-            c.unresolved(reason, message);
+            // The field path is the deployment's, not this object's.
+            c.unresolved(reason, format!("in deployment {}, {message}", primary.0));
         }
         let canary_note = match (&def.canary, &canary) {
             (Some(settings), Some((id, _, _))) => format!(", canary {id} at {}%", settings.percent),
