@@ -485,7 +485,9 @@ fn stages<'w>(
         }
         let canary_note = match (&def.canary, &canary) {
             (Some(settings), Some((id, _, _))) => format!(", canary {id} at {}%", settings.percent),
-            _ => String::new(),
+            // The reason is in ResolvedRefs; say here that no request goes to a canary.
+            (Some(_), None) => ", no canary (its deployment does not resolve)".to_string(),
+            (None, _) => String::new(),
         };
         c.ready(format!("serving deployment {}{canary_note}", primary.0));
         statuses.insert((Kind::Stage, key.clone()), c.finish(obj.meta.generation, fields));
