@@ -655,7 +655,7 @@ fn api_keys(
                         // The message says what is wrong with the value, never the value.
                         c.unresolved(
                             reasons::INVALID_API_KEY,
-                            format!("{field}: the value in Secret {secret:?} {e}"),
+                            format!("{field}: the value in Secret {secret:?} is not a valid key: {e}"),
                         );
                         None
                     }
