@@ -16,6 +16,9 @@ pub struct TableDescription {
     pub apis: Vec<ApiDescription>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<KeyDescription>,
+    /// `namespace/name:port -> [ready endpoints]` of the Services private integrations call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,10 +87,7 @@ impl RoutingTable {
                             settings.push(format!("throttle {}/s burst {}", t.rate, t.burst));
                         }
                         for m in &s.method_settings {
-                            let sel = match &m.selector {
-                                MethodSelector::All => "*/*".to_string(),
-                                MethodSelector::Method { path, method } => format!("{path}/{method}"),
-                            };
+                            let sel = selector(&m.selector);
                             if let Some(t) = m.throttle {
                                 settings.push(format!("{sel}: throttle {}/s burst {}", t.rate, t.burst));
                             }
@@ -111,6 +111,14 @@ impl RoutingTable {
                                 let mut d = p.object.to_string();
                                 if let Some(t) = p.throttle {
                                     d.push_str(&format!(" throttle {}/s burst {}", t.rate, t.burst));
+                                }
+                                for (sel, t) in &p.method_throttles {
+                                    d.push_str(&format!(
+                                        " {}: throttle {}/s burst {}",
+                                        selector(sel),
+                                        t.rate,
+                                        t.burst
+                                    ));
                                 }
                                 if let Some(q) = p.quota {
                                     d.push_str(&format!(
@@ -167,7 +175,28 @@ impl RoutingTable {
             })
             .collect();
         keys.sort_by(|a, b| a.object.cmp(&b.object));
-        TableDescription { apis, keys }
+        let mut services: Vec<String> = self
+            .services()
+            .map(|(s, endpoints)| {
+                let endpoints: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+                format!(
+                    "{}/{}:{} -> [{}]",
+                    s.namespace,
+                    s.name,
+                    s.port,
+                    endpoints.join(", ")
+                )
+            })
+            .collect();
+        services.sort();
+        TableDescription { apis, keys, services }
+    }
+}
+
+fn selector(s: &MethodSelector) -> String {
+    match s {
+        MethodSelector::All => "*/*".to_string(),
+        MethodSelector::Method { path, method } => format!("{path}/{method}"),
     }
 }
 
@@ -231,10 +260,14 @@ fn integration(i: &Integration, key_required: bool) -> String {
         ));
     }
     for r in &i.responses {
-        let pattern = r
-            .selection_pattern
-            .as_ref()
-            .map_or("default".to_string(), |p| p.as_str().to_string());
+        let pattern = r.selection_pattern.as_ref().map_or("default".to_string(), |p| {
+            // Show the pattern as written, without the anchors convert adds.
+            let p = p.as_str();
+            p.strip_prefix("^(?:")
+                .and_then(|p| p.strip_suffix(")$"))
+                .unwrap_or(p)
+                .to_string()
+        });
         let headers: Vec<String> = r
             .headers
             .iter()
