@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::{
-    model::{Backend, EndpointType, HeaderSource, Integration, IntegrationKind, MethodSelector, ValueSource},
+    model::{
+        AccessLogFormat, Backend, EndpointType, HeaderSource, Integration, IntegrationKind, MethodSelector,
+        QuotaPeriod, ValueSource,
+    },
     routing::{RoutingTable, StageVariant},
 };
 
@@ -91,18 +94,23 @@ impl RoutingTable {
                             if let Some(t) = m.throttle {
                                 settings.push(format!("{sel}: throttle {}/s burst {}", t.rate, t.burst));
                             }
-                            if m.caching_enabled.is_some() || m.cache_ttl_seconds.is_some() {
-                                settings.push(format!(
-                                    "{sel}: caching {:?} ttl {:?}",
-                                    m.caching_enabled, m.cache_ttl_seconds
-                                ));
+                            if let Some(on) = m.caching_enabled {
+                                let on = if on { "on" } else { "off" };
+                                settings.push(format!("{sel}: caching {on}"));
+                            }
+                            if let Some(ttl) = m.cache_ttl_seconds {
+                                settings.push(format!("{sel}: cache ttl {ttl}s"));
                             }
                         }
                         if s.cache_enabled {
                             settings.push("cache enabled".into());
                         }
                         if let Some(f) = &s.access_log {
-                            settings.push(format!("access log {f:?}"));
+                            settings.push(match f {
+                                AccessLogFormat::Clf => "access log CLF".to_string(),
+                                AccessLogFormat::Json => "access log JSON".to_string(),
+                                AccessLogFormat::Template(t) => format!("access log {t:?}"),
+                            });
                         }
                         let mut usage_plans: Vec<String> = s
                             .plans
@@ -122,8 +130,14 @@ impl RoutingTable {
                                 }
                                 if let Some(q) = p.quota {
                                     d.push_str(&format!(
-                                        " quota {} per {:?} offset {}",
-                                        q.limit, q.period, q.offset
+                                        " quota {} per {} offset {}",
+                                        q.limit,
+                                        match q.period {
+                                            QuotaPeriod::Day => "DAY",
+                                            QuotaPeriod::Week => "WEEK",
+                                            QuotaPeriod::Month => "MONTH",
+                                        },
+                                        q.offset
                                     ));
                                 }
                                 d
