@@ -533,3 +533,6 @@ impl ResourcePolicy {
         default_allow && self.allow.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -178,3 +178,6 @@ fn strip_port(host: &str) -> &str {
         _ => host,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -94,6 +94,11 @@ impl RoutingTable {
         self.services.get(service)
     }
 
+    /// Every Service private integrations call, with its ready endpoints, in no particular order.
+    pub fn services(&self) -> impl Iterator<Item = (&ServiceRef, &Arc<[SocketAddr]>)> {
+        self.services.iter()
+    }
+
     /// The same table under another version number.
     pub fn with_version(mut self, version: u64) -> Self {
         self.version = version;
