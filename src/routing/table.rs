@@ -57,7 +57,9 @@ pub struct RoutingTable {
     pub version: u64,
     pub hosts: HostSettings,
     host_suffix: String,
-    apis: HashMap<ApiId, Arc<ApiEntry>>,
+    /// foldhash: the api id comes from the Host header, and SipHash would be a third of a
+    /// lookup; foldhash is seeded per process, so ids cannot be chosen to collide.
+    apis: HashMap<ApiId, Arc<ApiEntry>, foldhash::fast::RandomState>,
     /// API keys by value digest.
     keys: HashMap<KeyDigest, Arc<KeyEntry>>,
     /// Ready endpoints of the Services private integrations call.
