@@ -57,9 +57,10 @@ pub struct RoutingTable {
     pub version: u64,
     pub hosts: HostSettings,
     host_suffix: String,
-    /// foldhash: the api id comes from the Host header, and SipHash would be a third of a
-    /// lookup; foldhash is seeded per process, so ids cannot be chosen to collide.
-    apis: HashMap<ApiId, Arc<ApiEntry>, foldhash::fast::RandomState>,
+    /// Keyed by the packed id ([`pack_id`]), so a lookup compares integers and never follows
+    /// a string pointer. foldhash: SipHash was a third of a lookup; foldhash is seeded per
+    /// process, so ids cannot be chosen to collide.
+    apis: HashMap<u64, Arc<ApiEntry>, foldhash::fast::RandomState>,
     /// API keys by value digest.
     keys: HashMap<KeyDigest, Arc<KeyEntry>>,
     /// Ready endpoints of the Services private integrations call.
@@ -88,7 +89,10 @@ impl RoutingTable {
             version,
             host_suffix: hosts.host_suffix(),
             hosts,
-            apis: apis.into_iter().map(|a| (a.id.clone(), Arc::new(a))).collect(),
+            apis: apis
+                .into_iter()
+                .filter_map(|a| Some((pack_id(a.id.as_str())?, Arc::new(a))))
+                .collect(),
             keys: keys.into_iter().map(|k| (k.digest, Arc::new(k))).collect(),
             services: services.into_iter().map(|(s, e)| (s, Arc::from(e))).collect(),
         }
@@ -111,7 +115,7 @@ impl RoutingTable {
     }
 
     pub fn api(&self, id: &str) -> Option<&Arc<ApiEntry>> {
-        self.apis.get(id)
+        self.apis.get(&pack_id(id)?)
     }
 
     /// Every API, in no particular order.
@@ -143,6 +147,21 @@ impl RoutingTable {
     pub(crate) fn host_suffix(&self) -> &str {
         &self.host_suffix
     }
+}
+
+/// Packs an api id (10 of `[a-z0-9]`) into an integer, base 36; `None` for anything else.
+pub(crate) fn pack_id(id: &str) -> Option<u64> {
+    if id.len() != ApiId::LEN {
+        return None;
+    }
+    id.bytes().try_fold(0u64, |acc, b| {
+        let digit = match b {
+            b'a'..=b'z' => b - b'a',
+            b'0'..=b'9' => b - b'0' + 26,
+            _ => return None,
+        };
+        Some(acc * 36 + u64::from(digit))
+    })
 }
 
 /// A RestApi as served.
@@ -287,5 +306,22 @@ impl RouteSet {
 
     pub(crate) fn resource(&self, index: u32) -> Option<&ResourceEntry> {
         self.resources.get(index as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pack_id;
+
+    #[test]
+    fn packed_ids_are_distinct_and_only_for_well_formed_ids() {
+        assert_eq!(pack_id("aaaaaaaaaa"), Some(0));
+        assert_eq!(pack_id("aaaaaaaaab"), Some(1));
+        assert_eq!(pack_id("999999999999"), None);
+        assert_ne!(pack_id("12kpjpijpt"), pack_id("12kpjpijpu"));
+        assert_eq!(pack_id("12KPJPIJPT"), None);
+        assert_eq!(pack_id("short"), None);
+        assert_eq!(pack_id("a-b-c-d-e-"), None);
+        assert!(pack_id("9999999999").is_some_and(|v| v < 36u64.pow(10)));
     }
 }
