@@ -10,6 +10,11 @@ use crate::{
     routing::trie::{Conflict, Trie},
 };
 
+/// The hash map of the request path: foldhash, seeded per process (SipHash costs a third of a
+/// route lookup; keys here come from requests, and a per-process seed keeps them from being
+/// chosen to collide).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Which listener a request arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,7 +65,7 @@ pub struct RoutingTable {
     /// Keyed by the packed id ([`pack_id`]), so a lookup compares integers and never follows
     /// a string pointer. foldhash: SipHash was a third of a lookup; foldhash is seeded per
     /// process, so ids cannot be chosen to collide.
-    apis: HashMap<u64, Arc<ApiEntry>, foldhash::fast::RandomState>,
+    apis: FastMap<u64, Arc<ApiEntry>>,
     /// API keys by value digest.
     keys: HashMap<KeyDigest, Arc<KeyEntry>>,
     /// Ready endpoints of the Services private integrations call.
@@ -173,7 +178,7 @@ pub struct ApiEntry {
     pub endpoint_type: EndpointType,
     pub api_key_source: ApiKeySource,
     pub policy: ResourcePolicy,
-    pub stages: HashMap<String, Arc<StageEntry>>,
+    pub stages: FastMap<String, Arc<StageEntry>>,
 }
 
 impl ApiEntry {
@@ -201,7 +206,7 @@ pub struct StageEntry {
     pub cache_enabled: bool,
     pub access_log: Option<AccessLogFormat>,
     /// Usage plans that apply to this stage, by plan object.
-    pub plans: HashMap<ObjectKey, Arc<PlanEntry>>,
+    pub plans: FastMap<ObjectKey, Arc<PlanEntry>>,
 }
 
 /// The canary of a stage.
