@@ -110,6 +110,11 @@ impl Upstreams {
         })
     }
 
+    /// The endpoint balancer of private integrations.
+    pub fn balancer(&self) -> &Balancer {
+        &self.balancer
+    }
+
     /// Sends a request and waits for the response head, at most `timeout`.
     pub async fn send(
         &self,
