@@ -1,7 +1,7 @@
 //! Access log lines from `$context`-style templates.
 //!
 //! One line per request, emitted as a `tracing` event at INFO with target
-//! [`TARGET`] (`turnpike::access_log`) and the line in the field `line`. The stage's
+//! [`TARGET`] (`turnpike::access_log`) whose message is the line. The stage's
 //! [`AccessLogFormat`] picks the template: the AWS CLF preset, a JSON preset of the common
 //! fields, or a user template of `$context.*` variables (unknown variables render `-`, as AWS
 //! renders missing values). API key values never appear: there is no variable for them.
@@ -99,7 +99,7 @@ impl AccessRecord {
     pub fn emit(&self, format: &AccessLogFormat) {
         if tracing::enabled!(target: TARGET, tracing::Level::INFO) {
             let line = self.render(format);
-            tracing::info!(target: TARGET, line = %line);
+            tracing::info!(target: TARGET, "{line}");
         }
     }
 

@@ -33,7 +33,7 @@ use turnpike::{
     compile::{CompileConfig, compile},
     ingest::world_from_yaml,
     model::{AccessLogFormat, ApiId},
-    proxy::{ListenerConfig, NamespaceLookup, Proxy, ProxyConfig, Shared},
+    proxy::{CertStore, ListenerConfig, NamespaceLookup, Proxy, ProxyConfig, Shared},
     routing::{Listener, RoutingTable, store::TableStore},
     telemetry::metrics::Metrics,
 };
@@ -68,6 +68,7 @@ pub struct Gateway {
     pub private_plain: SocketAddr,
     pub registry: Arc<Registry>,
     pub shared: Arc<Shared>,
+    pub certs: Arc<CertStore>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -112,6 +113,7 @@ impl Gateway {
         let private_tls = addr(Listener::Private, true);
         let private_plain = addr(Listener::Private, false);
         let shared = proxy.shared();
+        let certs = proxy.cert_store();
         let task = tokio::spawn(async move {
             proxy
                 .run(async {
@@ -128,6 +130,7 @@ impl Gateway {
             private_plain,
             registry: Arc::new(registry),
             shared,
+            certs,
             stop: Some(stop_tx),
             task: Some(task),
         }
