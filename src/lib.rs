@@ -6,3 +6,4 @@
 //! the binary wire the pieces together.
 
 pub mod api;
+pub mod apiserver;
