@@ -31,6 +31,27 @@ pub fn columns(rt: &ResourceType) -> Vec<Value> {
     cols
 }
 
+/// Formats the time since an RFC 3339 timestamp the way kubectl's AGE column does.
+pub fn age(ts: &str) -> String {
+    let Ok(t) = ts.parse::<k8s_openapi::jiff::Timestamp>() else { return "<invalid>".into() };
+    let secs = (k8s_openapi::jiff::Timestamp::now().as_second() - t.as_second()).max(0);
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86400);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 && s % 60 != 0 => format!("{m}m{}s", s % 60),
+        s if s < 3 * 3600 => format!("{m}m"),
+        s if s < 8 * 3600 && m % 60 != 0 => format!("{h}h{}m", m % 60),
+        s if s < 48 * 3600 => format!("{h}h"),
+        s if s < 8 * 86400 && h % 24 != 0 => format!("{d}d{}h", h % 24),
+        s if s < 730 * 86400 => format!("{d}d"),
+        _ => format!("{}y", d / 365),
+    }
+}
+
+fn column_types(rt: &ResourceType) -> Vec<String> {
+    columns(rt).iter().skip(1).map(|c| c["type"].as_str().unwrap_or("string").to_string()).collect()
+}
+
 fn json_paths(rt: &ResourceType) -> Vec<Option<String>> {
     let printer = rt
         .crd
@@ -49,10 +70,11 @@ fn json_paths(rt: &ResourceType) -> Vec<Option<String>> {
 /// One row for an object. `include` is `None`, `Metadata` (default) or `Object`.
 pub fn row(rt: &ResourceType, obj: &Value, include: &str) -> Value {
     let mut cells = vec![obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
-    for path in json_paths(rt) {
+    for (path, ty) in json_paths(rt).into_iter().zip(column_types(rt)) {
         let vals = path.map(|p| eval(obj, &p)).unwrap_or_default();
         let cell = match vals.len() {
             0 => Value::Null,
+            1 if ty == "date" => vals[0].as_str().map(|t| Value::String(age(t))).unwrap_or(Value::Null),
             1 => vals[0].clone(),
             _ => Value::String(vals.iter().map(plain).collect::<Vec<_>>().join(",")),
         };
