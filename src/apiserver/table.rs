@@ -33,7 +33,9 @@ pub fn columns(rt: &ResourceType) -> Vec<Value> {
 
 /// Formats the time since an RFC 3339 timestamp the way kubectl's AGE column does.
 pub fn age(ts: &str) -> String {
-    let Ok(t) = ts.parse::<k8s_openapi::jiff::Timestamp>() else { return "<invalid>".into() };
+    let Ok(t) = ts.parse::<k8s_openapi::jiff::Timestamp>() else {
+        return "<invalid>".into();
+    };
     let secs = (k8s_openapi::jiff::Timestamp::now().as_second() - t.as_second()).max(0);
     let (m, h, d) = (secs / 60, secs / 3600, secs / 86400);
     match secs {
@@ -49,7 +51,11 @@ pub fn age(ts: &str) -> String {
 }
 
 fn column_types(rt: &ResourceType) -> Vec<String> {
-    columns(rt).iter().skip(1).map(|c| c["type"].as_str().unwrap_or("string").to_string()).collect()
+    columns(rt)
+        .iter()
+        .skip(1)
+        .map(|c| c["type"].as_str().unwrap_or("string").to_string())
+        .collect()
 }
 
 fn json_paths(rt: &ResourceType) -> Vec<Option<String>> {
@@ -74,7 +80,10 @@ pub fn row(rt: &ResourceType, obj: &Value, include: &str) -> Value {
         let vals = path.map(|p| eval(obj, &p)).unwrap_or_default();
         let cell = match vals.len() {
             0 => Value::Null,
-            1 if ty == "date" => vals[0].as_str().map(|t| Value::String(age(t))).unwrap_or(Value::Null),
+            1 if ty == "date" => vals[0]
+                .as_str()
+                .map(|t| Value::String(age(t)))
+                .unwrap_or(Value::Null),
             1 => vals[0].clone(),
             _ => Value::String(vals.iter().map(plain).collect::<Vec<_>>().join(",")),
         };
