@@ -404,6 +404,11 @@ struct DeleteOptions {
 fn delete_options(req: &Req) -> Result<DeleteOptions> {
     let body: Value = if req.body.is_empty() {
         json!({})
+    } else if req
+        .content_type
+        .starts_with("application/vnd.kubernetes.protobuf")
+    {
+        req.body_value()?
     } else {
         serde_json::from_slice(&req.body)
             .map_err(|e| StatusError::bad_request(format!("invalid DeleteOptions: {e}")))?

@@ -27,6 +27,7 @@ mod kubeconfig;
 mod objects;
 mod openapi;
 mod patch;
+mod proto;
 mod registry;
 mod schema;
 mod selectors;

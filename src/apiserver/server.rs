@@ -124,6 +124,9 @@ impl Req {
     /// Parses the body as JSON or YAML (by Content-Type).
     pub fn body_value(&self) -> Result<Value> {
         let ct = self.content_type.split(';').next().unwrap_or_default().trim();
+        if ct == "application/vnd.kubernetes.protobuf" {
+            return super::proto::decode(&self.body).map_err(|_| StatusError::unsupported_media_type(ct));
+        }
         if ct.contains("protobuf") || ct.contains("cbor") {
             return Err(StatusError::unsupported_media_type(ct));
         }
@@ -268,11 +271,12 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         body,
     };
     let method = req.method.clone();
+    let ct = req.content_type.clone();
     let resp = match route(&st, &path, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
-    tracing::debug!(%method, %path, code = resp.status().as_u16(), "request");
+    tracing::debug!(%method, %path, content_type = %ct, code = resp.status().as_u16(), "request");
     resp
 }
 
