@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod apiserver;
 pub mod compile;
 pub mod ingest;
 pub mod model;

@@ -71,6 +71,38 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => anyhow::bail!("`turnpike run` is not available yet ({args:?})"),
-        Command::Local(args) => anyhow::bail!("`turnpike local` is not available yet ({args:?})"),
+        Command::Local(args) => run_local(args),
     }
+}
+
+/// `turnpike local`: the embedded API server (the controller and proxy join it through the
+/// kubeconfig it writes).
+fn run_local(args: LocalArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if !args.apply.is_empty() {
+        tracing::warn!(files = ?args.apply, "--apply is not implemented yet; use kubectl apply -f");
+    }
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    rt.block_on(async move {
+        let config = turnpike::apiserver::ApiServerConfig::new(&args.data_dir).with_addr(args.apiserver_addr);
+        let handle = turnpike::apiserver::ApiServer::start(config)
+            .await
+            .context("starting the API server")?;
+        tracing::info!(
+            kubeconfig = %handle.kubeconfig.display(),
+            "export KUBECONFIG={} to use kubectl",
+            handle.kubeconfig.display()
+        );
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted, stopping"),
+            _ = handle.wait() => {}
+        }
+        Ok(())
+    })
 }
