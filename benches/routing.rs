@@ -35,7 +35,10 @@ fn bench_match(c: &mut Criterion) {
         let table = compile(&world, &CompileConfig::default(), 1).table;
         // A fixed pseudo-random walk over every API and resource, Host-form requests.
         let mut requests = Vec::new();
-        let mut ids: Vec<_> = table.apis().map(|a| (a.object.name.clone(), a.id.to_string())).collect();
+        let mut ids: Vec<_> = table
+            .apis()
+            .map(|a| (a.object.name.clone(), a.id.to_string()))
+            .collect();
         ids.sort();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         for _ in 0..4096 {
@@ -45,7 +48,11 @@ fn bench_match(c: &mut Criterion) {
             let (_, id) = &ids[(x as usize) % ids.len()];
             let r = (x as usize >> 16) % world::RESOURCES_PER_API;
             let host = format!("{id}{}", table.hosts.host_suffix());
-            let method = if x & 1 == 0 { http::Method::GET } else { http::Method::POST };
+            let method = if x & 1 == 0 {
+                http::Method::GET
+            } else {
+                http::Method::POST
+            };
             requests.push((host, format!("/prod{}", world::request_path(r)), method));
         }
         group.throughput(Throughput::Elements(1));

@@ -16,7 +16,10 @@ mod world;
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 fn main() {
-    println!("{:>7}  {:>12}  {:>15}", "routes", "table_bytes", "bytes_per_route");
+    println!(
+        "{:>7}  {:>12}  {:>15}",
+        "routes", "table_bytes", "bytes_per_route"
+    );
     for routes in [1_000usize, 10_000, 100_000] {
         let region = Region::new(GLOBAL);
         let table = {
@@ -24,7 +27,8 @@ fn main() {
             compile(&world, &CompileConfig::default(), 1).table
         };
         let stats = region.change();
-        let live = stats.bytes_allocated as i64 - stats.bytes_deallocated as i64 + stats.bytes_reallocated as i64;
+        let live =
+            stats.bytes_allocated as i64 - stats.bytes_deallocated as i64 + stats.bytes_reallocated as i64;
         println!("{routes:>7}  {live:>12}  {:>15}", live / routes as i64);
         assert_eq!(table.route_count(), routes.div_ceil(200) * 200);
         drop(table);

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod api;
 pub mod apiserver;
 pub mod compile;
+pub mod controller;
 pub mod ingest;
 pub mod model;
 pub mod proxy;

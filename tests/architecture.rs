@@ -8,7 +8,9 @@ const KUBE_FREE: [&str; 4] = ["src/model", "src/compile", "src/routing", "src/pr
 const FORBIDDEN: [&str; 3] = ["kube::", "k8s_openapi", "kube_runtime"];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -36,5 +38,9 @@ fn domain_compile_routing_and_proxy_never_import_kubernetes_types() {
             }
         }
     }
-    assert!(offenders.is_empty(), "Kubernetes types outside api/ingest/controller:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "Kubernetes types outside api/ingest/controller:\n{}",
+        offenders.join("\n")
+    );
 }

@@ -9,7 +9,11 @@ use turnpike::{
 fn samples_compile_with_every_object_ready() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples");
     let mut yaml = String::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir).expect("samples").flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("samples")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     for f in files {
         yaml.push_str(&std::fs::read_to_string(f).expect("read"));

@@ -42,7 +42,10 @@ fn spec(api: usize) -> api::RestApiSpec {
     for r in 0..RESOURCES_PER_API {
         let mut methods = BTreeMap::new();
         for m in ["GET", "POST"].iter().take(METHODS_PER_RESOURCE) {
-            let uri = format!("http://backend-{api}.default.svc:8080{}", resource_path(r).replace("+}", "}"));
+            let uri = format!(
+                "http://backend-{api}.default.svc:8080{}",
+                resource_path(r).replace("+}", "}")
+            );
             methods.insert(
                 (*m).to_string(),
                 MethodSpec {
@@ -57,7 +60,10 @@ fn spec(api: usize) -> api::RestApiSpec {
         }
         resources.insert(resource_path(r), methods);
     }
-    api::RestApiSpec { resources, ..Default::default() }
+    api::RestApiSpec {
+        resources,
+        ..Default::default()
+    }
 }
 
 /// A world with about `routes` routes.
@@ -77,14 +83,20 @@ pub fn world(routes: usize) -> World {
         };
         world.rest_apis.insert(
             ObjectKey::new(ns, &name),
-            RestApiObj { meta: meta("api", &name), def: def.clone(), digest: digest.clone() },
+            RestApiObj {
+                meta: meta("api", &name),
+                def: def.clone(),
+                digest: digest.clone(),
+            },
         );
         let dep = format!("{name}-v1");
         world.deployments.insert(
             ObjectKey::new(ns, &dep),
             DeploymentObj {
                 meta: meta("dep", &dep),
-                def: Ok(model::DeploymentDef { rest_api: name.clone() }),
+                def: Ok(model::DeploymentDef {
+                    rest_api: name.clone(),
+                }),
                 snapshot: Snapshot::Recorded { digest, def },
             },
         );
@@ -95,9 +107,13 @@ pub fn world(routes: usize) -> World {
             ..Default::default()
         };
         let stage_name = format!("{name}-prod");
-        world
-            .stages
-            .insert(ObjectKey::new(ns, &stage_name), Obj { meta: meta("stage", &stage_name), def: model::stage(&stage) });
+        world.stages.insert(
+            ObjectKey::new(ns, &stage_name),
+            Obj {
+                meta: meta("stage", &stage_name),
+                def: model::stage(&stage),
+            },
+        );
     }
     world
 }
