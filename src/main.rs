@@ -33,15 +33,22 @@ enum Command {
 /// Options shared by `run` and `local`: listeners, leader election, hold-off.
 #[derive(Debug, Args)]
 struct NodeArgs {
-    /// Address of the public listener (REGIONAL and EDGE APIs).
-    #[arg(long, env = "TURNPIKE_PUBLIC_ADDR", default_value = "0.0.0.0:8443")]
-    public_addr: SocketAddr,
-    /// Address of the private listener (PRIVATE APIs).
-    #[arg(long, env = "TURNPIKE_PRIVATE_ADDR", default_value = "0.0.0.0:9443")]
-    private_addr: SocketAddr,
-    /// Address of the admin listener (/metrics, /healthz, /readyz).
-    #[arg(long, env = "TURNPIKE_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
-    admin_addr: SocketAddr,
+    /// Address of the public listener (REGIONAL and EDGE APIs) [default: 0.0.0.0:8443; local:
+    /// 127.0.0.1:8443, or a free port when that one is taken].
+    #[arg(long, env = "TURNPIKE_PUBLIC_ADDR")]
+    public_addr: Option<SocketAddr>,
+    /// Address of the private listener (PRIVATE APIs) [default: 0.0.0.0:9443; local:
+    /// 127.0.0.1:9443, or a free port].
+    #[arg(long, env = "TURNPIKE_PRIVATE_ADDR")]
+    private_addr: Option<SocketAddr>,
+    /// Address of the admin listener (/metrics, /healthz, /readyz) [default: 0.0.0.0:9090;
+    /// local: 127.0.0.1:9090, or a free port].
+    #[arg(long, env = "TURNPIKE_ADMIN_ADDR")]
+    admin_addr: Option<SocketAddr>,
+    /// Write the bound listener addresses here as JSON (`{"public","private","admin"}`) once
+    /// they are bound (`turnpike local` always writes `{data-dir}/gateway.json`).
+    #[arg(long)]
+    addresses_file: Option<PathBuf>,
     /// Watch only this namespace (default: every namespace).
     #[arg(long, env = "TURNPIKE_WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
@@ -135,15 +142,29 @@ fn node_config(args: &NodeArgs, local: bool) -> anyhow::Result<NodeConfig> {
     controller.namespace = args.watch_namespace.clone();
     controller.compile.hosts.region = args.region.clone();
     controller.compile.hosts.base_domain = args.base_domain.clone();
+    let (public_addr, private_addr, admin_addr) = if local {
+        (
+            local_addr(args.public_addr, 8443),
+            local_addr(args.private_addr, 9443),
+            local_addr(args.admin_addr, 9090),
+        )
+    } else {
+        let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
+        (
+            args.public_addr.unwrap_or(any(8443)),
+            args.private_addr.unwrap_or(any(9443)),
+            args.admin_addr.unwrap_or(any(9090)),
+        )
+    };
     let proxy = ProxyConfig {
         listeners: vec![
             ListenerConfig {
-                addr: args.public_addr,
+                addr: public_addr,
                 listener: Listener::Public,
                 tls: true,
             },
             ListenerConfig {
-                addr: args.private_addr,
+                addr: private_addr,
                 listener: Listener::Private,
                 tls: true,
             },
@@ -155,13 +176,33 @@ fn node_config(args: &NodeArgs, local: bool) -> anyhow::Result<NodeConfig> {
     Ok(NodeConfig {
         controller,
         proxy,
-        admin_addr: args.admin_addr,
+        admin_addr,
         invoke_base_from_public: local,
     })
 }
 
+/// `turnpike local`'s address for a listener: the one given, else 127.0.0.1:`port`, else (when
+/// that port is taken, e.g. by another `turnpike local`) a free port on 127.0.0.1.
+fn local_addr(given: Option<SocketAddr>, port: u16) -> SocketAddr {
+    if let Some(addr) = given {
+        return addr;
+    }
+    let preferred = SocketAddr::from(([127, 0, 0, 1], port));
+    match std::net::TcpListener::bind(preferred) {
+        Ok(_) => preferred,
+        Err(_) => {
+            tracing::warn!(%preferred, "address in use; using a free port (see gateway.json)");
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        }
+    }
+}
+
 /// Serves until SIGINT or SIGTERM, then releases the Lease and drains.
-async fn serve(client: kube::Client, config: NodeConfig) -> anyhow::Result<()> {
+async fn serve(
+    client: kube::Client,
+    config: NodeConfig,
+    addresses_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let node = Node::start(client, config)
         .await
         .context("starting the gateway")?;
@@ -171,6 +212,17 @@ async fn serve(client: kube::Client, config: NodeConfig) -> anyhow::Result<()> {
         admin = %node.admin,
         "turnpike is serving"
     );
+    if let Some(path) = addresses_file {
+        let json = serde_json::json!({
+            "public": node.public.map(|a| a.to_string()),
+            "private": node.private.map(|a| a.to_string()),
+            "admin": node.admin.to_string(),
+        });
+        // Written whole, then renamed: a reader never sees half a file.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, json.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {
@@ -186,11 +238,12 @@ async fn serve(client: kube::Client, config: NodeConfig) -> anyhow::Result<()> {
 fn run(args: RunArgs) -> anyhow::Result<()> {
     turnpike::telemetry::init().context("installing the log subscriber")?;
     let config = node_config(&args.node, false)?;
+    let addresses_file = args.node.addresses_file.clone();
     runtime()?.block_on(async move {
         let client = kube::Client::try_default()
             .await
             .context("connecting to Kubernetes (KUBECONFIG or in-cluster)")?;
-        serve(client, config).await
+        serve(client, config, addresses_file).await
     })
 }
 
@@ -199,6 +252,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 fn run_local(args: LocalArgs) -> anyhow::Result<()> {
     turnpike::telemetry::init().context("installing the log subscriber")?;
     let config = node_config(&args.node, true)?;
+    let addresses_file = Some(
+        args.node
+            .addresses_file
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("gateway.json")),
+    );
     runtime()?.block_on(async move {
         let server_config =
             turnpike::apiserver::ApiServerConfig::new(&args.data_dir).with_addr(args.apiserver_addr);
@@ -222,7 +281,7 @@ fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             let objects = apply::read_manifests(&args.apply)?;
             apply::apply_objects(&client, &objects).await?;
         }
-        let served = serve(client, config).await;
+        let served = serve(client, config, addresses_file).await;
         drop(server);
         served
     })
