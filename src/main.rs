@@ -92,6 +92,10 @@ struct LocalArgs {
     /// Files or directories of manifests to apply at start-up (e.g. `config/samples`).
     #[arg(long = "apply", short = 'f')]
     apply: Vec<PathBuf>,
+    /// Run only the embedded API server: no CRDs installed, no controller, no proxy (for
+    /// testing the API server itself, whose objects nothing else should touch).
+    #[arg(long, env = "TURNPIKE_LOCAL_APISERVER_ONLY")]
+    apiserver_only: bool,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -197,6 +201,17 @@ fn local_addr(given: Option<SocketAddr>, port: u16) -> SocketAddr {
     }
 }
 
+/// Resolves at SIGINT or SIGTERM.
+async fn stopped() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
 /// Serves until SIGINT or SIGTERM, then releases the Lease and drains.
 async fn serve(
     client: kube::Client,
@@ -223,12 +238,7 @@ async fn serve(
         std::fs::write(&tmp, json.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    stopped().await?;
     tracing::info!("stopping");
     node.shutdown().await;
     Ok(())
@@ -276,6 +286,14 @@ fn run_local(args: LocalArgs) -> anyhow::Result<()> {
                 .await
                 .context("loading the kubeconfig")?;
         let client = kube::Client::try_from(client_config).context("building the client")?;
+        if args.apiserver_only {
+            if !args.apply.is_empty() {
+                let objects = apply::read_manifests(&args.apply)?;
+                apply::apply_objects(&client, &objects).await?;
+            }
+            stopped().await?;
+            return Ok(());
+        }
         apply::install_crds(&client).await?;
         if !args.apply.is_empty() {
             let objects = apply::read_manifests(&args.apply)?;
