@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench --bench routing_memory`. Target: ≤ 1 KiB per route.
 
+#![allow(clippy::print_stdout)] // A report for people.
+
 use std::alloc::System;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -15,21 +17,34 @@ mod world;
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+/// Live heap bytes allocated since the region began.
+fn live(region: &Region<'_, System>) -> i64 {
+    let s = region.change();
+    s.bytes_allocated as i64 - s.bytes_deallocated as i64 + s.bytes_reallocated as i64
+}
+
 fn main() {
     println!(
-        "{:>7}  {:>12}  {:>15}",
-        "routes", "table_bytes", "bytes_per_route"
+        "{:>7}  {:>12}  {:>15}  {:>22}  {:>21}",
+        "routes", "table_bytes", "bytes_per_route", "of_which_definitions", "of_which_route_index"
     );
     for routes in [1_000usize, 10_000, 100_000] {
         let region = Region::new(GLOBAL);
         let table = {
             let world = world::world(routes);
-            compile(&world, &CompileConfig::default(), 1).table
+            let definitions = live(&region);
+            let table = compile(&world, &CompileConfig::default(), 1).table;
+            let index = live(&region) - definitions;
+            drop(world);
+            let total = live(&region);
+            println!(
+                "{routes:>7}  {total:>12}  {:>15}  {:>22}  {:>21}",
+                total / routes as i64,
+                (total - index) / routes as i64,
+                index / routes as i64
+            );
+            table
         };
-        let stats = region.change();
-        let live =
-            stats.bytes_allocated as i64 - stats.bytes_deallocated as i64 + stats.bytes_reallocated as i64;
-        println!("{routes:>7}  {live:>12}  {:>15}", live / routes as i64);
         assert_eq!(table.route_count(), routes.div_ceil(200) * 200);
         drop(table);
     }

@@ -214,7 +214,7 @@ fn method_def(
     ) {
         Ok(integration) => errors.finish(MethodDef {
             api_key_required: api_key_required.unwrap_or(false),
-            required_parameters: required,
+            required_parameters: required.into(),
             integration,
         }),
         Err(e) => {
@@ -261,7 +261,7 @@ fn integration_def(
         let params: Vec<&str> = path.params().collect();
         for part in t.parts() {
             if let crate::model::UriPart::PathParam(n) = part
-                && !params.contains(&n.as_str())
+                && !params.contains(&&**n)
             {
                 errors.push(
                     &uri_field,
@@ -484,8 +484,8 @@ fn integration_def(
         backend,
         http_method,
         timeout: Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(29_000)),
-        request_parameters: mappings,
-        responses,
+        request_parameters: mappings.into(),
+        responses: responses.into(),
         mock_status,
         insecure_skip_verify: tls_config.as_ref().is_some_and(|t| t.insecure_skip_verification),
     })

@@ -143,16 +143,14 @@ impl RoutingTable {
 
 impl RouteSet {
     /// Matches a resource path and method. Literal segments beat `{param}`, which beats
-    /// `{proxy+}`; an explicit method beats ANY. A trailing `/` is ignored.
+    /// `{proxy+}`; an explicit method beats ANY. A trailing `/` is ignored, except by a greedy
+    /// parameter, whose value keeps it.
     pub fn find<'t, 'r>(&'t self, path: &'r str, method: &http::Method) -> Result<RouteMatch<'t, 'r>, Miss> {
-        let path = match path.strip_suffix('/') {
-            Some(p) if !p.is_empty() => p,
-            _ => path,
-        };
-        let found = self.router().at(path).map_err(|_| Miss::Resource)?;
-        let resource = self.resource(*found.value).ok_or(Miss::Resource)?;
+        let mut values = Vec::new();
+        let found = self.index().find(path, &mut values).ok_or(Miss::Resource)?;
+        let resource = self.resource(found).ok_or(Miss::Resource)?;
         let (key, entry) = resource.method(method).ok_or(Miss::Method)?;
-        let params = PathParams(found.params.iter().collect());
+        let params = PathParams(resource.path.params().zip(values).collect());
         Ok(RouteMatch {
             resource,
             method: key,

@@ -17,14 +17,14 @@ const HOST: &str = "a1b2c3d4e5.execute-api.local.turnpike.dev";
 fn mk_method() -> Arc<MethodDef> {
     Arc::new(MethodDef {
         api_key_required: false,
-        required_parameters: Vec::new(),
+        required_parameters: Box::default(),
         integration: Integration {
             kind: IntegrationKind::Mock,
             backend: Backend::None,
             http_method: None,
             timeout: Duration::from_secs(29),
-            request_parameters: Vec::new(),
-            responses: Vec::new(),
+            request_parameters: Box::default(),
+            responses: Box::default(),
             mock_status: 200,
             insecure_skip_verify: false,
         },
