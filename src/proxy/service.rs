@@ -158,6 +158,7 @@ fn finish(
             Some(k) => k.as_str(),
             None => MethodKey::of_request(&summary.method).map_or("OTHER", MethodKey::as_str),
         }),
+        canary: ctx.is_canary(),
     };
     let format = ctx
         .stage
