@@ -610,3 +610,41 @@ async fn missing_required_parameters() {
         .expect("req");
     assert_eq!(send(&client(false), req).await.status, 200);
 }
+
+#[tokio::test]
+async fn tls_upstreams_verify_unless_told_not_to() {
+    let up = Upstream::start_tls().await;
+    let yaml = format!(
+        r#"
+apiVersion: turnpike.dev/v1alpha1
+kind: RestApi
+metadata: {{name: tls, namespace: {NS}}}
+spec:
+  endpointConfiguration: {{types: [REGIONAL]}}
+  resources:
+    /insecure:
+      GET:
+        integration:
+          type: HTTP_PROXY
+          uri: "https://localhost:{port}/echo/insecure"
+          tlsConfig: {{insecureSkipVerification: true}}
+    /verified:
+      GET:
+        integration: {{type: HTTP_PROXY, uri: "https://localhost:{port}/echo/verified"}}
+"#,
+        port = up.addr.port()
+    ) + &deploy("tls", "");
+    let gw = Gateway::start(table(&yaml, 1)).await;
+    let api = api_id(NS, "tls");
+    let a = get(&gw.url(&api, "prod", "/insecure")).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(
+        a.json()["version"],
+        "HTTP/2.0",
+        "h2 negotiated with the backend by ALPN"
+    );
+    // The self-signed backend certificate is not in the system roots.
+    let a = get(&gw.url(&api, "prod", "/verified")).await;
+    assert_eq!(a.status, 502);
+    assert_eq!(up.hits(), 1);
+}

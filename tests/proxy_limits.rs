@@ -348,7 +348,7 @@ async fn admin_readiness_and_metrics() {
     let m = get(&format!("{base}/metrics")).await;
     assert_eq!(m.status, 200);
     let text = m.body;
-    let route = format!(r#"api="{api}",stage="prod",resource="/pets/{{id}}",method="ANY""#);
+    let route = format!(r#"api="{api}",stage="prod",resource="/pets/{{id}}",method="ANY",canary="false""#);
     assert!(
         text.contains(&format!("turnpike_count_total{{{route}}} 3")),
         "{text}"
@@ -361,7 +361,7 @@ async fn admin_readiness_and_metrics() {
         text.contains(&format!("turnpike_integration_latency_count{{{route}}} 3")),
         "{text}"
     );
-    let miss = format!(r#"api="{api}",stage="prod",resource="",method="GET""#);
+    let miss = format!(r#"api="{api}",stage="prod",resource="",method="GET",canary="false""#);
     assert!(
         text.contains(&format!("turnpike_4xx_error_total{{{miss}}} 1")),
         "{text}"

@@ -9,7 +9,7 @@ use http::HeaderValue;
 
 use crate::{
     model::{MethodDef, MethodKey},
-    proxy::{Shared, upstream::EndpointGuard},
+    proxy::{Shared, pool::Lease, upstream::EndpointGuard},
     routing::{ApiEntry, Listener, ResourceEntry, RoutingTable, StageEntry, StageVariant},
 };
 
@@ -56,6 +56,8 @@ pub struct RequestCtx<'a> {
     /// The endpoint of a private integration; held until the response body ends so the
     /// outstanding count is true.
     pub endpoint: Option<EndpointGuard>,
+    /// The pooled backend connection; given back when the response body ends.
+    pub lease: Option<Lease>,
 }
 
 // === impl RequestCtx ===
@@ -88,6 +90,7 @@ impl<'a> RequestCtx<'a> {
             integration_latency: None,
             integration_error: None,
             endpoint: None,
+            lease: None,
         }
     }
 

@@ -76,7 +76,12 @@ pub(crate) async fn serve(
             async move {
                 let svc = {
                     let shared = shared.clone();
-                    service_fn(move |req| service::serve(shared.clone(), conn, req))
+                    service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        // Fields are only evaluated when DEBUG is enabled for this target.
+                        let span =
+                            tracing::debug_span!("request", method = %req.method(), path = req.uri().path());
+                        service::serve(shared.clone(), conn, req).instrument(span)
+                    })
                 };
                 let result = match tls {
                     None => {

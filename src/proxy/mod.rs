@@ -30,6 +30,7 @@ pub mod error;
 pub mod ids;
 mod listener;
 pub mod phase;
+pub mod pool;
 pub mod service;
 pub mod tls;
 pub mod upstream;

@@ -158,6 +158,7 @@ fn finish(
             Some(k) => k.as_str(),
             None => MethodKey::of_request(&summary.method).map_or("OTHER", MethodKey::as_str),
         }),
+        canary: ctx.is_canary(),
     };
     let format = ctx
         .stage
@@ -201,6 +202,7 @@ fn finish(
         integration_latency: ctx.integration_latency,
         record,
         _endpoint: ctx.endpoint.take(),
+        _lease: ctx.lease.take(),
     };
     resp.map(|body| ResponseBody {
         inner: body,
@@ -233,6 +235,8 @@ struct Completion {
     record: Option<(Box<AccessRecord>, AccessLogFormat)>,
     /// Keeps the endpoint's outstanding count until the response ends.
     _endpoint: Option<EndpointGuard>,
+    /// Gives the backend connection back to the pool when the response ends.
+    _lease: Option<crate::proxy::pool::Lease>,
 }
 
 impl Completion {

@@ -33,6 +33,7 @@ use rustls::{
 use crate::proxy::{
     body::{LimitExceeded, Limited},
     error::Reject,
+    pool::{self, Lease},
 };
 
 /// Settings of the upstream clients.
@@ -65,6 +66,7 @@ type HttpsClient = Client<HttpsConnector<HttpConnector>, Limited>;
 /// The upstream clients and the endpoint balancer.
 #[derive(Debug)]
 pub struct Upstreams {
+    config: UpstreamConfig,
     verified: HttpsClient,
     insecure: HttpsClient,
     pub(crate) balancer: Balancer,
@@ -104,6 +106,7 @@ impl Upstreams {
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
             .with_no_client_auth();
         Ok(Upstreams {
+            config: config.clone(),
             verified: client(config, verified),
             insecure: client(config, insecure),
             balancer: Balancer::new(config.ejection),
@@ -115,17 +118,27 @@ impl Upstreams {
         &self.balancer
     }
 
-    /// Sends a request and waits for the response head, at most `timeout`.
+    /// Sends a request and waits for the response head, at most `timeout`. Plain `http://`
+    /// backends go through the per-thread HTTP/1.1 pool ([`crate::proxy::pool`]) and return
+    /// the connection lease, which must be kept until the response body ends; `https://`
+    /// backends (h2 or HTTP/1.1 by ALPN) go through the hyper-util client.
     pub async fn send(
         &self,
         req: Request<Limited>,
         insecure: bool,
         timeout: Duration,
-    ) -> Result<Response<Incoming>, SendError> {
+    ) -> Result<(Response<Incoming>, Option<Lease>), SendError> {
+        if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
+            return match tokio::time::timeout(timeout, pool::send(req, &self.config)).await {
+                Err(_) => Err(SendError::Timeout),
+                Ok(Ok((resp, lease))) => Ok((resp, Some(lease))),
+                Ok(Err(e)) => Err(e),
+            };
+        }
         let client = if insecure { &self.insecure } else { &self.verified };
         match tokio::time::timeout(timeout, client.request(req)).await {
             Err(_) => Err(SendError::Timeout),
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(resp)) => Ok((resp, None)),
             Ok(Err(e)) => {
                 if caused_by::<LimitExceeded>(&e) {
                     Err(SendError::BodyTooLarge)

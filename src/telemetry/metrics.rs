@@ -10,7 +10,7 @@
 //!
 //! Every metric carries the labels `api` (the api id), `stage`, `resource` (the resource path
 //! *template*, never the raw path) and `method` (the resource method: `GET`…, `ANY`, or
-//! `OTHER`). A request that matched nothing has empty labels for what it did not match, so the
+//! `OTHER`), and `canary` (`true` when the stage's canary served it). A request that matched nothing has empty labels for what it did not match, so the
 //! label set is bounded by the routing table.
 
 use std::{borrow::Cow, time::Duration};
@@ -32,6 +32,8 @@ pub struct RouteLabels {
     pub stage: Cow<'static, str>,
     pub resource: Cow<'static, str>,
     pub method: Cow<'static, str>,
+    /// `true` for requests the stage's canary served (AWS `isCanaryRequest`).
+    pub canary: bool,
 }
 
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;

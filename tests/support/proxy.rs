@@ -204,6 +204,28 @@ impl Drop for Upstream {
 
 impl Upstream {
     pub async fn start() -> Upstream {
+        Upstream::start_inner(None).await
+    }
+
+    /// The same backend over TLS (a self-signed certificate for `localhost`, ALPN h2 and
+    /// http/1.1).
+    pub async fn start_tls() -> Upstream {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        let cert = rustls::pki_types::CertificateDer::from(generated.cert.der().to_vec());
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(generated.signing_key.serialize_der()).expect("key");
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], key)
+                .expect("server config");
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Upstream::start_inner(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_inner(tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let hits = Arc::new(AtomicUsize::new(0));
@@ -216,14 +238,23 @@ impl Upstream {
                     return;
                 };
                 let (h, g, f) = (h.clone(), g.clone(), f.clone());
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         h.fetch_add(1, Ordering::SeqCst);
                         upstream_handle(req, addr, g.clone(), f.clone())
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -318,6 +349,7 @@ async fn upstream_handle(
     }
     // Echo.
     let method = req.method().to_string();
+    let version = format!("{:?}", req.version());
     let query = req.uri().query().unwrap_or_default().to_string();
     let headers: serde_json::Map<String, serde_json::Value> = req
         .headers()
@@ -338,6 +370,7 @@ async fn upstream_handle(
     let json = serde_json::json!({
         "backend": me.to_string(),
         "method": method,
+        "version": version,
         "path": path,
         "query": query,
         "headers": headers,

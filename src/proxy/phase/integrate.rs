@@ -22,6 +22,7 @@ use crate::{
         ctx::RequestCtx,
         error::Reject,
         phase::params::query_value,
+        pool::Lease,
         upstream::SendError,
     },
 };
@@ -315,6 +316,10 @@ async fn send(
                 .await
         }
     };
+    let result = result.map(|(resp, lease)| {
+        ctx.lease = lease;
+        resp
+    });
     ctx.integration_latency = Some(started.elapsed());
     match result {
         Ok(resp) => {
@@ -332,8 +337,8 @@ async fn send(
 fn settle(
     ctx: &mut RequestCtx<'_>,
     guard: crate::proxy::upstream::EndpointGuard,
-    result: Result<Response<Incoming>, SendError>,
-) -> Result<Response<Incoming>, SendError> {
+    result: Result<(Response<Incoming>, Option<Lease>), SendError>,
+) -> Result<(Response<Incoming>, Option<Lease>), SendError> {
     let balancer = &ctx.shared.upstreams.balancer;
     match &result {
         Ok(_) => balancer.succeeded(&guard),
