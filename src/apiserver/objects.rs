@@ -237,6 +237,10 @@ pub fn prepare(
         }
     }
 
+    if rt.group.is_empty() && rt.plural == "secrets" {
+        fold_string_data(&mut new);
+    }
+
     if let Some(crd) = &rt.crd {
         if let Some(schema) = &crd.schema {
             let unknown = schema::default_and_prune(schema, &mut new);
@@ -297,6 +301,25 @@ pub fn prepare(
         return Ok(Write::Unchanged(old.clone()));
     }
     Ok(Write::Put(new))
+}
+
+/// Secrets: `stringData` is write-only; the server folds it into base64 `data`.
+fn fold_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(obj) = secret.as_object_mut() else { return };
+    let Some(Value::Object(sd)) = obj.remove("stringData") else {
+        return;
+    };
+    let data = obj.entry("data").or_insert_with(|| json!({}));
+    if let Some(d) = data.as_object_mut() {
+        for (k, v) in sd {
+            let text = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+            d.insert(
+                k,
+                Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
 }
 
 fn validate_crd(rt: &ResourceType, name: &str, crd: &Value) -> Result<()> {
