@@ -199,7 +199,11 @@ pub fn prepare(
             }
             if rt.plural == "namespaces" && rt.group.is_empty() {
                 new["status"] = json!({"phase": "Active"});
-                if new.pointer("/spec/finalizers").is_none() {
+                if new
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_none_or(|f| f.is_empty())
+                {
                     new["spec"] = json!({"finalizers": ["kubernetes"]});
                 }
             }

@@ -220,3 +220,18 @@ def test_local_apply_flag(tmp_path):
         assert "REGIONAL" in res.stdout
     finally:
         s.kill()
+
+
+def test_imperative_create_of_protobuf_kinds(server):
+    # kubectl's typed clients send these as protobuf.
+    server.kubectl("create", "namespace", "demo")
+    server.kubectl("-n", "demo", "create", "serviceaccount", "bot")
+    server.kubectl("-n", "demo", "create", "configmap", "c", "--from-literal=a=b")
+    server.kubectl("-n", "demo", "create", "secret", "generic", "s", "--from-literal=p=q")
+    ns = json.loads(server.kubectl("get", "ns", "demo", "-o", "json").stdout)
+    assert ns["status"]["phase"] == "Active" and "generateName" not in ns["metadata"]
+    secret = json.loads(server.kubectl("-n", "demo", "get", "secret", "s", "-o", "json").stdout)
+    assert secret["data"] == {"p": "cQ=="}
+    server.kubectl("delete", "namespace", "demo", "--timeout=15s")
+    res = server.kubectl("get", "ns", "demo", check=False)
+    assert res.returncode != 0 and "NotFound" in res.stderr
