@@ -522,6 +522,33 @@ async fn finalizers_gc_and_namespace_deletion() {
     let kept = cms.get("dependent2").await.expect("kept");
     assert!(kept.metadata.owner_references.unwrap_or_default().is_empty());
 
+    // Foreground: the owner waits (foregroundDeletion finalizer) until its dependents are gone.
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner3", &[]))
+        .await
+        .expect("owner");
+    dep.metadata.name = Some("dependent3".into());
+    dep.metadata.owner_references.as_mut().expect("refs")[0].uid = owner.metadata.uid.clone().expect("uid");
+    dep.metadata.owner_references.as_mut().expect("refs")[0].name = "owner3".into();
+    cms.create(&PostParams::default(), &dep).await.expect("dependent");
+    let pending = cms
+        .delete("owner3", &DeleteParams::foreground())
+        .await
+        .expect("foreground");
+    let pending = pending.left().expect("the owner is not deleted at once");
+    assert!(
+        pending
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"foregroundDeletion".to_string())
+    );
+    support::eventually(5, "foreground deletion finished", || async {
+        cms.get_opt("owner3").await.expect("get").is_none()
+            && cms.get_opt("dependent3").await.expect("get").is_none()
+    })
+    .await;
+
     // Namespace deletion removes the contents, then the namespace.
     nss.delete("team", &DeleteParams::default())
         .await
@@ -600,4 +627,25 @@ async fn watch_resumes_and_expires() {
         }
     };
     assert_eq!((err.code, err.reason.as_str()), (410, "Expired"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sends_bookmarks() {
+    let srv = support::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(srv.client.clone(), "default");
+    let mut s = cms
+        .watch(&WatchParams::default().timeout(10), "0")
+        .await
+        .expect("watch")
+        .boxed();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(9);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, s.try_next())
+            .await
+            .expect("a bookmark in time");
+        if let Some(WatchEvent::Bookmark(b)) = ev.expect("event") {
+            assert!(!b.metadata.resource_version.is_empty());
+            break;
+        }
+    }
 }

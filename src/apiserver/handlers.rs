@@ -64,7 +64,7 @@ fn object_response(code: u16, rt: &ResourceType, obj: &Value, req: &Req) -> Resp
     }
 }
 
-fn check_namespace(st: &State, rt: &ResourceType, ns: &str, creating: bool) -> Result<()> {
+fn check_namespace(st: &State, rt: &ResourceType, ns: &str, name: &str, creating: bool) -> Result<()> {
     if !rt.namespaced {
         return Ok(());
     }
@@ -76,9 +76,8 @@ fn check_namespace(st: &State, rt: &ResourceType, ns: &str, creating: bool) -> R
         None => Err(StatusError::namespace_not_found(ns)),
         Some(n) if creating && n.pointer("/metadata/deletionTimestamp").is_some() => {
             Err(StatusError::forbidden(format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                rt.group_resource(),
-                ""
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                rt.group_resource()
             )))
         }
         Some(_) => Ok(()),
@@ -236,7 +235,7 @@ pub fn create(st: &State, rt: &ResourceType, ns: Option<&str>, req: &Req) -> Res
         },
     };
     objects::validate_name(rt, &name)?;
-    check_namespace(st, rt, &ns, true)?;
+    check_namespace(st, rt, &ns, &name, true)?;
     let opts = write_opts(req);
     let mut warnings = Vec::new();
     let (stored, _) = st.store.write(&rt.gr(), &ns, &name, dry_run(req), |old| {
@@ -349,7 +348,7 @@ pub fn patch(
         }
         opts.is_apply = true;
         if st.store.get(&rt.gr(), ns, name).is_none() {
-            check_namespace(st, rt, ns, true)?;
+            check_namespace(st, rt, ns, name, true)?;
             objects::validate_name(rt, name)?;
         }
     } else if !body.is_object() && ptype != PatchType::Json {

@@ -199,7 +199,11 @@ pub fn prepare(
             }
             if rt.plural == "namespaces" && rt.group.is_empty() {
                 new["status"] = json!({"phase": "Active"});
-                if new.pointer("/spec/finalizers").is_none() {
+                if new
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_none_or(|f| f.is_empty())
+                {
                     new["spec"] = json!({"finalizers": ["kubernetes"]});
                 }
             }
@@ -235,6 +239,10 @@ pub fn prepare(
                 json!(if bump { generation + 1 } else { generation }),
             );
         }
+    }
+
+    if rt.group.is_empty() && rt.plural == "secrets" {
+        fold_string_data(&mut new);
     }
 
     if let Some(crd) = &rt.crd {
@@ -297,6 +305,25 @@ pub fn prepare(
         return Ok(Write::Unchanged(old.clone()));
     }
     Ok(Write::Put(new))
+}
+
+/// Secrets: `stringData` is write-only; the server folds it into base64 `data`.
+fn fold_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(obj) = secret.as_object_mut() else { return };
+    let Some(Value::Object(sd)) = obj.remove("stringData") else {
+        return;
+    };
+    let data = obj.entry("data").or_insert_with(|| json!({}));
+    if let Some(d) = data.as_object_mut() {
+        for (k, v) in sd {
+            let text = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+            d.insert(
+                k,
+                Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
 }
 
 fn validate_crd(rt: &ResourceType, name: &str, crd: &Value) -> Result<()> {

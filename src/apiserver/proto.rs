@@ -2,7 +2,9 @@
 //! send even when they accept JSON back: Helm's release storage writes Secrets (or
 //! ConfigMaps) and deletes them with DeleteOptions as protobuf bodies. The envelope is the
 //! `k8s\0` magic followed by a `runtime.Unknown`; the messages are decoded field by field
-//! into the same JSON the server stores. Any other kind is answered 415, as before.
+//! into the same JSON the server stores. Namespaces and ServiceAccounts (what `kubectl create
+//! namespace|serviceaccount` send) are read too. Any other kind is answered 415: typed Go
+//! clients (e.g. `kubectl create deployment`) cannot create it here, `kubectl apply` can.
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -153,6 +155,8 @@ fn object_meta(b: &[u8]) -> Res<Value> {
             _ => {}
         }
     }
+    // gogo-protobuf writes empty strings and zero numbers too; JSON omits them.
+    m.retain(|_, v| !(v == "" || v == &json!(0)));
     if !labels.is_empty() {
         m.insert("labels".into(), Value::Object(labels));
     }
@@ -217,6 +221,19 @@ fn decode_kind(kind: &str, b: &[u8], obj: &mut Map<String, Value>) -> Res<()> {
             ("DeleteOptions", 4, Field::Bytes(b)) => {
                 _ = obj.insert("propagationPolicy".into(), string(b)?.into())
             }
+            ("Namespace", 2, Field::Bytes(b)) => {
+                let mut sr = Reader::new(b);
+                let mut finalizers = Vec::new();
+                while let Some((sn, sf)) = sr.next()? {
+                    if let (1, Field::Bytes(x)) = (sn, sf) {
+                        finalizers.push(Value::String(string(x)?));
+                    }
+                }
+                obj.insert("spec".into(), json!({"finalizers": finalizers}));
+            }
+            ("ServiceAccount", 4, Field::Varint(v)) => {
+                _ = obj.insert("automountServiceAccountToken".into(), (v != 0).into())
+            }
             _ => {}
         }
     }
@@ -251,7 +268,10 @@ pub fn decode(body: &[u8]) -> Res<Value> {
             _ => {}
         }
     }
-    if !matches!(kind.as_str(), "Secret" | "ConfigMap" | "DeleteOptions") {
+    if !matches!(
+        kind.as_str(),
+        "Secret" | "ConfigMap" | "DeleteOptions" | "Namespace" | "ServiceAccount"
+    ) {
         return Err(ProtoError(format!("kind {kind:?} is not supported in protobuf")));
     }
     let mut obj = Map::new();

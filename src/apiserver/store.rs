@@ -7,11 +7,14 @@
 //! and also a power cut; NORMAL would survive `kill -9` only. Writes are serialised by one
 //! mutex around the connection and the index, which also makes each read-modify-write (update,
 //! patch, apply) atomic with respect to optimistic concurrency checks and watch ordering.
+//! Readers use a separate read-write lock on the index, so a write waiting for its fsync never
+//! blocks gets, lists or new watches; the index is updated (and the event published) after the
+//! commit and before the write is acknowledged, so clients read their own writes.
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     path::Path,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
 use rusqlite::{Connection, params};
@@ -88,14 +91,15 @@ pub enum Write {
 
 /// The embedded object store.
 pub struct Store {
-    inner: Mutex<Inner>,
+    /// Held for the whole of a write: serialises writers and owns the connection.
+    writer: Mutex<Connection>,
+    index: RwLock<Index>,
     tx: broadcast::Sender<Arc<Event>>,
 }
 
 type Objects = BTreeMap<(String, String), Arc<Value>>;
 
-struct Inner {
-    conn: Connection,
+struct Index {
     rv: u64,
     objects: HashMap<GroupResource, Objects>,
     log: VecDeque<Arc<Event>>,
@@ -148,8 +152,8 @@ impl Store {
         }
         let (tx, _) = broadcast::channel(FANOUT);
         Ok(Self {
-            inner: Mutex::new(Inner {
-                conn,
+            writer: Mutex::new(conn),
+            index: RwLock::new(Index {
                 rv,
                 objects,
                 log: VecDeque::new(),
@@ -159,20 +163,28 @@ impl Store {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves the index consistent with SQLite (the index is
-        // only touched after a successful commit), so a poisoned lock is safe to reuse.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    // A panic while holding a lock leaves the index consistent with SQLite (the index is only
+    // touched after a successful commit), so poisoned locks are safe to reuse.
+    fn read(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn index_mut(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The latest resourceVersion.
     pub fn current_rv(&self) -> u64 {
-        self.lock().rv
+        self.read().rv
     }
 
     /// One object.
     pub fn get(&self, gr: &GroupResource, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.lock()
+        self.read()
             .objects
             .get(gr)?
             .get(&(ns.to_string(), name.to_string()))
@@ -182,13 +194,13 @@ impl Store {
     /// Objects of a resource, in `(namespace, name)` order, optionally of one namespace, and the
     /// resourceVersion the list is consistent with.
     pub fn list(&self, gr: &GroupResource, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
-        let inner = self.lock();
+        let inner = self.read();
         (list_locked(&inner, gr, ns), inner.rv)
     }
 
     /// Every `(resource, object)` pair.
     pub fn all(&self) -> Vec<(GroupResource, Arc<Value>)> {
-        let inner = self.lock();
+        let inner = self.read();
         inner
             .objects
             .iter()
@@ -207,11 +219,15 @@ impl Store {
         dry_run: bool,
         f: impl FnOnce(Option<&Arc<Value>>) -> Result<Write>,
     ) -> Result<(Arc<Value>, Option<EventType>)> {
-        let mut inner = self.lock();
+        let mut conn = self.writer();
         let key = (ns.to_string(), name.to_string());
-        let prev = inner.objects.get(gr).and_then(|m| m.get(&key)).cloned();
+        // Only writers change the index, and we are the only writer now: what we read here
+        // stays current until we update it below.
+        let (prev, rv) = {
+            let idx = self.read();
+            (idx.objects.get(gr).and_then(|m| m.get(&key)).cloned(), idx.rv + 1)
+        };
         let decision = f(prev.as_ref())?;
-        let rv = inner.rv + 1;
         let (kind, mut obj) = match decision {
             Write::Unchanged(obj) => return Ok((obj, None)),
             Write::Put(obj) => (
@@ -234,7 +250,7 @@ impl Store {
         }
         let rk = row_key(gr, ns, name);
         let res = (|| -> rusqlite::Result<()> {
-            let tx = inner.conn.transaction()?;
+            let tx = conn.transaction()?;
             if kind == EventType::Deleted {
                 tx.execute("DELETE FROM objects WHERE key = ?1", params![rk])?;
             } else {
@@ -252,6 +268,7 @@ impl Store {
             tracing::error!(error = %e, resource = %gr.to_display(), "storage write failed");
             return Err(StatusError::internal(format!("storage write failed: {e}")));
         }
+        let mut inner = self.index_mut();
         inner.rv = rv;
         let m = inner.objects.entry(gr.clone()).or_default();
         if kind == EventType::Deleted {
@@ -273,15 +290,18 @@ impl Store {
                 inner.floor = old.rv;
             }
         }
-        // No receivers is fine.
+        // Published under the index lock, so snapshots taken with `watch_snapshot` and this
+        // event are ordered. No receivers is fine.
         let _ = self.tx.send(event);
+        drop(inner);
+        drop(conn);
         Ok((obj, Some(kind)))
     }
 
     /// For a watch from `rv`: the events after it, and a receiver for the ones to come.
     /// Fails with 410 Expired if `rv` is older than the kept window.
     pub fn watch_from(&self, rv: u64) -> Result<Replay> {
-        let inner = self.lock();
+        let inner = self.read();
         if rv < inner.floor {
             return Err(StatusError::expired(format!(
                 "too old resource version: {rv} ({})",
@@ -298,7 +318,7 @@ impl Store {
         gr: &GroupResource,
         ns: Option<&str>,
     ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Event>>) {
-        let inner = self.lock();
+        let inner = self.read();
         (list_locked(&inner, gr, ns), inner.rv, self.tx.subscribe())
     }
 
@@ -308,7 +328,7 @@ impl Store {
     }
 }
 
-fn list_locked(inner: &Inner, gr: &GroupResource, ns: Option<&str>) -> Vec<Arc<Value>> {
+fn list_locked(inner: &Index, gr: &GroupResource, ns: Option<&str>) -> Vec<Arc<Value>> {
     let Some(m) = inner.objects.get(gr) else {
         return Vec::new();
     };

@@ -83,8 +83,14 @@ pub enum Error {
     },
     #[error("serializing: {0}")]
     Serialize(#[from] serde_json::Error),
-    #[error("watch of {kind} ended")]
-    WatchEnded { kind: &'static str },
+    #[error("CRD {name}: {source}")]
+    Crd {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("CRD {name} is not Established after 30 s")]
+    CrdNotEstablished { name: String },
 }
 
 impl Error {
@@ -97,7 +103,7 @@ impl Error {
             Error::Event(_) => "event",
             Error::Lease { .. } => "lease",
             Error::Serialize(_) => "serialize",
-            Error::WatchEnded { .. } => "watch_ended",
+            Error::Crd { .. } | Error::CrdNotEstablished { .. } => "crd",
         }
     }
 }

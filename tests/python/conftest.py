@@ -5,6 +5,9 @@ Each test gets its own server: `$TURNPIKE_BIN local --data-dir <tmp> --apiserver
 127.0.0.1:0` (TURNPIKE_BIN defaults to target/debug/turnpike), started as a subprocess and
 considered up once `<tmp>/kubeconfig` exists. Every wait is bounded; the process is killed at
 the end of the test.
+
+Environment: TURNPIKE_BIN (the binary), KUBECTL (default `kubectl`, e.g.
+/usr/lib/google-cloud-sdk/bin/kubectl.1.32 to pin a version).
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ FIXTURES = REPO / "tests" / "apiserver" / "fixtures"
 CRDS = REPO / "crds"
 CHART = REPO / "tests" / "charts" / "tp-test"
 START_TIMEOUT = 20.0
+#: The kubectl to run (the gcloud dispatcher on PATH picks a version matching the server's).
+KUBECTL = os.environ.get("KUBECTL", "kubectl")
 
 
 class Server:
     """One `turnpike local` process over a data directory."""
 
-    def __init__(self, data_dir: pathlib.Path, work: pathlib.Path) -> None:
+    def __init__(self, data_dir: pathlib.Path, work: pathlib.Path, extra_args: list[str] | None = None) -> None:
+        self.extra_args = extra_args or []
         self.data_dir = data_dir
         self.work = work
         self.kubeconfig = data_dir / "kubeconfig"
@@ -45,7 +51,7 @@ class Server:
             self.kubeconfig.unlink()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [BIN, "local", "--data-dir", str(self.data_dir), "--apiserver-addr", "127.0.0.1:0"],
+                [BIN, "local", "--data-dir", str(self.data_dir), "--apiserver-addr", "127.0.0.1:0", *self.extra_args],
                 stdout=log,
                 stderr=log,
             )
@@ -76,14 +82,14 @@ class Server:
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        cmd = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.work / "kcache"), *args]
+        cmd = [KUBECTL, "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.work / "kcache"), *args]
         res = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
         if check and res.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
         return res
 
     def kubectl_popen(self, *args: str) -> subprocess.Popen[str]:
-        cmd = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.work / "kcache"), *args]
+        cmd = [KUBECTL, "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.work / "kcache"), *args]
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def api_client(self):

@@ -19,6 +19,9 @@ def test_install_upgrade_uninstall(server):
         assert cm["data"] == {"greeting": "hi"}
         for kind, name in [("secret", "demo-secret"), ("service", "demo-svc"), ("deployment", "demo-web")]:
             server.kubectl("get", kind, name)
+        secret = json.loads(server.kubectl("get", "secret", "demo-secret", "-o", "json").stdout)
+        assert secret["data"] == {"password": "bm90LWEtcmVhbC1wYXNzd29yZA=="}, "stringData is folded into data"
+        assert "stringData" not in secret
 
         rel = cfg.upgrade(str(CHART), "demo", {"greeting": "bye", "replicaCount": 2}, timeout=30)
         assert rel["status"] == "deployed" and rel["revision"] == 2

@@ -188,3 +188,50 @@ def test_delete(crds):
     crds.kubectl("delete", "crd", "stages.turnpike.dev")
     res = crds.kubectl("get", "stages", check=False)
     assert res.returncode != 0
+
+
+def test_describe_diff_and_dry_run(crds):
+    apply_fixtures(crds)
+    out = crds.kubectl("describe", "stage", "petstore-prod").stdout
+    assert "Name:" in out and "petstore-prod" in out
+    doc = yaml.safe_load((FIXTURES / "stage.yaml").read_text())
+    doc["spec"]["stageName"] = "prod"
+    doc["spec"]["throttle"]["rateLimit"] = 7
+    res = crds.kubectl("diff", "-f", "-", input=yaml.safe_dump(doc), check=False)
+    assert res.returncode == 1, res.stderr  # 1 = differences found
+    assert "rateLimit: 7" in res.stdout
+    crds.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(doc))
+    obj = json.loads(crds.kubectl("get", "stage", "petstore-prod", "-o", "json").stdout)
+    assert obj["spec"]["throttle"]["rateLimit"] == 100, "dry run stored nothing"
+
+
+def test_local_apply_flag(tmp_path):
+    from conftest import CRDS, Server
+
+    s = Server(tmp_path / "data", tmp_path, ["--apply", str(CRDS), "--apply", str(FIXTURES / "restapi.yaml")])
+    s.start()
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            res = s.kubectl("get", "restapi", "petstore", check=False)
+            if res.returncode == 0:
+                break
+            time.sleep(0.2)
+        assert "REGIONAL" in res.stdout
+    finally:
+        s.kill()
+
+
+def test_imperative_create_of_protobuf_kinds(server):
+    # kubectl's typed clients send these as protobuf.
+    server.kubectl("create", "namespace", "demo")
+    server.kubectl("-n", "demo", "create", "serviceaccount", "bot")
+    server.kubectl("-n", "demo", "create", "configmap", "c", "--from-literal=a=b")
+    server.kubectl("-n", "demo", "create", "secret", "generic", "s", "--from-literal=p=q")
+    ns = json.loads(server.kubectl("get", "ns", "demo", "-o", "json").stdout)
+    assert ns["status"]["phase"] == "Active" and "generateName" not in ns["metadata"]
+    secret = json.loads(server.kubectl("-n", "demo", "get", "secret", "s", "-o", "json").stdout)
+    assert secret["data"] == {"p": "cQ=="}
+    server.kubectl("delete", "namespace", "demo", "--timeout=15s")
+    res = server.kubectl("get", "ns", "demo", check=False)
+    assert res.returncode != 0 and "NotFound" in res.stderr
