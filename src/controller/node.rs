@@ -33,6 +33,8 @@ pub struct Node {
     pub public: Option<SocketAddr>,
     pub private: Option<SocketAddr>,
     pub admin: SocketAddr,
+    /// Every proxy listener, as bound.
+    pub listeners: Vec<crate::proxy::ListenerConfig>,
     pub table: TableStore,
     pub controller: ControllerHandle,
     stop: watch::Sender<bool>,
@@ -68,6 +70,7 @@ impl Node {
         let proxy = Proxy::bind(config.proxy, table.clone(), metrics).await?;
         let public = proxy.local_addr(Listener::Public, true);
         let private = proxy.local_addr(Listener::Private, true);
+        let listeners = proxy.listeners();
         if config.invoke_base_from_public
             && let Some(addr) = public
         {
@@ -111,6 +114,7 @@ impl Node {
             public,
             private,
             admin: admin_addr,
+            listeners,
             table,
             controller,
             stop,
