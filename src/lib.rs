@@ -5,8 +5,13 @@
 //! `routing` and `proxy` never import `kube` or `k8s_openapi`; `controller`, `apiserver` and
 //! the binary wire the pieces together.
 
+pub mod admin;
 pub mod api;
+pub mod apiserver;
 pub mod compile;
+pub mod controller;
 pub mod ingest;
 pub mod model;
+pub mod proxy;
 pub mod routing;
+pub mod telemetry;

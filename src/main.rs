@@ -1,9 +1,13 @@
 //! The `turnpike` binary: a thin command line over the library.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use turnpike::controller::{
+    apply,
+    node::{Node, NodeConfig},
+};
 
 /// Turnpike: the AWS API Gateway model for any Kubernetes cluster.
 #[derive(Debug, Parser)]
@@ -26,17 +30,55 @@ enum Command {
     Version,
 }
 
+/// Options shared by `run` and `local`: listeners, leader election, hold-off.
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// Address of the public listener (REGIONAL and EDGE APIs) [default: 0.0.0.0:8443; local:
+    /// 127.0.0.1:8443, or a free port when that one is taken].
+    #[arg(long, env = "TURNPIKE_PUBLIC_ADDR")]
+    public_addr: Option<SocketAddr>,
+    /// Address of the private listener (PRIVATE APIs) [default: 0.0.0.0:9443; local:
+    /// 127.0.0.1:9443, or a free port].
+    #[arg(long, env = "TURNPIKE_PRIVATE_ADDR")]
+    private_addr: Option<SocketAddr>,
+    /// Address of the admin listener (/metrics, /healthz, /readyz) [default: 0.0.0.0:9090;
+    /// local: 127.0.0.1:9090, or a free port].
+    #[arg(long, env = "TURNPIKE_ADMIN_ADDR")]
+    admin_addr: Option<SocketAddr>,
+    /// Write the bound listener addresses here as JSON (`{"public","private","admin"}`) once
+    /// they are bound (`turnpike local` always writes `{data-dir}/gateway.json`).
+    #[arg(long)]
+    addresses_file: Option<PathBuf>,
+    /// Watch only this namespace (default: every namespace).
+    #[arg(long, env = "TURNPIKE_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// The namespace of the leader-election Lease (the controller's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease (default: the host name and a random suffix).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Quiet time after the last change before the routing table is rebuilt.
+    #[arg(long, default_value_t = 100)]
+    holdoff_ms: u64,
+    /// Longest a burst of changes delays a rebuild.
+    #[arg(long, default_value_t = 1000)]
+    holdoff_max_ms: u64,
+    /// The header that forces (`always`) or excludes (`never`) the canary.
+    #[arg(long, default_value = "x-turnpike-canary")]
+    canary_header: String,
+    /// The region in `{apiId}.execute-api.{region}.{baseDomain}`.
+    #[arg(long, default_value = "local")]
+    region: String,
+    /// The base domain in `{apiId}.execute-api.{region}.{baseDomain}`.
+    #[arg(long, default_value = "turnpike.dev")]
+    base_domain: String,
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Address of the public listener (REGIONAL and EDGE APIs).
-    #[arg(long, env = "TURNPIKE_PUBLIC_ADDR", default_value = "0.0.0.0:8443")]
-    public_addr: SocketAddr,
-    /// Address of the private listener (PRIVATE APIs).
-    #[arg(long, env = "TURNPIKE_PRIVATE_ADDR", default_value = "0.0.0.0:9443")]
-    private_addr: SocketAddr,
-    /// Address of the admin listener (/metrics, /healthz, /readyz).
-    #[arg(long, env = "TURNPIKE_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
-    admin_addr: SocketAddr,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +92,12 @@ struct LocalArgs {
     /// Files or directories of manifests to apply at start-up (e.g. `config/samples`).
     #[arg(long = "apply", short = 'f')]
     apply: Vec<PathBuf>,
+    /// Run only the embedded API server: no CRDs installed, no controller, no proxy (for
+    /// testing the API server itself, whose objects nothing else should touch).
+    #[arg(long, env = "TURNPIKE_LOCAL_APISERVER_ONLY")]
+    apiserver_only: bool,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,7 +118,271 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run(args) => anyhow::bail!("`turnpike run` is not available yet ({args:?})"),
-        Command::Local(args) => anyhow::bail!("`turnpike local` is not available yet ({args:?})"),
+        Command::Run(args) => run(args),
+        Command::Local(args) => run_local(args),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the tokio runtime")
+}
+
+/// The replica's configuration from the command line.
+fn node_config(args: &NodeArgs, local: bool) -> anyhow::Result<NodeConfig> {
+    use turnpike::{
+        controller::{Config, LeaseConfig},
+        proxy::{ListenerConfig, ProxyConfig},
+        routing::Listener,
+    };
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "turnpike".into());
+        format!("{host}-{:08x}", rand::random::<u32>())
+    });
+    let mut controller = Config::new(LeaseConfig::new(&args.lease_namespace, identity));
+    controller.holdoff = Duration::from_millis(args.holdoff_ms);
+    controller.holdoff_max = Duration::from_millis(args.holdoff_max_ms);
+    controller.namespace = args.watch_namespace.clone();
+    controller.compile.hosts.region = args.region.clone();
+    controller.compile.hosts.base_domain = args.base_domain.clone();
+    let (public_addr, private_addr, admin_addr) = if local {
+        (
+            local_addr(args.public_addr, 8443),
+            local_addr(args.private_addr, 9443),
+            local_addr(args.admin_addr, 9090),
+        )
+    } else {
+        let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
+        (
+            args.public_addr.unwrap_or(any(8443)),
+            args.private_addr.unwrap_or(any(9443)),
+            args.admin_addr.unwrap_or(any(9090)),
+        )
+    };
+    let proxy = ProxyConfig {
+        listeners: vec![
+            ListenerConfig {
+                addr: public_addr,
+                listener: Listener::Public,
+                tls: true,
+            },
+            ListenerConfig {
+                addr: private_addr,
+                listener: Listener::Private,
+                tls: true,
+            },
+        ],
+        canary_header: http::HeaderName::from_bytes(args.canary_header.as_bytes())
+            .context("--canary-header is not a header name")?,
+        ..ProxyConfig::default()
+    };
+    Ok(NodeConfig {
+        controller,
+        proxy,
+        admin_addr,
+        invoke_base_from_public: local,
+    })
+}
+
+/// `turnpike local`'s address for a listener: the one given, else 127.0.0.1:`port`, else (when
+/// that port is taken, e.g. by another `turnpike local`) a free port on 127.0.0.1.
+fn local_addr(given: Option<SocketAddr>, port: u16) -> SocketAddr {
+    if let Some(addr) = given {
+        return addr;
+    }
+    let preferred = SocketAddr::from(([127, 0, 0, 1], port));
+    match std::net::TcpListener::bind(preferred) {
+        Ok(_) => preferred,
+        Err(_) => {
+            tracing::warn!(%preferred, "address in use; using a free port (see gateway.json)");
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        }
+    }
+}
+
+/// Resolves at SIGINT or SIGTERM.
+async fn stopped() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// Serves until SIGINT or SIGTERM, then releases the Lease and drains.
+async fn serve(
+    client: kube::Client,
+    config: NodeConfig,
+    addresses_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let node = Node::start(client, config)
+        .await
+        .context("starting the gateway")?;
+    tracing::info!(
+        public = ?node.public,
+        private = ?node.private,
+        admin = %node.admin,
+        "turnpike is serving"
+    );
+    if let Some(path) = addresses_file {
+        let json = serde_json::json!({
+            "public": node.public.map(|a| a.to_string()),
+            "private": node.private.map(|a| a.to_string()),
+            "admin": node.admin.to_string(),
+        });
+        // Written whole, then renamed: a reader never sees half a file.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, json.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    stopped().await?;
+    tracing::info!("stopping");
+    node.shutdown().await;
+    Ok(())
+}
+
+/// `turnpike run`: the controller and the proxy against KUBECONFIG or the in-cluster config.
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    turnpike::telemetry::init().context("installing the log subscriber")?;
+    let config = node_config(&args.node, false)?;
+    let addresses_file = args.node.addresses_file.clone();
+    runtime()?.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to Kubernetes (KUBECONFIG or in-cluster)")?;
+        serve(client, config, addresses_file).await
+    })
+}
+
+/// `turnpike local`: the embedded API server, then the controller and the proxy, which reach
+/// it only through the kubeconfig it wrote, as they would a real cluster.
+fn run_local(args: LocalArgs) -> anyhow::Result<()> {
+    turnpike::telemetry::init().context("installing the log subscriber")?;
+    let config = node_config(&args.node, true)?;
+    let addresses_file = Some(
+        args.node
+            .addresses_file
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("gateway.json")),
+    );
+    runtime()?.block_on(async move {
+        let server_config =
+            turnpike::apiserver::ApiServerConfig::new(&args.data_dir).with_addr(args.apiserver_addr);
+        let server = turnpike::apiserver::ApiServer::start(server_config)
+            .await
+            .context("starting the API server")?;
+        let client = server
+            .client()
+            .await
+            .context("building a client from the kubeconfig")?;
+        if !args.apiserver_only {
+            apply::install_crds(&client)
+                .await
+                .context("installing the CRDs")?;
+        }
+        if !args.apply.is_empty() {
+            apply_manifests(client.clone(), &args.apply)
+                .await
+                .context("applying --apply manifests")?;
+        }
+        tracing::info!(
+            kubeconfig = %server.kubeconfig.display(),
+            "export KUBECONFIG={} to use kubectl",
+            server.kubeconfig.display()
+        );
+        if args.apiserver_only {
+            stopped().await?;
+            return Ok(());
+        }
+        let served = serve(client, config, addresses_file).await;
+        drop(server);
+        served
+    })
+}
+
+/// Reads every YAML/JSON document of the given files and directories (directories: their
+/// `.yaml`, `.yml` and `.json` files in name order), CRDs first.
+fn read_manifests(paths: &[PathBuf]) -> anyhow::Result<Vec<serde_json::Value>> {
+    use serde::Deserialize as _;
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.extension()
+                        .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+                })
+                .collect();
+            entries.sort();
+            files.extend(entries);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut docs = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let v =
+                serde_json::Value::deserialize(doc).with_context(|| format!("parsing {}", f.display()))?;
+            if v.is_object() {
+                docs.push(v);
+            }
+        }
+    }
+    docs.sort_by_key(|d| d["kind"] != "CustomResourceDefinition");
+    Ok(docs)
+}
+
+/// `--apply`: server-side applies every manifest (field manager `turnpike-local`) through the
+/// API, the same way `kubectl apply --server-side -f` would.
+async fn apply_manifests(client: kube::Client, paths: &[PathBuf]) -> anyhow::Result<()> {
+    use kube::{
+        api::{Api, DynamicObject, Patch, PatchParams},
+        core::GroupVersionKind,
+        discovery::{Discovery, Scope},
+    };
+    let mut discovery = Discovery::new(client.clone()).run().await?;
+    for doc in read_manifests(paths)? {
+        let obj: DynamicObject = serde_json::from_value(doc)?;
+        let types = obj.types.clone().context("a manifest without apiVersion/kind")?;
+        let gvk = GroupVersionKind::try_from(&types)?;
+        let name = obj
+            .metadata
+            .name
+            .clone()
+            .context("a manifest without metadata.name")?;
+        let (ar, caps) = match discovery.resolve_gvk(&gvk) {
+            Some(found) => found,
+            None => {
+                // A CRD applied just before: refresh discovery once.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                discovery = Discovery::new(client.clone()).run().await?;
+                discovery
+                    .resolve_gvk(&gvk)
+                    .with_context(|| format!("unknown kind {gvk:?}"))?
+            }
+        };
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Namespaced => Api::namespaced_with(
+                client.clone(),
+                obj.metadata.namespace.as_deref().unwrap_or("default"),
+                &ar,
+            ),
+            Scope::Cluster => Api::all_with(client.clone(), &ar),
+        };
+        api.patch(
+            &name,
+            &PatchParams::apply("turnpike-local").force(),
+            &Patch::Apply(&obj),
+        )
+        .await?;
+        tracing::info!(kind = %gvk.kind, %name, "applied");
+    }
+    Ok(())
 }

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Proxy benchmark: wrk against (a) the upstream directly, (b) nginx as a reverse proxy with an
+# upstream keep-alive pool, (c) Turnpike on an HTTP_PROXY route — same run, same pinning: the
+# proxy under test on core 0, wrk and the upstream on core 1. Plain HTTP/1.1 and over TLS.
+#
+# Prerequisites (Debian): apt-get install -y wrk nginx-light openssl   (curl for the checks)
+# Usage: benches/proxy/run.sh [duration_seconds=10] [connections=64]
+# Output: a Markdown table (rps, p50, p99) and the ratios Turnpike / nginx.
+set -euo pipefail
+
+DUR=${1:-10}
+CONNS=${2:-64}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d /tmp/turnpike-bench.XXXXXX)
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+UP=127.0.0.1:18080
+NGX_PLAIN=127.0.0.1:18081
+NGX_TLS=127.0.0.1:18443
+TP_PLAIN=127.0.0.1:18082
+TP_TLS=127.0.0.1:18444
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in wrk nginx openssl taskset curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx-light openssl curl util-linux)"; exit 1; }
+done
+
+if [ -z "${BENCH_BIN:-}" ]; then
+  echo "building the benchmark binary (release)..." >&2
+  BIN=$(cd "$ROOT" && cargo build --release --bench proxy_server --message-format=json 2>/dev/null \
+    | grep -o '"executable":"[^"]*proxy_server[^"]*"' | tail -1 | cut -d'"' -f4)
+else
+  BIN=$BENCH_BIN # a binary built before (skips the build)
+fi
+[ -x "$BIN" ] || { echo "could not build benches/proxy/server.rs"; exit 1; }
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost >/dev/null 2>&1
+
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server $UP; keepalive 128; }
+  ssl_certificate $WORK/cert.pem;
+  ssl_certificate_key $WORK/key.pem;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  server {
+    listen $NGX_PLAIN;
+    listen $NGX_TLS ssl;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+NGINX
+
+taskset -c "$LOAD_CPU" "$BIN" upstream "$UP" & pids+=($!)
+taskset -c "$PROXY_CPU" nginx -c "$WORK/nginx.conf" -g 'daemon off;' & pids+=($!)
+taskset -c "$PROXY_CPU" "$BIN" turnpike "$TP_PLAIN" "$TP_TLS" "$UP" "$WORK/cert.pem" "$WORK/key.pem" & pids+=($!)
+HOST=$("$BIN" host)
+
+for i in $(seq 1 100); do
+  if curl -sf -o /dev/null "http://$UP/" && curl -sf -o /dev/null "http://$NGX_PLAIN/" \
+     && curl -sf -o /dev/null -H "Host: $HOST" "http://$TP_PLAIN/prod/"; then break; fi
+  sleep 0.1
+done
+curl -sfk -o /dev/null -H "Host: $HOST" "https://$TP_TLS/prod/x" || { echo "turnpike TLS not answering"; exit 1; }
+curl -sfk -o /dev/null "https://$NGX_TLS/x" || { echo "nginx TLS not answering"; exit 1; }
+
+# run NAME URL [HOST]: prints "NAME rps p50 p99"
+run() {
+  local name=$1 url=$2 host=${3:-}
+  local hdr=()
+  [ -n "$host" ] && hdr=(-H "Host: $host")
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${hdr[@]}" "$url" >/dev/null 2>&1 # warm-up
+  local out
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "${hdr[@]}" "$url")
+  local errors
+  errors=$(echo "$out" | grep -E "Non-2xx|Socket errors" || true)
+  [ -n "$errors" ] && echo "WARNING $name: $errors" >&2
+  local rps p50 p99
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  echo "$name $rps $p50 $p99"
+}
+
+results=()
+results+=("$(run direct-plain "http://$UP/hello")")
+results+=("$(run nginx-plain "http://$NGX_PLAIN/hello")")
+results+=("$(run turnpike-plain "http://$TP_PLAIN/prod/hello" "$HOST")")
+results+=("$(run nginx-tls "https://$NGX_TLS/hello")")
+results+=("$(run turnpike-tls "https://$TP_TLS/prod/hello" "$HOST")")
+
+echo
+echo "wrk -t1 -c$CONNS -d${DUR}s --latency; proxy on CPU $PROXY_CPU, wrk + upstream on CPU $LOAD_CPU; $(nproc) CPUs"
+echo
+echo "| target | requests/s | p50 | p99 |"
+echo "|---|---:|---:|---:|"
+for r in "${results[@]}"; do
+  set -- $r
+  echo "| $1 | $2 | $3 | $4 |"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+echo
+for proto in plain tls; do
+  tp=$(for r in "${results[@]}"; do set -- $r; [ "$1" = "turnpike-$proto" ] && echo "$2"; done)
+  ng=$(for r in "${results[@]}"; do set -- $r; [ "$1" = "nginx-$proto" ] && echo "$2"; done)
+  echo "turnpike / nginx ($proto): $(ratio "$tp" "$ng") x requests/s"
+done

@@ -1,0 +1,110 @@
+//! [`RequestCtx`]: what the phases know about one request.
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant, SystemTime},
+};
+
+use http::HeaderValue;
+
+use crate::{
+    model::{MethodDef, MethodKey},
+    proxy::{Shared, pool::Lease, upstream::EndpointGuard},
+    routing::{ApiEntry, Listener, ResourceEntry, RoutingTable, StageEntry, StageVariant},
+};
+
+/// How a connection reached the proxy.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub listener: Listener,
+    pub tls: bool,
+}
+
+/// The state of one request as it goes through the phases.
+///
+/// Everything borrowed lives as long as the request (`'a`): the routing snapshot loaded once
+/// at the start and the request path. Phases fill the `Option`s in order: `route::locate` sets
+/// `api`, `stage` and `path`; `canary::pick` sets `variant`; `route::resolve` sets
+/// `resource`, `method_key`, `method` and `params`; the integration sets the `integration_*`
+/// fields. The service reads them at the end for the response headers, metrics and the access
+/// log.
+pub struct RequestCtx<'a> {
+    pub shared: &'a Shared,
+    pub conn: ConnInfo,
+    /// The snapshot this request is served from, start to end.
+    pub table: &'a RoutingTable,
+    pub start: Instant,
+    pub received: SystemTime,
+    /// `x-amzn-RequestId`: the client's UUID or a new one.
+    pub request_id: HeaderValue,
+    /// `x-amz-apigw-id` (`$context.extendedRequestId`).
+    pub extended_request_id: HeaderValue,
+    pub api: Option<&'a ApiEntry>,
+    pub stage: Option<&'a StageEntry>,
+    /// The resource path within the stage (normalised, still percent-encoded).
+    pub path: &'a str,
+    pub variant: Option<&'a StageVariant>,
+    pub resource: Option<&'a ResourceEntry>,
+    pub method_key: Option<MethodKey>,
+    pub method: Option<&'a MethodDef>,
+    /// Path parameters, percent-encoded as received.
+    pub params: Vec<(&'a str, &'a str)>,
+    pub integration_status: Option<u16>,
+    pub integration_latency: Option<Duration>,
+    pub integration_error: Option<String>,
+    /// The endpoint of a private integration; held until the response body ends so the
+    /// outstanding count is true.
+    pub endpoint: Option<EndpointGuard>,
+    /// The pooled backend connection; given back when the response body ends.
+    pub lease: Option<Lease>,
+}
+
+// === impl RequestCtx ===
+
+impl<'a> RequestCtx<'a> {
+    pub fn new(
+        shared: &'a Shared,
+        conn: ConnInfo,
+        table: &'a RoutingTable,
+        request_id: HeaderValue,
+        extended_request_id: HeaderValue,
+    ) -> Self {
+        RequestCtx {
+            shared,
+            conn,
+            table,
+            start: Instant::now(),
+            received: SystemTime::now(),
+            request_id,
+            extended_request_id,
+            api: None,
+            stage: None,
+            path: "/",
+            variant: None,
+            resource: None,
+            method_key: None,
+            method: None,
+            params: Vec::new(),
+            integration_status: None,
+            integration_latency: None,
+            integration_error: None,
+            endpoint: None,
+            lease: None,
+        }
+    }
+
+    /// A path parameter (percent-encoded as received).
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+
+    /// A stage variable of the chosen variant.
+    pub fn stage_variable(&self, name: &str) -> Option<&'a str> {
+        self.variant.and_then(|v| v.variable(name))
+    }
+
+    pub fn is_canary(&self) -> bool {
+        self.variant.is_some_and(|v| v.is_canary)
+    }
+}

@@ -1,0 +1,49 @@
+//! Request ids: `x-amzn-RequestId` (a UUID; a client's UUID is honoured) and `x-amz-apigw-id`
+//! (the extended request id: 15 characters and `=`, never client-settable).
+
+use base64::Engine as _;
+use http::HeaderValue;
+use rand::Rng as _;
+
+/// The client's `x-amzn-requestid` when it is a UUID, else a new random UUID.
+pub fn request_id(client: Option<&HeaderValue>) -> HeaderValue {
+    if let Some(v) = client
+        && uuid::Uuid::try_parse_ascii(v.as_bytes()).is_ok()
+    {
+        return v.clone();
+    }
+    let bytes: [u8; 16] = rand::rng().random();
+    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let s = id.hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(s)
+        .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
+}
+
+/// A new extended request id, e.g. `f-ZvmEb3PHcEeNg=`.
+pub fn extended_request_id() -> HeaderValue {
+    let bytes: [u8; 11] = rand::rng().random();
+    let mut buf = [0u8; 16];
+    match base64::engine::general_purpose::URL_SAFE.encode_slice(bytes, &mut buf) {
+        Ok(n) => HeaderValue::from_bytes(&buf[..n])
+            .unwrap_or_else(|_| HeaderValue::from_static("AAAAAAAAAAAAAAA=")),
+        Err(_) => HeaderValue::from_static("AAAAAAAAAAAAAAA="),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_the_aws_shape() {
+        let id = request_id(None);
+        assert!(uuid::Uuid::try_parse_ascii(id.as_bytes()).is_ok());
+        let mine = HeaderValue::from_static("c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
+        assert_eq!(request_id(Some(&mine)), mine);
+        assert_ne!(request_id(Some(&HeaderValue::from_static("nope"))), "nope");
+        let ext = extended_request_id();
+        assert_eq!(ext.len(), 16);
+        assert!(ext.as_bytes().ends_with(b"="));
+    }
+}

@@ -1,0 +1,471 @@
+//! The integration: MOCK answers from the integration responses; HTTP_PROXY streams the
+//! request to the backend and the response back untouched (but for hop-by-hop and reserved
+//! headers); HTTP maps request parameters in and integration responses out. Backends are a
+//! URL or an in-cluster Service's ready endpoints.
+
+use std::{net::SocketAddr, time::Instant};
+
+use bytes::Bytes;
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header,
+    request::Parts, uri::PathAndQuery,
+};
+use hyper::body::Incoming;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+use crate::{
+    model::{
+        Backend, HeaderSource, Integration, IntegrationKind, IntegrationResponse, ParamLocation, ValueSource,
+    },
+    proxy::{
+        body::{Limited, ProxyBody},
+        ctx::RequestCtx,
+        error::Reject,
+        phase::params::query_value,
+        pool::Lease,
+        upstream::SendError,
+    },
+};
+
+/// Characters escaped in a mapped query value or path parameter.
+const COMPONENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'/')
+    .add(b'<')
+    .add(b'=')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// Runs the method's integration.
+pub async fn run(
+    ctx: &mut RequestCtx<'_>,
+    parts: Parts,
+    body: Incoming,
+) -> Result<Response<ProxyBody>, Reject> {
+    let method = ctx
+        .method
+        .ok_or(Reject::Internal("integration before resolve".into()))?;
+    let integration = &method.integration;
+    match integration.kind {
+        IntegrationKind::Mock => mock(integration),
+        IntegrationKind::HttpProxy => http_proxy(ctx, integration, parts, body).await,
+        IntegrationKind::Http => http(ctx, integration, parts, body).await,
+    }
+}
+
+// === MOCK ===
+
+fn mock(integration: &Integration) -> Result<Response<ProxyBody>, Reject> {
+    let selected = select(&integration.responses, integration.mock_status).ok_or(Reject::Internal(
+        "no integration response for the mock status".into(),
+    ))?;
+    let mut resp = Response::new(ProxyBody::empty());
+    apply_response(&mut resp, selected, None)?;
+    Ok(resp)
+}
+
+/// The integration response for a status: the first whose pattern matches, else the default.
+fn select(responses: &[IntegrationResponse], status: u16) -> Option<&IntegrationResponse> {
+    responses
+        .iter()
+        .find(|r| r.selection_pattern.is_some() && r.selects(status))
+        .or_else(|| responses.iter().find(|r| r.selection_pattern.is_none()))
+}
+
+/// Sets status, mapped headers and templated body of `selected` on `resp`; `backend` is the
+/// backend's response headers (for `integration.response.header.*`).
+fn apply_response(
+    resp: &mut Response<ProxyBody>,
+    selected: &IntegrationResponse,
+    backend: Option<&HeaderMap>,
+) -> Result<(), Reject> {
+    *resp.status_mut() = StatusCode::from_u16(selected.status)
+        .map_err(|_| Reject::Internal(format!("invalid method response status {}", selected.status)))?;
+    for (name, source) in &selected.headers {
+        let value = match source {
+            HeaderSource::Static(v) => HeaderValue::from_str(v).ok(),
+            HeaderSource::Backend(n) => backend.and_then(|h| h.get(n.as_str())).cloned(),
+        };
+        if let (Ok(name), Some(value)) = (HeaderName::from_bytes(name.as_bytes()), value) {
+            resp.headers_mut().insert(name, value);
+        }
+    }
+    if let Some((content_type, template)) = &selected.body {
+        *resp.body_mut() = ProxyBody::full(Bytes::from(template.clone()));
+        if let Ok(ct) = HeaderValue::from_str(content_type) {
+            resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    Ok(())
+}
+
+// === HTTP_PROXY ===
+
+async fn http_proxy(
+    ctx: &mut RequestCtx<'_>,
+    integration: &Integration,
+    parts: Parts,
+    body: Incoming,
+) -> Result<Response<ProxyBody>, Reject> {
+    let Parts {
+        method,
+        uri,
+        mut headers,
+        ..
+    } = parts;
+    let target = match &integration.backend {
+        Backend::Url(t) | Backend::Service { uri: t, .. } => t,
+        Backend::None => return Err(Reject::Internal("HTTP_PROXY without a backend".into())),
+    };
+    let mut url = target.render(|n| ctx.param(n), |n| ctx.stage_variable(n));
+    if let Some(q) = uri.query() {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(q);
+    }
+    let host = request_host(&uri, &headers);
+    strip_hop_by_hop(&mut headers);
+    forwarded_headers(&mut headers, ctx, host.as_ref());
+    headers.remove(header::HOST);
+    let method = integration.http_method.clone().unwrap_or(method);
+    let body = Limited::new(body, ctx.shared.config.limits.max_body_bytes);
+    let resp = send(ctx, integration, method, url, headers, body).await?;
+    let (mut head, body) = resp.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    remap_reserved(&mut head.headers);
+    head.version = Version::HTTP_11;
+    Ok(Response::from_parts(head, ProxyBody::stream(body)))
+}
+
+// === HTTP ===
+
+async fn http(
+    ctx: &mut RequestCtx<'_>,
+    integration: &Integration,
+    parts: Parts,
+    body: Incoming,
+) -> Result<Response<ProxyBody>, Reject> {
+    let target = match &integration.backend {
+        Backend::Url(t) | Backend::Service { uri: t, .. } => t,
+        Backend::None => return Err(Reject::Internal("HTTP without a backend".into())),
+    };
+    let mut path_values: Vec<(&str, String)> = Vec::new();
+    let mut query = String::new();
+    let mut headers = HeaderMap::new();
+    for mapping in &integration.request_parameters {
+        let value: Option<String> = match &mapping.source {
+            ValueSource::Request(p) => match p.location {
+                ParamLocation::Path => ctx.param(&p.name).map(str::to_string),
+                ParamLocation::Querystring => query_value(parts.uri.query(), &p.name).map(str::to_string),
+                ParamLocation::Header => parts
+                    .headers
+                    .get(p.name.as_str())
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+            },
+            ValueSource::StageVariable(n) => ctx.stage_variable(n).map(str::to_string),
+            ValueSource::Static(v) => Some(v.clone()),
+        };
+        let Some(value) = value else { continue };
+        let from_url = matches!(
+            &mapping.source,
+            ValueSource::Request(p) if p.location != ParamLocation::Header
+        );
+        let encode = |v: &str| -> String {
+            if from_url {
+                v.to_string()
+            } else {
+                utf8_percent_encode(v, COMPONENT).to_string()
+            }
+        };
+        match mapping.target.location {
+            ParamLocation::Path => path_values.push((mapping.target.name.as_str(), encode(&value))),
+            ParamLocation::Querystring => {
+                if !query.is_empty() {
+                    query.push('&');
+                }
+                query.push_str(&utf8_percent_encode(&mapping.target.name, COMPONENT).to_string());
+                query.push('=');
+                query.push_str(&encode(&value));
+            }
+            ParamLocation::Header => {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(mapping.target.name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    headers.insert(n, v);
+                }
+            }
+        }
+    }
+    let mut url = target.render(
+        |n| path_values.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str()),
+        |n| ctx.stage_variable(n),
+    );
+    if !query.is_empty() {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&query);
+    }
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+    ] {
+        if let Some(v) = parts.headers.get(&name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    let method = integration.http_method.clone().unwrap_or(parts.method);
+    let body = Limited::new(body, ctx.shared.config.limits.max_body_bytes);
+    let resp = send(ctx, integration, method, url, headers, body).await?;
+    let status = resp.status().as_u16();
+    let (mut head, body) = resp.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    let Some(selected) = select(&integration.responses, status) else {
+        // No integration response configured: pass the backend's answer through.
+        remap_reserved(&mut head.headers);
+        head.version = Version::HTTP_11;
+        return Ok(Response::from_parts(head, ProxyBody::stream(body)));
+    };
+    let mut resp = Response::new(ProxyBody::stream(body));
+    if let Some(ct) = head.headers.get(header::CONTENT_TYPE) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+    }
+    if let Some(cl) = head.headers.get(header::CONTENT_LENGTH) {
+        resp.headers_mut().insert(header::CONTENT_LENGTH, cl.clone());
+    }
+    apply_response(&mut resp, selected, Some(&head.headers))?;
+    Ok(resp)
+}
+
+// === sending ===
+
+/// Sends to the backend: a URL directly, or a Service through the balancer (one retry on
+/// another endpoint after a connect failure, for idempotent methods without a body).
+async fn send(
+    ctx: &mut RequestCtx<'_>,
+    integration: &Integration,
+    method: Method,
+    url: String,
+    headers: HeaderMap,
+    body: Limited,
+) -> Result<Response<Incoming>, Reject> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| Reject::Internal(format!("backend URL {url:?}: {e}")))?;
+    let upstreams = &ctx.shared.upstreams;
+    let started = Instant::now();
+    let result = match &integration.backend {
+        Backend::Service { service, .. } => {
+            let endpoints = crate::proxy::service_endpoints(ctx.table, service);
+            let guard = upstreams
+                .balancer
+                .pick(endpoints, None)
+                .ok_or(Reject::NoEndpoint)?;
+            let retryable =
+                is_idempotent(&method) && http_body::Body::is_end_stream(&body) && endpoints.len() > 1;
+            let saved = retryable.then(|| (method.clone(), headers.clone()));
+            let req = build(method, with_authority(&uri, guard.addr)?, headers, body)?;
+            match upstreams
+                .send(req, integration.insecure_skip_verify, integration.timeout)
+                .await
+            {
+                Err(SendError::Connect(e)) => {
+                    upstreams.balancer.eject(&guard);
+                    match saved {
+                        Some((method, headers)) => {
+                            let exclude = guard.addr;
+                            drop(guard);
+                            let guard = upstreams
+                                .balancer
+                                .pick(endpoints, Some(exclude))
+                                .ok_or(Reject::NoEndpoint)?;
+                            let req = build(
+                                method,
+                                with_authority(&uri, guard.addr)?,
+                                headers,
+                                Limited::empty(),
+                            )?;
+                            let remaining = integration.timeout.saturating_sub(started.elapsed());
+                            let r = upstreams
+                                .send(req, integration.insecure_skip_verify, remaining)
+                                .await;
+                            settle(ctx, guard, r)
+                        }
+                        None => {
+                            drop(guard);
+                            Err(SendError::Connect(e))
+                        }
+                    }
+                }
+                other => settle(ctx, guard, other),
+            }
+        }
+        _ => {
+            let req = build(method, uri, headers, body)?;
+            upstreams
+                .send(req, integration.insecure_skip_verify, integration.timeout)
+                .await
+        }
+    };
+    let result = result.map(|(resp, lease)| {
+        ctx.lease = lease;
+        resp
+    });
+    ctx.integration_latency = Some(started.elapsed());
+    match result {
+        Ok(resp) => {
+            ctx.integration_status = Some(resp.status().as_u16());
+            Ok(resp)
+        }
+        Err(e) => {
+            ctx.integration_error = Some(format!("{e:?}"));
+            Err(e.into())
+        }
+    }
+}
+
+/// Records the endpoint outcome and keeps the guard on the context until the response ends.
+fn settle(
+    ctx: &mut RequestCtx<'_>,
+    guard: crate::proxy::upstream::EndpointGuard,
+    result: Result<(Response<Incoming>, Option<Lease>), SendError>,
+) -> Result<(Response<Incoming>, Option<Lease>), SendError> {
+    let balancer = &ctx.shared.upstreams.balancer;
+    match &result {
+        Ok(_) => balancer.succeeded(&guard),
+        Err(SendError::Connect(_)) => balancer.eject(&guard),
+        Err(_) => {}
+    }
+    ctx.endpoint = Some(guard);
+    result
+}
+
+fn build(method: Method, uri: Uri, headers: HeaderMap, body: Limited) -> Result<Request<Limited>, Reject> {
+    let mut req = Request::new(body);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
+fn with_authority(uri: &Uri, addr: SocketAddr) -> Result<Uri, Reject> {
+    let mut parts = uri.clone().into_parts();
+    parts.authority = Some(
+        addr.to_string()
+            .parse()
+            .map_err(|e| Reject::Internal(format!("endpoint address {addr}: {e}")))?,
+    );
+    if parts.scheme.is_none() {
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+    }
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    Uri::from_parts(parts).map_err(|e| Reject::Internal(format!("endpoint URL: {e}")))
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    )
+}
+
+// === headers ===
+
+/// The Host the client asked for (`:authority` for h2).
+pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
+    headers.get(header::HOST).cloned().or_else(|| {
+        uri.authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
+}
+
+/// Removes hop-by-hop headers: Connection and what it lists, Keep-Alive, TE, Trailer,
+/// Transfer-Encoding, Upgrade and Proxy-*.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if let Some(conn) = headers.remove(header::CONNECTION) {
+        let listed: Vec<HeaderName> = conn
+            .to_str()
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in listed {
+            headers.remove(n);
+        }
+        // Connection may appear more than once.
+        while headers.remove(header::CONNECTION).is_some() {}
+    }
+    for name in [
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// Sets X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host.
+fn forwarded_headers(headers: &mut HeaderMap, ctx: &RequestCtx<'_>, host: Option<&HeaderValue>) {
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+    let ip = ctx.conn.peer.ip().to_string();
+    let xff = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(XFF, v);
+    }
+    headers.insert(
+        XFP,
+        HeaderValue::from_static(if ctx.conn.tls { "https" } else { "http" }),
+    );
+    if let Some(h) = host {
+        headers.insert(XFH, h.clone());
+    }
+}
+
+/// Backend response headers API Gateway renames to `X-Amzn-Remapped-<name>` so they cannot
+/// be confused with the gateway's own.
+const RESERVED: [(HeaderName, HeaderName); 4] = [
+    (header::DATE, HeaderName::from_static("x-amzn-remapped-date")),
+    (header::SERVER, HeaderName::from_static("x-amzn-remapped-server")),
+    (
+        header::WWW_AUTHENTICATE,
+        HeaderName::from_static("x-amzn-remapped-www-authenticate"),
+    ),
+    (
+        header::AUTHORIZATION,
+        HeaderName::from_static("x-amzn-remapped-authorization"),
+    ),
+];
+
+/// Renames the reserved backend response headers.
+pub fn remap_reserved(headers: &mut HeaderMap) {
+    for (name, remapped) in &RESERVED {
+        if let header::Entry::Occupied(e) = headers.entry(name) {
+            let (_, values) = e.remove_entry_mult();
+            let values: Vec<HeaderValue> = values.collect();
+            for v in values {
+                headers.append(remapped.clone(), v);
+            }
+        }
+    }
+}

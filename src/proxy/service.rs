@@ -1,0 +1,307 @@
+//! The request path: the ONE place the phase order lives.
+//!
+//! ```text
+//! limits → normalize → route::locate → policy → canary → route::resolve → params → integrate
+//! ```
+//!
+//! Then, for every answer (the backend's or the gateway's own): `x-amzn-RequestId`,
+//! `x-amz-apigw-id`, the EDGE headers, and a response body that records metrics and the access
+//! log line when it ends.
+
+use std::{
+    borrow::Cow,
+    convert::Infallible,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, Version, header, request::Parts};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::{
+    model::{AccessLogFormat, EndpointType, MethodKey},
+    proxy::{
+        Shared,
+        body::{BoxError, ProxyBody},
+        ctx::{ConnInfo, RequestCtx},
+        error::Reject,
+        ids,
+        phase::{self, Flow},
+        upstream::EndpointGuard,
+    },
+    telemetry::{access_log::AccessRecord, metrics::RouteLabels},
+};
+
+/// `x-amzn-RequestId`.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+/// `x-amz-apigw-id`.
+pub const APIGW_ID: HeaderName = HeaderName::from_static("x-amz-apigw-id");
+
+/// Serves one request. Never fails: every error becomes an AWS gateway response.
+pub async fn serve(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let table = shared.store.load();
+    let (parts, body) = req.into_parts();
+    let request_id = ids::request_id(parts.headers.get(&REQUEST_ID));
+    let extended_id = ids::extended_request_id();
+    let summary = Summary::of(&parts);
+    // The URI is cheap to clone (shared bytes) and lets the path be borrowed for the whole
+    // request while `parts` moves on to the integration.
+    let uri = parts.uri.clone();
+    let path = phase::normalize::path(uri.path());
+    let mut ctx = RequestCtx::new(&shared, conn, &table, request_id, extended_id);
+    let result = run(&mut ctx, &path, parts, body).await;
+    Ok(finish(shared.clone(), ctx, summary, result))
+}
+
+/// The phases, in order.
+async fn run<'a>(
+    ctx: &mut RequestCtx<'a>,
+    path: &'a Result<Cow<'a, str>, Reject>,
+    parts: Parts,
+    body: Incoming,
+) -> Result<Response<ProxyBody>, Reject> {
+    phase::limits::check(&parts, &ctx.shared.config.limits)?;
+    let path: &'a str = path.as_ref().map_err(Reject::clone)?;
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    if let Flow::Respond(resp) = phase::route::locate(ctx, host, path)? {
+        return Ok(resp);
+    }
+    phase::policy::check(ctx, &parts.method)?;
+    phase::canary::pick(ctx, &parts.headers)?;
+    phase::route::resolve(ctx, &parts.method)?;
+    phase::params::require(ctx, &parts)?;
+    phase::integrate::run(ctx, parts, body).await
+}
+
+/// What the access log needs from the request head, taken before the head moves on.
+struct Summary {
+    method: http::Method,
+    version: Version,
+    uri: http::Uri,
+    user_agent: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+}
+
+impl Summary {
+    fn of(parts: &Parts) -> Self {
+        Summary {
+            method: parts.method.clone(),
+            version: parts.version,
+            uri: parts.uri.clone(),
+            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+            host: phase::integrate::request_host(&parts.uri, &parts.headers),
+        }
+    }
+}
+
+/// Adds the headers every answer carries and wraps the body so the request is recorded when
+/// the body ends.
+fn finish(
+    shared_arc: Arc<Shared>,
+    mut ctx: RequestCtx<'_>,
+    summary: Summary,
+    result: Result<Response<ProxyBody>, Reject>,
+) -> Response<ResponseBody> {
+    let shared = ctx.shared;
+    let mut error = None;
+    let mut resp = match result {
+        Ok(resp) => resp,
+        Err(reject) => {
+            let gw = reject.gateway_response();
+            match reject.source() {
+                crate::proxy::error::Source::Internal => {
+                    tracing::warn!(request_id = ?ctx.request_id, error = %reject, "internal error");
+                }
+                source => {
+                    tracing::debug!(request_id = ?ctx.request_id, ?source, error = %reject, "rejected");
+                }
+            }
+            error = Some((gw.message, gw.response_type));
+            gw.into_response()
+        }
+    };
+    let status = resp.status().as_u16();
+    let headers = resp.headers_mut();
+    headers.insert(REQUEST_ID, ctx.request_id.clone());
+    headers.insert(APIGW_ID, ctx.extended_request_id.clone());
+    if ctx.api.is_some_and(|a| a.endpoint_type == EndpointType::Edge) {
+        headers.append(header::VIA, shared.via.clone());
+        headers.insert(
+            HeaderName::from_static("x-cache"),
+            HeaderValue::from_static("Miss from turnpike"),
+        );
+    }
+
+    let labels = RouteLabels {
+        api: ctx
+            .api
+            .map_or(Cow::Borrowed(""), |a| Cow::Owned(a.id.as_str().to_string())),
+        stage: ctx
+            .stage
+            .map_or(Cow::Borrowed(""), |s| Cow::Owned(s.name.clone())),
+        resource: ctx
+            .resource
+            .map_or(Cow::Borrowed(""), |r| Cow::Owned(r.path.as_str().to_string())),
+        method: Cow::Borrowed(match ctx.method_key {
+            Some(k) => k.as_str(),
+            None => MethodKey::of_request(&summary.method).map_or("OTHER", MethodKey::as_str),
+        }),
+        canary: ctx.is_canary(),
+    };
+    let format = ctx
+        .stage
+        .and_then(|s| s.access_log.as_ref())
+        .or(shared.config.default_access_log.as_ref());
+    let record = format
+        .filter(|_| tracing::enabled!(target: crate::telemetry::access_log::TARGET, tracing::Level::INFO))
+        .map(|format| {
+            let record = AccessRecord {
+                request_id: header_str(&ctx.request_id),
+                extended_request_id: header_str(&ctx.extended_request_id),
+                request_time: Some(ctx.received),
+                http_method: summary.method.as_str().to_string(),
+                resource_path: labels.resource.to_string(),
+                resource_id: ctx.resource.map(|r| r.id.clone()).unwrap_or_default(),
+                path: summary.uri.path().to_string(),
+                protocol: protocol(summary.version),
+                status,
+                response_length: 0,
+                response_latency: Default::default(),
+                integration_latency: ctx.integration_latency,
+                integration_status: ctx.integration_status,
+                integration_error: ctx.integration_error.take(),
+                source_ip: Some(ctx.conn.peer.ip()),
+                user_agent: summary.user_agent.as_ref().map(header_str),
+                domain_name: summary.host.as_ref().map(header_str),
+                api_id: labels.api.to_string(),
+                stage: labels.stage.to_string(),
+                deployment_id: ctx.variant.map(|v| v.deployment_id.clone()).unwrap_or_default(),
+                is_canary: ctx.is_canary(),
+                error_message: error.map(|e| e.0),
+                error_response_type: error.map(|e| e.1),
+            };
+            (Box::new(record), format.clone())
+        });
+    let completion = Completion {
+        shared: shared_arc,
+        labels,
+        status,
+        start: ctx.start,
+        integration_latency: ctx.integration_latency,
+        record,
+        _endpoint: ctx.endpoint.take(),
+        _lease: ctx.lease.take(),
+    };
+    resp.map(|body| ResponseBody {
+        inner: body,
+        sent: 0,
+        completion: Some(completion),
+    })
+}
+
+fn header_str(v: &HeaderValue) -> String {
+    String::from_utf8_lossy(v.as_bytes()).into_owned()
+}
+
+fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// What is recorded when the response body ends (or is dropped unfinished).
+struct Completion {
+    shared: Arc<Shared>,
+    labels: RouteLabels,
+    status: u16,
+    start: Instant,
+    integration_latency: Option<std::time::Duration>,
+    record: Option<(Box<AccessRecord>, AccessLogFormat)>,
+    /// Keeps the endpoint's outstanding count until the response ends.
+    _endpoint: Option<EndpointGuard>,
+    /// Gives the backend connection back to the pool when the response ends.
+    _lease: Option<crate::proxy::pool::Lease>,
+}
+
+impl Completion {
+    fn complete(self, sent: u64) {
+        let latency = self.start.elapsed();
+        self.shared
+            .metrics
+            .record(&self.labels, self.status, latency, self.integration_latency);
+        if let Some((mut record, format)) = self.record {
+            record.response_length = sent;
+            record.response_latency = latency;
+            record.emit(&format);
+        }
+    }
+}
+
+/// The body of every response: the inner body, counted; metrics and the access log line are
+/// recorded when it ends or is dropped.
+pub struct ResponseBody {
+    inner: ProxyBody,
+    sent: u64,
+    completion: Option<Completion>,
+}
+
+// === impl ResponseBody ===
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.sent += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(c) = this.completion.take() {
+                    c.complete(this.sent);
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(c) = self.completion.take() {
+            c.complete(self.sent);
+        }
+    }
+}

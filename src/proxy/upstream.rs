@@ -1,0 +1,442 @@
+//! Upstream connections: pooled HTTP/1.1 and h2 clients (TLS with the system roots, or
+//! without verification for `insecure_skip_verify`), and the endpoint balancer of private
+//! integrations.
+//!
+//! Backend health and outstanding-request counts live here, keyed by endpoint address, outside
+//! the routing snapshot: they survive table swaps.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioTimer},
+};
+use rand::Rng as _;
+use rustls::{
+    ClientConfig, DigitallySignedStruct, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, ServerName, UnixTime},
+};
+
+use crate::proxy::{
+    body::{LimitExceeded, Limited},
+    error::Reject,
+    pool::{self, Lease},
+};
+
+/// Settings of the upstream clients.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// TCP connect timeout (connect errors answer 502).
+    pub connect_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
+    /// Idle connections kept per backend (scheme, host, port).
+    pub pool_max_idle_per_host: usize,
+    /// How long an endpoint that refused a connection is skipped at first; doubled on each
+    /// further failure, up to 32 times as long.
+    pub ejection: Duration,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            connect_timeout: Duration::from_secs(5),
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: 1024,
+            ejection: Duration::from_secs(10),
+        }
+    }
+}
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Limited>;
+
+/// The upstream clients and the endpoint balancer.
+#[derive(Debug)]
+pub struct Upstreams {
+    config: UpstreamConfig,
+    verified: HttpsClient,
+    insecure: HttpsClient,
+    pub(crate) balancer: Balancer,
+}
+
+/// Why the upstream clients could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("TLS client configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+// === impl Upstreams ===
+
+impl Upstreams {
+    /// Builds both clients. The system roots are loaded once; unreadable roots are skipped.
+    pub fn new(config: &UpstreamConfig) -> Result<Self, UpstreamError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            let _ = roots.add(cert);
+        }
+        if !native.errors.is_empty() {
+            tracing::debug!(
+                errors = native.errors.len(),
+                "some system root certificates were unreadable"
+            );
+        }
+        let verified = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let insecure = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_no_client_auth();
+        Ok(Upstreams {
+            config: config.clone(),
+            verified: client(config, verified),
+            insecure: client(config, insecure),
+            balancer: Balancer::new(config.ejection),
+        })
+    }
+
+    /// The endpoint balancer of private integrations.
+    pub fn balancer(&self) -> &Balancer {
+        &self.balancer
+    }
+
+    /// Sends a request and waits for the response head, at most `timeout`. Plain `http://`
+    /// backends go through the per-thread HTTP/1.1 pool ([`crate::proxy::pool`]) and return
+    /// the connection lease, which must be kept until the response body ends; `https://`
+    /// backends (h2 or HTTP/1.1 by ALPN) go through the hyper-util client.
+    pub async fn send(
+        &self,
+        req: Request<Limited>,
+        insecure: bool,
+        timeout: Duration,
+    ) -> Result<(Response<Incoming>, Option<Lease>), SendError> {
+        if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
+            return match tokio::time::timeout(timeout, pool::send(req, &self.config)).await {
+                Err(_) => Err(SendError::Timeout),
+                Ok(Ok((resp, lease))) => Ok((resp, Some(lease))),
+                Ok(Err(e)) => Err(e),
+            };
+        }
+        let client = if insecure { &self.insecure } else { &self.verified };
+        match tokio::time::timeout(timeout, client.request(req)).await {
+            Err(_) => Err(SendError::Timeout),
+            Ok(Ok(resp)) => Ok((resp, None)),
+            Ok(Err(e)) => {
+                if caused_by::<LimitExceeded>(&e) {
+                    Err(SendError::BodyTooLarge)
+                } else if e.is_connect() {
+                    Err(SendError::Connect(e.to_string()))
+                } else {
+                    Err(SendError::Failed(error_chain(&e)))
+                }
+            }
+        }
+    }
+}
+
+fn client(config: &UpstreamConfig, tls: ClientConfig) -> HttpsClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(config.connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(config.pool_idle_timeout)
+        .pool_max_idle_per_host(config.pool_max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https)
+}
+
+/// Why a request to a backend failed.
+#[derive(Debug)]
+pub enum SendError {
+    /// No response head within the integration timeout.
+    Timeout,
+    /// The connection could not be made (refused, unreachable, TLS failure).
+    Connect(String),
+    /// The client's body went over the payload limit.
+    BodyTooLarge,
+    /// The connection failed after it was made (reset, malformed response).
+    Failed(String),
+}
+
+impl From<SendError> for Reject {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Timeout => Reject::Timeout,
+            SendError::BodyTooLarge => Reject::BodyTooLarge,
+            SendError::Connect(m) | SendError::Failed(m) => Reject::Upstream(m),
+        }
+    }
+}
+
+fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<E>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        out.push_str(": ");
+        out.push_str(&err.to_string());
+        cur = err.source();
+    }
+    out
+}
+
+/// Accepts any server certificate (`insecure_skip_verify`); signatures are still checked so
+/// the handshake itself is sound.
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+// === Balancer ===
+
+/// Power-of-two-choices least-outstanding-requests over a Service's ready endpoints, with
+/// passive ejection of endpoints that refuse connections. State is keyed by address and kept
+/// across routing table swaps.
+#[derive(Debug)]
+pub struct Balancer {
+    states: RwLock<HashMap<SocketAddr, Arc<EndpointState>>>,
+    ejection: Duration,
+    epoch: Instant,
+}
+
+#[derive(Debug, Default)]
+struct EndpointState {
+    outstanding: AtomicU32,
+    /// Milliseconds since the balancer's epoch until which the endpoint is skipped.
+    ejected_until: AtomicU64,
+    /// Consecutive connect failures.
+    failures: AtomicU32,
+}
+
+/// One outstanding request on an endpoint; dropping it ends the request.
+#[derive(Debug)]
+pub struct EndpointGuard {
+    pub addr: SocketAddr,
+    state: Arc<EndpointState>,
+}
+
+impl Drop for EndpointGuard {
+    fn drop(&mut self) {
+        self.state.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+// === impl Balancer ===
+
+impl Balancer {
+    pub fn new(ejection: Duration) -> Self {
+        Balancer {
+            states: RwLock::new(HashMap::new()),
+            ejection,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn state(&self, addr: SocketAddr) -> Arc<EndpointState> {
+        if let Some(s) = self.states.read().ok().and_then(|m| m.get(&addr).cloned()) {
+            return s;
+        }
+        match self.states.write() {
+            Ok(mut m) => m.entry(addr).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// Picks an endpoint other than `exclude`: two at random, the one with fewer outstanding
+    /// requests wins; ejected endpoints are skipped while any other is healthy. `None` when
+    /// there is no candidate at all.
+    pub fn pick(&self, endpoints: &[SocketAddr], exclude: Option<SocketAddr>) -> Option<EndpointGuard> {
+        let candidates: usize = endpoints.iter().filter(|a| Some(**a) != exclude).count();
+        if candidates == 0 {
+            return None;
+        }
+        let now = self.now_ms();
+        let nth = |i: usize| endpoints.iter().filter(|a| Some(**a) != exclude).nth(i).copied();
+        let mut rng = rand::rng();
+        // Two distinct samples.
+        let i = rng.random_range(0..candidates);
+        let a = nth(i)?;
+        let b = if candidates > 1 {
+            nth((i + 1 + rng.random_range(0..candidates - 1)) % candidates)?
+        } else {
+            a
+        };
+        let (sa, sb) = (self.state(a), self.state(b));
+        let healthy = |s: &EndpointState| s.ejected_until.load(Ordering::Relaxed) <= now;
+        let chosen = match (healthy(&sa), healthy(&sb)) {
+            (true, true) => {
+                if sb.outstanding.load(Ordering::Relaxed) < sa.outstanding.load(Ordering::Relaxed) {
+                    (b, sb)
+                } else {
+                    (a, sa)
+                }
+            }
+            (true, false) => (a, sa),
+            (false, true) => (b, sb),
+            (false, false) => {
+                // Both samples are ejected: look for any healthy endpoint, else take the one
+                // whose ejection ends first.
+                let mut best: Option<(SocketAddr, Arc<EndpointState>)> = None;
+                for addr in endpoints.iter().filter(|x| Some(**x) != exclude) {
+                    let s = self.state(*addr);
+                    if healthy(&s) {
+                        best = Some((*addr, s));
+                        break;
+                    }
+                    let better = best.as_ref().is_none_or(|(_, bs)| {
+                        s.ejected_until.load(Ordering::Relaxed) < bs.ejected_until.load(Ordering::Relaxed)
+                    });
+                    if better {
+                        best = Some((*addr, s));
+                    }
+                }
+                best?
+            }
+        };
+        chosen.1.outstanding.fetch_add(1, Ordering::Relaxed);
+        Some(EndpointGuard {
+            addr: chosen.0,
+            state: chosen.1,
+        })
+    }
+
+    /// Records a connect failure: the endpoint is skipped for the ejection time, doubled for
+    /// each consecutive failure.
+    pub fn eject(&self, guard: &EndpointGuard) {
+        let failures = guard.state.failures.fetch_add(1, Ordering::Relaxed).min(5);
+        let ms = u64::try_from(self.ejection.as_millis()).unwrap_or(u64::MAX) << failures;
+        guard
+            .state
+            .ejected_until
+            .store(self.now_ms().saturating_add(ms), Ordering::Relaxed);
+        tracing::debug!(endpoint = %guard.addr, ejected_ms = ms, "endpoint ejected after a connect failure");
+    }
+
+    /// Records a success: the failure streak ends.
+    pub fn succeeded(&self, guard: &EndpointGuard) {
+        if guard.state.failures.load(Ordering::Relaxed) != 0 {
+            guard.state.failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether an endpoint is ejected now (for tests and debugging).
+    pub fn is_ejected(&self, addr: SocketAddr) -> bool {
+        self.state(addr).ejected_until.load(Ordering::Relaxed) > self.now_ms()
+    }
+
+    /// Outstanding requests on an endpoint.
+    pub fn outstanding(&self, addr: SocketAddr) -> u32 {
+        self.state(addr).outstanding.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(n: u16) -> Vec<SocketAddr> {
+        (0..n)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i)))
+            .collect()
+    }
+
+    #[test]
+    fn picks_the_less_loaded_and_skips_ejected() {
+        let b = Balancer::new(Duration::from_secs(10));
+        let eps = addrs(2);
+        let busy = b.pick(&eps[..1], None).expect("pick");
+        assert_eq!(busy.addr, eps[0]);
+        for _ in 0..50 {
+            let g = b.pick(&eps, None).expect("pick");
+            assert_eq!(g.addr, eps[1], "the idle endpoint wins");
+        }
+        drop(busy);
+        let g = b.pick(&eps[1..], None).expect("pick");
+        b.eject(&g);
+        drop(g);
+        assert!(b.is_ejected(eps[1]));
+        for _ in 0..50 {
+            assert_eq!(b.pick(&eps, None).expect("pick").addr, eps[0]);
+        }
+        assert_eq!(
+            b.pick(&eps, Some(eps[0])).expect("pick").addr,
+            eps[1],
+            "ejected beats nothing"
+        );
+        assert!(b.pick(&eps[..1], Some(eps[0])).is_none());
+        assert_eq!(b.outstanding(eps[0]), 0);
+    }
+}

@@ -1,0 +1,202 @@
+//! Helpers for the controller's end-to-end tests: the embedded API server on 127.0.0.1:0,
+//! real kubectl (`/usr/bin/kubectl`, or `$KUBECTL`) against the kubeconfig it wrote, and
+//! Turnpike replicas (controller + proxy + admin, all on port 0) started in-process.
+//!
+//! Include with `mod controller_support;`.
+
+#![allow(dead_code)]
+
+use std::{
+    future::Future,
+    io::Write as _,
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+use turnpike::{
+    apiserver::{ApiServer, ApiServerConfig, ApiServerHandle},
+    controller::{
+        Config, LeaseConfig, apply,
+        node::{Node, NodeConfig},
+    },
+    proxy::{ListenerConfig, ProxyConfig},
+    routing::Listener,
+};
+
+/// The bound of every wait in these tests.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// An embedded API server with the Turnpike CRDs installed.
+pub struct Cluster {
+    pub server: ApiServerHandle,
+    pub kubeconfig: PathBuf,
+    pub client: kube::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = ApiServerConfig::new(dir.path()).with_addr("127.0.0.1:0".parse().expect("addr"));
+        let server = ApiServer::start(config).await.expect("api server starts");
+        let client = server.client().await.expect("client");
+        apply::install_crds(&client).await.expect("CRDs installed");
+        Cluster {
+            kubeconfig: server.kubeconfig.clone(),
+            server,
+            client,
+            _dir: dir,
+        }
+    }
+
+    fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "/usr/bin/kubectl".into());
+        let mut cmd = Command::new(bin);
+        cmd.env("KUBECONFIG", &self.kubeconfig).args(args);
+        cmd
+    }
+
+    /// Runs kubectl; `Err(stderr)` when it fails.
+    pub fn try_kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+        let mut cmd = self.kubectl_cmd(args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl runs");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        } else {
+            drop(child.stdin.take());
+        }
+        let out = child.wait_with_output().expect("kubectl output");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Runs kubectl and panics with its stderr when it fails.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        self.try_kubectl(args, None)
+            .unwrap_or_else(|e| panic!("kubectl {args:?} failed: {e}"))
+    }
+
+    /// `kubectl apply -f -`.
+    pub fn apply(&self, yaml: &str) -> String {
+        self.try_kubectl(&["apply", "-f", "-"], Some(yaml))
+            .unwrap_or_else(|e| panic!("kubectl apply failed: {e}\n{yaml}"))
+    }
+
+    /// `kubectl get {what} -o json` (namespace `default`), or None when it does not exist.
+    pub fn get(&self, what: &str) -> Option<Value> {
+        let (kind, name) = what.split_once('/').expect("kind/name");
+        self.try_kubectl(&["get", kind, name, "-n", "default", "-o", "json"], None)
+            .ok()
+            .map(|s| serde_json::from_str(&s).expect("JSON"))
+    }
+
+    /// A condition of an object (`{"type","status","reason","message",…}`).
+    pub fn condition(&self, what: &str, type_: &str) -> Option<Value> {
+        let obj = self.get(what)?;
+        obj["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == type_)
+            .cloned()
+    }
+
+    /// Starts a replica with identity `id`, every listener on 127.0.0.1:0.
+    pub async fn node(&self, id: &str) -> Node {
+        let mut controller = Config::new(LeaseConfig::new("default", id));
+        controller.holdoff = Duration::from_millis(50);
+        let any = "127.0.0.1:0".parse().expect("addr");
+        let proxy = ProxyConfig {
+            listeners: vec![
+                ListenerConfig {
+                    addr: any,
+                    listener: Listener::Public,
+                    tls: true,
+                },
+                ListenerConfig {
+                    addr: any,
+                    listener: Listener::Private,
+                    tls: true,
+                },
+            ],
+            default_access_log: None,
+            ..ProxyConfig::default()
+        };
+        let client = self.server.client().await.expect("client");
+        Node::start(
+            client,
+            NodeConfig {
+                controller,
+                proxy,
+                admin_addr: any,
+                invoke_base_from_public: true,
+            },
+        )
+        .await
+        .expect("node starts")
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, at most `deadline`; panics with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < end, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `https://{public}/restapis/{api}/{stage}/_user_request_{path}`.
+pub fn url(addr: std::net::SocketAddr, api: &str, stage: &str, path: &str) -> String {
+    format!("https://{addr}/restapis/{api}/{stage}/_user_request_{path}")
+}
+
+/// A RestApi `name` with one MOCK method `GET /v` answering `{"v": "<version>"}`, and the
+/// given extra `spec` lines (indented two spaces).
+pub fn mock_api(name: &str, version: &str, extra: &str) -> String {
+    format!(
+        r#"apiVersion: turnpike.dev/v1alpha1
+kind: RestApi
+metadata: {{name: {name}, namespace: default}}
+spec:
+{extra}
+  resources:
+    /v:
+      GET:
+        integration:
+          type: MOCK
+          requestTemplates:
+            application/json: '{{"statusCode": 200}}'
+          integrationResponses:
+            - statusCode: "200"
+              responseTemplates:
+                application/json: '{{"v": "{version}"}}'
+"#
+    )
+}
+
+/// A Deployment `name` of RestApi `api`.
+pub fn deployment(name: &str, api: &str) -> String {
+    format!(
+        "apiVersion: turnpike.dev/v1alpha1\nkind: Deployment\nmetadata: {{name: {name}, namespace: default}}\nspec: {{restApiRef: {{name: {api}}}}}\n"
+    )
+}

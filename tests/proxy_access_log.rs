@@ -1,0 +1,132 @@
+//! The access log: one line per request, as a tracing event with target
+//! `turnpike::access_log`, in the stage's format (its own test binary: it installs the global
+//! subscriber).
+
+#[path = "support/proxy.rs"]
+mod support;
+
+use std::{
+    io::Write,
+    sync::{Arc, RwLock},
+};
+
+use support::*;
+
+const NS: &str = "logs";
+
+#[derive(Clone, Default)]
+struct Lines(Arc<RwLock<Vec<u8>>>);
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn yaml(up: std::net::SocketAddr) -> String {
+    let mut y = String::new();
+    for (stage, format) in [
+        ("clf", "CLF"),
+        ("json", "JSON"),
+        (
+            "custom",
+            "$context.requestId $context.httpMethod $context.resourcePath $context.status $context.isCanaryRequest",
+        ),
+    ] {
+        y += &format!(
+            r#"
+---
+apiVersion: turnpike.dev/v1alpha1
+kind: Stage
+metadata: {{name: {stage}, namespace: {NS}}}
+spec:
+  restApiRef: {{name: api}}
+  stageName: {stage}
+  deploymentRef: {{name: v1}}
+  accessLogSettings: {{format: "{format}"}}
+"#
+        );
+    }
+    format!(
+        r#"
+apiVersion: turnpike.dev/v1alpha1
+kind: RestApi
+metadata: {{name: api, namespace: {NS}}}
+spec:
+  endpointConfiguration: {{types: [REGIONAL]}}
+  resources:
+    /items/{{id}}:
+      GET:
+        integration: {{type: HTTP_PROXY, uri: "http://{up}/echo/{{id}}"}}
+---
+apiVersion: turnpike.dev/v1alpha1
+kind: Deployment
+metadata: {{name: v1, namespace: {NS}}}
+spec:
+  restApiRef: {{name: api}}
+{y}"#
+    )
+}
+
+#[tokio::test]
+async fn one_line_per_request_in_the_stage_format() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("turnpike::access_log=info")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+    let up = Upstream::start().await;
+    let gw = Gateway::start(table(&yaml(up.addr), 1)).await;
+    let api = api_id(NS, "api");
+    let a = get(&gw.url(&api, "clf", "/items/1")).await;
+    assert_eq!(a.status, 200);
+    let clf_id = a.header("x-amzn-requestid").expect("id").to_string();
+    let a = get(&gw.url(&api, "json", "/items/2")).await;
+    let json_id = a.header("x-amzn-requestid").expect("id").to_string();
+    let a = get(&gw.url(&api, "custom", "/items/3")).await;
+    let custom_id = a.header("x-amzn-requestid").expect("id").to_string();
+    let miss = get(&gw.url(&api, "nostage", "/items/4")).await;
+    assert_eq!(miss.status, 403);
+    let miss_id = miss.header("x-amzn-requestid").expect("id").to_string();
+    // The line is written when the response body ends; give the server a moment to finish.
+    for _ in 0..200 {
+        if String::from_utf8_lossy(&lines.0.read().expect("lock")).contains(&miss_id) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let text = String::from_utf8_lossy(&lines.0.read().expect("lock")).into_owned();
+    let line_of = |id: &str| {
+        text.lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("no line for {id} in {text}"))
+            .to_string()
+    };
+    assert_eq!(text.lines().count(), 4, "{text}");
+    let clf = line_of(&clf_id);
+    assert!(clf.contains(r#"127.0.0.1 - - ["#), "{clf}");
+    assert!(clf.contains(r#""GET /items/{id} HTTP/1.1" 200 "#), "{clf}");
+    let json = line_of(&json_id);
+    assert!(json.contains(r#""resourcePath":"/items/{id}""#), "{json}");
+    assert!(json.contains(r#""path":"/restapis/"#), "{json}");
+    assert!(json.contains(r#""integrationStatus":"200""#), "{json}");
+    assert!(json.contains(r#""isCanaryRequest":"false""#), "{json}");
+    let custom = line_of(&custom_id);
+    assert!(
+        custom.contains(&format!("{custom_id} GET /items/{{id}} 200 false")),
+        "{custom}"
+    );
+    // A miss uses the default (JSON) format and names the gateway error.
+    let miss = line_of(&miss_id);
+    assert!(
+        miss.contains(r#""error.responseType":"MISSING_AUTHENTICATION_TOKEN""#),
+        "{miss}"
+    );
+    assert!(miss.contains(r#""status":403"#), "{miss}");
+}
