@@ -32,6 +32,7 @@ pub mod errors;
 mod gc;
 mod handlers;
 mod kubeconfig;
+pub mod manifests;
 mod objects;
 mod openapi;
 mod patch;
