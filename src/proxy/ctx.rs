@@ -14,11 +14,26 @@ use crate::{
 };
 
 /// How a connection reached the proxy.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub listener: Listener,
     pub tls: bool,
+    /// The peer's IP as a header value (for X-Forwarded-For), rendered once per connection.
+    pub peer_ip: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, listener: Listener, tls: bool) -> Self {
+        let peer_ip = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ConnInfo {
+            peer,
+            listener,
+            tls,
+            peer_ip,
+        }
+    }
 }
 
 /// The state of one request as it goes through the phases.

@@ -62,11 +62,7 @@ pub(crate) async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = ConnInfo {
-            peer,
-            listener: cfg.listener,
-            tls: tls.is_some(),
-        };
+        let conn = ConnInfo::new(peer, cfg.listener, tls.is_some());
         let shared = shared.clone();
         let builders = builders.clone();
         let watcher = graceful.watcher();
@@ -80,7 +76,7 @@ pub(crate) async fn serve(
                         // Fields are only evaluated when DEBUG is enabled for this target.
                         let span =
                             tracing::debug_span!("request", method = %req.method(), path = req.uri().path());
-                        service::serve(shared.clone(), conn, req).instrument(span)
+                        service::serve(shared.clone(), conn.clone(), req).instrument(span)
                     })
                 };
                 let result = match tls {

@@ -258,9 +258,9 @@ async fn send(
     headers: HeaderMap,
     body: Limited,
 ) -> Result<Response<Incoming>, Reject> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| Reject::Internal(format!("backend URL {url:?}: {e}")))?;
+    // From the String's own buffer: no copy.
+    let uri = Uri::from_maybe_shared(Bytes::from(url))
+        .map_err(|e| Reject::Internal(format!("backend URL: {e}")))?;
     let upstreams = &ctx.shared.upstreams;
     let started = Instant::now();
     let result = match &integration.backend {
@@ -425,13 +425,19 @@ fn forwarded_headers(headers: &mut HeaderMap, ctx: &RequestCtx<'_>, host: Option
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
-    let ip = ctx.conn.peer.ip().to_string();
-    let xff = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        _ => ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(XFF, v);
+    match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
+        Some(prev) => {
+            let mut xff = String::with_capacity(prev.len() + 2 + ctx.conn.peer_ip.len());
+            xff.push_str(prev);
+            xff.push_str(", ");
+            xff.push_str(ctx.conn.peer_ip.to_str().unwrap_or_default());
+            if let Ok(v) = HeaderValue::from_str(&xff) {
+                headers.insert(XFF, v);
+            }
+        }
+        None => {
+            headers.insert(XFF, ctx.conn.peer_ip.clone());
+        }
     }
     headers.insert(
         XFP,
