@@ -172,6 +172,10 @@ impl Objects {
 
     /// Records a snapshot of the current RestApi for every Deployment that has none, as the
     /// leader does on a Deployment's first reconcile.
+    ///
+    /// A snapshot is immutable, so an invalid RestApi is never recorded: the Deployment waits
+    /// (compile reports `RestApiInvalid`) and is recorded once the RestApi is fixed, instead of
+    /// freezing a definition that can never be served.
     pub fn record_missing_snapshots(&mut self) {
         let mut recorded = Vec::new();
         for d in &self.deployments {
@@ -189,7 +193,8 @@ impl Objects {
                 .rest_apis
                 .iter()
                 .find(|a| a.name_any() == d.spec.rest_api_ref.name && a.namespace() == ns);
-            if let Some(api) = api {
+            let valid = |a: &RestApi| model::rest_api(&a.namespace().unwrap_or_default(), &a.spec).is_ok();
+            if let Some(api) = api.filter(|a| valid(a)) {
                 recorded.push(snapshot_config_map(d, api));
             }
         }
@@ -370,4 +375,43 @@ pub fn world_from_yaml(yaml: &str) -> Result<World, YamlError> {
     let mut objects = Objects::from_yaml(yaml)?;
     objects.record_missing_snapshots();
     Ok(world(&objects))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+apiVersion: turnpike.dev/v1alpha1
+kind: RestApi
+metadata: {name: shop}
+spec:
+  resources:
+    /pets:
+      GET: {integration: {type: MOCK}}
+---
+apiVersion: turnpike.dev/v1alpha1
+kind: Deployment
+metadata: {name: shop-v1}
+spec: {restApiRef: {name: shop}}
+"#;
+
+    #[test]
+    fn records_a_snapshot_of_a_valid_rest_api() {
+        let mut objects = Objects::from_yaml(VALID).expect("yaml");
+        objects.record_missing_snapshots();
+        assert_eq!(objects.config_maps.len(), 1);
+        assert!(matches!(
+            read_snapshot(&objects.config_maps[0]),
+            Snapshot::Recorded { def: Ok(_), .. }
+        ));
+    }
+
+    #[test]
+    fn never_records_a_snapshot_of_an_invalid_rest_api() {
+        let yaml = VALID.replace("{type: MOCK}", "{type: HTTP_PROXY, uri: not-a-url}");
+        let mut objects = Objects::from_yaml(&yaml).expect("yaml");
+        objects.record_missing_snapshots();
+        assert!(objects.config_maps.is_empty());
+    }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use turnpike::{
     api::conditions::reasons,
     compile::{CompileConfig, StatusUpdate, compile},
-    ingest::world_from_yaml,
+    ingest::{Objects, world},
     routing::{Listener, RoutingTable, describe::TableDescription},
 };
 
@@ -37,20 +37,49 @@ struct Probe {
     requests: Vec<String>,
 }
 
-/// Splits probe documents from cluster objects.
-fn split_probes(yaml: &str) -> (String, Vec<Probe>) {
+/// A `kind: Harness` document sets how the case is run:
+///
+/// ```yaml
+/// kind: Harness
+/// recordSnapshots: false        # a follower's view: the leader has not recorded snapshots yet
+/// ```
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Harness {
+    #[serde(default = "yes")]
+    record_snapshots: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Harness {
+            record_snapshots: true,
+        }
+    }
+}
+
+/// Splits probe and harness documents from cluster objects.
+fn split_probes(yaml: &str) -> (String, Vec<Probe>, Harness) {
     let mut objects = String::new();
     let mut probes = Vec::new();
+    let mut harness = Harness::default();
     for doc in yaml.split("\n---") {
         let value: serde_yaml::Value = serde_yaml::from_str(doc).unwrap_or(serde_yaml::Value::Null);
-        if value.get("kind").and_then(|k| k.as_str()) == Some("Probe") {
+        let kind = value.get("kind").and_then(|k| k.as_str());
+        if kind == Some("Probe") {
             probes.push(serde_yaml::from_value(value).expect("probe"));
+        } else if kind == Some("Harness") {
+            harness = serde_yaml::from_value(value).expect("harness");
         } else {
             objects.push_str(doc);
             objects.push_str("\n---");
         }
     }
-    (objects, probes)
+    (objects, probes, harness)
 }
 
 fn run_probes(table: &RoutingTable, probes: &[Probe]) -> Vec<String> {
@@ -110,8 +139,13 @@ fn output_of(input: &Path) -> std::path::PathBuf {
 
 fn render(input: &Path) -> String {
     let yaml = std::fs::read_to_string(input).expect("read input");
-    let (objects, probes) = split_probes(&yaml);
-    let world = world_from_yaml(&objects).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+    let (objects, probes, harness) = split_probes(&yaml);
+    let mut objects = Objects::from_yaml(&objects).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+    if harness.record_snapshots {
+        // As the leader does at a Deployment's first reconcile.
+        objects.record_missing_snapshots();
+    }
+    let world = world(&objects);
     let compiled = compile(&world, &CompileConfig::default(), 1);
     let probes = run_probes(&compiled.table, &probes);
     let golden = Golden {

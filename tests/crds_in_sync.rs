@@ -1,5 +1,6 @@
-//! `crds/` is generated from the Rust types: one file per kind, equal to what `turnpike crds`
-//! prints. Regenerate with `UPDATE_CRDS=1 cargo test --test crds_in_sync`.
+//! `crds/` (and the chart's copy in `charts/turnpike/crds/`) is generated from the Rust types:
+//! one file per kind, equal to what `turnpike crds` prints. Regenerate with
+//! `UPDATE_CRDS=1 cargo test --test crds_in_sync`.
 
 use std::path::Path;
 
@@ -7,20 +8,22 @@ use turnpike::api;
 
 #[test]
 fn crds_directory_matches_the_types() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let update = std::env::var_os("UPDATE_CRDS").is_some();
     let mut stale = Vec::new();
-    for crd in api::crds() {
-        let kind = crd.spec.names.kind.to_lowercase();
-        let path = dir.join(format!("{kind}.yaml"));
-        let want = api::crds_yaml(std::slice::from_ref(&crd)).expect("render");
-        if update {
-            std::fs::write(&path, &want).expect("write");
-            continue;
-        }
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        if have != want {
-            stale.push(path.display().to_string());
+    for dir in [root.join("crds"), root.join("charts/turnpike/crds")] {
+        for crd in api::crds() {
+            let kind = crd.spec.names.kind.to_lowercase();
+            let path = dir.join(format!("{kind}.yaml"));
+            let want = api::crds_yaml(std::slice::from_ref(&crd)).expect("render");
+            if update {
+                std::fs::write(&path, &want).expect("write");
+                continue;
+            }
+            let have = std::fs::read_to_string(&path).unwrap_or_default();
+            if have != want {
+                stale.push(path.display().to_string());
+            }
         }
     }
     assert!(

@@ -53,11 +53,13 @@ pub mod reasons {
     pub const SECRET_KEY_NOT_FOUND: &str = "SecretKeyNotFound";
     pub const USAGE_PLAN_NOT_FOUND: &str = "UsagePlanNotFound";
     pub const DUPLICATE_API_KEY: &str = "DuplicateApiKey";
+    /// A private integration's Service port has no ready endpoint. The object stays in the
+    /// table (its other routes serve), so `Ready` is unaffected.
+    pub const NO_READY_ENDPOINTS: &str = "NoReadyEndpoints";
 
     // --- Ready=False, when the cause is elsewhere
     pub const NOT_ACCEPTED: &str = "NotAccepted";
     pub const REFS_NOT_RESOLVED: &str = "RefsNotResolved";
-    pub const NO_READY_ENDPOINTS: &str = "NoReadyEndpoints";
     pub const DISABLED: &str = "Disabled";
 
     /// Every reason, for tests that check each one is reachable.

@@ -156,7 +156,9 @@ fn finish_rest_apis(
                 names
             })
             .unwrap_or_default();
-        if c.is_accepted() && c.is_resolved() {
+        // A served API is Ready even when a private integration's Service is missing: the
+        // table holds it, and ResolvedRefs says what fails.
+        if c.is_accepted() && (c.is_resolved() || !served.is_empty()) {
             if served.is_empty() {
                 c.ready("valid; not served by any stage yet (create a Deployment and a Stage)");
             } else {
@@ -198,7 +200,13 @@ fn route_set(api_uid: &str, def: &RestApiDef) -> Result<Arc<RouteSet>, String> {
     RouteSet::new(resources).map(Arc::new).map_err(|e| e.to_string())
 }
 
-/// Private integrations whose Service or port is missing: (reason, message) per method.
+/// Private integrations whose Service or port is missing, or whose port has no ready
+/// endpoint: (reason, message) per method.
+///
+/// All three are `ResolvedRefs=False`: the method's backend reference does not lead to anything
+/// that can take a request. None of them keeps the object out of the table (its other routes
+/// serve, and the table is rebuilt when the Service or its endpoints change), so `Ready`
+/// stays as it is.
 fn service_problems(world: &World, def: &RestApiDef) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     for resource in &def.resources {
@@ -209,6 +217,16 @@ fn service_problems(world: &World, def: &RestApiDef) -> Vec<(&'static str, Strin
                     resource.path.as_str()
                 );
                 match world.endpoints(service) {
+                    Ok(endpoints) if endpoints.is_empty() => out.push((
+                        reasons::NO_READY_ENDPOINTS,
+                        format!(
+                            "{field}: Service \"{}/{}\" port {} has no ready endpoints; requests to {method} {} fail until it has",
+                            service.namespace,
+                            service.name,
+                            service.port,
+                            resource.path.as_str()
+                        ),
+                    )),
                     Ok(_) => {}
                     Err(EndpointsError::ServiceNotFound) => out.push((
                         reasons::SERVICE_NOT_FOUND,
@@ -296,7 +314,8 @@ fn deployments<'w>(
                                 Err(conflict) => c.not_ready(reasons::ROUTE_CONFLICT, conflict),
                                 Ok(routes) => {
                                     for (reason, message) in service_problems(world, snapshot) {
-                                        c.unresolved(reason, message);
+                                        // The field path is the snapshot's, not this object's.
+                                        c.unresolved(reason, format!("in the snapshot, {message}"));
                                     }
                                     c.ready(format!(
                                         "snapshot {} of RestApi {:?}: {} routes",
@@ -461,11 +480,14 @@ fn stages<'w>(
         });
         fields.canary_deployment_id = canary.as_ref().map(|(id, _, _)| id.clone());
         for (reason, message) in service_problems(world, primary.1) {
-            c.unresolved(reason, message);
+            // The field path is the deployment's, not this object's.
+            c.unresolved(reason, format!("in deployment {}, {message}", primary.0));
         }
         let canary_note = match (&def.canary, &canary) {
             (Some(settings), Some((id, _, _))) => format!(", canary {id} at {}%", settings.percent),
-            _ => String::new(),
+            // The reason is in ResolvedRefs; say here that no request goes to a canary.
+            (Some(_), None) => ", no canary (its deployment does not resolve)".to_string(),
+            (None, _) => String::new(),
         };
         c.ready(format!("serving deployment {}{canary_note}", primary.0));
         statuses.insert((Kind::Stage, key.clone()), c.finish(obj.meta.generation, fields));
@@ -633,7 +655,7 @@ fn api_keys(
                         // The message says what is wrong with the value, never the value.
                         c.unresolved(
                             reasons::INVALID_API_KEY,
-                            format!("{field}: the value in Secret {secret:?} {e}"),
+                            format!("{field}: the value in Secret {secret:?} is not a valid key: {e}"),
                         );
                         None
                     }

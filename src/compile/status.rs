@@ -179,16 +179,18 @@ impl Conditions {
                 "every reference resolved",
             )
         });
-        let ready = if !accepted.status {
-            Cond::fail(types::READY, reasons::NOT_ACCEPTED, accepted.message.clone())
-        } else {
-            match self.ready {
-                Some(r) => r,
-                None if !resolved.status => {
-                    Cond::fail(types::READY, reasons::REFS_NOT_RESOLVED, resolved.message.clone())
-                }
-                None => Cond::ok(types::READY, reasons::READY, "ready"),
+        let ready = match self.ready {
+            // An explicit Ready=False says more than the default (e.g. that stages keep
+            // serving the snapshots of a RestApi whose live definition is invalid).
+            Some(r) if !r.status => r,
+            _ if !accepted.status => {
+                Cond::fail(types::READY, reasons::NOT_ACCEPTED, accepted.message.clone())
             }
+            Some(r) => r,
+            None if !resolved.status => {
+                Cond::fail(types::READY, reasons::REFS_NOT_RESOLVED, resolved.message.clone())
+            }
+            None => Cond::ok(types::READY, reasons::READY, "ready"),
         };
         StatusUpdate {
             kind: self.kind,
@@ -199,3 +201,6 @@ impl Conditions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -132,6 +132,7 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
 }
 
 /// AWS allows one variable child per resource: `/pets/{id}` and `/pets/{petId}/toys` clash.
+/// Each template is well-formed on its own, so this is a `RouteConflict`, not an `InvalidPath`.
 fn check_siblings(resources: &[Resource], field: &FieldPath, errors: &mut Errors) {
     // (parent literal prefix) -> (variable segment as written, first path that used it)
     let mut seen: BTreeMap<String, (String, String)> = BTreeMap::new();
@@ -151,7 +152,7 @@ fn check_siblings(resources: &[Resource], field: &FieldPath, errors: &mut Errors
                 Some((other, first)) if *other != written => {
                     errors.push(
                         &field.key(resource.path.as_str()),
-                        Reason::InvalidPath,
+                        Reason::RouteConflict,
                         format!(
                             "a sibling ({other}, in {first:?}) already has a variable path part at {:?}; only one is allowed",
                             if prefix.is_empty() { "/" } else { &prefix }
@@ -213,7 +214,7 @@ fn method_def(
     ) {
         Ok(integration) => errors.finish(MethodDef {
             api_key_required: api_key_required.unwrap_or(false),
-            required_parameters: required,
+            required_parameters: required.into(),
             integration,
         }),
         Err(e) => {
@@ -260,7 +261,7 @@ fn integration_def(
         let params: Vec<&str> = path.params().collect();
         for part in t.parts() {
             if let crate::model::UriPart::PathParam(n) = part
-                && !params.contains(&n.as_str())
+                && !params.contains(&&**n)
             {
                 errors.push(
                     &uri_field,
@@ -407,7 +408,14 @@ fn integration_def(
         errors.push(
             &field.field("timeoutInMillis"),
             Reason::InvalidIntegration,
-            format!("{timeout_ms} is out of range: 50 to {max} for {endpoint_type:?} APIs"),
+            format!(
+                "{timeout_ms} is out of range: 50 to {max} for {} APIs",
+                match endpoint_type {
+                    EndpointType::Edge => "EDGE",
+                    EndpointType::Regional => "REGIONAL",
+                    EndpointType::Private => "PRIVATE",
+                }
+            ),
         );
     }
 
@@ -476,8 +484,8 @@ fn integration_def(
         backend,
         http_method,
         timeout: Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(29_000)),
-        request_parameters: mappings,
-        responses,
+        request_parameters: mappings.into(),
+        responses: responses.into(),
         mock_status,
         insecure_skip_verify: tls_config.as_ref().is_some_and(|t| t.insecure_skip_verification),
     })
@@ -807,7 +815,7 @@ pub fn stage(spec: &api::StageSpec) -> Result<StageDef, Vec<Invalid>> {
     check_variables(variables, &root.field("variables"), &mut errors);
     let throttle = throttle
         .as_ref()
-        .and_then(|t| throttle_def(t, &root.field("throttle"), &mut errors));
+        .and_then(|t| throttle_def(t, &root.field("throttle"), THROTTLE_FIELDS, &mut errors));
 
     let mut settings = Vec::new();
     for (key, s) in method_settings {
@@ -830,7 +838,7 @@ pub fn stage(spec: &api::StageSpec) -> Result<StageDef, Vec<Invalid>> {
                 rate_limit: *throttling_rate_limit,
                 burst_limit: *throttling_burst_limit,
             };
-            throttle_def(&t, &field, &mut errors)
+            throttle_def(&t, &field, METHOD_SETTING_FIELDS, &mut errors)
         } else {
             None
         };
@@ -955,7 +963,18 @@ fn check_variables(vars: &BTreeMap<String, String>, field: &FieldPath, errors: &
     }
 }
 
-fn throttle_def(t: &api::ThrottleSettings, field: &FieldPath, errors: &mut Errors) -> Option<Throttle> {
+/// The names of the rate and burst fields of a `throttle` (`ThrottleSettings`).
+const THROTTLE_FIELDS: [&str; 2] = ["rateLimit", "burstLimit"];
+/// The names of the rate and burst fields of a stage's `methodSettings` entry.
+const METHOD_SETTING_FIELDS: [&str; 2] = ["throttlingRateLimit", "throttlingBurstLimit"];
+
+/// Validates a throttle; `names` are the rate and burst field names as the user wrote them.
+fn throttle_def(
+    t: &api::ThrottleSettings,
+    field: &FieldPath,
+    [rate_field, burst_field]: [&str; 2],
+    errors: &mut Errors,
+) -> Option<Throttle> {
     let api::ThrottleSettings {
         rate_limit,
         burst_limit,
@@ -965,7 +984,7 @@ fn throttle_def(t: &api::ThrottleSettings, field: &FieldPath, errors: &mut Error
     let mut ok = true;
     if !rate.is_finite() || rate < 0.0 {
         errors.push(
-            &field.field("rateLimit"),
+            &field.field(rate_field),
             Reason::InvalidThrottle,
             format!("{rate} must be a number >= 0"),
         );
@@ -973,7 +992,7 @@ fn throttle_def(t: &api::ThrottleSettings, field: &FieldPath, errors: &mut Error
     }
     if burst < 0 {
         errors.push(
-            &field.field("burstLimit"),
+            &field.field(burst_field),
             Reason::InvalidThrottle,
             format!("{burst} must be >= 0"),
         );
@@ -981,9 +1000,9 @@ fn throttle_def(t: &api::ThrottleSettings, field: &FieldPath, errors: &mut Error
     }
     if ok && rate > 0.0 && burst == 0 {
         errors.push(
-            &field.field("burstLimit"),
+            &field.field(burst_field),
             Reason::InvalidThrottle,
-            "must be > 0 when rateLimit is set, or no request is ever admitted",
+            format!("must be > 0 when {rate_field} is set, or no request is ever admitted"),
         );
         ok = false;
     }
@@ -1039,7 +1058,7 @@ pub fn usage_plan(spec: &api::UsagePlanSpec) -> Result<UsagePlanDef, Vec<Invalid
             let tfield = field.field("throttle").key(key);
             match MethodSelector::parse(key) {
                 Ok(sel) => {
-                    if let Some(t) = throttle_def(t, &tfield, &mut errors) {
+                    if let Some(t) = throttle_def(t, &tfield, THROTTLE_FIELDS, &mut errors) {
                         method_throttles.push((sel, t));
                     }
                 }
@@ -1054,7 +1073,7 @@ pub fn usage_plan(spec: &api::UsagePlanSpec) -> Result<UsagePlanDef, Vec<Invalid
     }
     let throttle = throttle
         .as_ref()
-        .and_then(|t| throttle_def(t, &root.field("throttle"), &mut errors));
+        .and_then(|t| throttle_def(t, &root.field("throttle"), THROTTLE_FIELDS, &mut errors));
     let quota = quota.as_ref().and_then(
         |up::QuotaSettings {
              limit,
@@ -1161,3 +1180,6 @@ pub fn api_key(name: &str, spec: &api::ApiKeySpec) -> Result<ApiKeyDef, Vec<Inva
         usage_plans: plans,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,6 +20,8 @@ pub enum Reason {
     InvalidPolicy,
     InvalidEndpointConfiguration,
     InvalidReference,
+    /// Two resources of one API that are each well-formed but cannot both be routed.
+    RouteConflict,
 }
 
 impl Reason {
@@ -39,6 +41,7 @@ impl Reason {
             Reason::InvalidPolicy => reasons::INVALID_POLICY,
             Reason::InvalidEndpointConfiguration => reasons::INVALID_ENDPOINT_CONFIGURATION,
             Reason::InvalidReference => reasons::INVALID_REFERENCE,
+            Reason::RouteConflict => reasons::ROUTE_CONFLICT,
         }
     }
 }

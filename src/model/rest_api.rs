@@ -56,17 +56,18 @@ pub struct Resource {
 /// A validated path template: `/`, `/pets`, `/pets/{id}`, `/files/{proxy+}`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PathTemplate {
-    raw: String,
-    segments: Vec<Segment>,
+    // Boxed slices, not Vecs: templates live as long as the routing table, once per route.
+    raw: Box<str>,
+    segments: Box<[Segment]>,
 }
 
 /// One segment of a path template.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Segment {
-    Literal(String),
-    Param(String),
+    Literal(Box<str>),
+    Param(Box<str>),
     /// `{name+}`: one or more segments; only last.
-    Greedy(String),
+    Greedy(Box<str>),
 }
 
 impl PathTemplate {
@@ -102,9 +103,9 @@ impl PathTemplate {
                     if i + 1 != parts.len() {
                         return Err(format!("greedy parameter {part:?} must be the last segment"));
                     }
-                    Segment::Greedy(name.to_string())
+                    Segment::Greedy(name.into())
                 } else {
-                    Segment::Param(name.to_string())
+                    Segment::Param(name.into())
                 }
             } else {
                 if let Some(bad) = part.chars().find(|c| !is_literal_char(*c)) {
@@ -112,7 +113,7 @@ impl PathTemplate {
                         "segment {part:?} has the character {bad:?}; literal segments are letters, digits and -._~:@!$&'()*,;= (braces only around a whole-segment parameter)"
                     ));
                 }
-                Segment::Literal((*part).to_string())
+                Segment::Literal((*part).into())
             };
             if let Segment::Param(name) | Segment::Greedy(name) = &segment
                 && segments
@@ -124,8 +125,8 @@ impl PathTemplate {
             segments.push(segment);
         }
         Ok(PathTemplate {
-            raw: raw.to_string(),
-            segments,
+            raw: raw.into(),
+            segments: segments.into_boxed_slice(),
         })
     }
 
@@ -140,7 +141,7 @@ impl PathTemplate {
     /// The names of the parameters, in order.
     pub fn params(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().filter_map(|s| match s {
-            Segment::Param(n) | Segment::Greedy(n) => Some(n.as_str()),
+            Segment::Param(n) | Segment::Greedy(n) => Some(&**n),
             Segment::Literal(_) => None,
         })
     }
@@ -247,7 +248,7 @@ impl fmt::Display for MethodKey {
 pub struct MethodDef {
     pub api_key_required: bool,
     /// Request parameters the caller must send (else 400 BAD_REQUEST_PARAMETERS).
-    pub required_parameters: Vec<ParamRef>,
+    pub required_parameters: Box<[ParamRef]>,
     pub integration: Integration,
 }
 
@@ -295,9 +296,9 @@ pub struct Integration {
     pub http_method: Option<http::Method>,
     pub timeout: Duration,
     /// `integration.request.*` ← source, for HTTP integrations.
-    pub request_parameters: Vec<ParameterMapping>,
+    pub request_parameters: Box<[ParameterMapping]>,
     /// For HTTP and MOCK integrations; the default response (no pattern) last.
-    pub responses: Vec<IntegrationResponse>,
+    pub responses: Box<[IntegrationResponse]>,
     /// For MOCK: the status code the request template selects (`{"statusCode": 200}`).
     pub mock_status: u16,
     pub insecure_skip_verify: bool,
@@ -325,28 +326,29 @@ pub struct ServiceRef {
 /// A backend URI with `{param}` and `${stageVariables.x}` placeholders.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UriTemplate {
-    raw: String,
-    parts: Vec<UriPart>,
+    raw: Box<str>,
+    parts: Box<[UriPart]>,
 }
 
 /// A piece of a [`UriTemplate`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum UriPart {
-    Literal(String),
+    Literal(Box<str>),
     /// `{name}` (a path parameter of the resource; `{proxy}` for `{proxy+}`).
-    PathParam(String),
+    PathParam(Box<str>),
     /// `${stageVariables.name}`.
-    StageVariable(String),
+    StageVariable(Box<str>),
 }
 
 impl UriTemplate {
     /// Splits a template into parts; the error is a message without the field path.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut rest = raw;
-        while !rest.is_empty() {
-            if let Some(after) = rest.strip_prefix("${") {
+        let mut literal_start = 0;
+        let mut at = 0;
+        while at < raw.len() {
+            let rest = &raw[at..];
+            let (part, len) = if let Some(after) = rest.strip_prefix("${") {
                 let end = after.find('}').ok_or("unclosed '${'")?;
                 let name = after[..end].strip_prefix("stageVariables.").ok_or_else(|| {
                     format!(
@@ -357,30 +359,31 @@ impl UriTemplate {
                 if !is_stage_variable_name(name) {
                     return Err(format!("invalid stage variable name {name:?}"));
                 }
-                flush(&mut literal, &mut parts);
-                parts.push(UriPart::StageVariable(name.to_string()));
-                rest = &after[end + 1..];
+                (UriPart::StageVariable(name.into()), end + 3)
             } else if let Some(after) = rest.strip_prefix('{') {
                 let end = after.find('}').ok_or("unclosed '{'")?;
                 let name = &after[..end];
                 if !is_param_name(name) {
                     return Err(format!("invalid path parameter reference {{{name}}}"));
                 }
-                flush(&mut literal, &mut parts);
-                parts.push(UriPart::PathParam(name.to_string()));
-                rest = &after[end + 1..];
+                (UriPart::PathParam(name.into()), end + 2)
             } else {
-                let mut chars = rest.chars();
-                if let Some(c) = chars.next() {
-                    literal.push(c);
-                }
-                rest = chars.as_str();
+                at += rest.chars().next().map_or(1, char::len_utf8);
+                continue;
+            };
+            if literal_start < at {
+                parts.push(UriPart::Literal(raw[literal_start..at].into()));
             }
+            parts.push(part);
+            at += len;
+            literal_start = at;
         }
-        flush(&mut literal, &mut parts);
+        if literal_start < raw.len() {
+            parts.push(UriPart::Literal(raw[literal_start..].into()));
+        }
         Ok(UriTemplate {
-            raw: raw.to_string(),
-            parts,
+            raw: raw.into(),
+            parts: parts.into_boxed_slice(),
         })
     }
 
@@ -400,7 +403,7 @@ impl UriTemplate {
         mut variable: impl FnMut(&str) -> Option<&'a str>,
     ) -> String {
         let mut out = String::with_capacity(self.raw.len() + 16);
-        for part in &self.parts {
+        for part in &*self.parts {
             match part {
                 UriPart::Literal(s) => out.push_str(s),
                 UriPart::PathParam(n) => out.push_str(param(n).unwrap_or_default()),
@@ -416,12 +419,6 @@ impl UriTemplate {
             Some(UriPart::Literal(s)) => s,
             _ => "",
         }
-    }
-}
-
-fn flush(literal: &mut String, parts: &mut Vec<UriPart>) {
-    if !literal.is_empty() {
-        parts.push(UriPart::Literal(std::mem::take(literal)));
     }
 }
 
@@ -533,3 +530,6 @@ impl ResourcePolicy {
         default_allow && self.allow.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests;

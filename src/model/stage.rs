@@ -126,3 +126,77 @@ pub enum AccessLogFormat {
     /// A template of `$context.*` variables.
     Template(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn method(path: &str, method: MethodKey) -> MethodSelector {
+        MethodSelector::Method {
+            path: path.into(),
+            method,
+        }
+    }
+
+    #[test]
+    fn selectors_in_plain_and_aws_notation() {
+        assert_eq!(MethodSelector::parse("*/*"), Ok(MethodSelector::All));
+        assert_eq!(
+            MethodSelector::parse("/pets/GET"),
+            Ok(method("/pets", MethodKey::Get))
+        );
+        assert_eq!(
+            MethodSelector::parse("~1pets/GET"),
+            Ok(method("/pets", MethodKey::Get))
+        );
+        assert_eq!(
+            MethodSelector::parse("~1pets~1{id}/ANY"),
+            Ok(method("/pets/{id}", MethodKey::Any))
+        );
+        assert_eq!(
+            MethodSelector::parse("/pets/{id}/DELETE"),
+            Ok(method("/pets/{id}", MethodKey::Delete))
+        );
+    }
+
+    #[test]
+    fn the_root_resource_is_an_empty_path_or_a_slash() {
+        assert_eq!(MethodSelector::parse("/GET"), Ok(method("/", MethodKey::Get)));
+        assert_eq!(MethodSelector::parse("~1/GET"), Ok(method("/", MethodKey::Get)));
+    }
+
+    #[test]
+    fn malformed_selectors_are_rejected() {
+        for (raw, wanted) in [
+            ("GET", "RESOURCE_PATH/METHOD"),
+            ("", "RESOURCE_PATH/METHOD"),
+            ("/pets/get", "unknown method"),
+            ("/pets/", "unknown method"),
+            ("*/GET", "must start with '/'"),
+            ("pets/GET", "must start with '/'"),
+        ] {
+            let err = MethodSelector::parse(raw).expect_err(raw);
+            assert!(err.contains(wanted), "{raw:?}: {err:?} should say {wanted:?}");
+        }
+    }
+
+    #[test]
+    fn selectors_apply_to_their_method_only() {
+        assert!(MethodSelector::All.applies("/anything", MethodKey::Post));
+        let s = method("/pets", MethodKey::Get);
+        assert!(s.applies("/pets", MethodKey::Get));
+        assert!(!s.applies("/pets", MethodKey::Post));
+        assert!(!s.applies("/pets/{id}", MethodKey::Get));
+    }
+
+    #[test]
+    fn stage_names() {
+        assert!(StageName::parse("prod").is_ok());
+        assert!(StageName::parse("v1_beta-2").is_ok());
+        assert!(StageName::parse(&"a".repeat(128)).is_ok());
+        assert!(StageName::parse(&"a".repeat(129)).is_err());
+        assert!(StageName::parse("").is_err());
+        let err = StageName::parse("prod.v1").expect_err("dot");
+        assert!(err.contains("'.'"), "{err}");
+    }
+}

@@ -107,3 +107,55 @@ impl fmt::Debug for KeyDigest {
         write!(f, "KeyDigest({}…)", hex::encode(&self.0[..4]))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values_are_20_to_128_alphanumerics() {
+        assert!(KeyDigest::of_value(&"a".repeat(20)).is_ok());
+        assert!(KeyDigest::of_value(&"Z9".repeat(64)).is_ok());
+        assert!(KeyDigest::of_value("AbCdEfGhIjKlMnOpQrStUvWx12").is_ok());
+        let short = KeyDigest::of_value(&"a".repeat(19)).expect_err("19");
+        assert!(short.contains("has 19"), "{short}");
+        let long = KeyDigest::of_value(&"a".repeat(129)).expect_err("129");
+        assert!(long.contains("has 129"), "{long}");
+        assert!(KeyDigest::of_value("").is_err());
+        for bad in [
+            "abcdefghij-klmnopqrst",
+            "abcdefghij klmnopqrst",
+            "abcdefghij_klmnopqrst",
+        ] {
+            let err = KeyDigest::of_value(bad).expect_err(bad);
+            assert!(err.contains("letters and digits"), "{bad}: {err}");
+        }
+        // Twenty characters but more bytes: non-ASCII letters are not alphanumerics here.
+        assert!(KeyDigest::of_value(&"\u{e9}".repeat(20)).is_err());
+    }
+
+    #[test]
+    fn errors_never_contain_the_value() {
+        let value = "secretValue-0123456789";
+        let err = KeyDigest::of_value(value).expect_err("dash");
+        assert!(!err.contains(value));
+        let err = KeyDigest::of_value("secret").expect_err("short");
+        assert!(!err.contains("secret"));
+    }
+
+    #[test]
+    fn the_digest_of_a_valid_value_is_the_digest_of_what_callers_send() {
+        let value = "AbCdEfGhIjKlMnOpQrStUvWx12";
+        let digest = KeyDigest::of_value(value).expect("valid");
+        assert_eq!(digest, KeyDigest::digest(value.as_bytes()));
+        assert_ne!(digest, KeyDigest::digest(b"AbCdEfGhIjKlMnOpQrStUvWx13"));
+    }
+
+    #[test]
+    fn debug_shows_a_digest_prefix_only() {
+        let digest = KeyDigest::of_value("AbCdEfGhIjKlMnOpQrStUvWx12").expect("valid");
+        let shown = format!("{digest:?}");
+        assert!(shown.starts_with("KeyDigest(") && shown.len() < 24, "{shown}");
+        assert!(!shown.contains("AbCd"));
+    }
+}

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::{
-    model::{Backend, EndpointType, HeaderSource, Integration, IntegrationKind, MethodSelector, ValueSource},
+    model::{
+        AccessLogFormat, Backend, EndpointType, HeaderSource, Integration, IntegrationKind, MethodSelector,
+        QuotaPeriod, ValueSource,
+    },
     routing::{RoutingTable, StageVariant},
 };
 
@@ -16,6 +19,9 @@ pub struct TableDescription {
     pub apis: Vec<ApiDescription>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<KeyDescription>,
+    /// `namespace/name:port -> [ready endpoints]` of the Services private integrations call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,25 +90,27 @@ impl RoutingTable {
                             settings.push(format!("throttle {}/s burst {}", t.rate, t.burst));
                         }
                         for m in &s.method_settings {
-                            let sel = match &m.selector {
-                                MethodSelector::All => "*/*".to_string(),
-                                MethodSelector::Method { path, method } => format!("{path}/{method}"),
-                            };
+                            let sel = selector(&m.selector);
                             if let Some(t) = m.throttle {
                                 settings.push(format!("{sel}: throttle {}/s burst {}", t.rate, t.burst));
                             }
-                            if m.caching_enabled.is_some() || m.cache_ttl_seconds.is_some() {
-                                settings.push(format!(
-                                    "{sel}: caching {:?} ttl {:?}",
-                                    m.caching_enabled, m.cache_ttl_seconds
-                                ));
+                            if let Some(on) = m.caching_enabled {
+                                let on = if on { "on" } else { "off" };
+                                settings.push(format!("{sel}: caching {on}"));
+                            }
+                            if let Some(ttl) = m.cache_ttl_seconds {
+                                settings.push(format!("{sel}: cache ttl {ttl}s"));
                             }
                         }
                         if s.cache_enabled {
                             settings.push("cache enabled".into());
                         }
                         if let Some(f) = &s.access_log {
-                            settings.push(format!("access log {f:?}"));
+                            settings.push(match f {
+                                AccessLogFormat::Clf => "access log CLF".to_string(),
+                                AccessLogFormat::Json => "access log JSON".to_string(),
+                                AccessLogFormat::Template(t) => format!("access log {t:?}"),
+                            });
                         }
                         let mut usage_plans: Vec<String> = s
                             .plans
@@ -112,10 +120,24 @@ impl RoutingTable {
                                 if let Some(t) = p.throttle {
                                     d.push_str(&format!(" throttle {}/s burst {}", t.rate, t.burst));
                                 }
+                                for (sel, t) in &p.method_throttles {
+                                    d.push_str(&format!(
+                                        " {}: throttle {}/s burst {}",
+                                        selector(sel),
+                                        t.rate,
+                                        t.burst
+                                    ));
+                                }
                                 if let Some(q) = p.quota {
                                     d.push_str(&format!(
-                                        " quota {} per {:?} offset {}",
-                                        q.limit, q.period, q.offset
+                                        " quota {} per {} offset {}",
+                                        q.limit,
+                                        match q.period {
+                                            QuotaPeriod::Day => "DAY",
+                                            QuotaPeriod::Week => "WEEK",
+                                            QuotaPeriod::Month => "MONTH",
+                                        },
+                                        q.offset
                                     ));
                                 }
                                 d
@@ -167,7 +189,28 @@ impl RoutingTable {
             })
             .collect();
         keys.sort_by(|a, b| a.object.cmp(&b.object));
-        TableDescription { apis, keys }
+        let mut services: Vec<String> = self
+            .services()
+            .map(|(s, endpoints)| {
+                let endpoints: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+                format!(
+                    "{}/{}:{} -> [{}]",
+                    s.namespace,
+                    s.name,
+                    s.port,
+                    endpoints.join(", ")
+                )
+            })
+            .collect();
+        services.sort();
+        TableDescription { apis, keys, services }
+    }
+}
+
+fn selector(s: &MethodSelector) -> String {
+    match s {
+        MethodSelector::All => "*/*".to_string(),
+        MethodSelector::Method { path, method } => format!("{path}/{method}"),
     }
 }
 
@@ -231,10 +274,14 @@ fn integration(i: &Integration, key_required: bool) -> String {
         ));
     }
     for r in &i.responses {
-        let pattern = r
-            .selection_pattern
-            .as_ref()
-            .map_or("default".to_string(), |p| p.as_str().to_string());
+        let pattern = r.selection_pattern.as_ref().map_or("default".to_string(), |p| {
+            // Show the pattern as written, without the anchors convert adds.
+            let p = p.as_str();
+            p.strip_prefix("^(?:")
+                .and_then(|p| p.strip_suffix(")$"))
+                .unwrap_or(p)
+                .to_string()
+        });
         let headers: Vec<String> = r
             .headers
             .iter()

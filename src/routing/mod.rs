@@ -13,6 +13,7 @@ pub mod describe;
 mod matcher;
 pub mod store;
 mod table;
+mod trie;
 
 pub use matcher::*;
 pub use table::*;

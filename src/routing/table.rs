@@ -2,9 +2,12 @@
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
-use crate::model::{
-    AccessLogFormat, ApiId, ApiKeySource, EndpointType, KeyDigest, KeyId, MethodDef, MethodKey,
-    MethodSelector, ObjectKey, PathTemplate, Quota, ResourcePolicy, ServiceRef, Throttle,
+use crate::{
+    model::{
+        AccessLogFormat, ApiId, ApiKeySource, EndpointType, KeyDigest, KeyId, MethodDef, MethodKey,
+        MethodSelector, ObjectKey, PathTemplate, Quota, ResourcePolicy, ServiceRef, Throttle,
+    },
+    routing::trie::{Conflict, Trie},
 };
 
 /// Which listener a request arrived on.
@@ -54,7 +57,9 @@ pub struct RoutingTable {
     pub version: u64,
     pub hosts: HostSettings,
     host_suffix: String,
-    apis: HashMap<ApiId, Arc<ApiEntry>>,
+    /// foldhash: the api id comes from the Host header, and SipHash would be a third of a
+    /// lookup; foldhash is seeded per process, so ids cannot be chosen to collide.
+    apis: HashMap<ApiId, Arc<ApiEntry>, foldhash::fast::RandomState>,
     /// API keys by value digest.
     keys: HashMap<KeyDigest, Arc<KeyEntry>>,
     /// Ready endpoints of the Services private integrations call.
@@ -92,6 +97,11 @@ impl RoutingTable {
     /// The ready endpoints of a Service port; `None` when the Service is unknown.
     pub fn service_endpoints(&self, service: &ServiceRef) -> Option<&Arc<[SocketAddr]>> {
         self.services.get(service)
+    }
+
+    /// Every Service private integrations call, with its ready endpoints, in no particular order.
+    pub fn services(&self) -> impl Iterator<Item = (&ServiceRef, &Arc<[SocketAddr]>)> {
+        self.services.iter()
     }
 
     /// The same table under another version number.
@@ -226,7 +236,7 @@ pub struct KeyEntry {
 /// The compiled routes of one deployment (or live definition).
 #[derive(Debug)]
 pub struct RouteSet {
-    router: matchit::Router<u32>,
+    index: Trie,
     resources: Vec<ResourceEntry>,
 }
 
@@ -252,29 +262,15 @@ impl ResourceEntry {
     }
 }
 
-/// A path template conflicts with another of the same route set.
-#[derive(Debug, thiserror::Error)]
-#[error("{path} conflicts with another resource: {source}")]
-pub struct RouteConflict {
-    pub path: String,
-    #[source]
-    pub source: matchit::InsertError,
-}
+/// Two resources of a route set match the same requests.
+pub type RouteConflict = Conflict;
 
 impl RouteSet {
     /// Builds the routes of resources; the first conflicting path fails the whole set.
     pub fn new(resources: Vec<ResourceEntry>) -> Result<Self, RouteConflict> {
-        let mut router = matchit::Router::new();
-        for (i, r) in resources.iter().enumerate() {
-            let index = u32::try_from(i).unwrap_or(u32::MAX);
-            router
-                .insert(matchit_route(&r.path), index)
-                .map_err(|source| RouteConflict {
-                    path: r.path.to_string(),
-                    source,
-                })?;
-        }
-        Ok(RouteSet { router, resources })
+        let paths: Vec<&PathTemplate> = resources.iter().map(|r| &r.path).collect();
+        let index = Trie::build(&paths)?;
+        Ok(RouteSet { index, resources })
     }
 
     pub fn resources(&self) -> &[ResourceEntry] {
@@ -285,40 +281,11 @@ impl RouteSet {
         self.resources.iter().map(|r| r.methods.len()).sum()
     }
 
-    pub(crate) fn router(&self) -> &matchit::Router<u32> {
-        &self.router
+    pub(crate) fn index(&self) -> &Trie {
+        &self.index
     }
 
     pub(crate) fn resource(&self, index: u32) -> Option<&ResourceEntry> {
         self.resources.get(index as usize)
     }
-}
-
-/// `/pets/{id}` stays; `/files/{proxy+}` becomes matchit's catch-all `/files/{*proxy}`.
-fn matchit_route(path: &PathTemplate) -> String {
-    use crate::model::Segment;
-    let mut out = String::with_capacity(path.as_str().len() + 2);
-    for segment in path.segments() {
-        out.push('/');
-        match segment {
-            Segment::Literal(s) => {
-                // matchit treats braces as parameters; literal segments never contain them.
-                out.push_str(s);
-            }
-            Segment::Param(n) => {
-                out.push('{');
-                out.push_str(n);
-                out.push('}');
-            }
-            Segment::Greedy(n) => {
-                out.push_str("{*");
-                out.push_str(n);
-                out.push('}');
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    out
 }

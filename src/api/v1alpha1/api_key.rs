@@ -13,6 +13,7 @@ use crate::api::{Conditions, LocalRef};
     group = "turnpike.dev",
     version = "v1alpha1",
     kind = "ApiKey",
+    doc = "An ApiKey: a client identity sent as x-api-key, whose value lives in a Secret, and the usage plans it belongs to.",
     plural = "apikeys",
     namespaced,
     status = "ApiKeyStatus",

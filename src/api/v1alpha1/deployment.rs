@@ -14,6 +14,7 @@ use crate::api::{Conditions, LocalRef};
     group = "turnpike.dev",
     version = "v1alpha1",
     kind = "Deployment",
+    doc = "A Deployment: an immutable snapshot of a RestApi, as it was when the Deployment was first reconciled.",
     plural = "deployments",
     namespaced,
     status = "DeploymentStatus",

@@ -17,6 +17,7 @@ use crate::api::Conditions;
     group = "turnpike.dev",
     version = "v1alpha1",
     kind = "RestApi",
+    doc = "A REST API: resources (path templates), their methods, and the integration each method calls. Served through Deployments and Stages.",
     plural = "restapis",
     namespaced,
     status = "RestApiStatus",

@@ -17,6 +17,7 @@ use crate::api::{Conditions, LocalRef, ThrottleSettings};
     group = "turnpike.dev",
     version = "v1alpha1",
     kind = "Stage",
+    doc = "A Stage: a named lifecycle state (dev, prod) of a RestApi that serves one Deployment, with variables, throttling and a canary.",
     plural = "stages",
     namespaced,
     status = "StageStatus",

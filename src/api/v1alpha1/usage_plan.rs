@@ -14,6 +14,7 @@ use crate::api::{Conditions, LocalRef, ThrottleSettings};
     group = "turnpike.dev",
     version = "v1alpha1",
     kind = "UsagePlan",
+    doc = "A UsagePlan: throttling and a quota for the API keys in the plan, on a set of stages.",
     plural = "usageplans",
     namespaced,
     status = "UsagePlanStatus",

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, then checks formatting, runs clippy with
+# warnings denied, and runs every test (Rust and Python, against real clients).
+#
+#   ./tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./tests/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+
+echo "== cargo test"
+cargo build --locked --bin turnpike
+TURNPIKE_BIN="$PWD/target/debug/turnpike" cargo test --locked --all-targets
+
+if [ -d tests/python ]; then
+  echo "== pytest (kubectl, the Python kubernetes client, the Helm SDK)"
+  TURNPIKE_BIN="$PWD/target/debug/turnpike" .venv/bin/python -m pytest -q tests/python
+fi
