@@ -391,8 +391,12 @@ pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 /// Removes hop-by-hop headers: Connection and what it lists, Keep-Alive, TE, Trailer,
-/// Transfer-Encoding, Upgrade and Proxy-*.
+/// Transfer-Encoding, Upgrade and Proxy-*. One pass over the headers first: most requests
+/// and responses carry none, and then nothing is hashed.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if let Some(conn) = headers.remove(header::CONNECTION) {
         let listed: Vec<HeaderName> = conn
             .to_str()
@@ -418,6 +422,18 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     headers.remove("keep-alive");
     headers.remove("proxy-connection");
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::PROXY_AUTHENTICATE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
 }
 
 /// Sets X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host.
@@ -465,6 +481,9 @@ const RESERVED: [(HeaderName, HeaderName); 4] = [
 
 /// Renames the reserved backend response headers.
 pub fn remap_reserved(headers: &mut HeaderMap) {
+    if !headers.keys().any(|k| RESERVED.iter().any(|(n, _)| n == k)) {
+        return;
+    }
     for (name, remapped) in &RESERVED {
         if let header::Entry::Occupied(e) = headers.entry(name) {
             let (_, values) = e.remove_entry_mult();
