@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use futures::future::Either;
 use hyper::service::service_fn;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -76,7 +77,13 @@ pub(crate) async fn serve(
                         // Fields are only evaluated when DEBUG is enabled for this target.
                         let span =
                             tracing::debug_span!("request", method = %req.method(), path = req.uri().path());
-                        service::serve(shared.clone(), conn.clone(), req).instrument(span)
+                        let serve = service::serve(shared.clone(), conn.clone(), req);
+                        // Only pay for the span wrapper when someone listens at DEBUG.
+                        if span.is_disabled() {
+                            Either::Right(serve)
+                        } else {
+                            Either::Left(serve.instrument(span))
+                        }
                     })
                 };
                 let result = match tls {

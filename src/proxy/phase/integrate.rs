@@ -485,6 +485,14 @@ pub fn remap_reserved(headers: &mut HeaderMap) {
         return;
     }
     for (name, remapped) in &RESERVED {
+        // The usual case, one value: move it without collecting.
+        let mut values = headers.get_all(name).iter();
+        if values.next().is_some() && values.next().is_none() {
+            if let Some(v) = headers.remove(name) {
+                headers.append(remapped.clone(), v);
+            }
+            continue;
+        }
         if let header::Entry::Occupied(e) = headers.entry(name) {
             let (_, values) = e.remove_entry_mult();
             let values: Vec<HeaderValue> = values.collect();
@@ -492,5 +500,45 @@ pub fn remap_reserved(headers: &mut HeaderMap) {
                 headers.append(remapped.clone(), v);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_headers_are_remapped_with_every_value() {
+        let mut h = HeaderMap::new();
+        h.insert(header::DATE, HeaderValue::from_static("Mon"));
+        h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+        h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        remap_reserved(&mut h);
+        assert!(h.get(header::DATE).is_none());
+        assert_eq!(
+            h.get("x-amzn-remapped-date").map(|v| v.as_bytes()),
+            Some(&b"Mon"[..])
+        );
+        let auth: Vec<_> = h.get_all("x-amzn-remapped-www-authenticate").iter().collect();
+        assert_eq!(auth, ["Basic", "Bearer"]);
+        assert_eq!(h.len(), 4);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_lists_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
     }
 }
