@@ -142,10 +142,9 @@ for r in "${results[@]}"; do
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo
+# field NAME COLUMN: a column of a result row (2 = rps, 5 = CPU µs per request).
+field() { printf '%s\n' "${results[@]}" | awk -v n="$1" -v c="$2" '$1 == n { print $c }'; }
 for proto in plain tls; do
-  tp=$(for r in "${results[@]}"; do set -- $r; [ "$1" = "turnpike-$proto" ] && echo "$2"; done)
-  ng=$(for r in "${results[@]}"; do set -- $r; [ "$1" = "nginx-$proto" ] && echo "$2"; done)
-  tpc=$(for r in "${results[@]}"; do set -- $r; [ "$1" = "turnpike-$proto" ] && echo "$5"; done)
-  ngc=$(for r in "${results[@]}"; do set -- $r; [ "$1" = "nginx-$proto" ] && echo "$5"; done)
-  echo "turnpike / nginx ($proto): $(ratio "$tp" "$ng") x requests/s; $(ratio "$ngc" "$tpc") x requests per CPU-second"
+  echo "turnpike / nginx ($proto): $(ratio "$(field "turnpike-$proto" 2)" "$(field "nginx-$proto" 2)") x requests/s;" \
+    "$(ratio "$(field "nginx-$proto" 5)" "$(field "turnpike-$proto" 5)") x requests per CPU-second"
 done
