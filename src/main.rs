@@ -302,4 +302,3 @@ fn run_local(args: LocalArgs) -> anyhow::Result<()> {
         served
     })
 }
-

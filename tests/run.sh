@@ -16,7 +16,7 @@ cargo clippy --locked --all-targets -- -D warnings
 
 echo "== cargo test"
 cargo build --locked --bin turnpike
-TURNPIKE_BIN="$PWD/target/debug/turnpike" cargo test --locked --all-targets
+TURNPIKE_BIN="$PWD/target/debug/turnpike" cargo test --locked
 
 if [ -d tests/python ]; then
   echo "== pytest (kubectl, the Python kubernetes client, the Helm SDK)"

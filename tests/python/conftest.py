@@ -1,8 +1,9 @@
 """Fixtures for testing `turnpike local` with real clients (kubectl, the Python `kubernetes`
 client, the Helm SDK).
 
-Each test gets its own server: `$TURNPIKE_BIN local --data-dir <tmp> --apiserver-addr
-127.0.0.1:0` (TURNPIKE_BIN defaults to target/debug/turnpike), started as a subprocess and
+Each test gets its own server: `$TURNPIKE_BIN local --apiserver-only --data-dir <tmp>
+--apiserver-addr 127.0.0.1:0` (the API server alone: these tests pin its semantics, and no
+controller may touch their objects) (TURNPIKE_BIN defaults to target/debug/turnpike), started as a subprocess and
 considered up once `<tmp>/kubeconfig` exists. Every wait is bounded; the process is killed at
 the end of the test.
 
@@ -51,7 +52,7 @@ class Server:
             self.kubeconfig.unlink()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [BIN, "local", "--data-dir", str(self.data_dir), "--apiserver-addr", "127.0.0.1:0", *self.extra_args],
+                [BIN, "local", "--apiserver-only", "--data-dir", str(self.data_dir), "--apiserver-addr", "127.0.0.1:0", *self.extra_args],
                 stdout=log,
                 stderr=log,
             )
