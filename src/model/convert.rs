@@ -258,15 +258,25 @@ fn integration_def(
         let t = UriTemplate::parse(raw)
             .map_err(|e| errors.push(&uri_field, Reason::InvalidIntegration, e))
             .ok()?;
-        let params: Vec<&str> = path.params().collect();
+        // HTTP_PROXY fills `{name}` from the resource's path parameters; HTTP, as in AWS, from
+        // its `integration.request.path.NAME` mappings.
+        let (names, source): (Vec<&str>, String) = if kind == IntegrationKind::Http {
+            let mapped = request_parameters
+                .keys()
+                .filter_map(|k| k.strip_prefix("integration.request.path."))
+                .collect();
+            (mapped, "an integration.request.path mapping".to_string())
+        } else {
+            (path.params().collect(), format!("a path parameter of {path}"))
+        };
         for part in t.parts() {
             if let crate::model::UriPart::PathParam(n) = part
-                && !params.contains(&&**n)
+                && !names.contains(&&**n)
             {
                 errors.push(
                     &uri_field,
                     Reason::InvalidIntegration,
-                    format!("references {{{n}}}, which is not a path parameter of {path}"),
+                    format!("references {{{n}}}, which is not {source}"),
                 );
                 return None;
             }
