@@ -1,6 +1,7 @@
 //! Throughput and memory of the embedded API server with 10k custom objects.
 //!
-//! Run with: `cargo bench --bench apiserver` (optionally `-- <count> <concurrency>`).
+//! Run with: `cargo bench --bench apiserver` (optionally `-- <count> <concurrency>`); under
+//! `cargo test --all-targets` it does nothing.
 //! The server runs in-process on 127.0.0.1:0 over a temporary data directory; the client is
 //! kube-rs. Reported: create/s (each create is an fsync'ed SQLite commit), full list time,
 //! paginated list time, watch initial-events/s, live watch delivery, and the process RSS.

@@ -284,7 +284,7 @@ fn run_local(args: LocalArgs) -> anyhow::Result<()> {
                 .context("installing the CRDs")?;
         }
         if !args.apply.is_empty() {
-            apply_manifests(client.clone(), &args.apply)
+            turnpike::apiserver::manifests::apply(client.clone(), &args.apply)
                 .await
                 .context("applying --apply manifests")?;
         }
@@ -301,88 +301,4 @@ fn run_local(args: LocalArgs) -> anyhow::Result<()> {
         drop(server);
         served
     })
-}
-
-/// Reads every YAML/JSON document of the given files and directories (directories: their
-/// `.yaml`, `.yml` and `.json` files in name order), CRDs first.
-fn read_manifests(paths: &[PathBuf]) -> anyhow::Result<Vec<serde_json::Value>> {
-    use serde::Deserialize as _;
-    let mut files = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("reading {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    f.extension()
-                        .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
-                })
-                .collect();
-            entries.sort();
-            files.extend(entries);
-        } else {
-            files.push(p.clone());
-        }
-    }
-    let mut docs = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v =
-                serde_json::Value::deserialize(doc).with_context(|| format!("parsing {}", f.display()))?;
-            if v.is_object() {
-                docs.push(v);
-            }
-        }
-    }
-    docs.sort_by_key(|d| d["kind"] != "CustomResourceDefinition");
-    Ok(docs)
-}
-
-/// `--apply`: server-side applies every manifest (field manager `turnpike-local`) through the
-/// API, the same way `kubectl apply --server-side -f` would.
-async fn apply_manifests(client: kube::Client, paths: &[PathBuf]) -> anyhow::Result<()> {
-    use kube::{
-        api::{Api, DynamicObject, Patch, PatchParams},
-        core::GroupVersionKind,
-        discovery::{Discovery, Scope},
-    };
-    let mut discovery = Discovery::new(client.clone()).run().await?;
-    for doc in read_manifests(paths)? {
-        let obj: DynamicObject = serde_json::from_value(doc)?;
-        let types = obj.types.clone().context("a manifest without apiVersion/kind")?;
-        let gvk = GroupVersionKind::try_from(&types)?;
-        let name = obj
-            .metadata
-            .name
-            .clone()
-            .context("a manifest without metadata.name")?;
-        let (ar, caps) = match discovery.resolve_gvk(&gvk) {
-            Some(found) => found,
-            None => {
-                // A CRD applied just before: refresh discovery once.
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                discovery = Discovery::new(client.clone()).run().await?;
-                discovery
-                    .resolve_gvk(&gvk)
-                    .with_context(|| format!("unknown kind {gvk:?}"))?
-            }
-        };
-        let api: Api<DynamicObject> = match caps.scope {
-            Scope::Namespaced => Api::namespaced_with(
-                client.clone(),
-                obj.metadata.namespace.as_deref().unwrap_or("default"),
-                &ar,
-            ),
-            Scope::Cluster => Api::all_with(client.clone(), &ar),
-        };
-        api.patch(
-            &name,
-            &PatchParams::apply("turnpike-local").force(),
-            &Patch::Apply(&obj),
-        )
-        .await?;
-        tracing::info!(kind = %gvk.kind, %name, "applied");
-    }
-    Ok(())
 }

@@ -140,3 +140,68 @@ async fn streaming_list_watcher_sees_initial_state_and_changes() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_recorder_and_leases() {
+    use k8s_openapi::api::{coordination::v1::Lease, events::v1::Event as K8sEvent};
+    use kube::{
+        Resource,
+        api::ListParams,
+        runtime::events::{Event, EventType, Recorder, Reporter},
+    };
+
+    let srv = support::start().await;
+    support::install_crds(&srv.client).await;
+    let api: Api<RestApi> = Api::namespaced(srv.client.clone(), "default");
+    let obj: RestApi = serde_yaml::from_str(&support::fixture("restapi.yaml")).expect("fixture");
+    let created = api.create(&PostParams::default(), &obj).await.expect("create");
+
+    // kube-runtime's Recorder: events.k8s.io/v1 create, then a merge patch for the series.
+    let recorder = Recorder::new(
+        srv.client.clone(),
+        Reporter {
+            controller: "turnpike".into(),
+            instance: None,
+        },
+    );
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Programmed".into(),
+        note: Some("routes published".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    let reference = created.object_ref(&());
+    recorder.publish(&ev, &reference).await.expect("publish");
+    recorder
+        .publish(&ev, &reference)
+        .await
+        .expect("publish again (series)");
+    let events: Api<K8sEvent> = Api::namespaced(srv.client.clone(), "default");
+    let list = events.list(&ListParams::default()).await.expect("list events");
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].series.as_ref().map(|s| s.count), Some(2));
+
+    // Leases (leader election): create, then renew with optimistic concurrency.
+    let leases: Api<Lease> = Api::namespaced(srv.client.clone(), "default");
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "turnpike-leader"},
+        "spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 15}
+    }))
+    .expect("lease");
+    let mut held = leases
+        .create(&PostParams::default(), &lease)
+        .await
+        .expect("create lease");
+    let stale = held.clone();
+    held.spec.as_mut().expect("spec").lease_transitions = Some(1);
+    leases
+        .replace("turnpike-leader", &PostParams::default(), &held)
+        .await
+        .expect("renew");
+    let err = leases
+        .replace("turnpike-leader", &PostParams::default(), &stale)
+        .await
+        .expect_err("stale");
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 409));
+}

@@ -23,7 +23,7 @@ TP_TLS=127.0.0.1:18444
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid" 2>/dev/null)" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -70,8 +70,11 @@ http {
 NGINX
 
 taskset -c "$LOAD_CPU" "$BIN" upstream "$UP" & pids+=($!)
+UP_PID=$!
 taskset -c "$PROXY_CPU" nginx -c "$WORK/nginx.conf" -g 'daemon off;' & pids+=($!)
+NGX_PID=$!
 taskset -c "$PROXY_CPU" "$BIN" turnpike "$TP_PLAIN" "$TP_TLS" "$UP" "$WORK/cert.pem" "$WORK/key.pem" & pids+=($!)
+TP_PID=$!
 HOST=$("$BIN" host)
 
 for i in $(seq 1 100); do
@@ -82,14 +85,29 @@ done
 curl -sfk -o /dev/null -H "Host: $HOST" "https://$TP_TLS/prod/x" || { echo "turnpike TLS not answering"; exit 1; }
 curl -sfk -o /dev/null "https://$NGX_TLS/x" || { echo "nginx TLS not answering"; exit 1; }
 
-# run NAME URL [HOST]: prints "NAME rps p50 p99"
+# CPU time (clock ticks, user + system) of a process and its children (nginx workers).
+cpu_ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    [ -r "/proc/$p/stat" ] || continue
+    total=$(( total + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
+  done
+  echo "$total"
+}
+HZ=$(getconf CLK_TCK)
+
+# run NAME URL PID [HOST]: prints "NAME rps p50 p99 cpu_us_per_request"
+# The CPU cost per request (CPU time of the process under test / requests served) does not
+# depend on how busy the rest of the machine is; requests/s does.
 run() {
-  local name=$1 url=$2 host=${3:-}
+  local name=$1 url=$2 pid=$3 host=${4:-}
   local hdr=()
   [ -n "$host" ] && hdr=(-H "Host: $host")
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${hdr[@]}" "$url" >/dev/null 2>&1 # warm-up
-  local out
+  local out before after
+  before=$(cpu_ticks "$pid")
   out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "${hdr[@]}" "$url")
+  after=$(cpu_ticks "$pid")
   local errors
   errors=$(echo "$out" | grep -E "Non-2xx|Socket errors" || true)
   [ -n "$errors" ] && echo "WARNING $name: $errors" >&2
@@ -97,29 +115,37 @@ run() {
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  echo "$name $rps $p50 $p99"
+  local total cpu_us
+  total=$(echo "$out" | awk '/requests in/ {print $1}')
+  cpu_us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$total" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }')
+  echo "$name $rps $p50 $p99 $cpu_us"
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 results=()
-results+=("$(run direct-plain "http://$UP/hello")")
-results+=("$(run nginx-plain "http://$NGX_PLAIN/hello")")
-results+=("$(run turnpike-plain "http://$TP_PLAIN/prod/hello" "$HOST")")
-results+=("$(run nginx-tls "https://$NGX_TLS/hello")")
-results+=("$(run turnpike-tls "https://$TP_TLS/prod/hello" "$HOST")")
+results+=("$(run direct-plain "http://$UP/hello" "$UP_PID")")
+results+=("$(run nginx-plain "http://$NGX_PLAIN/hello" "$NGX_PID")")
+results+=("$(run turnpike-plain "http://$TP_PLAIN/prod/hello" "$TP_PID" "$HOST")")
+results+=("$(run nginx-tls "https://$NGX_TLS/hello" "$NGX_PID")")
+results+=("$(run turnpike-tls "https://$TP_TLS/prod/hello" "$TP_PID" "$HOST")")
 
 echo
 echo "wrk -t1 -c$CONNS -d${DUR}s --latency; proxy on CPU $PROXY_CPU, wrk + upstream on CPU $LOAD_CPU; $(nproc) CPUs"
 echo
-echo "| target | requests/s | p50 | p99 |"
-echo "|---|---:|---:|---:|"
+echo "load average before the run: $LOAD_BEFORE"
+echo
+echo "| target | requests/s | p50 | p99 | CPU µs / request (process under test) |"
+echo "|---|---:|---:|---:|---:|"
 for r in "${results[@]}"; do
   set -- $r
-  echo "| $1 | $2 | $3 | $4 |"
+  echo "| $1 | $2 | $3 | $4 | $5 |"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo
 for proto in plain tls; do
   tp=$(for r in "${results[@]}"; do set -- $r; [ "$1" = "turnpike-$proto" ] && echo "$2"; done)
   ng=$(for r in "${results[@]}"; do set -- $r; [ "$1" = "nginx-$proto" ] && echo "$2"; done)
-  echo "turnpike / nginx ($proto): $(ratio "$tp" "$ng") x requests/s"
+  tpc=$(for r in "${results[@]}"; do set -- $r; [ "$1" = "turnpike-$proto" ] && echo "$5"; done)
+  ngc=$(for r in "${results[@]}"; do set -- $r; [ "$1" = "nginx-$proto" ] && echo "$5"; done)
+  echo "turnpike / nginx ($proto): $(ratio "$tp" "$ng") x requests/s; $(ratio "$ngc" "$tpc") x requests per CPU-second"
 done

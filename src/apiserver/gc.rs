@@ -37,7 +37,11 @@ pub async fn run(st: Arc<State>) {
         }
         tokio::time::sleep(DEBOUNCE).await;
         while rx.try_recv().is_ok() {}
-        sweep(&st);
+        // Deletes wait for their commit: keep that off the async workers.
+        let st2 = st.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || sweep(&st2)).await {
+            tracing::warn!(error = %e, "garbage collection sweep failed");
+        }
     }
 }
 

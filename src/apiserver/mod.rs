@@ -14,6 +14,14 @@
 //!                 ─► store (SQLite + in-memory index + event window) ─► watch fan-out, gc
 //! ```
 //!
+//! What it is not: no scheduler, kubelet, or controllers (no Deployment → ReplicaSet → Pod,
+//! no Service endpoints or cluster IPs, no `scale`, `exec`, `logs`, `port-forward` or
+//! `proxy`); no RBAC (the one bearer token is cluster-admin); no validation or defaulting of
+//! built-in kinds beyond metadata (custom resources get full structural-schema handling); no
+//! version conversion between CRD versions; protobuf request bodies only for Secret,
+//! ConfigMap, Namespace, ServiceAccount and DeleteOptions (what Helm's release storage and
+//! `kubectl create namespace|secret|configmap|serviceaccount` send).
+//!
 //! This module uses nothing from the rest of Turnpike: the controller reaches it through the
 //! kubeconfig it writes, exactly as it reaches a real cluster.
 
@@ -24,6 +32,7 @@ pub mod errors;
 mod gc;
 mod handlers;
 mod kubeconfig;
+pub mod manifests;
 mod objects;
 mod openapi;
 mod patch;

@@ -392,19 +392,28 @@ async fn dispatch(
 ) -> Result<Response<Body>> {
     use super::objects::Endpoint;
     let ns_str = ns.clone().unwrap_or_default();
-    match (&req.method, name) {
-        (&Method::GET, None) if req.flag("watch") => handlers::watch(st, rt, ns, &req),
-        (&Method::GET, None) => handlers::list(st, &rt, ns.as_deref(), &req),
-        (&Method::POST, None) => handlers::create(st, &rt, ns.as_deref(), &req),
-        (&Method::DELETE, None) => handlers::delete_collection(st, &rt, ns.as_deref(), &req),
-        (&Method::GET, Some(n)) => handlers::get(st, &rt, &ns_str, &n, &req),
-        (&Method::PUT, Some(n)) => handlers::update(st, &rt, &ns_str, &n, endpoint, &req),
-        (&Method::PATCH, Some(n)) => handlers::patch(st, &rt, &ns_str, &n, endpoint, &req),
+    match (&req.method, &name) {
+        (&Method::GET, None) if req.flag("watch") => return handlers::watch(st, rt, ns, &req),
+        (&Method::GET, None) => return handlers::list(st, &rt, ns.as_deref(), &req),
+        (&Method::GET, Some(n)) => return handlers::get(st, &rt, &ns_str, n, &req),
+        (&Method::POST | &Method::PUT | &Method::PATCH | &Method::DELETE, _) => {}
+        _ => return Err(StatusError::method_not_allowed()),
+    }
+    // Writes wait for an fsync: run them on the blocking pool so reads and watch streams keep
+    // their worker threads.
+    let st = st.clone();
+    tokio::task::spawn_blocking(move || match (&req.method, name) {
+        (&Method::POST, None) => handlers::create(&st, &rt, ns.as_deref(), &req),
+        (&Method::DELETE, None) => handlers::delete_collection(&st, &rt, ns.as_deref(), &req),
+        (&Method::PUT, Some(n)) => handlers::update(&st, &rt, &ns_str, &n, endpoint, &req),
+        (&Method::PATCH, Some(n)) => handlers::patch(&st, &rt, &ns_str, &n, endpoint, &req),
         (&Method::DELETE, Some(n)) if endpoint == Endpoint::Main => {
-            handlers::delete(st, &rt, &ns_str, &n, &req)
+            handlers::delete(&st, &rt, &ns_str, &n, &req)
         }
         _ => Err(StatusError::method_not_allowed()),
-    }
+    })
+    .await
+    .map_err(|e| StatusError::internal(format!("request handler failed: {e}")))?
 }
 
 fn aggregated_or(req: &Req, reg: &Registry, core: bool, legacy: impl FnOnce() -> Value) -> Response<Body> {

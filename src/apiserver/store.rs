@@ -1,20 +1,26 @@
 //! Storage: every object as JSON in SQLite (the durable copy), an in-memory index (the copy
 //! reads are served from), one global resourceVersion counter, and the watch fan-out.
 //!
-//! Durability: the database runs in WAL mode with `synchronous=FULL`, and every write is one
-//! transaction (object row + counter row) committed before the client gets its answer. With
-//! FULL, SQLite fsyncs the WAL on every commit, so an acknowledged write survives `kill -9`
-//! and also a power cut; NORMAL would survive `kill -9` only. Writes are serialised by one
-//! mutex around the connection and the index, which also makes each read-modify-write (update,
-//! patch, apply) atomic with respect to optimistic concurrency checks and watch ordering.
-//! Readers use a separate read-write lock on the index, so a write waiting for its fsync never
-//! blocks gets, lists or new watches; the index is updated (and the event published) after the
-//! commit and before the write is acknowledged, so clients read their own writes.
+//! Durability: the database runs in WAL mode with `synchronous=FULL`, and a write is
+//! acknowledged only after the transaction holding it has committed. With FULL, SQLite fsyncs
+//! the WAL on every commit, so an acknowledged write survives `kill -9` and also a power cut;
+//! NORMAL would survive `kill -9` only.
+//!
+//! Writes use group commit. Each write runs its read-modify-write closure under the `pending`
+//! mutex (so optimistic concurrency checks see every earlier write, committed or not), gets the
+//! next resourceVersion and joins the open batch. One writer at a time commits the open batch
+//! as one transaction (one fsync for many writes), applies it to the index, publishes its
+//! events in resourceVersion order, and wakes the writers of that batch. Readers use the index
+//! behind a read-write lock and never wait for an fsync; they see a write once it is
+//! acknowledged (the index is updated before the writer is woken).
+//!
+//! If a commit fails, the writes of that batch and every later write fail (500) until restart,
+//! since later writes may have been computed on top of the lost ones.
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     path::Path,
-    sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
 use rusqlite::{Connection, params};
@@ -69,6 +75,8 @@ pub struct Event {
     pub gr: GroupResource,
     /// Namespace ("" for cluster-scoped objects).
     pub namespace: String,
+    /// Name.
+    pub name: String,
     /// The object after the change (for deletes, the last state with the deletion's rv).
     pub object: Arc<Value>,
     /// The object before the change.
@@ -91,10 +99,33 @@ pub enum Write {
 
 /// The embedded object store.
 pub struct Store {
-    /// Held for the whole of a write: serialises writers and owns the connection.
-    writer: Mutex<Connection>,
+    /// Used by the one writer committing a batch.
+    conn: Mutex<Connection>,
+    pending: Mutex<Pending>,
+    /// Signalled when a batch has been committed (or failed).
+    committed: Condvar,
     index: RwLock<Index>,
     tx: broadcast::Sender<Arc<Event>>,
+}
+
+type Key = (GroupResource, String, String);
+
+/// Writes accepted but not yet committed.
+struct Pending {
+    /// The last resourceVersion handed out.
+    next_rv: u64,
+    /// The latest uncommitted state of each key (None: deleted), with its rv.
+    overlay: HashMap<Key, (u64, Option<Arc<Value>>)>,
+    /// The open batch.
+    batch: Vec<Arc<Event>>,
+    /// The sequence number of the open batch.
+    batch_seq: u64,
+    /// Every batch up to this one is committed.
+    committed_seq: u64,
+    /// Whether a writer is committing a batch now.
+    committing: bool,
+    /// Set after a failed commit.
+    failed: Option<String>,
 }
 
 type Objects = BTreeMap<(String, String), Arc<Value>>;
@@ -152,7 +183,17 @@ impl Store {
         }
         let (tx, _) = broadcast::channel(FANOUT);
         Ok(Self {
-            writer: Mutex::new(conn),
+            conn: Mutex::new(conn),
+            pending: Mutex::new(Pending {
+                next_rv: rv,
+                overlay: HashMap::new(),
+                batch: Vec::new(),
+                batch_seq: 1,
+                committed_seq: 0,
+                committing: false,
+                failed: None,
+            }),
+            committed: Condvar::new(),
             index: RwLock::new(Index {
                 rv,
                 objects,
@@ -173,8 +214,8 @@ impl Store {
         self.index.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn writer(&self) -> MutexGuard<'_, Connection> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The latest resourceVersion.
@@ -208,9 +249,10 @@ impl Store {
             .collect()
     }
 
-    /// Atomically reads the current object, lets `f` decide, and commits the decision with
-    /// the next resourceVersion. Returns the stored object (for deletes, the removed object).
-    /// With `dry_run`, nothing is stored or published.
+    /// Atomically reads the current object (including accepted, not yet committed writes),
+    /// lets `f` decide, and commits the decision with the next resourceVersion. Returns once the
+    /// write is durable, with the stored object (for deletes, the removed object). With
+    /// `dry_run`, nothing is stored or published.
     pub fn write(
         &self,
         gr: &GroupResource,
@@ -219,15 +261,17 @@ impl Store {
         dry_run: bool,
         f: impl FnOnce(Option<&Arc<Value>>) -> Result<Write>,
     ) -> Result<(Arc<Value>, Option<EventType>)> {
-        let mut conn = self.writer();
-        let key = (ns.to_string(), name.to_string());
-        // Only writers change the index, and we are the only writer now: what we read here
-        // stays current until we update it below.
-        let (prev, rv) = {
-            let idx = self.read();
-            (idx.objects.get(gr).and_then(|m| m.get(&key)).cloned(), idx.rv + 1)
+        let mut p = self.pending();
+        if let Some(e) = &p.failed {
+            return Err(StatusError::internal(format!("storage failed earlier: {e}")));
+        }
+        let key: Key = (gr.clone(), ns.to_string(), name.to_string());
+        let prev = match p.overlay.get(&key) {
+            Some((_, state)) => state.clone(),
+            None => self.get(gr, ns, name),
         };
         let decision = f(prev.as_ref())?;
+        let rv = p.next_rv + 1;
         let (kind, mut obj) = match decision {
             Write::Unchanged(obj) => return Ok((obj, None)),
             Write::Put(obj) => (
@@ -239,7 +283,7 @@ impl Store {
                 obj,
             ),
             Write::Delete => match &prev {
-                Some(p) => (EventType::Deleted, (**p).clone()),
+                Some(pv) => (EventType::Deleted, (**pv).clone()),
                 None => return Err(StatusError::internal("delete of a missing object")),
             },
         };
@@ -248,54 +292,99 @@ impl Store {
         if dry_run {
             return Ok((obj, Some(kind)));
         }
-        let rk = row_key(gr, ns, name);
-        let res = (|| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
-            if kind == EventType::Deleted {
-                tx.execute("DELETE FROM objects WHERE key = ?1", params![rk])?;
-            } else {
-                let json = obj.to_string();
-                tx.execute(
-                    "INSERT INTO objects(key, grp, resource, namespace, name, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                     ON CONFLICT(key) DO UPDATE SET json = excluded.json",
-                    params![rk, gr.group, gr.resource, ns, name, json],
-                )?;
-            }
-            tx.execute("UPDATE meta SET value = ?1 WHERE name = 'rv'", params![rv as i64])?;
-            tx.commit()
-        })();
-        if let Err(e) = res {
-            tracing::error!(error = %e, resource = %gr.to_display(), "storage write failed");
-            return Err(StatusError::internal(format!("storage write failed: {e}")));
-        }
-        let mut inner = self.index_mut();
-        inner.rv = rv;
-        let m = inner.objects.entry(gr.clone()).or_default();
-        if kind == EventType::Deleted {
-            m.remove(&key);
-        } else {
-            m.insert(key, obj.clone());
-        }
-        let event = Arc::new(Event {
+        p.next_rv = rv;
+        let state = (kind != EventType::Deleted).then(|| obj.clone());
+        p.overlay.insert(key, (rv, state));
+        p.batch.push(Arc::new(Event {
             kind,
             rv,
             gr: gr.clone(),
             namespace: ns.to_string(),
+            name: name.to_string(),
             object: obj.clone(),
             prev,
-        });
-        inner.log.push_back(event.clone());
-        while inner.log.len() > WINDOW {
-            if let Some(old) = inner.log.pop_front() {
-                inner.floor = old.rv;
+        }));
+        let my_seq = p.batch_seq;
+        loop {
+            if let Some(e) = &p.failed {
+                return Err(StatusError::internal(format!("storage write failed: {e}")));
             }
+            if p.committed_seq >= my_seq {
+                return Ok((obj, Some(kind)));
+            }
+            if p.committing {
+                p = self.committed.wait(p).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            // Commit the open batch (ours, or a later one that includes ours).
+            p.committing = true;
+            let events = std::mem::take(&mut p.batch);
+            let seq = p.batch_seq;
+            p.batch_seq += 1;
+            drop(p);
+            let res = self.commit(&events);
+            p = self.pending();
+            for e in &events {
+                let k = (e.gr.clone(), e.namespace.clone(), e.name.clone());
+                if p.overlay.get(&k).is_some_and(|(r, _)| *r == e.rv) {
+                    p.overlay.remove(&k);
+                }
+            }
+            if let Err(e) = res {
+                tracing::error!(error = %e, "storage commit failed; writes fail until restart");
+                p.failed = Some(e.to_string());
+            }
+            p.committed_seq = seq;
+            p.committing = false;
+            self.committed.notify_all();
         }
-        // Published under the index lock, so snapshots taken with `watch_snapshot` and this
-        // event are ordered. No receivers is fine.
-        let _ = self.tx.send(event);
-        drop(inner);
-        drop(conn);
-        Ok((obj, Some(kind)))
+    }
+
+    /// Commits a batch in one transaction, then applies it to the index and publishes it.
+    fn commit(&self, events: &[Arc<Event>]) -> rusqlite::Result<()> {
+        let Some(last) = events.last() else { return Ok(()) };
+        {
+            let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = conn.transaction()?;
+            for e in events {
+                let rk = row_key(&e.gr, &e.namespace, &e.name);
+                if e.kind == EventType::Deleted {
+                    tx.execute("DELETE FROM objects WHERE key = ?1", params![rk])?;
+                } else {
+                    tx.execute(
+                        "INSERT INTO objects(key, grp, resource, namespace, name, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                         ON CONFLICT(key) DO UPDATE SET json = excluded.json",
+                        params![rk, e.gr.group, e.gr.resource, e.namespace, e.name, e.object.to_string()],
+                    )?;
+                }
+            }
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE name = 'rv'",
+                params![last.rv as i64],
+            )?;
+            tx.commit()?;
+        }
+        let mut inner = self.index_mut();
+        for e in events {
+            inner.rv = e.rv;
+            let key = (e.namespace.clone(), e.name.clone());
+            let m = inner.objects.entry(e.gr.clone()).or_default();
+            if e.kind == EventType::Deleted {
+                m.remove(&key);
+            } else {
+                m.insert(key, e.object.clone());
+            }
+            inner.log.push_back(e.clone());
+            while inner.log.len() > WINDOW {
+                if let Some(old) = inner.log.pop_front() {
+                    inner.floor = old.rv;
+                }
+            }
+            // Published under the index lock, so snapshots taken with `watch_snapshot` and
+            // events are ordered. No receivers is fine.
+            let _ = self.tx.send(e.clone());
+        }
+        Ok(())
     }
 
     /// For a watch from `rv`: the events after it, and a receiver for the ones to come.

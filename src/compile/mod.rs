@@ -18,7 +18,7 @@ mod status;
 mod world;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet},
     sync::Arc,
 };
 
@@ -33,8 +33,8 @@ use crate::{
         StageSource, short_id,
     },
     routing::{
-        ApiEntry, CanaryEntry, HostSettings, KeyEntry, PlanEntry, ResourceEntry, RouteSet, RoutingTable,
-        StageEntry, StageVariant, TableParts,
+        ApiEntry, CanaryEntry, FastMap, HostSettings, KeyEntry, PlanEntry, ResourceEntry, RouteSet,
+        RoutingTable, StageEntry, StageVariant, TableParts,
     },
 };
 
@@ -357,7 +357,7 @@ struct StageDraft<'w> {
     def: &'w crate::model::StageDef,
     primary: (String, &'w RestApiDef, Arc<RouteSet>),
     canary: Option<(String, &'w RestApiDef, Arc<RouteSet>)>,
-    plans: HashMap<ObjectKey, Arc<PlanEntry>>,
+    plans: FastMap<ObjectKey, Arc<PlanEntry>>,
 }
 
 fn stages<'w>(
@@ -498,7 +498,7 @@ fn stages<'w>(
             def,
             primary,
             canary,
-            plans: HashMap::new(),
+            plans: FastMap::default(),
         });
     }
     out
@@ -754,7 +754,7 @@ fn assemble(
         // first serving stage's deployment.
         let settings = info.live.or_else(|| drafts.first().map(|d| d.primary.1));
         let Some(settings) = settings else { continue };
-        let mut stage_map = HashMap::new();
+        let mut stage_map = FastMap::default();
         for d in drafts {
             collect_services(d.primary.1, &mut services);
             let def = d.def;

@@ -10,15 +10,30 @@ use http::HeaderValue;
 use crate::{
     model::{MethodDef, MethodKey},
     proxy::{Shared, pool::Lease, upstream::EndpointGuard},
-    routing::{ApiEntry, Listener, ResourceEntry, RoutingTable, StageEntry, StageVariant},
+    routing::{ApiEntry, Listener, PathParams, ResourceEntry, RoutingTable, StageEntry, StageVariant},
 };
 
 /// How a connection reached the proxy.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub listener: Listener,
     pub tls: bool,
+    /// The peer's IP as a header value (for X-Forwarded-For), rendered once per connection.
+    pub peer_ip: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, listener: Listener, tls: bool) -> Self {
+        let peer_ip = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ConnInfo {
+            peer,
+            listener,
+            tls,
+            peer_ip,
+        }
+    }
 }
 
 /// The state of one request as it goes through the phases.
@@ -48,8 +63,8 @@ pub struct RequestCtx<'a> {
     pub resource: Option<&'a ResourceEntry>,
     pub method_key: Option<MethodKey>,
     pub method: Option<&'a MethodDef>,
-    /// Path parameters, percent-encoded as received.
-    pub params: Vec<(&'a str, &'a str)>,
+    /// Path parameters, percent-encoded as received (inline, no allocation).
+    pub params: PathParams<'a, 'a>,
     pub integration_status: Option<u16>,
     pub integration_latency: Option<Duration>,
     pub integration_error: Option<String>,
@@ -85,7 +100,7 @@ impl<'a> RequestCtx<'a> {
             resource: None,
             method_key: None,
             method: None,
-            params: Vec::new(),
+            params: PathParams::default(),
             integration_status: None,
             integration_latency: None,
             integration_error: None,
@@ -96,7 +111,7 @@ impl<'a> RequestCtx<'a> {
 
     /// A path parameter (percent-encoded as received).
     pub fn param(&self, name: &str) -> Option<&'a str> {
-        self.params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+        self.params.get(name)
     }
 
     /// A stage variable of the chosen variant.

@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use futures::future::Either;
 use hyper::service::service_fn;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -62,11 +63,7 @@ pub(crate) async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = ConnInfo {
-            peer,
-            listener: cfg.listener,
-            tls: tls.is_some(),
-        };
+        let conn = ConnInfo::new(peer, cfg.listener, tls.is_some());
         let shared = shared.clone();
         let builders = builders.clone();
         let watcher = graceful.watcher();
@@ -80,7 +77,13 @@ pub(crate) async fn serve(
                         // Fields are only evaluated when DEBUG is enabled for this target.
                         let span =
                             tracing::debug_span!("request", method = %req.method(), path = req.uri().path());
-                        service::serve(shared.clone(), conn, req).instrument(span)
+                        let serve = service::serve(shared.clone(), conn.clone(), req);
+                        // Only pay for the span wrapper when someone listens at DEBUG.
+                        if span.is_disabled() {
+                            Either::Right(serve)
+                        } else {
+                            Either::Left(serve.instrument(span))
+                        }
                     })
                 };
                 let result = match tls {

@@ -14,7 +14,10 @@
 
 use std::{cell::RefCell, collections::HashMap, time::Instant};
 
-use http::{HeaderValue, Request, Response, header, uri::PathAndQuery};
+use http::{
+    HeaderValue, Request, Response, header,
+    uri::{Authority, PathAndQuery},
+};
 use hyper::{
     body::Incoming,
     client::conn::http1::{self, SendRequest},
@@ -39,7 +42,7 @@ thread_local! {
 /// A connection in use; dropping it (when the response body ends) gives it back to the pool.
 pub struct Lease {
     sender: Option<SendRequest<Limited>>,
-    key: Box<str>,
+    key: Authority,
     max_idle: usize,
 }
 
@@ -49,16 +52,20 @@ impl Drop for Lease {
         if sender.is_closed() {
             return;
         }
-        let key = std::mem::take(&mut self.key);
+        let key = self.key.as_str();
         let max_idle = self.max_idle;
         let _ = IDLE.try_with(|idle| {
             if let Ok(mut idle) = idle.try_borrow_mut() {
-                let list = idle.entry(key).or_default();
-                if list.len() < max_idle {
-                    list.push(Idle {
-                        sender,
-                        since: Instant::now(),
-                    });
+                let entry = Idle {
+                    sender,
+                    since: Instant::now(),
+                };
+                match idle.get_mut(key) {
+                    Some(list) if list.len() < max_idle => list.push(entry),
+                    Some(_) => {}
+                    None => {
+                        idle.insert(key.into(), vec![entry]);
+                    }
                 }
             }
         });
@@ -154,7 +161,7 @@ pub async fn send(
             Ok(resp) => {
                 let lease = Lease {
                     sender: Some(sender),
-                    key: key.into(),
+                    key: authority.clone(),
                     max_idle: config.pool_max_idle_per_host,
                 };
                 return Ok((resp, lease));

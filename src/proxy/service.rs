@@ -33,7 +33,7 @@ use crate::{
         phase::{self, Flow},
         upstream::EndpointGuard,
     },
-    telemetry::{access_log::AccessRecord, metrics::RouteLabels},
+    telemetry::{access_log::AccessRecord, metrics::RouteMetrics},
 };
 
 /// `x-amzn-RequestId`.
@@ -58,7 +58,7 @@ pub async fn serve(
     let path = phase::normalize::path(uri.path());
     let mut ctx = RequestCtx::new(&shared, conn, &table, request_id, extended_id);
     let result = run(&mut ctx, &path, parts, body).await;
-    Ok(finish(shared.clone(), ctx, summary, result))
+    Ok(finish(ctx, summary, result))
 }
 
 /// The phases, in order.
@@ -109,7 +109,6 @@ impl Summary {
 /// Adds the headers every answer carries and wraps the body so the request is recorded when
 /// the body ends.
 fn finish(
-    shared_arc: Arc<Shared>,
     mut ctx: RequestCtx<'_>,
     summary: Summary,
     result: Result<Response<ProxyBody>, Reject>,
@@ -144,22 +143,17 @@ fn finish(
         );
     }
 
-    let labels = RouteLabels {
-        api: ctx
-            .api
-            .map_or(Cow::Borrowed(""), |a| Cow::Owned(a.id.as_str().to_string())),
-        stage: ctx
-            .stage
-            .map_or(Cow::Borrowed(""), |s| Cow::Owned(s.name.clone())),
-        resource: ctx
-            .resource
-            .map_or(Cow::Borrowed(""), |r| Cow::Owned(r.path.as_str().to_string())),
-        method: Cow::Borrowed(match ctx.method_key {
-            Some(k) => k.as_str(),
-            None => MethodKey::of_request(&summary.method).map_or("OTHER", MethodKey::as_str),
-        }),
-        canary: ctx.is_canary(),
+    let api_id = ctx.api.map_or("", |a| a.id.as_str());
+    let stage_name = ctx.stage.map_or("", |s| s.name.as_str());
+    let resource_path = ctx.resource.map_or("", |r| r.path.as_str());
+    let method_label = match ctx.method_key {
+        Some(k) => k.as_str(),
+        None => MethodKey::of_request(&summary.method).map_or("OTHER", MethodKey::as_str),
     };
+    let route_metrics =
+        shared
+            .metrics
+            .route(api_id, stage_name, resource_path, method_label, ctx.is_canary());
     let format = ctx
         .stage
         .and_then(|s| s.access_log.as_ref())
@@ -172,7 +166,7 @@ fn finish(
                 extended_request_id: header_str(&ctx.extended_request_id),
                 request_time: Some(ctx.received),
                 http_method: summary.method.as_str().to_string(),
-                resource_path: labels.resource.to_string(),
+                resource_path: resource_path.to_string(),
                 resource_id: ctx.resource.map(|r| r.id.clone()).unwrap_or_default(),
                 path: summary.uri.path().to_string(),
                 protocol: protocol(summary.version),
@@ -185,8 +179,8 @@ fn finish(
                 source_ip: Some(ctx.conn.peer.ip()),
                 user_agent: summary.user_agent.as_ref().map(header_str),
                 domain_name: summary.host.as_ref().map(header_str),
-                api_id: labels.api.to_string(),
-                stage: labels.stage.to_string(),
+                api_id: api_id.to_string(),
+                stage: stage_name.to_string(),
                 deployment_id: ctx.variant.map(|v| v.deployment_id.clone()).unwrap_or_default(),
                 is_canary: ctx.is_canary(),
                 error_message: error.map(|e| e.0),
@@ -195,8 +189,7 @@ fn finish(
             (Box::new(record), format.clone())
         });
     let completion = Completion {
-        shared: shared_arc,
-        labels,
+        metrics: route_metrics,
         status,
         start: ctx.start,
         integration_latency: ctx.integration_latency,
@@ -227,8 +220,7 @@ fn protocol(v: Version) -> &'static str {
 
 /// What is recorded when the response body ends (or is dropped unfinished).
 struct Completion {
-    shared: Arc<Shared>,
-    labels: RouteLabels,
+    metrics: Arc<RouteMetrics>,
     status: u16,
     start: Instant,
     integration_latency: Option<std::time::Duration>,
@@ -242,9 +234,8 @@ struct Completion {
 impl Completion {
     fn complete(self, sent: u64) {
         let latency = self.start.elapsed();
-        self.shared
-            .metrics
-            .record(&self.labels, self.status, latency, self.integration_latency);
+        self.metrics
+            .record(self.status, latency, self.integration_latency);
         if let Some((mut record, format)) = self.record {
             record.response_length = sent;
             record.response_latency = latency;

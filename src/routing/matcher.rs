@@ -42,9 +42,12 @@ pub struct RouteMatch<'t, 'r> {
 }
 
 /// Path parameters in template order; values are as they appear in the path (still
-/// percent-encoded). A greedy `{proxy+}` is named `proxy`.
+/// percent-encoded). A greedy `{proxy+}` is named `proxy`. Up to four live inline, so a match
+/// allocates nothing.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PathParams<'t, 'r>(Vec<(&'t str, &'r str)>);
+pub struct PathParams<'t, 'r>(ParamValues<'t, 'r>);
+
+type ParamValues<'t, 'r> = smallvec::SmallVec<[(&'t str, &'r str); 4]>;
 
 impl<'t, 'r> PathParams<'t, 'r> {
     pub fn get(&self, name: &str) -> Option<&'r str> {
@@ -146,7 +149,7 @@ impl RouteSet {
     /// `{proxy+}`; an explicit method beats ANY. A trailing `/` is ignored, except by a greedy
     /// parameter, whose value keeps it.
     pub fn find<'t, 'r>(&'t self, path: &'r str, method: &http::Method) -> Result<RouteMatch<'t, 'r>, Miss> {
-        let mut values = Vec::new();
+        let mut values = smallvec::SmallVec::<[&'r str; 4]>::new();
         let found = self.index().find(path, &mut values).ok_or(Miss::Resource)?;
         let resource = self.resource(found).ok_or(Miss::Resource)?;
         let (key, entry) = resource.method(method).ok_or(Miss::Method)?;

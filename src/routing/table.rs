@@ -10,6 +10,11 @@ use crate::{
     routing::trie::{Conflict, Trie},
 };
 
+/// The hash map of the request path: foldhash, seeded per process (SipHash costs a third of a
+/// route lookup; keys here come from requests, and a per-process seed keeps them from being
+/// chosen to collide).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Which listener a request arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,7 +62,10 @@ pub struct RoutingTable {
     pub version: u64,
     pub hosts: HostSettings,
     host_suffix: String,
-    apis: HashMap<ApiId, Arc<ApiEntry>>,
+    /// Keyed by the packed id ([`pack_id`]), so a lookup compares integers and never follows
+    /// a string pointer. foldhash: SipHash was a third of a lookup; foldhash is seeded per
+    /// process, so ids cannot be chosen to collide.
+    apis: FastMap<u64, Arc<ApiEntry>>,
     /// API keys by value digest.
     keys: HashMap<KeyDigest, Arc<KeyEntry>>,
     /// Ready endpoints of the Services private integrations call.
@@ -86,7 +94,10 @@ impl RoutingTable {
             version,
             host_suffix: hosts.host_suffix(),
             hosts,
-            apis: apis.into_iter().map(|a| (a.id.clone(), Arc::new(a))).collect(),
+            apis: apis
+                .into_iter()
+                .filter_map(|a| Some((pack_id(a.id.as_str())?, Arc::new(a))))
+                .collect(),
             keys: keys.into_iter().map(|k| (k.digest, Arc::new(k))).collect(),
             services: services.into_iter().map(|(s, e)| (s, Arc::from(e))).collect(),
         }
@@ -109,7 +120,7 @@ impl RoutingTable {
     }
 
     pub fn api(&self, id: &str) -> Option<&Arc<ApiEntry>> {
-        self.apis.get(id)
+        self.apis.get(&pack_id(id)?)
     }
 
     /// Every API, in no particular order.
@@ -143,6 +154,21 @@ impl RoutingTable {
     }
 }
 
+/// Packs an api id (10 of `[a-z0-9]`) into an integer, base 36; `None` for anything else.
+pub(crate) fn pack_id(id: &str) -> Option<u64> {
+    if id.len() != ApiId::LEN {
+        return None;
+    }
+    id.bytes().try_fold(0u64, |acc, b| {
+        let digit = match b {
+            b'a'..=b'z' => b - b'a',
+            b'0'..=b'9' => b - b'0' + 26,
+            _ => return None,
+        };
+        Some(acc * 36 + u64::from(digit))
+    })
+}
+
 /// A RestApi as served.
 #[derive(Debug)]
 pub struct ApiEntry {
@@ -152,7 +178,7 @@ pub struct ApiEntry {
     pub endpoint_type: EndpointType,
     pub api_key_source: ApiKeySource,
     pub policy: ResourcePolicy,
-    pub stages: HashMap<String, Arc<StageEntry>>,
+    pub stages: FastMap<String, Arc<StageEntry>>,
 }
 
 impl ApiEntry {
@@ -180,7 +206,7 @@ pub struct StageEntry {
     pub cache_enabled: bool,
     pub access_log: Option<AccessLogFormat>,
     /// Usage plans that apply to this stage, by plan object.
-    pub plans: HashMap<ObjectKey, Arc<PlanEntry>>,
+    pub plans: FastMap<ObjectKey, Arc<PlanEntry>>,
 }
 
 /// The canary of a stage.
@@ -285,5 +311,22 @@ impl RouteSet {
 
     pub(crate) fn resource(&self, index: u32) -> Option<&ResourceEntry> {
         self.resources.get(index as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pack_id;
+
+    #[test]
+    fn packed_ids_are_distinct_and_only_for_well_formed_ids() {
+        assert_eq!(pack_id("aaaaaaaaaa"), Some(0));
+        assert_eq!(pack_id("aaaaaaaaab"), Some(1));
+        assert_eq!(pack_id("999999999999"), None);
+        assert_ne!(pack_id("12kpjpijpt"), pack_id("12kpjpijpu"));
+        assert_eq!(pack_id("12KPJPIJPT"), None);
+        assert_eq!(pack_id("short"), None);
+        assert_eq!(pack_id("a-b-c-d-e-"), None);
+        assert!(pack_id("9999999999").is_some_and(|v| v < 36u64.pow(10)));
     }
 }

@@ -21,22 +21,39 @@ pub struct Conflict {
     pub other: String,
 }
 
-#[derive(Debug, Default)]
+/// No child or resource.
+const NONE: u32 = u32::MAX;
+
+/// A node: its literal children are `lits[first..first + count]`, sorted by (hash, key).
+#[derive(Debug, Clone, Copy)]
 struct Node {
-    /// Literal children, sorted by segment for binary search.
-    literals: Box<[(Box<str>, u32)]>,
-    /// The `{param}` child.
-    param: Option<u32>,
+    first: u32,
+    count: u32,
+    /// The `{param}` child node.
+    param: u32,
     /// The resource of a `{name+}` child (it always ends the template).
-    greedy: Option<u32>,
+    greedy: u32,
     /// The resource that ends here.
-    resource: Option<u32>,
+    resource: u32,
+}
+
+/// A literal edge. Edges of a node are contiguous and carry a hash of their key, so a lookup
+/// is a binary search over one small array and a single key comparison in the arena.
+#[derive(Debug, Clone, Copy)]
+struct Lit {
+    hash: u32,
+    child: u32,
+    key_start: u32,
+    key_len: u32,
 }
 
 /// The route index.
 #[derive(Debug, Default)]
 pub(crate) struct Trie {
     nodes: Box<[Node]>,
+    lits: Box<[Lit]>,
+    /// Every literal key, back to back.
+    keys: Box<str>,
 }
 
 #[derive(Default)]
@@ -45,6 +62,17 @@ struct Builder {
     param: Option<usize>,
     greedy: Option<u32>,
     resource: Option<u32>,
+}
+
+/// FNV-1a: short segments, no seed needed (keys come from configuration; a request can only
+/// make its own lookup walk a node's equal-hash run, which configuration bounds).
+fn hash(s: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in s.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
 }
 
 impl Trie {
@@ -56,7 +84,7 @@ impl Trie {
             other: paths[other as usize].to_string(),
         };
         for (index, path) in paths.iter().enumerate() {
-            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            let index = to_u32(index);
             let mut at = 0;
             for segment in path.segments() {
                 at = match segment {
@@ -94,21 +122,47 @@ impl Trie {
                 nodes[at].resource = Some(index);
             }
         }
-        let nodes = nodes
-            .into_iter()
-            .map(|b| Node {
-                literals: b.literals.into_iter().map(|(k, v)| (k, to_u32(v))).collect(),
-                param: b.param.map(to_u32),
-                greedy: b.greedy,
-                resource: b.resource,
-            })
-            .collect();
-        Ok(Trie { nodes })
+
+        let mut keys = String::new();
+        let mut lits = Vec::new();
+        let mut frozen = Vec::with_capacity(nodes.len());
+        for b in nodes {
+            let first = to_u32(lits.len());
+            let mut edges: Vec<Lit> = b
+                .literals
+                .into_iter()
+                .map(|(key, child)| {
+                    let lit = Lit {
+                        hash: hash(&key),
+                        child: to_u32(child),
+                        key_start: to_u32(keys.len()),
+                        key_len: to_u32(key.len()),
+                    };
+                    keys.push_str(&key);
+                    lit
+                })
+                .collect();
+            edges.sort_by_key(|l| l.hash);
+            let count = to_u32(edges.len());
+            lits.extend(edges);
+            frozen.push(Node {
+                first,
+                count,
+                param: b.param.map_or(NONE, to_u32),
+                greedy: b.greedy.unwrap_or(NONE),
+                resource: b.resource.unwrap_or(NONE),
+            });
+        }
+        Ok(Trie {
+            nodes: frozen.into(),
+            lits: lits.into(),
+            keys: keys.into(),
+        })
     }
 
-    /// Finds the resource of `path` (starting with `/`, no trailing `/` except the root) and
-    /// pushes the values of its parameters, in template order.
-    pub(crate) fn find<'p>(&self, path: &'p str, values: &mut Vec<&'p str>) -> Option<u32> {
+    /// Finds the resource of `path` (starting with `/`) and pushes the values of its
+    /// parameters, in template order.
+    pub(crate) fn find<'p>(&self, path: &'p str, values: &mut impl Values<'p>) -> Option<u32> {
         let rest = path.strip_prefix('/')?;
         if self.nodes.is_empty() {
             return None;
@@ -116,10 +170,10 @@ impl Trie {
         self.walk(0, rest, values)
     }
 
-    fn walk<'p>(&self, at: u32, rest: &'p str, values: &mut Vec<&'p str>) -> Option<u32> {
-        let node = &self.nodes[at as usize];
+    fn walk<'p>(&self, at: u32, rest: &'p str, values: &mut impl Values<'p>) -> Option<u32> {
+        let node = self.nodes[at as usize];
         if rest.is_empty() {
-            return node.resource;
+            return some(node.resource);
         }
         let (segment, tail) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i + 1..]),
@@ -131,20 +185,67 @@ impl Trie {
         }
         // A trailing `/` (`a/`) leaves `tail` empty: literal and parameter routes ignore it, a
         // greedy parameter keeps it in its value.
-        if let Ok(i) = node.literals.binary_search_by(|(k, _)| k.as_ref().cmp(segment))
-            && let Some(found) = self.walk(node.literals[i].1, tail, values)
+        if let Some(child) = self.literal(node, segment)
+            && let Some(found) = self.walk(child, tail, values)
         {
             return Some(found);
         }
-        if let Some(child) = node.param {
-            values.push(segment);
-            if let Some(found) = self.walk(child, tail, values) {
+        if node.param != NONE {
+            values.push_value(segment);
+            if let Some(found) = self.walk(node.param, tail, values) {
                 return Some(found);
             }
-            values.pop();
+            values.pop_value();
         }
-        node.greedy.inspect(|_| values.push(rest))
+        some(node.greedy).inspect(|_| values.push_value(rest))
     }
+
+    /// The literal child of `node` for `segment`.
+    fn literal(&self, node: Node, segment: &str) -> Option<u32> {
+        let edges = self
+            .lits
+            .get(node.first as usize..(node.first + node.count) as usize)?;
+        let h = hash(segment);
+        let mut i = edges.partition_point(|l| l.hash < h);
+        while let Some(l) = edges.get(i).filter(|l| l.hash == h) {
+            let key = self
+                .keys
+                .get(l.key_start as usize..(l.key_start + l.key_len) as usize);
+            if key == Some(segment) {
+                return Some(l.child);
+            }
+            i += 1;
+        }
+        None
+    }
+}
+
+/// Where matched parameter values go.
+pub(crate) trait Values<'p> {
+    fn push_value(&mut self, v: &'p str);
+    fn pop_value(&mut self);
+}
+
+impl<'p> Values<'p> for Vec<&'p str> {
+    fn push_value(&mut self, v: &'p str) {
+        self.push(v);
+    }
+    fn pop_value(&mut self) {
+        self.pop();
+    }
+}
+
+impl<'p, const N: usize> Values<'p> for smallvec::SmallVec<[&'p str; N]> {
+    fn push_value(&mut self, v: &'p str) {
+        self.push(v);
+    }
+    fn pop_value(&mut self) {
+        self.pop();
+    }
+}
+
+fn some(i: u32) -> Option<u32> {
+    (i != NONE).then_some(i)
 }
 
 fn to_u32(i: usize) -> u32 {

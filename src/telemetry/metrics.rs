@@ -13,7 +13,17 @@
 //! `OTHER`), and `canary` (`true` when the stage's canary served it). A request that matched nothing has empty labels for what it did not match, so the
 //! label set is bounded by the routing table.
 
-use std::{borrow::Cow, time::Duration};
+use std::{
+    borrow::Cow,
+    cell::RefCell,
+    collections::HashMap,
+    hash::{Hash, Hasher},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -41,6 +51,8 @@ type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 /// The request metrics of the proxy. Cheap to share (`Arc<Metrics>`); registered once.
 #[derive(Debug)]
 pub struct Metrics {
+    /// Tells the per-thread handle caches of two registries apart.
+    id: u64,
     count: Family<RouteLabels, Counter>,
     latency: HistogramFamily,
     integration_latency: HistogramFamily,
@@ -58,7 +70,9 @@ impl Metrics {
     /// prefix when the registry is created with [`Registry::with_prefix`]; see
     /// [`Metrics::registry`]).
     pub fn new(registry: &mut Registry) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let m = Metrics {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             count: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
             integration_latency: Family::new_with_constructor(latency_histogram),
@@ -118,6 +132,110 @@ impl Metrics {
             }
             _ => {}
         }
+    }
+}
+
+/// The metric handles of one label set, resolved once and shared: recording through them
+/// takes no lock on the families and no label allocation.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    count: Counter,
+    latency: Histogram,
+    integration_latency: Histogram,
+    error_4xx: Counter,
+    error_5xx: Counter,
+}
+
+impl RouteMetrics {
+    /// Records one finished request.
+    pub fn record(&self, status: u16, latency: Duration, integration: Option<Duration>) {
+        self.count.inc();
+        self.latency.observe(millis(latency));
+        if let Some(d) = integration {
+            self.integration_latency.observe(millis(d));
+        }
+        match status {
+            400..=499 => {
+                self.error_4xx.inc();
+            }
+            500..=599 => {
+                self.error_5xx.inc();
+            }
+            _ => {}
+        }
+    }
+}
+
+type HandleCache = HashMap<u64, Vec<(u64, RouteLabels, Arc<RouteMetrics>)>>;
+
+thread_local! {
+    /// Per thread: label set → handles, keyed by a hash of the borrowed labels so a hit
+    /// allocates nothing. Bounded: cleared when it grows past `MAX_CACHED`.
+    static HANDLES: RefCell<HandleCache> = RefCell::new(HashMap::new());
+}
+
+const MAX_CACHED: usize = 16_384;
+
+impl Metrics {
+    /// The handles for a label set (see [`RouteLabels`] for the meaning of each).
+    pub fn route(
+        &self,
+        api: &str,
+        stage: &str,
+        resource: &str,
+        method: &'static str,
+        canary: bool,
+    ) -> Arc<RouteMetrics> {
+        let hash = {
+            // Fixed keys: the same labels hash the same on every call.
+            let mut h = std::hash::DefaultHasher::new();
+            (self.id, api, stage, resource, method, canary).hash(&mut h);
+            h.finish()
+        };
+        let found = HANDLES.with(|cache| {
+            let cache = cache.borrow();
+            cache.get(&hash).and_then(|entries| {
+                entries
+                    .iter()
+                    .find(|(id, l, _)| {
+                        *id == self.id
+                            && l.api == api
+                            && l.stage == stage
+                            && l.resource == resource
+                            && l.method == method
+                            && l.canary == canary
+                    })
+                    .map(|(_, _, m)| m.clone())
+            })
+        });
+        if let Some(m) = found {
+            return m;
+        }
+        let labels = RouteLabels {
+            api: Cow::Owned(api.to_string()),
+            stage: Cow::Owned(stage.to_string()),
+            resource: Cow::Owned(resource.to_string()),
+            method: Cow::Borrowed(method),
+            canary,
+        };
+        let handles = Arc::new(RouteMetrics {
+            count: self.count.get_or_create(&labels).clone(),
+            latency: self.latency.get_or_create(&labels).clone(),
+            integration_latency: self.integration_latency.get_or_create(&labels).clone(),
+            error_4xx: self.error_4xx.get_or_create(&labels).clone(),
+            error_5xx: self.error_5xx.get_or_create(&labels).clone(),
+        });
+        HANDLES.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.len() >= MAX_CACHED {
+                cache.clear();
+            }
+            cache
+                .entry(hash)
+                .or_default()
+                .push((self.id, labels, handles.clone()));
+        });
+        handles
     }
 }
 

@@ -258,9 +258,9 @@ async fn send(
     headers: HeaderMap,
     body: Limited,
 ) -> Result<Response<Incoming>, Reject> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| Reject::Internal(format!("backend URL {url:?}: {e}")))?;
+    // From the String's own buffer: no copy.
+    let uri = Uri::from_maybe_shared(Bytes::from(url))
+        .map_err(|e| Reject::Internal(format!("backend URL: {e}")))?;
     let upstreams = &ctx.shared.upstreams;
     let started = Instant::now();
     let result = match &integration.backend {
@@ -391,8 +391,12 @@ pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 /// Removes hop-by-hop headers: Connection and what it lists, Keep-Alive, TE, Trailer,
-/// Transfer-Encoding, Upgrade and Proxy-*.
+/// Transfer-Encoding, Upgrade and Proxy-*. One pass over the headers first: most requests
+/// and responses carry none, and then nothing is hashed.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if let Some(conn) = headers.remove(header::CONNECTION) {
         let listed: Vec<HeaderName> = conn
             .to_str()
@@ -420,18 +424,36 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("proxy-connection");
 }
 
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::PROXY_AUTHENTICATE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
 /// Sets X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host.
 fn forwarded_headers(headers: &mut HeaderMap, ctx: &RequestCtx<'_>, host: Option<&HeaderValue>) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
-    let ip = ctx.conn.peer.ip().to_string();
-    let xff = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        _ => ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(XFF, v);
+    match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
+        Some(prev) => {
+            let mut xff = String::with_capacity(prev.len() + 2 + ctx.conn.peer_ip.len());
+            xff.push_str(prev);
+            xff.push_str(", ");
+            xff.push_str(ctx.conn.peer_ip.to_str().unwrap_or_default());
+            if let Ok(v) = HeaderValue::from_str(&xff) {
+                headers.insert(XFF, v);
+            }
+        }
+        None => {
+            headers.insert(XFF, ctx.conn.peer_ip.clone());
+        }
     }
     headers.insert(
         XFP,
@@ -459,7 +481,18 @@ const RESERVED: [(HeaderName, HeaderName); 4] = [
 
 /// Renames the reserved backend response headers.
 pub fn remap_reserved(headers: &mut HeaderMap) {
+    if !headers.keys().any(|k| RESERVED.iter().any(|(n, _)| n == k)) {
+        return;
+    }
     for (name, remapped) in &RESERVED {
+        // The usual case, one value: move it without collecting.
+        let mut values = headers.get_all(name).iter();
+        if values.next().is_some() && values.next().is_none() {
+            if let Some(v) = headers.remove(name) {
+                headers.append(remapped.clone(), v);
+            }
+            continue;
+        }
         if let header::Entry::Occupied(e) = headers.entry(name) {
             let (_, values) = e.remove_entry_mult();
             let values: Vec<HeaderValue> = values.collect();
@@ -467,5 +500,45 @@ pub fn remap_reserved(headers: &mut HeaderMap) {
                 headers.append(remapped.clone(), v);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_headers_are_remapped_with_every_value() {
+        let mut h = HeaderMap::new();
+        h.insert(header::DATE, HeaderValue::from_static("Mon"));
+        h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+        h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        remap_reserved(&mut h);
+        assert!(h.get(header::DATE).is_none());
+        assert_eq!(
+            h.get("x-amzn-remapped-date").map(|v| v.as_bytes()),
+            Some(&b"Mon"[..])
+        );
+        let auth: Vec<_> = h.get_all("x-amzn-remapped-www-authenticate").iter().collect();
+        assert_eq!(auth, ["Basic", "Bearer"]);
+        assert_eq!(h.len(), 4);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_lists_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
     }
 }

@@ -36,7 +36,6 @@ pub fn resolve(ctx: &mut RequestCtx<'_>, method: &Method) -> Result<(), Reject> 
     ctx.resource = Some(found.resource);
     ctx.method_key = Some(found.method);
     ctx.method = Some(found.entry);
-    ctx.params.clear();
-    ctx.params.extend(found.params.iter());
+    ctx.params = found.params;
     Ok(())
 }

@@ -1,4 +1,4 @@
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use super::*;
 use crate::{
@@ -64,7 +64,7 @@ fn mk_table(endpoint_type: EndpointType, routes: RouteSet) -> RoutingTable {
         method_settings: Vec::new(),
         cache_enabled: false,
         access_log: None,
-        plans: HashMap::new(),
+        plans: Default::default(),
     };
     let api = ApiEntry {
         id: ApiId::parse(ID).expect("id"),
@@ -72,7 +72,7 @@ fn mk_table(endpoint_type: EndpointType, routes: RouteSet) -> RoutingTable {
         endpoint_type,
         api_key_source: ApiKeySource::Header,
         policy: ResourcePolicy::default(),
-        stages: HashMap::from([("prod".to_string(), Arc::new(stage))]),
+        stages: [("prod".to_string(), Arc::new(stage))].into_iter().collect(),
     };
     RoutingTable::new(
         1,
