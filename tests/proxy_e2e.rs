@@ -111,7 +111,7 @@ spec:
           integrationResponses:
             - statusCode: "200"
               responseParameters: {{method.response.header.x-mock: "'yes'"}}
-              responseTemplates: {{application/json: '{{"mocked":true}}'}}
+              responseTemplates: {{application/json: '{{"mocked":true,"id":"$context.requestId","at":"$context.stage$context.resourcePath","label":"${{stageVariables.label}}","raw":"$input.body"}}'}}
     /teapot:
       GET:
         integration:
@@ -476,9 +476,17 @@ async fn resource_policy_namespaces_use_the_lookup() {
 #[tokio::test]
 async fn mock_integrations() {
     let e = env().await;
-    let a = get(&e.gw.url(&e.pets, "prod", "/mock")).await;
+    let req = Request::get(e.gw.url(&e.pets, "prod", "/mock"))
+        .header("x-turnpike-canary", "never")
+        .body(empty())
+        .expect("req");
+    let a = send(&client(false), req).await;
     assert_eq!(a.status, 200);
-    assert_eq!(a.body, r#"{"mocked":true}"#);
+    let id = a.header("x-amzn-requestid").expect("id");
+    assert_eq!(
+        a.body,
+        format!(r#"{{"mocked":true,"id":"{id}","at":"prod/mock","label":"primary","raw":"$input.body"}}"#)
+    );
     assert_eq!(a.header("x-mock"), Some("yes"));
     assert_eq!(a.header("content-type"), Some("application/json"));
     let a = get(&e.gw.url(&e.pets, "prod", "/teapot")).await;

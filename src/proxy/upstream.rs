@@ -268,6 +268,9 @@ pub struct Balancer {
     epoch: Instant,
 }
 
+/// Beyond this many endpoint states, idle healthy ones are forgotten.
+const MAX_TRACKED_ENDPOINTS: usize = 10_000;
+
 #[derive(Debug, Default)]
 struct EndpointState {
     outstanding: AtomicU32,
@@ -310,7 +313,17 @@ impl Balancer {
             return s;
         }
         match self.states.write() {
-            Ok(mut m) => m.entry(addr).or_default().clone(),
+            Ok(mut m) => {
+                if m.len() >= MAX_TRACKED_ENDPOINTS {
+                    // Endpoints churn (pods come and go): forget the idle, healthy ones.
+                    let now = self.now_ms();
+                    m.retain(|_, s| {
+                        s.outstanding.load(Ordering::Relaxed) > 0
+                            || s.ejected_until.load(Ordering::Relaxed) > now
+                    });
+                }
+                m.entry(addr).or_default().clone()
+            }
             Err(_) => Arc::default(),
         }
     }

@@ -55,7 +55,7 @@ pub async fn run(
         .ok_or(Reject::Internal("integration before resolve".into()))?;
     let integration = &method.integration;
     match integration.kind {
-        IntegrationKind::Mock => mock(integration),
+        IntegrationKind::Mock => mock(ctx, integration),
         IntegrationKind::HttpProxy => http_proxy(ctx, integration, parts, body).await,
         IntegrationKind::Http => http(ctx, integration, parts, body).await,
     }
@@ -63,12 +63,12 @@ pub async fn run(
 
 // === MOCK ===
 
-fn mock(integration: &Integration) -> Result<Response<ProxyBody>, Reject> {
+fn mock(ctx: &RequestCtx<'_>, integration: &Integration) -> Result<Response<ProxyBody>, Reject> {
     let selected = select(&integration.responses, integration.mock_status).ok_or(Reject::Internal(
         "no integration response for the mock status".into(),
     ))?;
     let mut resp = Response::new(ProxyBody::empty());
-    apply_response(&mut resp, selected, None)?;
+    apply_response(ctx, &mut resp, selected, None)?;
     Ok(resp)
 }
 
@@ -83,6 +83,7 @@ fn select(responses: &[IntegrationResponse], status: u16) -> Option<&Integration
 /// Sets status, mapped headers and templated body of `selected` on `resp`; `backend` is the
 /// backend's response headers (for `integration.response.header.*`).
 fn apply_response(
+    ctx: &RequestCtx<'_>,
     resp: &mut Response<ProxyBody>,
     selected: &IntegrationResponse,
     backend: Option<&HeaderMap>,
@@ -99,13 +100,72 @@ fn apply_response(
         }
     }
     if let Some((content_type, template)) = &selected.body {
-        *resp.body_mut() = ProxyBody::full(Bytes::from(template.clone()));
+        *resp.body_mut() = ProxyBody::full(Bytes::from(render_template(ctx, template)));
         if let Ok(ct) = HeaderValue::from_str(content_type) {
             resp.headers_mut().insert(header::CONTENT_TYPE, ct);
         }
         resp.headers_mut().remove(header::CONTENT_LENGTH);
     }
     Ok(())
+}
+
+/// Renders a response body template. The supported subset: `$context.requestId`,
+/// `$context.extendedRequestId`, `$context.apiId`, `$context.stage`, `$context.resourcePath`,
+/// `$context.httpMethod`, `$context.path` (the resource path within the stage) and
+/// `$stageVariables.NAME` / `${stageVariables.NAME}`. Anything else (`$input…`, `#if`, unknown
+/// variables) is left as written.
+fn render_template(ctx: &RequestCtx<'_>, template: &str) -> String {
+    if !template.contains('$') {
+        return template.to_string();
+    }
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (braced, body) = match after.strip_prefix('{') {
+            Some(b) => (true, b),
+            None => (false, after),
+        };
+        let end = body
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+            .unwrap_or(body.len());
+        let name = body[..end].trim_end_matches('.');
+        let closed = !braced || body[name.len()..].starts_with('}');
+        let value: Option<String> = if !closed {
+            None
+        } else if let Some(var) = name.strip_prefix("stageVariables.") {
+            Some(ctx.stage_variable(var).unwrap_or_default().to_string())
+        } else {
+            match name {
+                "context.requestId" => Some(String::from_utf8_lossy(ctx.request_id.as_bytes()).into_owned()),
+                "context.extendedRequestId" => {
+                    Some(String::from_utf8_lossy(ctx.extended_request_id.as_bytes()).into_owned())
+                }
+                "context.apiId" => Some(ctx.api.map(|a| a.id.to_string()).unwrap_or_default()),
+                "context.stage" => Some(ctx.stage.map(|s| s.name.to_string()).unwrap_or_default()),
+                "context.resourcePath" => Some(ctx.resource.map(|r| r.path.to_string()).unwrap_or_default()),
+                "context.httpMethod" => {
+                    Some(ctx.method_key.map(|m| m.as_str().to_string()).unwrap_or_default())
+                }
+                "context.path" => Some(ctx.path.to_string()),
+                _ => None,
+            }
+        };
+        match value {
+            Some(v) => {
+                out.push_str(&v);
+                let consumed = usize::from(braced) + name.len() + usize::from(braced);
+                rest = &after[consumed..];
+            }
+            None => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 // === HTTP_PROXY ===
@@ -242,7 +302,7 @@ async fn http(
     if let Some(cl) = head.headers.get(header::CONTENT_LENGTH) {
         resp.headers_mut().insert(header::CONTENT_LENGTH, cl.clone());
     }
-    apply_response(&mut resp, selected, Some(&head.headers))?;
+    apply_response(ctx, &mut resp, selected, Some(&head.headers))?;
     Ok(resp)
 }
 
