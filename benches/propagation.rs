@@ -5,6 +5,7 @@
 //! cargo bench --bench propagation                        # 10, 1 000, 10 000 routes, 50 trials
 //! cargo bench --bench propagation -- --routes 10000 --trials 100
 //! cargo bench --bench propagation -- --kubectl           # apply with /usr/bin/kubectl
+//! cargo bench --bench propagation -- --gap-ms 300        # applies 300 ms apart (held off)
 //! ```
 //!
 //! Each size gets a fresh embedded API server and one in-process replica (controller + proxy,
@@ -78,6 +79,9 @@ struct Args {
     routes: Vec<usize>,
     trials: usize,
     kubectl: bool,
+    /// Pause between trials: ≥ 1 s makes each apply an isolated change (rebuilt at once);
+    /// shorter gaps land inside the 100 ms hold-off of a burst.
+    gap: Duration,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -85,6 +89,7 @@ fn args() -> anyhow::Result<Args> {
         routes: vec![10, 1_000, 10_000],
         trials: 50,
         kubectl: false,
+        gap: Duration::from_millis(1100),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -99,6 +104,7 @@ fn args() -> anyhow::Result<Args> {
             }
             "--trials" => out.trials = it.next().context("--trials N")?.parse()?,
             "--kubectl" => out.kubectl = true,
+            "--gap-ms" => out.gap = Duration::from_millis(it.next().context("--gap-ms N")?.parse()?),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -267,16 +273,16 @@ async fn run(routes: usize, args: &Args) -> anyhow::Result<()> {
             }
             samples.push(start.elapsed());
         }
-        // Let the status write and its echo settle, as between real deploys.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(args.gap).await;
     }
     samples.sort();
     #[allow(clippy::print_stdout)]
     {
         println!(
-            "routes={present:>6} trials={:>3} apply={:<8} p50={:>7.1?} p90={:>7.1?} p99={:>7.1?} max={:>7.1?}",
+            "routes={present:>6} trials={:>3} apply={:<8} gap={:>5?} p50={:>7.1?} p90={:>7.1?} p99={:>7.1?} max={:>7.1?}",
             samples.len(),
             if args.kubectl { "kubectl" } else { "ssa" },
+            args.gap,
             percentile(&samples, 0.50),
             percentile(&samples, 0.90),
             percentile(&samples, 0.99),

@@ -68,10 +68,10 @@ struct NodeArgs {
     #[arg(long, default_value = "x-turnpike-canary")]
     canary_header: String,
     /// The region in `{apiId}.execute-api.{region}.{baseDomain}`.
-    #[arg(long, default_value = "local")]
+    #[arg(long, env = "TURNPIKE_REGION", default_value = "local")]
     region: String,
     /// The base domain in `{apiId}.execute-api.{region}.{baseDomain}`.
-    #[arg(long, default_value = "turnpike.dev")]
+    #[arg(long, env = "TURNPIKE_BASE_DOMAIN", default_value = "turnpike.dev")]
     base_domain: String,
 }
 

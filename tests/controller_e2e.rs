@@ -298,6 +298,31 @@ spec: {restApiRef: {name: shop}, stageName: dev, autoDeploy: true}
         version_of(&node, &api, "dev", None).await.as_deref(),
         Some("three")
     );
+
+    // A recorded snapshot that disappears is a condition, and is never recorded again (that
+    // would silently serve the current definition under the old Deployment).
+    let snapshot = c.get("apideploy/shop-v2").expect("dep")["status"]["snapshot"]
+        .as_str()
+        .expect("status.snapshot")
+        .to_string();
+    c.kubectl(&["delete", "configmap", &snapshot, "-n", "default"]);
+    let cond = eventually("shop-v2 not Ready", DEADLINE, || async {
+        let cond = c.condition("apideploy/shop-v2", "Ready")?;
+        (cond["status"] == "False").then_some(cond)
+    })
+    .await;
+    assert_eq!(cond["reason"], "SnapshotInvalid", "{cond}");
+    assert!(
+        cond["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("new Deployment")),
+        "{cond}"
+    );
+    assert!(c.get(&format!("configmap/{snapshot}")).is_none());
+    assert_eq!(
+        version_of(&node, &api, "dev", None).await.as_deref(),
+        Some("three")
+    );
     node.shutdown().await;
 }
 

@@ -9,7 +9,12 @@
 //! A change of leadership rebuilds at once, so a new leader records snapshots without
 //! waiting for the next change.
 
-use std::{collections::BTreeSet, fmt::Debug, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    fmt::Debug,
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::StreamExt as _;
 use k8s_openapi::{
@@ -40,14 +45,16 @@ use crate::{
     api::{ApiKey, Deployment, RestApi, Stage, UsagePlan},
     compile::{Kind, compile},
     controller::{
-        Config, debounce,
+        Config,
+        cache::ConversionCache,
+        debounce,
         metrics::ControllerMetrics,
         pods::PodIndex,
         secrets::SecretWatches,
         snapshots,
         status::{Current, CurrentStatus, GeneratedSecret, Outcome},
     },
-    ingest::{self, DEPLOYMENT_LABEL, Objects},
+    ingest::{DEPLOYMENT_LABEL, Objects},
     model::{self, KeyValueSource, ObjectKey},
     routing::store::TableStore,
 };
@@ -121,11 +128,16 @@ impl CurrentStatus for Stores {
 }
 
 /// Starts a reflector for `K`; every event pokes `changes`.
+///
+/// With `spec_only`, an update that leaves `metadata.generation` as it was (a status write,
+/// most often our own) updates the store but does not poke: compile reads no status, so the
+/// echo of every status write would only cost a rebuild.
 fn reflect<K>(
     client: &Client,
     namespace: Option<&str>,
     config: watcher::Config,
     changes: &Arc<Notify>,
+    spec_only: bool,
 ) -> (Store<K>, JoinHandle<()>)
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -149,10 +161,28 @@ where
     let kind = K::kind(&()).to_string();
     let task = tokio::spawn(async move {
         let mut stream = stream.boxed();
+        let mut generations: HashMap<String, i64> = HashMap::new();
         while let Some(event) = stream.next().await {
-            if let Err(e) = event {
-                warn!(%kind, error = %e, "watch failed; retrying with backoff");
-                continue;
+            match event {
+                Err(e) => {
+                    warn!(%kind, error = %e, "watch failed; retrying with backoff");
+                    continue;
+                }
+                Ok(watcher::Event::Apply(obj)) if spec_only => {
+                    let uid = obj.meta().uid.clone().unwrap_or_default();
+                    let generation = obj.meta().generation.unwrap_or(0);
+                    if generations.insert(uid, generation) == Some(generation) {
+                        continue;
+                    }
+                }
+                Ok(watcher::Event::InitApply(obj)) if spec_only => {
+                    let uid = obj.meta().uid.clone().unwrap_or_default();
+                    generations.insert(uid, obj.meta().generation.unwrap_or(0));
+                }
+                Ok(watcher::Event::Delete(obj)) if spec_only => {
+                    generations.remove(obj.meta().uid.as_deref().unwrap_or_default());
+                }
+                Ok(_) => {}
             }
             changes.notify_one();
         }
@@ -165,6 +195,9 @@ pub struct Index {
     stores: Stores,
     secrets: SecretWatches,
     changes: Arc<Notify>,
+    /// Snapshots this leader recorded that the ConfigMap watch has not delivered yet.
+    pending_snapshots: BTreeMap<ObjectKey, ConfigMap>,
+    conversions: ConversionCache,
 }
 
 impl Index {
@@ -175,21 +208,21 @@ impl Index {
         let all = watcher::Config::default;
         let mut tasks = Vec::new();
         let mut spawn = |task: JoinHandle<()>| tasks.push(task);
-        let (rest_apis, t) = reflect(&client, ns, all(), &changes);
+        let (rest_apis, t) = reflect(&client, ns, all(), &changes, true);
         spawn(t);
-        let (deployments, t) = reflect(&client, ns, all(), &changes);
+        let (deployments, t) = reflect(&client, ns, all(), &changes, true);
         spawn(t);
-        let (stages, t) = reflect(&client, ns, all(), &changes);
+        let (stages, t) = reflect(&client, ns, all(), &changes, true);
         spawn(t);
-        let (usage_plans, t) = reflect(&client, ns, all(), &changes);
+        let (usage_plans, t) = reflect(&client, ns, all(), &changes, true);
         spawn(t);
-        let (api_keys, t) = reflect(&client, ns, all(), &changes);
+        let (api_keys, t) = reflect(&client, ns, all(), &changes, true);
         spawn(t);
-        let (config_maps, t) = reflect(&client, ns, all().labels(DEPLOYMENT_LABEL), &changes);
+        let (config_maps, t) = reflect(&client, ns, all().labels(DEPLOYMENT_LABEL), &changes, false);
         spawn(t);
-        let (services, t) = reflect(&client, ns, all(), &changes);
+        let (services, t) = reflect(&client, ns, all(), &changes, false);
         spawn(t);
-        let (endpoint_slices, t) = reflect(&client, ns, all(), &changes);
+        let (endpoint_slices, t) = reflect(&client, ns, all(), &changes, false);
         spawn(t);
         let stores = Stores {
             rest_apis,
@@ -205,6 +238,8 @@ impl Index {
             stores,
             secrets: SecretWatches::new(client, changes.clone()),
             changes,
+            pending_snapshots: BTreeMap::new(),
+            conversions: ConversionCache::default(),
         };
         (index, tasks)
     }
@@ -230,16 +265,23 @@ impl Index {
         info!(took = ?started.elapsed(), "every watch has synced");
         let mut version = 0u64;
         let mut first = true;
+        let mut last_rebuild: Option<Instant> = None;
+        // Without an elector (it ended), leadership cannot change: keep rebuilding anyway.
+        let mut elector_alive = true;
         loop {
             if !first {
                 tokio::select! {
-                    _ = debounce::settle(&self.changes, config.holdoff, config.holdoff_max) => {}
-                    r = leader.changed() => if r.is_err() { return },
+                    _ = debounce::settle(&self.changes, config.holdoff, config.holdoff_max, last_rebuild) => {}
+                    r = leader.changed(), if elector_alive => if r.is_err() {
+                        elector_alive = false;
+                        continue;
+                    },
                 }
             }
             version += 1;
             let leading = *leader.borrow_and_update();
             let t = Instant::now();
+            last_rebuild = Some(t);
             let outcome = self.rebuild(&table, &config, version, leading, first).await;
             metrics.rebuilt(t.elapsed());
             if first {
@@ -279,13 +321,17 @@ impl Index {
             endpoint_slices: clone_all(&self.stores.endpoint_slices),
             secrets: self.secrets.secrets(),
         };
-        let snapshots = if leading {
-            snapshots::record(&mut objects)
+        let recorded = if leading {
+            snapshots::record(&mut objects, &mut self.pending_snapshots)
         } else {
-            Vec::new()
+            self.pending_snapshots.clear();
+            snapshots::Recorded::default()
         };
-        let snapshot_names = snapshots::names(&objects);
-        let world = ingest::world(&objects);
+        let mut snapshot_names = snapshots::names(&objects);
+        // A lost snapshot stays named in status, so it is never mistaken for a first record.
+        snapshot_names.extend(recorded.lost.iter().cloned());
+        let mut world = self.conversions.world(&mut objects);
+        snapshots::mark_lost(&mut world, &recorded.lost);
         let compiled = compile(&world, &config.compile, version);
         table.publish(compiled.table);
         debug!(version, took = ?t.elapsed(), statuses = compiled.statuses.len(), "routing table published");
@@ -310,7 +356,7 @@ impl Index {
             leader: leading,
             version,
             statuses: compiled.statuses,
-            snapshots,
+            snapshots: recorded.new,
             snapshot_names,
             generated,
         }

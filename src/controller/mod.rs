@@ -29,6 +29,7 @@
 //! resource policies of PRIVATE APIs.
 
 pub mod apply;
+pub mod cache;
 pub mod debounce;
 pub mod events;
 pub mod index;

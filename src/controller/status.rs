@@ -20,6 +20,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
+    time::Duration,
 };
 
 use futures::{StreamExt as _, stream};
@@ -49,6 +50,9 @@ use crate::{
 
 /// How many status patches are in flight at once.
 const CONCURRENT_WRITES: usize = 16;
+/// The first retry of a failed write, and the longest.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// A Secret to generate for an ApiKey without `valueFrom`.
 #[derive(Clone, Debug)]
@@ -182,35 +186,52 @@ impl<S: CurrentStatus> Writer<S> {
         mut outcomes: watch::Receiver<Arc<Outcome>>,
         mut leader: watch::Receiver<bool>,
     ) {
+        // After a failed write, the same outcome is written again with a doubling backoff
+        // (controller-rs' error policy), until it succeeds or a newer outcome replaces it.
+        let mut retry: Option<Duration> = None;
         loop {
+            let backoff = retry.unwrap_or(RETRY_MAX);
             tokio::select! {
-                r = outcomes.changed() => if r.is_err() { return },
+                r = outcomes.changed() => {
+                    if r.is_err() { return }
+                    retry = None;
+                }
                 r = leader.changed() => {
                     if r.is_err() { return }
                     // A new term starts from what the cluster says, not from what we wrote
                     // in an earlier one.
                     self.written.clear();
+                    retry = None;
                     continue;
                 }
+                _ = tokio::time::sleep(backoff), if retry.is_some() => {}
             }
             let outcome = outcomes.borrow_and_update().clone();
             if !*leader.borrow() || !outcome.leader {
                 continue;
             }
-            self.write(&outcome, &leader).await;
+            retry = if self.write(&outcome, &leader).await {
+                None
+            } else {
+                Some(retry.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX)))
+            };
         }
     }
 
+    /// Writes an outcome; false when some write failed (to be retried).
     #[instrument(skip_all, fields(version = outcome.version))]
-    async fn write(&mut self, outcome: &Outcome, leader: &watch::Receiver<bool>) {
+    async fn write(&mut self, outcome: &Outcome, leader: &watch::Receiver<bool>) -> bool {
+        let mut ok = true;
         for cm in &outcome.snapshots {
             if let Err(e) = self.record_snapshot(cm).await {
+                ok = false;
                 self.metrics.failure(&e);
                 warn!(error = %e, "recording a snapshot");
             }
         }
         for g in &outcome.generated {
             if let Err(e) = self.generate_secret(g).await {
+                ok = false;
                 self.metrics.failure(&e);
                 warn!(error = %e, api_key = %g.api_key.name_any(), "creating a generated API key Secret");
             }
@@ -222,7 +243,7 @@ impl<S: CurrentStatus> Writer<S> {
             .filter_map(|u| self.plan(u, &now, outcome.snapshot_names.get(&u.object)))
             .collect();
         if jobs.is_empty() {
-            return;
+            return ok;
         }
         debug!(writes = jobs.len(), "writing status");
         let client = self.client.clone();
@@ -256,11 +277,13 @@ impl<S: CurrentStatus> Writer<S> {
                     self.written.insert((job.kind, job.key), (job.uid, job.desired));
                 }
                 Err(e) => {
+                    ok = false;
                     self.metrics.failure(&e);
                     warn!(error = %e, "writing status");
                 }
             }
         }
+        ok
     }
 
     /// The write an update needs, if any.
