@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 
 use crate::proxy::{
     body::{LimitExceeded, Limited},
-    upstream::{SendError, UpstreamConfig},
+    upstream::{SendError, UpstreamConfig, caused_by, error_chain},
 };
 
 struct Idle {
@@ -170,7 +170,7 @@ pub async fn send(
                 Some(r) if !fresh => req = Some(r),
                 _ => {
                     let err = e.into_error();
-                    return Err(if caused_by_limit(&err) {
+                    return Err(if caused_by::<LimitExceeded>(&err) {
                         SendError::BodyTooLarge
                     } else {
                         SendError::Failed(error_chain(&err))
@@ -180,26 +180,4 @@ pub async fn send(
         }
     }
     Err(SendError::Failed("no usable connection".into()))
-}
-
-fn caused_by_limit(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err.is::<LimitExceeded>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(err) = cur {
-        out.push_str(": ");
-        out.push_str(&err.to_string());
-        cur = err.source();
-    }
-    out
 }

@@ -194,7 +194,8 @@ impl From<SendError> for Reject {
     }
 }
 
-fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether `e` or any of its sources is an `E`.
+pub(crate) fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if err.is::<E>() {
@@ -205,7 +206,8 @@ fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'stati
     false
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// `e` and its sources, joined by `: `.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(err) = cur {
