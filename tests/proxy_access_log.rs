@@ -51,6 +51,19 @@ spec:
 "#
         );
     }
+    // Every request of this stage goes to its canary, so its line and metrics say so.
+    y += r#"
+---
+apiVersion: turnpike.dev/v1alpha1
+kind: Stage
+metadata: {name: canary, namespace: logs}
+spec:
+  restApiRef: {name: api}
+  stageName: canary
+  deploymentRef: {name: v1}
+  canarySettings: {percentTraffic: 100}
+  accessLogSettings: {format: "$context.requestId $context.stage $context.isCanaryRequest"}
+"#;
     format!(
         r#"
 apiVersion: turnpike.dev/v1alpha1
@@ -91,6 +104,9 @@ async fn one_line_per_request_in_the_stage_format() {
     let json_id = a.header("x-amzn-requestid").expect("id").to_string();
     let a = get(&gw.url(&api, "custom", "/items/3")).await;
     let custom_id = a.header("x-amzn-requestid").expect("id").to_string();
+    let a = get(&gw.url(&api, "canary", "/items/5")).await;
+    assert_eq!(a.status, 200);
+    let canary_id = a.header("x-amzn-requestid").expect("id").to_string();
     let miss = get(&gw.url(&api, "nostage", "/items/4")).await;
     assert_eq!(miss.status, 403);
     let miss_id = miss.header("x-amzn-requestid").expect("id").to_string();
@@ -108,7 +124,16 @@ async fn one_line_per_request_in_the_stage_format() {
             .unwrap_or_else(|| panic!("no line for {id} in {text}"))
             .to_string()
     };
-    assert_eq!(text.lines().count(), 4, "{text}");
+    assert_eq!(text.lines().count(), 5, "{text}");
+    let canary = line_of(&canary_id);
+    assert!(canary.contains(&format!("{canary_id} canary true")), "{canary}");
+    let metrics = gw.metrics_text();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("turnpike_count_total{")
+            && l.contains(r#"stage="canary""#)
+            && l.contains(r#"canary="true""#)),
+        "{metrics}"
+    );
     let clf = line_of(&clf_id);
     assert!(clf.contains(r#"127.0.0.1 - - ["#), "{clf}");
     assert!(clf.contains(r#""GET /items/{id} HTTP/1.1" 200 "#), "{clf}");
