@@ -378,10 +378,11 @@ pub fn world_from_yaml(yaml: &str) -> Result<World, YamlError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const VALID: &str = r#"
+    /// A valid RestApi and a Deployment of it (shared with the controller's snapshot tests).
+    pub(crate) const VALID: &str = r#"
 apiVersion: turnpike.dev/v1alpha1
 kind: RestApi
 metadata: {name: shop}

@@ -118,20 +118,7 @@ pub fn names(objects: &Objects) -> BTreeMap<ObjectKey, String> {
 mod tests {
     use super::*;
 
-    const YAML: &str = r#"
-apiVersion: turnpike.dev/v1alpha1
-kind: RestApi
-metadata: {name: shop}
-spec:
-  resources:
-    /pets:
-      GET: {integration: {type: MOCK}}
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Deployment
-metadata: {name: shop-v1}
-spec: {restApiRef: {name: shop}}
-"#;
+    use crate::ingest::tests::VALID as YAML;
 
     #[test]
     fn records_once() {
