@@ -1,7 +1,9 @@
-//! Body types: what the proxy answers with, and the size-limited request body it forwards.
+//! Body types: the client's request body as the phases see it, what the proxy answers with,
+//! and the size-limited request body it forwards.
 //!
-//! Bodies are never buffered: a backend's [`Incoming`] body is handed to the client frame by
-//! frame, and the client's body is handed to the backend the same way through [`Limited`].
+//! Bodies are never buffered: a backend's body is handed to the client frame by frame, and
+//! the client's body is handed to the backend the same way through [`Limited`]. A body that
+//! had already arrived whole with its head travels as one buffer.
 
 use std::{
     pin::Pin,
@@ -11,9 +13,94 @@ use std::{
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::sync::mpsc;
+
+use crate::proxy::h1;
 
 /// The error type of proxied bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A client's request body: none, one buffer that arrived with the head, streamed from an
+/// HTTP/1.1 connection (see [`h1::server`]), or an HTTP/2 stream's (hyper's).
+#[derive(Debug, Default)]
+pub enum RequestBody {
+    #[default]
+    Empty,
+    Full(Option<Bytes>),
+    /// Frames read by the connection's body reader; `length` is the declared size.
+    Streamed {
+        rx: mpsc::Receiver<Result<Bytes, BoxError>>,
+        length: Option<u64>,
+        done: bool,
+    },
+    Hyper(Incoming),
+}
+
+impl RequestBody {
+    pub fn full(bytes: Bytes) -> Self {
+        if bytes.is_empty() {
+            RequestBody::Empty
+        } else {
+            RequestBody::Full(Some(bytes))
+        }
+    }
+
+    /// The whole body, when it is already here (nothing to wait for).
+    pub fn as_full(&self) -> Option<&Bytes> {
+        match self {
+            RequestBody::Full(b) => b.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<Incoming> for RequestBody {
+    fn from(b: Incoming) -> Self {
+        RequestBody::Hyper(b)
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            RequestBody::Streamed { rx, done, .. } => match rx.poll_recv(cx) {
+                Poll::Ready(Some(r)) => Poll::Ready(Some(r.map(Frame::data))),
+                Poll::Ready(None) => {
+                    *done = true;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            RequestBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Empty => true,
+            RequestBody::Full(b) => b.is_none(),
+            RequestBody::Streamed { done, .. } => *done,
+            RequestBody::Hyper(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RequestBody::Streamed { length, .. } => length.map_or_else(SizeHint::new, SizeHint::with_exact),
+            RequestBody::Hyper(b) => b.size_hint(),
+        }
+    }
+}
 
 /// A response body: nothing, one buffer, or a backend's body streamed through.
 #[derive(Debug, Default)]
@@ -26,7 +113,10 @@ enum Kind {
     #[default]
     Empty,
     Full(Option<Bytes>),
+    /// From a TLS backend, through hyper-util.
     Stream(Incoming),
+    /// From a plain-HTTP backend, read off the pooled connection as it is polled.
+    Upstream(Box<h1::client::UpstreamBody>),
 }
 
 // === impl ProxyBody ===
@@ -51,6 +141,12 @@ impl ProxyBody {
             kind: Kind::Stream(body),
         }
     }
+
+    pub(crate) fn upstream(body: h1::client::UpstreamBody) -> Self {
+        ProxyBody {
+            kind: Kind::Upstream(Box::new(body)),
+        }
+    }
 }
 
 impl Body for ProxyBody {
@@ -65,6 +161,7 @@ impl Body for ProxyBody {
             Kind::Empty => Poll::Ready(None),
             Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Kind::Stream(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
+            Kind::Upstream(s) => Pin::new(&mut **s).poll_frame(cx),
         }
     }
 
@@ -73,6 +170,7 @@ impl Body for ProxyBody {
             Kind::Empty => true,
             Kind::Full(b) => b.is_none(),
             Kind::Stream(s) => s.is_end_stream(),
+            Kind::Upstream(s) => s.is_end_stream(),
         }
     }
 
@@ -81,6 +179,7 @@ impl Body for ProxyBody {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Stream(s) => s.size_hint(),
+            Kind::Upstream(s) => s.size_hint(),
         }
     }
 }
@@ -96,7 +195,7 @@ pub struct LimitExceeded {
 /// `limit` bytes went through (the declared Content-Length is checked before, up front).
 #[derive(Debug)]
 pub struct Limited {
-    inner: Option<Incoming>,
+    inner: RequestBody,
     remaining: u64,
     limit: u64,
 }
@@ -104,9 +203,9 @@ pub struct Limited {
 // === impl Limited ===
 
 impl Limited {
-    pub fn new(body: Incoming, limit: u64) -> Self {
+    pub fn new(body: RequestBody, limit: u64) -> Self {
         Limited {
-            inner: Some(body),
+            inner: body,
             remaining: limit,
             limit,
         }
@@ -115,10 +214,15 @@ impl Limited {
     /// A body with nothing in it (e.g. for a retry of a body-less request).
     pub fn empty() -> Self {
         Limited {
-            inner: None,
+            inner: RequestBody::Empty,
             remaining: 0,
             limit: 0,
         }
+    }
+
+    /// The whole body when it is one buffer already here (it can be sent again).
+    pub fn as_full(&self) -> Option<&Bytes> {
+        self.inner.as_full().filter(|b| b.len() as u64 <= self.remaining)
     }
 }
 
@@ -131,34 +235,27 @@ impl Body for Limited {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match Pin::new(inner).poll_frame(cx) {
+        match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let n = data.len() as u64;
                     if n > this.remaining {
-                        this.inner = None;
+                        this.inner = RequestBody::Empty;
                         return Poll::Ready(Some(Err(Box::new(LimitExceeded { limit: this.limit }))));
                     }
                     this.remaining -= n;
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+            other => other,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        self.inner.size_hint()
     }
 }

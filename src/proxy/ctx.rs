@@ -9,7 +9,7 @@ use http::HeaderValue;
 
 use crate::{
     model::{MethodDef, MethodKey},
-    proxy::{Shared, pool::Lease, upstream::EndpointGuard},
+    proxy::{Shared, upstream::EndpointGuard},
     routing::{ApiEntry, Listener, PathParams, ResourceEntry, RoutingTable, StageEntry, StageVariant},
 };
 
@@ -46,7 +46,7 @@ impl ConnInfo {
 /// log.
 pub struct RequestCtx<'a> {
     pub shared: &'a Shared,
-    pub conn: ConnInfo,
+    pub conn: &'a ConnInfo,
     /// The snapshot this request is served from, start to end.
     pub table: &'a RoutingTable,
     pub start: Instant,
@@ -71,8 +71,6 @@ pub struct RequestCtx<'a> {
     /// The endpoint of a private integration; held until the response body ends so the
     /// outstanding count is true.
     pub endpoint: Option<EndpointGuard>,
-    /// The pooled backend connection; given back when the response body ends.
-    pub lease: Option<Lease>,
 }
 
 // === impl RequestCtx ===
@@ -80,7 +78,7 @@ pub struct RequestCtx<'a> {
 impl<'a> RequestCtx<'a> {
     pub fn new(
         shared: &'a Shared,
-        conn: ConnInfo,
+        conn: &'a ConnInfo,
         table: &'a RoutingTable,
         request_id: HeaderValue,
         extended_request_id: HeaderValue,
@@ -105,7 +103,6 @@ impl<'a> RequestCtx<'a> {
             integration_latency: None,
             integration_error: None,
             endpoint: None,
-            lease: None,
         }
     }
 

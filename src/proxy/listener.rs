@@ -1,56 +1,61 @@
-//! Accepting connections: TCP, the TLS handshake (ALPN picks h2 or http/1.1), hyper, and the
-//! graceful drain at shutdown.
+//! Accepting connections: TCP, the TLS handshake (ALPN picks h2 or http/1.1), the HTTP
+//! server of each protocol ([`h1::server`] for HTTP/1.1, hyper for HTTP/2), and the graceful
+//! drain at shutdown.
 
-use std::{sync::Arc, time::Duration};
-
-use futures::future::Either;
-use hyper::service::service_fn;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+use std::{
+    convert::Infallible,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
 };
-use tokio::{net::TcpListener, sync::watch};
+
+use bytes::{Buf as _, Bytes};
+use futures::future::Either;
+use hyper::{body::Incoming, server::conn::http2, service::service_fn};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpListener,
+};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument as _;
 
-use crate::proxy::{ListenerConfig, Shared, ctx::ConnInfo, service};
+use crate::proxy::{
+    ListenerConfig, Shared,
+    body::RequestBody,
+    ctx::ConnInfo,
+    h1::server::{self as h1, Outcome},
+    service,
+};
 
-/// The HTTP server settings: h1 keep-alive with a header read timeout, h2 with bounded
-/// header lists; the read buffer bounds the request head (431 beyond).
-fn builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
+/// The HTTP/2 server settings: bounded header lists and streams.
+fn h2_builder(shared: &Shared) -> http2::Builder<TokioExecutor> {
+    let mut b = http2::Builder::new(TokioExecutor::new());
     let header_budget = shared.config.limits.max_header_bytes + shared.config.limits.max_uri_bytes;
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .keep_alive(true)
-        .max_buf_size(header_budget.max(8192) + 8192);
-    b.http2()
-        .timer(TokioTimer::new())
+    b.timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(header_budget).unwrap_or(u32::MAX))
         .max_concurrent_streams(256);
     b
 }
 
-/// Accepts on `socket` until `stop` turns true, then drains.
+/// Accepts on `socket` until `stop` fires; the caller waits on `tracker` for the drain.
 pub(crate) async fn serve(
     socket: TcpListener,
     cfg: ListenerConfig,
     shared: Arc<Shared>,
     tls: Option<TlsAcceptor>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
 ) {
-    let builders = Arc::new(Builders {
-        auto: builder(&shared),
-        h1: builder(&shared).http1_only(),
-        h2: builder(&shared).http2_only(),
-    });
-    let graceful = GracefulShutdown::new();
+    let h2 = Arc::new(h2_builder(&shared));
     tracing::info!(addr = %cfg.addr, listener = ?cfg.listener, tls = cfg.tls, "listening");
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = stop.wait_for(|s| *s) => break,
+            () = stop.cancelled() => break,
             accepted = socket.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -65,31 +70,19 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo::new(peer, cfg.listener, tls.is_some());
         let shared = shared.clone();
-        let builders = builders.clone();
-        let watcher = graceful.watcher();
+        let h2 = h2.clone();
+        let stop = stop.clone();
         let tls = tls.clone();
         let span = tracing::debug_span!("conn", %peer, listener = ?cfg.listener);
-        tokio::spawn(
+        tracker.spawn(
             async move {
-                let svc = {
-                    let shared = shared.clone();
-                    service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        // Fields are only evaluated when DEBUG is enabled for this target.
-                        let span =
-                            tracing::debug_span!("request", method = %req.method(), path = req.uri().path());
-                        let serve = service::serve(shared.clone(), conn.clone(), req);
-                        // Only pay for the span wrapper when someone listens at DEBUG.
-                        if span.is_disabled() {
-                            Either::Right(serve)
-                        } else {
-                            Either::Left(serve.instrument(span))
-                        }
-                    })
-                };
-                let result = match tls {
+                match tls {
                     None => {
-                        let io = TokioIo::new(stream);
-                        watcher.watch(builders.auto.serve_connection(io, svc)).await
+                        if let Outcome::Http2(io, read) =
+                            h1::serve(stream, shared.clone(), conn.clone(), stop.clone(), true).await
+                        {
+                            serve_h2(&h2, Rewind::new(io, read), shared, conn, stop).await;
+                        }
                     }
                     Some(acceptor) => {
                         let handshake =
@@ -106,28 +99,107 @@ pub(crate) async fn serve(
                                 return;
                             }
                         };
-                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                        let io = TokioIo::new(stream);
-                        let b = if h2 { &builders.h2 } else { &builders.h1 };
-                        watcher.watch(b.serve_connection(io, svc)).await
+                        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                            serve_h2(&h2, stream, shared, conn, stop).await;
+                        } else {
+                            h1::serve(stream, shared, conn, stop, false).await;
+                        }
                     }
-                };
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "connection ended with an error");
                 }
             }
             .instrument(span),
         );
     }
-    drop(socket);
-    let drain = shared.config.drain_timeout;
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        tracing::warn!(addr = %cfg.addr, ?drain, "drain timeout: closing the remaining connections");
+}
+
+/// Serves an HTTP/2 connection with hyper; a stop sends GOAWAY and lets open streams finish.
+async fn serve_h2<IO>(
+    builder: &http2::Builder<TokioExecutor>,
+    io: IO,
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    stop: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let svc = service_fn(move |req: http::Request<Incoming>| {
+        let shared = shared.clone();
+        let conn = conn.clone();
+        // Fields are only evaluated when DEBUG is enabled for this target.
+        let span = tracing::debug_span!("request", method = %req.method(), path = req.uri().path());
+        let serve = async move {
+            Ok::<_, Infallible>(service::serve(&shared, &conn, req.map(RequestBody::from)).await)
+        };
+        // Only pay for the span wrapper when someone listens at DEBUG.
+        if span.is_disabled() {
+            Either::Right(serve)
+        } else {
+            Either::Left(serve.instrument(span))
+        }
+    });
+    let mut connection = std::pin::pin!(builder.serve_connection(TokioIo::new(io), svc));
+    let result = tokio::select! {
+        r = connection.as_mut() => r,
+        () = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
     }
 }
 
-struct Builders {
-    auto: auto::Builder<TokioExecutor>,
-    h1: auto::Builder<TokioExecutor>,
-    h2: auto::Builder<TokioExecutor>,
+/// An IO whose first reads return bytes already read off it.
+struct Rewind<IO> {
+    read: Bytes,
+    inner: IO,
+}
+
+impl<IO> Rewind<IO> {
+    fn new(inner: IO, read: Bytes) -> Self {
+        Rewind { read, inner }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Rewind<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.read.is_empty() {
+            let n = self.read.len().min(buf.remaining());
+            buf.put_slice(&self.read[..n]);
+            self.read.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Rewind<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }

@@ -1,7 +1,7 @@
 //! The data plane: an HTTPS proxy that serves REST APIs from the published routing table.
 //!
 //! ```text
-//! listener (TCP, TLS+ALPN, SNI certs) → hyper h1/h2 → service::serve
+//! listener (TCP, TLS+ALPN, SNI certs) → h1::server (HTTP/1.1) or hyper (HTTP/2) → service::serve
 //!   limits → normalize → route::locate → policy → canary → route::resolve → params → integrate
 //!   → gateway headers, metrics and access log when the response body ends
 //! ```
@@ -27,10 +27,10 @@
 pub mod body;
 pub mod ctx;
 pub mod error;
+pub mod h1;
 pub mod ids;
 mod listener;
 pub mod phase;
-pub mod pool;
 pub mod service;
 pub mod tls;
 pub mod upstream;
@@ -286,22 +286,29 @@ impl Proxy {
     /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
     /// finish, up to the drain timeout.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ProxyError> {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut tasks = tokio::task::JoinSet::new();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let connections = tokio_util::task::TaskTracker::new();
+        let mut listeners = tokio::task::JoinSet::new();
         for (socket, cfg) in self.sockets {
             let tls = cfg.tls.then(|| tokio_rustls::TlsAcceptor::from(self.tls.clone()));
-            tasks.spawn(listener::serve(
+            listeners.spawn(listener::serve(
                 socket,
                 cfg,
                 self.shared.clone(),
                 tls,
-                stop_rx.clone(),
+                stop.clone(),
+                connections.clone(),
             ));
         }
         shutdown.await;
         tracing::info!("proxy shutting down: draining in-flight requests");
-        let _ = stop_tx.send(true);
-        while tasks.join_next().await.is_some() {}
+        stop.cancel();
+        while listeners.join_next().await.is_some() {}
+        connections.close();
+        let drain = self.shared.config.drain_timeout;
+        if tokio::time::timeout(drain, connections.wait()).await.is_err() {
+            tracing::warn!(?drain, "drain timeout: closing the remaining connections");
+        }
         Ok(())
     }
 }

@@ -10,7 +10,6 @@
 
 use std::{
     borrow::Cow,
-    convert::Infallible,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -20,13 +19,12 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, Version, header, request::Parts};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
 use crate::{
     model::{AccessLogFormat, EndpointType, MethodKey},
     proxy::{
         Shared,
-        body::{BoxError, ProxyBody},
+        body::{BoxError, ProxyBody, RequestBody},
         ctx::{ConnInfo, RequestCtx},
         error::Reject,
         ids,
@@ -42,11 +40,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
 pub const APIGW_ID: HeaderName = HeaderName::from_static("x-amz-apigw-id");
 
 /// Serves one request. Never fails: every error becomes an AWS gateway response.
-pub async fn serve(
-    shared: Arc<Shared>,
-    conn: ConnInfo,
-    req: Request<Incoming>,
-) -> Result<Response<ResponseBody>, Infallible> {
+pub async fn serve(shared: &Shared, conn: &ConnInfo, req: Request<RequestBody>) -> Response<ResponseBody> {
     let table = shared.store.load();
     let (parts, body) = req.into_parts();
     let request_id = ids::request_id(parts.headers.get(&REQUEST_ID));
@@ -56,9 +50,31 @@ pub async fn serve(
     // request while `parts` moves on to the integration.
     let uri = parts.uri.clone();
     let path = phase::normalize::path(uri.path());
-    let mut ctx = RequestCtx::new(&shared, conn, &table, request_id, extended_id);
+    let mut ctx = RequestCtx::new(shared, conn, &table, request_id, extended_id);
     let result = run(&mut ctx, &path, parts, body).await;
-    Ok(finish(ctx, summary, result))
+    finish(ctx, summary, result)
+}
+
+/// The answer to a request the HTTP layer refused before it had a usable head (malformed,
+/// ambiguous framing, over the size limits): the same gateway response, ids, metrics and
+/// access log as any other.
+pub fn reject(shared: &Shared, conn: &ConnInfo, reject: Reject) -> Response<ResponseBody> {
+    let table = shared.store.load();
+    let ctx = RequestCtx::new(
+        shared,
+        conn,
+        &table,
+        ids::request_id(None),
+        ids::extended_request_id(),
+    );
+    let summary = Summary {
+        method: None,
+        version: Version::HTTP_11,
+        uri: None,
+        user_agent: None,
+        host: None,
+    };
+    finish(ctx, summary, Err(reject))
 }
 
 /// The phases, in order.
@@ -66,7 +82,7 @@ async fn run<'a>(
     ctx: &mut RequestCtx<'a>,
     path: &'a Result<Cow<'a, str>, Reject>,
     parts: Parts,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<Response<ProxyBody>, Reject> {
     phase::limits::check(&parts, &ctx.shared.config.limits)?;
     let path: &'a str = path.as_ref().map_err(Reject::clone)?;
@@ -87,9 +103,9 @@ async fn run<'a>(
 
 /// What the access log needs from the request head, taken before the head moves on.
 struct Summary {
-    method: http::Method,
+    method: Option<http::Method>,
     version: Version,
-    uri: http::Uri,
+    uri: Option<http::Uri>,
     user_agent: Option<HeaderValue>,
     host: Option<HeaderValue>,
 }
@@ -97,9 +113,9 @@ struct Summary {
 impl Summary {
     fn of(parts: &Parts) -> Self {
         Summary {
-            method: parts.method.clone(),
+            method: Some(parts.method.clone()),
             version: parts.version,
-            uri: parts.uri.clone(),
+            uri: Some(parts.uri.clone()),
             user_agent: parts.headers.get(header::USER_AGENT).cloned(),
             host: phase::integrate::request_host(&parts.uri, &parts.headers),
         }
@@ -148,7 +164,11 @@ fn finish(
     let resource_path = ctx.resource.map_or("", |r| r.path.as_str());
     let method_label = match ctx.method_key {
         Some(k) => k.as_str(),
-        None => MethodKey::of_request(&summary.method).map_or("OTHER", MethodKey::as_str),
+        None => summary
+            .method
+            .as_ref()
+            .and_then(MethodKey::of_request)
+            .map_or("OTHER", MethodKey::as_str),
     };
     let route_metrics =
         shared
@@ -165,10 +185,14 @@ fn finish(
                 request_id: header_str(&ctx.request_id),
                 extended_request_id: header_str(&ctx.extended_request_id),
                 request_time: Some(ctx.received),
-                http_method: summary.method.as_str().to_string(),
+                http_method: summary
+                    .method
+                    .as_ref()
+                    .map_or("-", http::Method::as_str)
+                    .to_string(),
                 resource_path: resource_path.to_string(),
                 resource_id: ctx.resource.map(|r| r.id.clone()).unwrap_or_default(),
-                path: summary.uri.path().to_string(),
+                path: summary.uri.as_ref().map_or("-", http::Uri::path).to_string(),
                 protocol: protocol(summary.version),
                 status,
                 response_length: 0,
@@ -195,7 +219,6 @@ fn finish(
         integration_latency: ctx.integration_latency,
         record,
         _endpoint: ctx.endpoint.take(),
-        _lease: ctx.lease.take(),
     };
     resp.map(|body| ResponseBody {
         inner: body,
@@ -227,8 +250,6 @@ struct Completion {
     record: Option<(Box<AccessRecord>, AccessLogFormat)>,
     /// Keeps the endpoint's outstanding count until the response ends.
     _endpoint: Option<EndpointGuard>,
-    /// Gives the backend connection back to the pool when the response ends.
-    _lease: Option<crate::proxy::pool::Lease>,
 }
 
 impl Completion {

@@ -16,7 +16,6 @@ use std::{
 };
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -31,9 +30,9 @@ use rustls::{
 };
 
 use crate::proxy::{
-    body::{LimitExceeded, Limited},
+    body::{LimitExceeded, Limited, ProxyBody},
     error::Reject,
-    pool::{self, Lease},
+    h1,
 };
 
 /// Settings of the upstream clients.
@@ -119,26 +118,25 @@ impl Upstreams {
     }
 
     /// Sends a request and waits for the response head, at most `timeout`. Plain `http://`
-    /// backends go through the per-thread HTTP/1.1 pool ([`crate::proxy::pool`]) and return
-    /// the connection lease, which must be kept until the response body ends; `https://`
-    /// backends (h2 or HTTP/1.1 by ALPN) go through the hyper-util client.
+    /// backends go through the HTTP/1.1 client and its per-thread pool
+    /// ([`crate::proxy::h1::client`]); `https://` backends (h2 or HTTP/1.1 by ALPN) go
+    /// through the hyper-util client.
     pub async fn send(
         &self,
         req: Request<Limited>,
         insecure: bool,
         timeout: Duration,
-    ) -> Result<(Response<Incoming>, Option<Lease>), SendError> {
+    ) -> Result<Response<ProxyBody>, SendError> {
         if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
-            return match tokio::time::timeout(timeout, pool::send(req, &self.config)).await {
+            return match tokio::time::timeout(timeout, h1::client::send(req, &self.config)).await {
                 Err(_) => Err(SendError::Timeout),
-                Ok(Ok((resp, lease))) => Ok((resp, Some(lease))),
-                Ok(Err(e)) => Err(e),
+                Ok(r) => r,
             };
         }
         let client = if insecure { &self.insecure } else { &self.verified };
         match tokio::time::timeout(timeout, client.request(req)).await {
             Err(_) => Err(SendError::Timeout),
-            Ok(Ok(resp)) => Ok((resp, None)),
+            Ok(Ok(resp)) => Ok(resp.map(ProxyBody::stream)),
             Ok(Err(e)) => {
                 if caused_by::<LimitExceeded>(&e) {
                     Err(SendError::BodyTooLarge)

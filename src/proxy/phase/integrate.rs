@@ -10,7 +10,6 @@ use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header,
     request::Parts, uri::PathAndQuery,
 };
-use hyper::body::Incoming;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::{
@@ -18,11 +17,10 @@ use crate::{
         Backend, HeaderSource, Integration, IntegrationKind, IntegrationResponse, ParamLocation, ValueSource,
     },
     proxy::{
-        body::{Limited, ProxyBody},
+        body::{Limited, ProxyBody, RequestBody},
         ctx::RequestCtx,
         error::Reject,
         phase::params::query_value,
-        pool::Lease,
         upstream::SendError,
     },
 };
@@ -48,7 +46,7 @@ const COMPONENT: &AsciiSet = &CONTROLS
 pub async fn run(
     ctx: &mut RequestCtx<'_>,
     parts: Parts,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<Response<ProxyBody>, Reject> {
     let method = ctx
         .method
@@ -174,7 +172,7 @@ async fn http_proxy(
     ctx: &mut RequestCtx<'_>,
     integration: &Integration,
     parts: Parts,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<Response<ProxyBody>, Reject> {
     let Parts {
         method,
@@ -202,7 +200,7 @@ async fn http_proxy(
     strip_hop_by_hop(&mut head.headers);
     remap_reserved(&mut head.headers);
     head.version = Version::HTTP_11;
-    Ok(Response::from_parts(head, ProxyBody::stream(body)))
+    Ok(Response::from_parts(head, body))
 }
 
 // === HTTP ===
@@ -211,7 +209,7 @@ async fn http(
     ctx: &mut RequestCtx<'_>,
     integration: &Integration,
     parts: Parts,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<Response<ProxyBody>, Reject> {
     let target = match &integration.backend {
         Backend::Url(t) | Backend::Service { uri: t, .. } => t,
@@ -293,9 +291,9 @@ async fn http(
         // No integration response configured: pass the backend's answer through.
         remap_reserved(&mut head.headers);
         head.version = Version::HTTP_11;
-        return Ok(Response::from_parts(head, ProxyBody::stream(body)));
+        return Ok(Response::from_parts(head, body));
     };
-    let mut resp = Response::new(ProxyBody::stream(body));
+    let mut resp = Response::new(body);
     if let Some(ct) = head.headers.get(header::CONTENT_TYPE) {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
     }
@@ -317,7 +315,7 @@ async fn send(
     url: String,
     headers: HeaderMap,
     body: Limited,
-) -> Result<Response<Incoming>, Reject> {
+) -> Result<Response<ProxyBody>, Reject> {
     // From the String's own buffer: no copy.
     let uri = Uri::from_maybe_shared(Bytes::from(url))
         .map_err(|e| Reject::Internal(format!("backend URL: {e}")))?;
@@ -376,10 +374,6 @@ async fn send(
                 .await
         }
     };
-    let result = result.map(|(resp, lease)| {
-        ctx.lease = lease;
-        resp
-    });
     ctx.integration_latency = Some(started.elapsed());
     match result {
         Ok(resp) => {
@@ -397,8 +391,8 @@ async fn send(
 fn settle(
     ctx: &mut RequestCtx<'_>,
     guard: crate::proxy::upstream::EndpointGuard,
-    result: Result<(Response<Incoming>, Option<Lease>), SendError>,
-) -> Result<(Response<Incoming>, Option<Lease>), SendError> {
+    result: Result<Response<ProxyBody>, SendError>,
+) -> Result<Response<ProxyBody>, SendError> {
     let balancer = &ctx.shared.upstreams.balancer;
     match &result {
         Ok(_) => balancer.succeeded(&guard),

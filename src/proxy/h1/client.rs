@@ -1,0 +1,871 @@
+//! The HTTP/1.1 client for plain-HTTP backends (the in-cluster case) and its keep-alive pool.
+//!
+//! The pool is per thread (no lock at all): idle connections wait in a thread-local map keyed
+//! by authority. A checkout tries one non-blocking read to drop connections the backend
+//! closed meanwhile. The request is written and the answer read by the caller's own task; the
+//! connection goes back to the pool when the response body has been read to its end, which
+//! for a small answer is before the head is even returned.
+//!
+//! A request whose body is still streaming while the backend answers (an echo, an early
+//! error) keeps being written by a helper task, so neither side can block the other.
+//!
+//! Retries: a request on a pooled connection that failed before any byte of an answer came
+//! back is sent again once on a new connection, when its body can be sent again (none, or one
+//! buffer) and either nothing could be written or the method is idempotent.
+
+use std::{
+    cell::RefCell,
+    io,
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::Instant,
+};
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http_body::{Body, Frame, SizeHint};
+use tokio::{
+    io::{AsyncRead, AsyncWriteExt as _},
+    net::{
+        TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
+    task::JoinHandle,
+};
+
+use crate::{
+    proxy::{
+        body::{BoxError, LimitExceeded, Limited, ProxyBody},
+        h1::{ChunkedDecoder, Decoded, Framing, declared_framing, push_decimal, push_hex},
+        upstream::{SendError, UpstreamConfig, caused_by},
+    },
+    routing::FastMap,
+};
+
+/// The largest response head read from a backend.
+const MAX_RESPONSE_HEAD: usize = 96 * 1024;
+/// Response headers parsed at most.
+const MAX_HEADERS: usize = 128;
+/// A request body up to this size is written together with the head.
+const COALESCE: usize = 16 * 1024;
+
+/// One connection to a backend and the bytes read from it but not yet consumed.
+#[derive(Debug)]
+struct Conn {
+    io: TcpStream,
+    buf: BytesMut,
+    reused: bool,
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+thread_local! {
+    static IDLE: RefCell<FastMap<Box<str>, Vec<Idle>>> = RefCell::new(FastMap::default());
+}
+
+/// Where a connection goes back to when its response ends.
+#[derive(Clone, Debug)]
+struct PoolKey {
+    key: Box<str>,
+    max_idle: usize,
+}
+
+/// Takes a live idle connection to `key`, dropping closed and expired ones.
+fn checkout(key: &str, config: &UpstreamConfig) -> Option<Conn> {
+    IDLE.try_with(|idle| {
+        let mut idle = idle.try_borrow_mut().ok()?;
+        let list = idle.get_mut(key)?;
+        while let Some(c) = list.pop() {
+            if c.since.elapsed() > config.pool_idle_timeout {
+                continue;
+            }
+            // Anything readable on an idle connection is a close (or garbage): drop it.
+            let mut probe = [0u8; 1];
+            match c.conn.io.try_read(&mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut conn = c.conn;
+                    conn.reused = true;
+                    return Some(conn);
+                }
+                _ => continue,
+            }
+        }
+        None
+    })
+    .ok()
+    .flatten()
+}
+
+fn checkin(pool: &PoolKey, mut conn: Conn) {
+    if !conn.buf.is_empty() {
+        return;
+    }
+    conn.buf.clear();
+    let _ = IDLE.try_with(|idle| {
+        if let Ok(mut idle) = idle.try_borrow_mut() {
+            let entry = Idle {
+                conn,
+                since: Instant::now(),
+            };
+            match idle.get_mut(&*pool.key) {
+                Some(list) if list.len() < pool.max_idle => list.push(entry),
+                Some(_) => {}
+                None => {
+                    idle.insert(pool.key.clone(), vec![entry]);
+                }
+            }
+        }
+    });
+}
+
+async fn connect(addr: &str, config: &UpstreamConfig) -> Result<Conn, SendError> {
+    let io = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| SendError::Connect(format!("connect to {addr} timed out")))?
+        .map_err(|e| SendError::Connect(format!("connect to {addr}: {e}")))?;
+    let _ = io.set_nodelay(true);
+    Ok(Conn {
+        io,
+        buf: BytesMut::with_capacity(8 * 1024),
+        reused: false,
+    })
+}
+
+/// The request body as sent: nothing, one buffer (can be sent again), or a stream.
+enum Payload {
+    Fixed(Option<Bytes>),
+    Stream(Limited),
+}
+
+/// Sends a request with an `http://` URI and returns the response head; its body is read off
+/// the connection as it is polled. Host is set from the URI's authority when absent.
+pub async fn send(req: Request<Limited>, config: &UpstreamConfig) -> Result<Response<ProxyBody>, SendError> {
+    let (parts, body) = req.into_parts();
+    let authority = parts
+        .uri
+        .authority()
+        .ok_or_else(|| SendError::Failed("backend URL without a host".into()))?;
+    let key = authority.as_str();
+    let with_port;
+    let addr: &str = if authority.port().is_some() {
+        key
+    } else {
+        with_port = format!("{}:80", authority.host());
+        &with_port
+    };
+    let pool = PoolKey {
+        key: key.into(),
+        max_idle: config.pool_max_idle_per_host,
+    };
+
+    // Framing: the declared Content-Length, else the body's exact size, else chunked.
+    let declared = declared_framing(&parts.headers, false)
+        .map_err(|e| SendError::Failed(format!("request framing: {e}")))?;
+    let payload = match body.as_full() {
+        Some(b) => Payload::Fixed(Some(b.clone())),
+        None if body.is_end_stream() => Payload::Fixed(None),
+        None => Payload::Stream(body),
+    };
+    let framing = match (&payload, declared) {
+        (_, Some(Framing::Length(n))) => Framing::Length(n),
+        (Payload::Fixed(b), _) => Framing::Length(b.as_ref().map_or(0, |b| b.len() as u64)),
+        (Payload::Stream(s), _) => s.size_hint().exact().map_or(Framing::Chunked, Framing::Length),
+    };
+    let head = encode_head(&parts.method, &parts.uri, key, &parts.headers, framing);
+    let idempotent = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    );
+    let head_request = parts.method == Method::HEAD;
+
+    let mut payload = Some(payload);
+    for fresh in [false, true] {
+        let conn = match (fresh, checkout(key, config)) {
+            (false, Some(c)) => c,
+            (false, None) => continue,
+            (true, _) => connect(addr, config).await?,
+        };
+        let Some(p) = payload.take() else { break };
+        match exchange(conn, &head, p, framing, head_request).await {
+            Ok((resp_head, link)) => return Ok(respond(resp_head, link, pool)),
+            Err(Failure {
+                error,
+                reused,
+                written,
+                answered,
+                payload: back,
+            }) => {
+                let retry = reused && !answered && back.is_some() && (!written || idempotent);
+                if retry && !fresh {
+                    payload = back;
+                    continue;
+                }
+                return Err(error);
+            }
+        }
+    }
+    Err(SendError::Failed("no usable connection".into()))
+}
+
+/// The request head on the wire.
+fn encode_head(
+    method: &Method,
+    uri: &http::Uri,
+    authority: &str,
+    headers: &HeaderMap,
+    framing: Framing,
+) -> BytesMut {
+    let mut out = BytesMut::with_capacity(512);
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if !headers.contains_key(header::HOST) {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(authority.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in headers {
+        // Framing is ours to write; an expectation is the client's business with us.
+        if name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::CONNECTION
+            || name == header::EXPECT
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        Framing::Length(0) if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) => {}
+        Framing::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            push_decimal(&mut out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Empty | Framing::Close => {}
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A response head and how its body is framed.
+struct ResponseHead {
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+    framing: Framing,
+    /// Whether the connection can carry another request after this response.
+    keep_alive: bool,
+}
+
+/// Why an exchange failed, and whether it may be tried again.
+struct Failure {
+    error: SendError,
+    reused: bool,
+    /// Some of the request reached the socket.
+    written: bool,
+    /// Some of an answer came back.
+    answered: bool,
+    /// The payload, when it can be sent again.
+    payload: Option<Payload>,
+}
+
+/// The request body pump of a streamed request: it owns the write half until the body ends.
+type Pump = JoinHandle<Result<OwnedWriteHalf, SendError>>;
+
+/// The connection after the head was read: whole, or split while the pump still writes.
+enum Link {
+    Whole(Conn),
+    Split {
+        rd: OwnedReadHalf,
+        buf: BytesMut,
+        pump: Pump,
+    },
+}
+
+async fn exchange(
+    mut conn: Conn,
+    head: &BytesMut,
+    payload: Payload,
+    framing: Framing,
+    head_request: bool,
+) -> Result<(ResponseHead, Link), Failure> {
+    let reused = conn.reused;
+    match payload {
+        Payload::Fixed(body) => {
+            let mut written = false;
+            let result = async {
+                match &body {
+                    Some(b) if b.len() <= COALESCE => {
+                        let mut out = BytesMut::with_capacity(head.len() + b.len());
+                        out.extend_from_slice(head);
+                        out.extend_from_slice(b);
+                        conn.io.write_all(&out).await?;
+                    }
+                    Some(b) => {
+                        conn.io.write_all(head).await?;
+                        written = true;
+                        conn.io.write_all(b).await?;
+                    }
+                    None => conn.io.write_all(head).await?,
+                }
+                Ok::<_, io::Error>(())
+            }
+            .await;
+            if let Err(e) = result {
+                return Err(Failure {
+                    error: SendError::Failed(format!("writing the request: {e}")),
+                    reused,
+                    written,
+                    answered: false,
+                    payload: Some(Payload::Fixed(body)),
+                });
+            }
+            match read_head(&mut conn.io, &mut conn.buf, head_request).await {
+                Ok(h) => Ok((h, Link::Whole(conn))),
+                Err((error, answered)) => Err(Failure {
+                    error,
+                    reused,
+                    written: true,
+                    answered,
+                    payload: Some(Payload::Fixed(body)),
+                }),
+            }
+        }
+        Payload::Stream(body) => {
+            if let Err(e) = conn.io.write_all(head).await {
+                return Err(Failure {
+                    error: SendError::Failed(format!("writing the request: {e}")),
+                    reused,
+                    written: false,
+                    answered: false,
+                    payload: Some(Payload::Stream(body)),
+                });
+            }
+            let Conn { io, mut buf, .. } = conn;
+            let (mut rd, wr) = io.into_split();
+            // The body is written while the answer is awaited: a backend may answer (or
+            // echo) before it has read everything.
+            let mut pump = tokio::spawn(pump(wr, body, framing));
+            let mut pump_done: Option<OwnedWriteHalf> = None;
+            let failure = |error, answered| Failure {
+                error,
+                reused,
+                written: true,
+                answered,
+                payload: None,
+            };
+            let head = loop {
+                tokio::select! {
+                    h = read_head(&mut rd, &mut buf, head_request) => match h {
+                        Ok(h) => break h,
+                        Err((e, answered)) => {
+                            pump.abort();
+                            return Err(failure(e, answered));
+                        }
+                    },
+                    r = &mut pump, if pump_done.is_none() => match r {
+                        Ok(Ok(wr)) => pump_done = Some(wr),
+                        Ok(Err(e)) => return Err(failure(e, false)),
+                        Err(e) => return Err(failure(SendError::Failed(format!("request body: {e}")), false)),
+                    },
+                }
+            };
+            let link = match pump_done {
+                Some(wr) => match rd.reunite(wr) {
+                    Ok(io) => Link::Whole(Conn { io, buf, reused }),
+                    Err(e) => return Err(failure(SendError::Failed(format!("reunite: {e}")), true)),
+                },
+                None => Link::Split { rd, buf, pump },
+            };
+            Ok((head, link))
+        }
+    }
+}
+
+/// Writes a streamed request body with its framing; gives the write half back at the end.
+async fn pump(
+    mut wr: OwnedWriteHalf,
+    mut body: Limited,
+    framing: Framing,
+) -> Result<OwnedWriteHalf, SendError> {
+    use http_body_util::BodyExt as _;
+    let mut sent = 0u64;
+    let mut out = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if caused_by::<LimitExceeded>(&*e) {
+                SendError::BodyTooLarge
+            } else {
+                SendError::Failed(format!("reading the request body: {e}"))
+            }
+        })?;
+        let Ok(data) = frame.into_data() else { continue };
+        if data.is_empty() {
+            continue;
+        }
+        sent += data.len() as u64;
+        let result = match framing {
+            Framing::Chunked => {
+                out.clear();
+                push_hex(&mut out, data.len());
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(&data);
+                out.extend_from_slice(b"\r\n");
+                wr.write_all(&out).await
+            }
+            Framing::Length(n) if sent > n => {
+                return Err(SendError::Failed(
+                    "request body longer than its Content-Length".into(),
+                ));
+            }
+            _ => wr.write_all(&data).await,
+        };
+        result.map_err(|e| SendError::Failed(format!("writing the request body: {e}")))?;
+    }
+    match framing {
+        Framing::Chunked => wr
+            .write_all(b"0\r\n\r\n")
+            .await
+            .map_err(|e| SendError::Failed(format!("writing the request body: {e}")))?,
+        Framing::Length(n) if sent != n => {
+            return Err(SendError::Failed(
+                "request body shorter than its Content-Length".into(),
+            ));
+        }
+        _ => {}
+    }
+    Ok(wr)
+}
+
+/// Reads a response head (skipping interim 1xx answers). The error says whether any byte of
+/// an answer had arrived.
+async fn read_head<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    head_request: bool,
+) -> Result<ResponseHead, (SendError, bool)> {
+    use tokio::io::AsyncReadExt as _;
+    let mut answered = !buf.is_empty();
+    loop {
+        if !buf.is_empty() {
+            answered = true;
+            match parse_head(buf, head_request).map_err(|e| (e, true))? {
+                Some(Parsed::Final(h)) => return Ok(h),
+                Some(Parsed::Interim) => continue,
+                None => {}
+            }
+            if buf.len() > MAX_RESPONSE_HEAD {
+                return Err((SendError::Failed("response head too large".into()), true));
+            }
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(8 * 1024);
+        }
+        match io.read_buf(buf).await {
+            Ok(0) if answered => {
+                return Err((
+                    SendError::Failed("connection closed in the response head".into()),
+                    true,
+                ));
+            }
+            Ok(0) => {
+                return Err((
+                    SendError::Failed("connection closed before a response".into()),
+                    false,
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => return Err((SendError::Failed(format!("reading the response: {e}")), answered)),
+        }
+    }
+}
+
+enum Parsed {
+    Final(ResponseHead),
+    /// A 1xx answer, consumed.
+    Interim,
+}
+
+fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, SendError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let n = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(SendError::Failed(format!("malformed response head: {e}"))),
+    };
+    let code = resp.code.unwrap_or(0);
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| SendError::Failed(format!("invalid response status {code}")))?;
+    if status.is_informational() {
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(SendError::Failed("unexpected protocol switch".into()));
+        }
+        buf.advance(n);
+        return Ok(Some(Parsed::Interim));
+    }
+    let http10 = resp.version == Some(0);
+    // Header values are copied out of the read buffer in one piece and shared from there.
+    let base = buf.as_ptr() as usize;
+    let mut spans: smallvec::SmallVec<[(HeaderName, usize, usize); 24]> = smallvec::SmallVec::new();
+    for h in resp.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| SendError::Failed(format!("invalid response header name {:?}", h.name)))?;
+        let start = h.value.as_ptr() as usize - base;
+        spans.push((name, start, start + h.value.len()));
+    }
+    let raw = buf.split_to(n).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, start, end) in spans {
+        let value = HeaderValue::from_maybe_shared(raw.slice(start..end))
+            .map_err(|_| SendError::Failed(format!("invalid value of response header {name}")))?;
+        headers.append(name, value);
+    }
+    let framing = if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        Framing::Empty
+    } else {
+        match declared_framing(&headers, false) {
+            Ok(Some(f)) => f,
+            Ok(None) => Framing::Close,
+            // A coding other than chunked: the body runs to the close (RFC 9112 §6.3).
+            Err(crate::proxy::h1::FramingError::UnsupportedCoding) => Framing::Close,
+            Err(e) => return Err(SendError::Failed(format!("response framing: {e}"))),
+        }
+    };
+    let close = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| has_token(v, "close"));
+    let keep_alive = framing != Framing::Close
+        && !close
+        && (!http10
+            || headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .any(|v| has_token(v, "keep-alive")));
+    Ok(Some(Parsed::Final(ResponseHead {
+        status,
+        version: if http10 {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        },
+        headers,
+        framing,
+        keep_alive,
+    })))
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+pub(crate) fn has_token(v: &HeaderValue, token: &str) -> bool {
+    v.as_bytes()
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// The response for the caller. A body already read whole gives the connection back at once.
+fn respond(head: ResponseHead, link: Link, pool: PoolKey) -> Response<ProxyBody> {
+    let ResponseHead {
+        status,
+        version,
+        headers,
+        framing,
+        keep_alive,
+    } = head;
+    let mut resp = Response::new(ProxyBody::empty());
+    *resp.status_mut() = status;
+    *resp.version_mut() = version;
+    *resp.headers_mut() = headers;
+    let body = match (framing, link) {
+        (Framing::Empty, Link::Whole(conn)) => {
+            if keep_alive {
+                checkin(&pool, conn);
+            }
+            ProxyBody::empty()
+        }
+        (Framing::Length(n), Link::Whole(mut conn)) if conn.buf.len() as u64 >= n => {
+            let data = conn.buf.split_to(n as usize).freeze();
+            if keep_alive {
+                checkin(&pool, conn);
+            }
+            ProxyBody::full(data)
+        }
+        (framing, link) => {
+            let (reader, buf, pump) = match link {
+                Link::Whole(conn) => (Reader::Whole(conn.io), conn.buf, None),
+                Link::Split { rd, buf, pump } => (Reader::Half(rd), buf, Some(pump)),
+            };
+            ProxyBody::upstream(UpstreamBody {
+                io: Some(reader),
+                buf,
+                state: match framing {
+                    Framing::Length(n) => BodyState::Length(n),
+                    Framing::Chunked => BodyState::Chunked(ChunkedDecoder::default()),
+                    _ => BodyState::Close,
+                },
+                keep_alive,
+                pump,
+                pool,
+            })
+        }
+    };
+    *resp.body_mut() = body;
+    resp
+}
+
+/// The read side of a backend connection.
+#[derive(Debug)]
+enum Reader {
+    Whole(TcpStream),
+    Half(OwnedReadHalf),
+}
+
+impl Reader {
+    fn poll_read_buf(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+        match self {
+            Reader::Whole(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, buf),
+            Reader::Half(s) => tokio_util::io::poll_read_buf(Pin::new(s), cx, buf),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum BodyState {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    Close,
+    Done,
+}
+
+/// A backend's response body, read off its connection as the client side polls it.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    io: Option<Reader>,
+    buf: BytesMut,
+    state: BodyState,
+    keep_alive: bool,
+    pump: Option<Pump>,
+    pool: PoolKey,
+}
+
+impl UpstreamBody {
+    /// The body ended: the connection goes back to the pool when it can carry another request.
+    fn finish(&mut self) {
+        self.state = BodyState::Done;
+        let Some(reader) = self.io.take() else { return };
+        if !self.keep_alive || !self.buf.is_empty() {
+            return;
+        }
+        let io = match reader {
+            Reader::Whole(io) => io,
+            Reader::Half(rd) => {
+                // Only a pump that finished leaves a connection worth keeping.
+                let Some(pump) = self.pump.take() else { return };
+                if !pump.is_finished() {
+                    pump.abort();
+                    return;
+                }
+                let Some(Ok(Ok(wr))) = futures::FutureExt::now_or_never(pump) else {
+                    return;
+                };
+                match rd.reunite(wr) {
+                    Ok(io) => io,
+                    Err(_) => return,
+                }
+            }
+        };
+        checkin(
+            &self.pool,
+            Conn {
+                io,
+                buf: std::mem::take(&mut self.buf),
+                reused: true,
+            },
+        );
+    }
+
+    fn fail(&mut self, e: impl Into<BoxError>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.state = BodyState::Done;
+        self.io = None;
+        Poll::Ready(Some(Err(e.into())))
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Some(pump) = self.pump.take() {
+            pump.abort();
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            // Take what the buffer holds.
+            match &mut this.state {
+                BodyState::Done => return Poll::Ready(None),
+                BodyState::Length(0) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                BodyState::Length(left) => {
+                    if !this.buf.is_empty() {
+                        let n = usize::try_from(*left).unwrap_or(usize::MAX).min(this.buf.len());
+                        let data = this.buf.split_to(n).freeze();
+                        *left -= n as u64;
+                        if *left == 0 {
+                            this.finish();
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                BodyState::Chunked(d) => match d.decode(&mut this.buf) {
+                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Decoded::End) => {
+                        this.finish();
+                        return Poll::Ready(None);
+                    }
+                    Ok(Decoded::NeedMore) => {}
+                    Err(e) => return this.fail(e),
+                },
+                BodyState::Close => {
+                    if !this.buf.is_empty() {
+                        let data = this.buf.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+            }
+            // Read more.
+            let Some(io) = this.io.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if this.buf.capacity() - this.buf.len() < 8 * 1024 {
+                this.buf.reserve(64 * 1024);
+            }
+            match ready!(io.poll_read_buf(cx, &mut this.buf)) {
+                Ok(0) => {
+                    if matches!(this.state, BodyState::Close) {
+                        this.state = BodyState::Done;
+                        this.io = None;
+                        return Poll::Ready(None);
+                    }
+                    return this.fail("backend closed the connection before the body ended");
+                }
+                Ok(_) => {}
+                Err(e) => return this.fail(e),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, BodyState::Done | BodyState::Length(0))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            BodyState::Length(n) => SizeHint::with_exact(n),
+            BodyState::Done => SizeHint::with_exact(0),
+            _ => SizeHint::new(),
+        }
+    }
+}
+
+/// Reads into a buffer (for tests of the head parser).
+#[cfg(test)]
+fn parse_for_test(bytes: &[u8], head_request: bool) -> Result<Option<ResponseHead>, SendError> {
+    let mut buf = BytesMut::from(bytes);
+    loop {
+        match parse_head(&mut buf, head_request)? {
+            Some(Parsed::Final(h)) => return Ok(Some(h)),
+            Some(Parsed::Interim) => continue,
+            None => return Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_heads_parse_with_their_framing() {
+        let h = parse_for_test(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+            false,
+        )
+        .expect("ok")
+        .expect("complete");
+        assert_eq!(h.status, 200);
+        assert_eq!(h.framing, Framing::Length(3));
+        assert!(h.keep_alive);
+        let h = parse_for_test(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false)
+            .expect("ok")
+            .expect("complete");
+        assert_eq!(h.framing, Framing::Chunked);
+        let h = parse_for_test(b"HTTP/1.0 200 OK\r\n\r\n", false)
+            .expect("ok")
+            .expect("complete");
+        assert_eq!(h.framing, Framing::Close);
+        assert!(!h.keep_alive);
+        let h = parse_for_test(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", true)
+            .expect("ok")
+            .expect("complete");
+        assert_eq!(h.framing, Framing::Empty, "HEAD answers have no body");
+        let h = parse_for_test(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", false)
+            .expect("ok")
+            .expect("complete");
+        assert_eq!(h.framing, Framing::Empty);
+        assert!(!h.keep_alive);
+        assert!(
+            parse_for_test(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+                false
+            )
+            .is_err()
+        );
+        assert!(
+            parse_for_test(b"HTTP/1.1 200 OK\r\nContent-", false)
+                .expect("ok")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn request_heads_carry_our_framing() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-a", HeaderValue::from_static("1"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("9"));
+        headers.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
+        let uri: http::Uri = "http://b:8080/p?q=1".parse().expect("uri");
+        let head = encode_head(&Method::POST, &uri, "b:8080", &headers, Framing::Chunked);
+        assert_eq!(
+            &head[..],
+            b"POST /p?q=1 HTTP/1.1\r\nhost: b:8080\r\nx-a: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        let head = encode_head(
+            &Method::GET,
+            &uri,
+            "b:8080",
+            &HeaderMap::new(),
+            Framing::Length(0),
+        );
+        assert_eq!(&head[..], b"GET /p?q=1 HTTP/1.1\r\nhost: b:8080\r\n\r\n");
+    }
+}

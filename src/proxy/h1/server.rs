@@ -1,0 +1,580 @@
+//! The HTTP/1.1 side facing clients: one task per connection reads a request head, runs the
+//! request through [`service::serve`] and writes the answer, then waits for the next head.
+//!
+//! ```text
+//! read head ─ parse (httparse) ─ framing ─ body: none │ already here │ streamed by a reader task
+//!     └─ 400/414/431 (gateway answers) for what cannot be parsed or is too big
+//! service::serve ─ write head (+ first body bytes in the same write) ─ body frames ─ next
+//! ```
+//!
+//! Refused outright, with an AWS answer and a closed connection: malformed heads, both
+//! Content-Length and Transfer-Encoding, Transfer-Encoding other than `chunked`, conflicting
+//! lengths, heads over the limits. A connection whose request body was not read to its end
+//! is closed after the answer (lingering, so the answer is not lost to a reset).
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http_body::Body as _;
+use http_body_util::BodyExt as _;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadHalf, WriteHalf},
+    sync::mpsc,
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::proxy::{
+    Shared,
+    body::{BoxError, RequestBody},
+    ctx::ConnInfo,
+    error::Reject,
+    h1::{
+        ChunkedDecoder, Decoded, Framing, FramingError, client::has_token, declared_framing, push_date,
+        push_decimal, push_hex, wire_name,
+    },
+    service::{self, ResponseBody},
+};
+
+/// Request headers parsed at most (431 beyond).
+const MAX_HEADERS: usize = 128;
+/// How long a connection may sit idle between requests.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a started request head may take to arrive.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long, and how much, is read and thrown away before closing a connection whose
+/// request body was not read.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 32 << 20;
+/// Response bodies up to this size go out in the same write as the head.
+const COALESCE: usize = 64 * 1024;
+/// The HTTP/2 connection preface (prior knowledge on a plain listener).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How a connection ended.
+pub enum Outcome<IO> {
+    Closed,
+    /// The client spoke HTTP/2 with prior knowledge: the connection and the bytes read so far.
+    Http2(IO, Bytes),
+}
+
+/// A parsed request head.
+struct Head {
+    parts: http::request::Parts,
+    framing: Framing,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// What the body reader task gives back: the read side, the bytes after the body, and
+/// whether the body was read to its end.
+type BodyEnd<IO> = (ReadHalf<IO>, BytesMut, bool);
+
+/// Serves HTTP/1.1 requests on a connection until it closes, goes idle, or `stop` fires.
+pub async fn serve<IO>(
+    io: IO,
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    stop: CancellationToken,
+    detect_h2: bool,
+) -> Outcome<IO>
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (rd, mut wr) = tokio::io::split(io);
+    let mut rd = Some(rd);
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut out = BytesMut::with_capacity(8 * 1024);
+    let limits = &shared.config.limits;
+    let max_head = limits.max_header_bytes + limits.max_uri_bytes + 8 * 1024;
+    let mut first = detect_h2;
+    loop {
+        let Some(reader) = rd.as_mut() else {
+            return Outcome::Closed;
+        };
+        // 1. The head.
+        let parsed = loop {
+            if !buf.is_empty() {
+                if first {
+                    let n = buf.len().min(H2_PREFACE.len());
+                    if buf[..n] == H2_PREFACE[..n] {
+                        if n == H2_PREFACE.len() {
+                            let Some(r) = rd.take() else {
+                                return Outcome::Closed;
+                            };
+                            return Outcome::Http2(r.unsplit(wr), buf.freeze());
+                        }
+                    } else {
+                        first = false;
+                    }
+                }
+                if !first {
+                    match parse_request(&mut buf) {
+                        Ok(Some(head)) => break Ok(head),
+                        Ok(None) => {}
+                        Err(reject) => break Err(reject),
+                    }
+                }
+                if buf.len() > max_head {
+                    break Err(if memchr::memchr(b'\n', &buf).is_none() {
+                        Reject::UriTooLong
+                    } else {
+                        Reject::HeadersTooLarge
+                    });
+                }
+            }
+            if buf.capacity() - buf.len() < 2048 {
+                buf.reserve(8 * 1024);
+            }
+            let read = if buf.is_empty() {
+                // Idle between requests: a stop or the idle timeout ends the connection.
+                tokio::select! {
+                    biased;
+                    r = reader.read_buf(&mut buf) => r,
+                    () = stop.cancelled() => return Outcome::Closed,
+                    () = tokio::time::sleep(IDLE_TIMEOUT) => return Outcome::Closed,
+                }
+            } else {
+                match tokio::time::timeout(HEAD_TIMEOUT, reader.read_buf(&mut buf)).await {
+                    Ok(r) => r,
+                    Err(_) => return Outcome::Closed,
+                }
+            };
+            match read {
+                Ok(0) | Err(_) => return Outcome::Closed,
+                Ok(_) => {}
+            }
+        };
+        first = false;
+        let head = match parsed {
+            Ok(head) => head,
+            Err(reject) => {
+                let resp = service::reject(&shared, &conn, reject);
+                let _ = write_response(&mut wr, &mut out, resp, false, true).await;
+                linger(rd.take(), wr).await;
+                return Outcome::Closed;
+            }
+        };
+
+        // 2. The body: none, already here, or streamed by a reader task.
+        let Head {
+            parts,
+            framing,
+            keep_alive,
+            expect_continue,
+        } = head;
+        let mut body_reader: Option<JoinHandle<BodyEnd<IO>>> = None;
+        let body = match framing {
+            Framing::Empty | Framing::Length(0) => RequestBody::Empty,
+            Framing::Length(n) if buf.len() as u64 >= n => {
+                RequestBody::full(buf.split_to(usize::try_from(n).unwrap_or(usize::MAX)).freeze())
+            }
+            framing => {
+                if expect_continue && wr.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+                    return Outcome::Closed;
+                }
+                let Some(r) = rd.take() else {
+                    return Outcome::Closed;
+                };
+                let (tx, rx) = mpsc::channel(2);
+                body_reader = Some(tokio::spawn(read_body(r, std::mem::take(&mut buf), framing, tx)));
+                RequestBody::Streamed {
+                    rx,
+                    length: match framing {
+                        Framing::Length(n) => Some(n),
+                        _ => None,
+                    },
+                    done: false,
+                }
+            }
+        };
+        let head_request = parts.method == Method::HEAD;
+        let http10 = parts.version == Version::HTTP_10;
+
+        // 3. The answer.
+        let resp = service::serve(&shared, &conn, Request::from_parts(parts, body)).await;
+        let mut keep_alive = keep_alive && !stop.is_cancelled();
+        let clean = write_response(&mut wr, &mut out, resp, head_request, http10 || !keep_alive).await;
+        let clean = match clean {
+            Ok(clean) => clean,
+            Err(_) => return Outcome::Closed,
+        };
+        keep_alive &= clean;
+        if let Some(task) = body_reader {
+            match tokio::time::timeout(LINGER, task).await {
+                Ok(Ok((r, rest, complete))) => {
+                    rd = Some(r);
+                    buf = rest;
+                    keep_alive &= complete;
+                    if !complete {
+                        linger(rd.take(), wr).await;
+                        return Outcome::Closed;
+                    }
+                }
+                _ => return Outcome::Closed,
+            }
+        }
+        if !keep_alive {
+            let _ = wr.shutdown().await;
+            return Outcome::Closed;
+        }
+    }
+}
+
+/// Parses a request head off `buf`. `Ok(None)`: not complete yet.
+fn parse_request(buf: &mut BytesMut) -> Result<Option<Head>, Reject> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let n = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Reject::HeadersTooLarge),
+        Err(httparse::Error::Version) => return Err(Reject::BadRequest("unsupported HTTP version")),
+        Err(_) => return Err(Reject::BadRequest("malformed request head")),
+    };
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| Reject::BadRequest("invalid method"))?;
+    let http10 = req.version == Some(0);
+    // The target and header values stay in the head's buffer, shared.
+    let base = buf.as_ptr() as usize;
+    let path = req.path.unwrap_or_default();
+    let path_span = (path.as_ptr() as usize - base, path.len());
+    let mut spans: smallvec::SmallVec<[(HeaderName, usize, usize); 24]> = smallvec::SmallVec::new();
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| Reject::BadRequest("invalid header name"))?;
+        spans.push((name, h.value.as_ptr() as usize - base, h.value.len()));
+    }
+    let raw = buf.split_to(n).freeze();
+    let uri = http::Uri::from_maybe_shared(raw.slice(path_span.0..path_span.0 + path_span.1))
+        .map_err(|_| Reject::BadRequest("invalid request target"))?;
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, start, len) in spans {
+        let value = HeaderValue::from_maybe_shared(raw.slice(start..start + len))
+            .map_err(|_| Reject::BadRequest("invalid header value"))?;
+        headers.append(name, value);
+    }
+    let framing = declared_framing(&headers, http10)
+        .map_err(|e| {
+            Reject::BadRequest(match e {
+                FramingError::Both => "both Content-Length and Transfer-Encoding",
+                FramingError::InvalidLength => "invalid Content-Length",
+                FramingError::ConflictingLengths => "conflicting Content-Length headers",
+                FramingError::UnsupportedCoding => "unsupported Transfer-Encoding",
+                FramingError::CodingInHttp10 => "Transfer-Encoding in HTTP/1.0",
+                FramingError::BadChunk => "malformed chunked body",
+            })
+        })?
+        .unwrap_or(Framing::Empty);
+    let connection = headers.get_all(header::CONNECTION);
+    let keep_alive = if http10 {
+        connection.iter().any(|v| has_token(v, "keep-alive"))
+    } else {
+        !connection.iter().any(|v| has_token(v, "close"))
+    };
+    let expect_continue = !http10
+        && headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = if http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    *request.headers_mut() = headers;
+    let (parts, ()) = request.into_parts();
+    Ok(Some(Head {
+        parts,
+        framing,
+        keep_alive,
+        expect_continue,
+    }))
+}
+
+/// Reads a streamed request body and hands it over frame by frame. Ends when the body does,
+/// when it is malformed or cut, or when nobody wants it any more.
+async fn read_body<IO: AsyncRead>(
+    mut rd: ReadHalf<IO>,
+    mut buf: BytesMut,
+    framing: Framing,
+    tx: mpsc::Sender<Result<Bytes, BoxError>>,
+) -> BodyEnd<IO> {
+    let mut left = match framing {
+        Framing::Length(n) => n,
+        _ => 0,
+    };
+    let mut chunked = (framing == Framing::Chunked).then(ChunkedDecoder::default);
+    loop {
+        // Hand over what the buffer holds.
+        let piece = match chunked.as_mut() {
+            Some(d) => match d.decode(&mut buf) {
+                Ok(Decoded::Data(b)) => Some(b),
+                Ok(Decoded::End) => return (rd, buf, true),
+                Ok(Decoded::NeedMore) => None,
+                Err(e) => {
+                    let _ = tx.send(Err(Box::new(e))).await;
+                    return (rd, buf, false);
+                }
+            },
+            None if left == 0 => return (rd, buf, true),
+            None if buf.is_empty() => None,
+            None => {
+                let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                left -= n as u64;
+                Some(buf.split_to(n).freeze())
+            }
+        };
+        if let Some(data) = piece {
+            if tx.send(Ok(data)).await.is_err() {
+                return (rd, buf, false);
+            }
+            continue;
+        }
+        if buf.capacity() - buf.len() < 8 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+        let read = tokio::select! {
+            r = rd.read_buf(&mut buf) => r,
+            () = tx.closed() => return (rd, buf, false),
+        };
+        match read {
+            Ok(0) => {
+                let _ = tx
+                    .send(Err(
+                        "the client closed the connection before the body ended".into()
+                    ))
+                    .await;
+                return (rd, buf, false);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = tx.send(Err(Box::new(e))).await;
+                return (rd, buf, false);
+            }
+        }
+    }
+}
+
+/// Writes a response. Small bodies go out in the same write as the head. Returns whether the
+/// connection can carry another request (the body was whole and self-delimited).
+async fn write_response<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    out: &mut BytesMut,
+    resp: Response<ResponseBody>,
+    head_request: bool,
+    close: bool,
+) -> std::io::Result<bool> {
+    let (parts, mut body) = resp.into_parts();
+    let status = parts.status;
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if !parts.headers.contains_key(header::DATE) {
+        push_date(out);
+    }
+    let no_body = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let mut declared: Option<u64> = None;
+    for (name, value) in &parts.headers {
+        if name == header::TRANSFER_ENCODING || name == header::CONNECTION {
+            continue;
+        }
+        if name == header::CONTENT_LENGTH {
+            if status == StatusCode::NO_CONTENT || status.is_informational() {
+                continue;
+            }
+            let n = std::str::from_utf8(value.as_bytes())
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            if declared.is_some() || n.is_none() {
+                continue;
+            }
+            declared = n;
+        }
+        out.extend_from_slice(wire_name(name).as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // The framing of the body.
+    let mut close = close;
+    let framing = if no_body {
+        Framing::Empty
+    } else if let Some(n) = declared {
+        Framing::Length(n)
+    } else if let Some(n) = body.size_hint().exact() {
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, n);
+        out.extend_from_slice(b"\r\n");
+        Framing::Length(n)
+    } else if !close {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        Framing::Chunked
+    } else {
+        Framing::Close
+    };
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+
+    if framing == Framing::Empty {
+        wr.write_all(out).await?;
+        // The body ends here (it records the request when it does).
+        drop(body);
+        return Ok(!close);
+    }
+    let mut sent = 0u64;
+    loop {
+        // A frame that is ready now joins the head (and what came before) in one write.
+        let frame = match futures::FutureExt::now_or_never(body.frame()) {
+            Some(f) => f,
+            None => {
+                if !out.is_empty() {
+                    wr.write_all(out).await?;
+                    out.clear();
+                }
+                body.frame().await
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(d) => d,
+                Err(_) => continue, // trailers are dropped
+            },
+            Some(Err(e)) => {
+                // Too late for an error answer: the client sees the message cut short.
+                tracing::debug!(error = %e, "response body failed");
+                if !out.is_empty() {
+                    wr.write_all(out).await?;
+                }
+                return Ok(false);
+            }
+        };
+        if data.is_empty() {
+            continue;
+        }
+        sent += data.len() as u64;
+        match framing {
+            Framing::Length(n) if sent > n => {
+                tracing::debug!(declared = n, "response body longer than its Content-Length");
+                close = true;
+                break;
+            }
+            Framing::Chunked => {
+                push_hex(out, data.len());
+                out.extend_from_slice(b"\r\n");
+                push_body(wr, out, &data).await?;
+                out.extend_from_slice(b"\r\n");
+            }
+            _ => push_body(wr, out, &data).await?,
+        }
+        if out.len() >= COALESCE {
+            wr.write_all(out).await?;
+            out.clear();
+        }
+    }
+    match framing {
+        Framing::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
+        Framing::Length(n) if sent != n => close = true,
+        _ => {}
+    }
+    if !out.is_empty() {
+        wr.write_all(out).await?;
+    }
+    wr.flush().await?;
+    Ok(!close && framing != Framing::Close)
+}
+
+/// Appends a body piece to the pending output, or writes both when the piece is large.
+async fn push_body<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    out: &mut BytesMut,
+    data: &Bytes,
+) -> std::io::Result<()> {
+    if out.len() + data.len() <= COALESCE {
+        out.extend_from_slice(data);
+        return Ok(());
+    }
+    if !out.is_empty() {
+        wr.write_all(out).await?;
+        out.clear();
+    }
+    wr.write_all(data).await
+}
+
+/// Closes a connection whose client may still be sending: the write side first, then what
+/// arrives is read and dropped for a while, so the answer is not lost to a reset.
+async fn linger<IO: AsyncRead + AsyncWrite>(rd: Option<ReadHalf<IO>>, mut wr: WriteHalf<IO>) {
+    let _ = wr.shutdown().await;
+    let Some(mut rd) = rd else { return };
+    let drain = async {
+        let mut scratch = vec![0u8; 16 * 1024];
+        let mut total = 0usize;
+        while total < LINGER_BYTES {
+            match rd.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Result<Option<Head>, Reject> {
+        parse_request(&mut BytesMut::from(raw.as_bytes()))
+    }
+
+    #[test]
+    fn heads_parse_with_framing_and_persistence() {
+        let h =
+            parse("POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc")
+                .expect("ok")
+                .expect("complete");
+        assert_eq!(h.parts.method, Method::POST);
+        assert_eq!(h.parts.uri, "/a?b=1");
+        assert_eq!(h.framing, Framing::Length(3));
+        assert!(h.keep_alive && h.expect_continue);
+        let h = parse("GET / HTTP/1.0\r\n\r\n").expect("ok").expect("complete");
+        assert!(!h.keep_alive);
+        assert_eq!(h.framing, Framing::Empty);
+        let h = parse("GET / HTTP/1.1\r\nConnection: Keep-Alive, Close\r\n\r\n")
+            .expect("ok")
+            .expect("complete");
+        assert!(!h.keep_alive);
+        assert!(parse("GET / HTTP/1.1\r\nHost: x\r\n").expect("ok").is_none());
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        for raw in [
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nBad Header: v\r\n\r\n",
+            "GET / HTTP/2.0\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(raw), Err(Reject::BadRequest(_))),
+                "{raw:?} → {:?}",
+                parse(raw).map(|h| h.map(|h| h.framing))
+            );
+        }
+    }
+}
