@@ -2,7 +2,7 @@
 
 use std::{
     net::SocketAddr,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use http::HeaderValue;
@@ -50,7 +50,6 @@ pub struct RequestCtx<'a> {
     /// The snapshot this request is served from, start to end.
     pub table: &'a RoutingTable,
     pub start: Instant,
-    pub received: SystemTime,
     /// `x-amzn-RequestId`: the client's UUID or a new one.
     pub request_id: HeaderValue,
     /// `x-amz-apigw-id` (`$context.extendedRequestId`).
@@ -88,7 +87,6 @@ impl<'a> RequestCtx<'a> {
             conn,
             table,
             start: Instant::now(),
-            received: SystemTime::now(),
             request_id,
             extended_request_id,
             api: None,

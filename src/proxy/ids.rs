@@ -1,9 +1,20 @@
 //! Request ids: `x-amzn-RequestId` (a UUID; a client's UUID is honoured) and `x-amz-apigw-id`
 //! (the extended request id: 15 characters and `=`, never client-settable).
 
+use std::cell::RefCell;
+
 use base64::Engine as _;
 use http::HeaderValue;
-use rand::Rng as _;
+use rand::{Rng as _, SeedableRng as _, rngs::SmallRng};
+
+thread_local! {
+    /// Ids need to be unique, not secret: a fast generator per thread, seeded from the OS.
+    static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::from_os_rng());
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    RNG.with_borrow_mut(|r| r.random())
+}
 
 /// The client's `x-amzn-requestid` when it is a UUID, else a new random UUID.
 pub fn request_id(client: Option<&HeaderValue>) -> HeaderValue {
@@ -12,7 +23,7 @@ pub fn request_id(client: Option<&HeaderValue>) -> HeaderValue {
     {
         return v.clone();
     }
-    let bytes: [u8; 16] = rand::rng().random();
+    let bytes: [u8; 16] = random();
     let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let s = id.hyphenated().encode_lower(&mut buf);
@@ -22,7 +33,7 @@ pub fn request_id(client: Option<&HeaderValue>) -> HeaderValue {
 
 /// A new extended request id, e.g. `f-ZvmEb3PHcEeNg=`.
 pub fn extended_request_id() -> HeaderValue {
-    let bytes: [u8; 11] = rand::rng().random();
+    let bytes: [u8; 11] = random();
     let mut buf = [0u8; 16];
     match base64::engine::general_purpose::URL_SAFE.encode_slice(bytes, &mut buf) {
         Ok(n) => HeaderValue::from_bytes(&buf[..n])

@@ -74,41 +74,43 @@ pub(crate) async fn serve(
         let stop = stop.clone();
         let tls = tls.clone();
         let span = tracing::debug_span!("conn", %peer, listener = ?cfg.listener);
-        tracker.spawn(
-            async move {
-                match tls {
-                    None => {
-                        if let Outcome::Http2(io, read) =
-                            h1::serve(stream, shared.clone(), conn.clone(), stop.clone(), true).await
-                        {
-                            serve_h2(&h2, Rewind::new(io, read), shared, conn, stop).await;
-                        }
+        let connection = async move {
+            match tls {
+                None => {
+                    if let Outcome::Http2(io, read) =
+                        h1::serve(stream, shared.clone(), conn.clone(), stop.clone(), true).await
+                    {
+                        serve_h2(&h2, Rewind::new(io, read), shared, conn, stop).await;
                     }
-                    Some(acceptor) => {
-                        let handshake =
-                            tokio::time::timeout(shared.config.handshake_timeout, acceptor.accept(stream))
-                                .await;
-                        let stream = match handshake {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!("TLS handshake timed out");
-                                return;
-                            }
-                        };
-                        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                            serve_h2(&h2, stream, shared, conn, stop).await;
-                        } else {
-                            h1::serve(stream, shared, conn, stop, false).await;
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(shared.config.handshake_timeout, acceptor.accept(stream)).await;
+                    let stream = match handshake {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
                         }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        serve_h2(&h2, stream, shared, conn, stop).await;
+                    } else {
+                        h1::serve(stream, shared, conn, stop, false).await;
                     }
                 }
             }
-            .instrument(span),
-        );
+        };
+        // Only pay for the span wrapper when someone listens at DEBUG.
+        if span.is_disabled() {
+            tracker.spawn(connection);
+        } else {
+            tracker.spawn(connection.instrument(span));
+        }
     }
 }
 

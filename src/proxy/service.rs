@@ -184,7 +184,7 @@ fn finish(
             let record = AccessRecord {
                 request_id: header_str(&ctx.request_id),
                 extended_request_id: header_str(&ctx.extended_request_id),
-                request_time: Some(ctx.received),
+                request_time: std::time::SystemTime::now().checked_sub(ctx.start.elapsed()),
                 http_method: summary
                     .method
                     .as_ref()

@@ -188,7 +188,7 @@ impl Metrics {
     ) -> Arc<RouteMetrics> {
         let hash = {
             // Fixed keys: the same labels hash the same on every call.
-            let mut h = std::hash::DefaultHasher::new();
+            let mut h = std::hash::BuildHasher::build_hasher(&foldhash::fast::FixedState::with_seed(0));
             (self.id, api, stage, resource, method, canary).hash(&mut h);
             h.finish()
         };

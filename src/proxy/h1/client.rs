@@ -22,7 +22,10 @@ use std::{
 };
 
 use bytes::{Buf as _, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header,
+    uri::Authority,
+};
 use http_body::{Body, Frame, SizeHint};
 use tokio::{
     io::{AsyncRead, AsyncWriteExt as _},
@@ -64,12 +67,14 @@ struct Idle {
 
 thread_local! {
     static IDLE: RefCell<FastMap<Box<str>, Vec<Idle>>> = RefCell::new(FastMap::default());
+    /// Where request heads are written.
+    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
 /// Where a connection goes back to when its response ends.
 #[derive(Clone, Debug)]
 struct PoolKey {
-    key: Box<str>,
+    key: Authority,
     max_idle: usize,
 }
 
@@ -110,11 +115,11 @@ fn checkin(pool: &PoolKey, mut conn: Conn) {
                 conn,
                 since: Instant::now(),
             };
-            match idle.get_mut(&*pool.key) {
+            match idle.get_mut(pool.key.as_str()) {
                 Some(list) if list.len() < pool.max_idle => list.push(entry),
                 Some(_) => {}
                 None => {
-                    idle.insert(pool.key.clone(), vec![entry]);
+                    idle.insert(pool.key.as_str().into(), vec![entry]);
                 }
             }
         }
@@ -157,7 +162,7 @@ pub async fn send(req: Request<Limited>, config: &UpstreamConfig) -> Result<Resp
         &with_port
     };
     let pool = PoolKey {
-        key: key.into(),
+        key: authority.clone(),
         max_idle: config.pool_max_idle_per_host,
     };
 
@@ -174,7 +179,22 @@ pub async fn send(req: Request<Limited>, config: &UpstreamConfig) -> Result<Resp
         (Payload::Fixed(b), _) => Framing::Length(b.as_ref().map_or(0, |b| b.len() as u64)),
         (Payload::Stream(s), _) => s.size_hint().exact().map_or(Framing::Chunked, Framing::Length),
     };
-    let head = encode_head(&parts.method, &parts.uri, key, &parts.headers, framing);
+    // The head, and a small body after it, go out in one write, from a per-thread buffer
+    // that stays warm in the cache.
+    let (head, coalesced) = SCRATCH.with_borrow_mut(|scratch| {
+        if scratch.capacity() < 4096 {
+            scratch.reserve(64 * 1024);
+        }
+        encode_head(scratch, &parts.method, &parts.uri, key, &parts.headers, framing);
+        let coalesced = match &payload {
+            Payload::Fixed(Some(b)) if b.len() <= COALESCE => {
+                scratch.extend_from_slice(b);
+                true
+            }
+            _ => false,
+        };
+        (scratch.split().freeze(), coalesced)
+    });
     let idempotent = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
@@ -189,7 +209,7 @@ pub async fn send(req: Request<Limited>, config: &UpstreamConfig) -> Result<Resp
             (true, _) => connect(addr, config).await?,
         };
         let Some(p) = payload.take() else { break };
-        match exchange(conn, &head, p, framing, head_request).await {
+        match exchange(conn, &head, coalesced, p, framing, head_request).await {
             Ok((resp_head, link)) => return Ok(respond(resp_head, link, pool)),
             Err(Failure {
                 error,
@@ -212,13 +232,13 @@ pub async fn send(req: Request<Limited>, config: &UpstreamConfig) -> Result<Resp
 
 /// The request head on the wire.
 fn encode_head(
+    out: &mut BytesMut,
     method: &Method,
     uri: &http::Uri,
     authority: &str,
     headers: &HeaderMap,
     framing: Framing,
-) -> BytesMut {
-    let mut out = BytesMut::with_capacity(512);
+) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes());
@@ -246,14 +266,13 @@ fn encode_head(
         Framing::Length(0) if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) => {}
         Framing::Length(n) => {
             out.extend_from_slice(b"content-length: ");
-            push_decimal(&mut out, n);
+            push_decimal(out, n);
             out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Framing::Empty | Framing::Close => {}
     }
     out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// A response head and how its body is framed.
@@ -293,7 +312,8 @@ enum Link {
 
 async fn exchange(
     mut conn: Conn,
-    head: &BytesMut,
+    head: &Bytes,
+    coalesced: bool,
     payload: Payload,
     framing: Framing,
     head_request: bool,
@@ -304,12 +324,7 @@ async fn exchange(
             let mut written = false;
             let result = async {
                 match &body {
-                    Some(b) if b.len() <= COALESCE => {
-                        let mut out = BytesMut::with_capacity(head.len() + b.len());
-                        out.extend_from_slice(head);
-                        out.extend_from_slice(b);
-                        conn.io.write_all(&out).await?;
-                    }
+                    Some(_) if coalesced => conn.io.write_all(head).await?,
                     Some(b) => {
                         conn.io.write_all(head).await?;
                         written = true;
@@ -524,7 +539,8 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, 
         spans.push((name, start, start + h.value.len()));
     }
     let raw = buf.split_to(n).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // Room for what the gateway adds without growing.
+    let mut headers = HeaderMap::with_capacity(spans.len() + 4);
     for (name, start, end) in spans {
         let value = HeaderValue::from_maybe_shared(raw.slice(start..end))
             .map_err(|_| SendError::Failed(format!("invalid value of response header {name}")))?;
@@ -854,12 +870,22 @@ mod tests {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("9"));
         headers.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
         let uri: http::Uri = "http://b:8080/p?q=1".parse().expect("uri");
-        let head = encode_head(&Method::POST, &uri, "b:8080", &headers, Framing::Chunked);
+        let mut head = BytesMut::new();
+        encode_head(
+            &mut head,
+            &Method::POST,
+            &uri,
+            "b:8080",
+            &headers,
+            Framing::Chunked,
+        );
         assert_eq!(
             &head[..],
             b"POST /p?q=1 HTTP/1.1\r\nhost: b:8080\r\nx-a: 1\r\ntransfer-encoding: chunked\r\n\r\n"
         );
-        let head = encode_head(
+        let mut head = BytesMut::new();
+        encode_head(
+            &mut head,
             &Method::GET,
             &uri,
             "b:8080",

@@ -19,9 +19,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use tokio::{
-    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadHalf, WriteHalf},
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadHalf},
     sync::mpsc,
-    task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -73,7 +72,7 @@ type BodyEnd<IO> = (ReadHalf<IO>, BytesMut, bool);
 
 /// Serves HTTP/1.1 requests on a connection until it closes, goes idle, or `stop` fires.
 pub async fn serve<IO>(
-    io: IO,
+    mut io: IO,
     shared: Arc<Shared>,
     conn: ConnInfo,
     stop: CancellationToken,
@@ -82,17 +81,18 @@ pub async fn serve<IO>(
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (rd, mut wr) = tokio::io::split(io);
-    let mut rd = Some(rd);
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut out = BytesMut::with_capacity(8 * 1024);
     let limits = &shared.config.limits;
     let max_head = limits.max_header_bytes + limits.max_uri_bytes + 8 * 1024;
     let mut first = detect_h2;
+    // One idle timer and one stop signal per connection, armed once and moved forward at
+    // most once a second: no timer is registered per request.
+    let idle = tokio::time::sleep(IDLE_TIMEOUT);
+    tokio::pin!(idle);
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
-        let Some(reader) = rd.as_mut() else {
-            return Outcome::Closed;
-        };
         // 1. The head.
         let parsed = loop {
             if !buf.is_empty() {
@@ -100,10 +100,7 @@ where
                     let n = buf.len().min(H2_PREFACE.len());
                     if buf[..n] == H2_PREFACE[..n] {
                         if n == H2_PREFACE.len() {
-                            let Some(r) = rd.take() else {
-                                return Outcome::Closed;
-                            };
-                            return Outcome::Http2(r.unsplit(wr), buf.freeze());
+                            return Outcome::Http2(io, buf.freeze());
                         }
                     } else {
                         first = false;
@@ -129,14 +126,18 @@ where
             }
             let read = if buf.is_empty() {
                 // Idle between requests: a stop or the idle timeout ends the connection.
+                let deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+                if deadline - idle.deadline() > Duration::from_secs(1) {
+                    idle.as_mut().reset(deadline);
+                }
                 tokio::select! {
                     biased;
-                    r = reader.read_buf(&mut buf) => r,
-                    () = stop.cancelled() => return Outcome::Closed,
-                    () = tokio::time::sleep(IDLE_TIMEOUT) => return Outcome::Closed,
+                    r = io.read_buf(&mut buf) => r,
+                    () = &mut stopped => return Outcome::Closed,
+                    () = &mut idle => return Outcome::Closed,
                 }
             } else {
-                match tokio::time::timeout(HEAD_TIMEOUT, reader.read_buf(&mut buf)).await {
+                match tokio::time::timeout(HEAD_TIMEOUT, io.read_buf(&mut buf)).await {
                     Ok(r) => r,
                     Err(_) => return Outcome::Closed,
                 }
@@ -151,8 +152,8 @@ where
             Ok(head) => head,
             Err(reject) => {
                 let resp = service::reject(&shared, &conn, reject);
-                let _ = write_response(&mut wr, &mut out, resp, false, true).await;
-                linger(rd.take(), wr).await;
+                let _ = write_response(&mut io, &mut out, resp, false, true).await;
+                linger(io).await;
                 return Outcome::Closed;
             }
         };
@@ -164,60 +165,56 @@ where
             keep_alive,
             expect_continue,
         } = head;
-        let mut body_reader: Option<JoinHandle<BodyEnd<IO>>> = None;
+        let head_request = parts.method == Method::HEAD;
+        let close = parts.version == Version::HTTP_10 || !keep_alive || stop.is_cancelled();
         let body = match framing {
             Framing::Empty | Framing::Length(0) => RequestBody::Empty,
             Framing::Length(n) if buf.len() as u64 >= n => {
                 RequestBody::full(buf.split_to(usize::try_from(n).unwrap_or(usize::MAX)).freeze())
             }
             framing => {
-                if expect_continue && wr.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+                // Streamed: the connection is split while a reader task hands the body over.
+                if expect_continue && io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
                     return Outcome::Closed;
                 }
-                let Some(r) = rd.take() else {
-                    return Outcome::Closed;
-                };
+                let (rd, mut wr) = tokio::io::split(io);
                 let (tx, rx) = mpsc::channel(2);
-                body_reader = Some(tokio::spawn(read_body(r, std::mem::take(&mut buf), framing, tx)));
-                RequestBody::Streamed {
+                let reader = tokio::spawn(read_body(rd, std::mem::take(&mut buf), framing, tx));
+                let body = RequestBody::Streamed {
                     rx,
                     length: match framing {
                         Framing::Length(n) => Some(n),
                         _ => None,
                     },
                     done: false,
+                };
+                let resp = service::serve(&shared, &conn, Request::from_parts(parts, body)).await;
+                let written = write_response(&mut wr, &mut out, resp, head_request, close).await;
+                let Ok(Ok((rd, rest, complete))) = tokio::time::timeout(LINGER, reader).await else {
+                    return Outcome::Closed;
+                };
+                io = rd.unsplit(wr);
+                buf = rest;
+                match written {
+                    Ok(true) if complete => continue,
+                    Ok(_) if !complete => linger(io).await,
+                    _ => {
+                        let _ = io.shutdown().await;
+                    }
                 }
+                return Outcome::Closed;
             }
         };
-        let head_request = parts.method == Method::HEAD;
-        let http10 = parts.version == Version::HTTP_10;
 
         // 3. The answer.
         let resp = service::serve(&shared, &conn, Request::from_parts(parts, body)).await;
-        let mut keep_alive = keep_alive && !stop.is_cancelled();
-        let clean = write_response(&mut wr, &mut out, resp, head_request, http10 || !keep_alive).await;
-        let clean = match clean {
-            Ok(clean) => clean,
-            Err(_) => return Outcome::Closed,
-        };
-        keep_alive &= clean;
-        if let Some(task) = body_reader {
-            match tokio::time::timeout(LINGER, task).await {
-                Ok(Ok((r, rest, complete))) => {
-                    rd = Some(r);
-                    buf = rest;
-                    keep_alive &= complete;
-                    if !complete {
-                        linger(rd.take(), wr).await;
-                        return Outcome::Closed;
-                    }
-                }
-                _ => return Outcome::Closed,
+        match write_response(&mut io, &mut out, resp, head_request, close).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = io.shutdown().await;
+                return Outcome::Closed;
             }
-        }
-        if !keep_alive {
-            let _ = wr.shutdown().await;
-            return Outcome::Closed;
+            Err(_) => return Outcome::Closed,
         }
     }
 }
@@ -249,7 +246,8 @@ fn parse_request(buf: &mut BytesMut) -> Result<Option<Head>, Reject> {
     let raw = buf.split_to(n).freeze();
     let uri = http::Uri::from_maybe_shared(raw.slice(path_span.0..path_span.0 + path_span.1))
         .map_err(|_| Reject::BadRequest("invalid request target"))?;
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // Room for the forwarding headers without growing.
+    let mut headers = HeaderMap::with_capacity(spans.len() + 4);
     for (name, start, len) in spans {
         let value = HeaderValue::from_maybe_shared(raw.slice(start..start + len))
             .map_err(|_| Reject::BadRequest("invalid header value"))?;
@@ -515,14 +513,13 @@ async fn push_body<W: AsyncWrite + Unpin>(
 
 /// Closes a connection whose client may still be sending: the write side first, then what
 /// arrives is read and dropped for a while, so the answer is not lost to a reset.
-async fn linger<IO: AsyncRead + AsyncWrite>(rd: Option<ReadHalf<IO>>, mut wr: WriteHalf<IO>) {
-    let _ = wr.shutdown().await;
-    let Some(mut rd) = rd else { return };
+async fn linger<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) {
+    let _ = io.shutdown().await;
     let drain = async {
         let mut scratch = vec![0u8; 16 * 1024];
         let mut total = 0usize;
         while total < LINGER_BYTES {
-            match rd.read(&mut scratch).await {
+            match io.read(&mut scratch).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => total += n,
             }

@@ -535,21 +535,11 @@ const RESERVED: [(HeaderName, HeaderName); 4] = [
 
 /// Renames the reserved backend response headers.
 pub fn remap_reserved(headers: &mut HeaderMap) {
-    if !headers.keys().any(|k| RESERVED.iter().any(|(n, _)| n == k)) {
-        return;
-    }
     for (name, remapped) in &RESERVED {
-        // The usual case, one value: move it without collecting.
-        let mut values = headers.get_all(name).iter();
-        if values.next().is_some() && values.next().is_none() {
-            if let Some(v) = headers.remove(name) {
-                headers.append(remapped.clone(), v);
-            }
-            continue;
-        }
+        // One lookup per name; the values move without being copied.
         if let header::Entry::Occupied(e) = headers.entry(name) {
             let (_, values) = e.remove_entry_mult();
-            let values: Vec<HeaderValue> = values.collect();
+            let values: smallvec::SmallVec<[HeaderValue; 2]> = values.collect();
             for v in values {
                 headers.append(remapped.clone(), v);
             }
