@@ -591,6 +591,13 @@ async fn upstream_failures_map_to_aws_errors() {
     let a = get(&e.gw.url(&e.pets, "prod", "/slow")).await;
     assert_eq!(a.status, 504);
     assert_eq!(a.body, r#"{"message": "Endpoint request timed out"}"#);
+    // On a pooled connection whose timer was last armed for a 29 s integration, the short
+    // timeout still holds (the backend would answer 200 after 3 s).
+    for _ in 0..3 {
+        assert_eq!(get(&e.gw.url(&e.pets, "prod", "/status/200")).await.status, 200);
+        let a = get(&e.gw.url(&e.pets, "prod", "/slow")).await;
+        assert_eq!(a.status, 504, "{a:?}");
+    }
     let a = get(&e.gw.url(&e.pets, "prod", "/refused")).await;
     assert_eq!(a.status, 502);
     assert_eq!(a.body, r#"{"message": "Internal server error"}"#);

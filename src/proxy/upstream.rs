@@ -128,10 +128,7 @@ impl Upstreams {
         timeout: Duration,
     ) -> Result<Response<ProxyBody>, SendError> {
         if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
-            return match tokio::time::timeout(timeout, h1::client::send(req, &self.config)).await {
-                Err(_) => Err(SendError::Timeout),
-                Ok(r) => r,
-            };
+            return h1::client::send(req, &self.config, timeout).await;
         }
         let client = if insecure { &self.insecure } else { &self.verified };
         match tokio::time::timeout(timeout, client.request(req)).await {

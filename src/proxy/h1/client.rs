@@ -18,7 +18,7 @@ use std::{
     io,
     pin::Pin,
     task::{Context, Poll, ready},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use bytes::{Buf as _, Bytes, BytesMut};
@@ -60,8 +60,14 @@ struct Conn {
     reused: bool,
 }
 
+/// The integration timer of a connection: armed once, then moved later for each request
+/// (a cheap update in tokio's timer wheel, where a new timer per request costs two locked
+/// wheel operations).
+type Timer = Pin<Box<tokio::time::Sleep>>;
+
 struct Idle {
     conn: Conn,
+    timer: Timer,
     since: Instant,
 }
 
@@ -78,13 +84,34 @@ struct PoolKey {
     max_idle: usize,
 }
 
+/// What goes back to the pool with a connection.
+struct Lease {
+    pool: PoolKey,
+    timer: Option<Timer>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").field("pool", &self.pool).finish()
+    }
+}
+
+impl Lease {
+    fn give_back(&mut self, conn: Conn, since: Instant) {
+        if let Some(timer) = self.timer.take() {
+            checkin(&self.pool, conn, timer, since);
+        }
+    }
+}
+
 /// Takes a live idle connection to `key`, dropping closed and expired ones.
-fn checkout(key: &str, config: &UpstreamConfig) -> Option<Conn> {
+fn checkout(key: &str, config: &UpstreamConfig, now: Instant) -> Option<(Conn, Timer)> {
     IDLE.try_with(|idle| {
         let mut idle = idle.try_borrow_mut().ok()?;
         let list = idle.get_mut(key)?;
         while let Some(c) = list.pop() {
-            if c.since.elapsed() > config.pool_idle_timeout {
+            if now.saturating_duration_since(c.since) > config.pool_idle_timeout {
                 continue;
             }
             // Anything readable on an idle connection is a close (or garbage): drop it.
@@ -93,7 +120,7 @@ fn checkout(key: &str, config: &UpstreamConfig) -> Option<Conn> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let mut conn = c.conn;
                     conn.reused = true;
-                    return Some(conn);
+                    return Some((conn, c.timer));
                 }
                 _ => continue,
             }
@@ -104,17 +131,13 @@ fn checkout(key: &str, config: &UpstreamConfig) -> Option<Conn> {
     .flatten()
 }
 
-fn checkin(pool: &PoolKey, mut conn: Conn) {
+fn checkin(pool: &PoolKey, conn: Conn, timer: Timer, since: Instant) {
     if !conn.buf.is_empty() {
         return;
     }
-    conn.buf.clear();
     let _ = IDLE.try_with(|idle| {
         if let Ok(mut idle) = idle.try_borrow_mut() {
-            let entry = Idle {
-                conn,
-                since: Instant::now(),
-            };
+            let entry = Idle { conn, timer, since };
             match idle.get_mut(pool.key.as_str()) {
                 Some(list) if list.len() < pool.max_idle => list.push(entry),
                 Some(_) => {}
@@ -145,9 +168,16 @@ enum Payload {
     Stream(Limited),
 }
 
-/// Sends a request with an `http://` URI and returns the response head; its body is read off
-/// the connection as it is polled. Host is set from the URI's authority when absent.
-pub async fn send(req: Request<Limited>, config: &UpstreamConfig) -> Result<Response<ProxyBody>, SendError> {
+/// Sends a request with an `http://` URI and returns the response head, within `timeout`;
+/// its body is read off the connection as it is polled. Host is set from the URI's authority
+/// when absent.
+pub async fn send(
+    req: Request<Limited>,
+    config: &UpstreamConfig,
+    timeout: Duration,
+) -> Result<Response<ProxyBody>, SendError> {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::from_std(started) + timeout;
     let (parts, body) = req.into_parts();
     let authority = parts
         .uri
@@ -202,15 +232,42 @@ pub async fn send(req: Request<Limited>, config: &UpstreamConfig) -> Result<Resp
     let head_request = parts.method == Method::HEAD;
 
     let mut payload = Some(payload);
+    let mut timer: Option<Timer> = None;
     for fresh in [false, true] {
-        let conn = match (fresh, checkout(key, config)) {
-            (false, Some(c)) => c,
+        let conn = match (fresh, checkout(key, config, started)) {
+            (false, Some((c, t))) => {
+                timer = Some(t);
+                c
+            }
             (false, None) => continue,
-            (true, _) => connect(addr, config).await?,
+            (true, _) => match tokio::time::timeout_at(deadline, connect(addr, config)).await {
+                Ok(c) => c?,
+                Err(_) => return Err(SendError::Timeout),
+            },
+        };
+        let mut t = match timer.take() {
+            Some(mut t) => {
+                t.as_mut().reset(deadline);
+                t
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
         };
         let Some(p) = payload.take() else { break };
-        match exchange(conn, &head, coalesced, p, framing, head_request).await {
-            Ok((resp_head, link)) => return Ok(respond(resp_head, link, pool)),
+        let exchanged = tokio::select! {
+            biased;
+            r = exchange(conn, &head, coalesced, p, framing, head_request) => r,
+            () = t.as_mut() => return Err(SendError::Timeout),
+        };
+        timer = Some(t);
+        match exchanged {
+            Ok((resp_head, link)) => {
+                let lease = Lease {
+                    pool,
+                    timer: timer.take(),
+                    started,
+                };
+                return Ok(respond(resp_head, link, lease));
+            }
             Err(Failure {
                 error,
                 reused,
@@ -589,7 +646,7 @@ pub(crate) fn has_token(v: &HeaderValue, token: &str) -> bool {
 }
 
 /// The response for the caller. A body already read whole gives the connection back at once.
-fn respond(head: ResponseHead, link: Link, pool: PoolKey) -> Response<ProxyBody> {
+fn respond(head: ResponseHead, link: Link, mut lease: Lease) -> Response<ProxyBody> {
     let ResponseHead {
         status,
         version,
@@ -604,14 +661,16 @@ fn respond(head: ResponseHead, link: Link, pool: PoolKey) -> Response<ProxyBody>
     let body = match (framing, link) {
         (Framing::Empty, Link::Whole(conn)) => {
             if keep_alive {
-                checkin(&pool, conn);
+                let since = lease.started;
+                lease.give_back(conn, since);
             }
             ProxyBody::empty()
         }
         (Framing::Length(n), Link::Whole(mut conn)) if conn.buf.len() as u64 >= n => {
             let data = conn.buf.split_to(n as usize).freeze();
             if keep_alive {
-                checkin(&pool, conn);
+                let since = lease.started;
+                lease.give_back(conn, since);
             }
             ProxyBody::full(data)
         }
@@ -630,7 +689,7 @@ fn respond(head: ResponseHead, link: Link, pool: PoolKey) -> Response<ProxyBody>
                 },
                 keep_alive,
                 pump,
-                pool,
+                lease,
             })
         }
     };
@@ -670,7 +729,7 @@ pub struct UpstreamBody {
     state: BodyState,
     keep_alive: bool,
     pump: Option<Pump>,
-    pool: PoolKey,
+    lease: Lease,
 }
 
 impl UpstreamBody {
@@ -699,14 +758,12 @@ impl UpstreamBody {
                 }
             }
         };
-        checkin(
-            &self.pool,
-            Conn {
-                io,
-                buf: std::mem::take(&mut self.buf),
-                reused: true,
-            },
-        );
+        let conn = Conn {
+            io,
+            buf: std::mem::take(&mut self.buf),
+            reused: true,
+        };
+        self.lease.give_back(conn, Instant::now());
     }
 
     fn fail(&mut self, e: impl Into<BoxError>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
