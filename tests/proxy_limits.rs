@@ -373,3 +373,85 @@ async fn admin_readiness_and_metrics() {
     let _ = stop.send(());
     task.await.expect("admin task");
 }
+
+#[tokio::test]
+async fn http11_connection_semantics() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (gw, _up, api) = setup().await;
+    let target = |p: &str| format!("/restapis/{api}/prod/_user_request_{p}");
+
+    // Pipelined requests are answered in order on one connection.
+    let answer = raw(
+        gw.public_plain,
+        format!(
+            "GET {} HTTP/1.1\r\nHost: x\r\n\r\nGET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            target("/pets/1"),
+            target("/pets/2")
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(answer.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{answer}");
+    let first = answer.find(r#""path":"/echo/pets/1""#).expect("first answer");
+    let second = answer.find(r#""path":"/echo/pets/2""#).expect("second answer");
+    assert!(first < second, "{answer}");
+    // The gateway's own headers are spelled as AWS spells them.
+    for name in [
+        "\r\nx-amzn-RequestId: ",
+        "\r\nx-amz-apigw-id: ",
+        "\r\nDate: ",
+        "\r\nContent-Length: ",
+    ] {
+        assert!(answer.contains(name), "{name:?} in {answer}");
+    }
+
+    // HTTP/1.0 without keep-alive: one answer, then the connection closes.
+    let answer = raw(
+        gw.public_plain,
+        format!("GET {} HTTP/1.0\r\nHost: x\r\n\r\n", target("/pets/3")).as_bytes(),
+    )
+    .await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    assert!(answer.contains("Connection: close"), "{answer}");
+
+    // A chunked request body reaches the backend whole.
+    let answer = raw(
+        gw.public_plain,
+        format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n",
+            target("/pets/4")
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    assert!(answer.contains(r#""body_len":11"#), "{answer}");
+
+    // Expect: 100-continue: the interim answer comes before the client sends the body.
+    let mut s = tokio::net::TcpStream::connect(gw.public_plain)
+        .await
+        .expect("connect");
+    s.write_all(
+        format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            target("/pets/5")
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("head");
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut interim))
+        .await
+        .expect("interim answer in time")
+        .expect("read");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"hello").await.expect("body");
+    let mut rest = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_string(&mut rest))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    assert_eq!(raw_status(&rest), 200, "{rest}");
+    assert!(rest.contains(r#""body_len":5"#), "{rest}");
+}

@@ -4,12 +4,15 @@
 # proxy under test on core 0, wrk and the upstream on core 1. Plain HTTP/1.1 and over TLS.
 #
 # Prerequisites (Debian): apt-get install -y wrk nginx-light openssl   (curl for the checks)
-# Usage: benches/proxy/run.sh [duration_seconds=10] [connections=64]
-# Output: a Markdown table (rps, p50, p99) and the ratios Turnpike / nginx.
+# Usage: benches/proxy/run.sh [duration_seconds=10] [connections=64] [rounds=3]
+# Output: a Markdown table (rps, p50, p99, CPU per request) with the median of the rounds, and
+# the ratios Turnpike / nginx. The targets run in turn within each round, so a noisy moment
+# on a shared machine hits one round of every target rather than all rounds of one.
 set -euo pipefail
 
 DUR=${1:-10}
 CONNS=${2:-64}
+ROUNDS=${3:-3}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/turnpike-bench.XXXXXX)
 PROXY_CPU=${PROXY_CPU:-0}
@@ -85,66 +88,83 @@ done
 curl -sfk -o /dev/null -H "Host: $HOST" "https://$TP_TLS/prod/x" || { echo "turnpike TLS not answering"; exit 1; }
 curl -sfk -o /dev/null "https://$NGX_TLS/x" || { echo "nginx TLS not answering"; exit 1; }
 
-# CPU time (clock ticks, user + system) of a process and its children (nginx workers).
+# CPU time (clock ticks) of a process and its children (nginx workers): user + system, or
+# user only with a second argument.
 cpu_ticks() {
   local total=0 p
   for p in "$1" $(pgrep -P "$1" || true); do
     [ -r "/proc/$p/stat" ] || continue
-    total=$(( total + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
+    if [ -n "${2:-}" ]; then
+      total=$(( total + $(awk '{print $14}' "/proc/$p/stat") ))
+    else
+      total=$(( total + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
+    fi
   done
   echo "$total"
 }
 HZ=$(getconf CLK_TCK)
 
-# run NAME URL PID [HOST]: prints "NAME rps p50 p99 cpu_us_per_request"
-# The CPU cost per request (CPU time of the process under test / requests served) does not
-# depend on how busy the rest of the machine is; requests/s does.
+# run NAME URL PID [HOST]: prints "NAME rps p50_us p99_us cpu_us_per_request user_us_per_request"
+# The CPU cost per request (CPU time of the process under test / requests served) depends
+# less on how busy the rest of the machine is than requests/s does.
 run() {
   local name=$1 url=$2 pid=$3 host=${4:-}
   local hdr=()
   [ -n "$host" ] && hdr=(-H "Host: $host")
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${hdr[@]}" "$url" >/dev/null 2>&1 # warm-up
-  local out before after
-  before=$(cpu_ticks "$pid")
+  local out before after ubefore uafter
+  before=$(cpu_ticks "$pid"); ubefore=$(cpu_ticks "$pid" user)
   out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "${hdr[@]}" "$url")
-  after=$(cpu_ticks "$pid")
+  after=$(cpu_ticks "$pid"); uafter=$(cpu_ticks "$pid" user)
   local errors
   errors=$(echo "$out" | grep -E "Non-2xx|Socket errors" || true)
   [ -n "$errors" ] && echo "WARNING $name: $errors" >&2
-  local rps p50 p99
+  local rps p50 p99 total
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  local total cpu_us
+  # Latencies in µs, whatever unit wrk printed.
+  us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1e6; else print n }'; }
+  p50=$(us "$(echo "$out" | awk '$1=="50%" {print $2}')")
+  p99=$(us "$(echo "$out" | awk '$1=="99%" {print $2}')")
   total=$(echo "$out" | awk '/requests in/ {print $1}')
-  cpu_us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$total" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }')
-  echo "$name $rps $p50 $p99 $cpu_us"
+  per() { awk -v t="$1" -v hz="$HZ" -v n="$total" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }'; }
+  echo "$name $rps $p50 $p99 $(per $((after - before))) $(per $((uafter - ubefore)))"
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 results=()
-results+=("$(run direct-plain "http://$UP/hello" "$UP_PID")")
-results+=("$(run nginx-plain "http://$NGX_PLAIN/hello" "$NGX_PID")")
-results+=("$(run turnpike-plain "http://$TP_PLAIN/prod/hello" "$TP_PID" "$HOST")")
-results+=("$(run nginx-tls "https://$NGX_TLS/hello" "$NGX_PID")")
-results+=("$(run turnpike-tls "https://$TP_TLS/prod/hello" "$TP_PID" "$HOST")")
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round of $ROUNDS" >&2
+  results+=("$(run direct-plain "http://$UP/hello" "$UP_PID")")
+  results+=("$(run nginx-plain "http://$NGX_PLAIN/hello" "$NGX_PID")")
+  results+=("$(run turnpike-plain "http://$TP_PLAIN/prod/hello" "$TP_PID" "$HOST")")
+  results+=("$(run nginx-tls "https://$NGX_TLS/hello" "$NGX_PID")")
+  results+=("$(run turnpike-tls "https://$TP_TLS/prod/hello" "$TP_PID" "$HOST")")
+done
+
+# median NAME COLUMN: the median over the rounds of a column (2 rps, 3 p50, 4 p99, 5 CPU, 6 user CPU).
+median() {
+  printf '%s\n' "${results[@]}" | awk -v n="$1" -v c="$2" '$1 == n { print $c }' | sort -g \
+    | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 echo
-echo "wrk -t1 -c$CONNS -d${DUR}s --latency; proxy on CPU $PROXY_CPU, wrk + upstream on CPU $LOAD_CPU; $(nproc) CPUs"
+echo "wrk -t1 -c$CONNS -d${DUR}s --latency; proxy on CPU $PROXY_CPU, wrk + upstream on CPU $LOAD_CPU; $(nproc) CPUs;" \
+  "median of $ROUNDS rounds"
 echo
 echo "load average before the run: $LOAD_BEFORE"
 echo
-echo "| target | requests/s | p50 | p99 | CPU µs / request (process under test) |"
-echo "|---|---:|---:|---:|---:|"
-for r in "${results[@]}"; do
-  set -- $r
-  echo "| $1 | $2 | $3 | $4 | $5 |"
+echo "| target | requests/s | p50 (µs) | p99 (µs) | CPU µs / request | of which user |"
+echo "|---|---:|---:|---:|---:|---:|"
+for t in direct-plain nginx-plain turnpike-plain nginx-tls turnpike-tls; do
+  echo "| $t | $(median $t 2) | $(median $t 3) | $(median $t 4) | $(median $t 5) | $(median $t 6) |"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo
-# field NAME COLUMN: a column of a result row (2 = rps, 5 = CPU µs per request).
-field() { printf '%s\n' "${results[@]}" | awk -v n="$1" -v c="$2" '$1 == n { print $c }'; }
 for proto in plain tls; do
-  echo "turnpike / nginx ($proto): $(ratio "$(field "turnpike-$proto" 2)" "$(field "nginx-$proto" 2)") x requests/s;" \
-    "$(ratio "$(field "nginx-$proto" 5)" "$(field "turnpike-$proto" 5)") x requests per CPU-second"
+  echo "turnpike / nginx ($proto): $(ratio "$(median "turnpike-$proto" 2)" "$(median "nginx-$proto" 2)") x requests/s;" \
+    "$(ratio "$(median "nginx-$proto" 5)" "$(median "turnpike-$proto" 5)") x requests per CPU-second;" \
+    "p99 $(median "turnpike-$proto" 4) vs $(median "nginx-$proto" 4) µs"
 done
+echo
+echo "every round:"
+printf '  %s\n' "${results[@]}"
