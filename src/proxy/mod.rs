@@ -203,6 +203,8 @@ pub struct Shared {
     pub upstreams: Upstreams,
     /// `Via: 1.1 {id}.turnpike (Turnpike)` of EDGE APIs.
     pub via: HeaderValue,
+    /// Set when the proxy stops: connections close after their current answer.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// A bound proxy, ready to [`run`](Proxy::run).
@@ -252,6 +254,7 @@ impl Proxy {
                 metrics,
                 upstreams,
                 via,
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
             certs,
             tls,
@@ -302,6 +305,9 @@ impl Proxy {
         }
         shutdown.await;
         tracing::info!("proxy shutting down: draining in-flight requests");
+        self.shared
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         stop.cancel();
         while listeners.join_next().await.is_some() {}
         connections.close();
