@@ -133,7 +133,32 @@ async fn graceful_shutdown_drains_in_flight_requests() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let addr = gw.public_plain;
+    // An idle keep-alive connection (one answered request, then nothing).
+    let mut idle = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let path = format!("/restapis/{api}/prod/_user_request_/sleep/1");
+        idle.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !String::from_utf8_lossy(&got).contains("slept") {
+            let n = idle.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "answered before closing");
+            got.extend_from_slice(&chunk[..n]);
+        }
+    }
     gw.shutdown().await;
+    {
+        use tokio::io::AsyncReadExt as _;
+        let mut rest = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut rest))
+            .await
+            .expect("the idle connection is closed at shutdown, not left to time out")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "closed without another answer");
+    }
     let a = in_flight.await.expect("request");
     assert_eq!(a.status, 200, "the in-flight request finishes");
     assert_eq!(a.body, "slept");

@@ -12,7 +12,13 @@
 //! lengths, heads over the limits. A connection whose request body was not read to its end
 //! is closed after the answer (lingering, so the answer is not lost to a reset).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    future::Future as _,
+    pin::Pin,
+    sync::{Arc, atomic::Ordering},
+    task::Poll,
+    time::Duration,
+};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
@@ -86,12 +92,18 @@ where
     let limits = &shared.config.limits;
     let max_head = limits.max_header_bytes + limits.max_uri_bytes + 8 * 1024;
     let mut first = detect_h2;
-    // One idle timer and one stop signal per connection, armed once and moved forward at
-    // most once a second: no timer is registered per request.
+    // One idle timer per connection, armed once and moved later (a compare-and-swap in
+    // tokio's wheel): no timer is registered per request.
     let idle = tokio::time::sleep(IDLE_TIMEOUT);
     tokio::pin!(idle);
+    // The stop signal is registered once with this task's waker; after that a wake-up is
+    // read from `Shared::draining` (set before the token fires), so no wait re-registers it.
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
+    let already = std::future::poll_fn(|cx| Poll::Ready(stopped.as_mut().poll(cx).is_ready())).await;
+    if already {
+        return Outcome::Closed;
+    }
     loop {
         // 1. The head.
         let parsed = loop {
@@ -126,15 +138,23 @@ where
             }
             let read = if buf.is_empty() {
                 // Idle between requests: a stop or the idle timeout ends the connection.
-                let deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
-                if deadline - idle.deadline() > Duration::from_secs(1) {
-                    idle.as_mut().reset(deadline);
-                }
-                tokio::select! {
-                    biased;
-                    r = io.read_buf(&mut buf) => r,
-                    () = &mut stopped => return Outcome::Closed,
-                    () = &mut idle => return Outcome::Closed,
+                idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+                let read = std::future::poll_fn(|cx| {
+                    if shared.draining.load(Ordering::Relaxed) {
+                        return Poll::Ready(None);
+                    }
+                    if let Poll::Ready(r) = tokio_util::io::poll_read_buf(Pin::new(&mut io), cx, &mut buf) {
+                        return Poll::Ready(Some(r));
+                    }
+                    if idle.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    Poll::Pending
+                })
+                .await;
+                match read {
+                    Some(r) => r,
+                    None => return Outcome::Closed,
                 }
             } else {
                 match tokio::time::timeout(HEAD_TIMEOUT, io.read_buf(&mut buf)).await {
@@ -166,9 +186,8 @@ where
             expect_continue,
         } = head;
         let head_request = parts.method == Method::HEAD;
-        let close = parts.version == Version::HTTP_10
-            || !keep_alive
-            || shared.draining.load(std::sync::atomic::Ordering::Relaxed);
+        let close =
+            parts.version == Version::HTTP_10 || !keep_alive || shared.draining.load(Ordering::Relaxed);
         let body = match framing {
             Framing::Empty | Framing::Length(0) => RequestBody::Empty,
             Framing::Length(n) if buf.len() as u64 >= n => {
