@@ -52,6 +52,7 @@ spec:
           requestTemplates: {{application/json: '{{"statusCode": 200}}'}}
           integrationResponses:
             - statusCode: "200"
+              responseParameters: {{method.response.header.x-custom-thing: "'yes'"}}
               responseTemplates: {{application/json: '{{"hello":"{name}"}}'}}
 "#
     ) + &deploy(name, "")
@@ -173,6 +174,7 @@ spec:
         ),
     );
     yaml += &mock_api("edge", "EDGE", "");
+    yaml += &mock_api("regional", "REGIONAL", "");
     yaml += &mock_api(
         "priv-open",
         "PRIVATE",
@@ -391,6 +393,37 @@ async fn edge_apis_add_edge_headers() {
         "{via}"
     );
     assert_eq!(a.header("x-cache"), Some("Miss from turnpike"));
+    assert!(a.header("x-amz-cf-pop").is_some_and(|p| p.starts_with("TPK-")));
+    assert_eq!(a.header("x-amz-cf-id").map(str::len), Some(56));
+    // Over HTTP/1.1 an EDGE answer capitalises header names (REGIONAL passes them as they are).
+    for (api, capitalised) in [("edge", true), ("regional", false)] {
+        let answer = raw(
+            e.gw.public_plain,
+            format!(
+                "GET /restapis/{}/prod/_user_request_/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                api_id(NS, api)
+            )
+            .as_bytes(),
+        )
+        .await;
+        assert_eq!(raw_status(&answer), 200, "{answer}");
+        assert_eq!(
+            answer.contains("\r\nX-Custom-Thing: yes\r\n"),
+            capitalised,
+            "{answer}"
+        );
+        assert_eq!(
+            answer.contains("\r\nx-custom-thing: yes\r\n"),
+            !capitalised,
+            "{answer}"
+        );
+        assert!(answer.contains("\r\nx-amzn-RequestId: "), "{answer}");
+        if capitalised {
+            for name in ["Via", "X-Cache", "X-Amz-Cf-Pop", "X-Amz-Cf-Id", "Content-Type"] {
+                assert!(answer.contains(&format!("\r\n{name}: ")), "{name} in {answer}");
+            }
+        }
+    }
 }
 
 #[tokio::test]

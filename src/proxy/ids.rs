@@ -42,6 +42,16 @@ pub fn extended_request_id() -> HeaderValue {
     }
 }
 
+/// A new `X-Amz-Cf-Id` of an EDGE answer: 56 characters of URL-safe base64, like CloudFront's.
+pub fn edge_request_id() -> HeaderValue {
+    let bytes: [u8; 40] = random();
+    let mut buf = [0u8; 56];
+    match base64::engine::general_purpose::URL_SAFE.encode_slice(bytes, &mut buf) {
+        Ok(n) => HeaderValue::from_bytes(&buf[..n]).unwrap_or_else(|_| HeaderValue::from_static("-")),
+        Err(_) => HeaderValue::from_static("-"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +66,8 @@ mod tests {
         let ext = extended_request_id();
         assert_eq!(ext.len(), 16);
         assert!(ext.as_bytes().ends_with(b"="));
+        let cf = edge_request_id();
+        assert_eq!(cf.len(), 56);
+        assert!(cf.as_bytes().ends_with(b"=="));
     }
 }

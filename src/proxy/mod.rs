@@ -203,6 +203,9 @@ pub struct Shared {
     pub upstreams: Upstreams,
     /// `Via: 1.1 {id}.turnpike (Turnpike)` of EDGE APIs.
     pub via: HeaderValue,
+    /// `X-Amz-Cf-Pop` of EDGE APIs: this gateway instance, where CloudFront names its edge
+    /// location.
+    pub pop: HeaderValue,
     /// Set when the proxy stops: connections close after their current answer.
     pub draining: std::sync::atomic::AtomicBool,
 }
@@ -246,6 +249,8 @@ impl Proxy {
         let instance: u64 = rand::random();
         let via = HeaderValue::from_str(&format!("1.1 {instance:016x}.turnpike (Turnpike)"))
             .unwrap_or_else(|_| HeaderValue::from_static("1.1 turnpike (Turnpike)"));
+        let pop = HeaderValue::from_str(&format!("TPK-{:08X}", instance >> 32))
+            .unwrap_or_else(|_| HeaderValue::from_static("TPK"));
         let upstreams = Upstreams::new(&config.upstream)?;
         Ok(Proxy {
             shared: Arc::new(Shared {
@@ -254,6 +259,7 @@ impl Proxy {
                 metrics,
                 upstreams,
                 via,
+                pop,
                 draining: std::sync::atomic::AtomicBool::new(false),
             }),
             certs,

@@ -152,11 +152,16 @@ fn finish(
     headers.insert(REQUEST_ID, ctx.request_id.clone());
     headers.insert(APIGW_ID, ctx.extended_request_id.clone());
     if ctx.api.is_some_and(|a| a.endpoint_type == EndpointType::Edge) {
+        // What CloudFront adds in front of an edge-optimized API, with the gateway instance
+        // in place of the edge location; HTTP/1.1 header names are capitalised.
         headers.append(header::VIA, shared.via.clone());
         headers.insert(
             HeaderName::from_static("x-cache"),
             HeaderValue::from_static("Miss from turnpike"),
         );
+        headers.insert(HeaderName::from_static("x-amz-cf-pop"), shared.pop.clone());
+        headers.insert(HeaderName::from_static("x-amz-cf-id"), ids::edge_request_id());
+        resp.extensions_mut().insert(crate::proxy::h1::TitleCase);
     }
 
     let api_id = ctx.api.map_or("", |a| a.id.as_str());

@@ -278,6 +278,26 @@ fn push_date(out: &mut BytesMut) {
     });
 }
 
+/// A response extension: write header names capitalised (`My-Header`), as AWS's EDGE
+/// endpoints (CloudFront) do. Names with a known spelling keep it.
+#[derive(Clone, Copy, Debug)]
+pub struct TitleCase;
+
+/// Appends a header name as written on the wire (see [`wire_name`]); with `title`, other names
+/// are capitalised at the start and after each `-`.
+fn push_name(out: &mut BytesMut, name: &HeaderName, title: bool) {
+    let wire = wire_name(name);
+    if !title || wire != name.as_str() {
+        out.extend_from_slice(wire.as_bytes());
+        return;
+    }
+    let mut upper = true;
+    for b in wire.bytes() {
+        out.extend_from_slice(&[if upper { b.to_ascii_uppercase() } else { b }]);
+        upper = b == b'-';
+    }
+}
+
 /// The name as written on the wire: AWS's spelling for the headers API Gateway itself sends,
 /// the conventional one for common headers, else as stored (lowercase).
 fn wire_name(name: &HeaderName) -> &str {
@@ -416,6 +436,25 @@ mod tests {
         ] {
             assert!(decode_all(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn names_are_spelled_for_the_wire() {
+        let mut out = BytesMut::new();
+        for (name, title) in [
+            ("x-amzn-requestid", false),
+            ("x-backend-thing", false),
+            ("x-backend-thing", true),
+            ("x-amz-cf-id", true),
+            ("etag", true),
+        ] {
+            push_name(&mut out, &HeaderName::from_static(name), title);
+            out.extend_from_slice(b" ");
+        }
+        assert_eq!(
+            &out[..],
+            b"x-amzn-RequestId x-backend-thing X-Backend-Thing X-Amz-Cf-Id ETag "
+        );
     }
 
     #[test]

@@ -36,8 +36,8 @@ use crate::proxy::{
     ctx::ConnInfo,
     error::Reject,
     h1::{
-        ChunkedDecoder, Decoded, Framing, FramingError, client::has_token, declared_framing, push_date,
-        push_decimal, push_hex, wire_name,
+        ChunkedDecoder, Decoded, Framing, FramingError, TitleCase, client::has_token, declared_framing,
+        push_date, push_decimal, push_hex, push_name,
     },
     service::{self, ResponseBody},
 };
@@ -390,6 +390,7 @@ async fn write_response<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<bool> {
     let (parts, mut body) = resp.into_parts();
     let status = parts.status;
+    let title = parts.extensions.get::<TitleCase>().is_some();
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -420,7 +421,7 @@ async fn write_response<W: AsyncWrite + Unpin>(
             }
             declared = n;
         }
-        out.extend_from_slice(wire_name(name).as_bytes());
+        push_name(out, name, title);
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
