@@ -17,16 +17,6 @@ use http::Request;
 use serde_json::Value;
 use turnpike::controller::node::Node;
 
-/// The apiId of a RestApi, once the controller reported it.
-async fn api_id(c: &Cluster, name: &str) -> String {
-    eventually(&format!("apiId of {name}"), DEADLINE, || async {
-        c.get(&format!("restapi/{name}"))?["status"]["apiId"]
-            .as_str()
-            .map(str::to_string)
-    })
-    .await
-}
-
 /// The `v` a stage answers on `GET /v` (None if it does not answer 200).
 async fn version_of(node: &Node, api: &str, stage: &str, header: Option<(&str, &str)>) -> Option<String> {
     let addr = node.public.expect("public listener");
@@ -40,6 +30,29 @@ async fn version_of(node: &Node, api: &str, stage: &str, header: Option<(&str, &
     )
     .await;
     (answer.status == 200).then(|| answer.json()["v"].as_str().unwrap_or_default().to_string())
+}
+
+/// Waits until `stage` answers `version`.
+async fn serves(node: &Node, api: &str, stage: &str, version: &str) {
+    eventually(&format!("{stage} serves {version}"), DEADLINE, || async {
+        (version_of(node, api, stage, None).await? == version).then_some(())
+    })
+    .await;
+}
+
+/// Points Stage `name` at Deployment `deployment` (a merge patch, as a user would).
+fn point_stage(c: &Cluster, name: &str, deployment: &str) {
+    let patch = format!(r#"{{"spec":{{"deploymentRef":{{"name":"{deployment}"}}}}}}"#);
+    c.kubectl(&[
+        "patch",
+        "stage",
+        name,
+        "-n",
+        "default",
+        "--type=merge",
+        "-p",
+        &patch,
+    ]);
 }
 
 async fn wait_ready(c: &Cluster, what: &str) {
@@ -177,21 +190,17 @@ async fn edits_wait_for_a_new_deployment_and_rollback_is_editing_the_ref() {
     let c = Cluster::start().await;
     let node = c.node("a").await;
     c.apply(&format!(
-        "{}---\n{}---\n{}",
+        "{}---\n{}---\n{}---\n{}",
         mock_api("shop", "one", ""),
         deployment("shop-v1", "shop"),
+        stage("shop-prod", "shop", "prod", "shop-v1"),
         r#"apiVersion: turnpike.dev/v1alpha1
-kind: Stage
-metadata: {name: shop-prod, namespace: default}
-spec: {restApiRef: {name: shop}, stageName: prod, deploymentRef: {name: shop-v1}}
----
-apiVersion: turnpike.dev/v1alpha1
 kind: Stage
 metadata: {name: shop-dev, namespace: default}
 spec: {restApiRef: {name: shop}, stageName: dev, autoDeploy: true}
 "#
     ));
-    let api = api_id(&c, "shop").await;
+    let api = c.api_id("shop").await;
     wait_ready(&c, "stage/shop-prod").await;
     let v = eventually("prod serves one", DEADLINE, || {
         version_of(&node, &api, "prod", None)
@@ -205,10 +214,7 @@ spec: {restApiRef: {name: shop}, stageName: dev, autoDeploy: true}
 
     // Edit the RestApi: the autoDeploy stage follows at once; prod keeps its snapshot.
     c.apply(&mock_api("shop", "two", ""));
-    eventually("dev serves two", DEADLINE, || async {
-        (version_of(&node, &api, "dev", None).await? == "two").then_some(())
-    })
-    .await;
+    serves(&node, &api, "dev", "two").await;
     for _ in 0..20 {
         assert_eq!(
             version_of(&node, &api, "prod", None).await.as_deref(),
@@ -223,20 +229,8 @@ spec: {restApiRef: {name: shop}, stageName: dev, autoDeploy: true}
         version_of(&node, &api, "prod", None).await.as_deref(),
         Some("one")
     );
-    c.kubectl(&[
-        "patch",
-        "stage",
-        "shop-prod",
-        "-n",
-        "default",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"deploymentRef":{"name":"shop-v2"}}}"#,
-    ]);
-    eventually("prod serves two", DEADLINE, || async {
-        (version_of(&node, &api, "prod", None).await? == "two").then_some(())
-    })
-    .await;
+    point_stage(&c, "shop-prod", "shop-v2");
+    serves(&node, &api, "prod", "two").await;
     let v2_id = eventually("status shows v2", DEADLINE, || async {
         let id = c.get("stage/shop-prod")?["status"]["deploymentId"]
             .as_str()?
@@ -248,46 +242,22 @@ spec: {restApiRef: {name: shop}, stageName: dev, autoDeploy: true}
 
     // Later RestApi edits never change what an existing Deployment serves.
     c.apply(&mock_api("shop", "three", ""));
-    eventually("dev serves three", DEADLINE, || async {
-        (version_of(&node, &api, "dev", None).await? == "three").then_some(())
-    })
-    .await;
+    serves(&node, &api, "dev", "three").await;
     assert_eq!(
         version_of(&node, &api, "prod", None).await.as_deref(),
         Some("two")
     );
 
     // Rollback: edit deploymentRef back.
-    c.kubectl(&[
-        "patch",
-        "stage",
-        "shop-prod",
-        "-n",
-        "default",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"deploymentRef":{"name":"shop-v1"}}}"#,
-    ]);
-    eventually("prod serves one again", DEADLINE, || async {
-        (version_of(&node, &api, "prod", None).await? == "one").then_some(())
-    })
-    .await;
+    point_stage(&c, "shop-prod", "shop-v1");
+    serves(&node, &api, "prod", "one").await;
     eventually("status shows v1 again", DEADLINE, || async {
         (c.get("stage/shop-prod")?["status"]["deploymentId"] == v1_id.as_str()).then_some(())
     })
     .await;
 
     // A stage pointing at a missing Deployment is a condition, not a crash.
-    c.kubectl(&[
-        "patch",
-        "stage",
-        "shop-prod",
-        "-n",
-        "default",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"deploymentRef":{"name":"nope"}}}"#,
-    ]);
+    point_stage(&c, "shop-prod", "nope");
     let cond = eventually("prod not Ready", DEADLINE, || async {
         let cond = c.condition("stage/shop-prod", "ResolvedRefs")?;
         (cond["status"] == "False").then_some(cond)
@@ -352,7 +322,7 @@ spec:
     percentTraffic: 10
 "#
     ));
-    let api = api_id(&c, "cn").await;
+    let api = c.api_id("cn").await;
     wait_ready(&c, "stage/cn-prod").await;
     let status = c.get("stage/cn-prod").expect("stage")["status"].clone();
     assert!(
@@ -432,19 +402,15 @@ async fn a_private_api_answers_allowed_sources_on_the_private_listener_only() {
     // 127.0.0.2 is allowed by CIDR; the pod at 127.0.0.3 is allowed by its namespace;
     // 127.0.0.1 (and 127.0.0.4) are not.
     c.apply(&format!(
-        "{}---\n{}---\n{}",
+        "{}---\n{}---\n{}---\n{}",
         mock_api(
             "vault",
             "private",
             "  endpointConfiguration: {types: [PRIVATE]}\n  policy:\n    allow:\n      - sourceCidrs: [127.0.0.2/32]\n      - sourceNamespaces: [team-a]\n"
         ),
         deployment("vault-v1", "vault"),
-        r#"apiVersion: turnpike.dev/v1alpha1
-kind: Stage
-metadata: {name: vault-prod, namespace: default}
-spec: {restApiRef: {name: vault}, stageName: prod, deploymentRef: {name: vault-v1}}
----
-apiVersion: v1
+        stage("vault-prod", "vault", "prod", "vault-v1"),
+        r#"apiVersion: v1
 kind: Namespace
 metadata: {name: team-a}
 ---
@@ -465,7 +431,7 @@ spec: {containers: [{name: c, image: busybox}]}
         "-p",
         r#"{"status":{"podIP":"127.0.0.3","podIPs":[{"ip":"127.0.0.3"}]}}"#,
     ]);
-    let api = api_id(&c, "vault").await;
+    let api = c.api_id("vault").await;
     wait_ready(&c, "stage/vault-prod").await;
     let private = node.private.expect("private");
     let public = node.public.expect("public");
@@ -522,13 +488,9 @@ async fn two_replicas_serve_one_writes_and_the_leader_hands_over() {
         "{}---\n{}---\n{}",
         mock_api("ha", "one", ""),
         deployment("ha-v1", "ha"),
-        r#"apiVersion: turnpike.dev/v1alpha1
-kind: Stage
-metadata: {name: ha-prod, namespace: default}
-spec: {restApiRef: {name: ha}, stageName: prod, deploymentRef: {name: ha-v1}}
-"#
+        stage("ha-prod", "ha", "prod", "ha-v1"),
     ));
-    let api = api_id(&c, "ha").await;
+    let api = c.api_id("ha").await;
     wait_ready(&c, "stage/ha-prod").await;
 
     // Both serve traffic.

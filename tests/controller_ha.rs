@@ -111,18 +111,9 @@ async fn two_processes_serve_one_writes_and_sigkill_of_the_leader_hands_over() {
         "{}---\n{}---\n{}",
         mock_api("ha", "one", ""),
         deployment("ha-v1", "ha"),
-        r#"apiVersion: turnpike.dev/v1alpha1
-kind: Stage
-metadata: {name: ha-prod, namespace: default}
-spec: {restApiRef: {name: ha}, stageName: prod, deploymentRef: {name: ha-v1}}
-"#
+        stage("ha-prod", "ha", "prod", "ha-v1"),
     ));
-    let api = eventually("apiId", DEADLINE, || async {
-        c.get("restapi/ha")?["status"]["apiId"]
-            .as_str()
-            .map(str::to_string)
-    })
-    .await;
+    let api = c.api_id("ha").await;
     eventually("stage Ready", DEADLINE, || async {
         (c.condition("stage/ha-prod", "Ready")?["status"] == "True").then_some(())
     })

@@ -100,30 +100,22 @@ fn rest_api_obj(a: &RestApi) -> RestApiObj {
 mod tests {
     use super::*;
 
-    const YAML: &str = r#"
-apiVersion: turnpike.dev/v1alpha1
-kind: RestApi
-metadata: {name: shop, resourceVersion: "1", generation: 1}
-spec:
-  resources:
-    /pets:
-      GET: {integration: {type: MOCK}}
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Deployment
-metadata: {name: shop-v1}
-spec: {restApiRef: {name: shop}}
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Stage
-metadata: {name: prod}
-spec: {restApiRef: {name: shop}, stageName: prod, deploymentRef: {name: shop-v1}}
-"#;
+    /// Ingest's RestApi and Deployment, and a Stage serving it.
+    fn yaml() -> String {
+        format!(
+            "{}---\napiVersion: turnpike.dev/v1alpha1\nkind: Stage\nmetadata: {{name: prod}}\nspec: {{restApiRef: {{name: shop}}, stageName: prod, deploymentRef: {{name: shop-v1}}}}\n",
+            ingest::tests::VALID
+        )
+    }
 
     /// The cached world compiles exactly like the uncached one, on every rebuild.
     #[test]
     fn the_cached_world_compiles_like_ingest() {
-        let mut objects = Objects::from_yaml(YAML).unwrap();
+        let mut objects = Objects::from_yaml(&yaml()).unwrap();
+        for api in &mut objects.rest_apis {
+            api.metadata.resource_version = Some("1".into());
+            api.metadata.generation = Some(1);
+        }
         objects.record_missing_snapshots();
         for cm in &mut objects.config_maps {
             cm.metadata.uid = Some("cm-uid".into());

@@ -200,3 +200,22 @@ pub fn deployment(name: &str, api: &str) -> String {
         "apiVersion: turnpike.dev/v1alpha1\nkind: Deployment\nmetadata: {{name: {name}, namespace: default}}\nspec: {{restApiRef: {{name: {api}}}}}\n"
     )
 }
+
+/// A Stage `name` of RestApi `api`, called `stage_name`, serving Deployment `deployment`.
+pub fn stage(name: &str, api: &str, stage_name: &str, deployment: &str) -> String {
+    format!(
+        "apiVersion: turnpike.dev/v1alpha1\nkind: Stage\nmetadata: {{name: {name}, namespace: default}}\nspec: {{restApiRef: {{name: {api}}}, stageName: {stage_name}, deploymentRef: {{name: {deployment}}}}}\n"
+    )
+}
+
+impl Cluster {
+    /// The apiId of a RestApi, once the controller reported it.
+    pub async fn api_id(&self, name: &str) -> String {
+        eventually(&format!("apiId of {name}"), DEADLINE, || async {
+            self.get(&format!("restapi/{name}"))?["status"]["apiId"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .await
+    }
+}

@@ -39,7 +39,7 @@ use tokio::{
 use crate::{
     proxy::{
         body::{BoxError, LimitExceeded, Limited, ProxyBody},
-        h1::{ChunkedDecoder, Decoded, Framing, declared_framing, push_decimal, push_hex},
+        h1::{ChunkedDecoder, Decoded, Framing, declared_framing, has_token, push_decimal, push_hex},
         upstream::{SendError, UpstreamConfig, caused_by},
     },
     routing::FastMap,
@@ -641,13 +641,6 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, 
     })))
 }
 
-/// Whether a comma-separated header value lists `token` (case-insensitive).
-pub(crate) fn has_token(v: &HeaderValue, token: &str) -> bool {
-    v.as_bytes()
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-}
-
 /// The response for the caller. A body already read whole gives the connection back at once.
 fn respond(head: ResponseHead, link: Link, mut lease: Lease) -> Response<ProxyBody> {
     let ResponseHead {
@@ -664,16 +657,14 @@ fn respond(head: ResponseHead, link: Link, mut lease: Lease) -> Response<ProxyBo
     let body = match (framing, link) {
         (Framing::Empty, Link::Whole(conn)) => {
             if keep_alive {
-                let since = lease.started;
-                lease.give_back(conn, since);
+                lease.give_back(conn, lease.started);
             }
             ProxyBody::empty()
         }
         (Framing::Length(n), Link::Whole(mut conn)) if conn.buf.len() as u64 >= n => {
             let data = conn.buf.split_to(n as usize).freeze();
             if keep_alive {
-                let since = lease.started;
-                lease.give_back(conn, since);
+                lease.give_back(conn, lease.started);
             }
             ProxyBody::full(data)
         }

@@ -33,19 +33,28 @@ pub enum Framing {
 
 /// Why a message's framing is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.message())]
 pub enum FramingError {
-    #[error("both Content-Length and Transfer-Encoding")]
     Both,
-    #[error("invalid Content-Length")]
     InvalidLength,
-    #[error("conflicting Content-Length headers")]
     ConflictingLengths,
-    #[error("unsupported Transfer-Encoding")]
     UnsupportedCoding,
-    #[error("Transfer-Encoding in an HTTP/1.0 message")]
     CodingInHttp10,
-    #[error("malformed chunked body")]
     BadChunk,
+}
+
+impl FramingError {
+    /// The reason, as logged and as [`crate::proxy::error::Reject::BadRequest`] carries it.
+    pub fn message(self) -> &'static str {
+        match self {
+            FramingError::Both => "both Content-Length and Transfer-Encoding",
+            FramingError::InvalidLength => "invalid Content-Length",
+            FramingError::ConflictingLengths => "conflicting Content-Length headers",
+            FramingError::UnsupportedCoding => "unsupported Transfer-Encoding",
+            FramingError::CodingInHttp10 => "Transfer-Encoding in an HTTP/1.0 message",
+            FramingError::BadChunk => "malformed chunked body",
+        }
+    }
 }
 
 /// The declared framing of a message: Transfer-Encoding (only `chunked`) or Content-Length
@@ -101,6 +110,13 @@ pub fn declared_framing(headers: &HeaderMap, http10: bool) -> Result<Option<Fram
         }
     }
     Ok(found.map(Framing::Length))
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+pub(crate) fn has_token(v: &http::HeaderValue, token: &str) -> bool {
+    v.as_bytes()
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Digits only (no sign, no spaces), at most 19 of them.

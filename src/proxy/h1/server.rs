@@ -36,8 +36,8 @@ use crate::proxy::{
     ctx::ConnInfo,
     error::Reject,
     h1::{
-        ChunkedDecoder, Decoded, Framing, FramingError, TitleCase, client::has_token, declared_framing,
-        push_date, push_decimal, push_hex, push_name,
+        ChunkedDecoder, Decoded, Framing, TitleCase, declared_framing, has_token, push_date, push_decimal,
+        push_hex, push_name,
     },
     service::{self, ResponseBody},
 };
@@ -276,16 +276,7 @@ fn parse_request(buf: &mut BytesMut) -> Result<Option<Head>, Reject> {
         headers.append(name, value);
     }
     let framing = declared_framing(&headers, http10)
-        .map_err(|e| {
-            Reject::BadRequest(match e {
-                FramingError::Both => "both Content-Length and Transfer-Encoding",
-                FramingError::InvalidLength => "invalid Content-Length",
-                FramingError::ConflictingLengths => "conflicting Content-Length headers",
-                FramingError::UnsupportedCoding => "unsupported Transfer-Encoding",
-                FramingError::CodingInHttp10 => "Transfer-Encoding in HTTP/1.0",
-                FramingError::BadChunk => "malformed chunked body",
-            })
-        })?
+        .map_err(|e| Reject::BadRequest(e.message()))?
         .unwrap_or(Framing::Empty);
     let connection = headers.get_all(header::CONNECTION);
     let keep_alive = if http10 {
