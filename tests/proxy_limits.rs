@@ -454,4 +454,16 @@ async fn http11_connection_semantics() {
         .expect("read");
     assert_eq!(raw_status(&rest), 200, "{rest}");
     assert!(rest.contains(r#""body_len":5"#), "{rest}");
+
+    // A declared body over the limit is not invited: the first answer is the 413.
+    let answer = raw(
+        gw.public_plain,
+        format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\nExpect: 100-continue\r\n\r\n",
+            target("/pets/6")
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
 }

@@ -195,7 +195,12 @@ where
             }
             framing => {
                 // Streamed: the connection is split while a reader task hands the body over.
-                if expect_continue && io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+                // A body declared over the limit is answered 413 without inviting it first.
+                let too_large = matches!(framing, Framing::Length(n) if n > limits.max_body_bytes);
+                if expect_continue
+                    && !too_large
+                    && io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err()
+                {
                     return Outcome::Closed;
                 }
                 let (rd, mut wr) = tokio::io::split(io);
