@@ -104,18 +104,32 @@ cpu_ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
-# run NAME URL PID [HOST]: prints "NAME rps p50_us p99_us cpu_us_per_request user_us_per_request"
+# Busy and idle ticks of one CPU (from /proc/stat).
+core_ticks() {
+  awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat
+}
+# busy_pct "BUSY IDLE" "BUSY IDLE": the share of the interval the CPU was busy.
+busy_pct() {
+  echo "$1 $2" | awk '{ b = $3 - $1; i = $4 - $2; if (b + i > 0) printf "%.0f", 100 * b / (b + i); else print "n/a" }'
+}
+
+# run NAME URL PID [HOST]: prints "NAME rps p50_us p99_us cpu_us_per_request user_us_per_request
+# proxy_core_busy_pct load_core_busy_pct"
 # The CPU cost per request (CPU time of the process under test / requests served) depends
-# less on how busy the rest of the machine is than requests/s does.
+# less on how busy the rest of the machine is than requests/s does. A run whose load core is
+# saturated while the proxy core is not measured the load generator, not the proxy.
 run() {
   local name=$1 url=$2 pid=$3 host=${4:-}
   local hdr=()
   [ -n "$host" ] && hdr=(-H "Host: $host")
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${hdr[@]}" "$url" >/dev/null 2>&1 # warm-up
   local out before after ubefore uafter
+  local pbefore lbefore pafter lafter
   before=$(cpu_ticks "$pid"); ubefore=$(cpu_ticks "$pid" user)
+  pbefore=$(core_ticks "$PROXY_CPU"); lbefore=$(core_ticks "$LOAD_CPU")
   out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "${hdr[@]}" "$url")
   after=$(cpu_ticks "$pid"); uafter=$(cpu_ticks "$pid" user)
+  pafter=$(core_ticks "$PROXY_CPU"); lafter=$(core_ticks "$LOAD_CPU")
   local errors
   errors=$(echo "$out" | grep -E "Non-2xx|Socket errors" || true)
   [ -n "$errors" ] && echo "WARNING $name: $errors" >&2
@@ -127,7 +141,8 @@ run() {
   p99=$(us "$(echo "$out" | awk '$1=="99%" {print $2}')")
   total=$(echo "$out" | awk '/requests in/ {print $1}')
   per() { awk -v t="$1" -v hz="$HZ" -v n="$total" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }'; }
-  echo "$name $rps $p50 $p99 $(per $((after - before))) $(per $((uafter - ubefore)))"
+  echo "$name $rps $p50 $p99 $(per $((after - before))) $(per $((uafter - ubefore)))" \
+    "$(busy_pct "$pbefore" "$pafter") $(busy_pct "$lbefore" "$lafter")"
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -141,7 +156,8 @@ for round in $(seq 1 "$ROUNDS"); do
   results+=("$(run turnpike-tls "https://$TP_TLS/prod/hello" "$TP_PID" "$HOST")")
 done
 
-# median NAME COLUMN: the median over the rounds of a column (2 rps, 3 p50, 4 p99, 5 CPU, 6 user CPU).
+# median NAME COLUMN: the median over the rounds of a column (2 rps, 3 p50, 4 p99, 5 CPU,
+# 6 user CPU, 7 proxy core busy %, 8 load core busy %).
 median() {
   printf '%s\n' "${results[@]}" | awk -v n="$1" -v c="$2" '$1 == n { print $c }' | sort -g \
     | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
@@ -153,10 +169,10 @@ echo "wrk -t1 -c$CONNS -d${DUR}s --latency; proxy on CPU $PROXY_CPU, wrk + upstr
 echo
 echo "load average before the run: $LOAD_BEFORE"
 echo
-echo "| target | requests/s | p50 (µs) | p99 (µs) | CPU µs / request | of which user |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| target | requests/s | p50 (µs) | p99 (µs) | CPU µs / request | of which user | proxy core busy | load core busy |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for t in direct-plain nginx-plain turnpike-plain nginx-tls turnpike-tls; do
-  echo "| $t | $(median $t 2) | $(median $t 3) | $(median $t 4) | $(median $t 5) | $(median $t 6) |"
+  echo "| $t | $(median $t 2) | $(median $t 3) | $(median $t 4) | $(median $t 5) | $(median $t 6) | $(median $t 7)% | $(median $t 8)% |"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo

@@ -56,6 +56,8 @@ pub struct RequestCtx<'a> {
     pub extended_request_id: HeaderValue,
     pub api: Option<&'a ApiEntry>,
     pub stage: Option<&'a StageEntry>,
+    /// The Host the client asked for (`:authority` for h2).
+    pub host: Option<&'a HeaderValue>,
     /// The resource path within the stage (normalised, still percent-encoded).
     pub path: &'a str,
     pub variant: Option<&'a StageVariant>,
@@ -91,6 +93,7 @@ impl<'a> RequestCtx<'a> {
             extended_request_id,
             api: None,
             stage: None,
+            host: None,
             path: "/",
             variant: None,
             resource: None,

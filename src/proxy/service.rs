@@ -45,12 +45,14 @@ pub async fn serve(shared: &Shared, conn: &ConnInfo, req: Request<RequestBody>) 
     let (parts, body) = req.into_parts();
     let request_id = ids::request_id(parts.headers.get(&REQUEST_ID));
     let extended_id = ids::extended_request_id();
-    let summary = Summary::of(&parts);
     // The URI is cheap to clone (shared bytes) and lets the path be borrowed for the whole
     // request while `parts` moves on to the integration.
     let uri = parts.uri.clone();
+    let summary = Summary::of(&parts, &uri);
     let path = phase::normalize::path(uri.path());
+    let host = phase::integrate::request_host(&parts.uri, &parts.headers);
     let mut ctx = RequestCtx::new(shared, conn, &table, request_id, extended_id);
+    ctx.host = host.as_ref();
     let result = run(&mut ctx, &path, parts, body).await;
     finish(ctx, summary, result)
 }
@@ -72,7 +74,6 @@ pub fn reject(shared: &Shared, conn: &ConnInfo, reject: Reject) -> Response<Resp
         version: Version::HTTP_11,
         uri: None,
         user_agent: None,
-        host: None,
     };
     finish(ctx, summary, Err(reject))
 }
@@ -86,11 +87,7 @@ async fn run<'a>(
 ) -> Result<Response<ProxyBody>, Reject> {
     phase::limits::check(&parts, &ctx.shared.config.limits)?;
     let path: &'a str = path.as_ref().map_err(Reject::clone)?;
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    let host = ctx.host.and_then(|h| h.to_str().ok());
     if let Flow::Respond(resp) = phase::route::locate(ctx, host, path)? {
         return Ok(resp);
     }
@@ -102,22 +99,20 @@ async fn run<'a>(
 }
 
 /// What the access log needs from the request head, taken before the head moves on.
-struct Summary {
+struct Summary<'a> {
     method: Option<http::Method>,
     version: Version,
-    uri: Option<http::Uri>,
+    uri: Option<&'a http::Uri>,
     user_agent: Option<HeaderValue>,
-    host: Option<HeaderValue>,
 }
 
-impl Summary {
-    fn of(parts: &Parts) -> Self {
+impl<'a> Summary<'a> {
+    fn of(parts: &Parts, uri: &'a http::Uri) -> Self {
         Summary {
             method: Some(parts.method.clone()),
             version: parts.version,
-            uri: Some(parts.uri.clone()),
+            uri: Some(uri),
             user_agent: parts.headers.get(header::USER_AGENT).cloned(),
-            host: phase::integrate::request_host(&parts.uri, &parts.headers),
         }
     }
 }
@@ -126,7 +121,7 @@ impl Summary {
 /// the body ends.
 fn finish(
     mut ctx: RequestCtx<'_>,
-    summary: Summary,
+    summary: Summary<'_>,
     result: Result<Response<ProxyBody>, Reject>,
 ) -> Response<ResponseBody> {
     let shared = ctx.shared;
@@ -197,7 +192,7 @@ fn finish(
                     .to_string(),
                 resource_path: resource_path.to_string(),
                 resource_id: ctx.resource.map(|r| r.id.clone()).unwrap_or_default(),
-                path: summary.uri.as_ref().map_or("-", http::Uri::path).to_string(),
+                path: summary.uri.map_or("-", http::Uri::path).to_string(),
                 protocol: protocol(summary.version),
                 status,
                 response_length: 0,
@@ -207,7 +202,7 @@ fn finish(
                 integration_error: ctx.integration_error.take(),
                 source_ip: Some(ctx.conn.peer.ip()),
                 user_agent: summary.user_agent.as_ref().map(header_str),
-                domain_name: summary.host.as_ref().map(header_str),
+                domain_name: ctx.host.map(header_str),
                 api_id: api_id.to_string(),
                 stage: stage_name.to_string(),
                 deployment_id: ctx.variant.map(|v| v.deployment_id.clone()).unwrap_or_default(),

@@ -125,13 +125,15 @@ impl Upstreams {
         &self,
         req: Request<Limited>,
         insecure: bool,
+        started: Instant,
         timeout: Duration,
     ) -> Result<Response<ProxyBody>, SendError> {
         if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
-            return h1::client::send(req, &self.config, timeout).await;
+            return h1::client::send(req, &self.config, started, timeout).await;
         }
         let client = if insecure { &self.insecure } else { &self.verified };
-        match tokio::time::timeout(timeout, client.request(req)).await {
+        let deadline = tokio::time::Instant::from_std(started) + timeout;
+        match tokio::time::timeout_at(deadline, client.request(req)).await {
             Err(_) => Err(SendError::Timeout),
             Ok(Ok(resp)) => Ok(resp.map(ProxyBody::stream)),
             Ok(Err(e)) => {

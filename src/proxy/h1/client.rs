@@ -39,7 +39,7 @@ use tokio::{
 use crate::{
     proxy::{
         body::{BoxError, LimitExceeded, Limited, ProxyBody},
-        h1::{ChunkedDecoder, Decoded, Framing, declared_framing, has_token, push_decimal, push_hex},
+        h1::{ChunkedDecoder, Decoded, Framing, HeadScan, declared_framing, push_decimal, push_hex},
         upstream::{SendError, UpstreamConfig, caused_by},
     },
     routing::FastMap,
@@ -168,15 +168,16 @@ enum Payload {
     Stream(Limited),
 }
 
-/// Sends a request with an `http://` URI and returns the response head, within `timeout`;
+/// Sends a request with an `http://` URI and returns the response head, within `timeout`
+/// of `started`;
 /// its body is read off the connection as it is polled. Host is set from the URI's authority
 /// when absent.
 pub async fn send(
     req: Request<Limited>,
     config: &UpstreamConfig,
+    started: Instant,
     timeout: Duration,
 ) -> Result<Response<ProxyBody>, SendError> {
-    let started = Instant::now();
     let deadline = tokio::time::Instant::from_std(started) + timeout;
     let (parts, body) = req.into_parts();
     let authority = parts
@@ -196,18 +197,21 @@ pub async fn send(
         max_idle: config.pool_max_idle_per_host,
     };
 
-    // Framing: the declared Content-Length, else the body's exact size, else chunked.
-    let declared = declared_framing(&parts.headers, false)
-        .map_err(|e| SendError::Failed(format!("request framing: {e}")))?;
+    // Framing: a body in hand is sent with its length; a stream with its declared
+    // Content-Length, else its exact size, else chunked.
     let payload = match body.as_full() {
         Some(b) => Payload::Fixed(Some(b.clone())),
         None if body.is_end_stream() => Payload::Fixed(None),
         None => Payload::Stream(body),
     };
-    let framing = match (&payload, declared) {
-        (_, Some(Framing::Length(n))) => Framing::Length(n),
-        (Payload::Fixed(b), _) => Framing::Length(b.as_ref().map_or(0, |b| b.len() as u64)),
-        (Payload::Stream(s), _) => s.size_hint().exact().map_or(Framing::Chunked, Framing::Length),
+    let framing = match &payload {
+        Payload::Fixed(b) => Framing::Length(b.as_ref().map_or(0, |b| b.len() as u64)),
+        Payload::Stream(s) => match declared_framing(&parts.headers, false)
+            .map_err(|e| SendError::Failed(format!("request framing: {e}")))?
+        {
+            Some(Framing::Length(n)) => Framing::Length(n),
+            _ => s.size_hint().exact().map_or(Framing::Chunked, Framing::Length),
+        },
     };
     // The head, and a small body after it, go out in one write, from a per-thread buffer
     // that stays warm in the cache.
@@ -592,12 +596,26 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, 
     // Header values are copied out of the read buffer in one piece and shared from there.
     let base = buf.as_ptr() as usize;
     let mut spans: smallvec::SmallVec<[(HeaderName, usize, usize); 24]> = smallvec::SmallVec::new();
+    let mut scan = HeadScan::default();
     for h in resp.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| SendError::Failed(format!("invalid response header name {:?}", h.name)))?;
+        scan.header(&name, h.value);
         let start = h.value.as_ptr() as usize - base;
         spans.push((name, start, start + h.value.len()));
     }
+    let framing = if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        Framing::Empty
+    } else {
+        match scan.framing(false) {
+            Ok(Some(f)) => f,
+            Ok(None) => Framing::Close,
+            // A coding other than chunked: the body runs to the close (RFC 9112 §6.3).
+            Err(crate::proxy::h1::FramingError::UnsupportedCoding) => Framing::Close,
+            Err(e) => return Err(SendError::Failed(format!("response framing: {e}"))),
+        }
+    };
+    let keep_alive = framing != Framing::Close && !scan.close && (!http10 || scan.keep_alive);
     let raw = buf.split_to(n).freeze();
     // Room for what the gateway adds without growing.
     let mut headers = HeaderMap::with_capacity(spans.len() + 4);
@@ -606,28 +624,6 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, 
             .map_err(|_| SendError::Failed(format!("invalid value of response header {name}")))?;
         headers.append(name, value);
     }
-    let framing = if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        Framing::Empty
-    } else {
-        match declared_framing(&headers, false) {
-            Ok(Some(f)) => f,
-            Ok(None) => Framing::Close,
-            // A coding other than chunked: the body runs to the close (RFC 9112 §6.3).
-            Err(crate::proxy::h1::FramingError::UnsupportedCoding) => Framing::Close,
-            Err(e) => return Err(SendError::Failed(format!("response framing: {e}"))),
-        }
-    };
-    let close = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|v| has_token(v, "close"));
-    let keep_alive = framing != Framing::Close
-        && !close
-        && (!http10
-            || headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .any(|v| has_token(v, "keep-alive")));
     Ok(Some(Parsed::Final(ResponseHead {
         status,
         version: if http10 {

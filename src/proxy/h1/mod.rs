@@ -60,63 +60,87 @@ impl FramingError {
 /// The declared framing of a message: Transfer-Encoding (only `chunked`) or Content-Length
 /// (all values equal), never both. `None` when neither is present.
 pub fn declared_framing(headers: &HeaderMap, http10: bool) -> Result<Option<Framing>, FramingError> {
-    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
-    let has_coding = codings.peek().is_some();
-    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter().peekable();
-    let has_length = lengths.peek().is_some();
-    if has_coding {
-        if has_length {
-            return Err(FramingError::Both);
-        }
-        if http10 {
-            return Err(FramingError::CodingInHttp10);
-        }
-        // Only `chunked`, alone: any other coding would have to be undone before the
-        // message could be forwarded with different framing.
-        let mut n = 0;
-        for v in codings {
-            for token in v
-                .to_str()
-                .map_err(|_| FramingError::UnsupportedCoding)?
-                .split(',')
-            {
-                let token = token.trim();
-                if token.is_empty() {
-                    continue;
-                }
-                if !token.eq_ignore_ascii_case("chunked") {
-                    return Err(FramingError::UnsupportedCoding);
-                }
-                n += 1;
-            }
-        }
-        return if n == 1 {
-            Ok(Some(Framing::Chunked))
-        } else {
-            Err(FramingError::UnsupportedCoding)
-        };
+    let mut scan = HeadScan::default();
+    for v in headers.get_all(header::TRANSFER_ENCODING) {
+        scan.header(&header::TRANSFER_ENCODING, v.as_bytes());
     }
-    if !has_length {
-        return Ok(None);
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        scan.header(&header::CONTENT_LENGTH, v.as_bytes());
     }
-    let mut found: Option<u64> = None;
-    for v in lengths {
-        for part in v.as_bytes().split(|b| *b == b',') {
-            let n = parse_length(part.trim_ascii()).ok_or(FramingError::InvalidLength)?;
-            match found {
-                Some(f) if f != n => return Err(FramingError::ConflictingLengths),
-                _ => found = Some(n),
-            }
-        }
-    }
-    Ok(found.map(Framing::Length))
+    scan.framing(http10)
 }
 
-/// Whether a comma-separated header value lists `token` (case-insensitive).
-pub(crate) fn has_token(v: &http::HeaderValue, token: &str) -> bool {
-    v.as_bytes()
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+/// What a message head says about its body and its connection, gathered while its header
+/// lines are read: no map lookups afterwards.
+#[derive(Debug, Default)]
+pub struct HeadScan {
+    /// A Transfer-Encoding was present; `chunked` tokens seen and whether any other was.
+    coding: bool,
+    chunked: u32,
+    bad_coding: bool,
+    /// The Content-Length, when all values agree, else why not.
+    length: Option<Result<u64, FramingError>>,
+    /// `Connection` lists `close` / `keep-alive`.
+    pub close: bool,
+    pub keep_alive: bool,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
+}
+
+impl HeadScan {
+    /// Takes note of one header line.
+    pub fn header(&mut self, name: &HeaderName, value: &[u8]) {
+        if *name == header::CONTENT_LENGTH {
+            for part in value.split(|b| *b == b',') {
+                let n = parse_length(part.trim_ascii()).ok_or(FramingError::InvalidLength);
+                self.length = Some(match (self.length, n) {
+                    (Some(Err(e)), _) | (_, Err(e)) => Err(e),
+                    (Some(Ok(f)), Ok(n)) if f != n => Err(FramingError::ConflictingLengths),
+                    (_, Ok(n)) => Ok(n),
+                });
+            }
+        } else if *name == header::TRANSFER_ENCODING {
+            // Only `chunked`, alone: any other coding would have to be undone before the
+            // message could be forwarded with different framing.
+            self.coding = true;
+            match std::str::from_utf8(value) {
+                Ok(v) => {
+                    for token in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                        if token.eq_ignore_ascii_case("chunked") {
+                            self.chunked += 1;
+                        } else {
+                            self.bad_coding = true;
+                        }
+                    }
+                }
+                Err(_) => self.bad_coding = true,
+            }
+        } else if *name == header::CONNECTION {
+            for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if *name == header::EXPECT {
+            self.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+        }
+    }
+
+    /// The declared framing (RFC 9112 §6): Transfer-Encoding (only `chunked`) or
+    /// Content-Length (all values equal), never both. `None` when neither is present.
+    pub fn framing(&self, http10: bool) -> Result<Option<Framing>, FramingError> {
+        if self.coding {
+            return if self.length.is_some() {
+                Err(FramingError::Both)
+            } else if http10 {
+                Err(FramingError::CodingInHttp10)
+            } else if self.bad_coding || self.chunked != 1 {
+                Err(FramingError::UnsupportedCoding)
+            } else {
+                Ok(Some(Framing::Chunked))
+            };
+        }
+        self.length.transpose().map(|n| n.map(Framing::Length))
+    }
 }
 
 /// Digits only (no sign, no spaces), at most 19 of them.

@@ -36,8 +36,7 @@ use crate::proxy::{
     ctx::ConnInfo,
     error::Reject,
     h1::{
-        ChunkedDecoder, Decoded, Framing, TitleCase, declared_framing, has_token, push_date, push_decimal,
-        push_hex, push_name,
+        ChunkedDecoder, Decoded, Framing, HeadScan, TitleCase, push_date, push_decimal, push_hex, push_name,
     },
     service::{self, ResponseBody},
 };
@@ -265,11 +264,17 @@ fn parse_request(buf: &mut BytesMut) -> Result<Option<Head>, Reject> {
     let path = req.path.unwrap_or_default();
     let path_span = (path.as_ptr() as usize - base, path.len());
     let mut spans: smallvec::SmallVec<[(HeaderName, usize, usize); 24]> = smallvec::SmallVec::new();
+    let mut scan = HeadScan::default();
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| Reject::BadRequest("invalid header name"))?;
+        scan.header(&name, h.value);
         spans.push((name, h.value.as_ptr() as usize - base, h.value.len()));
     }
+    let framing = scan
+        .framing(http10)
+        .map_err(|e| Reject::BadRequest(e.message()))?
+        .unwrap_or(Framing::Empty);
     let raw = buf.split_to(n).freeze();
     let uri = http::Uri::from_maybe_shared(raw.slice(path_span.0..path_span.0 + path_span.1))
         .map_err(|_| Reject::BadRequest("invalid request target"))?;
@@ -280,19 +285,8 @@ fn parse_request(buf: &mut BytesMut) -> Result<Option<Head>, Reject> {
             .map_err(|_| Reject::BadRequest("invalid header value"))?;
         headers.append(name, value);
     }
-    let framing = declared_framing(&headers, http10)
-        .map_err(|e| Reject::BadRequest(e.message()))?
-        .unwrap_or(Framing::Empty);
-    let connection = headers.get_all(header::CONNECTION);
-    let keep_alive = if http10 {
-        connection.iter().any(|v| has_token(v, "keep-alive"))
-    } else {
-        !connection.iter().any(|v| has_token(v, "close"))
-    };
-    let expect_continue = !http10
-        && headers
-            .get(header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let keep_alive = if http10 { scan.keep_alive } else { !scan.close };
+    let expect_continue = !http10 && scan.expect_continue;
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -393,18 +387,17 @@ async fn write_response<W: AsyncWrite + Unpin>(
     out.extend_from_slice(b" ");
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
-    if !parts.headers.contains_key(header::DATE) {
-        push_date(out);
-    }
     let no_body = head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
     let mut declared: Option<u64> = None;
+    let mut dated = false;
     for (name, value) in &parts.headers {
         if name == header::TRANSFER_ENCODING || name == header::CONNECTION {
             continue;
         }
+        dated |= name == header::DATE;
         if name == header::CONTENT_LENGTH {
             if status == StatusCode::NO_CONTENT || status.is_informational() {
                 continue;
@@ -421,6 +414,9 @@ async fn write_response<W: AsyncWrite + Unpin>(
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if !dated {
+        push_date(out);
     }
     // The framing of the body.
     let mut close = close;

@@ -189,9 +189,8 @@ async fn http_proxy(
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(q);
     }
-    let host = request_host(&uri, &headers);
     strip_hop_by_hop(&mut headers);
-    forwarded_headers(&mut headers, ctx, host.as_ref());
+    forwarded_headers(&mut headers, ctx);
     headers.remove(header::HOST);
     let method = integration.http_method.clone().unwrap_or(method);
     let body = Limited::new(body, ctx.shared.config.limits.max_body_bytes);
@@ -333,7 +332,12 @@ async fn send(
             let saved = retryable.then(|| (method.clone(), headers.clone()));
             let req = build(method, with_authority(&uri, guard.addr)?, headers, body)?;
             match upstreams
-                .send(req, integration.insecure_skip_verify, integration.timeout)
+                .send(
+                    req,
+                    integration.insecure_skip_verify,
+                    started,
+                    integration.timeout,
+                )
                 .await
             {
                 Err(SendError::Connect(e)) => {
@@ -352,9 +356,13 @@ async fn send(
                                 headers,
                                 Limited::empty(),
                             )?;
-                            let remaining = integration.timeout.saturating_sub(started.elapsed());
                             let r = upstreams
-                                .send(req, integration.insecure_skip_verify, remaining)
+                                .send(
+                                    req,
+                                    integration.insecure_skip_verify,
+                                    started,
+                                    integration.timeout,
+                                )
                                 .await;
                             settle(ctx, guard, r)
                         }
@@ -370,7 +378,12 @@ async fn send(
         _ => {
             let req = build(method, uri, headers, body)?;
             upstreams
-                .send(req, integration.insecure_skip_verify, integration.timeout)
+                .send(
+                    req,
+                    integration.insecure_skip_verify,
+                    started,
+                    integration.timeout,
+                )
                 .await
         }
     };
@@ -491,7 +504,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// Sets X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host.
-fn forwarded_headers(headers: &mut HeaderMap, ctx: &RequestCtx<'_>, host: Option<&HeaderValue>) {
+fn forwarded_headers(headers: &mut HeaderMap, ctx: &RequestCtx<'_>) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -513,7 +526,7 @@ fn forwarded_headers(headers: &mut HeaderMap, ctx: &RequestCtx<'_>, host: Option
         XFP,
         HeaderValue::from_static(if ctx.conn.tls { "https" } else { "http" }),
     );
-    if let Some(h) = host {
+    if let Some(h) = ctx.host {
         headers.insert(XFH, h.clone());
     }
 }
@@ -533,9 +546,16 @@ const RESERVED: [(HeaderName, HeaderName); 4] = [
     ),
 ];
 
-/// Renames the reserved backend response headers.
+/// Renames the reserved backend response headers. One pass over the names first, so only
+/// those present are looked up.
 pub fn remap_reserved(headers: &mut HeaderMap) {
-    for (name, remapped) in &RESERVED {
+    let mut present = [false; 4];
+    for name in headers.keys() {
+        if let Some(i) = RESERVED.iter().position(|(r, _)| r == name) {
+            present[i] = true;
+        }
+    }
+    for (_, (name, remapped)) in RESERVED.iter().enumerate().filter(|(i, _)| present[*i]) {
         // One lookup per name; the values move without being copied.
         if let header::Entry::Occupied(e) = headers.entry(name) {
             let (_, values) = e.remove_entry_mult();
