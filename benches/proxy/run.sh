@@ -5,8 +5,10 @@
 #
 # Prerequisites (Debian): apt-get install -y wrk nginx-light openssl   (curl for the checks)
 # Usage: benches/proxy/run.sh [duration_seconds=10] [connections=64] [rounds=3]
-# Output: a Markdown table (rps, p50, p99, CPU per request) with the median of the rounds, and
-# the ratios Turnpike / nginx. The targets run in turn within each round, so a noisy moment
+# Output: a Markdown table (rps, p50, p99, CPU per request, how busy the proxy core and the
+# load core were) with the median of the rounds, and the ratios Turnpike / nginx. When the
+# load core is saturated and the proxy core is not, requests/s measured wrk and the upstream:
+# requests per CPU-second of the proxy is then the ratio that compares the proxies. The targets run in turn within each round, so a noisy moment
 # on a shared machine hits one round of every target rather than all rounds of one.
 set -euo pipefail
 
