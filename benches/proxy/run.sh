@@ -183,6 +183,21 @@ for proto in plain tls; do
     "$(ratio "$(median "nginx-$proto" 5)" "$(median "turnpike-$proto" 5)") x requests per CPU-second;" \
     "p99 $(median "turnpike-$proto" 4) vs $(median "nginx-$proto" 4) µs"
 done
+# Within a round the two proxies run a few seconds apart, so the ratio of each round is less
+# exposed to the machine's drift than the ratio of the medians: their median, min and max.
+round_ratios() {
+  printf '%s\n' "${results[@]}" | awk -v p="$1" -v c="$2" -v inv="${3:-}" '
+    $1 == "turnpike-" p { t[++nt] = $c }
+    $1 == "nginx-" p { n[++nn] = $c }
+    END { for (i = 1; i <= nt && i <= nn; i++) if (t[i] > 0 && n[i] > 0) print (inv ? n[i] / t[i] : t[i] / n[i]) }' \
+    | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else printf "%.2f (min %.2f, max %.2f)", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
+}
+echo
+echo "ratios per round (median of the rounds):"
+for proto in plain tls; do
+  echo "  $proto: requests/s $(round_ratios "$proto" 2); requests per CPU-second $(round_ratios "$proto" 5 inv);" \
+    "p99 nginx / turnpike $(round_ratios "$proto" 4 inv)"
+done
 echo
 echo "every round:"
 printf '  %s\n' "${results[@]}"
