@@ -28,6 +28,7 @@ pub mod body;
 pub mod ctx;
 pub mod error;
 pub mod h1;
+pub mod headers;
 pub mod ids;
 mod listener;
 pub mod phase;

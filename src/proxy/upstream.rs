@@ -33,6 +33,7 @@ use crate::proxy::{
     body::{LimitExceeded, Limited, ProxyBody},
     error::Reject,
     h1,
+    headers::{self, Reserved},
 };
 
 /// Settings of the upstream clients.
@@ -117,7 +118,8 @@ impl Upstreams {
         &self.balancer
     }
 
-    /// Sends a request and waits for the response head, at most `timeout`. Plain `http://`
+    /// Sends a request and waits for the response head, at most `timeout` after `started`;
+    /// `reserved` says whether the answer's reserved header names are renamed. Plain `http://`
     /// backends go through the HTTP/1.1 client and its per-thread pool
     /// ([`crate::proxy::h1::client`]); `https://` backends (h2 or HTTP/1.1 by ALPN) go
     /// through the hyper-util client.
@@ -127,15 +129,21 @@ impl Upstreams {
         insecure: bool,
         started: Instant,
         timeout: Duration,
+        reserved: Reserved,
     ) -> Result<Response<ProxyBody>, SendError> {
         if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
-            return h1::client::send(req, &self.config, started, timeout).await;
+            return h1::client::send(req, &self.config, started, timeout, reserved).await;
         }
         let client = if insecure { &self.insecure } else { &self.verified };
         let deadline = tokio::time::Instant::from_std(started) + timeout;
         match tokio::time::timeout_at(deadline, client.request(req)).await {
             Err(_) => Err(SendError::Timeout),
-            Ok(Ok(resp)) => Ok(resp.map(ProxyBody::stream)),
+            Ok(Ok(mut resp)) => {
+                if reserved == Reserved::Remap {
+                    headers::remap_reserved(resp.headers_mut());
+                }
+                Ok(resp.map(ProxyBody::stream))
+            }
             Ok(Err(e)) => {
                 if caused_by::<LimitExceeded>(&e) {
                     Err(SendError::BodyTooLarge)

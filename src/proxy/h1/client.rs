@@ -40,6 +40,7 @@ use crate::{
     proxy::{
         body::{BoxError, LimitExceeded, Limited, ProxyBody},
         h1::{ChunkedDecoder, Decoded, Framing, HeadScan, declared_framing, push_decimal, push_hex},
+        headers::{self, Reserved},
         upstream::{SendError, UpstreamConfig, caused_by},
     },
     routing::FastMap,
@@ -169,7 +170,7 @@ enum Payload {
 }
 
 /// Sends a request with an `http://` URI and returns the response head, within `timeout`
-/// of `started`;
+/// of `started`, with the reserved header names renamed or not as `reserved` says;
 /// its body is read off the connection as it is polled. Host is set from the URI's authority
 /// when absent.
 pub async fn send(
@@ -177,6 +178,7 @@ pub async fn send(
     config: &UpstreamConfig,
     started: Instant,
     timeout: Duration,
+    reserved: Reserved,
 ) -> Result<Response<ProxyBody>, SendError> {
     let deadline = tokio::time::Instant::from_std(started) + timeout;
     let (parts, body) = req.into_parts();
@@ -233,7 +235,10 @@ pub async fn send(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     );
-    let head_request = parts.method == Method::HEAD;
+    let reading = Reading {
+        head_request: parts.method == Method::HEAD,
+        reserved,
+    };
 
     let mut payload = Some(payload);
     let mut timer: Option<Timer> = None;
@@ -259,7 +264,7 @@ pub async fn send(
         let Some(p) = payload.take() else { break };
         let exchanged = tokio::select! {
             biased;
-            r = exchange(conn, &head, coalesced, p, framing, head_request) => r,
+            r = exchange(conn, &head, coalesced, p, framing, reading) => r,
             () = t.as_mut() => return Err(SendError::Timeout),
         };
         timer = Some(t);
@@ -336,6 +341,14 @@ fn encode_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// How an answer's head is read: whether it answers a HEAD request (no body, whatever it
+/// declares) and what becomes of the reserved header names.
+#[derive(Clone, Copy, Debug)]
+struct Reading {
+    head_request: bool,
+    reserved: Reserved,
+}
+
 /// A response head and how its body is framed.
 struct ResponseHead {
     status: StatusCode,
@@ -377,7 +390,7 @@ async fn exchange(
     coalesced: bool,
     payload: Payload,
     framing: Framing,
-    head_request: bool,
+    reading: Reading,
 ) -> Result<(ResponseHead, Link), Failure> {
     let reused = conn.reused;
     match payload {
@@ -405,7 +418,7 @@ async fn exchange(
                     payload: Some(Payload::Fixed(body)),
                 });
             }
-            match read_head(&mut conn.io, &mut conn.buf, head_request).await {
+            match read_head(&mut conn.io, &mut conn.buf, reading).await {
                 Ok(h) => Ok((h, Link::Whole(conn))),
                 Err((error, answered)) => Err(Failure {
                     error,
@@ -441,7 +454,7 @@ async fn exchange(
             };
             let head = loop {
                 tokio::select! {
-                    h = read_head(&mut rd, &mut buf, head_request) => match h {
+                    h = read_head(&mut rd, &mut buf, reading) => match h {
                         Ok(h) => break h,
                         Err((e, answered)) => {
                             pump.abort();
@@ -527,14 +540,14 @@ async fn pump(
 async fn read_head<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
-    head_request: bool,
+    reading: Reading,
 ) -> Result<ResponseHead, (SendError, bool)> {
     use tokio::io::AsyncReadExt as _;
     let mut answered = !buf.is_empty();
     loop {
         if !buf.is_empty() {
             answered = true;
-            match parse_head(buf, head_request).map_err(|e| (e, true))? {
+            match parse_head(buf, reading).map_err(|e| (e, true))? {
                 Some(Parsed::Final(h)) => return Ok(h),
                 Some(Parsed::Interim) => continue,
                 None => {}
@@ -571,7 +584,7 @@ enum Parsed {
     Interim,
 }
 
-fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, SendError> {
+fn parse_head(buf: &mut BytesMut, reading: Reading) -> Result<Option<Parsed>, SendError> {
     // Left uninitialised: zeroing 128 slots per answer cost more than parsing a short head.
     let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
@@ -601,20 +614,25 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, 
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| SendError::Failed(format!("invalid response header name {:?}", h.name)))?;
         scan.header(&name, h.value);
+        let name = match reading.reserved {
+            Reserved::Remap => headers::remapped(&name).unwrap_or(name),
+            Reserved::Keep => name,
+        };
         let start = h.value.as_ptr() as usize - base;
         spans.push((name, start, start + h.value.len()));
     }
-    let framing = if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        Framing::Empty
-    } else {
-        match scan.framing(false) {
-            Ok(Some(f)) => f,
-            Ok(None) => Framing::Close,
-            // A coding other than chunked: the body runs to the close (RFC 9112 §6.3).
-            Err(crate::proxy::h1::FramingError::UnsupportedCoding) => Framing::Close,
-            Err(e) => return Err(SendError::Failed(format!("response framing: {e}"))),
-        }
-    };
+    let framing =
+        if reading.head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            Framing::Empty
+        } else {
+            match scan.framing(false) {
+                Ok(Some(f)) => f,
+                Ok(None) => Framing::Close,
+                // A coding other than chunked: the body runs to the close (RFC 9112 §6.3).
+                Err(crate::proxy::h1::FramingError::UnsupportedCoding) => Framing::Close,
+                Err(e) => return Err(SendError::Failed(format!("response framing: {e}"))),
+            }
+        };
     let keep_alive = framing != Framing::Close && !scan.close && (!http10 || scan.keep_alive);
     let raw = buf.split_to(n).freeze();
     // Room for what the gateway adds without growing.
@@ -854,8 +872,12 @@ impl Body for UpstreamBody {
 #[cfg(test)]
 fn parse_for_test(bytes: &[u8], head_request: bool) -> Result<Option<ResponseHead>, SendError> {
     let mut buf = BytesMut::from(bytes);
+    let reading = Reading {
+        head_request,
+        reserved: Reserved::Keep,
+    };
     loop {
-        match parse_head(&mut buf, head_request)? {
+        match parse_head(&mut buf, reading)? {
             Some(Parsed::Final(h)) => return Ok(Some(h)),
             Some(Parsed::Interim) => continue,
             None => return Ok(None),

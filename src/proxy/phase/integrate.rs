@@ -20,6 +20,7 @@ use crate::{
         body::{Limited, ProxyBody, RequestBody},
         ctx::RequestCtx,
         error::Reject,
+        headers::{Reserved, remap_reserved, strip_hop_by_hop},
         phase::params::query_value,
         upstream::SendError,
     },
@@ -194,10 +195,9 @@ async fn http_proxy(
     headers.remove(header::HOST);
     let method = integration.http_method.clone().unwrap_or(method);
     let body = Limited::new(body, ctx.shared.config.limits.max_body_bytes);
-    let resp = send(ctx, integration, method, url, headers, body).await?;
+    let resp = send(ctx, integration, method, url, headers, body, Reserved::Remap).await?;
     let (mut head, body) = resp.into_parts();
     strip_hop_by_hop(&mut head.headers);
-    remap_reserved(&mut head.headers);
     head.version = Version::HTTP_11;
     Ok(Response::from_parts(head, body))
 }
@@ -282,7 +282,7 @@ async fn http(
     }
     let method = integration.http_method.clone().unwrap_or(parts.method);
     let body = Limited::new(body, ctx.shared.config.limits.max_body_bytes);
-    let resp = send(ctx, integration, method, url, headers, body).await?;
+    let resp = send(ctx, integration, method, url, headers, body, Reserved::Keep).await?;
     let status = resp.status().as_u16();
     let (mut head, body) = resp.into_parts();
     strip_hop_by_hop(&mut head.headers);
@@ -314,6 +314,7 @@ async fn send(
     url: String,
     headers: HeaderMap,
     body: Limited,
+    reserved: Reserved,
 ) -> Result<Response<ProxyBody>, Reject> {
     // From the String's own buffer: no copy.
     let uri = Uri::from_maybe_shared(Bytes::from(url))
@@ -337,6 +338,7 @@ async fn send(
                     integration.insecure_skip_verify,
                     started,
                     integration.timeout,
+                    reserved,
                 )
                 .await
             {
@@ -362,6 +364,7 @@ async fn send(
                                     integration.insecure_skip_verify,
                                     started,
                                     integration.timeout,
+                                    reserved,
                                 )
                                 .await;
                             settle(ctx, guard, r)
@@ -383,6 +386,7 @@ async fn send(
                     integration.insecure_skip_verify,
                     started,
                     integration.timeout,
+                    reserved,
                 )
                 .await
         }
@@ -457,52 +461,6 @@ pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
     })
 }
 
-/// Removes hop-by-hop headers: Connection and what it lists, Keep-Alive, TE, Trailer,
-/// Transfer-Encoding, Upgrade and Proxy-*. One pass over the headers first: most requests
-/// and responses carry none, and then nothing is hashed.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(is_hop_by_hop) {
-        return;
-    }
-    if let Some(conn) = headers.remove(header::CONNECTION) {
-        let listed: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for n in listed {
-            headers.remove(n);
-        }
-        // Connection may appear more than once.
-        while headers.remove(header::CONNECTION).is_some() {}
-    }
-    for name in [
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-    ] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-}
-
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
-        || name == header::PROXY_AUTHORIZATION
-        || name == header::PROXY_AUTHENTICATE
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
-}
-
 /// Sets X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host.
 fn forwarded_headers(headers: &mut HeaderMap, ctx: &RequestCtx<'_>) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -528,81 +486,5 @@ fn forwarded_headers(headers: &mut HeaderMap, ctx: &RequestCtx<'_>) {
     );
     if let Some(h) = ctx.host {
         headers.insert(XFH, h.clone());
-    }
-}
-
-/// Backend response headers API Gateway renames to `X-Amzn-Remapped-<name>` so they cannot
-/// be confused with the gateway's own.
-const RESERVED: [(HeaderName, HeaderName); 4] = [
-    (header::DATE, HeaderName::from_static("x-amzn-remapped-date")),
-    (header::SERVER, HeaderName::from_static("x-amzn-remapped-server")),
-    (
-        header::WWW_AUTHENTICATE,
-        HeaderName::from_static("x-amzn-remapped-www-authenticate"),
-    ),
-    (
-        header::AUTHORIZATION,
-        HeaderName::from_static("x-amzn-remapped-authorization"),
-    ),
-];
-
-/// Renames the reserved backend response headers. One pass over the names first, so only
-/// those present are looked up.
-pub fn remap_reserved(headers: &mut HeaderMap) {
-    let mut present = [false; 4];
-    for name in headers.keys() {
-        if let Some(i) = RESERVED.iter().position(|(r, _)| r == name) {
-            present[i] = true;
-        }
-    }
-    for (_, (name, remapped)) in RESERVED.iter().enumerate().filter(|(i, _)| present[*i]) {
-        // One lookup per name; the values move without being copied.
-        if let header::Entry::Occupied(e) = headers.entry(name) {
-            let (_, values) = e.remove_entry_mult();
-            let values: smallvec::SmallVec<[HeaderValue; 2]> = values.collect();
-            for v in values {
-                headers.append(remapped.clone(), v);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reserved_headers_are_remapped_with_every_value() {
-        let mut h = HeaderMap::new();
-        h.insert(header::DATE, HeaderValue::from_static("Mon"));
-        h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
-        h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        remap_reserved(&mut h);
-        assert!(h.get(header::DATE).is_none());
-        assert_eq!(
-            h.get("x-amzn-remapped-date").map(|v| v.as_bytes()),
-            Some(&b"Mon"[..])
-        );
-        let auth: Vec<_> = h.get_all("x-amzn-remapped-www-authenticate").iter().collect();
-        assert_eq!(auth, ["Basic", "Bearer"]);
-        assert_eq!(h.len(), 4);
-    }
-
-    #[test]
-    fn hop_by_hop_headers_and_those_connection_lists_go() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
-        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
-        h.insert("x-keep", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("x-keep"));
     }
 }
