@@ -188,7 +188,7 @@ pub async fn send(
         .ok_or_else(|| SendError::Failed("backend URL without a host".into()))?;
     let key = authority.as_str();
     let with_port;
-    let addr: &str = if authority.port().is_some() {
+    let addr: &str = if has_port(key) {
         key
     } else {
         with_port = format!("{}:80", authority.host());
@@ -294,6 +294,16 @@ pub async fn send(
         }
     }
     Err(SendError::Failed("no usable connection".into()))
+}
+
+/// Whether an authority (`host:port`, `[v6]:port`, or a bare host) names a port: digits after
+/// its last `:`. (A byte loop: `Authority::port` searches with the generic pattern machinery.)
+fn has_port(authority: &str) -> bool {
+    let b = authority.as_bytes();
+    match b.iter().rposition(|c| *c == b':') {
+        Some(i) => i + 1 < b.len() && b[i + 1..].iter().all(u8::is_ascii_digit),
+        None => false,
+    }
 }
 
 /// The request head on the wire.
@@ -930,6 +940,15 @@ mod tests {
                 .expect("ok")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn ports_are_found_after_the_last_colon() {
+        assert!(has_port("b:8080"));
+        assert!(has_port("[::1]:80"));
+        assert!(!has_port("b"));
+        assert!(!has_port("[::1]"));
+        assert!(!has_port("b:"));
     }
 
     #[test]

@@ -18,10 +18,16 @@ pub fn path(raw: &str) -> Result<Cow<'_, str>, Reject> {
         // `*` (OPTIONS) or an absolute-form oddity: nothing routes there.
         return Err(Reject::BadRequest("path must start with '/'"));
     }
-    for segment in raw.split('/').filter(|s| !s.is_empty()) {
-        check_segment(segment)?;
+    // One pass over the bytes first: most paths have no escape, backslash, dot or empty
+    // segment, and then no segment needs a closer look.
+    let bytes = raw.as_bytes();
+    let special = bytes.iter().any(|b| matches!(b, b'%' | b'\\' | b'.'));
+    let collapse = bytes.windows(2).any(|w| w == b"//");
+    if special {
+        for segment in raw.split('/').filter(|s| !s.is_empty()) {
+            check_segment(segment)?;
+        }
     }
-    let collapse = raw.contains("//");
     if !collapse {
         return Ok(Cow::Borrowed(raw));
     }
