@@ -6,6 +6,7 @@
 //! the routing snapshot: they survive table swaps.
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     net::SocketAddr,
     sync::{
@@ -15,7 +16,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use http::{Request, Response};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -35,6 +37,69 @@ use crate::proxy::{
     h1,
     headers::{self, Reserved},
 };
+
+/// A request for a backend: the method, the absolute `http://` or `https://` URL as
+/// rendered, the headers and the body.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub method: Method,
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Limited,
+}
+
+/// A backend URL split into what a request needs, without building an `http::Uri`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    pub tls: bool,
+    /// `host`, `host:port` or `[v6]:port`; empty for a path alone (a Service backend's).
+    pub authority: &'a str,
+    /// Never empty; the fragment is dropped.
+    pub path_and_query: Cow<'a, str>,
+}
+
+/// Splits `http://authority/path?query`, `https://…` or `/path?query`. Refuses what could
+/// not go on a request line or in a Host header: user info, control characters, spaces.
+pub fn split_url(url: &str) -> Result<UrlParts<'_>, String> {
+    let (tls, rest) = if starts_with_ignore_case(url, "http://") {
+        (false, &url[7..])
+    } else if starts_with_ignore_case(url, "https://") {
+        (true, &url[8..])
+    } else if url.starts_with('/') {
+        (false, url)
+    } else {
+        return Err(format!("{url:?} is neither an http(s) URL nor a path"));
+    };
+    let (authority, rest) = if url.starts_with('/') {
+        ("", rest)
+    } else {
+        rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()))
+    };
+    if !authority.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~' | b'%' | b':' | b'[' | b']')
+    }) {
+        return Err(format!("invalid host {authority:?}"));
+    }
+    let rest = rest.split('#').next().unwrap_or_default();
+    if rest.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err("a control character or space in the path".into());
+    }
+    let path_and_query = if rest.starts_with('/') {
+        Cow::Borrowed(rest)
+    } else {
+        Cow::Owned(format!("/{rest}"))
+    };
+    Ok(UrlParts {
+        tls,
+        authority,
+        path_and_query,
+    })
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
 
 /// Settings of the upstream clients.
 #[derive(Clone, Debug)]
@@ -125,15 +190,21 @@ impl Upstreams {
     /// through the hyper-util client.
     pub async fn send(
         &self,
-        req: Request<Limited>,
+        out: Outgoing,
         insecure: bool,
         started: Instant,
         timeout: Duration,
         reserved: Reserved,
     ) -> Result<Response<ProxyBody>, SendError> {
-        if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
-            return h1::client::send(req, &self.config, started, timeout, reserved).await;
+        if starts_with_ignore_case(&out.url, "http://") {
+            return h1::client::send(out, &self.config, started, timeout, reserved).await;
         }
+        let uri =
+            Uri::from_maybe_shared(Bytes::from(out.url)).map_err(|e| SendError::InvalidUrl(e.to_string()))?;
+        let mut req = Request::new(out.body);
+        *req.method_mut() = out.method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = out.headers;
         let client = if insecure { &self.insecure } else { &self.verified };
         let deadline = tokio::time::Instant::from_std(started) + timeout;
         match tokio::time::timeout_at(deadline, client.request(req)).await {
@@ -179,6 +250,8 @@ fn client(config: &UpstreamConfig, tls: ClientConfig) -> HttpsClient {
 /// Why a request to a backend failed.
 #[derive(Debug)]
 pub enum SendError {
+    /// The backend URL cannot be used (a configuration error: 500).
+    InvalidUrl(String),
     /// No response head within the integration timeout.
     Timeout,
     /// The connection could not be made (refused, unreachable, TLS failure).
@@ -192,6 +265,7 @@ pub enum SendError {
 impl From<SendError> for Reject {
     fn from(e: SendError) -> Self {
         match e {
+            SendError::InvalidUrl(m) => Reject::Internal(format!("backend URL: {m}")),
             SendError::Timeout => Reject::Timeout,
             SendError::BodyTooLarge => Reject::BodyTooLarge,
             SendError::Connect(m) | SendError::Failed(m) => Reject::Upstream(m),

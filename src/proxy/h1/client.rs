@@ -17,15 +17,13 @@ use std::{
     cell::RefCell,
     io,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
     time::{Duration, Instant},
 };
 
 use bytes::{Buf as _, Bytes, BytesMut};
-use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header,
-    uri::Authority,
-};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version, header};
 use http_body::{Body, Frame, SizeHint};
 use tokio::{
     io::{AsyncRead, AsyncWriteExt as _},
@@ -41,7 +39,7 @@ use crate::{
         body::{BoxError, LimitExceeded, Limited, ProxyBody},
         h1::{ChunkedDecoder, Decoded, Framing, HeadScan, declared_framing, push_decimal, push_hex},
         headers::{self, Reserved},
-        upstream::{SendError, UpstreamConfig, caused_by},
+        upstream::{Outgoing, SendError, UpstreamConfig, caused_by, split_url},
     },
     routing::FastMap,
 };
@@ -72,8 +70,14 @@ struct Idle {
     since: Instant,
 }
 
+/// The idle connections to one authority, and the name requests share to give theirs back.
+struct Pool {
+    key: Arc<str>,
+    idle: Vec<Idle>,
+}
+
 thread_local! {
-    static IDLE: RefCell<FastMap<Box<str>, Vec<Idle>>> = RefCell::new(FastMap::default());
+    static IDLE: RefCell<FastMap<Box<str>, Pool>> = RefCell::new(FastMap::default());
     /// Where request heads are written.
     static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
@@ -81,7 +85,7 @@ thread_local! {
 /// Where a connection goes back to when its response ends.
 #[derive(Clone, Debug)]
 struct PoolKey {
-    key: Authority,
+    key: Arc<str>,
     max_idle: usize,
 }
 
@@ -106,30 +110,42 @@ impl Lease {
     }
 }
 
-/// Takes a live idle connection to `key`, dropping closed and expired ones.
-fn checkout(key: &str, config: &UpstreamConfig, now: Instant) -> Option<(Conn, Timer)> {
-    IDLE.try_with(|idle| {
+/// Takes a live idle connection to `key`, dropping closed and expired ones; with the pool's
+/// shared name for `key`.
+fn checkout(key: &str, config: &UpstreamConfig, now: Instant) -> (Arc<str>, Option<(Conn, Timer)>) {
+    let found = IDLE.try_with(|idle| {
         let mut idle = idle.try_borrow_mut().ok()?;
-        let list = idle.get_mut(key)?;
-        while let Some(c) = list.pop() {
-            if now.saturating_duration_since(c.since) > config.pool_idle_timeout {
-                continue;
-            }
-            // Anything readable on an idle connection is a close (or garbage): drop it.
-            let mut probe = [0u8; 1];
-            match c.conn.io.try_read(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let mut conn = c.conn;
-                    conn.reused = true;
-                    return Some((conn, c.timer));
-                }
-                _ => continue,
-            }
+        if let Some(pool) = idle.get_mut(key) {
+            return Some((pool.key.clone(), take_live(&mut pool.idle, config, now)));
         }
-        None
-    })
-    .ok()
-    .flatten()
+        let pool = Pool {
+            key: key.into(),
+            idle: Vec::new(),
+        };
+        let name = pool.key.clone();
+        idle.insert(key.into(), pool);
+        Some((name, None))
+    });
+    found.ok().flatten().unwrap_or_else(|| (key.into(), None))
+}
+
+fn take_live(list: &mut Vec<Idle>, config: &UpstreamConfig, now: Instant) -> Option<(Conn, Timer)> {
+    while let Some(c) = list.pop() {
+        if now.saturating_duration_since(c.since) > config.pool_idle_timeout {
+            continue;
+        }
+        // Anything readable on an idle connection is a close (or garbage): drop it.
+        let mut probe = [0u8; 1];
+        match c.conn.io.try_read(&mut probe) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut conn = c.conn;
+                conn.reused = true;
+                return Some((conn, c.timer));
+            }
+            _ => continue,
+        }
+    }
+    None
 }
 
 fn checkin(pool: &PoolKey, conn: Conn, timer: Timer, since: Instant) {
@@ -137,15 +153,11 @@ fn checkin(pool: &PoolKey, conn: Conn, timer: Timer, since: Instant) {
         return;
     }
     let _ = IDLE.try_with(|idle| {
-        if let Ok(mut idle) = idle.try_borrow_mut() {
-            let entry = Idle { conn, timer, since };
-            match idle.get_mut(pool.key.as_str()) {
-                Some(list) if list.len() < pool.max_idle => list.push(entry),
-                Some(_) => {}
-                None => {
-                    idle.insert(pool.key.as_str().into(), vec![entry]);
-                }
-            }
+        if let Ok(mut idle) = idle.try_borrow_mut()
+            && let Some(p) = idle.get_mut(&*pool.key)
+            && p.idle.len() < pool.max_idle
+        {
+            p.idle.push(Idle { conn, timer, since });
         }
     });
 }
@@ -169,33 +181,40 @@ enum Payload {
     Stream(Limited),
 }
 
-/// Sends a request with an `http://` URI and returns the response head, within `timeout`
-/// of `started`, with the reserved header names renamed or not as `reserved` says;
-/// its body is read off the connection as it is polled. Host is set from the URI's authority
-/// when absent.
+/// Sends a request to an `http://` URL and returns the response head, within `timeout` of
+/// `started`, with the reserved header names renamed or not as `reserved` says; its body is
+/// read off the connection as it is polled. Host is set from the URL's authority when
+/// absent. The URL is split, not parsed into an `http::Uri`: the request line needs its
+/// path, the pool its authority.
 pub async fn send(
-    req: Request<Limited>,
+    out: Outgoing,
     config: &UpstreamConfig,
     started: Instant,
     timeout: Duration,
     reserved: Reserved,
 ) -> Result<Response<ProxyBody>, SendError> {
     let deadline = tokio::time::Instant::from_std(started) + timeout;
-    let (parts, body) = req.into_parts();
-    let authority = parts
-        .uri
-        .authority()
-        .ok_or_else(|| SendError::Failed("backend URL without a host".into()))?;
-    let key = authority.as_str();
+    let Outgoing {
+        method,
+        url,
+        headers,
+        body,
+    } = out;
+    let target = split_url(&url).map_err(SendError::InvalidUrl)?;
+    let key = target.authority;
+    if key.is_empty() {
+        return Err(SendError::InvalidUrl("backend URL without a host".into()));
+    }
     let with_port;
     let addr: &str = if has_port(key) {
         key
     } else {
-        with_port = format!("{}:80", authority.host());
+        with_port = format!("{key}:80");
         &with_port
     };
+    let (name, mut pooled) = checkout(key, config, started);
     let pool = PoolKey {
-        key: authority.clone(),
+        key: name,
         max_idle: config.pool_max_idle_per_host,
     };
 
@@ -208,7 +227,7 @@ pub async fn send(
     };
     let framing = match &payload {
         Payload::Fixed(b) => Framing::Length(b.as_ref().map_or(0, |b| b.len() as u64)),
-        Payload::Stream(s) => match declared_framing(&parts.headers, false)
+        Payload::Stream(s) => match declared_framing(&headers, false)
             .map_err(|e| SendError::Failed(format!("request framing: {e}")))?
         {
             Some(Framing::Length(n)) => Framing::Length(n),
@@ -221,7 +240,7 @@ pub async fn send(
         if scratch.capacity() < 4096 {
             scratch.reserve(64 * 1024);
         }
-        encode_head(scratch, &parts.method, &parts.uri, key, &parts.headers, framing);
+        encode_head(scratch, &method, &target.path_and_query, key, &headers, framing);
         let coalesced = match &payload {
             Payload::Fixed(Some(b)) if b.len() <= COALESCE => {
                 scratch.extend_from_slice(b);
@@ -232,18 +251,18 @@ pub async fn send(
         (scratch.split().freeze(), coalesced)
     });
     let idempotent = matches!(
-        parts.method,
+        method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     );
     let reading = Reading {
-        head_request: parts.method == Method::HEAD,
+        head_request: method == Method::HEAD,
         reserved,
     };
 
     let mut payload = Some(payload);
     let mut timer: Option<Timer> = None;
     for fresh in [false, true] {
-        let conn = match (fresh, checkout(key, config, started)) {
+        let conn = match (fresh, pooled.take()) {
             (false, Some((c, t))) => {
                 timer = Some(t);
                 c
@@ -310,14 +329,14 @@ fn has_port(authority: &str) -> bool {
 fn encode_head(
     out: &mut BytesMut,
     method: &Method,
-    uri: &http::Uri,
+    path_and_query: &str,
     authority: &str,
     headers: &HeaderMap,
     framing: Framing,
 ) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.extend_from_slice(b" ");
-    out.extend_from_slice(uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes());
+    out.extend_from_slice(path_and_query.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     if !headers.contains_key(header::HOST) {
         out.extend_from_slice(b"host: ");
@@ -943,6 +962,33 @@ mod tests {
     }
 
     #[test]
+    fn backend_urls_split_without_a_uri() {
+        let t = split_url("http://b:8080/p/q?x=1#frag").expect("ok");
+        assert_eq!(
+            (t.tls, t.authority, &*t.path_and_query),
+            (false, "b:8080", "/p/q?x=1")
+        );
+        let t = split_url("HTTPS://[::1]:8443").expect("ok");
+        assert_eq!(
+            (t.tls, t.authority, &*t.path_and_query),
+            (true, "[::1]:8443", "/")
+        );
+        let t = split_url("http://b?x=1").expect("ok");
+        assert_eq!(&*t.path_and_query, "/?x=1");
+        let t = split_url("/pets/1").expect("ok");
+        assert_eq!((t.authority, &*t.path_and_query), ("", "/pets/1"));
+        for bad in [
+            "ftp://b/",
+            "b/path",
+            "http://user@b/",
+            "http://b/a b",
+            "http://b/a\r\nx: y",
+        ] {
+            assert!(split_url(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn ports_are_found_after_the_last_colon() {
         assert!(has_port("b:8080"));
         assert!(has_port("[::1]:80"));
@@ -957,12 +1003,11 @@ mod tests {
         headers.insert("x-a", HeaderValue::from_static("1"));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("9"));
         headers.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
-        let uri: http::Uri = "http://b:8080/p?q=1".parse().expect("uri");
         let mut head = BytesMut::new();
         encode_head(
             &mut head,
             &Method::POST,
-            &uri,
+            "/p?q=1",
             "b:8080",
             &headers,
             Framing::Chunked,
@@ -975,7 +1020,7 @@ mod tests {
         encode_head(
             &mut head,
             &Method::GET,
-            &uri,
+            "/p?q=1",
             "b:8080",
             &HeaderMap::new(),
             Framing::Length(0),

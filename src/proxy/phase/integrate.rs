@@ -7,8 +7,7 @@ use std::{net::SocketAddr, time::Instant};
 
 use bytes::Bytes;
 use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header,
-    request::Parts, uri::PathAndQuery,
+    HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri, Version, header, request::Parts,
 };
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
@@ -22,7 +21,7 @@ use crate::{
         error::Reject,
         headers::{Reserved, remap_reserved, strip_hop_by_hop},
         phase::params::query_value,
-        upstream::SendError,
+        upstream::{Outgoing, SendError, UrlParts, split_url},
     },
 };
 
@@ -316,13 +315,11 @@ async fn send(
     body: Limited,
     reserved: Reserved,
 ) -> Result<Response<ProxyBody>, Reject> {
-    // From the String's own buffer: no copy.
-    let uri = Uri::from_maybe_shared(Bytes::from(url))
-        .map_err(|e| Reject::Internal(format!("backend URL: {e}")))?;
     let upstreams = &ctx.shared.upstreams;
     let started = Instant::now();
     let result = match &integration.backend {
         Backend::Service { service, .. } => {
+            let target = split_url(&url).map_err(|e| Reject::Internal(format!("backend URL: {e}")))?;
             let endpoints = crate::proxy::service_endpoints(ctx.table, service);
             let guard = upstreams
                 .balancer
@@ -331,10 +328,15 @@ async fn send(
             let retryable =
                 is_idempotent(&method) && http_body::Body::is_end_stream(&body) && endpoints.len() > 1;
             let saved = retryable.then(|| (method.clone(), headers.clone()));
-            let req = build(method, with_authority(&uri, guard.addr)?, headers, body)?;
+            let out = Outgoing {
+                method,
+                url: at_endpoint(&target, guard.addr),
+                headers,
+                body,
+            };
             match upstreams
                 .send(
-                    req,
+                    out,
                     integration.insecure_skip_verify,
                     started,
                     integration.timeout,
@@ -352,15 +354,15 @@ async fn send(
                                 .balancer
                                 .pick(endpoints, Some(exclude))
                                 .ok_or(Reject::NoEndpoint)?;
-                            let req = build(
+                            let out = Outgoing {
                                 method,
-                                with_authority(&uri, guard.addr)?,
+                                url: at_endpoint(&target, guard.addr),
                                 headers,
-                                Limited::empty(),
-                            )?;
+                                body: Limited::empty(),
+                            };
                             let r = upstreams
                                 .send(
-                                    req,
+                                    out,
                                     integration.insecure_skip_verify,
                                     started,
                                     integration.timeout,
@@ -379,10 +381,15 @@ async fn send(
             }
         }
         _ => {
-            let req = build(method, uri, headers, body)?;
+            let out = Outgoing {
+                method,
+                url,
+                headers,
+                body,
+            };
             upstreams
                 .send(
-                    req,
+                    out,
                     integration.insecure_skip_verify,
                     started,
                     integration.timeout,
@@ -420,28 +427,11 @@ fn settle(
     result
 }
 
-fn build(method: Method, uri: Uri, headers: HeaderMap, body: Limited) -> Result<Request<Limited>, Reject> {
-    let mut req = Request::new(body);
-    *req.method_mut() = method;
-    *req.uri_mut() = uri;
-    *req.headers_mut() = headers;
-    Ok(req)
-}
-
-fn with_authority(uri: &Uri, addr: SocketAddr) -> Result<Uri, Reject> {
-    let mut parts = uri.clone().into_parts();
-    parts.authority = Some(
-        addr.to_string()
-            .parse()
-            .map_err(|e| Reject::Internal(format!("endpoint address {addr}: {e}")))?,
-    );
-    if parts.scheme.is_none() {
-        parts.scheme = Some(http::uri::Scheme::HTTP);
-    }
-    if parts.path_and_query.is_none() {
-        parts.path_and_query = Some(PathAndQuery::from_static("/"));
-    }
-    Uri::from_parts(parts).map_err(|e| Reject::Internal(format!("endpoint URL: {e}")))
+/// The URL of one endpoint of a Service: the template's scheme, path and query with the
+/// endpoint's address as the authority.
+fn at_endpoint(target: &UrlParts<'_>, addr: SocketAddr) -> String {
+    let scheme = if target.tls { "https" } else { "http" };
+    format!("{scheme}://{addr}{}", target.path_and_query)
 }
 
 fn is_idempotent(m: &Method) -> bool {
