@@ -61,6 +61,63 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 const RESERVED_COUNT: usize = 4;
 
+const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// What a proxied request tells its backend about the client: X-Forwarded-For (the client's
+/// list with the peer appended), X-Forwarded-Proto and X-Forwarded-Host, which replace the
+/// client's own, and the Host, which becomes the backend's.
+///
+/// The HTTP/1.1 client writes them while it writes the head, so the request's header map
+/// is never changed for them; [`Forwarded::apply`] does it for clients that take a map.
+#[derive(Clone, Debug)]
+pub struct Forwarded {
+    /// The peer's address.
+    pub peer: HeaderValue,
+    /// `http` or `https`.
+    pub proto: &'static str,
+    /// The Host the client asked for.
+    pub host: Option<HeaderValue>,
+}
+
+impl Forwarded {
+    /// Sets them in a header map, and removes the client's Host.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        let xff = match headers.get(&XFF) {
+            Some(prev) => {
+                let mut v = Vec::with_capacity(prev.len() + 2 + self.peer.len());
+                v.extend_from_slice(prev.as_bytes());
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(self.peer.as_bytes());
+                HeaderValue::from_bytes(&v).unwrap_or_else(|_| self.peer.clone())
+            }
+            None => self.peer.clone(),
+        };
+        headers.insert(XFF, xff);
+        headers.insert(XFP, HeaderValue::from_static(self.proto));
+        match &self.host {
+            Some(h) => {
+                headers.insert(XFH, h.clone());
+            }
+            None => {
+                headers.remove(XFH);
+            }
+        }
+        headers.remove(header::HOST);
+    }
+
+    /// Whether a request header is one of those these replace (Host and X-Forwarded-*).
+    pub fn replaces(name: &HeaderName) -> bool {
+        *name == header::HOST || *name == XFF || *name == XFP || *name == XFH
+    }
+
+    /// Whether a request header is X-Forwarded-For (appended to, not replaced).
+    pub fn is_for(name: &HeaderName) -> bool {
+        *name == XFF
+    }
+}
+
 /// Backend response headers API Gateway renames to `X-Amzn-Remapped-<name>` so they cannot
 /// be confused with the gateway's own.
 const RESERVED: [(HeaderName, HeaderName); RESERVED_COUNT] = [

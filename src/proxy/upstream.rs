@@ -35,7 +35,7 @@ use crate::proxy::{
     body::{LimitExceeded, Limited, ProxyBody},
     error::Reject,
     h1,
-    headers::{self, Reserved},
+    headers::{self, Forwarded, Reserved},
 };
 
 /// A request for a backend: the method, the absolute `http://` or `https://` URL as
@@ -46,6 +46,8 @@ pub struct Outgoing {
     pub url: String,
     pub headers: HeaderMap,
     pub body: Limited,
+    /// Set for a proxied request: its X-Forwarded-* and Host are the gateway's.
+    pub forwarded: Option<Forwarded>,
 }
 
 /// A backend URL split into what a request needs, without building an `http::Uri`.
@@ -205,6 +207,9 @@ impl Upstreams {
         *req.method_mut() = out.method;
         *req.uri_mut() = uri;
         *req.headers_mut() = out.headers;
+        if let Some(f) = &out.forwarded {
+            f.apply(req.headers_mut());
+        }
         let client = if insecure { &self.insecure } else { &self.verified };
         let deadline = tokio::time::Instant::from_std(started) + timeout;
         match tokio::time::timeout_at(deadline, client.request(req)).await {

@@ -38,7 +38,7 @@ use crate::{
     proxy::{
         body::{BoxError, LimitExceeded, Limited, ProxyBody},
         h1::{ChunkedDecoder, Decoded, Framing, HeadScan, declared_framing, push_decimal, push_hex},
-        headers::{self, Reserved},
+        headers::{self, Forwarded, Reserved},
         upstream::{Outgoing, SendError, UpstreamConfig, caused_by, split_url},
     },
     routing::FastMap,
@@ -199,6 +199,7 @@ pub async fn send(
         url,
         headers,
         body,
+        forwarded,
     } = out;
     let target = split_url(&url).map_err(SendError::InvalidUrl)?;
     let key = target.authority;
@@ -240,7 +241,15 @@ pub async fn send(
         if scratch.capacity() < 4096 {
             scratch.reserve(64 * 1024);
         }
-        encode_head(scratch, &method, &target.path_and_query, key, &headers, framing);
+        encode_head(
+            scratch,
+            &method,
+            &target.path_and_query,
+            key,
+            &headers,
+            framing,
+            forwarded.as_ref(),
+        );
         let coalesced = match &payload {
             Payload::Fixed(Some(b)) if b.len() <= COALESCE => {
                 scratch.extend_from_slice(b);
@@ -325,7 +334,9 @@ fn has_port(authority: &str) -> bool {
     }
 }
 
-/// The request head on the wire.
+/// The request head on the wire. With `forwarded` (a proxied request), Host is the
+/// backend's and the X-Forwarded-* lines are the gateway's, written here rather than set in
+/// the map first.
 fn encode_head(
     out: &mut BytesMut,
     method: &Method,
@@ -333,16 +344,18 @@ fn encode_head(
     authority: &str,
     headers: &HeaderMap,
     framing: Framing,
+    forwarded: Option<&Forwarded>,
 ) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(path_and_query.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    if !headers.contains_key(header::HOST) {
+    if forwarded.is_some() || !headers.contains_key(header::HOST) {
         out.extend_from_slice(b"host: ");
         out.extend_from_slice(authority.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    let mut appended = false;
     for (name, value) in headers {
         // Framing is ours to write; an expectation is the client's business with us.
         if name == header::CONTENT_LENGTH
@@ -352,10 +365,26 @@ fn encode_head(
         {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        if let Some(f) = forwarded
+            && Forwarded::replaces(name)
+        {
+            // The client's first X-Forwarded-For, with the peer appended; the rest go.
+            if Forwarded::is_for(name) && !appended {
+                appended = true;
+                push_line(out, b"x-forwarded-for", value.as_bytes(), Some(f.peer.as_bytes()));
+            }
+            continue;
+        }
+        push_line(out, name.as_str().as_bytes(), value.as_bytes(), None);
+    }
+    if let Some(f) = forwarded {
+        if !appended {
+            push_line(out, b"x-forwarded-for", f.peer.as_bytes(), None);
+        }
+        push_line(out, b"x-forwarded-proto", f.proto.as_bytes(), None);
+        if let Some(h) = &f.host {
+            push_line(out, b"x-forwarded-host", h.as_bytes(), None);
+        }
     }
     match framing {
         Framing::Length(0) if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) => {}
@@ -376,6 +405,18 @@ fn encode_head(
 struct Reading {
     head_request: bool,
     reserved: Reserved,
+}
+
+/// `name: value\r\n`, or `name: value, more\r\n`.
+fn push_line(out: &mut BytesMut, name: &[u8], value: &[u8], more: Option<&[u8]>) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    if let Some(more) = more {
+        out.extend_from_slice(b", ");
+        out.extend_from_slice(more);
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A response head and how its body is framed.
@@ -998,6 +1039,42 @@ mod tests {
     }
 
     #[test]
+    fn proxied_heads_carry_the_gateways_host_and_forwarding() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("api.example"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("gopher"));
+        headers.insert("x-a", HeaderValue::from_static("1"));
+        let forwarded = Forwarded {
+            peer: HeaderValue::from_static("127.0.0.1"),
+            proto: "https",
+            host: Some(HeaderValue::from_static("api.example")),
+        };
+        let mut head = BytesMut::new();
+        encode_head(
+            &mut head,
+            &Method::GET,
+            "/p",
+            "b:8080",
+            &headers,
+            Framing::Length(0),
+            Some(&forwarded),
+        );
+        assert_eq!(
+            &head[..],
+            &b"GET /p HTTP/1.1\r\nhost: b:8080\r\nx-forwarded-for: 203.0.113.9, 127.0.0.1\r\nx-a: 1\r\n\
+               x-forwarded-proto: https\r\nx-forwarded-host: api.example\r\n\r\n"[..]
+        );
+        // The same through a map (the HTTPS client's way).
+        forwarded.apply(&mut headers);
+        assert!(headers.get(header::HOST).is_none());
+        assert_eq!(headers["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+        assert_eq!(headers["x-forwarded-proto"], "https");
+        assert_eq!(headers["x-forwarded-host"], "api.example");
+    }
+
+    #[test]
     fn request_heads_carry_our_framing() {
         let mut headers = HeaderMap::new();
         headers.insert("x-a", HeaderValue::from_static("1"));
@@ -1011,6 +1088,7 @@ mod tests {
             "b:8080",
             &headers,
             Framing::Chunked,
+            None,
         );
         assert_eq!(
             &head[..],
@@ -1024,6 +1102,7 @@ mod tests {
             "b:8080",
             &HeaderMap::new(),
             Framing::Length(0),
+            None,
         );
         assert_eq!(&head[..], b"GET /p?q=1 HTTP/1.1\r\nhost: b:8080\r\n\r\n");
     }

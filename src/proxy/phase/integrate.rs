@@ -19,7 +19,7 @@ use crate::{
         body::{Limited, ProxyBody, RequestBody},
         ctx::RequestCtx,
         error::Reject,
-        headers::{Reserved, remap_reserved, strip_hop_by_hop},
+        headers::{Forwarded, Reserved, remap_reserved, strip_hop_by_hop},
         phase::params::query_value,
         upstream::{Outgoing, SendError, UrlParts, split_url},
     },
@@ -190,11 +190,18 @@ async fn http_proxy(
         url.push_str(q);
     }
     strip_hop_by_hop(&mut headers);
-    forwarded_headers(&mut headers, ctx);
-    headers.remove(header::HOST);
-    let method = integration.http_method.clone().unwrap_or(method);
-    let body = Limited::new(body, ctx.shared.config.limits.max_body_bytes);
-    let resp = send(ctx, integration, method, url, headers, body, Reserved::Remap).await?;
+    let out = Outgoing {
+        method: integration.http_method.clone().unwrap_or(method),
+        url,
+        headers,
+        body: Limited::new(body, ctx.shared.config.limits.max_body_bytes),
+        forwarded: Some(Forwarded {
+            peer: ctx.conn.peer_ip.clone(),
+            proto: if ctx.conn.tls { "https" } else { "http" },
+            host: ctx.host.cloned(),
+        }),
+    };
+    let resp = send(ctx, integration, out, Reserved::Remap).await?;
     let (mut head, body) = resp.into_parts();
     strip_hop_by_hop(&mut head.headers);
     head.version = Version::HTTP_11;
@@ -279,9 +286,14 @@ async fn http(
             headers.insert(name, v.clone());
         }
     }
-    let method = integration.http_method.clone().unwrap_or(parts.method);
-    let body = Limited::new(body, ctx.shared.config.limits.max_body_bytes);
-    let resp = send(ctx, integration, method, url, headers, body, Reserved::Keep).await?;
+    let out = Outgoing {
+        method: integration.http_method.clone().unwrap_or(parts.method),
+        url,
+        headers,
+        body: Limited::new(body, ctx.shared.config.limits.max_body_bytes),
+        forwarded: None,
+    };
+    let resp = send(ctx, integration, out, Reserved::Keep).await?;
     let status = resp.status().as_u16();
     let (mut head, body) = resp.into_parts();
     strip_hop_by_hop(&mut head.headers);
@@ -309,16 +321,20 @@ async fn http(
 async fn send(
     ctx: &mut RequestCtx<'_>,
     integration: &Integration,
-    method: Method,
-    url: String,
-    headers: HeaderMap,
-    body: Limited,
+    out: Outgoing,
     reserved: Reserved,
 ) -> Result<Response<ProxyBody>, Reject> {
     let upstreams = &ctx.shared.upstreams;
     let started = Instant::now();
     let result = match &integration.backend {
         Backend::Service { service, .. } => {
+            let Outgoing {
+                method,
+                url,
+                headers,
+                body,
+                forwarded,
+            } = out;
             let target = split_url(&url).map_err(|e| Reject::Internal(format!("backend URL: {e}")))?;
             let endpoints = crate::proxy::service_endpoints(ctx.table, service);
             let guard = upstreams
@@ -327,12 +343,13 @@ async fn send(
                 .ok_or(Reject::NoEndpoint)?;
             let retryable =
                 is_idempotent(&method) && http_body::Body::is_end_stream(&body) && endpoints.len() > 1;
-            let saved = retryable.then(|| (method.clone(), headers.clone()));
+            let saved = retryable.then(|| (method.clone(), headers.clone(), forwarded.clone()));
             let out = Outgoing {
                 method,
                 url: at_endpoint(&target, guard.addr),
                 headers,
                 body,
+                forwarded,
             };
             match upstreams
                 .send(
@@ -347,7 +364,7 @@ async fn send(
                 Err(SendError::Connect(e)) => {
                     upstreams.balancer.eject(&guard);
                     match saved {
-                        Some((method, headers)) => {
+                        Some((method, headers, forwarded)) => {
                             let exclude = guard.addr;
                             drop(guard);
                             let guard = upstreams
@@ -359,6 +376,7 @@ async fn send(
                                 url: at_endpoint(&target, guard.addr),
                                 headers,
                                 body: Limited::empty(),
+                                forwarded,
                             };
                             let r = upstreams
                                 .send(
@@ -381,12 +399,6 @@ async fn send(
             }
         }
         _ => {
-            let out = Outgoing {
-                method,
-                url,
-                headers,
-                body,
-            };
             upstreams
                 .send(
                     out,
@@ -449,32 +461,4 @@ pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
         uri.authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     })
-}
-
-/// Sets X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host.
-fn forwarded_headers(headers: &mut HeaderMap, ctx: &RequestCtx<'_>) {
-    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-    const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
-    const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
-    match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
-        Some(prev) => {
-            let mut xff = String::with_capacity(prev.len() + 2 + ctx.conn.peer_ip.len());
-            xff.push_str(prev);
-            xff.push_str(", ");
-            xff.push_str(ctx.conn.peer_ip.to_str().unwrap_or_default());
-            if let Ok(v) = HeaderValue::from_str(&xff) {
-                headers.insert(XFF, v);
-            }
-        }
-        None => {
-            headers.insert(XFF, ctx.conn.peer_ip.clone());
-        }
-    }
-    headers.insert(
-        XFP,
-        HeaderValue::from_static(if ctx.conn.tls { "https" } else { "http" }),
-    );
-    if let Some(h) = ctx.host {
-        headers.insert(XFH, h.clone());
-    }
 }
