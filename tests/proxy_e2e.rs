@@ -314,7 +314,8 @@ async fn http_proxy_over_tls_h1_and_h2_and_plain() {
         assert_eq!(a.header("x-amzn-remapped-www-authenticate"), Some("Basic"));
         assert!(a.header("server").is_none());
         let rid = a.header("x-amzn-requestid").expect("request id");
-        assert!(uuid::Uuid::parse_str(rid).is_ok());
+        assert!(uuid::Uuid::parse_str(rid).is_ok(), "{rid}");
+        assert_eq!(a.headers.get_all("x-amzn-requestid").iter().count(), 1);
         let ext = a.header("x-amz-apigw-id").expect("apigw id");
         assert_eq!(ext.len(), 16);
         assert!(ext.ends_with('='));

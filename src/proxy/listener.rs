@@ -130,7 +130,9 @@ async fn serve_h2<IO>(
         // Fields are only evaluated when DEBUG is enabled for this target.
         let span = tracing::debug_span!("request", method = %req.method(), path = req.uri().path());
         let serve = async move {
-            Ok::<_, Infallible>(service::serve(&shared, &conn, req.map(RequestBody::from)).await)
+            let mut resp = service::serve(&shared, &conn, req.map(RequestBody::from)).await;
+            service::ids_into_headers(&mut resp);
+            Ok::<_, Infallible>(resp)
         };
         // Only pay for the span wrapper when someone listens at DEBUG.
         if span.is_disabled() {

@@ -6,7 +6,8 @@
 //!
 //! Then, for every answer (the backend's or the gateway's own): `x-amzn-RequestId`,
 //! `x-amz-apigw-id`, the EDGE headers, and a response body that records metrics and the access
-//! log line when it ends.
+//! log line when it ends. The two ids travel with the body ([`ResponseBody::take_ids`]): the
+//! HTTP/1.1 server writes them straight into the head, the HTTP/2 side puts them in the map.
 
 use std::{
     borrow::Cow,
@@ -144,8 +145,6 @@ fn finish(
     };
     let status = resp.status().as_u16();
     let headers = resp.headers_mut();
-    headers.insert(REQUEST_ID, ctx.request_id.clone());
-    headers.insert(APIGW_ID, ctx.extended_request_id.clone());
     if ctx.api.is_some_and(|a| a.endpoint_type == EndpointType::Edge) {
         // What CloudFront adds in front of an edge-optimized API, with the gateway instance
         // in place of the edge location; HTTP/1.1 header names are capitalised.
@@ -220,9 +219,11 @@ fn finish(
         record,
         _endpoint: ctx.endpoint.take(),
     };
+    let ids = Some((ctx.request_id.clone(), ctx.extended_request_id.clone()));
     resp.map(|body| ResponseBody {
         inner: body,
         sent: 0,
+        ids,
         completion: Some(completion),
     })
 }
@@ -270,10 +271,28 @@ impl Completion {
 pub struct ResponseBody {
     inner: ProxyBody,
     sent: u64,
+    /// `x-amzn-RequestId` and `x-amz-apigw-id`, until the head is written.
+    ids: Option<(HeaderValue, HeaderValue)>,
     completion: Option<Completion>,
 }
 
 // === impl ResponseBody ===
+
+impl ResponseBody {
+    /// The answer's `x-amzn-RequestId` and `x-amz-apigw-id`, for the head (once).
+    pub fn take_ids(&mut self) -> Option<(HeaderValue, HeaderValue)> {
+        self.ids.take()
+    }
+}
+
+/// Puts the ids of an answer into its header map (for writers that take a map: hyper).
+pub fn ids_into_headers(resp: &mut Response<ResponseBody>) {
+    if let Some((request_id, extended)) = resp.body_mut().take_ids() {
+        let headers = resp.headers_mut();
+        headers.insert(REQUEST_ID, request_id);
+        headers.insert(APIGW_ID, extended);
+    }
+}
 
 impl Body for ResponseBody {
     type Data = Bytes;

@@ -382,6 +382,8 @@ async fn upstream_handle(
     h.insert("server", "upstream/1.0".parse().expect("server"));
     h.insert("www-authenticate", "Basic".parse().expect("wa"));
     h.insert("x-hop", "secret".parse().expect("hop"));
+    // The gateway's own id replaces a backend's.
+    h.insert("x-amzn-requestid", "from-the-backend".parse().expect("id"));
     h.insert("connection", "x-hop".parse().expect("conn"));
     Ok(r)
 }

@@ -379,6 +379,7 @@ async fn write_response<W: AsyncWrite + Unpin>(
     close: bool,
 ) -> std::io::Result<bool> {
     let (parts, mut body) = resp.into_parts();
+    let ids = body.take_ids();
     let status = parts.status;
     let title = parts.extensions.get::<TitleCase>().is_some();
     out.clear();
@@ -398,6 +399,10 @@ async fn write_response<W: AsyncWrite + Unpin>(
             continue;
         }
         dated |= name == header::DATE;
+        // The gateway's ids replace any the backend sent.
+        if ids.is_some() && (name == service::REQUEST_ID || name == service::APIGW_ID) {
+            continue;
+        }
         if name == header::CONTENT_LENGTH {
             if status == StatusCode::NO_CONTENT || status.is_informational() {
                 continue;
@@ -414,6 +419,14 @@ async fn write_response<W: AsyncWrite + Unpin>(
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if let Some((request_id, extended)) = &ids {
+        for (name, value) in [(&service::REQUEST_ID, request_id), (&service::APIGW_ID, extended)] {
+            push_name(out, name, title);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
     }
     if !dated {
         push_date(out);
