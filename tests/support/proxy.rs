@@ -388,11 +388,14 @@ async fn upstream_handle(
     Ok(r)
 }
 
-/// A port with nothing listening (connection refused).
+/// A port with nothing listening (connection refused). The port stays bound, without a
+/// listen, for the rest of the test process: a port merely freed could be handed to another
+/// test's server running at the same time, and then something would answer there.
 pub async fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    std::mem::forget(socket);
     addr
 }
 
