@@ -28,38 +28,10 @@ for tool in valgrind callgrind_control callgrind_annotate wrk nginx openssl curl
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y valgrind wrk nginx-light openssl curl)"; exit 1; }
 done
 
-if [ -z "${BENCH_BIN:-}" ]; then
-  echo "building the benchmark binary (release)..." >&2
-  BIN=$(cd "$ROOT" && cargo build --release --bench proxy_server --message-format=json 2>/dev/null \
-    | grep -o '"executable":"[^"]*proxy_server[^"]*"' | tail -1 | cut -d'"' -f4)
-else
-  BIN=$BENCH_BIN
-fi
-[ -x "$BIN" ] || { echo "could not build benches/proxy/server.rs"; exit 1; }
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=localhost >/dev/null 2>&1
-cat > "$WORK/nginx.conf" <<NGINX
-worker_processes 1;
-master_process off;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  upstream backend { server $UP; keepalive 128; }
-  server {
-    listen $NGX;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-NGINX
+# shellcheck source=benches/proxy/common.sh
+. "$ROOT/benches/proxy/common.sh"
+BIN=$(bench_binary "$ROOT")
+write_nginx_conf "$WORK" "$UP" "$NGX" 127.0.0.1:18184
 
 "$BIN" upstream "$UP" & pids+=($!)
 HOST=$("$BIN" host)
@@ -95,4 +67,4 @@ count() {
 
 count turnpike "http://$TP/prod/hello" "$HOST" -- \
   "$BIN" turnpike "$TP" 127.0.0.1:18183 "$UP" "$WORK/cert.pem" "$WORK/key.pem"
-count nginx "http://$NGX/hello" "" -- nginx -c "$WORK/nginx.conf"
+count nginx "http://$NGX/hello" "" -- nginx -c "$WORK/nginx.conf" -g 'daemon off; master_process off;'

@@ -37,42 +37,10 @@ for tool in wrk nginx openssl taskset curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx-light openssl curl util-linux)"; exit 1; }
 done
 
-if [ -z "${BENCH_BIN:-}" ]; then
-  echo "building the benchmark binary (release)..." >&2
-  BIN=$(cd "$ROOT" && cargo build --release --bench proxy_server --message-format=json 2>/dev/null \
-    | grep -o '"executable":"[^"]*proxy_server[^"]*"' | tail -1 | cut -d'"' -f4)
-else
-  BIN=$BENCH_BIN # a binary built before (skips the build)
-fi
-[ -x "$BIN" ] || { echo "could not build benches/proxy/server.rs"; exit 1; }
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=localhost \
-  -addext subjectAltName=DNS:localhost >/dev/null 2>&1
-
-cat > "$WORK/nginx.conf" <<NGINX
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream backend { server $UP; keepalive 128; }
-  ssl_certificate $WORK/cert.pem;
-  ssl_certificate_key $WORK/key.pem;
-  ssl_protocols TLSv1.2 TLSv1.3;
-  server {
-    listen $NGX_PLAIN;
-    listen $NGX_TLS ssl;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-NGINX
+# shellcheck source=benches/proxy/common.sh
+. "$ROOT/benches/proxy/common.sh"
+BIN=$(bench_binary "$ROOT")
+write_nginx_conf "$WORK" "$UP" "$NGX_PLAIN" "$NGX_TLS"
 
 taskset -c "$LOAD_CPU" "$BIN" upstream "$UP" & pids+=($!)
 UP_PID=$!

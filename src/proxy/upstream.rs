@@ -50,6 +50,20 @@ pub struct Outgoing {
     pub forwarded: Option<Forwarded>,
 }
 
+impl Outgoing {
+    /// The same request to send again elsewhere: no URL yet, and no body (only a request
+    /// whose body has ended is ever sent twice).
+    pub fn replay(&self) -> Outgoing {
+        Outgoing {
+            method: self.method.clone(),
+            url: String::new(),
+            headers: self.headers.clone(),
+            body: Limited::empty(),
+            forwarded: self.forwarded.clone(),
+        }
+    }
+}
+
 /// A backend URL split into what a request needs, without building an `http::Uri`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct UrlParts<'a> {

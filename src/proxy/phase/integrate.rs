@@ -326,67 +326,43 @@ async fn send(
 ) -> Result<Response<ProxyBody>, Reject> {
     let upstreams = &ctx.shared.upstreams;
     let started = Instant::now();
+    let send_to = |out: Outgoing| {
+        upstreams.send(
+            out,
+            integration.insecure_skip_verify,
+            started,
+            integration.timeout,
+            reserved,
+        )
+    };
     let result = match &integration.backend {
         Backend::Service { service, .. } => {
-            let Outgoing {
-                method,
-                url,
-                headers,
-                body,
-                forwarded,
-            } = out;
+            let mut out = out;
+            let url = std::mem::take(&mut out.url);
             let target = split_url(&url).map_err(|e| Reject::Internal(format!("backend URL: {e}")))?;
             let endpoints = crate::proxy::service_endpoints(ctx.table, service);
             let guard = upstreams
                 .balancer
                 .pick(endpoints, None)
                 .ok_or(Reject::NoEndpoint)?;
-            let retryable =
-                is_idempotent(&method) && http_body::Body::is_end_stream(&body) && endpoints.len() > 1;
-            let saved = retryable.then(|| (method.clone(), headers.clone(), forwarded.clone()));
-            let out = Outgoing {
-                method,
-                url: at_endpoint(&target, guard.addr),
-                headers,
-                body,
-                forwarded,
-            };
-            match upstreams
-                .send(
-                    out,
-                    integration.insecure_skip_verify,
-                    started,
-                    integration.timeout,
-                    reserved,
-                )
-                .await
-            {
+            let retryable = is_idempotent(&out.method)
+                && http_body::Body::is_end_stream(&out.body)
+                && endpoints.len() > 1;
+            let again = retryable.then(|| out.replay());
+            out.url = at_endpoint(&target, guard.addr);
+            match send_to(out).await {
                 Err(SendError::Connect(e)) => {
                     upstreams.balancer.eject(&guard);
-                    match saved {
-                        Some((method, headers, forwarded)) => {
+                    match again {
+                        Some(mut again) => {
                             let exclude = guard.addr;
                             drop(guard);
                             let guard = upstreams
                                 .balancer
                                 .pick(endpoints, Some(exclude))
                                 .ok_or(Reject::NoEndpoint)?;
-                            let out = Outgoing {
-                                method,
-                                url: at_endpoint(&target, guard.addr),
-                                headers,
-                                body: Limited::empty(),
-                                forwarded,
-                            };
-                            let r = upstreams
-                                .send(
-                                    out,
-                                    integration.insecure_skip_verify,
-                                    started,
-                                    integration.timeout,
-                                    reserved,
-                                )
-                                .await;
+                            again.url = at_endpoint(&target, guard.addr);
+                            let r = send_to(again).await;
                             settle(ctx, guard, r)
                         }
                         None => {
@@ -398,17 +374,7 @@ async fn send(
                 other => settle(ctx, guard, other),
             }
         }
-        _ => {
-            upstreams
-                .send(
-                    out,
-                    integration.insecure_skip_verify,
-                    started,
-                    integration.timeout,
-                    reserved,
-                )
-                .await
-        }
+        _ => send_to(out).await,
     };
     ctx.integration_latency = Some(started.elapsed());
     match result {

@@ -1,0 +1,48 @@
+# What benches/proxy/run.sh and benches/proxy/instructions.sh share. Sourced, not run.
+
+# bench_binary ROOT: prints the path of the release benchmark binary (benches/proxy/server.rs),
+# building it unless BENCH_BIN names one built before.
+bench_binary() {
+  local bin
+  if [ -z "${BENCH_BIN:-}" ]; then
+    echo "building the benchmark binary (release)..." >&2
+    bin=$(cd "$1" && cargo build --release --bench proxy_server --message-format=json 2>/dev/null \
+      | grep -o '"executable":"[^"]*proxy_server[^"]*"' | tail -1 | cut -d'"' -f4)
+  else
+    bin=$BENCH_BIN
+  fi
+  [ -x "$bin" ] || { echo "could not build benches/proxy/server.rs" >&2; return 1; }
+  echo "$bin"
+}
+
+# write_nginx_conf WORK UPSTREAM PLAIN_ADDR TLS_ADDR: a certificate and WORK/nginx.conf,
+# nginx as a reverse proxy to UPSTREAM with a keep-alive pool, on one worker.
+write_nginx_conf() {
+  local work=$1 up=$2 plain=$3 tls=$4
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -keyout "$work/key.pem" -out "$work/cert.pem" -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost >/dev/null 2>&1
+  cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server $up; keepalive 128; }
+  ssl_certificate $work/cert.pem;
+  ssl_certificate_key $work/key.pem;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  server {
+    listen $plain;
+    listen $tls ssl;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+NGINX
+}
