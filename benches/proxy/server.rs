@@ -18,6 +18,11 @@ use turnpike::{
     telemetry::metrics::Metrics,
 };
 
+/// mimalloc, as the product binary uses: per-request buffers and maps are freed on the thread
+/// that allocated them, which is its fast path.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The API the benchmark calls: `/{stage}/anything` → `http://{upstream}/anything`.
 fn api_yaml(upstream: SocketAddr) -> String {
     format!(
