@@ -7,7 +7,8 @@
 # upstream; counting starts after a warm-up and covers only the measured load.
 #
 # Prerequisites (Debian): apt-get install -y valgrind wrk nginx-light openssl curl
-# Usage: benches/proxy/instructions.sh [seconds=8]   (BENCH_BIN= skips the build)
+# Usage: benches/proxy/instructions.sh [seconds=8]   (BENCH_BIN= skips the build;
+#        KEEP=DIR keeps the callgrind profiles there, for callgrind_annotate --inclusive=yes)
 set -euo pipefail
 
 DUR=${1:-8}
@@ -62,6 +63,7 @@ count() {
   local file total
   file=$(ls "$WORK/$name".*.1 | head -1)
   total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$file" "$KEEP/$name.callgrind"; fi
   echo "$name: $n requests, $((total / n)) user instructions per request"
 }
 
