@@ -9,7 +9,7 @@ use http::HeaderValue;
 
 use crate::{
     model::{MethodDef, MethodKey},
-    proxy::{Shared, upstream::EndpointGuard},
+    proxy::{Shared, ids::RequestIds, upstream::EndpointGuard},
     routing::{ApiEntry, Listener, PathParams, ResourceEntry, RoutingTable, StageEntry, StageVariant},
 };
 
@@ -50,10 +50,9 @@ pub struct RequestCtx<'a> {
     /// The snapshot this request is served from, start to end.
     pub table: &'a RoutingTable,
     pub start: Instant,
-    /// `x-amzn-RequestId`: the client's UUID or a new one.
-    pub request_id: HeaderValue,
-    /// `x-amz-apigw-id` (`$context.extendedRequestId`).
-    pub extended_request_id: HeaderValue,
+    /// `x-amzn-RequestId` (the client's UUID or a new one) and `x-amz-apigw-id`
+    /// (`$context.extendedRequestId`).
+    pub ids: RequestIds,
     pub api: Option<&'a ApiEntry>,
     pub stage: Option<&'a StageEntry>,
     /// The Host the client asked for (`:authority` for h2).
@@ -77,20 +76,13 @@ pub struct RequestCtx<'a> {
 // === impl RequestCtx ===
 
 impl<'a> RequestCtx<'a> {
-    pub fn new(
-        shared: &'a Shared,
-        conn: &'a ConnInfo,
-        table: &'a RoutingTable,
-        request_id: HeaderValue,
-        extended_request_id: HeaderValue,
-    ) -> Self {
+    pub fn new(shared: &'a Shared, conn: &'a ConnInfo, table: &'a RoutingTable, ids: RequestIds) -> Self {
         RequestCtx {
             shared,
             conn,
             table,
             start: Instant::now(),
-            request_id,
-            extended_request_id,
+            ids,
             api: None,
             stage: None,
             host: None,

@@ -1,6 +1,8 @@
 //! The one mapping from [`Reject`] to an HTTP response, following the AWS gateway response
 //! table (status, body, `x-amzn-ErrorType`).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
@@ -54,9 +56,10 @@ pub enum Reject {
     /// A private integration's Service has no ready endpoint.
     #[error("no ready endpoint")]
     NoEndpoint,
-    /// A bug or impossible configuration in the gateway.
+    /// A bug or impossible configuration in the gateway. Mostly a fixed message, so building
+    /// one (e.g. eagerly, for `ok_or`) costs no allocation.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(Cow<'static, str>),
 }
 
 /// A gateway response: status, JSON body, `x-amzn-ErrorType` and the `$context.error.*`

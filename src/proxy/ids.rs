@@ -1,11 +1,15 @@
 //! Request ids: `x-amzn-RequestId` (a UUID; a client's UUID is honoured) and `x-amz-apigw-id`
 //! (the extended request id: 15 characters and `=`, never client-settable).
+//!
+//! Both are made from one random draw and kept inline ([`RequestIds`]): the HTTP/1.1 writer
+//! copies their bytes into the head, and only an HTTP/2 answer or a log line turns them into
+//! header values or strings.
 
-use std::cell::RefCell;
+use std::{cell::RefCell, fmt};
 
 use base64::Engine as _;
 use http::HeaderValue;
-use rand::{Rng as _, SeedableRng as _, rngs::SmallRng};
+use rand::{RngCore as _, SeedableRng as _, rngs::SmallRng};
 
 thread_local! {
     /// Ids need to be unique, not secret: a fast generator per thread, seeded from the OS.
@@ -13,33 +17,110 @@ thread_local! {
 }
 
 fn random<const N: usize>() -> [u8; N] {
-    RNG.with_borrow_mut(|r| r.random())
+    let mut bytes = [0u8; N];
+    RNG.with_borrow_mut(|r| r.fill_bytes(&mut bytes));
+    bytes
 }
 
-/// The client's `x-amzn-requestid` when it is a UUID, else a new random UUID.
-pub fn request_id(client: Option<&HeaderValue>) -> HeaderValue {
-    if let Some(v) = client
-        && uuid::Uuid::try_parse_ascii(v.as_bytes()).is_ok()
-    {
-        return v.clone();
-    }
-    let bytes: [u8; 16] = random();
-    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
-    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let s = id.hyphenated().encode_lower(&mut buf);
-    HeaderValue::from_str(s)
-        .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
+const UUID_LEN: usize = 36;
+const EXTENDED_LEN: usize = 16;
+
+/// The ids of one request.
+#[derive(Clone)]
+pub struct RequestIds {
+    request: RequestId,
+    extended: [u8; EXTENDED_LEN],
 }
 
-/// A new extended request id, e.g. `f-ZvmEb3PHcEeNg=`.
-pub fn extended_request_id() -> HeaderValue {
-    let bytes: [u8; 11] = random();
-    let mut buf = [0u8; 16];
-    match base64::engine::general_purpose::URL_SAFE.encode_slice(bytes, &mut buf) {
-        Ok(n) => HeaderValue::from_bytes(&buf[..n])
-            .unwrap_or_else(|_| HeaderValue::from_static("AAAAAAAAAAAAAAA=")),
-        Err(_) => HeaderValue::from_static("AAAAAAAAAAAAAAA="),
+#[derive(Clone)]
+enum RequestId {
+    Generated([u8; UUID_LEN]),
+    /// The client's own UUID, as it sent it.
+    Client(HeaderValue),
+}
+
+// === impl RequestIds ===
+
+impl RequestIds {
+    /// New ids; `x-amzn-RequestId` is the client's `client` when that is a UUID.
+    pub fn new(client: Option<&HeaderValue>) -> Self {
+        // 16 bytes for the UUID, 11 for the extended id.
+        let bytes: [u8; 27] = random();
+        let request = match client {
+            Some(v) if uuid::Uuid::try_parse_ascii(v.as_bytes()).is_ok() => RequestId::Client(v.clone()),
+            _ => {
+                let mut uuid = [0u8; 16];
+                uuid.copy_from_slice(&bytes[..16]);
+                RequestId::Generated(format_uuid_v4(uuid))
+            }
+        };
+        let mut extended = *b"AAAAAAAAAAAAAAA=";
+        let _ = base64::engine::general_purpose::URL_SAFE.encode_slice(&bytes[16..], &mut extended);
+        RequestIds { request, extended }
     }
+
+    /// `x-amzn-RequestId`, as written on the wire.
+    pub fn request_id(&self) -> &[u8] {
+        match &self.request {
+            RequestId::Generated(b) => b,
+            RequestId::Client(v) => v.as_bytes(),
+        }
+    }
+
+    /// `x-amz-apigw-id`, as written on the wire.
+    pub fn extended(&self) -> &[u8] {
+        &self.extended
+    }
+
+    pub fn request_id_str(&self) -> String {
+        String::from_utf8_lossy(self.request_id()).into_owned()
+    }
+
+    pub fn extended_str(&self) -> String {
+        String::from_utf8_lossy(&self.extended).into_owned()
+    }
+
+    /// `x-amzn-RequestId` as a header value (for writers that take a map).
+    pub fn request_id_header(&self) -> HeaderValue {
+        match &self.request {
+            RequestId::Generated(b) => header_value(b),
+            RequestId::Client(v) => v.clone(),
+        }
+    }
+
+    /// `x-amz-apigw-id` as a header value.
+    pub fn extended_header(&self) -> HeaderValue {
+        header_value(&self.extended)
+    }
+}
+
+impl fmt::Debug for RequestIds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.request_id()))
+    }
+}
+
+/// Ids are base64 and hex: always valid header values.
+fn header_value(bytes: &[u8]) -> HeaderValue {
+    HeaderValue::from_bytes(bytes).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// A random (version 4, RFC 9562) UUID from 16 random bytes, lowercase and hyphenated.
+fn format_uuid_v4(mut b: [u8; 16]) -> [u8; UUID_LEN] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut out = [b'-'; UUID_LEN];
+    let mut at = 0;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
+    }
+    out
 }
 
 /// A new `X-Amz-Cf-Id` of an EDGE answer: 56 characters of URL-safe base64, like CloudFront's.
@@ -58,16 +139,46 @@ mod tests {
 
     #[test]
     fn ids_have_the_aws_shape() {
-        let id = request_id(None);
-        assert!(uuid::Uuid::try_parse_ascii(id.as_bytes()).is_ok());
+        let ids = RequestIds::new(None);
+        let uuid = uuid::Uuid::try_parse_ascii(ids.request_id()).expect("a UUID");
+        assert_eq!(uuid.get_version_num(), 4);
+        assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122);
+        assert_eq!(uuid.hyphenated().to_string().as_bytes(), ids.request_id());
+        assert_eq!(ids.request_id_header().as_bytes(), ids.request_id());
+        assert_eq!(ids.extended().len(), 16);
+        assert!(ids.extended().ends_with(b"="));
+        assert!(
+            ids.extended()[..15]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        );
+        assert_eq!(ids.extended_header().as_bytes(), ids.extended());
+        let other = RequestIds::new(None);
+        assert_ne!(ids.request_id(), other.request_id());
+        assert_ne!(ids.extended(), other.extended());
+
         let mine = HeaderValue::from_static("c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
-        assert_eq!(request_id(Some(&mine)), mine);
-        assert_ne!(request_id(Some(&HeaderValue::from_static("nope"))), "nope");
-        let ext = extended_request_id();
-        assert_eq!(ext.len(), 16);
-        assert!(ext.as_bytes().ends_with(b"="));
+        let ids = RequestIds::new(Some(&mine));
+        assert_eq!(ids.request_id(), mine.as_bytes());
+        assert_eq!(ids.request_id_header(), mine);
+        let ids = RequestIds::new(Some(&HeaderValue::from_static("nope")));
+        assert!(uuid::Uuid::try_parse_ascii(ids.request_id()).is_ok());
+
         let cf = edge_request_id();
         assert_eq!(cf.len(), 56);
         assert!(cf.as_bytes().ends_with(b"=="));
+    }
+
+    #[test]
+    fn uuid_formatting_matches_the_uuid_crate() {
+        for seed in 0..64u8 {
+            let bytes: [u8; 16] = std::array::from_fn(|i| seed.wrapping_mul(37).wrapping_add(i as u8 * 11));
+            let ours = format_uuid_v4(bytes);
+            let theirs = uuid::Builder::from_random_bytes(bytes)
+                .into_uuid()
+                .hyphenated()
+                .to_string();
+            assert_eq!(&ours[..], theirs.as_bytes());
+        }
     }
 }

@@ -130,7 +130,8 @@ async fn serve_h2<IO>(
         // Fields are only evaluated when DEBUG is enabled for this target.
         let span = tracing::debug_span!("request", method = %req.method(), path = req.uri().path());
         let serve = async move {
-            let mut resp = service::serve(&shared, &conn, req.map(RequestBody::from)).await;
+            let (parts, body) = req.into_parts();
+            let mut resp = service::serve(&shared, &conn, parts, RequestBody::from(body)).await;
             service::ids_into_headers(&mut resp);
             Ok::<_, Infallible>(resp)
         };

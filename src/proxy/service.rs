@@ -18,7 +18,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, Response, Version, header, request::Parts};
+use http::{HeaderName, HeaderValue, Response, Version, header, request::Parts};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::{
@@ -28,11 +28,14 @@ use crate::{
         body::{BoxError, ProxyBody, RequestBody},
         ctx::{ConnInfo, RequestCtx},
         error::Reject,
-        ids,
+        ids::{self, RequestIds},
         phase::{self, Flow},
         upstream::EndpointGuard,
     },
-    telemetry::{access_log::AccessRecord, metrics::RouteMetrics},
+    telemetry::{
+        access_log::{self, AccessRecord},
+        metrics::RouteMetrics,
+    },
 };
 
 /// `x-amzn-RequestId`.
@@ -41,20 +44,27 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
 pub const APIGW_ID: HeaderName = HeaderName::from_static("x-amz-apigw-id");
 
 /// Serves one request. Never fails: every error becomes an AWS gateway response.
-pub async fn serve(shared: &Shared, conn: &ConnInfo, req: Request<RequestBody>) -> Response<ResponseBody> {
+pub async fn serve(
+    shared: &Shared,
+    conn: &ConnInfo,
+    mut parts: Parts,
+    body: RequestBody,
+) -> Response<ResponseBody> {
     let table = shared.store.load();
-    let (parts, body) = req.into_parts();
-    let request_id = ids::request_id(parts.headers.get(&REQUEST_ID));
-    let extended_id = ids::extended_request_id();
+    let ids = RequestIds::new(parts.headers.get(&REQUEST_ID));
     // The URI is cheap to clone (shared bytes) and lets the path be borrowed for the whole
     // request while `parts` moves on to the integration.
     let uri = parts.uri.clone();
     let summary = Summary::of(&parts, &uri);
     let path = phase::normalize::path(uri.path());
     let host = phase::integrate::request_host(&parts.uri, &parts.headers);
-    let mut ctx = RequestCtx::new(shared, conn, &table, request_id, extended_id);
+    let mut ctx = RequestCtx::new(shared, conn, &table, ids);
     ctx.host = host.as_ref();
-    let result = run(&mut ctx, &path, parts, body).await;
+    let result = match route(&mut ctx, &path, &parts) {
+        Ok(Flow::Continue) => phase::integrate::run(&mut ctx, &mut parts, body).await,
+        Ok(Flow::Respond(resp)) => Ok(resp),
+        Err(reject) => Err(reject),
+    };
     finish(ctx, summary, result)
 }
 
@@ -63,13 +73,7 @@ pub async fn serve(shared: &Shared, conn: &ConnInfo, req: Request<RequestBody>) 
 /// access log as any other.
 pub fn reject(shared: &Shared, conn: &ConnInfo, reject: Reject) -> Response<ResponseBody> {
     let table = shared.store.load();
-    let ctx = RequestCtx::new(
-        shared,
-        conn,
-        &table,
-        ids::request_id(None),
-        ids::extended_request_id(),
-    );
+    let ctx = RequestCtx::new(shared, conn, &table, RequestIds::new(None));
     let summary = Summary {
         method: None,
         version: Version::HTTP_11,
@@ -79,24 +83,25 @@ pub fn reject(shared: &Shared, conn: &ConnInfo, reject: Reject) -> Response<Resp
     finish(ctx, summary, Err(reject))
 }
 
-/// The phases, in order.
-async fn run<'a>(
+/// The phases before the integration, in order. [`serve`] runs the integration right after:
+/// it is the only phase that waits, and a separate future level around it would be one more
+/// copy of the whole request future per request.
+fn route<'a>(
     ctx: &mut RequestCtx<'a>,
     path: &'a Result<Cow<'a, str>, Reject>,
-    parts: Parts,
-    body: RequestBody,
-) -> Result<Response<ProxyBody>, Reject> {
-    phase::limits::check(&parts, &ctx.shared.config.limits)?;
+    parts: &Parts,
+) -> Result<Flow, Reject> {
+    phase::limits::check(parts, &ctx.shared.config.limits)?;
     let path: &'a str = path.as_ref().map_err(Reject::clone)?;
     let host = ctx.host.and_then(|h| h.to_str().ok());
     if let Flow::Respond(resp) = phase::route::locate(ctx, host, path)? {
-        return Ok(resp);
+        return Ok(Flow::Respond(resp));
     }
     phase::policy::check(ctx, &parts.method)?;
     phase::canary::pick(ctx, &parts.headers)?;
     phase::route::resolve(ctx, &parts.method)?;
-    phase::params::require(ctx, &parts)?;
-    phase::integrate::run(ctx, parts, body).await
+    phase::params::require(ctx, parts)?;
+    Ok(Flow::Continue)
 }
 
 /// What the access log needs from the request head, taken before the head moves on.
@@ -113,7 +118,9 @@ impl<'a> Summary<'a> {
             method: Some(parts.method.clone()),
             version: parts.version,
             uri: Some(uri),
-            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+            user_agent: access_log::enabled()
+                .then(|| parts.headers.get(header::USER_AGENT).cloned())
+                .flatten(),
         }
     }
 }
@@ -133,10 +140,10 @@ fn finish(
             let gw = reject.gateway_response();
             match reject.source() {
                 crate::proxy::error::Source::Internal => {
-                    tracing::warn!(request_id = ?ctx.request_id, error = %reject, "internal error");
+                    tracing::warn!(request_id = ?ctx.ids, error = %reject, "internal error");
                 }
                 source => {
-                    tracing::debug!(request_id = ?ctx.request_id, ?source, error = %reject, "rejected");
+                    tracing::debug!(request_id = ?ctx.ids, ?source, error = %reject, "rejected");
                 }
             }
             error = Some((gw.message, gw.response_type));
@@ -177,40 +184,38 @@ fn finish(
         .stage
         .and_then(|s| s.access_log.as_ref())
         .or(shared.config.default_access_log.as_ref());
-    let record = format
-        .filter(|_| tracing::enabled!(target: crate::telemetry::access_log::TARGET, tracing::Level::INFO))
-        .map(|format| {
-            let record = AccessRecord {
-                request_id: header_str(&ctx.request_id),
-                extended_request_id: header_str(&ctx.extended_request_id),
-                request_time: std::time::SystemTime::now().checked_sub(ctx.start.elapsed()),
-                http_method: summary
-                    .method
-                    .as_ref()
-                    .map_or("-", http::Method::as_str)
-                    .to_string(),
-                resource_path: resource_path.to_string(),
-                resource_id: ctx.resource.map(|r| r.id.clone()).unwrap_or_default(),
-                path: summary.uri.map_or("-", http::Uri::path).to_string(),
-                protocol: protocol(summary.version),
-                status,
-                response_length: 0,
-                response_latency: Default::default(),
-                integration_latency: ctx.integration_latency,
-                integration_status: ctx.integration_status,
-                integration_error: ctx.integration_error.take(),
-                source_ip: Some(ctx.conn.peer.ip()),
-                user_agent: summary.user_agent.as_ref().map(header_str),
-                domain_name: ctx.host.map(header_str),
-                api_id: api_id.to_string(),
-                stage: stage_name.to_string(),
-                deployment_id: ctx.variant.map(|v| v.deployment_id.clone()).unwrap_or_default(),
-                is_canary: ctx.is_canary(),
-                error_message: error.map(|e| e.0),
-                error_response_type: error.map(|e| e.1),
-            };
-            (Box::new(record), format.clone())
-        });
+    let record = format.filter(|_| access_log::enabled()).map(|format| {
+        let record = AccessRecord {
+            request_id: ctx.ids.request_id_str(),
+            extended_request_id: ctx.ids.extended_str(),
+            request_time: std::time::SystemTime::now().checked_sub(ctx.start.elapsed()),
+            http_method: summary
+                .method
+                .as_ref()
+                .map_or("-", http::Method::as_str)
+                .to_string(),
+            resource_path: resource_path.to_string(),
+            resource_id: ctx.resource.map(|r| r.id.clone()).unwrap_or_default(),
+            path: summary.uri.map_or("-", http::Uri::path).to_string(),
+            protocol: protocol(summary.version),
+            status,
+            response_length: 0,
+            response_latency: Default::default(),
+            integration_latency: ctx.integration_latency,
+            integration_status: ctx.integration_status,
+            integration_error: ctx.integration_error.take(),
+            source_ip: Some(ctx.conn.peer.ip()),
+            user_agent: summary.user_agent.as_ref().map(header_str),
+            domain_name: ctx.host.map(header_str),
+            api_id: api_id.to_string(),
+            stage: stage_name.to_string(),
+            deployment_id: ctx.variant.map(|v| v.deployment_id.clone()).unwrap_or_default(),
+            is_canary: ctx.is_canary(),
+            error_message: error.map(|e| e.0),
+            error_response_type: error.map(|e| e.1),
+        };
+        (Box::new(record), format.clone())
+    });
     let completion = Completion {
         metrics: route_metrics,
         status,
@@ -219,7 +224,7 @@ fn finish(
         record,
         _endpoint: ctx.endpoint.take(),
     };
-    let ids = Some((ctx.request_id.clone(), ctx.extended_request_id.clone()));
+    let ids = Some(ctx.ids);
     resp.map(|body| ResponseBody {
         inner: body,
         sent: 0,
@@ -272,7 +277,7 @@ pub struct ResponseBody {
     inner: ProxyBody,
     sent: u64,
     /// `x-amzn-RequestId` and `x-amz-apigw-id`, until the head is written.
-    ids: Option<(HeaderValue, HeaderValue)>,
+    ids: Option<RequestIds>,
     completion: Option<Completion>,
 }
 
@@ -280,17 +285,17 @@ pub struct ResponseBody {
 
 impl ResponseBody {
     /// The answer's `x-amzn-RequestId` and `x-amz-apigw-id`, for the head (once).
-    pub fn take_ids(&mut self) -> Option<(HeaderValue, HeaderValue)> {
+    pub fn take_ids(&mut self) -> Option<RequestIds> {
         self.ids.take()
     }
 }
 
 /// Puts the ids of an answer into its header map (for writers that take a map: hyper).
 pub fn ids_into_headers(resp: &mut Response<ResponseBody>) {
-    if let Some((request_id, extended)) = resp.body_mut().take_ids() {
+    if let Some(ids) = resp.body_mut().take_ids() {
         let headers = resp.headers_mut();
-        headers.insert(REQUEST_ID, request_id);
-        headers.insert(APIGW_ID, extended);
+        headers.insert(REQUEST_ID, ids.request_id_header());
+        headers.insert(APIGW_ID, ids.extended_header());
     }
 }
 

@@ -86,20 +86,35 @@ pub fn split_url(url: &str) -> Result<UrlParts<'_>, String> {
     } else {
         return Err(format!("{url:?} is neither an http(s) URL nor a path"));
     };
-    let (authority, rest) = if url.starts_with('/') {
-        ("", rest)
-    } else {
-        rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()))
-    };
-    if !authority.bytes().all(|b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~' | b'%' | b':' | b'[' | b']')
-    }) {
-        return Err(format!("invalid host {authority:?}"));
+    // One pass over the bytes: the authority ends at the first `/`, `?` or `#`, the rest at
+    // `#` (a fragment is never sent).
+    let bytes = rest.as_bytes();
+    let mut end = 0;
+    if !url.starts_with('/') {
+        while let Some(&b) = bytes.get(end) {
+            if matches!(b, b'/' | b'?' | b'#') {
+                break;
+            }
+            if !(b.is_ascii_alphanumeric()
+                || matches!(b, b'.' | b'-' | b'_' | b'~' | b'%' | b':' | b'[' | b']'))
+            {
+                return Err(format!("invalid host in {url:?}"));
+            }
+            end += 1;
+        }
     }
-    let rest = rest.split('#').next().unwrap_or_default();
-    if rest.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err("a control character or space in the path".into());
+    let (authority, tail) = rest.split_at(end);
+    let mut cut = 0;
+    while let Some(&b) = tail.as_bytes().get(cut) {
+        if b == b'#' {
+            break;
+        }
+        if b <= b' ' || b == 0x7f {
+            return Err("a control character or space in the path".into());
+        }
+        cut += 1;
     }
+    let rest = &tail[..cut];
     let path_and_query = if rest.starts_with('/') {
         Cow::Borrowed(rest)
     } else {
@@ -279,15 +294,18 @@ pub enum SendError {
     BodyTooLarge,
     /// The connection failed after it was made (reset, malformed response).
     Failed(String),
+    /// A private integration's Service has no ready endpoint (503).
+    NoEndpoint,
 }
 
 impl From<SendError> for Reject {
     fn from(e: SendError) -> Self {
         match e {
-            SendError::InvalidUrl(m) => Reject::Internal(format!("backend URL: {m}")),
+            SendError::InvalidUrl(m) => Reject::Internal(format!("backend URL: {m}").into()),
             SendError::Timeout => Reject::Timeout,
             SendError::BodyTooLarge => Reject::BodyTooLarge,
             SendError::Connect(m) | SendError::Failed(m) => Reject::Upstream(m),
+            SendError::NoEndpoint => Reject::NoEndpoint,
         }
     }
 }

@@ -17,6 +17,12 @@ use crate::model::AccessLogFormat;
 /// The tracing target of access log events.
 pub const TARGET: &str = "turnpike::access_log";
 
+/// Whether access log events are recorded at all (a cached check of the subscriber's interest),
+/// so that requests skip gathering what no line will show.
+pub fn enabled() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::INFO)
+}
+
 /// The AWS Common Log Format preset.
 pub const CLF: &str = "$context.identity.sourceIp $context.identity.caller $context.identity.user \
 [$context.requestTime] \"$context.httpMethod $context.resourcePath $context.protocol\" $context.status \

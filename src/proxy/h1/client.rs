@@ -277,7 +277,9 @@ pub async fn send(
                 c
             }
             (false, None) => continue,
-            (true, _) => match tokio::time::timeout_at(deadline, connect(addr, config)).await {
+            // Boxed: most requests take a pooled connection, and the connect future would
+            // otherwise add its room to every request's future.
+            (true, _) => match Box::pin(tokio::time::timeout_at(deadline, connect(addr, config))).await {
                 Ok(c) => c?,
                 Err(_) => return Err(SendError::Timeout),
             },

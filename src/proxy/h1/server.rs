@@ -213,7 +213,7 @@ where
                     },
                     done: false,
                 };
-                let resp = service::serve(&shared, &conn, Request::from_parts(parts, body)).await;
+                let resp = service::serve(&shared, &conn, parts, body).await;
                 let written = write_response(&mut wr, &mut out, resp, head_request, close).await;
                 let Ok(Ok((rd, rest, complete))) = tokio::time::timeout(LINGER, reader).await else {
                     return Outcome::Closed;
@@ -232,7 +232,7 @@ where
         };
 
         // 3. The answer.
-        let resp = service::serve(&shared, &conn, Request::from_parts(parts, body)).await;
+        let resp = service::serve(&shared, &conn, parts, body).await;
         match write_response(&mut io, &mut out, resp, head_request, close).await {
             Ok(true) => {}
             Ok(false) => {
@@ -420,11 +420,14 @@ async fn write_response<W: AsyncWrite + Unpin>(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if let Some((request_id, extended)) = &ids {
-        for (name, value) in [(&service::REQUEST_ID, request_id), (&service::APIGW_ID, extended)] {
+    if let Some(ids) = &ids {
+        for (name, value) in [
+            (&service::REQUEST_ID, ids.request_id()),
+            (&service::APIGW_ID, ids.extended()),
+        ] {
             push_name(out, name, title);
             out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
     }

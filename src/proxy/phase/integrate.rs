@@ -42,10 +42,12 @@ const COMPONENT: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}');
 
-/// Runs the method's integration.
+/// Runs the method's integration. The request head is borrowed, not moved: each level of
+/// request future would otherwise hold its own copy of it; what goes to the backend is taken
+/// out of it.
 pub async fn run(
     ctx: &mut RequestCtx<'_>,
-    parts: Parts,
+    parts: &mut Parts,
     body: RequestBody,
 ) -> Result<Response<ProxyBody>, Reject> {
     let method = ctx
@@ -86,8 +88,9 @@ fn apply_response(
     selected: &IntegrationResponse,
     backend: Option<&HeaderMap>,
 ) -> Result<(), Reject> {
-    *resp.status_mut() = StatusCode::from_u16(selected.status)
-        .map_err(|_| Reject::Internal(format!("invalid method response status {}", selected.status)))?;
+    *resp.status_mut() = StatusCode::from_u16(selected.status).map_err(|_| {
+        Reject::Internal(format!("invalid method response status {}", selected.status).into())
+    })?;
     for (name, source) in &selected.headers {
         let value = match source {
             HeaderSource::Static(v) => HeaderValue::from_str(v).ok(),
@@ -136,10 +139,8 @@ fn render_template(ctx: &RequestCtx<'_>, template: &str) -> String {
             Some(ctx.stage_variable(var).unwrap_or_default().to_string())
         } else {
             match name {
-                "context.requestId" => Some(String::from_utf8_lossy(ctx.request_id.as_bytes()).into_owned()),
-                "context.extendedRequestId" => {
-                    Some(String::from_utf8_lossy(ctx.extended_request_id.as_bytes()).into_owned())
-                }
+                "context.requestId" => Some(ctx.ids.request_id_str()),
+                "context.extendedRequestId" => Some(ctx.ids.extended_str()),
                 "context.apiId" => Some(ctx.api.map(|a| a.id.to_string()).unwrap_or_default()),
                 "context.stage" => Some(ctx.stage.map(|s| s.name.to_string()).unwrap_or_default()),
                 "context.resourcePath" => Some(ctx.resource.map(|r| r.path.to_string()).unwrap_or_default()),
@@ -171,15 +172,11 @@ fn render_template(ctx: &RequestCtx<'_>, template: &str) -> String {
 async fn http_proxy(
     ctx: &mut RequestCtx<'_>,
     integration: &Integration,
-    parts: Parts,
+    parts: &mut Parts,
     body: RequestBody,
 ) -> Result<Response<ProxyBody>, Reject> {
-    let Parts {
-        method,
-        uri,
-        mut headers,
-        ..
-    } = parts;
+    let mut headers = std::mem::take(&mut parts.headers);
+    let uri = &parts.uri;
     let target = match &integration.backend {
         Backend::Url(t) | Backend::Service { uri: t, .. } => t,
         Backend::None => return Err(Reject::Internal("HTTP_PROXY without a backend".into())),
@@ -191,7 +188,10 @@ async fn http_proxy(
     }
     strip_hop_by_hop(&mut headers);
     let out = Outgoing {
-        method: integration.http_method.clone().unwrap_or(method),
+        method: integration
+            .http_method
+            .clone()
+            .unwrap_or_else(|| parts.method.clone()),
         url,
         headers,
         body: Limited::new(body, ctx.shared.config.limits.max_body_bytes),
@@ -213,7 +213,7 @@ async fn http_proxy(
 async fn http(
     ctx: &mut RequestCtx<'_>,
     integration: &Integration,
-    parts: Parts,
+    parts: &mut Parts,
     body: RequestBody,
 ) -> Result<Response<ProxyBody>, Reject> {
     let target = match &integration.backend {
@@ -287,7 +287,10 @@ async fn http(
         }
     }
     let out = Outgoing {
-        method: integration.http_method.clone().unwrap_or(parts.method),
+        method: integration
+            .http_method
+            .clone()
+            .unwrap_or_else(|| parts.method.clone()),
         url,
         headers,
         body: Limited::new(body, ctx.shared.config.limits.max_body_bytes),
@@ -336,44 +339,9 @@ async fn send(
         )
     };
     let result = match &integration.backend {
-        Backend::Service { service, .. } => {
-            let mut out = out;
-            let url = std::mem::take(&mut out.url);
-            let target = split_url(&url).map_err(|e| Reject::Internal(format!("backend URL: {e}")))?;
-            let endpoints = crate::proxy::service_endpoints(ctx.table, service);
-            let guard = upstreams
-                .balancer
-                .pick(endpoints, None)
-                .ok_or(Reject::NoEndpoint)?;
-            let retryable = is_idempotent(&out.method)
-                && http_body::Body::is_end_stream(&out.body)
-                && endpoints.len() > 1;
-            let again = retryable.then(|| out.replay());
-            out.url = at_endpoint(&target, guard.addr);
-            match send_to(out).await {
-                Err(SendError::Connect(e)) => {
-                    upstreams.balancer.eject(&guard);
-                    match again {
-                        Some(mut again) => {
-                            let exclude = guard.addr;
-                            drop(guard);
-                            let guard = upstreams
-                                .balancer
-                                .pick(endpoints, Some(exclude))
-                                .ok_or(Reject::NoEndpoint)?;
-                            again.url = at_endpoint(&target, guard.addr);
-                            let r = send_to(again).await;
-                            settle(ctx, guard, r)
-                        }
-                        None => {
-                            drop(guard);
-                            Err(SendError::Connect(e))
-                        }
-                    }
-                }
-                other => settle(ctx, guard, other),
-            }
-        }
+        // Boxed: the balancer's retry holds a second request and a second send; a URL backend
+        // (the common case) should not carry their room in every request's future.
+        Backend::Service { service, .. } => Box::pin(via_service(ctx, service, out, send_to)).await,
         _ => send_to(out).await,
     };
     ctx.integration_latency = Some(started.elapsed());
@@ -386,6 +354,55 @@ async fn send(
             ctx.integration_error = Some(format!("{e:?}"));
             Err(e.into())
         }
+    }
+}
+
+/// Sends to one of a Service's ready endpoints, balanced; a connect failure ejects the endpoint
+/// and, for an idempotent method without a body, is retried once on another.
+async fn via_service<F, Fut>(
+    ctx: &mut RequestCtx<'_>,
+    service: &crate::model::ServiceRef,
+    mut out: Outgoing,
+    send_to: F,
+) -> Result<Response<ProxyBody>, SendError>
+where
+    F: Fn(Outgoing) -> Fut,
+    Fut: Future<Output = Result<Response<ProxyBody>, SendError>>,
+{
+    let upstreams = &ctx.shared.upstreams;
+    let url = std::mem::take(&mut out.url);
+    let target = split_url(&url).map_err(SendError::InvalidUrl)?;
+    let endpoints = crate::proxy::service_endpoints(ctx.table, service);
+    let guard = upstreams
+        .balancer
+        .pick(endpoints, None)
+        .ok_or(SendError::NoEndpoint)?;
+    let retryable =
+        is_idempotent(&out.method) && http_body::Body::is_end_stream(&out.body) && endpoints.len() > 1;
+    let again = retryable.then(|| out.replay());
+    out.url = at_endpoint(&target, guard.addr);
+    match send_to(out).await {
+        Err(SendError::Connect(e)) => {
+            upstreams.balancer.eject(&guard);
+            match again {
+                Some(mut again) => {
+                    let exclude = guard.addr;
+                    drop(guard);
+                    let guard = upstreams
+                        .balancer
+                        .pick(endpoints, Some(exclude))
+                        .ok_or(SendError::NoEndpoint)?;
+                    again.url = at_endpoint(&target, guard.addr);
+                    let r = send_to(again).await;
+                    settle(ctx, guard, r)
+                }
+                None => {
+                    drop(guard);
+                    Err(SendError::Connect(e))
+                }
+            }
+        }
+        other => settle(ctx, guard, other),
     }
 }
 
