@@ -17,6 +17,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures::future::Either;
 use http::{HeaderMap, Method, Request, Response, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
@@ -74,6 +75,19 @@ pub struct UrlParts<'a> {
     pub path_and_query: Cow<'a, str>,
 }
 
+/// The bytes a backend authority may hold: a host name, an IP literal, a port.
+static HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b'~' | b'%' | b':' | b'[' | b']');
+        b += 1;
+    }
+    table
+};
+
 /// Splits `http://authority/path?query`, `https://…` or `/path?query`. Refuses what could
 /// not go on a request line or in a Host header: user info, control characters, spaces.
 pub fn split_url(url: &str) -> Result<UrlParts<'_>, String> {
@@ -95,9 +109,7 @@ pub fn split_url(url: &str) -> Result<UrlParts<'_>, String> {
             if matches!(b, b'/' | b'?' | b'#') {
                 break;
             }
-            if !(b.is_ascii_alphanumeric()
-                || matches!(b, b'.' | b'-' | b'_' | b'~' | b'%' | b':' | b'[' | b']'))
-            {
+            if !HOST_BYTES[usize::from(b)] {
                 return Err(format!("invalid host in {url:?}"));
             }
             end += 1;
@@ -219,7 +231,25 @@ impl Upstreams {
     /// backends go through the HTTP/1.1 client and its per-thread pool
     /// ([`crate::proxy::h1::client`]); `https://` backends (h2 or HTTP/1.1 by ALPN) go
     /// through the hyper-util client.
-    pub async fn send(
+    ///
+    /// Not an `async fn`: it hands back the chosen client's future itself, so a request's
+    /// future has one level (and one copy) fewer.
+    pub fn send(
+        &self,
+        out: Outgoing,
+        insecure: bool,
+        started: Instant,
+        timeout: Duration,
+        reserved: Reserved,
+    ) -> impl Future<Output = Result<Response<ProxyBody>, SendError>> + '_ {
+        if starts_with_ignore_case(&out.url, "http://") {
+            Either::Left(h1::client::send(out, &self.config, started, timeout, reserved))
+        } else {
+            Either::Right(self.send_hyper(out, insecure, started, timeout, reserved))
+        }
+    }
+
+    async fn send_hyper(
         &self,
         out: Outgoing,
         insecure: bool,
@@ -227,9 +257,6 @@ impl Upstreams {
         timeout: Duration,
         reserved: Reserved,
     ) -> Result<Response<ProxyBody>, SendError> {
-        if starts_with_ignore_case(&out.url, "http://") {
-            return h1::client::send(out, &self.config, started, timeout, reserved).await;
-        }
         let uri =
             Uri::from_maybe_shared(Bytes::from(out.url)).map_err(|e| SendError::InvalidUrl(e.to_string()))?;
         let mut req = Request::new(out.body);

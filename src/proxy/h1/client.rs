@@ -709,7 +709,7 @@ fn parse_head(buf: &mut BytesMut, reading: Reading) -> Result<Option<Parsed>, Se
     let raw = buf.split_to(n).freeze();
     // Room for what the gateway adds without growing.
     let mut headers = HeaderMap::with_capacity(spans.len() + 4);
-    for (name, start, end) in spans {
+    for (name, start, end) in spans.drain(..) {
         let value = HeaderValue::from_maybe_shared(raw.slice(start..end))
             .map_err(|_| SendError::Failed(format!("invalid value of response header {name}")))?;
         headers.append(name, value);
