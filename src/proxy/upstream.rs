@@ -245,45 +245,44 @@ impl Upstreams {
         if starts_with_ignore_case(&out.url, "http://") {
             Either::Left(h1::client::send(out, &self.config, started, timeout, reserved))
         } else {
-            Either::Right(self.send_hyper(out, insecure, started, timeout, reserved))
+            let client = if insecure { &self.insecure } else { &self.verified };
+            let deadline = tokio::time::Instant::from_std(started) + timeout;
+            Either::Right(send_hyper(client, out, deadline, reserved))
         }
     }
+}
 
-    async fn send_hyper(
-        &self,
-        out: Outgoing,
-        insecure: bool,
-        started: Instant,
-        timeout: Duration,
-        reserved: Reserved,
-    ) -> Result<Response<ProxyBody>, SendError> {
-        let uri =
-            Uri::from_maybe_shared(Bytes::from(out.url)).map_err(|e| SendError::InvalidUrl(e.to_string()))?;
-        let mut req = Request::new(out.body);
-        *req.method_mut() = out.method;
-        *req.uri_mut() = uri;
-        *req.headers_mut() = out.headers;
-        if let Some(f) = &out.forwarded {
-            f.apply(req.headers_mut());
-        }
-        let client = if insecure { &self.insecure } else { &self.verified };
-        let deadline = tokio::time::Instant::from_std(started) + timeout;
-        match tokio::time::timeout_at(deadline, client.request(req)).await {
-            Err(_) => Err(SendError::Timeout),
-            Ok(Ok(mut resp)) => {
-                if reserved == Reserved::Remap {
-                    headers::remap_reserved(resp.headers_mut());
-                }
-                Ok(resp.map(ProxyBody::stream))
+/// Sends through the hyper-util client (`https://` backends).
+async fn send_hyper(
+    client: &HttpsClient,
+    out: Outgoing,
+    deadline: tokio::time::Instant,
+    reserved: Reserved,
+) -> Result<Response<ProxyBody>, SendError> {
+    let uri =
+        Uri::from_maybe_shared(Bytes::from(out.url)).map_err(|e| SendError::InvalidUrl(e.to_string()))?;
+    let mut req = Request::new(out.body);
+    *req.method_mut() = out.method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = out.headers;
+    if let Some(f) = &out.forwarded {
+        f.apply(req.headers_mut());
+    }
+    match tokio::time::timeout_at(deadline, client.request(req)).await {
+        Err(_) => Err(SendError::Timeout),
+        Ok(Ok(mut resp)) => {
+            if reserved == Reserved::Remap {
+                headers::remap_reserved(resp.headers_mut());
             }
-            Ok(Err(e)) => {
-                if caused_by::<LimitExceeded>(&e) {
-                    Err(SendError::BodyTooLarge)
-                } else if e.is_connect() {
-                    Err(SendError::Connect(e.to_string()))
-                } else {
-                    Err(SendError::Failed(error_chain(&e)))
-                }
+            Ok(resp.map(ProxyBody::stream))
+        }
+        Ok(Err(e)) => {
+            if caused_by::<LimitExceeded>(&e) {
+                Err(SendError::BodyTooLarge)
+            } else if e.is_connect() {
+                Err(SendError::Connect(e.to_string()))
+            } else {
+                Err(SendError::Failed(error_chain(&e)))
             }
         }
     }
