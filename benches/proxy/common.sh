@@ -1,5 +1,13 @@
 # What benches/proxy/run.sh and benches/proxy/instructions.sh share. Sourced, not run.
 
+# cleanup: for `trap cleanup EXIT`. Stops what the script started (the pids in its `pids`
+# array, and nginx by WORK/nginx.pid) and removes WORK.
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+
 # bench_binary ROOT: prints the path of the release benchmark binary (benches/proxy/server.rs),
 # building it unless BENCH_BIN names one built before.
 bench_binary() {

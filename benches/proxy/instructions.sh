@@ -18,19 +18,15 @@ UP=127.0.0.1:18180
 TP=127.0.0.1:18182
 NGX=127.0.0.1:18181
 
+# shellcheck source=benches/proxy/common.sh
+. "$ROOT/benches/proxy/common.sh"
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
 trap cleanup EXIT
 
 for tool in valgrind callgrind_control callgrind_annotate wrk nginx openssl curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y valgrind wrk nginx-light openssl curl)"; exit 1; }
 done
 
-# shellcheck source=benches/proxy/common.sh
-. "$ROOT/benches/proxy/common.sh"
 BIN=$(bench_binary "$ROOT")
 write_nginx_conf "$WORK" "$UP" "$NGX" 127.0.0.1:18184
 

@@ -25,20 +25,15 @@ NGX_TLS=127.0.0.1:18443
 TP_PLAIN=127.0.0.1:18082
 TP_TLS=127.0.0.1:18444
 
+# shellcheck source=benches/proxy/common.sh
+. "$ROOT/benches/proxy/common.sh"
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid" 2>/dev/null)" 2>/dev/null || true
-  rm -rf "$WORK"
-}
 trap cleanup EXIT
 
 for tool in wrk nginx openssl taskset curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx-light openssl curl util-linux)"; exit 1; }
 done
 
-# shellcheck source=benches/proxy/common.sh
-. "$ROOT/benches/proxy/common.sh"
 BIN=$(bench_binary "$ROOT")
 write_nginx_conf "$WORK" "$UP" "$NGX_PLAIN" "$NGX_TLS"
 

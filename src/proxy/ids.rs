@@ -44,25 +44,15 @@ enum RequestId {
 impl RequestIds {
     /// New ids; `x-amzn-RequestId` is the client's `client` when that is a UUID.
     pub fn new(client: Option<&HeaderValue>) -> Self {
-        // 16 bytes for the UUID, 11 for the extended id, from four draws.
-        let words: [u64; 4] = RNG.with_borrow_mut(|r| std::array::from_fn(|_| r.next_u64()));
-        let mut bytes = [0u8; 32];
-        for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
-            chunk.copy_from_slice(&w.to_le_bytes());
-        }
+        // One draw: 16 bytes for the UUID, 11 for the extended id.
+        let bytes: [u8; 27] = random();
         let request = match client {
             Some(v) if uuid::Uuid::try_parse_ascii(v.as_bytes()).is_ok() => RequestId::Client(v.clone()),
-            _ => {
-                let mut uuid = [0u8; 16];
-                uuid.copy_from_slice(&bytes[..16]);
-                RequestId::Generated(format_uuid_v4(uuid))
-            }
+            _ => RequestId::Generated(format_uuid_v4(std::array::from_fn(|i| bytes[i]))),
         };
-        let mut extended = [0u8; 11];
-        extended.copy_from_slice(&bytes[16..27]);
         RequestIds {
             request,
-            extended: encode_extended(extended),
+            extended: encode_extended(std::array::from_fn(|i| bytes[16 + i])),
         }
     }
 

@@ -53,14 +53,14 @@ pub async fn serve(
     let table = shared.store.load();
     let ids = RequestIds::new(parts.headers.get(&REQUEST_ID));
     // The URI is cheap to clone (shared bytes) and lets the path be borrowed for the whole
-    // request while `parts` moves on to the integration.
+    // request while the integration borrows `parts` mutably (it takes the headers out).
     let uri = parts.uri.clone();
     let summary = Summary::of(&parts, &uri);
     let path = phase::normalize::path(uri.path());
     let host = phase::integrate::request_host(&parts.uri, &parts.headers);
     let mut ctx = RequestCtx::new(shared, conn, &table, ids);
     ctx.host = host.as_ref();
-    let result = match route(&mut ctx, &path, &parts) {
+    let result = match phases(&mut ctx, &path, &parts) {
         Ok(Flow::Continue) => phase::integrate::run(&mut ctx, &mut parts, body).await,
         Ok(Flow::Respond(resp)) => Ok(resp),
         Err(reject) => Err(reject),
@@ -86,7 +86,7 @@ pub fn reject(shared: &Shared, conn: &ConnInfo, reject: Reject) -> Response<Resp
 /// The phases before the integration, in order. [`serve`] runs the integration right after:
 /// it is the only phase that waits, and a separate future level around it would be one more
 /// copy of the whole request future per request.
-fn route<'a>(
+fn phases<'a>(
     ctx: &mut RequestCtx<'a>,
     path: &'a Result<Cow<'a, str>, Reject>,
     parts: &Parts,
@@ -104,7 +104,8 @@ fn route<'a>(
     Ok(Flow::Continue)
 }
 
-/// What the access log needs from the request head, taken before the head moves on.
+/// What the access log needs from the request head, taken before the integration takes the
+/// headers out of it.
 struct Summary<'a> {
     method: Option<http::Method>,
     version: Version,

@@ -91,12 +91,12 @@ static HOST_BYTES: [bool; 256] = {
 /// Splits `http://authority/path?query`, `https://…` or `/path?query`. Refuses what could
 /// not go on a request line or in a Host header: user info, control characters, spaces.
 pub fn split_url(url: &str) -> Result<UrlParts<'_>, String> {
-    let (tls, rest) = if starts_with_ignore_case(url, "http://") {
-        (false, &url[7..])
+    let (tls, rest, has_authority) = if starts_with_ignore_case(url, "http://") {
+        (false, &url[7..], true)
     } else if starts_with_ignore_case(url, "https://") {
-        (true, &url[8..])
+        (true, &url[8..], true)
     } else if url.starts_with('/') {
-        (false, url)
+        (false, url, false)
     } else {
         return Err(format!("{url:?} is neither an http(s) URL nor a path"));
     };
@@ -104,7 +104,7 @@ pub fn split_url(url: &str) -> Result<UrlParts<'_>, String> {
     // `#` (a fragment is never sent).
     let bytes = rest.as_bytes();
     let mut end = 0;
-    if !url.starts_with('/') {
+    if has_authority {
         while let Some(&b) = bytes.get(end) {
             if matches!(b, b'/' | b'?' | b'#') {
                 break;

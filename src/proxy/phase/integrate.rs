@@ -185,24 +185,15 @@ async fn http_proxy(
     };
     let mut url = target.render(|n| ctx.param(n), |n| ctx.stage_variable(n));
     if let Some(q) = uri.query() {
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(q);
+        append_query(&mut url, q);
     }
     strip_hop_by_hop(&mut headers);
-    let out = Outgoing {
-        method: integration
-            .http_method
-            .clone()
-            .unwrap_or_else(|| parts.method.clone()),
-        url,
-        headers,
-        body: Limited::new(body, ctx.shared.config.limits.max_body_bytes),
-        forwarded: Some(Forwarded {
-            peer: ctx.conn.peer_ip.clone(),
-            proto: if ctx.conn.tls { "https" } else { "http" },
-            host: ctx.host.cloned(),
-        }),
-    };
+    let mut out = outgoing(ctx, integration, &parts.method, url, headers, body);
+    out.forwarded = Some(Forwarded {
+        peer: ctx.conn.peer_ip.clone(),
+        proto: if ctx.conn.tls { "https" } else { "http" },
+        host: ctx.host.cloned(),
+    });
     let resp = send(ctx, integration, out, Reserved::Remap).await?;
     let (mut head, body) = resp.into_parts();
     strip_hop_by_hop(&mut head.headers);
@@ -276,8 +267,7 @@ async fn http(
         |n| ctx.stage_variable(n),
     );
     if !query.is_empty() {
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&query);
+        append_query(&mut url, &query);
     }
     for name in [
         header::CONTENT_TYPE,
@@ -288,16 +278,7 @@ async fn http(
             headers.insert(name, v.clone());
         }
     }
-    let out = Outgoing {
-        method: integration
-            .http_method
-            .clone()
-            .unwrap_or_else(|| parts.method.clone()),
-        url,
-        headers,
-        body: Limited::new(body, ctx.shared.config.limits.max_body_bytes),
-        forwarded: None,
-    };
+    let out = outgoing(ctx, integration, &parts.method, url, headers, body);
     let resp = send(ctx, integration, out, Reserved::Keep).await?;
     let status = resp.status().as_u16();
     let (mut head, body) = resp.into_parts();
@@ -320,6 +301,31 @@ async fn http(
 }
 
 // === sending ===
+
+/// The request for the backend: the integration's method (else the client's), and the body
+/// held to the payload limit.
+fn outgoing(
+    ctx: &RequestCtx<'_>,
+    integration: &Integration,
+    method: &Method,
+    url: String,
+    headers: HeaderMap,
+    body: RequestBody,
+) -> Outgoing {
+    Outgoing {
+        method: integration.http_method.clone().unwrap_or_else(|| method.clone()),
+        url,
+        headers,
+        body: Limited::new(body, ctx.shared.config.limits.max_body_bytes),
+        forwarded: None,
+    }
+}
+
+/// Appends a query string to a backend URL that may already have one.
+fn append_query(url: &mut String, query: &str) {
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str(query);
+}
 
 /// Sends to the backend: a URL directly, or a Service through the balancer (one retry on
 /// another endpoint after a connect failure, for idempotent methods without a body).
