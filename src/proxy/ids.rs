@@ -16,9 +16,14 @@ thread_local! {
     static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::from_os_rng());
 }
 
+/// `N` random bytes, eight from each draw (`fill_bytes` cost a third more per id).
 fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
-    RNG.with_borrow_mut(|r| r.fill_bytes(&mut bytes));
+    RNG.with_borrow_mut(|r| {
+        for chunk in bytes.chunks_mut(8) {
+            chunk.copy_from_slice(&r.next_u64().to_le_bytes()[..chunk.len()]);
+        }
+    });
     bytes
 }
 

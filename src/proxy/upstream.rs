@@ -233,7 +233,9 @@ impl Upstreams {
     /// through the hyper-util client.
     ///
     /// Not an `async fn`: it hands back the chosen client's future itself, so a request's
-    /// future has one level (and one copy) fewer.
+    /// future has one level (and one copy) fewer. Inlined, so the chosen future is built in
+    /// the caller's place rather than built here and moved.
+    #[inline]
     pub fn send(
         &self,
         out: Outgoing,
