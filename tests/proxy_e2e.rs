@@ -428,6 +428,76 @@ async fn edge_apis_add_edge_headers() {
 }
 
 #[tokio::test]
+async fn regional_answers_keep_the_backends_header_spelling() {
+    let (backend, _task) = fixed_backend(
+        b"HTTP/1.1 200 OK\r\nX-MiXeD-Case: 1\r\ncontent-type: text/plain\r\nETAG: \"v1\"\r\n\
+          Set-Cookie: a=1\r\nset-cookie: b=2\r\nx-lower: 3\r\nServer: up\r\nContent-Length: 2\r\n\r\nok",
+    )
+    .await;
+    let api = |name: &str, endpoint: &str| {
+        format!(
+            r#"
+---
+apiVersion: turnpike.dev/v1alpha1
+kind: RestApi
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  endpointConfiguration: {{types: [{endpoint}]}}
+  resources:
+    /{{proxy+}}:
+      ANY:
+        integration: {{type: HTTP_PROXY, uri: "http://{backend}/{{proxy}}"}}
+"#
+        ) + &deploy(name, "")
+    };
+    let gw = Gateway::start(table(&(api("as-is", "REGIONAL") + &api("cf", "EDGE")), 1)).await;
+    let ask = |name: &str| {
+        format!(
+            "GET /restapis/{}/prod/_user_request_/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            api_id(NS, name)
+        )
+    };
+    let answer = raw(gw.public_plain, ask("as-is").as_bytes()).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    for line in [
+        "X-MiXeD-Case: 1",
+        "content-type: text/plain",
+        "ETAG: \"v1\"",
+        "Set-Cookie: a=1",
+        "set-cookie: b=2",
+        "x-lower: 3",
+        "Content-Length: 2",
+        // Reserved names are renamed in the gateway's own spelling.
+        "x-amzn-Remapped-Server: up",
+        "x-amzn-RequestId: ",
+    ] {
+        assert!(answer.contains(&format!("\r\n{line}")), "{line:?} in {answer}");
+    }
+    // EDGE capitalises whatever the backend sent.
+    let answer = raw(gw.public_plain, ask("cf").as_bytes()).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    for line in [
+        "X-Mixed-Case: 1",
+        "Content-Type: text/plain",
+        "ETag: \"v1\"",
+        "Set-Cookie: b=2",
+        "X-Lower: 3",
+    ] {
+        assert!(answer.contains(&format!("\r\n{line}")), "{line:?} in {answer}");
+    }
+    // HTTP/2 names are lowercase by the protocol.
+    let a = send(
+        &client(true),
+        Request::get(gw.url(&api_id(NS, "as-is"), "prod", "/x"))
+            .body(empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("x-mixed-case"), Some("1"));
+}
+
+#[tokio::test]
 async fn private_apis_and_resource_policies() {
     let e = env().await;
     let gw = &e.gw;

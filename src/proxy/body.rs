@@ -15,7 +15,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
 
-use crate::proxy::h1;
+use crate::proxy::h1::{self, ReceivedHead};
 
 /// The error type of proxied bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -106,6 +106,11 @@ impl Body for RequestBody {
 #[derive(Debug, Default)]
 pub struct ProxyBody {
     kind: Kind,
+    /// The backend's head, when its header names are to be written as it spelled them. Kept
+    /// here rather than as a response extension: an extension map costs three allocations
+    /// per answer, and the body travels with the head to the writer as the ids do. Boxed: the
+    /// body is moved whole several times per request, and most answers have none.
+    received: Option<Box<ReceivedHead>>,
 }
 
 #[derive(Debug, Default)]
@@ -123,7 +128,10 @@ enum Kind {
 
 impl ProxyBody {
     pub fn empty() -> Self {
-        ProxyBody { kind: Kind::Empty }
+        ProxyBody {
+            kind: Kind::Empty,
+            received: None,
+        }
     }
 
     pub fn full(bytes: impl Into<Bytes>) -> Self {
@@ -133,19 +141,38 @@ impl ProxyBody {
         }
         ProxyBody {
             kind: Kind::Full(Some(bytes)),
+            received: None,
         }
     }
 
     pub fn stream(body: Incoming) -> Self {
         ProxyBody {
             kind: Kind::Stream(body),
+            received: None,
         }
     }
 
     pub(crate) fn upstream(body: h1::client::UpstreamBody) -> Self {
         ProxyBody {
             kind: Kind::Upstream(Box::new(body)),
+            received: None,
         }
+    }
+
+    /// This body comes with `head`, whose header names are written as they were received.
+    pub(crate) fn with_received(mut self, head: Option<ReceivedHead>) -> Self {
+        self.received = head.map(Box::new);
+        self
+    }
+
+    /// The backend's head, for writing its header names as it spelled them.
+    pub fn received(&self) -> Option<&ReceivedHead> {
+        self.received.as_deref()
+    }
+
+    /// Forgets the backend's spelling: the answer's names are the gateway's own.
+    pub fn forget_received(&mut self) {
+        self.received = None;
     }
 }
 

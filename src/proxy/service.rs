@@ -289,6 +289,11 @@ impl ResponseBody {
     pub fn take_ids(&mut self) -> Option<RequestIds> {
         self.ids.take()
     }
+
+    /// The backend's head, for writing its header names as it spelled them.
+    pub fn received(&self) -> Option<&crate::proxy::h1::ReceivedHead> {
+        self.inner.received()
+    }
 }
 
 /// Puts the ids of an answer into its header map (for writers that take a map: hyper).

@@ -37,7 +37,10 @@ use tokio::{
 use crate::{
     proxy::{
         body::{BoxError, LimitExceeded, Limited, ProxyBody},
-        h1::{ChunkedDecoder, Decoded, Framing, HeadScan, declared_framing, push_decimal, push_hex},
+        h1::{
+            ChunkedDecoder, Decoded, Framing, HeadScan, ReceivedHead, declared_framing, push_decimal,
+            push_hex, spelled_as_written,
+        },
         headers::{self, Forwarded, Reserved},
         upstream::{Outgoing, SendError, UpstreamConfig, caused_by, split_url},
     },
@@ -429,6 +432,8 @@ struct ResponseHead {
     framing: Framing,
     /// Whether the connection can carry another request after this response.
     keep_alive: bool,
+    /// The head as received, when a name in it is spelled otherwise than it would be written.
+    received: Option<ReceivedHead>,
 }
 
 /// Why an exchange failed, and whether it may be tried again.
@@ -682,6 +687,7 @@ fn parse_head(buf: &mut BytesMut, reading: Reading) -> Result<Option<Parsed>, Se
     let base = buf.as_ptr() as usize;
     let mut spans: smallvec::SmallVec<[(HeaderName, usize, usize); 24]> = smallvec::SmallVec::new();
     let mut scan = HeadScan::default();
+    let mut own_spelling = false;
     for h in resp.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| SendError::Failed(format!("invalid response header name {:?}", h.name)))?;
@@ -690,6 +696,7 @@ fn parse_head(buf: &mut BytesMut, reading: Reading) -> Result<Option<Parsed>, Se
             Reserved::Remap => headers::remapped(&name).unwrap_or(name),
             Reserved::Keep => name,
         };
+        own_spelling |= !spelled_as_written(h.name.as_bytes(), &name);
         let start = h.value.as_ptr() as usize - base;
         spans.push((name, start, start + h.value.len()));
     }
@@ -715,6 +722,7 @@ fn parse_head(buf: &mut BytesMut, reading: Reading) -> Result<Option<Parsed>, Se
         headers.append(name, value);
     }
     Ok(Some(Parsed::Final(ResponseHead {
+        received: own_spelling.then(|| ReceivedHead(raw)),
         status,
         version: if http10 {
             Version::HTTP_10
@@ -735,6 +743,7 @@ fn respond(head: ResponseHead, link: Link, mut lease: Lease) -> Response<ProxyBo
         headers,
         framing,
         keep_alive,
+        received,
     } = head;
     let mut resp = Response::new(ProxyBody::empty());
     *resp.status_mut() = status;
@@ -773,7 +782,7 @@ fn respond(head: ResponseHead, link: Link, mut lease: Lease) -> Response<ProxyBo
             })
         }
     };
-    *resp.body_mut() = body;
+    *resp.body_mut() = body.with_received(received);
     resp
 }
 

@@ -323,6 +323,41 @@ fn push_date(out: &mut BytesMut) {
 #[derive(Clone, Copy, Debug)]
 pub struct TitleCase;
 
+/// The backend's response head as it was received, carried by the answer's body when some
+/// header name in it is spelled otherwise than [`push_name`] would write it. REGIONAL and
+/// PRIVATE answers pass backend header names as they are (`X-MiXeD`, `etag`), so a header
+/// whose value is still the backend's is written with the name from its own line.
+///
+/// A map does not keep the spelling of names; the head does, and the values are slices of
+/// it, so no name is copied while the head is read.
+#[derive(Clone, Debug)]
+pub struct ReceivedHead(pub Bytes);
+
+impl ReceivedHead {
+    /// The name as the backend spelled it on the line `value` came from, if `value` is a
+    /// slice of this head and that line's name is `name`.
+    pub fn spelling(&self, name: &HeaderName, value: &[u8]) -> Option<&[u8]> {
+        let head = &self.0[..];
+        let at = (value.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
+        // `name:` then optional whitespace, then the value.
+        let line = head.get(..at)?.trim_ascii_end().strip_suffix(b":")?;
+        let start = line.len().checked_sub(name.as_str().len())?;
+        let spelled = &line[start..];
+        // The whole name of its line (the status line ends before it), not the end of a longer one.
+        if start == 0 || line[start - 1] != b'\n' {
+            return None;
+        }
+        // Names are stored lowercase: a lowercase spelling compares whole, at once.
+        let lower = name.as_str().as_bytes();
+        (spelled == lower || spelled.eq_ignore_ascii_case(lower)).then_some(spelled)
+    }
+}
+
+/// Whether a received name is spelled as [`push_name`] writes it when not capitalising.
+pub fn spelled_as_written(received: &[u8], name: &HeaderName) -> bool {
+    received == wire_name(name).as_bytes()
+}
+
 /// Appends a header name as written on the wire (see [`wire_name`]); with `title`, other names
 /// are capitalised at the start and after each `-`.
 fn push_name(out: &mut BytesMut, name: &HeaderName, title: bool) {
@@ -377,6 +412,32 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
+
+    #[test]
+    fn received_spelling_comes_from_the_values_own_line() {
+        let head =
+            Bytes::from_static(b"HTTP/1.1 200 OK\r\nX-Foo:  v1\r\nMy-X-Foo: v2\r\nE:\r\nbar: v3\n\r\n");
+        let text = std::str::from_utf8(&head).expect("ascii");
+        let received = ReceivedHead(head.clone());
+        let value_at = |v: &str| &head[text.find(v).expect("value")..][..v.len()];
+        let name = |n: &'static str| HeaderName::from_static(n);
+        assert_eq!(
+            received.spelling(&name("x-foo"), value_at("v1")),
+            Some(&b"X-Foo"[..])
+        );
+        assert_eq!(received.spelling(&name("bar"), value_at("v3")), Some(&b"bar"[..]));
+        // An empty value.
+        let empty = &head[text.find("E:").expect("E") + 2..][..0];
+        assert_eq!(received.spelling(&name("e"), empty), Some(&b"E"[..]));
+        // The value of another name, or only the end of a longer name.
+        assert_eq!(received.spelling(&name("bar"), value_at("v1")), None);
+        assert_eq!(received.spelling(&name("x-foo"), value_at("v2")), None);
+        // A value that is not from this head.
+        assert_eq!(received.spelling(&name("x-foo"), b"v1"), None);
+        assert!(spelled_as_written(b"Content-Length", &header::CONTENT_LENGTH));
+        assert!(!spelled_as_written(b"content-length", &header::CONTENT_LENGTH));
+        assert!(spelled_as_written(b"x-other", &name("x-other")));
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

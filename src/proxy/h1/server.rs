@@ -387,6 +387,8 @@ async fn write_response<W: AsyncWrite + Unpin>(
     let ids = body.take_ids();
     let status = parts.status;
     let title = parts.extensions.get::<TitleCase>().is_some();
+    // REGIONAL and PRIVATE: backend names as the backend spelled them.
+    let received = if title { None } else { body.received() };
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -420,7 +422,10 @@ async fn write_response<W: AsyncWrite + Unpin>(
             }
             declared = n;
         }
-        push_name(out, name, title);
+        match received.and_then(|r| r.spelling(name, value.as_bytes())) {
+            Some(spelled) => out.extend_from_slice(spelled),
+            None => push_name(out, name, title),
+        }
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");

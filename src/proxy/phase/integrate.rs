@@ -281,7 +281,7 @@ async fn http(
     let out = outgoing(ctx, integration, &parts.method, url, headers, body);
     let resp = send(ctx, integration, out, Reserved::Keep).await?;
     let status = resp.status().as_u16();
-    let (mut head, body) = resp.into_parts();
+    let (mut head, mut body) = resp.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let Some(selected) = select(&integration.responses, status) else {
         // No integration response configured: pass the backend's answer through.
@@ -289,6 +289,8 @@ async fn http(
         head.version = Version::HTTP_11;
         return Ok(Response::from_parts(head, body));
     };
+    // The method response's names are the configuration's, not the backend's.
+    body.forget_received();
     let mut resp = Response::new(body);
     if let Some(ct) = head.headers.get(header::CONTENT_TYPE) {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
