@@ -34,7 +34,9 @@ spec:
     )
 }
 
-fn mock_api(name: &str, endpoint: &str, policy: &str) -> String {
+/// A RestApi of one endpoint type, with a Deployment and a `prod` Stage; `spec` is indented
+/// YAML under `spec` (a policy, the resources).
+fn rest_api(name: &str, endpoint: &str, spec: &str) -> String {
     format!(
         r#"
 ---
@@ -43,7 +45,17 @@ kind: RestApi
 metadata: {{name: {name}, namespace: {NS}}}
 spec:
   endpointConfiguration: {{types: [{endpoint}]}}
-{policy}
+{spec}
+"#
+    ) + &deploy(name, "")
+}
+
+fn mock_api(name: &str, endpoint: &str, policy: &str) -> String {
+    rest_api(
+        name,
+        endpoint,
+        &format!(
+            r#"{policy}
   resources:
     /hello:
       GET:
@@ -53,9 +65,9 @@ spec:
           integrationResponses:
             - statusCode: "200"
               responseParameters: {{method.response.header.x-custom-thing: "'yes'"}}
-              responseTemplates: {{application/json: '{{"hello":"{name}"}}'}}
-"#
-    ) + &deploy(name, "")
+              responseTemplates: {{application/json: '{{"hello":"{name}"}}'}}"#
+        ),
+    )
 }
 
 /// Every API the tests use, against `up` (the echo upstream) and the Service endpoints.
@@ -435,20 +447,13 @@ async fn regional_answers_keep_the_backends_header_spelling() {
     )
     .await;
     let api = |name: &str, endpoint: &str| {
-        format!(
-            r#"
----
-apiVersion: turnpike.dev/v1alpha1
-kind: RestApi
-metadata: {{name: {name}, namespace: {NS}}}
-spec:
-  endpointConfiguration: {{types: [{endpoint}]}}
-  resources:
+        let resources = format!(
+            r#"  resources:
     /{{proxy+}}:
       ANY:
-        integration: {{type: HTTP_PROXY, uri: "http://{backend}/{{proxy}}"}}
-"#
-        ) + &deploy(name, "")
+        integration: {{type: HTTP_PROXY, uri: "http://{backend}/{{proxy}}"}}"#
+        );
+        rest_api(name, endpoint, &resources)
     };
     let gw = Gateway::start(table(&(api("as-is", "REGIONAL") + &api("cf", "EDGE")), 1)).await;
     let ask = |name: &str| {
