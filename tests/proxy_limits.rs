@@ -468,3 +468,81 @@ async fn http11_connection_semantics() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
 }
+
+#[tokio::test]
+async fn idle_connections_close_after_the_idle_timeout_and_not_before() {
+    use std::time::{Duration, Instant, SystemTime};
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const IDLE: Duration = Duration::from_millis(1000);
+    let up = Upstream::start().await;
+    let gw = Gateway::start_with(table(&yaml(up.addr), 1), |c| c.idle_timeout = IDLE).await;
+    let api = api_id(NS, "api");
+    let mut conn = tokio::net::TcpStream::connect(gw.public_plain)
+        .await
+        .expect("connect");
+    // One request and its whole answer (a small body, Content-Length framed).
+    async fn ask(conn: &mut tokio::net::TcpStream, api: &str, n: u32) -> String {
+        let req = format!("GET /restapis/{api}/prod/_user_request_/pets/{n} HTTP/1.1\r\nHost: x\r\n\r\n");
+        conn.write_all(req.as_bytes()).await.expect("write");
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        for _ in 0..100 {
+            let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk))
+                .await
+                .expect("an answer")
+                .expect("read");
+            assert!(n > 0, "closed while a request was open");
+            got.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_string)
+                    })
+                    .and_then(|v| v.trim().parse().ok())
+                    .expect("content-length");
+                if got.len() >= end + 4 + len {
+                    return text.into_owned();
+                }
+            }
+        }
+        panic!("no whole answer");
+    }
+    let first = ask(&mut conn, &api, 1).await;
+    assert_eq!(raw_status(&first), 200, "{first}");
+    // The gateway's Date is now, to the second (it is read from a coarse clock).
+    let date = first
+        .lines()
+        .find_map(|l| l.strip_prefix("Date: "))
+        .expect("Date");
+    let date = httpdate::parse_http_date(date).expect("an HTTP date");
+    let skew = SystemTime::now()
+        .duration_since(date)
+        .unwrap_or_else(|e| e.duration());
+    assert!(skew < Duration::from_secs(3), "Date is {skew:?} off");
+    // Two waits of 0.7 of the timeout each: the timer armed when the connection opened
+    // fires during the second; the connection was idle for less than the timeout then, so
+    // it stays open.
+    for n in 2..4 {
+        tokio::time::sleep(IDLE * 7 / 10).await;
+        let answer = ask(&mut conn, &api, n).await;
+        assert_eq!(raw_status(&answer), 200, "{answer}");
+    }
+    // Then, left idle, it closes once the timeout has passed.
+    let idle_from = Instant::now();
+    let mut chunk = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk))
+        .await
+        .expect("closed within 10 s")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the connection is closed, not answered");
+    let idled = idle_from.elapsed();
+    assert!(
+        idled >= IDLE * 9 / 10,
+        "closed after {idled:?}, before the idle timeout"
+    );
+}

@@ -130,6 +130,9 @@ pub struct ProxyConfig {
     pub drain_timeout: Duration,
     /// How long a TLS handshake may take.
     pub handshake_timeout: Duration,
+    /// How long an HTTP/1.1 connection may wait for its next request (to the second: it is
+    /// kept with a coarse clock).
+    pub idle_timeout: Duration,
     /// The access log format for stages without one (and for requests that match no stage);
     /// `None` logs only stages that ask for it.
     pub default_access_log: Option<AccessLogFormat>,
@@ -145,6 +148,7 @@ impl fmt::Debug for ProxyConfig {
             .field("limits", &self.limits)
             .field("upstream", &self.upstream)
             .field("drain_timeout", &self.drain_timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("default_access_log", &self.default_access_log)
             .field("namespace_lookup", &self.namespace_lookup.is_some())
             .finish()
@@ -173,6 +177,7 @@ impl Default for ProxyConfig {
             upstream: UpstreamConfig::default(),
             drain_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             default_access_log: Some(AccessLogFormat::Json),
             namespace_lookup: None,
         }

@@ -13,7 +13,10 @@
 pub mod client;
 pub mod server;
 
-use std::{cell::RefCell, time::SystemTime};
+use std::{
+    cell::RefCell,
+    time::{Duration, SystemTime},
+};
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, header};
@@ -293,6 +296,26 @@ fn push_decimal(out: &mut BytesMut, n: u64) {
     out.extend_from_slice(b.format(n).as_bytes());
 }
 
+/// The kernel's coarse clocks: the time of its last tick, read without the time counter. A
+/// read costs a few nanoseconds, a precise one several times more; the resolution is one tick
+/// (1 to 10 ms). For what needs only seconds on every request: `Date` and the idle timeout.
+pub(crate) fn coarse_monotonic() -> Duration {
+    timespec(rustix::time::clock_gettime(
+        rustix::time::ClockId::MonotonicCoarse,
+    ))
+}
+
+fn coarse_unix_secs() -> u64 {
+    timespec(rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse)).as_secs()
+}
+
+fn timespec(t: rustix::time::Timespec) -> Duration {
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
 thread_local! {
     /// The current `Date` value, rendered once per second per thread.
     static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((0, [0; 29])) };
@@ -300,13 +323,10 @@ thread_local! {
 
 /// Appends `Date: {IMF-fixdate}\r\n`.
 fn push_date(out: &mut BytesMut) {
-    let now = SystemTime::now();
-    let secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = coarse_unix_secs();
     DATE.with_borrow_mut(|(at, text)| {
         if *at != secs {
-            let s = httpdate::fmt_http_date(now);
+            let s = httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
             if s.len() == text.len() {
                 text.copy_from_slice(s.as_bytes());
                 *at = secs;

@@ -36,15 +36,14 @@ use crate::proxy::{
     ctx::ConnInfo,
     error::Reject,
     h1::{
-        ChunkedDecoder, Decoded, Framing, HeadScan, TitleCase, push_date, push_decimal, push_hex, push_name,
+        ChunkedDecoder, Decoded, Framing, HeadScan, TitleCase, coarse_monotonic, push_date, push_decimal,
+        push_hex, push_name,
     },
     service::{self, ResponseBody},
 };
 
 /// Request headers parsed at most (431 beyond).
 const MAX_HEADERS: usize = 128;
-/// How long a connection may sit idle between requests.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a started request head may take to arrive.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long, and how much, is read and thrown away before closing a connection whose
@@ -91,9 +90,13 @@ where
     let limits = &shared.config.limits;
     let max_head = limits.max_header_bytes + limits.max_uri_bytes + 8 * 1024;
     let mut first = detect_h2;
-    // One idle timer per connection, armed once and moved later (a compare-and-swap in
-    // tokio's wheel): no timer is registered per request.
-    let idle = tokio::time::sleep(IDLE_TIMEOUT);
+    // One idle timer per connection, which no request touches. Each wait for a request notes
+    // when it began on the coarse clock; when the timer fires, the connection closes if the
+    // wait has lasted the whole timeout, and otherwise the timer is moved to the rest of it.
+    // A precise clock read and a timer move per request cost more than a request's own
+    // clock reads, and the limit is seconds.
+    let idle_timeout = shared.config.idle_timeout;
+    let idle = tokio::time::sleep(idle_timeout);
     tokio::pin!(idle);
     // The stop signal is registered once with this task's waker; after that a wake-up is
     // read from `Shared::draining` (set before the token fires), so no wait re-registers it.
@@ -137,7 +140,7 @@ where
             }
             let read = if buf.is_empty() {
                 // Idle between requests: a stop or the idle timeout ends the connection.
-                idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+                let idle_since = coarse_monotonic();
                 let read = std::future::poll_fn(|cx| {
                     if shared.draining.load(Ordering::Relaxed) {
                         return Poll::Ready(None);
@@ -145,8 +148,14 @@ where
                     if let Poll::Ready(r) = tokio_util::io::poll_read_buf(Pin::new(&mut io), cx, &mut buf) {
                         return Poll::Ready(Some(r));
                     }
-                    if idle.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(None);
+                    // At most twice: a timer moved to a later deadline is pending until then.
+                    while idle.as_mut().poll(cx).is_ready() {
+                        let waited = coarse_monotonic().saturating_sub(idle_since);
+                        if waited >= idle_timeout {
+                            return Poll::Ready(None);
+                        }
+                        idle.as_mut()
+                            .reset(tokio::time::Instant::now() + (idle_timeout - waited));
                     }
                     Poll::Pending
                 })
