@@ -439,6 +439,13 @@ async fn edge_apis_add_edge_headers() {
     }
 }
 
+/// Each of `lines` starts a line of a raw answer's head, spelled exactly so.
+fn assert_header_lines(answer: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(answer.contains(&format!("\r\n{line}")), "{line:?} in {answer}");
+    }
+}
+
 #[tokio::test]
 async fn regional_answers_keep_the_backends_header_spelling() {
     let (backend, _task) = fixed_backend(
@@ -464,32 +471,34 @@ async fn regional_answers_keep_the_backends_header_spelling() {
     };
     let answer = raw(gw.public_plain, ask("as-is").as_bytes()).await;
     assert_eq!(raw_status(&answer), 200, "{answer}");
-    for line in [
-        "X-MiXeD-Case: 1",
-        "content-type: text/plain",
-        "ETAG: \"v1\"",
-        "Set-Cookie: a=1",
-        "set-cookie: b=2",
-        "x-lower: 3",
-        "Content-Length: 2",
-        // Reserved names are renamed in the gateway's own spelling.
-        "x-amzn-Remapped-Server: up",
-        "x-amzn-RequestId: ",
-    ] {
-        assert!(answer.contains(&format!("\r\n{line}")), "{line:?} in {answer}");
-    }
+    assert_header_lines(
+        &answer,
+        &[
+            "X-MiXeD-Case: 1",
+            "content-type: text/plain",
+            "ETAG: \"v1\"",
+            "Set-Cookie: a=1",
+            "set-cookie: b=2",
+            "x-lower: 3",
+            "Content-Length: 2",
+            // Reserved names are renamed in the gateway's own spelling.
+            "x-amzn-Remapped-Server: up",
+            "x-amzn-RequestId: ",
+        ],
+    );
     // EDGE capitalises whatever the backend sent.
     let answer = raw(gw.public_plain, ask("cf").as_bytes()).await;
     assert_eq!(raw_status(&answer), 200, "{answer}");
-    for line in [
-        "X-Mixed-Case: 1",
-        "Content-Type: text/plain",
-        "ETag: \"v1\"",
-        "Set-Cookie: b=2",
-        "X-Lower: 3",
-    ] {
-        assert!(answer.contains(&format!("\r\n{line}")), "{line:?} in {answer}");
-    }
+    assert_header_lines(
+        &answer,
+        &[
+            "X-Mixed-Case: 1",
+            "Content-Type: text/plain",
+            "ETag: \"v1\"",
+            "Set-Cookie: b=2",
+            "X-Lower: 3",
+        ],
+    );
     // HTTP/2 names are lowercase by the protocol.
     let a = send(
         &client(true),

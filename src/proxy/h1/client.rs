@@ -692,11 +692,13 @@ fn parse_head(buf: &mut BytesMut, reading: Reading) -> Result<Option<Parsed>, Se
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| SendError::Failed(format!("invalid response header name {:?}", h.name)))?;
         scan.header(&name, h.value);
-        let name = match reading.reserved {
-            Reserved::Remap => headers::remapped(&name).unwrap_or(name),
-            Reserved::Keep => name,
+        let remapped = match reading.reserved {
+            Reserved::Remap => headers::remapped(&name),
+            Reserved::Keep => None,
         };
-        own_spelling |= !spelled_as_written(h.name.as_bytes(), &name);
+        // A remapped name is written in the gateway's spelling; any other may be the backend's.
+        own_spelling |= remapped.is_none() && !spelled_as_written(h.name.as_bytes(), &name);
+        let name = remapped.unwrap_or(name);
         let start = h.value.as_ptr() as usize - base;
         spans.push((name, start, start + h.value.len()));
     }
