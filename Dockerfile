@@ -1,10 +1,12 @@
 # syntax=docker/dockerfile:1
-# Turnpike: one static-ish binary on a distroless base, running as non-root.
+# Turnpike: one binary on a distroless base, running as non-root.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY crates crates
 COPY src src
 COPY benches benches
+COPY config config
 RUN cargo build --locked --release --bin turnpike
 
 FROM gcr.io/distroless/cc-debian12:nonroot

@@ -14,10 +14,8 @@ use kube::{
     Api,
     api::{ListParams, PostParams, WatchEvent, WatchParams},
 };
-use turnpike::{
-    api::RestApi,
-    apiserver::{ApiServer, ApiServerConfig},
-};
+use turnpike_api::RestApi;
+use turnpike_apiserver::{ApiServer, ApiServerConfig};
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -60,7 +58,7 @@ fn main() {
         let handle = ApiServer::start(config).await.expect("start");
         let client = handle.client().await.expect("client");
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in turnpike::api::crds() {
+        for crd in turnpike_api::crds() {
             crds.create(&PostParams::default(), &crd).await.expect("crd");
         }
         let api: Api<RestApi> = Api::namespaced(client.clone(), "default");

@@ -31,15 +31,15 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use turnpike::{
-    api::{Deployment, RestApi, Stage},
-    controller::{
-        Config, LeaseConfig, apply,
-        node::{Node, NodeConfig},
-    },
-    proxy::{ListenerConfig, ProxyConfig},
-    routing::Listener,
+use turnpike_api::Deployment;
+use turnpike_api::RestApi;
+use turnpike_api::Stage;
+use turnpike_controller::{
+    Config, LeaseConfig, apply,
+    node::{Node, NodeConfig},
 };
+use turnpike_core::routing::Listener;
+use turnpike_proxy::{ListenerConfig, ProxyConfig};
 
 const FILLER_ROUTES: usize = 100;
 
@@ -118,8 +118,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn run(routes: usize, args: &Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = turnpike::apiserver::ApiServer::start(
-        turnpike::apiserver::ApiServerConfig::new(dir.path()).with_addr("127.0.0.1:0".parse()?),
+    let server = turnpike_apiserver::ApiServer::start(
+        turnpike_apiserver::ApiServerConfig::new(dir.path()).with_addr("127.0.0.1:0".parse()?),
     )
     .await?;
     let client = server.client().await?;

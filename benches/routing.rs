@@ -5,10 +5,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use turnpike::{
-    compile::{CompileConfig, compile},
-    routing::Listener,
-};
+use turnpike_core::compile::{CompileConfig, compile};
+use turnpike_core::routing::Listener;
 
 #[path = "support/world.rs"]
 mod world;

@@ -9,7 +9,7 @@
 use std::alloc::System;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use turnpike::compile::{CompileConfig, compile};
+use turnpike_core::compile::{CompileConfig, compile};
 
 #[path = "support/world.rs"]
 mod world;

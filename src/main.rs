@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use turnpike::controller::{
+use turnpike_controller::{
     apply,
     node::{Node, NodeConfig},
 };
@@ -29,6 +29,7 @@ enum Command {
     Run(RunArgs),
     /// Run an embedded Kubernetes-compatible API server, the controller and the proxy on this
     /// machine, and write a kubeconfig for kubectl.
+    #[cfg(feature = "local")]
     Local(LocalArgs),
     /// Print every CustomResourceDefinition as multi-document YAML.
     Crds,
@@ -87,6 +88,7 @@ struct RunArgs {
     node: NodeArgs,
 }
 
+#[cfg(feature = "local")]
 #[derive(Debug, Args)]
 struct LocalArgs {
     /// Where the embedded API server keeps its database, certificates and kubeconfig.
@@ -110,7 +112,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds => {
-            let yaml = turnpike::api::crds_yaml(&turnpike::api::crds()).context("rendering CRDs")?;
+            let yaml = turnpike_api::crds_yaml(&turnpike_api::crds()).context("rendering CRDs")?;
             #[allow(clippy::print_stdout)]
             {
                 print!("{yaml}");
@@ -125,6 +127,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => run(args),
+        #[cfg(feature = "local")]
         Command::Local(args) => run_local(args),
     }
 }
@@ -135,11 +138,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// The replica's configuration from the command line.
 fn node_config(args: &NodeArgs, local: bool) -> anyhow::Result<NodeConfig> {
-    use turnpike::{
-        controller::{Config, LeaseConfig},
-        proxy::{ListenerConfig, ProxyConfig},
-        routing::Listener,
-    };
+    use turnpike_controller::{Config, LeaseConfig};
+    use turnpike_core::routing::Listener;
+    use turnpike_proxy::{ListenerConfig, ProxyConfig};
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
@@ -252,7 +253,7 @@ async fn serve(
 
 /// `turnpike run`: the controller and the proxy against KUBECONFIG or the in-cluster config.
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    turnpike::telemetry::init().context("installing the log subscriber")?;
+    turnpike_telemetry::init().context("installing the log subscriber")?;
     let config = node_config(&args.node, false)?;
     let addresses_file = args.node.addresses_file.clone();
     runtime()?.block_on(async move {
@@ -265,8 +266,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// `turnpike local`: the embedded API server, then the controller and the proxy, which reach
 /// it only through the kubeconfig it wrote, as they would a real cluster.
+#[cfg(feature = "local")]
 fn run_local(args: LocalArgs) -> anyhow::Result<()> {
-    turnpike::telemetry::init().context("installing the log subscriber")?;
+    turnpike_telemetry::init().context("installing the log subscriber")?;
     let config = node_config(&args.node, true)?;
     let addresses_file = Some(
         args.node
@@ -276,8 +278,8 @@ fn run_local(args: LocalArgs) -> anyhow::Result<()> {
     );
     runtime()?.block_on(async move {
         let server_config =
-            turnpike::apiserver::ApiServerConfig::new(&args.data_dir).with_addr(args.apiserver_addr);
-        let server = turnpike::apiserver::ApiServer::start(server_config)
+            turnpike_apiserver::ApiServerConfig::new(&args.data_dir).with_addr(args.apiserver_addr);
+        let server = turnpike_apiserver::ApiServer::start(server_config)
             .await
             .context("starting the API server")?;
         let client = server
@@ -290,7 +292,7 @@ fn run_local(args: LocalArgs) -> anyhow::Result<()> {
                 .context("installing the CRDs")?;
         }
         if !args.apply.is_empty() {
-            turnpike::apiserver::manifests::apply(client.clone(), &args.apply)
+            turnpike_apiserver::manifests::apply(client.clone(), &args.apply)
                 .await
                 .context("applying --apply manifests")?;
         }

@@ -21,7 +21,7 @@ use kube::{
     core::Status,
 };
 use serde_json::{Value, json};
-use turnpike::api::Stage;
+use turnpike_api::Stage;
 
 fn api_err(e: kube::Error) -> Status {
     match e {
@@ -606,8 +606,8 @@ async fn watch_resumes_and_expires() {
     let mut handle = srv.handle;
     handle.shutdown();
     let config =
-        turnpike::apiserver::ApiServerConfig::new(&dir).with_addr("127.0.0.1:0".parse().expect("addr"));
-    let again = turnpike::apiserver::ApiServer::start(config)
+        turnpike_apiserver::ApiServerConfig::new(&dir).with_addr("127.0.0.1:0".parse().expect("addr"));
+    let again = turnpike_apiserver::ApiServer::start(config)
         .await
         .expect("restart");
     let client = again.client().await.expect("client");

@@ -14,7 +14,7 @@ use kube::{
     runtime::{Controller, controller::Action, watcher},
 };
 use serde_json::json;
-use turnpike::api::RestApi;
+use turnpike_api::RestApi;
 
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]

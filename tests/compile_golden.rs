@@ -6,12 +6,12 @@
 use std::{collections::BTreeSet, path::Path};
 
 use serde::Serialize;
-use turnpike::{
-    api::conditions::reasons,
-    compile::{CompileConfig, StatusUpdate, compile},
-    ingest::{Objects, world},
-    routing::{Listener, RoutingTable, describe::TableDescription},
-};
+use turnpike_api::conditions::reasons;
+use turnpike_controller::ingest::{Objects, world};
+use turnpike_core::compile::{CompileConfig, StatusUpdate, compile};
+use turnpike_core::routing::Listener;
+use turnpike_core::routing::RoutingTable;
+use turnpike_core::routing::describe::TableDescription;
 
 #[derive(Serialize)]
 struct Golden {

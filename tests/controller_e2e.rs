@@ -15,7 +15,7 @@ use std::time::Duration;
 use controller_support::*;
 use http::Request;
 use serde_json::Value;
-use turnpike::controller::node::Node;
+use turnpike_controller::node::Node;
 
 /// The `v` a stage answers on `GET /v` (None if it does not answer 200).
 async fn version_of(node: &Node, api: &str, stage: &str, header: Option<(&str, &str)>) -> Option<String> {

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use turnpike::api;
+use turnpike_api as api;
 
 #[test]
 fn crds_directory_matches_the_types() {

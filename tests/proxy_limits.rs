@@ -11,7 +11,7 @@ use http::Request;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use support::*;
-use turnpike::routing::store::TableStore;
+use turnpike_proxy::store::TableStore;
 
 const NS: &str = "lim";
 
@@ -325,7 +325,7 @@ async fn admin_readiness_and_metrics() {
     let store = TableStore::new();
     let up = Upstream::start().await;
     let gw = Gateway::start_on(store.clone(), |_| {}).await;
-    let admin = turnpike::admin::Admin::bind("127.0.0.1:0".parse().expect("addr"))
+    let admin = turnpike_proxy::admin::Admin::bind("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("admin");
     let admin_addr = admin.local_addr().expect("addr");

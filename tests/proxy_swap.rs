@@ -14,10 +14,8 @@ use std::{
 
 use http::Request;
 use support::*;
-use turnpike::{
-    compile::{CompileConfig, compile},
-    ingest::world_from_yaml,
-};
+use turnpike_controller::ingest::world_from_yaml;
+use turnpike_core::compile::{CompileConfig, compile};
 
 const NS: &str = "swap";
 
@@ -248,6 +246,6 @@ async fn certificates_set_at_runtime_are_served_by_sni() {
     assert_eq!(code, 200);
 }
 
-fn gw_cert_store(gw: &Gateway) -> Arc<turnpike::proxy::CertStore> {
+fn gw_cert_store(gw: &Gateway) -> Arc<turnpike_proxy::CertStore> {
     gw.certs.clone()
 }

@@ -12,11 +12,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy -D warnings"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 echo "== cargo test"
 cargo build --locked --bin turnpike
-TURNPIKE_BIN="$PWD/target/debug/turnpike" cargo test --locked
+TURNPIKE_BIN="$PWD/target/debug/turnpike" cargo test --locked --workspace
 
 if [ -d tests/python ]; then
   echo "== pytest (kubectl, the Python kubernetes client, the Helm SDK)"

@@ -1,9 +1,7 @@
 //! The samples in config/samples compile cleanly: every object Accepted with resolved refs.
 
-use turnpike::{
-    compile::{CompileConfig, compile},
-    ingest::world_from_yaml,
-};
+use turnpike_controller::ingest::world_from_yaml;
+use turnpike_core::compile::{CompileConfig, compile};
 
 #[test]
 fn samples_compile_with_every_object_ready() {

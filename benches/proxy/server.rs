@@ -10,13 +10,12 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use tokio::net::TcpListener;
-use turnpike::{
-    compile::{CompileConfig, compile},
-    ingest::world_from_yaml,
-    proxy::{ListenerConfig, Proxy, ProxyConfig},
-    routing::{Listener, store::TableStore},
-    telemetry::metrics::Metrics,
-};
+use turnpike_controller::ingest::world_from_yaml;
+use turnpike_core::compile::{CompileConfig, compile};
+use turnpike_core::routing::Listener;
+use turnpike_proxy::store::TableStore;
+use turnpike_proxy::{ListenerConfig, Proxy, ProxyConfig};
+use turnpike_telemetry::metrics::Metrics;
 
 /// mimalloc, as the product binary uses: per-request buffers and maps are freed on the thread
 /// that allocated them, which is its fast path.
@@ -70,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )),
         Some("host") => {
             // The Host of the benchmark API: `{apiId}.execute-api.local.turnpike.dev`.
-            let id = turnpike::model::ApiId::from_uid("uid-RestApi-bench-bench");
+            let id = turnpike_core::model::ApiId::from_uid("uid-RestApi-bench-bench");
             #[allow(clippy::print_stdout)]
             {
                 println!("{id}.execute-api.local.turnpike.dev");

@@ -4,14 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use turnpike::{
-    api::{
-        self, LocalRef,
-        v1alpha1::rest_api::{IntegrationSpec, IntegrationType, MethodSpec},
-    },
-    compile::{DeploymentObj, Meta, Obj, RestApiObj, Snapshot, World},
-    model::{self, ObjectKey},
-};
+use turnpike_api as api;
+use turnpike_api::LocalRef;
+use turnpike_api::v1alpha1::rest_api::{IntegrationSpec, IntegrationType, MethodSpec};
+use turnpike_core::compile::{DeploymentObj, Meta, Obj, RestApiObj, Snapshot, World};
+use turnpike_core::model::{self, ObjectKey};
 
 pub const RESOURCES_PER_API: usize = 100;
 pub const METHODS_PER_RESOURCE: usize = 2;
@@ -74,8 +71,8 @@ pub fn world(routes: usize) -> World {
         let ns = "bench";
         let name = format!("api{a}");
         let spec = spec(a);
-        let def = model::rest_api(ns, &spec);
-        let digest = turnpike::ingest::spec_digest(&spec);
+        let def = turnpike_api::convert::rest_api(ns, &spec);
+        let digest = turnpike_controller::ingest::spec_digest(&spec);
         let meta = |kind: &str, name: &str| Meta {
             key: ObjectKey::new(ns, name),
             uid: format!("uid-{kind}-{name}"),
@@ -111,7 +108,7 @@ pub fn world(routes: usize) -> World {
             ObjectKey::new(ns, &stage_name),
             Obj {
                 meta: meta("stage", &stage_name),
-                def: model::stage(&stage),
+                def: turnpike_api::convert::stage(&stage),
             },
         );
     }

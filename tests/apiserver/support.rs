@@ -10,7 +10,7 @@ use kube::{
     Api, Client,
     api::{ListParams, PostParams},
 };
-use turnpike::apiserver::{ApiServer, ApiServerConfig, ApiServerHandle};
+use turnpike_apiserver::{ApiServer, ApiServerConfig, ApiServerHandle};
 
 /// A running server and its directory (removed on drop).
 pub struct TestServer {
@@ -29,7 +29,7 @@ pub async fn start() -> TestServer {
 
 pub async fn install_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in turnpike::api::crds() {
+    for crd in turnpike_api::crds() {
         crds.create(&PostParams::default(), &crd)
             .await
             .expect("create crd");

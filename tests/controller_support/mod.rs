@@ -15,15 +15,13 @@ use std::{
 };
 
 use serde_json::Value;
-use turnpike::{
-    apiserver::{ApiServer, ApiServerConfig, ApiServerHandle},
-    controller::{
-        Config, LeaseConfig, apply,
-        node::{Node, NodeConfig},
-    },
-    proxy::{ListenerConfig, ProxyConfig},
-    routing::Listener,
+use turnpike_apiserver::{ApiServer, ApiServerConfig, ApiServerHandle};
+use turnpike_controller::{
+    Config, LeaseConfig, apply,
+    node::{Node, NodeConfig},
 };
+use turnpike_core::routing::Listener;
+use turnpike_proxy::{ListenerConfig, ProxyConfig};
 
 /// The bound of every wait in these tests.
 pub const DEADLINE: Duration = Duration::from_secs(30);

@@ -29,14 +29,14 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::{Notify, oneshot},
 };
-use turnpike::{
-    compile::{CompileConfig, compile},
-    ingest::world_from_yaml,
-    model::{AccessLogFormat, ApiId},
-    proxy::{CertStore, ListenerConfig, NamespaceLookup, Proxy, ProxyConfig, Shared},
-    routing::{Listener, RoutingTable, store::TableStore},
-    telemetry::metrics::Metrics,
-};
+use turnpike_controller::ingest::world_from_yaml;
+use turnpike_core::compile::{CompileConfig, compile};
+use turnpike_core::model::{AccessLogFormat, ApiId};
+use turnpike_core::routing::Listener;
+use turnpike_core::routing::RoutingTable;
+use turnpike_proxy::store::TableStore;
+use turnpike_proxy::{CertStore, ListenerConfig, NamespaceLookup, Proxy, ProxyConfig, Shared};
+use turnpike_telemetry::metrics::Metrics;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type TestBody = BoxBody<Bytes, BoxError>;

@@ -1,0 +1,265 @@
+//! RestApi: the API definition (resources, methods, integrations).
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Conditions;
+
+/// A REST API: path templates, the methods on each, and the integration each method calls.
+///
+/// A RestApi is never served directly: a Deployment snapshots it, and a Stage serves a
+/// Deployment (or, with `autoDeploy`, the live definition).
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "turnpike.dev",
+    version = "v1alpha1",
+    kind = "RestApi",
+    doc = "A REST API: resources (path templates), their methods, and the integration each method calls. Served through Deployments and Stages.",
+    plural = "restapis",
+    namespaced,
+    status = "RestApiStatus",
+    shortname = "rapi",
+    category = "turnpike",
+    printcolumn = r#"{"name":"API-ID","type":"string","jsonPath":".status.apiId"}"#,
+    printcolumn = r#"{"name":"TYPE","type":"string","jsonPath":".spec.endpointConfiguration.types[0]"}"#,
+    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RestApiSpec {
+    /// Free-form description of the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+
+    /// Where the API is served. EDGE (the default) and REGIONAL APIs are served on the public
+    /// listener; PRIVATE APIs only on the private listener, inside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_configuration: Option<EndpointConfiguration>,
+
+    /// Where API keys are read from: HEADER (`x-api-key`, the default) or AUTHORIZER.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_source: Option<ApiKeySource>,
+
+    /// The resource policy: who may invoke the API. A PRIVATE API denies every caller that no
+    /// `allow` rule matches; an explicit `deny` rule always wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<ResourcePolicy>,
+
+    /// The resources of the API, keyed by path template: literal segments, `{param}` segments
+    /// and a greedy `{proxy+}` as the last segment, e.g. `/pets/{id}` or `/files/{proxy+}`.
+    /// Each resource maps HTTP methods (GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY)
+    /// to their method settings.
+    #[serde(default)]
+    pub resources: BTreeMap<String, BTreeMap<String, MethodSpec>>,
+}
+
+/// The endpoint configuration of an API.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointConfiguration {
+    /// Endpoint types; exactly one of EDGE, REGIONAL or PRIVATE.
+    #[schemars(length(min = 1, max = 1))]
+    pub types: Vec<EndpointType>,
+}
+
+/// An endpoint type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum EndpointType {
+    /// Public listener, with edge behaviours (`Via`, `X-Cache`).
+    Edge,
+    /// Public listener, headers passed as they are.
+    Regional,
+    /// Private listener only, behind the resource policy.
+    Private,
+}
+
+/// Where API keys are read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ApiKeySource {
+    /// The `x-api-key` request header.
+    Header,
+    /// The usage identifier an authorizer returns.
+    Authorizer,
+}
+
+/// A resource policy: allow and deny rules on the caller's source.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcePolicy {
+    /// Callers matched by any of these rules may invoke the API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<PolicyRule>,
+    /// Callers matched by any of these rules are denied, whatever `allow` says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<PolicyRule>,
+}
+
+/// A policy rule matches a caller whose source address is in one of `sourceCidrs` or whose pod
+/// runs in one of `sourceNamespaces`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyRule {
+    /// Source address ranges in CIDR notation, e.g. `10.0.0.0/8` or `fd00::/8`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_cidrs: Vec<String>,
+    /// Namespaces whose pods may call, identified by the pod IP of the connection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_namespaces: Vec<String>,
+}
+
+/// A method on a resource.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MethodSpec {
+    /// Whether callers must send an API key that belongs to a usage plan of the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_required: Option<bool>,
+
+    /// Method request parameters and whether each is required, keyed
+    /// `method.request.{path|querystring|header}.NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_parameters: BTreeMap<String, bool>,
+
+    /// The backend the method calls.
+    pub integration: IntegrationSpec,
+}
+
+/// The integration of a method: where a request goes and how it is shaped.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationSpec {
+    /// HTTP_PROXY passes the whole request and response through; HTTP maps parameters and
+    /// responses; MOCK answers without a backend.
+    #[serde(rename = "type")]
+    pub type_: IntegrationType,
+
+    /// The backend URL for HTTP and HTTP_PROXY, e.g. `https://backend.example/pets/{id}`.
+    /// May reference path parameters (`{id}`, `{proxy}`) and stage variables
+    /// (`${stageVariables.host}`). With connectionType VPC_LINK, the scheme, path and query are
+    /// used and the authority comes from the Service in `serviceRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+
+    /// The method sent to the backend; defaults to the request's method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_method: Option<String>,
+
+    /// INTERNET (the default) calls `uri`; VPC_LINK calls the ready endpoints of the Service
+    /// named in `serviceRef` (a private integration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_type: Option<ConnectionType>,
+
+    /// The in-cluster Service of a private integration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_ref: Option<ServiceRef>,
+
+    /// How long the gateway waits for the backend, in milliseconds: 50 to 29000 (the default)
+    /// for EDGE APIs, up to 300000 for REGIONAL and PRIVATE APIs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 50, max = 300000))]
+    pub timeout_in_millis: Option<i64>,
+
+    /// Request parameter mappings for HTTP integrations, keyed
+    /// `integration.request.{path|querystring|header}.NAME`, with values
+    /// `method.request.{path|querystring|header}.NAME`, `stageVariables.NAME` or a static
+    /// `'quoted value'`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_parameters: BTreeMap<String, String>,
+
+    /// Request templates keyed by content type. For MOCK integrations, a template of the form
+    /// `{"statusCode": 200}` selects the integration response.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_templates: BTreeMap<String, String>,
+
+    /// How backend (or mock) responses become method responses, for HTTP and MOCK integrations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub integration_responses: Vec<IntegrationResponseSpec>,
+
+    /// TLS settings for HTTPS backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<TlsConfig>,
+}
+
+/// An integration type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IntegrationType {
+    /// Pass the request and response through, streamed.
+    #[default]
+    HttpProxy,
+    /// Map request parameters and responses.
+    Http,
+    /// Answer from the configuration alone.
+    Mock,
+}
+
+/// How the integration reaches its backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConnectionType {
+    /// The URL in `uri`.
+    Internet,
+    /// The ready endpoints of an in-cluster Service.
+    VpcLink,
+}
+
+/// A Service of a private integration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRef {
+    /// Name of the Service.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Namespace of the Service; defaults to the RestApi's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The Service port to call.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+}
+
+/// A mapping from a backend response to a method response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationResponseSpec {
+    /// The method response status code, e.g. `200`.
+    #[schemars(regex(pattern = r"^[1-5]\d\d$"))]
+    pub status_code: String,
+    /// A regular expression matched against the backend status code; the response without a
+    /// pattern is the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection_pattern: Option<String>,
+    /// Response headers, keyed `method.response.header.NAME`, with values
+    /// `integration.response.header.NAME` or a static `'quoted value'`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_parameters: BTreeMap<String, String>,
+    /// Response bodies keyed by content type. An empty map passes the backend body through.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_templates: BTreeMap<String, String>,
+}
+
+/// TLS settings towards a backend.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsConfig {
+    /// Accept any backend certificate. For tests only.
+    #[serde(default)]
+    pub insecure_skip_verification: bool,
+}
+
+/// The observed state of a RestApi.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestApiStatus {
+    /// The API id: 10 lowercase alphanumerics, stable for the life of the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_id: Option<String>,
+    /// Conditions: Accepted, ResolvedRefs, Ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Conditions,
+}

@@ -1,0 +1,96 @@
+//! UsagePlan: throttling and a quota for the API keys in the plan, on a set of stages.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Conditions, LocalRef, ThrottleSettings};
+
+/// A usage plan: who (the API keys that name it) may call which stages, how fast and how much.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "turnpike.dev",
+    version = "v1alpha1",
+    kind = "UsagePlan",
+    doc = "A UsagePlan: throttling and a quota for the API keys in the plan, on a set of stages.",
+    plural = "usageplans",
+    namespaced,
+    status = "UsagePlanStatus",
+    shortname = "uplan",
+    category = "turnpike",
+    printcolumn = r#"{"name":"RATE","type":"number","jsonPath":".spec.throttle.rateLimit"}"#,
+    printcolumn = r#"{"name":"BURST","type":"integer","jsonPath":".spec.throttle.burstLimit"}"#,
+    printcolumn = r#"{"name":"QUOTA","type":"integer","jsonPath":".spec.quota.limit"}"#,
+    printcolumn = r#"{"name":"PERIOD","type":"string","jsonPath":".spec.quota.period"}"#,
+    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct UsagePlanSpec {
+    /// Free-form description of the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The stages the plan applies to.
+    #[serde(default)]
+    pub api_stages: Vec<ApiStage>,
+    /// The throttle of each API key of the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ThrottleSettings>,
+    /// The quota of each API key of the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaSettings>,
+}
+
+/// A stage a usage plan applies to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiStage {
+    /// The RestApi.
+    pub rest_api_ref: LocalRef,
+    /// The stage name (`Stage.spec.stageName`).
+    pub stage: String,
+    /// Per-method throttles, keyed `RESOURCE_PATH/METHOD` (e.g. `/pets/GET`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub throttle: BTreeMap<String, ThrottleSettings>,
+}
+
+/// A quota: at most `limit` requests per period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaSettings {
+    /// The number of requests a key may make in a period.
+    #[schemars(range(min = 0))]
+    pub limit: i64,
+    /// DAY, WEEK or MONTH.
+    pub period: QuotaPeriod,
+    /// How many requests of the first period are already used up.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub offset: i64,
+}
+
+/// A quota period.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum QuotaPeriod {
+    /// A UTC day.
+    #[default]
+    Day,
+    /// A week starting on Monday, UTC.
+    Week,
+    /// A calendar month, UTC.
+    Month,
+}
+
+/// The observed state of a UsagePlan.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsagePlanStatus {
+    /// How many API keys are in the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_count: Option<i64>,
+    /// Conditions: Accepted, ResolvedRefs, Ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Conditions,
+}

@@ -1,0 +1,384 @@
+//! Reflectors → world → compile → publish: the rebuild loop.
+//!
+//! One reflector per kind keeps a read cache ([`Stores`]); every watch event pokes one
+//! `Notify`. The loop waits for every reflector (and the pod index) to list once, then
+//! rebuilds after each burst of changes has settled ([`debounce::settle`]): it clones the
+//! stores into [`Objects`], lets the leader record missing snapshots, builds the world with
+//! [`ingest::world`], compiles it whole and publishes the table with one
+//! [`TableStore::publish`]. The statuses go to the [`status::Writer`] as an [`Outcome`].
+//! A change of leadership rebuilds at once, so a new leader records snapshots without
+//! waiting for the next change.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    fmt::Debug,
+    sync::Arc,
+    time::Duration,
+};
+
+use futures::StreamExt as _;
+use k8s_openapi::{
+    NamespaceResourceScope,
+    api::{
+        core::v1::{ConfigMap, Service},
+        discovery::v1::EndpointSlice,
+    },
+};
+use kube::{
+    Api, Client, Resource, ResourceExt as _,
+    runtime::{
+        WatchStreamExt as _,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+use tokio::{
+    sync::{Notify, watch},
+    task::JoinHandle,
+    time::Instant,
+};
+use tracing::{debug, info, instrument, warn};
+
+use crate::ingest::{DEPLOYMENT_LABEL, Objects};
+use crate::{
+    Config,
+    cache::ConversionCache,
+    debounce,
+    metrics::ControllerMetrics,
+    pods::PodIndex,
+    secrets::SecretWatches,
+    snapshots,
+    status::{Current, CurrentStatus, GeneratedSecret, Outcome},
+};
+use turnpike_api::{ApiKey, Deployment, RestApi, Stage, UsagePlan, convert};
+use turnpike_core::compile::{Kind, compile};
+use turnpike_core::model::{KeyValueSource, ObjectKey};
+use turnpike_proxy::store::TableStore;
+
+/// How long the first publication waits for the Secrets ApiKeys refer to.
+const FIRST_SECRET_SYNC: Duration = Duration::from_secs(30);
+/// How long later rebuilds wait for a newly referenced Secret's first list.
+const SECRET_SYNC: Duration = Duration::from_secs(2);
+
+/// The reflector stores: the controller's read cache of the cluster.
+#[derive(Clone)]
+pub struct Stores {
+    pub rest_apis: Store<RestApi>,
+    pub deployments: Store<Deployment>,
+    pub stages: Store<Stage>,
+    pub usage_plans: Store<UsagePlan>,
+    pub api_keys: Store<ApiKey>,
+    /// Only snapshot ConfigMaps (label `turnpike.dev/deployment`).
+    pub config_maps: Store<ConfigMap>,
+    pub services: Store<Service>,
+    pub endpoint_slices: Store<EndpointSlice>,
+}
+
+impl Stores {
+    /// Waits until every store has listed once.
+    pub async fn wait_until_ready(&self) {
+        let _ = futures::join!(
+            self.rest_apis.wait_until_ready(),
+            self.deployments.wait_until_ready(),
+            self.stages.wait_until_ready(),
+            self.usage_plans.wait_until_ready(),
+            self.api_keys.wait_until_ready(),
+            self.config_maps.wait_until_ready(),
+            self.services.wait_until_ready(),
+            self.endpoint_slices.wait_until_ready(),
+        );
+    }
+}
+
+fn clone_all<K: Clone + Resource<DynamicType = ()> + 'static>(store: &Store<K>) -> Vec<K> {
+    store.state().iter().map(|o| (**o).clone()).collect()
+}
+
+fn current_of<K>(store: &Store<K>, key: &ObjectKey, status: impl Fn(&K) -> Value) -> Option<Current>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let obj = store.get(&ObjectRef::new(&key.name).within(&key.namespace))?;
+    Some(Current {
+        uid: obj.meta().uid.clone().unwrap_or_default(),
+        status: status(&obj),
+    })
+}
+
+fn to_value<T: Serialize>(status: Option<&T>) -> Value {
+    status
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null)
+}
+
+impl CurrentStatus for Stores {
+    fn current(&self, kind: Kind, key: &ObjectKey) -> Option<Current> {
+        match kind {
+            Kind::RestApi => current_of(&self.rest_apis, key, |o| to_value(o.status.as_ref())),
+            Kind::Deployment => current_of(&self.deployments, key, |o| to_value(o.status.as_ref())),
+            Kind::Stage => current_of(&self.stages, key, |o| to_value(o.status.as_ref())),
+            Kind::UsagePlan => current_of(&self.usage_plans, key, |o| to_value(o.status.as_ref())),
+            Kind::ApiKey => current_of(&self.api_keys, key, |o| to_value(o.status.as_ref())),
+        }
+    }
+}
+
+/// Starts a reflector for `K`; every event pokes `changes`.
+///
+/// With `spec_only`, an update that leaves `metadata.generation` as it was (a status write,
+/// most often our own) updates the store but does not poke: compile reads no status, so the
+/// echo of every status write would only cost a rebuild.
+fn reflect<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+    changes: &Arc<Notify>,
+    spec_only: bool,
+) -> (Store<K>, JoinHandle<()>)
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .reflect(writer);
+    let changes = changes.clone();
+    let kind = K::kind(&()).to_string();
+    let task = tokio::spawn(async move {
+        let mut stream = stream.boxed();
+        let mut generations: HashMap<String, i64> = HashMap::new();
+        while let Some(event) = stream.next().await {
+            match event {
+                Err(e) => {
+                    warn!(%kind, error = %e, "watch failed; retrying with backoff");
+                    continue;
+                }
+                Ok(watcher::Event::Apply(obj)) if spec_only => {
+                    let uid = obj.meta().uid.clone().unwrap_or_default();
+                    let generation = obj.meta().generation.unwrap_or(0);
+                    if generations.insert(uid, generation) == Some(generation) {
+                        continue;
+                    }
+                }
+                Ok(watcher::Event::InitApply(obj)) if spec_only => {
+                    let uid = obj.meta().uid.clone().unwrap_or_default();
+                    generations.insert(uid, obj.meta().generation.unwrap_or(0));
+                }
+                Ok(watcher::Event::Delete(obj)) if spec_only => {
+                    generations.remove(obj.meta().uid.as_deref().unwrap_or_default());
+                }
+                Ok(_) => {}
+            }
+            changes.notify_one();
+        }
+    });
+    (store, task)
+}
+
+/// The watches and the rebuild loop.
+pub struct Index {
+    stores: Stores,
+    secrets: SecretWatches,
+    changes: Arc<Notify>,
+    /// Snapshots this leader recorded that the ConfigMap watch has not delivered yet.
+    pending_snapshots: BTreeMap<ObjectKey, ConfigMap>,
+    conversions: ConversionCache,
+}
+
+impl Index {
+    /// Starts every reflector. The returned tasks run until aborted.
+    pub fn start(client: Client, config: &Config) -> (Index, Vec<JoinHandle<()>>) {
+        let changes = Arc::new(Notify::new());
+        let ns = config.namespace.as_deref();
+        let all = watcher::Config::default;
+        let mut tasks = Vec::new();
+        let mut spawn = |task: JoinHandle<()>| tasks.push(task);
+        let (rest_apis, t) = reflect(&client, ns, all(), &changes, true);
+        spawn(t);
+        let (deployments, t) = reflect(&client, ns, all(), &changes, true);
+        spawn(t);
+        let (stages, t) = reflect(&client, ns, all(), &changes, true);
+        spawn(t);
+        let (usage_plans, t) = reflect(&client, ns, all(), &changes, true);
+        spawn(t);
+        let (api_keys, t) = reflect(&client, ns, all(), &changes, true);
+        spawn(t);
+        let (config_maps, t) = reflect(&client, ns, all().labels(DEPLOYMENT_LABEL), &changes, false);
+        spawn(t);
+        let (services, t) = reflect(&client, ns, all(), &changes, false);
+        spawn(t);
+        let (endpoint_slices, t) = reflect(&client, ns, all(), &changes, false);
+        spawn(t);
+        let stores = Stores {
+            rest_apis,
+            deployments,
+            stages,
+            usage_plans,
+            api_keys,
+            config_maps,
+            services,
+            endpoint_slices,
+        };
+        let index = Index {
+            stores,
+            secrets: SecretWatches::new(client, changes.clone()),
+            changes,
+            pending_snapshots: BTreeMap::new(),
+            conversions: ConversionCache::default(),
+        };
+        (index, tasks)
+    }
+
+    /// The stores, for the status writer.
+    pub fn stores(&self) -> Stores {
+        self.stores.clone()
+    }
+
+    /// Rebuilds and publishes until the channels close.
+    pub async fn run(
+        mut self,
+        table: TableStore,
+        config: Config,
+        pods: Arc<PodIndex>,
+        mut leader: watch::Receiver<bool>,
+        outcomes: watch::Sender<Arc<Outcome>>,
+        metrics: Arc<ControllerMetrics>,
+    ) {
+        let started = Instant::now();
+        self.stores.wait_until_ready().await;
+        pods.synced().await;
+        info!(took = ?started.elapsed(), "every watch has synced");
+        let mut version = 0u64;
+        let mut first = true;
+        let mut last_rebuild: Option<Instant> = None;
+        // Without an elector (it ended), leadership cannot change: keep rebuilding anyway.
+        let mut elector_alive = true;
+        loop {
+            if !first {
+                tokio::select! {
+                    _ = debounce::settle(&self.changes, config.holdoff, config.holdoff_max, last_rebuild) => {}
+                    r = leader.changed(), if elector_alive => if r.is_err() {
+                        elector_alive = false;
+                        continue;
+                    },
+                }
+            }
+            version += 1;
+            let leading = *leader.borrow_and_update();
+            let t = Instant::now();
+            last_rebuild = Some(t);
+            let outcome = self.rebuild(&table, &config, version, leading, first).await;
+            metrics.rebuilt(t.elapsed());
+            if first {
+                info!(version, took = ?started.elapsed(), "first routing table published");
+            }
+            first = false;
+            outcomes.send_replace(Arc::new(outcome));
+        }
+    }
+
+    /// One rebuild: objects → world → compile → publish.
+    #[instrument(skip(self, table, config))]
+    async fn rebuild(
+        &mut self,
+        table: &TableStore,
+        config: &Config,
+        version: u64,
+        leading: bool,
+        first: bool,
+    ) -> Outcome {
+        let api_keys = self.stores.api_keys.state();
+        let (wanted, generated_names) = referenced_secrets(&api_keys);
+        let opened = self.secrets.reconcile(&wanted);
+        if !opened.is_empty() {
+            let limit = if first { FIRST_SECRET_SYNC } else { SECRET_SYNC };
+            self.secrets.wait_ready(&opened, limit).await;
+        }
+        let t = Instant::now();
+        let mut objects = Objects {
+            rest_apis: clone_all(&self.stores.rest_apis),
+            deployments: clone_all(&self.stores.deployments),
+            stages: clone_all(&self.stores.stages),
+            usage_plans: clone_all(&self.stores.usage_plans),
+            api_keys: api_keys.iter().map(|k| (**k).clone()).collect(),
+            config_maps: clone_all(&self.stores.config_maps),
+            services: clone_all(&self.stores.services),
+            endpoint_slices: clone_all(&self.stores.endpoint_slices),
+            secrets: self.secrets.secrets(),
+        };
+        let recorded = if leading {
+            snapshots::record(&mut objects, &mut self.pending_snapshots)
+        } else {
+            self.pending_snapshots.clear();
+            snapshots::Recorded::default()
+        };
+        let mut snapshot_names = snapshots::names(&objects);
+        // A lost snapshot stays named in status, so it is never mistaken for a first record.
+        snapshot_names.extend(recorded.lost.iter().cloned());
+        let mut world = self.conversions.world(&mut objects);
+        snapshots::mark_lost(&mut world, &recorded.lost);
+        let compiled = compile(&world, &config.compile, version);
+        table.publish(compiled.table);
+        debug!(version, took = ?t.elapsed(), statuses = compiled.statuses.len(), "routing table published");
+        let generated = if leading {
+            api_keys
+                .iter()
+                .filter_map(|k| {
+                    let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
+                    let secret = generated_names.iter().find(|(owner, _)| *owner == key)?.1.clone();
+                    self.secrets
+                        .known_missing(&key.sibling(&secret))
+                        .then(|| GeneratedSecret {
+                            api_key: k.clone(),
+                            secret,
+                        })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Outcome {
+            leader: leading,
+            version,
+            statuses: compiled.statuses,
+            snapshots: recorded.new,
+            snapshot_names,
+            generated,
+        }
+    }
+}
+
+/// The Secrets ApiKeys refer to, and (ApiKey, Secret name) for the generated ones.
+fn referenced_secrets(api_keys: &[Arc<ApiKey>]) -> (BTreeSet<ObjectKey>, Vec<(ObjectKey, String)>) {
+    let mut wanted = BTreeSet::new();
+    let mut generated = Vec::new();
+    for k in api_keys {
+        let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
+        let Ok(def) = convert::api_key(&key.name, &k.spec) else {
+            continue;
+        };
+        match &def.value {
+            KeyValueSource::Secret { name, .. } => {
+                wanted.insert(key.sibling(name));
+            }
+            KeyValueSource::Generated { secret } => {
+                wanted.insert(key.sibling(secret));
+                generated.push((key.clone(), secret.clone()));
+            }
+        }
+    }
+    (wanted, generated)
+}

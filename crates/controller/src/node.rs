@@ -1,0 +1,139 @@
+//! One Turnpike replica: the controller, the proxy (public and private listeners) and the
+//! admin listener, sharing one [`TableStore`]. `turnpike run`, `turnpike local` and the
+//! end-to-end tests all start it the same way.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use kube::Client;
+use prometheus_client::registry::Registry;
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{self as controller, Config, ControllerHandle, ControllerMetrics};
+use turnpike_core::routing::Listener;
+use turnpike_proxy::store::TableStore;
+use turnpike_proxy::{Proxy, ProxyConfig, ProxyError};
+use turnpike_telemetry::metrics::Metrics;
+
+/// How to run a replica.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub controller: Config,
+    /// Its `namespace_lookup` is replaced by the controller's pod index.
+    pub proxy: ProxyConfig,
+    pub admin_addr: SocketAddr,
+    /// Set `controller.compile.invoke_base` to `https://{public listener}` (local mode: the
+    /// DNS-free path form of invoke URLs).
+    pub invoke_base_from_public: bool,
+}
+
+/// A running replica.
+pub struct Node {
+    /// The public and private TLS listeners, as bound (port 0 resolved).
+    pub public: Option<SocketAddr>,
+    pub private: Option<SocketAddr>,
+    pub admin: SocketAddr,
+    /// Every proxy listener, as bound.
+    pub listeners: Vec<turnpike_proxy::ListenerConfig>,
+    pub table: TableStore,
+    pub controller: ControllerHandle,
+    stop: watch::Sender<bool>,
+    proxy: JoinHandle<Result<(), ProxyError>>,
+    admin_task: JoinHandle<()>,
+}
+
+/// Why a replica could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("proxy: {0}")]
+    Proxy(#[from] ProxyError),
+    #[error("admin listener {addr}: {source}")]
+    Admin {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Node {
+    /// Binds the listeners and starts everything.
+    pub async fn start(client: Client, mut config: NodeConfig) -> Result<Node, NodeError> {
+        let table = TableStore::new();
+        let mut registry = Registry::with_prefix("turnpike");
+        let metrics = Arc::new(Metrics::new(&mut registry));
+        let controller_metrics = ControllerMetrics::new(&mut registry);
+        let registry = Arc::new(registry);
+
+        // The pod index exists before the proxy binds; the controller fills it.
+        let pods = Arc::new(controller::PodIndex::default());
+        config.proxy.namespace_lookup = Some(pods.clone());
+        let proxy = Proxy::bind(config.proxy, table.clone(), metrics).await?;
+        let public = proxy.local_addr(Listener::Public, true);
+        let private = proxy.local_addr(Listener::Private, true);
+        let listeners = proxy.listeners();
+        if config.invoke_base_from_public
+            && let Some(addr) = public
+        {
+            // A wildcard bind is reached on loopback.
+            let ip = if addr.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                addr.ip()
+            };
+            let base = SocketAddr::new(ip, addr.port());
+            config.controller.compile.invoke_base = Some(format!("https://{base}"));
+        }
+        let admin = turnpike_proxy::admin::Admin::bind(config.admin_addr)
+            .await
+            .map_err(|source| NodeError::Admin {
+                addr: config.admin_addr,
+                source,
+            })?;
+        let admin_addr = admin.local_addr().map_err(|source| NodeError::Admin {
+            addr: config.admin_addr,
+            source,
+        })?;
+
+        let controller =
+            controller::start_with_pods(client, table.clone(), config.controller, controller_metrics, pods);
+        let (stop, stop_rx) = watch::channel(false);
+        let proxy_task = {
+            let mut rx = stop_rx.clone();
+            tokio::spawn(proxy.run(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }))
+        };
+        let admin_task = {
+            let mut rx = stop_rx;
+            let table = table.clone();
+            tokio::spawn(admin.run(table, registry, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }))
+        };
+        Ok(Node {
+            public,
+            private,
+            admin: admin_addr,
+            listeners,
+            table,
+            controller,
+            stop,
+            proxy: proxy_task,
+            admin_task,
+        })
+    }
+
+    /// Stops gracefully: releases the Lease, then drains the proxy.
+    pub async fn shutdown(self) {
+        self.controller.shutdown().await;
+        let _ = self.stop.send(true);
+        let _ = self.proxy.await;
+        let _ = self.admin_task.await;
+    }
+
+    /// Stops at once, keeping the Lease, as a crash would.
+    pub fn crash(self) {
+        self.controller.abort();
+        self.proxy.abort();
+        self.admin_task.abort();
+    }
+}

@@ -1,0 +1,822 @@
+//! Compile: a pure function from the validated world to the routing table and the status of
+//! every object.
+//!
+//! No I/O, clock or randomness: the same [`World`] always gives the same [`Compiled`]. Maps are
+//! `BTreeMap`s so iteration, and with it every choice below, is deterministic. Passes run in
+//! dependency order, each reading what the previous ones decided:
+//!
+//! ```text
+//! RestApis ─► Deployments (snapshots → route sets) ─► Stages (primary + canary variants)
+//!                                                        ├─► UsagePlans (attach to stages)
+//!                                                        └─► ApiKeys (digests → plans)
+//! ```
+//!
+//! A problem with one object becomes a condition on that object (and on the objects that refer
+//! to it) and never stops the others from compiling.
+
+mod status;
+mod world;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+pub(crate) use status::Conditions;
+pub use status::{Cond, Kind, StatusFields, StatusUpdate};
+pub use world::*;
+
+use crate::conditions::reasons;
+use crate::model::{
+    ApiId, Backend, DeploymentId, KeyDigest, KeyId, KeyValueSource, ObjectKey, RestApiDef, ServiceRef,
+    StageSource, short_id,
+};
+use crate::routing::{
+    ApiEntry, CanaryEntry, FastMap, HostSettings, KeyEntry, PlanEntry, ResourceEntry, RouteSet, RoutingTable,
+    StageEntry, StageVariant, TableParts,
+};
+
+/// Settings that shape the table and the URLs in status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompileConfig {
+    pub hosts: HostSettings,
+    /// When set (e.g. `https://127.0.0.1:8443`), invoke URLs use the DNS-free path form
+    /// `{base}/restapis/{apiId}/{stage}/_user_request_/`; otherwise
+    /// `https://{apiId}.execute-api.{region}.{baseDomain}/{stage}`.
+    pub invoke_base: Option<String>,
+}
+
+/// The output of [`compile`].
+#[derive(Debug)]
+pub struct Compiled {
+    pub table: RoutingTable,
+    /// One update per object of the world, ordered by kind then key.
+    pub statuses: Vec<StatusUpdate>,
+}
+
+/// The deployment id a stage reports when it serves the live definition (`autoDeploy`).
+pub const LIVE_DEPLOYMENT_ID: &str = "live";
+
+/// Compiles the world into a routing table of version `version`, and the status of every object.
+pub fn compile(world: &World, config: &CompileConfig, version: u64) -> Compiled {
+    let mut statuses: BTreeMap<(Kind, ObjectKey), StatusUpdate> = BTreeMap::new();
+    let apis = rest_apis(world);
+    let deployments = deployments(world, &apis, &mut statuses);
+    let mut stages = stages(world, config, &apis, &deployments, &mut statuses);
+    usage_plans(world, &mut stages, &mut statuses);
+    let keys = api_keys(world, &stages, &mut statuses);
+    let (api_entries, services) = assemble(world, &apis, stages);
+    finish_rest_apis(world, &apis, &api_entries, &mut statuses);
+
+    let table = RoutingTable::new(
+        version,
+        TableParts {
+            hosts: config.hosts.clone(),
+            apis: api_entries,
+            keys,
+            services,
+        },
+    );
+    Compiled {
+        table,
+        statuses: statuses.into_values().collect(),
+    }
+}
+
+// === RestApis ===
+
+/// What the passes need to know about a RestApi.
+struct ApiInfo<'w> {
+    id: ApiId,
+    uid: &'w str,
+    /// The live definition, when valid.
+    live: Option<&'w RestApiDef>,
+    /// The live definition's routes, built only when some stage serves it.
+    live_routes: Option<Result<Arc<RouteSet>, String>>,
+}
+
+fn rest_apis(world: &World) -> BTreeMap<ObjectKey, ApiInfo<'_>> {
+    let live_stages: BTreeSet<ObjectKey> = world
+        .stages
+        .iter()
+        .filter_map(|(k, s)| match &s.def {
+            Ok(def) if def.source == StageSource::Live => Some(k.sibling(&def.rest_api)),
+            _ => None,
+        })
+        .collect();
+    world
+        .rest_apis
+        .iter()
+        .map(|(key, obj)| {
+            let live = obj.def.as_ref().ok();
+            let live_routes = live
+                .filter(|_| live_stages.contains(key))
+                .map(|def| route_set(&obj.meta.uid, def));
+            (
+                key.clone(),
+                ApiInfo {
+                    id: ApiId::from_uid(&obj.meta.uid),
+                    uid: &obj.meta.uid,
+                    live,
+                    live_routes,
+                },
+            )
+        })
+        .collect()
+}
+
+fn finish_rest_apis(
+    world: &World,
+    apis: &BTreeMap<ObjectKey, ApiInfo<'_>>,
+    entries: &[ApiEntry],
+    statuses: &mut BTreeMap<(Kind, ObjectKey), StatusUpdate>,
+) {
+    for (key, obj) in &world.rest_apis {
+        let mut c = Conditions::new(Kind::RestApi, key);
+        let info = &apis[key];
+        match &obj.def {
+            Err(errors) => c.invalid(errors),
+            Ok(def) => {
+                for problem in service_problems(world, def) {
+                    c.unresolved(problem.0, problem.1);
+                }
+                if let Some(Err(conflict)) = &info.live_routes {
+                    c.reject(reasons::ROUTE_CONFLICT, conflict.clone());
+                }
+            }
+        }
+        let served: Vec<&str> = entries
+            .iter()
+            .find(|e| e.object == *key)
+            .map(|e| {
+                let mut names: Vec<&str> = e.stages.keys().map(String::as_str).collect();
+                names.sort_unstable();
+                names
+            })
+            .unwrap_or_default();
+        // A served API is Ready even when a private integration's Service is missing: the
+        // table holds it, and ResolvedRefs says what fails.
+        if c.is_accepted() && (c.is_resolved() || !served.is_empty()) {
+            if served.is_empty() {
+                c.ready("valid; not served by any stage yet (create a Deployment and a Stage)");
+            } else {
+                c.ready(format!("served by stages: {}", served.join(", ")));
+            }
+        } else if !served.is_empty() && obj.def.is_err() {
+            // Stages keep serving their snapshots; say so.
+            c.not_ready(
+                reasons::NOT_ACCEPTED,
+                format!(
+                    "the live definition is invalid; stages {} keep serving their deployments",
+                    served.join(", ")
+                ),
+            );
+        }
+        let fields = StatusFields {
+            api_id: Some(info.id.to_string()),
+            ..Default::default()
+        };
+        statuses.insert(
+            (Kind::RestApi, key.clone()),
+            c.finish(obj.meta.generation, fields),
+        );
+    }
+}
+
+/// The routes of a definition. Resource ids are derived from the API uid and the path, so they
+/// are the same in every deployment of the API.
+fn route_set(api_uid: &str, def: &RestApiDef) -> Result<Arc<RouteSet>, String> {
+    let resources = def
+        .resources
+        .iter()
+        .map(|r| ResourceEntry {
+            path: r.path.clone(),
+            id: short_id(&format!("{api_uid}{}", r.path), 6),
+            methods: r.methods.iter().map(|(k, d)| (*k, Arc::clone(d))).collect(),
+        })
+        .collect();
+    RouteSet::new(resources).map(Arc::new).map_err(|e| e.to_string())
+}
+
+/// Private integrations whose Service or port is missing, or whose port has no ready
+/// endpoint: (reason, message) per method.
+///
+/// All three are `ResolvedRefs=False`: the method's backend reference does not lead to anything
+/// that can take a request. None of them keeps the object out of the table (its other routes
+/// serve, and the table is rebuilt when the Service or its endpoints change), so `Ready`
+/// stays as it is.
+fn service_problems(world: &World, def: &RestApiDef) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for resource in &def.resources {
+        for (method, m) in &resource.methods {
+            if let Backend::Service { service, .. } = &m.integration.backend {
+                let field = format!(
+                    "spec.resources[{:?}].{method}.integration.serviceRef",
+                    resource.path.as_str()
+                );
+                match world.endpoints(service) {
+                    Ok(endpoints) if endpoints.is_empty() => out.push((
+                        reasons::NO_READY_ENDPOINTS,
+                        format!(
+                            "{field}: Service \"{}/{}\" port {} has no ready endpoints; requests to {method} {} fail until it has",
+                            service.namespace,
+                            service.name,
+                            service.port,
+                            resource.path.as_str()
+                        ),
+                    )),
+                    Ok(_) => {}
+                    Err(EndpointsError::ServiceNotFound) => out.push((
+                        reasons::SERVICE_NOT_FOUND,
+                        format!(
+                            "{field}: Service \"{}/{}\" not found",
+                            service.namespace, service.name
+                        ),
+                    )),
+                    Err(EndpointsError::PortNotFound) => out.push((
+                        reasons::SERVICE_PORT_NOT_FOUND,
+                        format!(
+                            "{field}.port: Service \"{}/{}\" has no port {}",
+                            service.namespace, service.name, service.port
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+    out
+}
+
+// === Deployments ===
+
+/// A deployment that can be served.
+struct DeployInfo<'w> {
+    id: DeploymentId,
+    rest_api: ObjectKey,
+    def: &'w RestApiDef,
+    routes: Arc<RouteSet>,
+}
+
+fn deployments<'w>(
+    world: &'w World,
+    apis: &BTreeMap<ObjectKey, ApiInfo<'w>>,
+    statuses: &mut BTreeMap<(Kind, ObjectKey), StatusUpdate>,
+) -> BTreeMap<ObjectKey, DeployInfo<'w>> {
+    let mut out = BTreeMap::new();
+    for (key, obj) in &world.deployments {
+        let mut c = Conditions::new(Kind::Deployment, key);
+        let id = DeploymentId::from_uid(&obj.meta.uid);
+        let mut fields = StatusFields {
+            deployment_id: Some(id.to_string()),
+            ..Default::default()
+        };
+        match &obj.def {
+            Err(errors) => c.invalid(errors),
+            Ok(def) => {
+                let api_key = key.sibling(&def.rest_api);
+                let api = apis.get(&api_key);
+                match &obj.snapshot {
+                    Snapshot::Pending => match api {
+                        None => c.unresolved(
+                            reasons::REST_API_NOT_FOUND,
+                            format!("spec.restApiRef.name: RestApi {:?} not found", def.rest_api),
+                        ),
+                        Some(a) if a.live.is_none() => c.unresolved(
+                            reasons::REST_API_INVALID,
+                            format!(
+                                "spec.restApiRef.name: RestApi {:?} is invalid and cannot be deployed",
+                                def.rest_api
+                            ),
+                        ),
+                        Some(_) => c.not_ready(reasons::SNAPSHOT_PENDING, "the snapshot is not recorded yet"),
+                    },
+                    Snapshot::Corrupt { message } => c.not_ready(reasons::SNAPSHOT_INVALID, message.clone()),
+                    Snapshot::Recorded {
+                        digest,
+                        def: snapshot,
+                    } => {
+                        fields.digest = Some(digest.clone());
+                        match (snapshot, api) {
+                            (Err(errors), _) => {
+                                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                                c.not_ready(
+                                    reasons::SNAPSHOT_INVALID,
+                                    format!("the snapshot is invalid: {}", list.join("; ")),
+                                );
+                            }
+                            (Ok(_), None) => c.unresolved(
+                                reasons::REST_API_NOT_FOUND,
+                                format!("spec.restApiRef.name: RestApi {:?} not found", def.rest_api),
+                            ),
+                            (Ok(snapshot), Some(api)) => match route_set(api.uid, snapshot) {
+                                Err(conflict) => c.not_ready(reasons::ROUTE_CONFLICT, conflict),
+                                Ok(routes) => {
+                                    for (reason, message) in service_problems(world, snapshot) {
+                                        // The field path is the snapshot's, not this object's.
+                                        c.unresolved(reason, format!("in the snapshot, {message}"));
+                                    }
+                                    c.ready(format!(
+                                        "snapshot {} of RestApi {:?}: {} routes",
+                                        &digest[..digest.len().min(12)],
+                                        def.rest_api,
+                                        routes.route_count()
+                                    ));
+                                    out.insert(
+                                        key.clone(),
+                                        DeployInfo {
+                                            id: id.clone(),
+                                            rest_api: api_key,
+                                            def: snapshot,
+                                            routes,
+                                        },
+                                    );
+                                }
+                            },
+                        }
+                    }
+                }
+            }
+        }
+        statuses.insert(
+            (Kind::Deployment, key.clone()),
+            c.finish(obj.meta.generation, fields),
+        );
+    }
+    out
+}
+
+// === Stages ===
+
+/// A stage on its way into the table; plans are attached before it is frozen.
+struct StageDraft<'w> {
+    api: ObjectKey,
+    name: String,
+    object: ObjectKey,
+    def: &'w crate::model::StageDef,
+    primary: (String, &'w RestApiDef, Arc<RouteSet>),
+    canary: Option<(String, &'w RestApiDef, Arc<RouteSet>)>,
+    plans: FastMap<ObjectKey, Arc<PlanEntry>>,
+}
+
+fn stages<'w>(
+    world: &'w World,
+    config: &CompileConfig,
+    apis: &BTreeMap<ObjectKey, ApiInfo<'w>>,
+    deployments: &BTreeMap<ObjectKey, DeployInfo<'w>>,
+    statuses: &mut BTreeMap<(Kind, ObjectKey), StatusUpdate>,
+) -> Vec<StageDraft<'w>> {
+    // The first Stage object (by name) to claim an API stage name owns it.
+    let mut owners: BTreeMap<(ObjectKey, &str), &ObjectKey> = BTreeMap::new();
+    for (key, obj) in &world.stages {
+        if let Ok(def) = &obj.def {
+            owners
+                .entry((key.sibling(&def.rest_api), def.name.as_str()))
+                .or_insert(key);
+        }
+    }
+
+    let mut out = Vec::new();
+    for (key, obj) in &world.stages {
+        let mut c = Conditions::new(Kind::Stage, key);
+        let mut fields = StatusFields::default();
+        let def = match &obj.def {
+            Err(errors) => {
+                c.invalid(errors);
+                statuses.insert((Kind::Stage, key.clone()), c.finish(obj.meta.generation, fields));
+                continue;
+            }
+            Ok(def) => def,
+        };
+        let api_key = key.sibling(&def.rest_api);
+        let owner = owners.get(&(api_key.clone(), def.name.as_str())).copied();
+        if owner != Some(key) {
+            let owner = owner.map_or_else(String::new, |o| o.name.clone());
+            c.reject(
+                reasons::STAGE_CONFLICT,
+                format!(
+                    "spec.stageName: stage {:?} of RestApi {:?} is already defined by Stage {owner:?}",
+                    def.name.as_str(),
+                    def.rest_api
+                ),
+            );
+            statuses.insert((Kind::Stage, key.clone()), c.finish(obj.meta.generation, fields));
+            continue;
+        }
+        let Some(api) = apis.get(&api_key) else {
+            c.unresolved(
+                reasons::REST_API_NOT_FOUND,
+                format!("spec.restApiRef.name: RestApi {:?} not found", def.rest_api),
+            );
+            statuses.insert((Kind::Stage, key.clone()), c.finish(obj.meta.generation, fields));
+            continue;
+        };
+        fields.invoke_url = Some(invoke_url(config, &api.id, def.name.as_str()));
+
+        let resolve = |name: &str,
+                       field: &str,
+                       c: &mut Conditions|
+         -> Option<(String, &'w RestApiDef, Arc<RouteSet>)> {
+            let Some(d) = deployments.get(&key.sibling(name)) else {
+                let exists = world.deployments.contains_key(&key.sibling(name));
+                if exists {
+                    c.unresolved(
+                        reasons::DEPLOYMENT_NOT_READY,
+                        format!("{field}: Deployment {name:?} is not ready"),
+                    );
+                } else {
+                    c.unresolved(
+                        reasons::DEPLOYMENT_NOT_FOUND,
+                        format!("{field}: Deployment {name:?} not found"),
+                    );
+                }
+                return None;
+            };
+            if d.rest_api != api_key {
+                c.unresolved(
+                    reasons::DEPLOYMENT_API_MISMATCH,
+                    format!(
+                        "{field}: Deployment {name:?} deploys RestApi {:?}, not {:?}",
+                        d.rest_api.name, def.rest_api
+                    ),
+                );
+                return None;
+            }
+            Some((d.id.to_string(), d.def, Arc::clone(&d.routes)))
+        };
+        let live = |c: &mut Conditions| -> Option<(String, &'w RestApiDef, Arc<RouteSet>)> {
+            match (api.live, &api.live_routes) {
+                (Some(def), Some(Ok(routes))) => {
+                    Some((LIVE_DEPLOYMENT_ID.to_string(), def, Arc::clone(routes)))
+                }
+                _ => {
+                    c.unresolved(
+                        reasons::REST_API_INVALID,
+                        format!(
+                            "spec.autoDeploy: RestApi {:?} is not valid, so there is nothing to serve",
+                            def.rest_api
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+
+        let primary = match &def.source {
+            StageSource::Deployment(name) => resolve(name, "spec.deploymentRef.name", &mut c),
+            StageSource::Live => live(&mut c),
+        };
+        let Some(primary) = primary else {
+            statuses.insert((Kind::Stage, key.clone()), c.finish(obj.meta.generation, fields));
+            continue;
+        };
+        fields.deployment_id = Some(primary.0.clone());
+
+        // A canary that does not resolve leaves the stage serving its primary deployment only.
+        let canary = def.canary.as_ref().and_then(|canary| match &canary.deployment {
+            Some(name) => resolve(name, "spec.canarySettings.deploymentRef.name", &mut c),
+            None => Some(primary.clone()),
+        });
+        fields.canary_deployment_id = canary.as_ref().map(|(id, _, _)| id.clone());
+        for (reason, message) in service_problems(world, primary.1) {
+            // The field path is the deployment's, not this object's.
+            c.unresolved(reason, format!("in deployment {}, {message}", primary.0));
+        }
+        let canary_note = match (&def.canary, &canary) {
+            (Some(settings), Some((id, _, _))) => format!(", canary {id} at {}%", settings.percent),
+            // The reason is in ResolvedRefs; say here that no request goes to a canary.
+            (Some(_), None) => ", no canary (its deployment does not resolve)".to_string(),
+            (None, _) => String::new(),
+        };
+        c.ready(format!("serving deployment {}{canary_note}", primary.0));
+        statuses.insert((Kind::Stage, key.clone()), c.finish(obj.meta.generation, fields));
+        out.push(StageDraft {
+            api: api_key,
+            name: def.name.as_str().to_string(),
+            object: key.clone(),
+            def,
+            primary,
+            canary,
+            plans: FastMap::default(),
+        });
+    }
+    out
+}
+
+fn invoke_url(config: &CompileConfig, id: &ApiId, stage: &str) -> String {
+    match &config.invoke_base {
+        Some(base) => format!(
+            "{}/restapis/{id}/{stage}/_user_request_/",
+            base.trim_end_matches('/')
+        ),
+        None => format!("https://{}/{stage}", config.hosts.api_host(id)),
+    }
+}
+
+// === UsagePlans ===
+
+fn usage_plans(
+    world: &World,
+    stages: &mut [StageDraft<'_>],
+    statuses: &mut BTreeMap<(Kind, ObjectKey), StatusUpdate>,
+) {
+    for (key, obj) in &world.usage_plans {
+        let mut c = Conditions::new(Kind::UsagePlan, key);
+        let keys_in_plan = world
+            .api_keys
+            .values()
+            .filter(|k| k.meta.key.namespace == key.namespace)
+            .filter(|k| k.def.as_ref().is_ok_and(|d| d.usage_plans.contains(&key.name)))
+            .count();
+        let fields = StatusFields {
+            api_key_count: i64::try_from(keys_in_plan).ok(),
+            ..Default::default()
+        };
+        let def = match &obj.def {
+            Err(errors) => {
+                c.invalid(errors);
+                statuses.insert(
+                    (Kind::UsagePlan, key.clone()),
+                    c.finish(obj.meta.generation, fields),
+                );
+                continue;
+            }
+            Ok(def) => def,
+        };
+        let mut bound = Vec::new();
+        for (i, s) in def.stages.iter().enumerate() {
+            let api_key = key.sibling(&s.rest_api);
+            if !world.rest_apis.contains_key(&api_key) {
+                c.unresolved(
+                    reasons::REST_API_NOT_FOUND,
+                    format!(
+                        "spec.apiStages[{i}].restApiRef.name: RestApi {:?} not found",
+                        s.rest_api
+                    ),
+                );
+                continue;
+            }
+            match stages.iter().position(|d| d.api == api_key && d.name == s.stage) {
+                Some(pos) => bound.push((pos, s)),
+                None => c.unresolved(
+                    reasons::STAGE_NOT_FOUND,
+                    format!(
+                        "spec.apiStages[{i}].stage: RestApi {:?} has no ready stage {:?}",
+                        s.rest_api, s.stage
+                    ),
+                ),
+            }
+        }
+        for (pos, s) in &bound {
+            let entry = PlanEntry {
+                object: key.clone(),
+                throttle: def.throttle,
+                quota: def.quota,
+                method_throttles: s.method_throttles.clone(),
+            };
+            stages[*pos].plans.insert(key.clone(), Arc::new(entry));
+        }
+        if c.is_resolved() {
+            c.ready(format!(
+                "applies to {} stage(s) and {keys_in_plan} key(s)",
+                bound.len()
+            ));
+        }
+        statuses.insert(
+            (Kind::UsagePlan, key.clone()),
+            c.finish(obj.meta.generation, fields),
+        );
+    }
+}
+
+// === ApiKeys ===
+
+fn api_keys(
+    world: &World,
+    stages: &[StageDraft<'_>],
+    statuses: &mut BTreeMap<(Kind, ObjectKey), StatusUpdate>,
+) -> Vec<KeyEntry> {
+    let mut out: Vec<KeyEntry> = Vec::new();
+    let mut seen: BTreeMap<KeyDigest, ObjectKey> = BTreeMap::new();
+    for (key, obj) in &world.api_keys {
+        let mut c = Conditions::new(Kind::ApiKey, key);
+        let id = KeyId::from_uid(&obj.meta.uid);
+        let fields = StatusFields {
+            key_id: Some(id.to_string()),
+            ..Default::default()
+        };
+        let def = match &obj.def {
+            Err(errors) => {
+                c.invalid(errors);
+                statuses.insert((Kind::ApiKey, key.clone()), c.finish(obj.meta.generation, fields));
+                continue;
+            }
+            Ok(def) => def,
+        };
+
+        let (secret, data_key, field) = match &def.value {
+            KeyValueSource::Secret { name, key } => {
+                (name.as_str(), key.as_str(), "spec.valueFrom.secretKeyRef")
+            }
+            KeyValueSource::Generated { secret } => {
+                (secret.as_str(), crate::model::GENERATED_SECRET_KEY, "spec")
+            }
+        };
+        let digest = match world.secrets.get(&key.sibling(secret)) {
+            None if matches!(def.value, KeyValueSource::Generated { .. }) => {
+                c.unresolved(
+                    reasons::SECRET_NOT_FOUND,
+                    format!("{field}: the generated Secret {secret:?} does not exist yet"),
+                );
+                None
+            }
+            None => {
+                c.unresolved(
+                    reasons::SECRET_NOT_FOUND,
+                    format!("{field}.name: Secret {secret:?} not found"),
+                );
+                None
+            }
+            Some(data) => match data.get(data_key) {
+                None => {
+                    c.unresolved(
+                        reasons::SECRET_KEY_NOT_FOUND,
+                        format!("{field}.key: Secret {secret:?} has no key {data_key:?}"),
+                    );
+                    None
+                }
+                Some(bytes) => match std::str::from_utf8(bytes)
+                    .map_err(|_| "is not UTF-8".to_string())
+                    .and_then(KeyDigest::of_value)
+                {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        // The message says what is wrong with the value, never the value.
+                        c.unresolved(
+                            reasons::INVALID_API_KEY,
+                            format!("{field}: the value in Secret {secret:?} is not a valid key: {e}"),
+                        );
+                        None
+                    }
+                },
+            },
+        };
+
+        let mut plans = Vec::new();
+        let mut covered: BTreeMap<(ObjectKey, String), String> = BTreeMap::new();
+        for (i, name) in def.usage_plans.iter().enumerate() {
+            let plan_key = key.sibling(name);
+            let Some(plan) = world.usage_plans.get(&plan_key) else {
+                c.unresolved(
+                    reasons::USAGE_PLAN_NOT_FOUND,
+                    format!("spec.usagePlanRefs[{i}].name: UsagePlan {name:?} not found"),
+                );
+                continue;
+            };
+            // One plan per key per stage, as in AWS.
+            if let Ok(plan_def) = &plan.def {
+                for s in &plan_def.stages {
+                    if let Some(other) =
+                        covered.insert((key.sibling(&s.rest_api), s.stage.clone()), name.clone())
+                    {
+                        c.unresolved(
+                            reasons::INVALID_REFERENCE,
+                            format!("spec.usagePlanRefs[{i}].name: UsagePlans {other:?} and {name:?} both cover stage {}/{}; a key may be in one plan per stage", s.rest_api, s.stage),
+                        );
+                    }
+                }
+            }
+            plans.push(plan_key);
+        }
+
+        if let Some(digest) = digest {
+            if let Some(first) = seen.get(&digest) {
+                c.unresolved(
+                    reasons::DUPLICATE_API_KEY,
+                    format!(
+                        "{field}: the same value is already used by ApiKey {:?}",
+                        first.name
+                    ),
+                );
+            } else if c.is_resolved() {
+                seen.insert(digest, key.clone());
+                out.push(KeyEntry {
+                    id,
+                    object: key.clone(),
+                    digest,
+                    enabled: def.enabled,
+                    customer_id: def.customer_id.clone(),
+                    plans: plans.clone(),
+                });
+            }
+        }
+        if c.is_resolved() {
+            if !def.enabled {
+                c.not_ready(
+                    reasons::DISABLED,
+                    "spec.enabled is false: requests with this key are refused",
+                );
+            } else {
+                let stage_count = stages
+                    .iter()
+                    .filter(|s| plans.iter().any(|p| s.plans.contains_key(p)))
+                    .count();
+                c.ready(format!(
+                    "in {} usage plan(s), {stage_count} stage(s)",
+                    plans.len()
+                ));
+            }
+        }
+        statuses.insert((Kind::ApiKey, key.clone()), c.finish(obj.meta.generation, fields));
+    }
+    out
+}
+
+// === Assembly ===
+
+/// Freezes the stage drafts into API entries and collects the endpoints of every Service the
+/// served routes call.
+fn assemble(
+    world: &World,
+    apis: &BTreeMap<ObjectKey, ApiInfo<'_>>,
+    stages: Vec<StageDraft<'_>>,
+) -> (Vec<ApiEntry>, Vec<(ServiceRef, Vec<std::net::SocketAddr>)>) {
+    let mut by_api: BTreeMap<ObjectKey, Vec<StageDraft<'_>>> = BTreeMap::new();
+    for s in stages {
+        by_api.entry(s.api.clone()).or_default().push(s);
+    }
+    let mut services: BTreeSet<ServiceRef> = BTreeSet::new();
+    let mut entries = Vec::new();
+    for (api_key, drafts) in by_api {
+        let info = &apis[&api_key];
+        // API-wide settings come from the live definition; when it is invalid, from the
+        // first serving stage's deployment.
+        let settings = info.live.or_else(|| drafts.first().map(|d| d.primary.1));
+        let Some(settings) = settings else { continue };
+        let mut stage_map = FastMap::default();
+        for d in drafts {
+            collect_services(d.primary.1, &mut services);
+            let def = d.def;
+            let primary = Arc::new(StageVariant {
+                deployment_id: d.primary.0.clone(),
+                variables: Arc::new(def.variables.clone()),
+                routes: Arc::clone(&d.primary.2),
+                is_canary: false,
+            });
+            let canary = d.canary.map(|(id, canary_def, routes)| {
+                collect_services(canary_def, &mut services);
+                let settings = def.canary.as_ref();
+                let mut variables = def.variables.clone();
+                if let Some(s) = settings {
+                    variables.extend(s.variable_overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                CanaryEntry {
+                    percent: settings.map_or(0.0, |s| s.percent),
+                    variant: Arc::new(StageVariant {
+                        deployment_id: id,
+                        variables: Arc::new(variables),
+                        routes,
+                        is_canary: true,
+                    }),
+                    use_stage_cache: settings.is_some_and(|s| s.use_stage_cache),
+                }
+            });
+            stage_map.insert(
+                d.name.clone(),
+                Arc::new(StageEntry {
+                    name: d.name,
+                    object: d.object,
+                    primary,
+                    canary,
+                    throttle: def.throttle,
+                    method_settings: def.method_settings.clone(),
+                    cache_enabled: def.cache_enabled,
+                    access_log: def.access_log.clone(),
+                    plans: d.plans,
+                }),
+            );
+        }
+        entries.push(ApiEntry {
+            id: info.id.clone(),
+            object: api_key,
+            endpoint_type: settings.endpoint_type,
+            api_key_source: settings.api_key_source,
+            policy: settings.policy.clone(),
+            stages: stage_map,
+        });
+    }
+    let services = services
+        .into_iter()
+        .filter_map(|s| world.endpoints(&s).ok().map(|e| (s, e)))
+        .collect();
+    (entries, services)
+}
+
+fn collect_services(def: &RestApiDef, out: &mut BTreeSet<ServiceRef>) {
+    for r in &def.resources {
+        for m in r.methods.values() {
+            if let Backend::Service { service, .. } = &m.integration.backend {
+                out.insert(service.clone());
+            }
+        }
+    }
+}

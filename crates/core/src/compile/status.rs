@@ -1,0 +1,204 @@
+//! Status as an output of compile: conditions (without timestamps, which the writer adds) and
+//! each kind's own status fields.
+
+use crate::conditions::{reasons, types};
+use crate::model::{Invalid, ObjectKey};
+
+/// The kinds compile reports on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum Kind {
+    RestApi,
+    Deployment,
+    Stage,
+    UsagePlan,
+    ApiKey,
+}
+
+/// A condition as compile decides it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Cond {
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    pub status: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Cond {
+    pub fn ok(type_: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
+        Cond {
+            type_,
+            status: true,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn fail(type_: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
+        Cond {
+            type_,
+            status: false,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// The kind-specific status fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary_deployment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoke_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_count: Option<i64>,
+}
+
+/// The status compile wants an object to have.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusUpdate {
+    pub kind: Kind,
+    pub object: ObjectKey,
+    pub observed_generation: i64,
+    /// Accepted, ResolvedRefs, Ready, in that order.
+    pub conditions: Vec<Cond>,
+    #[serde(flatten)]
+    pub fields: StatusFields,
+}
+
+impl StatusUpdate {
+    /// The condition of a type.
+    pub fn condition(&self, type_: &str) -> Option<&Cond> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// Whether `Ready` is true.
+    pub fn is_ready(&self) -> bool {
+        self.condition(types::READY).is_some_and(|c| c.status)
+    }
+}
+
+/// Builds the three conditions of an object step by step.
+#[derive(Debug)]
+pub(crate) struct Conditions {
+    kind: Kind,
+    object: ObjectKey,
+    accepted: Option<Cond>,
+    resolved: Option<Cond>,
+    ready: Option<Cond>,
+}
+
+impl Conditions {
+    pub(crate) fn new(kind: Kind, object: &ObjectKey) -> Self {
+        Conditions {
+            kind,
+            object: object.clone(),
+            accepted: None,
+            resolved: None,
+            ready: None,
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("{:?} {:?}", self.kind, self.object.name)
+    }
+
+    /// Accepted=False from validation failures (every failure listed, the first one's reason).
+    pub(crate) fn invalid(&mut self, errors: &[Invalid]) {
+        let reason = errors
+            .first()
+            .map_or(reasons::INVALID_REFERENCE, |e| e.reason.as_str());
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        self.accepted = Some(Cond::fail(
+            types::ACCEPTED,
+            reason,
+            format!("{}: {}", self.label(), list.join("; ")),
+        ));
+    }
+
+    pub(crate) fn reject(&mut self, reason: &'static str, message: impl Into<String>) {
+        let message = format!("{}: {}", self.label(), message.into());
+        self.accepted = Some(Cond::fail(types::ACCEPTED, reason, message));
+    }
+
+    /// ResolvedRefs=False. The first unresolved reference wins; later ones are appended.
+    pub(crate) fn unresolved(&mut self, reason: &'static str, message: impl Into<String>) {
+        let message = message.into();
+        match &mut self.resolved {
+            Some(c) if !c.status => {
+                c.message.push_str("; ");
+                c.message.push_str(&message);
+            }
+            _ => {
+                let message = format!("{}: {message}", self.label());
+                self.resolved = Some(Cond::fail(types::RESOLVED_REFS, reason, message));
+            }
+        }
+    }
+
+    pub(crate) fn is_accepted(&self) -> bool {
+        self.accepted.as_ref().is_none_or(|c| c.status)
+    }
+
+    pub(crate) fn is_resolved(&self) -> bool {
+        self.resolved.as_ref().is_none_or(|c| c.status)
+    }
+
+    pub(crate) fn not_ready(&mut self, reason: &'static str, message: impl Into<String>) {
+        let message = format!("{}: {}", self.label(), message.into());
+        self.ready = Some(Cond::fail(types::READY, reason, message));
+    }
+
+    pub(crate) fn ready(&mut self, message: impl Into<String>) {
+        self.ready = Some(Cond::ok(types::READY, reasons::READY, message));
+    }
+
+    /// Finishes with defaults: Accepted and ResolvedRefs true unless said otherwise; Ready
+    /// false with the cause when either is false.
+    pub(crate) fn finish(self, generation: i64, fields: StatusFields) -> StatusUpdate {
+        let accepted = self
+            .accepted
+            .unwrap_or_else(|| Cond::ok(types::ACCEPTED, reasons::ACCEPTED, "the spec is valid"));
+        let resolved = self.resolved.unwrap_or_else(|| {
+            Cond::ok(
+                types::RESOLVED_REFS,
+                reasons::RESOLVED_REFS,
+                "every reference resolved",
+            )
+        });
+        let ready = match self.ready {
+            // An explicit Ready=False says more than the default (e.g. that stages keep
+            // serving the snapshots of a RestApi whose live definition is invalid).
+            Some(r) if !r.status => r,
+            _ if !accepted.status => {
+                Cond::fail(types::READY, reasons::NOT_ACCEPTED, accepted.message.clone())
+            }
+            Some(r) => r,
+            None if !resolved.status => {
+                Cond::fail(types::READY, reasons::REFS_NOT_RESOLVED, resolved.message.clone())
+            }
+            None => Cond::ok(types::READY, reasons::READY, "ready"),
+        };
+        StatusUpdate {
+            kind: self.kind,
+            object: self.object,
+            observed_generation: generation,
+            conditions: vec![accepted, resolved, ready],
+            fields,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

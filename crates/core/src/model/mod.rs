@@ -1,0 +1,23 @@
+//! The validated, Kubernetes-free domain.
+//!
+//! `turnpike_api::convert` turns the custom resources into these types and is the only place an
+//! AWS constraint is checked. Everything downstream (compile, routing, proxy) may assume what
+//! the types here promise: a [`PathTemplate`] is well-formed, a [`StageName`] matches the AWS
+//! pattern, a [`UriTemplate`] only references variables that can exist, and so on.
+//!
+//! Errors are [`Invalid`]: a field path (`spec.resources["/pets/{id}"].GET.integration.uri`), a
+//! [`Reason`] from a closed set, and a message a user can act on.
+
+mod deployment;
+mod error;
+mod ids;
+mod rest_api;
+mod stage;
+mod usage;
+
+pub use deployment::*;
+pub use error::{Errors, FieldPath, Invalid, Reason};
+pub use ids::{ApiId, DeploymentId, KeyId, ObjectKey, short_id};
+pub use rest_api::*;
+pub use stage::*;
+pub use usage::*;

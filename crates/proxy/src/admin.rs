@@ -1,0 +1,111 @@
+//! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process is up) and
+//! `/readyz` (a routing table has been published, so requests are answered from real
+//! configuration rather than an empty table).
+
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::store::TableStore;
+
+/// An admin listener, bound.
+#[derive(Debug)]
+pub struct Admin {
+    socket: TcpListener,
+}
+
+impl Admin {
+    /// Binds the admin listener (default `0.0.0.0:9090`).
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(Admin {
+            socket: TcpListener::bind(addr).await?,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run(self, store: TableStore, registry: Arc<Registry>, shutdown: impl Future<Output = ()>) {
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = self.socket.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin accept failed");
+                        continue;
+                    }
+                },
+            };
+            let store = store.clone();
+            let registry = registry.clone();
+            let svc = service_fn(move |req| {
+                let resp = handle(&req, &store, &registry);
+                async move { Ok::<_, Infallible>(resp) }
+            });
+            let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+    }
+}
+
+/// Binds and serves the admin listener until `shutdown` completes.
+pub async fn serve(
+    addr: SocketAddr,
+    store: TableStore,
+    registry: Arc<Registry>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    Admin::bind(addr).await?.run(store, registry, shutdown).await;
+    Ok(())
+}
+
+fn handle(req: &Request<Incoming>, store: &TableStore, registry: &Registry) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: &'static str| {
+        let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        *r.status_mut() = status;
+        r
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if store.is_published() => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no routing table published yet\n",
+        ),
+        "/metrics" => {
+            let mut out = String::with_capacity(16 * 1024);
+            if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed\n");
+            }
+            let mut r = Response::new(Full::new(Bytes::from(out)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            );
+            r
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}

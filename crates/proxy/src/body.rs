@@ -1,0 +1,288 @@
+//! Body types: the client's request body as the phases see it, what the proxy answers with,
+//! and the size-limited request body it forwards.
+//!
+//! Bodies are never buffered: a backend's body is handed to the client frame by frame, and
+//! the client's body is handed to the backend the same way through [`Limited`]. A body that
+//! had already arrived whole with its head travels as one buffer.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+
+use crate::h1::{self, ReceivedHead};
+
+/// The error type of proxied bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A client's request body: none, one buffer that arrived with the head, streamed from an
+/// HTTP/1.1 connection (see [`h1::server`]), or an HTTP/2 stream's (hyper's).
+#[derive(Debug, Default)]
+pub enum RequestBody {
+    #[default]
+    Empty,
+    Full(Option<Bytes>),
+    /// Frames read by the connection's body reader; `length` is the declared size.
+    Streamed {
+        rx: mpsc::Receiver<Result<Bytes, BoxError>>,
+        length: Option<u64>,
+        done: bool,
+    },
+    Hyper(Incoming),
+}
+
+impl RequestBody {
+    pub fn full(bytes: Bytes) -> Self {
+        if bytes.is_empty() {
+            RequestBody::Empty
+        } else {
+            RequestBody::Full(Some(bytes))
+        }
+    }
+
+    /// The whole body, when it is already here (nothing to wait for).
+    pub fn as_full(&self) -> Option<&Bytes> {
+        match self {
+            RequestBody::Full(b) => b.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<Incoming> for RequestBody {
+    fn from(b: Incoming) -> Self {
+        RequestBody::Hyper(b)
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            RequestBody::Streamed { rx, done, .. } => match rx.poll_recv(cx) {
+                Poll::Ready(Some(r)) => Poll::Ready(Some(r.map(Frame::data))),
+                Poll::Ready(None) => {
+                    *done = true;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            RequestBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Empty => true,
+            RequestBody::Full(b) => b.is_none(),
+            RequestBody::Streamed { done, .. } => *done,
+            RequestBody::Hyper(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RequestBody::Streamed { length, .. } => length.map_or_else(SizeHint::new, SizeHint::with_exact),
+            RequestBody::Hyper(b) => b.size_hint(),
+        }
+    }
+}
+
+/// A response body: nothing, one buffer, or a backend's body streamed through.
+#[derive(Debug, Default)]
+pub struct ProxyBody {
+    kind: Kind,
+    /// The backend's head, when its header names are to be written as it spelled them. Kept
+    /// here rather than as a response extension: an extension map costs three allocations
+    /// per answer, and the body travels with the head to the writer as the ids do. Boxed: the
+    /// body is moved whole several times per request, and most answers have none.
+    received: Option<Box<ReceivedHead>>,
+}
+
+#[derive(Debug, Default)]
+enum Kind {
+    #[default]
+    Empty,
+    Full(Option<Bytes>),
+    /// From a TLS backend, through hyper-util.
+    Stream(Incoming),
+    /// From a plain-HTTP backend, read off the pooled connection as it is polled.
+    Upstream(Box<h1::client::UpstreamBody>),
+}
+
+// === impl ProxyBody ===
+
+impl ProxyBody {
+    pub fn empty() -> Self {
+        ProxyBody {
+            kind: Kind::Empty,
+            received: None,
+        }
+    }
+
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        if bytes.is_empty() {
+            return ProxyBody::empty();
+        }
+        ProxyBody {
+            kind: Kind::Full(Some(bytes)),
+            received: None,
+        }
+    }
+
+    pub fn stream(body: Incoming) -> Self {
+        ProxyBody {
+            kind: Kind::Stream(body),
+            received: None,
+        }
+    }
+
+    pub(crate) fn upstream(body: h1::client::UpstreamBody) -> Self {
+        ProxyBody {
+            kind: Kind::Upstream(Box::new(body)),
+            received: None,
+        }
+    }
+
+    /// This body comes with `head`, whose header names are written as they were received.
+    pub(crate) fn with_received(mut self, head: Option<ReceivedHead>) -> Self {
+        self.received = head.map(Box::new);
+        self
+    }
+
+    /// The backend's head, for writing its header names as it spelled them.
+    pub fn received(&self) -> Option<&ReceivedHead> {
+        self.received.as_deref()
+    }
+
+    /// Forgets the backend's spelling: the answer's names are the gateway's own.
+    pub fn forget_received(&mut self) {
+        self.received = None;
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Stream(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
+            Kind::Upstream(s) => Pin::new(&mut **s).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Full(b) => b.is_none(),
+            Kind::Stream(s) => s.is_end_stream(),
+            Kind::Upstream(s) => s.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Stream(s) => s.size_hint(),
+            Kind::Upstream(s) => s.size_hint(),
+        }
+    }
+}
+
+/// The request body was cut at the payload limit.
+#[derive(Debug, thiserror::Error)]
+#[error("request body over {limit} bytes")]
+pub struct LimitExceeded {
+    pub limit: u64,
+}
+
+/// A client's body forwarded to a backend, failing with [`LimitExceeded`] once more than
+/// `limit` bytes went through (the declared Content-Length is checked before, up front).
+#[derive(Debug)]
+pub struct Limited {
+    inner: RequestBody,
+    remaining: u64,
+    limit: u64,
+}
+
+// === impl Limited ===
+
+impl Limited {
+    pub fn new(body: RequestBody, limit: u64) -> Self {
+        Limited {
+            inner: body,
+            remaining: limit,
+            limit,
+        }
+    }
+
+    /// A body with nothing in it (e.g. for a retry of a body-less request).
+    pub fn empty() -> Self {
+        Limited {
+            inner: RequestBody::Empty,
+            remaining: 0,
+            limit: 0,
+        }
+    }
+
+    /// The whole body when it is one buffer already here (it can be sent again).
+    pub fn as_full(&self) -> Option<&Bytes> {
+        self.inner.as_full().filter(|b| b.len() as u64 <= self.remaining)
+    }
+}
+
+impl Body for Limited {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    if n > this.remaining {
+                        this.inner = RequestBody::Empty;
+                        return Poll::Ready(Some(Err(Box::new(LimitExceeded { limit: this.limit }))));
+                    }
+                    this.remaining -= n;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,337 @@
+//! The data plane: an HTTPS proxy that serves REST APIs from the published routing table.
+//!
+//! ```text
+//! listener (TCP, TLS+ALPN, SNI certs) → h1::server (HTTP/1.1) or hyper (HTTP/2) → service::serve
+//!   limits → normalize → route::locate → policy → canary → route::resolve → params → integrate
+//!   → gateway headers, metrics and access log when the response body ends
+//! ```
+//!
+//! Wiring (from `main`):
+//!
+//! ```no_run
+//! # async fn wire() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use turnpike_proxy::{Proxy, ProxyConfig, store::TableStore};
+//! use turnpike_telemetry::metrics::Metrics;
+//! let store = TableStore::new();
+//! let (registry, metrics) = Metrics::registry();
+//! let proxy = Proxy::bind(ProxyConfig::default(), store.clone(), Arc::new(metrics)).await?;
+//! let certs = proxy.cert_store(); // feed Secrets with certs.set(hosts, chain_pem, key_pem)
+//! proxy.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # let _ = (registry, certs); Ok(()) }
+//! ```
+//!
+//! May depend on: `turnpike-core` (the routing table it reads), `turnpike-telemetry`, hyper,
+//! rustls and tokio. It never depends on `kube` or `k8s-openapi` (`tests/architecture.rs`);
+//! what it needs from the cluster (Service endpoints, certificates, pod namespaces) reaches it
+//! through the routing table, [`tls::CertStore`] and [`NamespaceLookup`]. The table is
+//! published through [`store::TableStore`]; [`admin`] serves `/metrics`, `/healthz` and
+//! `/readyz`. Start reading at [`service`], the one place the phase order lives.
+
+pub mod admin;
+pub mod body;
+pub mod ctx;
+pub mod error;
+pub mod h1;
+pub mod headers;
+pub mod ids;
+mod listener;
+pub mod phase;
+pub mod service;
+pub mod store;
+pub mod tls;
+pub mod upstream;
+
+use std::{
+    fmt,
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use http::{HeaderName, HeaderValue};
+use tokio::net::TcpListener;
+
+use crate::store::TableStore;
+pub use crate::{
+    tls::{CertError, CertStore},
+    upstream::{UpstreamConfig, Upstreams},
+};
+use turnpike_core::model::{AccessLogFormat, ServiceRef};
+use turnpike_core::routing::{Listener, RoutingTable};
+use turnpike_telemetry::metrics::Metrics;
+
+/// The ready endpoints of a Service in a table (empty when unknown).
+pub(crate) fn service_endpoints<'t>(table: &'t RoutingTable, service: &ServiceRef) -> &'t [SocketAddr] {
+    table.service_endpoints(service).map_or(&[], |e| &e[..])
+}
+
+/// Finds the namespace of the pod that owns an address (the controller supplies one backed
+/// by its pod/EndpointSlice index). Used by resource policies with `sourceNamespaces`.
+pub trait NamespaceLookup: Send + Sync {
+    fn namespace_of(&self, ip: IpAddr) -> Option<String>;
+}
+
+impl<F> NamespaceLookup for F
+where
+    F: Fn(IpAddr) -> Option<String> + Send + Sync,
+{
+    fn namespace_of(&self, ip: IpAddr) -> Option<String> {
+        self(ip)
+    }
+}
+
+/// One listening socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerConfig {
+    pub addr: SocketAddr,
+    /// Which APIs it serves: REGIONAL and EDGE on public, PRIVATE on private.
+    pub listener: Listener,
+    /// TLS (with ALPN h2/http/1.1); `false` is plain HTTP (h1 and h2 prior knowledge), only
+    /// when explicitly configured.
+    pub tls: bool,
+}
+
+/// Request size limits (AWS REST API limits by default).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// 10 MB: larger declared bodies answer 413 up front, streamed ones are cut.
+    pub max_body_bytes: u64,
+    /// Path and query, bytes (414 beyond).
+    pub max_uri_bytes: usize,
+    /// One header value (431 beyond).
+    pub max_header_value_bytes: usize,
+    /// All headers together (431 beyond).
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 10 * 1024 * 1024,
+            max_uri_bytes: 10_240,
+            max_header_value_bytes: 10_240,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// The proxy's configuration.
+#[derive(Clone)]
+pub struct ProxyConfig {
+    /// Default: public TLS on 0.0.0.0:8443, private TLS on 0.0.0.0:9443.
+    pub listeners: Vec<ListenerConfig>,
+    /// The default certificate chain and key (PEM files). Without them a self-signed
+    /// certificate for `self_signed_names` is generated.
+    pub cert_files: Option<(PathBuf, PathBuf)>,
+    pub self_signed_names: Vec<String>,
+    /// The header that forces (`always`) or excludes (`never`) the canary.
+    pub canary_header: HeaderName,
+    pub limits: Limits,
+    pub upstream: UpstreamConfig,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub drain_timeout: Duration,
+    /// How long a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// How long an HTTP/1.1 connection may wait for its next request (to the second: it is
+    /// kept with a coarse clock).
+    pub idle_timeout: Duration,
+    /// The access log format for stages without one (and for requests that match no stage);
+    /// `None` logs only stages that ask for it.
+    pub default_access_log: Option<AccessLogFormat>,
+    pub namespace_lookup: Option<Arc<dyn NamespaceLookup>>,
+}
+
+impl fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("listeners", &self.listeners)
+            .field("cert_files", &self.cert_files)
+            .field("canary_header", &self.canary_header)
+            .field("limits", &self.limits)
+            .field("upstream", &self.upstream)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("default_access_log", &self.default_access_log)
+            .field("namespace_lookup", &self.namespace_lookup.is_some())
+            .finish()
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listeners: vec![
+                ListenerConfig {
+                    addr: SocketAddr::from(([0, 0, 0, 0], 8443)),
+                    listener: Listener::Public,
+                    tls: true,
+                },
+                ListenerConfig {
+                    addr: SocketAddr::from(([0, 0, 0, 0], 9443)),
+                    listener: Listener::Private,
+                    tls: true,
+                },
+            ],
+            cert_files: None,
+            self_signed_names: vec!["localhost".into(), "*.execute-api.local.turnpike.dev".into()],
+            canary_header: HeaderName::from_static("x-turnpike-canary"),
+            limits: Limits::default(),
+            upstream: UpstreamConfig::default(),
+            drain_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            default_access_log: Some(AccessLogFormat::Json),
+            namespace_lookup: None,
+        }
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("certificate: {0}")]
+    Cert(#[from] CertError),
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("upstream clients: {0}")]
+    Upstream(#[from] upstream::UpstreamError),
+}
+
+/// What every request shares: the table store, config, metrics and upstream clients.
+pub struct Shared {
+    pub store: TableStore,
+    pub config: ProxyConfig,
+    pub metrics: Arc<Metrics>,
+    pub upstreams: Upstreams,
+    /// `Via: 1.1 {id}.turnpike (Turnpike)` of EDGE APIs.
+    pub via: HeaderValue,
+    /// `X-Amz-Cf-Pop` of EDGE APIs: this gateway instance, where CloudFront names its edge
+    /// location.
+    pub pop: HeaderValue,
+    /// Set when the proxy stops: connections close after their current answer.
+    pub draining: std::sync::atomic::AtomicBool,
+}
+
+/// A bound proxy, ready to [`run`](Proxy::run).
+pub struct Proxy {
+    shared: Arc<Shared>,
+    certs: Arc<CertStore>,
+    tls: Arc<rustls::ServerConfig>,
+    sockets: Vec<(TcpListener, ListenerConfig)>,
+}
+
+// === impl Proxy ===
+
+impl Proxy {
+    /// Binds every listener and builds the TLS and upstream configuration. Nothing is served
+    /// until [`Proxy::run`].
+    pub async fn bind(
+        config: ProxyConfig,
+        store: TableStore,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ProxyError> {
+        let certs = Arc::new(CertStore::new());
+        match &config.cert_files {
+            Some((chain, key)) => certs.load_default_files(chain, key)?,
+            None => {
+                certs.generate_default(config.self_signed_names.clone())?;
+            }
+        }
+        let tls = Arc::new(tls::server_config(certs.clone())?);
+        let mut sockets = Vec::with_capacity(config.listeners.len());
+        for l in &config.listeners {
+            let socket = TcpListener::bind(l.addr)
+                .await
+                .map_err(|source| ProxyError::Bind { addr: l.addr, source })?;
+            let addr = socket
+                .local_addr()
+                .map_err(|source| ProxyError::Bind { addr: l.addr, source })?;
+            sockets.push((socket, ListenerConfig { addr, ..l.clone() }));
+        }
+        let instance: u64 = rand::random();
+        let via = HeaderValue::from_str(&format!("1.1 {instance:016x}.turnpike (Turnpike)"))
+            .unwrap_or_else(|_| HeaderValue::from_static("1.1 turnpike (Turnpike)"));
+        let pop = HeaderValue::from_str(&format!("TPK-{:08X}", instance >> 32))
+            .unwrap_or_else(|_| HeaderValue::from_static("TPK"));
+        let upstreams = Upstreams::new(&config.upstream)?;
+        Ok(Proxy {
+            shared: Arc::new(Shared {
+                store,
+                config,
+                metrics,
+                upstreams,
+                via,
+                pop,
+                draining: std::sync::atomic::AtomicBool::new(false),
+            }),
+            certs,
+            tls,
+            sockets,
+        })
+    }
+
+    /// The bound listeners, with their actual addresses (port 0 resolved).
+    pub fn listeners(&self) -> Vec<ListenerConfig> {
+        self.sockets.iter().map(|(_, l)| l.clone()).collect()
+    }
+
+    /// The address of the first listener of a kind (`tls` or plain).
+    pub fn local_addr(&self, listener: Listener, tls: bool) -> Option<SocketAddr> {
+        self.sockets
+            .iter()
+            .find(|(_, l)| l.listener == listener && l.tls == tls)
+            .map(|(_, l)| l.addr)
+    }
+
+    /// The certificate store behind SNI resolution; certificates set on it are served from
+    /// the next handshake on.
+    pub fn cert_store(&self) -> Arc<CertStore> {
+        self.certs.clone()
+    }
+
+    /// The shared request state (for tests and debugging: the balancer, the config).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
+    /// finish, up to the drain timeout.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ProxyError> {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let connections = tokio_util::task::TaskTracker::new();
+        let mut listeners = tokio::task::JoinSet::new();
+        for (socket, cfg) in self.sockets {
+            let tls = cfg.tls.then(|| tokio_rustls::TlsAcceptor::from(self.tls.clone()));
+            listeners.spawn(listener::serve(
+                socket,
+                cfg,
+                self.shared.clone(),
+                tls,
+                stop.clone(),
+                connections.clone(),
+            ));
+        }
+        shutdown.await;
+        tracing::info!("proxy shutting down: draining in-flight requests");
+        self.shared
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        stop.cancel();
+        while listeners.join_next().await.is_some() {}
+        connections.close();
+        let drain = self.shared.config.drain_timeout;
+        if tokio::time::timeout(drain, connections.wait()).await.is_err() {
+            tracing::warn!(?drain, "drain timeout: closing the remaining connections");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,455 @@
+//! The integration: MOCK answers from the integration responses; HTTP_PROXY streams the
+//! request to the backend and the response back untouched (but for hop-by-hop and reserved
+//! headers); HTTP maps request parameters in and integration responses out. Backends are a
+//! URL or an in-cluster Service's ready endpoints.
+
+use std::{future::ready, net::SocketAddr, time::Instant};
+
+use bytes::Bytes;
+use futures::future::Either;
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri, Version, header, request::Parts,
+};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+use crate::{
+    body::{Limited, ProxyBody, RequestBody},
+    ctx::RequestCtx,
+    error::Reject,
+    headers::{Forwarded, Reserved, remap_reserved, strip_hop_by_hop},
+    phase::params::query_value,
+    upstream::{Outgoing, SendError, UrlParts, split_url},
+};
+use turnpike_core::model::{
+    Backend, HeaderSource, Integration, IntegrationKind, IntegrationResponse, ParamLocation, ValueSource,
+};
+
+/// Characters escaped in a mapped query value or path parameter.
+const COMPONENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'/')
+    .add(b'<')
+    .add(b'=')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// Runs the method's integration. The request head is borrowed, not moved: each level of
+/// request future would otherwise hold its own copy of it; what goes to the backend is taken
+/// out of it. Not an `async fn`: it hands back the integration's own future, one level (and
+/// one copy per request) fewer.
+pub fn run<'c, 'a>(
+    ctx: &'c mut RequestCtx<'a>,
+    parts: &'c mut Parts,
+    body: RequestBody,
+) -> impl Future<Output = Result<Response<ProxyBody>, Reject>> + 'c {
+    let Some(method) = ctx.method else {
+        return Either::Left(ready(Err(Reject::Internal("integration before resolve".into()))));
+    };
+    let integration = &method.integration;
+    match integration.kind {
+        IntegrationKind::Mock => Either::Left(ready(mock(ctx, integration))),
+        IntegrationKind::HttpProxy => Either::Right(Either::Left(http_proxy(ctx, integration, parts, body))),
+        IntegrationKind::Http => Either::Right(Either::Right(http(ctx, integration, parts, body))),
+    }
+}
+
+// === MOCK ===
+
+fn mock(ctx: &RequestCtx<'_>, integration: &Integration) -> Result<Response<ProxyBody>, Reject> {
+    let selected = select(&integration.responses, integration.mock_status).ok_or(Reject::Internal(
+        "no integration response for the mock status".into(),
+    ))?;
+    let mut resp = Response::new(ProxyBody::empty());
+    apply_response(ctx, &mut resp, selected, None)?;
+    Ok(resp)
+}
+
+/// The integration response for a status: the first whose pattern matches, else the default.
+fn select(responses: &[IntegrationResponse], status: u16) -> Option<&IntegrationResponse> {
+    responses
+        .iter()
+        .find(|r| r.selection_pattern.is_some() && r.selects(status))
+        .or_else(|| responses.iter().find(|r| r.selection_pattern.is_none()))
+}
+
+/// Sets status, mapped headers and templated body of `selected` on `resp`; `backend` is the
+/// backend's response headers (for `integration.response.header.*`).
+fn apply_response(
+    ctx: &RequestCtx<'_>,
+    resp: &mut Response<ProxyBody>,
+    selected: &IntegrationResponse,
+    backend: Option<&HeaderMap>,
+) -> Result<(), Reject> {
+    *resp.status_mut() = StatusCode::from_u16(selected.status).map_err(|_| {
+        Reject::Internal(format!("invalid method response status {}", selected.status).into())
+    })?;
+    for (name, source) in &selected.headers {
+        let value = match source {
+            HeaderSource::Static(v) => HeaderValue::from_str(v).ok(),
+            HeaderSource::Backend(n) => backend.and_then(|h| h.get(n.as_str())).cloned(),
+        };
+        if let (Ok(name), Some(value)) = (HeaderName::from_bytes(name.as_bytes()), value) {
+            resp.headers_mut().insert(name, value);
+        }
+    }
+    if let Some((content_type, template)) = &selected.body {
+        *resp.body_mut() = ProxyBody::full(Bytes::from(render_template(ctx, template)));
+        if let Ok(ct) = HeaderValue::from_str(content_type) {
+            resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    Ok(())
+}
+
+/// Renders a response body template. The supported subset: `$context.requestId`,
+/// `$context.extendedRequestId`, `$context.apiId`, `$context.stage`, `$context.resourcePath`,
+/// `$context.httpMethod`, `$context.path` (the resource path within the stage) and
+/// `$stageVariables.NAME` / `${stageVariables.NAME}`. Anything else (`$input…`, `#if`, unknown
+/// variables) is left as written.
+fn render_template(ctx: &RequestCtx<'_>, template: &str) -> String {
+    if !template.contains('$') {
+        return template.to_string();
+    }
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (braced, body) = match after.strip_prefix('{') {
+            Some(b) => (true, b),
+            None => (false, after),
+        };
+        let end = body
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+            .unwrap_or(body.len());
+        let name = body[..end].trim_end_matches('.');
+        let closed = !braced || body[name.len()..].starts_with('}');
+        let value: Option<String> = if !closed {
+            None
+        } else if let Some(var) = name.strip_prefix("stageVariables.") {
+            Some(ctx.stage_variable(var).unwrap_or_default().to_string())
+        } else {
+            match name {
+                "context.requestId" => Some(ctx.ids.request_id_str()),
+                "context.extendedRequestId" => Some(ctx.ids.extended_str()),
+                "context.apiId" => Some(ctx.api.map(|a| a.id.to_string()).unwrap_or_default()),
+                "context.stage" => Some(ctx.stage.map(|s| s.name.to_string()).unwrap_or_default()),
+                "context.resourcePath" => Some(ctx.resource.map(|r| r.path.to_string()).unwrap_or_default()),
+                "context.httpMethod" => {
+                    Some(ctx.method_key.map(|m| m.as_str().to_string()).unwrap_or_default())
+                }
+                "context.path" => Some(ctx.path.to_string()),
+                _ => None,
+            }
+        };
+        match value {
+            Some(v) => {
+                out.push_str(&v);
+                let consumed = usize::from(braced) + name.len() + usize::from(braced);
+                rest = &after[consumed..];
+            }
+            None => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+// === HTTP_PROXY ===
+
+async fn http_proxy(
+    ctx: &mut RequestCtx<'_>,
+    integration: &Integration,
+    parts: &mut Parts,
+    body: RequestBody,
+) -> Result<Response<ProxyBody>, Reject> {
+    let mut headers = std::mem::take(&mut parts.headers);
+    let uri = &parts.uri;
+    let target = match &integration.backend {
+        Backend::Url(t) | Backend::Service { uri: t, .. } => t,
+        Backend::None => return Err(Reject::Internal("HTTP_PROXY without a backend".into())),
+    };
+    let mut url = target.render(|n| ctx.param(n), |n| ctx.stage_variable(n));
+    if let Some(q) = uri.query() {
+        append_query(&mut url, q);
+    }
+    strip_hop_by_hop(&mut headers);
+    let mut out = outgoing(ctx, integration, &parts.method, url, headers, body);
+    out.forwarded = Some(Forwarded {
+        peer: ctx.conn.peer_ip.clone(),
+        proto: if ctx.conn.tls { "https" } else { "http" },
+        host: ctx.host.cloned(),
+    });
+    let resp = send(ctx, integration, out, Reserved::Remap).await?;
+    let (mut head, body) = resp.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    head.version = Version::HTTP_11;
+    Ok(Response::from_parts(head, body))
+}
+
+// === HTTP ===
+
+async fn http(
+    ctx: &mut RequestCtx<'_>,
+    integration: &Integration,
+    parts: &mut Parts,
+    body: RequestBody,
+) -> Result<Response<ProxyBody>, Reject> {
+    let target = match &integration.backend {
+        Backend::Url(t) | Backend::Service { uri: t, .. } => t,
+        Backend::None => return Err(Reject::Internal("HTTP without a backend".into())),
+    };
+    let mut path_values: Vec<(&str, String)> = Vec::new();
+    let mut query = String::new();
+    let mut headers = HeaderMap::new();
+    for mapping in &integration.request_parameters {
+        let value: Option<String> = match &mapping.source {
+            ValueSource::Request(p) => match p.location {
+                ParamLocation::Path => ctx.param(&p.name).map(str::to_string),
+                ParamLocation::Querystring => query_value(parts.uri.query(), &p.name).map(str::to_string),
+                ParamLocation::Header => parts
+                    .headers
+                    .get(p.name.as_str())
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+            },
+            ValueSource::StageVariable(n) => ctx.stage_variable(n).map(str::to_string),
+            ValueSource::Static(v) => Some(v.clone()),
+        };
+        let Some(value) = value else { continue };
+        let from_url = matches!(
+            &mapping.source,
+            ValueSource::Request(p) if p.location != ParamLocation::Header
+        );
+        let encode = |v: &str| -> String {
+            if from_url {
+                v.to_string()
+            } else {
+                utf8_percent_encode(v, COMPONENT).to_string()
+            }
+        };
+        match mapping.target.location {
+            ParamLocation::Path => path_values.push((mapping.target.name.as_str(), encode(&value))),
+            ParamLocation::Querystring => {
+                if !query.is_empty() {
+                    query.push('&');
+                }
+                query.push_str(&utf8_percent_encode(&mapping.target.name, COMPONENT).to_string());
+                query.push('=');
+                query.push_str(&encode(&value));
+            }
+            ParamLocation::Header => {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(mapping.target.name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    headers.insert(n, v);
+                }
+            }
+        }
+    }
+    let mut url = target.render(
+        |n| path_values.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str()),
+        |n| ctx.stage_variable(n),
+    );
+    if !query.is_empty() {
+        append_query(&mut url, &query);
+    }
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+    ] {
+        if let Some(v) = parts.headers.get(&name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    let out = outgoing(ctx, integration, &parts.method, url, headers, body);
+    let resp = send(ctx, integration, out, Reserved::Keep).await?;
+    let status = resp.status().as_u16();
+    let (mut head, mut body) = resp.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    let Some(selected) = select(&integration.responses, status) else {
+        // No integration response configured: pass the backend's answer through.
+        remap_reserved(&mut head.headers);
+        head.version = Version::HTTP_11;
+        return Ok(Response::from_parts(head, body));
+    };
+    // The method response's names are the configuration's, not the backend's.
+    body.forget_received();
+    let mut resp = Response::new(body);
+    if let Some(ct) = head.headers.get(header::CONTENT_TYPE) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+    }
+    if let Some(cl) = head.headers.get(header::CONTENT_LENGTH) {
+        resp.headers_mut().insert(header::CONTENT_LENGTH, cl.clone());
+    }
+    apply_response(ctx, &mut resp, selected, Some(&head.headers))?;
+    Ok(resp)
+}
+
+// === sending ===
+
+/// The request for the backend: the integration's method (else the client's), and the body
+/// held to the payload limit.
+fn outgoing(
+    ctx: &RequestCtx<'_>,
+    integration: &Integration,
+    method: &Method,
+    url: String,
+    headers: HeaderMap,
+    body: RequestBody,
+) -> Outgoing {
+    Outgoing {
+        method: integration.http_method.clone().unwrap_or_else(|| method.clone()),
+        url,
+        headers,
+        body: Limited::new(body, ctx.shared.config.limits.max_body_bytes),
+        forwarded: None,
+    }
+}
+
+/// Appends a query string to a backend URL that may already have one.
+fn append_query(url: &mut String, query: &str) {
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str(query);
+}
+
+/// Sends to the backend: a URL directly, or a Service through the balancer (one retry on
+/// another endpoint after a connect failure, for idempotent methods without a body).
+async fn send(
+    ctx: &mut RequestCtx<'_>,
+    integration: &Integration,
+    out: Outgoing,
+    reserved: Reserved,
+) -> Result<Response<ProxyBody>, Reject> {
+    let upstreams = &ctx.shared.upstreams;
+    let started = Instant::now();
+    let send_to = |out: Outgoing| {
+        upstreams.send(
+            out,
+            integration.insecure_skip_verify,
+            started,
+            integration.timeout,
+            reserved,
+        )
+    };
+    let result = match &integration.backend {
+        // Boxed: the balancer's retry holds a second request and a second send; a URL backend
+        // (the common case) should not carry their room in every request's future.
+        Backend::Service { service, .. } => Box::pin(via_service(ctx, service, out, send_to)).await,
+        _ => send_to(out).await,
+    };
+    ctx.integration_latency = Some(started.elapsed());
+    match result {
+        Ok(resp) => {
+            ctx.integration_status = Some(resp.status().as_u16());
+            Ok(resp)
+        }
+        Err(e) => {
+            ctx.integration_error = Some(format!("{e:?}"));
+            Err(e.into())
+        }
+    }
+}
+
+/// Sends to one of a Service's ready endpoints, balanced; a connect failure ejects the endpoint
+/// and, for an idempotent method without a body, is retried once on another.
+async fn via_service<F, Fut>(
+    ctx: &mut RequestCtx<'_>,
+    service: &turnpike_core::model::ServiceRef,
+    mut out: Outgoing,
+    send_to: F,
+) -> Result<Response<ProxyBody>, SendError>
+where
+    F: Fn(Outgoing) -> Fut,
+    Fut: Future<Output = Result<Response<ProxyBody>, SendError>>,
+{
+    let upstreams = &ctx.shared.upstreams;
+    let url = std::mem::take(&mut out.url);
+    let target = split_url(&url).map_err(SendError::InvalidUrl)?;
+    let endpoints = crate::service_endpoints(ctx.table, service);
+    let guard = upstreams
+        .balancer
+        .pick(endpoints, None)
+        .ok_or(SendError::NoEndpoint)?;
+    let retryable =
+        is_idempotent(&out.method) && http_body::Body::is_end_stream(&out.body) && endpoints.len() > 1;
+    let again = retryable.then(|| out.replay());
+    out.url = at_endpoint(&target, guard.addr);
+    match send_to(out).await {
+        Err(SendError::Connect(e)) => {
+            upstreams.balancer.eject(&guard);
+            match again {
+                Some(mut again) => {
+                    let exclude = guard.addr;
+                    drop(guard);
+                    let guard = upstreams
+                        .balancer
+                        .pick(endpoints, Some(exclude))
+                        .ok_or(SendError::NoEndpoint)?;
+                    again.url = at_endpoint(&target, guard.addr);
+                    let r = send_to(again).await;
+                    settle(ctx, guard, r)
+                }
+                None => {
+                    drop(guard);
+                    Err(SendError::Connect(e))
+                }
+            }
+        }
+        other => settle(ctx, guard, other),
+    }
+}
+
+/// Records the endpoint outcome and keeps the guard on the context until the response ends.
+fn settle(
+    ctx: &mut RequestCtx<'_>,
+    guard: crate::upstream::EndpointGuard,
+    result: Result<Response<ProxyBody>, SendError>,
+) -> Result<Response<ProxyBody>, SendError> {
+    let balancer = &ctx.shared.upstreams.balancer;
+    match &result {
+        Ok(_) => balancer.succeeded(&guard),
+        Err(SendError::Connect(_)) => balancer.eject(&guard),
+        Err(_) => {}
+    }
+    ctx.endpoint = Some(guard);
+    result
+}
+
+/// The URL of one endpoint of a Service: the template's scheme, path and query with the
+/// endpoint's address as the authority.
+fn at_endpoint(target: &UrlParts<'_>, addr: SocketAddr) -> String {
+    let scheme = if target.tls { "https" } else { "http" };
+    format!("{scheme}://{addr}{}", target.path_and_query)
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    )
+}
+
+// === headers ===
+
+/// The Host the client asked for (`:authority` for h2).
+pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
+    headers.get(header::HOST).cloned().or_else(|| {
+        uri.authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
+}

@@ -1,0 +1,33 @@
+//! The request phases, one file each, in the order [`crate::service`] runs them:
+//!
+//! 1. [`limits`]: URL, header and declared body size; malformed framing.
+//! 2. [`normalize`]: the path rule (no dot segments, no encoded separators).
+//! 3. [`route`]`::locate`: API and stage (and the reserved `/ping`, `/sping`).
+//! 4. [`policy`]: the resource policy of PRIVATE APIs on the private listener.
+//! 5. [`canary`]: primary or canary variant.
+//! 6. [`route`]`::resolve`: resource and method.
+//! 7. [`params`]: required request parameters.
+//! 8. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints.
+//!
+//! A phase returns `Err(Reject)` to answer with a gateway response, or [`Flow::Respond`] to
+//! answer with something else.
+
+pub mod canary;
+pub mod integrate;
+pub mod limits;
+pub mod normalize;
+pub mod params;
+pub mod policy;
+pub mod route;
+
+use http::Response;
+
+use crate::body::ProxyBody;
+
+/// Whether the request goes on to the next phase.
+#[derive(Debug)]
+pub enum Flow {
+    Continue,
+    /// Answer now with this response.
+    Respond(Response<ProxyBody>),
+}

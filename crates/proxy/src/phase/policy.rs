@@ -1,0 +1,43 @@
+//! The resource policy of PRIVATE APIs, evaluated on the private listener.
+
+use http::Method;
+
+use crate::{ctx::RequestCtx, error::Reject};
+use turnpike_core::model::EndpointType;
+use turnpike_core::routing::Listener;
+
+/// Denies a caller the API's resource policy does not allow. Only PRIVATE APIs on the private
+/// listener are checked (a PRIVATE API's default is deny); the caller's namespace comes from
+/// the configured [`crate::NamespaceLookup`], if any.
+pub fn check(ctx: &RequestCtx<'_>, method: &Method) -> Result<(), Reject> {
+    let (Some(api), Some(stage)) = (ctx.api, ctx.stage) else {
+        return Err(Reject::Internal("policy before locate".into()));
+    };
+    if ctx.conn.listener != Listener::Private || api.endpoint_type != EndpointType::Private {
+        return Ok(());
+    }
+    let ip = ctx.conn.peer.ip();
+    let namespace = ctx
+        .shared
+        .config
+        .namespace_lookup
+        .as_ref()
+        .and_then(|l| l.namespace_of(ip));
+    if api.policy.allows(ip, namespace.as_deref(), false) {
+        return Ok(());
+    }
+    let explicit = api
+        .policy
+        .deny
+        .iter()
+        .any(|r| r.matches(ip, namespace.as_deref()));
+    let arn = format!(
+        "arn:aws:execute-api:{}:********0000:{}/{}/{}/{}",
+        ctx.table.hosts.region,
+        api.id,
+        stage.name,
+        method.as_str(),
+        ctx.path.trim_start_matches('/')
+    );
+    Err(Reject::PolicyDenied { arn, explicit })
+}

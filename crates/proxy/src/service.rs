@@ -1,0 +1,347 @@
+//! The request path: the ONE place the phase order lives.
+//!
+//! ```text
+//! limits → normalize → route::locate → policy → canary → route::resolve → params → integrate
+//! ```
+//!
+//! Then, for every answer (the backend's or the gateway's own): `x-amzn-RequestId`,
+//! `x-amz-apigw-id`, the EDGE headers, and a response body that records metrics and the access
+//! log line when it ends. The two ids travel with the body ([`ResponseBody::take_ids`]): the
+//! HTTP/1.1 server writes them straight into the head, the HTTP/2 side puts them in the map.
+
+use std::{
+    borrow::Cow,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Response, Version, header, request::Parts};
+use http_body::{Body, Frame, SizeHint};
+
+use crate::{
+    Shared,
+    body::{BoxError, ProxyBody, RequestBody},
+    ctx::{ConnInfo, RequestCtx},
+    error::Reject,
+    ids::{self, RequestIds},
+    phase::{self, Flow},
+    upstream::EndpointGuard,
+};
+use turnpike_core::model::{AccessLogFormat, EndpointType, MethodKey};
+use turnpike_telemetry::{
+    access_log::{self, AccessRecord},
+    metrics::RouteMetrics,
+};
+
+/// `x-amzn-RequestId`.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+/// `x-amz-apigw-id`.
+pub const APIGW_ID: HeaderName = HeaderName::from_static("x-amz-apigw-id");
+
+/// Serves one request. Never fails: every error becomes an AWS gateway response.
+pub async fn serve(
+    shared: &Shared,
+    conn: &ConnInfo,
+    mut parts: Parts,
+    body: RequestBody,
+) -> Response<ResponseBody> {
+    let table = shared.store.load();
+    let ids = RequestIds::new(parts.headers.get(&REQUEST_ID));
+    // The URI is cheap to clone (shared bytes) and lets the path be borrowed for the whole
+    // request while the integration borrows `parts` mutably (it takes the headers out).
+    let uri = parts.uri.clone();
+    let summary = Summary::of(&parts, &uri);
+    let path = phase::normalize::path(uri.path());
+    let host = phase::integrate::request_host(&parts.uri, &parts.headers);
+    let mut ctx = RequestCtx::new(shared, conn, &table, ids);
+    ctx.host = host.as_ref();
+    let result = match phases(&mut ctx, &path, &parts) {
+        Ok(Flow::Continue) => phase::integrate::run(&mut ctx, &mut parts, body).await,
+        Ok(Flow::Respond(resp)) => Ok(resp),
+        Err(reject) => Err(reject),
+    };
+    finish(ctx, summary, result)
+}
+
+/// The answer to a request the HTTP layer refused before it had a usable head (malformed,
+/// ambiguous framing, over the size limits): the same gateway response, ids, metrics and
+/// access log as any other.
+pub fn reject(shared: &Shared, conn: &ConnInfo, reject: Reject) -> Response<ResponseBody> {
+    let table = shared.store.load();
+    let ctx = RequestCtx::new(shared, conn, &table, RequestIds::new(None));
+    let summary = Summary {
+        method: None,
+        version: Version::HTTP_11,
+        uri: None,
+        user_agent: None,
+    };
+    finish(ctx, summary, Err(reject))
+}
+
+/// The phases before the integration, in order. [`serve`] runs the integration right after:
+/// it is the only phase that waits, and a separate future level around it would be one more
+/// copy of the whole request future per request.
+fn phases<'a>(
+    ctx: &mut RequestCtx<'a>,
+    path: &'a Result<Cow<'a, str>, Reject>,
+    parts: &Parts,
+) -> Result<Flow, Reject> {
+    phase::limits::check(parts, &ctx.shared.config.limits)?;
+    let path: &'a str = path.as_ref().map_err(Reject::clone)?;
+    let host = ctx.host.and_then(|h| h.to_str().ok());
+    if let Flow::Respond(resp) = phase::route::locate(ctx, host, path)? {
+        return Ok(Flow::Respond(resp));
+    }
+    phase::policy::check(ctx, &parts.method)?;
+    phase::canary::pick(ctx, &parts.headers)?;
+    phase::route::resolve(ctx, &parts.method)?;
+    phase::params::require(ctx, parts)?;
+    Ok(Flow::Continue)
+}
+
+/// What the access log needs from the request head, taken before the integration takes the
+/// headers out of it.
+struct Summary<'a> {
+    method: Option<http::Method>,
+    version: Version,
+    uri: Option<&'a http::Uri>,
+    user_agent: Option<HeaderValue>,
+}
+
+impl<'a> Summary<'a> {
+    fn of(parts: &Parts, uri: &'a http::Uri) -> Self {
+        Summary {
+            method: Some(parts.method.clone()),
+            version: parts.version,
+            uri: Some(uri),
+            user_agent: access_log::enabled()
+                .then(|| parts.headers.get(header::USER_AGENT).cloned())
+                .flatten(),
+        }
+    }
+}
+
+/// Adds the headers every answer carries and wraps the body so the request is recorded when
+/// the body ends.
+fn finish(
+    mut ctx: RequestCtx<'_>,
+    summary: Summary<'_>,
+    result: Result<Response<ProxyBody>, Reject>,
+) -> Response<ResponseBody> {
+    let shared = ctx.shared;
+    let mut error = None;
+    let mut resp = match result {
+        Ok(resp) => resp,
+        Err(reject) => {
+            let gw = reject.gateway_response();
+            match reject.source() {
+                crate::error::Source::Internal => {
+                    tracing::warn!(request_id = ?ctx.ids, error = %reject, "internal error");
+                }
+                source => {
+                    tracing::debug!(request_id = ?ctx.ids, ?source, error = %reject, "rejected");
+                }
+            }
+            error = Some((gw.message, gw.response_type));
+            gw.into_response()
+        }
+    };
+    let status = resp.status().as_u16();
+    let headers = resp.headers_mut();
+    if ctx.api.is_some_and(|a| a.endpoint_type == EndpointType::Edge) {
+        // What CloudFront adds in front of an edge-optimized API, with the gateway instance
+        // in place of the edge location; HTTP/1.1 header names are capitalised.
+        headers.append(header::VIA, shared.via.clone());
+        headers.insert(
+            HeaderName::from_static("x-cache"),
+            HeaderValue::from_static("Miss from turnpike"),
+        );
+        headers.insert(HeaderName::from_static("x-amz-cf-pop"), shared.pop.clone());
+        headers.insert(HeaderName::from_static("x-amz-cf-id"), ids::edge_request_id());
+        resp.extensions_mut().insert(crate::h1::TitleCase);
+    }
+
+    let api_id = ctx.api.map_or("", |a| a.id.as_str());
+    let stage_name = ctx.stage.map_or("", |s| s.name.as_str());
+    let resource_path = ctx.resource.map_or("", |r| r.path.as_str());
+    let method_label = match ctx.method_key {
+        Some(k) => k.as_str(),
+        None => summary
+            .method
+            .as_ref()
+            .and_then(MethodKey::of_request)
+            .map_or("OTHER", MethodKey::as_str),
+    };
+    let route_metrics =
+        shared
+            .metrics
+            .route(api_id, stage_name, resource_path, method_label, ctx.is_canary());
+    let format = ctx
+        .stage
+        .and_then(|s| s.access_log.as_ref())
+        .or(shared.config.default_access_log.as_ref());
+    let record = format.filter(|_| access_log::enabled()).map(|format| {
+        let record = AccessRecord {
+            request_id: ctx.ids.request_id_str(),
+            extended_request_id: ctx.ids.extended_str(),
+            request_time: std::time::SystemTime::now().checked_sub(ctx.start.elapsed()),
+            http_method: summary
+                .method
+                .as_ref()
+                .map_or("-", http::Method::as_str)
+                .to_string(),
+            resource_path: resource_path.to_string(),
+            resource_id: ctx.resource.map(|r| r.id.clone()).unwrap_or_default(),
+            path: summary.uri.map_or("-", http::Uri::path).to_string(),
+            protocol: protocol(summary.version),
+            status,
+            response_length: 0,
+            response_latency: Default::default(),
+            integration_latency: ctx.integration_latency,
+            integration_status: ctx.integration_status,
+            integration_error: ctx.integration_error.take(),
+            source_ip: Some(ctx.conn.peer.ip()),
+            user_agent: summary.user_agent.as_ref().map(header_str),
+            domain_name: ctx.host.map(header_str),
+            api_id: api_id.to_string(),
+            stage: stage_name.to_string(),
+            deployment_id: ctx.variant.map(|v| v.deployment_id.clone()).unwrap_or_default(),
+            is_canary: ctx.is_canary(),
+            error_message: error.map(|e| e.0),
+            error_response_type: error.map(|e| e.1),
+        };
+        (Box::new(record), format.clone())
+    });
+    let completion = Completion {
+        metrics: route_metrics,
+        status,
+        start: ctx.start,
+        integration_latency: ctx.integration_latency,
+        record,
+        _endpoint: ctx.endpoint.take(),
+    };
+    let ids = Some(ctx.ids);
+    resp.map(|body| ResponseBody {
+        inner: body,
+        sent: 0,
+        ids,
+        completion: Some(completion),
+    })
+}
+
+fn header_str(v: &HeaderValue) -> String {
+    String::from_utf8_lossy(v.as_bytes()).into_owned()
+}
+
+fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// What is recorded when the response body ends (or is dropped unfinished).
+struct Completion {
+    metrics: Arc<RouteMetrics>,
+    status: u16,
+    start: Instant,
+    integration_latency: Option<std::time::Duration>,
+    record: Option<(Box<AccessRecord>, AccessLogFormat)>,
+    /// Keeps the endpoint's outstanding count until the response ends.
+    _endpoint: Option<EndpointGuard>,
+}
+
+impl Completion {
+    fn complete(self, sent: u64) {
+        let latency = self.start.elapsed();
+        self.metrics
+            .record(self.status, latency, self.integration_latency);
+        if let Some((mut record, format)) = self.record {
+            record.response_length = sent;
+            record.response_latency = latency;
+            record.emit(&format);
+        }
+    }
+}
+
+/// The body of every response: the inner body, counted; metrics and the access log line are
+/// recorded when it ends or is dropped.
+pub struct ResponseBody {
+    inner: ProxyBody,
+    sent: u64,
+    /// `x-amzn-RequestId` and `x-amz-apigw-id`, until the head is written.
+    ids: Option<RequestIds>,
+    completion: Option<Completion>,
+}
+
+// === impl ResponseBody ===
+
+impl ResponseBody {
+    /// The answer's `x-amzn-RequestId` and `x-amz-apigw-id`, for the head (once).
+    pub fn take_ids(&mut self) -> Option<RequestIds> {
+        self.ids.take()
+    }
+
+    /// The backend's head, for writing its header names as it spelled them.
+    pub fn received(&self) -> Option<&crate::h1::ReceivedHead> {
+        self.inner.received()
+    }
+}
+
+/// Puts the ids of an answer into its header map (for writers that take a map: hyper).
+pub fn ids_into_headers(resp: &mut Response<ResponseBody>) {
+    if let Some(ids) = resp.body_mut().take_ids() {
+        let headers = resp.headers_mut();
+        headers.insert(REQUEST_ID, ids.request_id_header());
+        headers.insert(APIGW_ID, ids.extended_header());
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.sent += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(c) = this.completion.take() {
+                    c.complete(this.sent);
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(c) = self.completion.take() {
+            c.complete(self.sent);
+        }
+    }
+}
