@@ -190,10 +190,8 @@ async fn edits_wait_for_a_new_deployment_and_rollback_is_editing_the_ref() {
     let c = Cluster::start().await;
     let node = c.node("a").await;
     c.apply(&format!(
-        "{}---\n{}---\n{}---\n{}",
-        mock_api("shop", "one", ""),
-        deployment("shop-v1", "shop"),
-        stage("shop-prod", "shop", "prod", "shop-v1"),
+        "{}---\n{}",
+        mock_stack("shop", "one", ""),
         r#"apiVersion: turnpike.dev/v1alpha1
 kind: Stage
 metadata: {name: shop-dev, namespace: default}
@@ -402,14 +400,12 @@ async fn a_private_api_answers_allowed_sources_on_the_private_listener_only() {
     // 127.0.0.2 is allowed by CIDR; the pod at 127.0.0.3 is allowed by its namespace;
     // 127.0.0.1 (and 127.0.0.4) are not.
     c.apply(&format!(
-        "{}---\n{}---\n{}---\n{}",
-        mock_api(
+        "{}---\n{}",
+        mock_stack(
             "vault",
             "private",
             "  endpointConfiguration: {types: [PRIVATE]}\n  policy:\n    allow:\n      - sourceCidrs: [127.0.0.2/32]\n      - sourceNamespaces: [team-a]\n"
         ),
-        deployment("vault-v1", "vault"),
-        stage("vault-prod", "vault", "prod", "vault-v1"),
         r#"apiVersion: v1
 kind: Namespace
 metadata: {name: team-a}
@@ -484,12 +480,7 @@ async fn two_replicas_serve_one_writes_and_the_leader_hands_over() {
     })
     .await;
     let b = c.node("replica-b").await;
-    c.apply(&format!(
-        "{}---\n{}---\n{}",
-        mock_api("ha", "one", ""),
-        deployment("ha-v1", "ha"),
-        stage("ha-prod", "ha", "prod", "ha-v1"),
-    ));
+    c.apply(&mock_stack("ha", "one", ""));
     let api = c.api_id("ha").await;
     wait_ready(&c, "stage/ha-prod").await;
 

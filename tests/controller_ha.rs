@@ -107,12 +107,7 @@ async fn two_processes_serve_one_writes_and_sigkill_of_the_leader_hands_over() {
         Replica::start(&c, &logs, "p1").await,
         Replica::start(&c, &logs, "p2").await,
     ];
-    c.apply(&format!(
-        "{}---\n{}---\n{}",
-        mock_api("ha", "one", ""),
-        deployment("ha-v1", "ha"),
-        stage("ha-prod", "ha", "prod", "ha-v1"),
-    ));
+    c.apply(&mock_stack("ha", "one", ""));
     let api = c.api_id("ha").await;
     eventually("stage Ready", DEADLINE, || async {
         (c.condition("stage/ha-prod", "Ready")?["status"] == "True").then_some(())

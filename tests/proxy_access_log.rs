@@ -28,61 +28,18 @@ impl Write for Lines {
 }
 
 fn yaml(up: std::net::SocketAddr) -> String {
-    let mut y = String::new();
-    for (stage, format) in [
-        ("clf", "CLF"),
-        ("json", "JSON"),
-        (
-            "custom",
-            "$context.requestId $context.httpMethod $context.resourcePath $context.status $context.isCanaryRequest",
-        ),
-    ] {
-        y += &format!(
-            r#"
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Stage
-metadata: {{name: {stage}, namespace: {NS}}}
-spec:
-  restApiRef: {{name: api}}
-  stageName: {stage}
-  deploymentRef: {{name: v1}}
-  accessLogSettings: {{format: "{format}"}}
-"#
-        );
+    let custom = "$context.requestId $context.httpMethod $context.resourcePath $context.status $context.isCanaryRequest";
+    let mut api = ApiSet::new(NS, "api").proxy("/items/{id}", "GET", &format!("http://{up}/echo/{{id}}"));
+    for (stage, format) in [("clf", "CLF"), ("json", "JSON"), ("custom", custom)] {
+        api = api.stage_with(stage, &format!("  accessLogSettings: {{format: \"{format}\"}}"));
     }
     // Every request of this stage goes to its canary, so its line and metrics say so.
-    y += r#"
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Stage
-metadata: {name: canary, namespace: logs}
-spec:
-  restApiRef: {name: api}
-  stageName: canary
-  deploymentRef: {name: v1}
-  canarySettings: {percentTraffic: 100}
-  accessLogSettings: {format: "$context.requestId $context.stage $context.isCanaryRequest"}
-"#;
-    format!(
-        r#"
-apiVersion: turnpike.dev/v1alpha1
-kind: RestApi
-metadata: {{name: api, namespace: {NS}}}
-spec:
-  endpointConfiguration: {{types: [REGIONAL]}}
-  resources:
-    /items/{{id}}:
-      GET:
-        integration: {{type: HTTP_PROXY, uri: "http://{up}/echo/{{id}}"}}
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Deployment
-metadata: {{name: v1, namespace: {NS}}}
-spec:
-  restApiRef: {{name: api}}
-{y}"#
+    api.stage_with(
+        "canary",
+        r#"  canarySettings: {percentTraffic: 100}
+  accessLogSettings: {format: "$context.requestId $context.stage $context.isCanaryRequest"}"#,
     )
+    .yaml()
 }
 
 #[tokio::test]

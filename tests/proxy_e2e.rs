@@ -11,43 +11,14 @@ use support::*;
 
 const NS: &str = "shop";
 
-/// A Deployment and a `prod` Stage for `api`; `stage_extra` is indented YAML under `spec`.
-fn deploy(api: &str, stage_extra: &str) -> String {
-    format!(
-        r#"
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Deployment
-metadata: {{name: {api}-v1, namespace: {NS}}}
-spec:
-  restApiRef: {{name: {api}}}
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Stage
-metadata: {{name: {api}-prod, namespace: {NS}}}
-spec:
-  restApiRef: {{name: {api}}}
-  stageName: prod
-  deploymentRef: {{name: {api}-v1}}
-{stage_extra}
-"#
-    )
-}
-
 /// A RestApi of one endpoint type, with a Deployment and a `prod` Stage; `spec` is indented
 /// YAML under `spec` (a policy, the resources).
 fn rest_api(name: &str, endpoint: &str, spec: &str) -> String {
-    format!(
-        r#"
----
-apiVersion: turnpike.dev/v1alpha1
-kind: RestApi
-metadata: {{name: {name}, namespace: {NS}}}
-spec:
-  endpointConfiguration: {{types: [{endpoint}]}}
-{spec}
-"#
-    ) + &deploy(name, "")
+    ApiSet::new(NS, name)
+        .endpoint(endpoint)
+        .spec(spec)
+        .stage("prod")
+        .yaml()
 }
 
 fn mock_api(name: &str, endpoint: &str, policy: &str) -> String {
@@ -73,14 +44,8 @@ fn mock_api(name: &str, endpoint: &str, policy: &str) -> String {
 /// Every API the tests use, against `up` (the echo upstream) and the Service endpoints.
 fn world(up: SocketAddr, closed: SocketAddr, reset: SocketAddr, svc_endpoints: &[SocketAddr]) -> String {
     let backend = up.to_string();
-    let mut yaml = format!(
-        r#"
-apiVersion: turnpike.dev/v1alpha1
-kind: RestApi
-metadata: {{name: pets, namespace: {NS}}}
-spec:
-  endpointConfiguration: {{types: [REGIONAL]}}
-  resources:
+    let resources = format!(
+        r#"  resources:
     /pets/{{id}}:
       GET:
         integration: {{type: HTTP_PROXY, uri: "http://${{stageVariables.backend}}/echo/pets/{{id}}"}}
@@ -179,12 +144,15 @@ spec:
           uri: "http://empty/x"
 "#
     );
-    yaml += &deploy(
-        "pets",
-        &format!(
-            "  variables: {{backend: \"{backend}\", label: primary}}\n  canarySettings: {{percentTraffic: 30, stageVariableOverrides: {{label: canary}}}}"
-        ),
-    );
+    let mut yaml = ApiSet::new(NS, "pets")
+        .spec(&resources)
+        .stage_with(
+            "prod",
+            &format!(
+                "  variables: {{backend: \"{backend}\", label: primary}}\n  canarySettings: {{percentTraffic: 30, stageVariableOverrides: {{label: canary}}}}"
+            ),
+        )
+        .yaml();
     yaml += &mock_api("edge", "EDGE", "");
     yaml += &mock_api("regional", "REGIONAL", "");
     yaml += &mock_api(
@@ -398,8 +366,7 @@ async fn misses_answer_missing_authentication_token() {
 async fn edge_apis_add_edge_headers() {
     let e = env().await;
     let a = get(&e.gw.url(&api_id(NS, "edge"), "prod", "/hello")).await;
-    assert_eq!(a.status, 200);
-    assert_eq!(a.body, r#"{"hello":"edge"}"#);
+    a.assert(200, r#"{"hello":"edge"}"#);
     let via = a.header("via").expect("via");
     assert!(
         via.starts_with("1.1 ") && via.ends_with(".turnpike (Turnpike)"),
@@ -518,8 +485,7 @@ async fn private_apis_and_resource_policies() {
     let open = api_id(NS, "priv-open");
     // On the public listener: 403 Forbidden.
     let a = get(&gw.url(&open, "prod", "/hello")).await;
-    assert_eq!(a.status, 403);
-    assert_eq!(a.body, r#"{"message":"Forbidden"}"#);
+    a.assert(403, r#"{"message":"Forbidden"}"#);
     assert_eq!(a.header("x-amzn-errortype"), Some("ForbiddenException"));
     // On the private listener, TLS and plain: allowed by CIDR.
     let private = |api: &str, tls: bool| {
@@ -608,8 +574,7 @@ async fn mock_integrations() {
     assert_eq!(a.header("x-mock"), Some("yes"));
     assert_eq!(a.header("content-type"), Some("application/json"));
     let a = get(&e.gw.url(&e.pets, "prod", "/teapot")).await;
-    assert_eq!(a.status, 418);
-    assert_eq!(a.body, "short and stout");
+    a.assert(418, "short and stout");
 }
 
 #[tokio::test]
@@ -628,8 +593,7 @@ async fn http_integrations_map_parameters_and_responses() {
     assert_eq!(a.header("x-backend-server"), Some("upstream/1.0"));
 
     let a = get(&e.gw.url(&e.pets, "prod", "/http-status/404")).await;
-    assert_eq!(a.status, 404);
-    assert_eq!(a.body, r#"{"error":"not found"}"#);
+    a.assert(404, r#"{"error":"not found"}"#);
     assert_eq!(a.header("x-mapped"), Some("404"));
     let a = get(&e.gw.url(&e.pets, "prod", "/http-status/201")).await;
     assert_eq!(a.status, 200, "the default response");
@@ -699,16 +663,14 @@ async fn private_integration_balances_and_ejects() {
     assert!(balancer.is_ejected(e.dead), "the refusing endpoint is ejected");
     assert!(!balancer.is_ejected(e.up.addr));
     let a = get(&e.gw.url(&e.pets, "prod", "/nosvc")).await;
-    assert_eq!(a.status, 503);
-    assert_eq!(a.body, r#"{"message": "Service Unavailable"}"#);
+    a.assert(503, r#"{"message": "Service Unavailable"}"#);
 }
 
 #[tokio::test]
 async fn upstream_failures_map_to_aws_errors() {
     let e = env().await;
     let a = get(&e.gw.url(&e.pets, "prod", "/slow")).await;
-    assert_eq!(a.status, 504);
-    assert_eq!(a.body, r#"{"message": "Endpoint request timed out"}"#);
+    a.assert(504, r#"{"message": "Endpoint request timed out"}"#);
     // On a pooled connection whose timer was last armed for a 29 s integration, the short
     // timeout still holds (the backend would answer 200 after 3 s).
     for _ in 0..3 {
@@ -717,15 +679,12 @@ async fn upstream_failures_map_to_aws_errors() {
         assert_eq!(a.status, 504, "{a:?}");
     }
     let a = get(&e.gw.url(&e.pets, "prod", "/refused")).await;
-    assert_eq!(a.status, 502);
-    assert_eq!(a.body, r#"{"message": "Internal server error"}"#);
+    a.assert(502, r#"{"message": "Internal server error"}"#);
     let a = get(&e.gw.url(&e.pets, "prod", "/reset")).await;
-    assert_eq!(a.status, 502);
-    assert_eq!(a.body, r#"{"message": "Internal server error"}"#);
+    a.assert(502, r#"{"message": "Internal server error"}"#);
     // Backend statuses pass through an HTTP_PROXY untouched.
     let a = get(&e.gw.url(&e.pets, "prod", "/status/503")).await;
-    assert_eq!(a.status, 503);
-    assert_eq!(a.body, "status 503");
+    a.assert(503, "status 503");
 }
 
 #[tokio::test]
@@ -747,14 +706,8 @@ async fn missing_required_parameters() {
 #[tokio::test]
 async fn tls_upstreams_verify_unless_told_not_to() {
     let up = Upstream::start_tls().await;
-    let yaml = format!(
-        r#"
-apiVersion: turnpike.dev/v1alpha1
-kind: RestApi
-metadata: {{name: tls, namespace: {NS}}}
-spec:
-  endpointConfiguration: {{types: [REGIONAL]}}
-  resources:
+    let resources = format!(
+        r#"  resources:
     /insecure:
       GET:
         integration:
@@ -766,7 +719,8 @@ spec:
         integration: {{type: HTTP_PROXY, uri: "https://localhost:{port}/echo/verified"}}
 "#,
         port = up.addr.port()
-    ) + &deploy("tls", "");
+    );
+    let yaml = rest_api("tls", "REGIONAL", &resources);
     let gw = Gateway::start(table(&yaml, 1)).await;
     let api = api_id(NS, "tls");
     let a = get(&gw.url(&api, "prod", "/insecure")).await;

@@ -16,53 +16,19 @@ use turnpike_proxy::store::TableStore;
 const NS: &str = "lim";
 
 fn yaml(up: SocketAddr) -> String {
-    format!(
-        r#"
-apiVersion: turnpike.dev/v1alpha1
-kind: RestApi
-metadata: {{name: api, namespace: {NS}}}
-spec:
-  endpointConfiguration: {{types: [REGIONAL]}}
-  resources:
-    /pets/{{id}}:
-      ANY:
-        integration: {{type: HTTP_PROXY, uri: "http://{up}/echo/pets/{{id}}"}}
-    /files/{{proxy+}}:
-      ANY:
-        integration: {{type: HTTP_PROXY, uri: "http://{up}/echo/files/{{proxy}}"}}
-    /gate:
-      GET:
-        integration: {{type: HTTP_PROXY, uri: "http://{up}/gate"}}
-    /bytes/{{n}}:
-      GET:
-        integration: {{type: HTTP_PROXY, uri: "http://{up}/bytes/{{n}}"}}
-    /upload:
-      POST:
-        integration: {{type: HTTP_PROXY, uri: "http://{up}/read-gated"}}
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Deployment
-metadata: {{name: v1, namespace: {NS}}}
-spec:
-  restApiRef: {{name: api}}
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Stage
-metadata: {{name: prod, namespace: {NS}}}
-spec:
-  restApiRef: {{name: api}}
-  stageName: prod
-  deploymentRef: {{name: v1}}
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Stage
-metadata: {{name: dev, namespace: {NS}}}
-spec:
-  restApiRef: {{name: api}}
-  stageName: dev
-  deploymentRef: {{name: v1}}
-"#
-    )
+    ApiSet::new(NS, "api")
+        .proxy("/pets/{id}", "ANY", &format!("http://{up}/echo/pets/{{id}}"))
+        .proxy(
+            "/files/{proxy+}",
+            "ANY",
+            &format!("http://{up}/echo/files/{{proxy}}"),
+        )
+        .proxy("/gate", "GET", &format!("http://{up}/gate"))
+        .proxy("/bytes/{n}", "GET", &format!("http://{up}/bytes/{{n}}"))
+        .proxy("/upload", "POST", &format!("http://{up}/read-gated"))
+        .stage("prod")
+        .stage("dev")
+        .yaml()
 }
 
 async fn setup() -> (Gateway, Upstream, String) {

@@ -20,46 +20,24 @@ use turnpike_core::compile::{CompileConfig, compile};
 const NS: &str = "swap";
 
 /// `version` picks the backend path (`/echo/v{version}/...`), so each table is different.
-fn yaml(up: SocketAddr, version: u32, access_log: &str) -> String {
-    format!(
-        r#"
-apiVersion: turnpike.dev/v1alpha1
-kind: RestApi
-metadata: {{name: api, namespace: {NS}}}
-spec:
-  endpointConfiguration: {{types: [REGIONAL]}}
-  resources:
-    /items/{{id}}:
-      GET:
-        integration: {{type: HTTP_PROXY, uri: "http://{up}/echo/v{version}/{{id}}"}}
-    /sleep/{{ms}}:
-      GET:
-        integration: {{type: HTTP_PROXY, uri: "http://{up}/sleep/{{ms}}"}}
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Deployment
-metadata: {{name: v1, namespace: {NS}}}
-spec:
-  restApiRef: {{name: api}}
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Stage
-metadata: {{name: prod, namespace: {NS}}}
-spec:
-  restApiRef: {{name: api}}
-  stageName: prod
-  deploymentRef: {{name: v1}}
-{access_log}
-"#
-    )
+fn yaml(up: SocketAddr, version: u32) -> String {
+    ApiSet::new(NS, "api")
+        .proxy(
+            "/items/{id}",
+            "GET",
+            &format!("http://{up}/echo/v{version}/{{id}}"),
+        )
+        .proxy("/sleep/{ms}", "GET", &format!("http://{up}/sleep/{{ms}}"))
+        .stage("prod")
+        .yaml()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_swaps_under_load_fail_no_request() {
     let up = Upstream::start().await;
     let worlds = [
-        world_from_yaml(&yaml(up.addr, 1, "")).expect("yaml"),
-        world_from_yaml(&yaml(up.addr, 2, "")).expect("yaml"),
+        world_from_yaml(&yaml(up.addr, 1)).expect("yaml"),
+        world_from_yaml(&yaml(up.addr, 2)).expect("yaml"),
     ];
     let gw = Gateway::start(compile(&worlds[0], &CompileConfig::default(), 1).table).await;
     let api = api_id(NS, "api");
@@ -123,7 +101,7 @@ async fn a_thousand_swaps_under_load_fail_no_request() {
 #[tokio::test]
 async fn graceful_shutdown_drains_in_flight_requests() {
     let up = Upstream::start().await;
-    let mut gw = Gateway::start(table(&yaml(up.addr, 1, ""), 1)).await;
+    let mut gw = Gateway::start(table(&yaml(up.addr, 1), 1)).await;
     let api = api_id(NS, "api");
     let url = gw.plain_url(&api, "prod", "/sleep/700");
     let in_flight = tokio::spawn(async move { get(&url).await });
@@ -169,7 +147,7 @@ async fn graceful_shutdown_drains_in_flight_requests() {
 #[tokio::test]
 async fn certificates_set_at_runtime_are_served_by_sni() {
     let up = Upstream::start().await;
-    let gw = Gateway::start(table(&yaml(up.addr, 1, ""), 1)).await;
+    let gw = Gateway::start(table(&yaml(up.addr, 1), 1)).await;
     // The store behind the running listeners (shared with the proxy).
     let generated = rcgen::generate_simple_self_signed(vec!["api.example.test".into()]).expect("gen");
     let pem = generated.cert.pem();

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/insecure_tls.rs"]
+pub mod insecure_tls;
+
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

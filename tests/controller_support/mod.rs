@@ -2,7 +2,8 @@
 //! real kubectl (`/usr/bin/kubectl`, or `$KUBECTL`) against the kubeconfig it wrote, and
 //! Turnpike replicas (controller + proxy + admin, all on port 0) started in-process.
 //!
-//! Include with `mod controller_support;`.
+//! Include with `mod controller_support;`, beside `#[path = "support/proxy.rs"] mod support;`
+//! (whose manifest builders it uses).
 
 #![allow(dead_code)]
 
@@ -14,6 +15,7 @@ use std::{
     time::Duration,
 };
 
+use crate::support::{deployment_yaml, stage_yaml};
 use serde_json::Value;
 use turnpike_apiserver::{ApiServer, ApiServerConfig, ApiServerHandle};
 use turnpike_controller::{
@@ -194,16 +196,15 @@ spec:
 
 /// A Deployment `name` of RestApi `api`.
 pub fn deployment(name: &str, api: &str) -> String {
-    format!(
-        "apiVersion: turnpike.dev/v1alpha1\nkind: Deployment\nmetadata: {{name: {name}, namespace: default}}\nspec: {{restApiRef: {{name: {api}}}}}\n"
-    )
+    deployment_yaml("default", api, name)
 }
 
-/// A Stage `name` of RestApi `api`, called `stage_name`, serving Deployment `deployment`.
-pub fn stage(name: &str, api: &str, stage_name: &str, deployment: &str) -> String {
-    format!(
-        "apiVersion: turnpike.dev/v1alpha1\nkind: Stage\nmetadata: {{name: {name}, namespace: default}}\nspec: {{restApiRef: {{name: {api}}}, stageName: {stage_name}, deploymentRef: {{name: {deployment}}}}}\n"
-    )
+/// [`mock_api`], its Deployment `{name}-v1` and its `prod` Stage (`{name}-prod`).
+pub fn mock_stack(name: &str, version: &str, extra: &str) -> String {
+    let v1 = format!("{name}-v1");
+    mock_api(name, version, extra)
+        + &deployment_yaml("default", name, &v1)
+        + &stage_yaml("default", name, "prod", &v1, "")
 }
 
 impl Cluster {
