@@ -4,10 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use turnpike_controller::{
-    apply,
-    node::{Node, NodeConfig},
-};
+use turnpike_controller::node::{Node, NodeConfig};
 
 /// mimalloc: a request allocates and frees a few dozen small blocks (buffers, header maps,
 /// ids) on one worker thread, which is mimalloc's fast path. In the proxy benchmark it took
@@ -23,6 +20,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the controller and the proxy against the cluster in KUBECONFIG (or in-cluster).
@@ -287,7 +286,7 @@ fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             .await
             .context("building a client from the kubeconfig")?;
         if !args.apiserver_only {
-            apply::install_crds(&client)
+            turnpike_controller::apply::install_crds(&client)
                 .await
                 .context("installing the CRDs")?;
         }
