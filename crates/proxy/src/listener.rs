@@ -130,7 +130,10 @@ async fn serve_h2<IO>(
         // Fields are only evaluated when DEBUG is enabled for this target.
         let span = tracing::debug_span!("request", method = %req.method(), path = req.uri().path());
         let serve = async move {
-            let (parts, body) = req.into_parts();
+            let (mut parts, body) = req.into_parts();
+            if !shared.config.allow_underscores_in_headers {
+                drop_underscored(&mut parts.headers);
+            }
             let mut resp = service::serve(&shared, &conn, parts, RequestBody::from(body)).await;
             service::ids_into_headers(&mut resp);
             Ok::<_, Infallible>(resp)
@@ -152,6 +155,23 @@ async fn serve_h2<IO>(
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
+    }
+}
+
+/// Removes header names with `_` (see `ProxyConfig::allow_underscores_in_headers`; the
+/// HTTP/1.1 server leaves them out as it reads the head). One pass over the names first: most
+/// requests have none.
+fn drop_underscored(headers: &mut http::HeaderMap) {
+    if !headers.keys().any(|n| n.as_str().contains('_')) {
+        return;
+    }
+    let names: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
     }
 }
 
