@@ -9,47 +9,6 @@ use std::net::SocketAddr;
 use http::Request;
 use support::*;
 
-const NS: &str = "shop";
-
-/// A Deployment and a `prod` Stage for `api`; `stage_extra` is indented YAML under `spec`.
-fn deploy(api: &str, stage_extra: &str) -> String {
-    format!(
-        r#"
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Deployment
-metadata: {{name: {api}-v1, namespace: {NS}}}
-spec:
-  restApiRef: {{name: {api}}}
----
-apiVersion: turnpike.dev/v1alpha1
-kind: Stage
-metadata: {{name: {api}-prod, namespace: {NS}}}
-spec:
-  restApiRef: {{name: {api}}}
-  stageName: prod
-  deploymentRef: {{name: {api}-v1}}
-{stage_extra}
-"#
-    )
-}
-
-/// A RestApi of one endpoint type, with a Deployment and a `prod` Stage; `spec` is indented
-/// YAML under `spec` (a policy, the resources).
-fn rest_api(name: &str, endpoint: &str, spec: &str) -> String {
-    format!(
-        r#"
----
-apiVersion: turnpike.dev/v1alpha1
-kind: RestApi
-metadata: {{name: {name}, namespace: {NS}}}
-spec:
-  endpointConfiguration: {{types: [{endpoint}]}}
-{spec}
-"#
-    ) + &deploy(name, "")
-}
-
 fn mock_api(name: &str, endpoint: &str, policy: &str) -> String {
     rest_api(
         name,
