@@ -72,6 +72,25 @@ impl Env {
         format!("{}{SUFFIX}", self.api)
     }
 
+    /// The URL of `/r{rest}` (path form) on the public listener, for the HTTP/2 client.
+    fn url(&self, tls: bool, rest: &str) -> String {
+        let scheme = if tls { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.public(tls), self.path(rest))
+    }
+
+    /// Sends over HTTP/2 and checks the answer is 400 and the backend was never reached.
+    async fn h2_bad_request(&self, req: Request<TestBody>) {
+        let before = self.rec.accepted();
+        let a = send(&client(true), req).await;
+        assert_eq!(
+            (a.status, a.body.as_str()),
+            (400, r#"{"message": "Bad Request"}"#),
+            "{a:?}"
+        );
+        assert_eq!(a.header("x-amzn-errortype"), Some("BadRequestException"));
+        assert_eq!(self.rec.accepted(), before, "the backend was reached");
+    }
+
     async fn ask(&self, tls: bool, request: &[u8]) -> String {
         raw_on(self.public(tls), tls, request).await
     }
@@ -198,18 +217,11 @@ async fn http1_needs_one_valid_host_that_agrees_with_the_target() {
 async fn http2_host_must_agree_with_authority() {
     let e = env().await;
     for tls in [false, true] {
-        let scheme = if tls { "https" } else { "http" };
-        let url = format!("{scheme}://{}{}", e.public(tls), e.path("/h2"));
-        let before = e.rec.accepted();
-        let req = Request::get(&url)
+        let req = Request::get(e.url(tls, "/h2"))
             .header("host", "other.example")
             .body(empty())
             .expect("request");
-        let a = send(&client(true), req).await;
-        assert_eq!(a.status, 400, "{a:?}");
-        assert_eq!(a.body, r#"{"message": "Bad Request"}"#);
-        assert_eq!(a.header("x-amzn-errortype"), Some("BadRequestException"));
-        assert_eq!(e.rec.accepted(), before, "the backend was reached");
+        e.h2_bad_request(req).await;
     }
 }
 
@@ -266,9 +278,7 @@ async fn underscored_header_names_are_dropped() {
         }
 
         // HTTP/2 alike.
-        let scheme = if tls { "https" } else { "http" };
-        let url = format!("{scheme}://{}{path}", e.public(tls));
-        let req = Request::get(&url)
+        let req = Request::get(e.url(tls, "/u"))
             .header("x_secret", "1")
             .header("x-kept", "2")
             .body(empty())
@@ -385,8 +395,7 @@ const SHORTER: [&[u8]; 1] = [b"hello"];
 async fn http2_bodies_off_their_content_length_never_complete_upstream() {
     let mut e = env().await;
     for tls in [false, true] {
-        let scheme = if tls { "https" } else { "http" };
-        let url = format!("{scheme}://{}{}", e.public(tls), e.path("/h2"));
+        let url = e.url(tls, "/h2");
         for (what, declared, body) in [("longer", "5", &LONGER[..]), ("shorter", "10", &SHORTER[..])] {
             let req = Request::post(&url)
                 .header("content-length", declared)
@@ -413,7 +422,45 @@ async fn http2_bodies_off_their_content_length_never_complete_upstream() {
     }
 }
 
+#[tokio::test]
+async fn http2_paths_with_raw_bytes_beyond_ascii_are_refused() {
+    let e = env().await;
+    for tls in [false, true] {
+        let req = Request::get(e.url(tls, "/caf\u{e9}"))
+            .body(empty())
+            .expect("request");
+        e.h2_bad_request(req).await;
+    }
+}
+
 // === 5. Paths ===
+
+#[tokio::test]
+async fn escapes_of_unreserved_characters_route_as_decoded() {
+    let mut e = env().await;
+    let host = e.host();
+    for tls in [false, true] {
+        for request in [
+            get(&e.path("/%61dmin/%7Ex%2Fy"), "Host: 127.0.0.1\r\n"),
+            get("/prod/r/%61dmin/%7Ex%2Fy", &format!("Host: {host}\r\n")),
+        ] {
+            let answer = e.ask(tls, &request).await;
+            assert_eq!(
+                raw_status(&answer),
+                400,
+                "an encoded slash stays refused: {answer}"
+            );
+        }
+        for request in [
+            get(&e.path("/%61dmin/%7Ex%20y"), "Host: 127.0.0.1\r\n"),
+            get("/prod/r/%61dmin/%7Ex%20y", &format!("Host: {host}\r\n")),
+        ] {
+            assert_forwarded(&e.ask(tls, &request).await, "unreserved escapes");
+            let got = e.rec.next().await.text();
+            assert!(got.starts_with("GET /r/admin/~x%20y HTTP/1.1\r\n"), "{got}");
+        }
+    }
+}
 
 const RAW_SEGMENTS: [&str; 9] = [
     "/..;/x",
@@ -452,7 +499,12 @@ async fn raw_segments_pass_when_allowed() {
             let answer = e.ask(tls, &get(&e.path(segment), "Host: 127.0.0.1\r\n")).await;
             assert_forwarded(&answer, segment);
             let got = e.rec.next().await.text();
-            assert!(got.starts_with(&format!("GET /r{segment} HTTP/1.1\r\n")), "{got}");
+            // Escapes of unreserved characters are decoded whatever the flag says.
+            let forwarded = segment.replace("%2e", ".");
+            assert!(
+                got.starts_with(&format!("GET /r{forwarded} HTTP/1.1\r\n")),
+                "{got}"
+            );
         }
         // Plain dot segments still never pass.
         let answer = e

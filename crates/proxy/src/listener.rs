@@ -27,6 +27,7 @@ use crate::{
     ListenerConfig, Shared,
     body::RequestBody,
     ctx::ConnInfo,
+    error::Reject,
     h1::server::{self as h1, Outcome},
     service,
 };
@@ -134,7 +135,17 @@ async fn serve_h2<IO>(
             if !shared.config.allow_underscores_in_headers {
                 drop_underscored(&mut parts.headers);
             }
-            let mut resp = service::serve(&shared, &conn, parts, RequestBody::from(body)).await;
+            // The URI type takes raw bytes beyond ASCII in `:path` (the HTTP/1.1 server refuses
+            // them while it reads the head).
+            let mut resp = if parts
+                .uri
+                .path_and_query()
+                .is_some_and(|pq| !pq.as_str().is_ascii())
+            {
+                service::reject(&shared, &conn, Reject::BadRequest("invalid request target"))
+            } else {
+                service::serve(&shared, &conn, parts, RequestBody::from(body)).await
+            };
             service::ids_into_headers(&mut resp);
             Ok::<_, Infallible>(resp)
         };

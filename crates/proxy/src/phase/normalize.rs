@@ -6,7 +6,9 @@
 //! risk, so a path is refused (400) when any segment, decoded once, is `.` or `..`, contains
 //! `/`, `\` or NUL, or still contains an encoded `.`, `/`, `\` or NUL (double encoding such as
 //! `%252e`); invalid percent-encoding is refused too. Empty segments (`//`) are collapsed, as
-//! they are by most servers. Clients normalise `./..` themselves (RFC 3986), so well-behaved
+//! they are by most servers, and escapes of unreserved characters are decoded (`/%61dmin` is
+//! `/admin`, RFC 3986 §6.2.2.2), so that a resource's settings cannot be sidestepped by
+//! spelling its path otherwise. Clients normalise `./..` themselves (RFC 3986), so well-behaved
 //! callers never see this rule.
 //!
 //! Beyond AWS, and unless `ProxyConfig::allow_raw_path_segments` says otherwise, a segment is
@@ -37,19 +39,20 @@ pub fn path(raw: &str, allow_raw: bool) -> Result<Cow<'_, str>, Reject> {
     // segment, and then no segment needs a closer look.
     let bytes = raw.as_bytes();
     let special = bytes.iter().any(|b| matches!(b, b'%' | b'\\' | b'.'));
-    let collapse = bytes.windows(2).any(|w| w == b"//");
+    let mut rewrite = bytes.windows(2).any(|w| w == b"//");
     if special {
         for segment in raw.split('/').filter(|s| !s.is_empty()) {
             check_segment(segment, !allow_raw)?;
         }
+        rewrite |= encodes_unreserved(bytes);
     }
-    if !collapse {
+    if !rewrite {
         return Ok(Cow::Borrowed(raw));
     }
     let mut out = String::with_capacity(raw.len());
     for segment in raw.split('/').filter(|s| !s.is_empty()) {
         out.push('/');
-        out.push_str(segment);
+        push_decoding_unreserved(&mut out, segment);
     }
     if out.is_empty() || raw.ends_with('/') {
         out.push('/');
@@ -100,6 +103,36 @@ fn check_segment(segment: &str, strict: bool) -> Result<(), Reject> {
         }
     }
     Ok(())
+}
+
+/// Whether an escape in `s` stands for an unreserved character (RFC 3986 §2.3).
+fn encodes_unreserved(s: &[u8]) -> bool {
+    memchr::memchr_iter(b'%', s).any(|i| escaped(s, i).is_some_and(is_unreserved))
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// The byte the escape at `s[i]` stands for.
+fn escaped(s: &[u8], i: usize) -> Option<u8> {
+    Some(hex(*s.get(i + 1)?)? << 4 | hex(*s.get(i + 2)?)?)
+}
+
+/// Appends `segment` with its escapes of unreserved characters decoded (RFC 3986 §6.2.2.2:
+/// `%61dmin` and `admin` are the same path, and must match the same resource); other escapes
+/// stay as they are.
+fn push_decoding_unreserved(out: &mut String, segment: &str) {
+    let s = segment.as_bytes();
+    let mut from = 0;
+    for i in memchr::memchr_iter(b'%', s) {
+        if let Some(b) = escaped(s, i).filter(|b| is_unreserved(*b)) {
+            out.push_str(&segment[from..i]);
+            out.push(char::from(b));
+            from = i + 3;
+        }
+    }
+    out.push_str(&segment[from..]);
 }
 
 fn is_dots(s: &[u8]) -> bool {
@@ -164,6 +197,18 @@ mod tests {
         ] {
             assert!(matches!(path(p, false), Ok(Cow::Borrowed(s)) if s == p), "{p}");
         }
+    }
+
+    #[test]
+    fn escapes_of_unreserved_characters_are_decoded() {
+        assert_eq!(path("/prod/%61dmin", false).expect("ok"), "/prod/admin");
+        assert_eq!(
+            path("/prod/a%2Eb%7e/%41%20x", false).expect("ok"),
+            "/prod/a.b~/A%20x"
+        );
+        assert_eq!(path("/prod//%2d", false).expect("ok"), "/prod/-");
+        assert!(path("/prod/a%20b%2F", false).is_err());
+        assert!(matches!(path("/prod/a%20b", false), Ok(Cow::Borrowed(_))));
     }
 
     #[test]
