@@ -171,7 +171,7 @@ const MAX_TRAILERS: usize = 16 * 1024;
 
 /// An incremental decoder of `Transfer-Encoding: chunked` (RFC 9112 §7.1). Strict: lines end
 /// in CRLF, sizes are hex digits only, extensions follow the grammar with no whitespace or
-/// control characters ([`valid_extensions`]), trailers are field lines ([`valid_field_line`]).
+/// control characters (`valid_extensions`), trailers are field lines (`valid_field_line`).
 /// Extensions are skipped and trailers dropped once checked.
 #[derive(Debug, Default)]
 pub struct ChunkedDecoder {

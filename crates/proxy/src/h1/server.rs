@@ -7,9 +7,12 @@
 //! service::serve ─ write head (+ first body bytes in the same write) ─ body frames ─ next
 //! ```
 //!
-//! Refused outright, with an AWS answer and a closed connection: malformed heads, both
-//! Content-Length and Transfer-Encoding, Transfer-Encoding other than `chunked`, conflicting
-//! lengths, heads over the limits. A connection whose request body was not read to its end
+//! Refused outright, with an AWS answer and a closed connection: malformed heads, lines not
+//! ended by CRLF, request targets with a fragment or bytes beyond ASCII, both Content-Length
+//! and Transfer-Encoding, Transfer-Encoding other than `chunked`, conflicting lengths, heads
+//! over the limits. Header names with `_` are left out as the head is read (unless allowed).
+//! A chunked body that turns out malformed ends the body with an error, so the backend never
+//! gets its last chunk (see [`crate::body::ClientBodyError`]). A connection whose request body was not read to its end
 //! is closed after the answer (lingering, so the answer is not lost to a reset).
 
 use std::{
