@@ -79,6 +79,14 @@ struct NodeArgs {
     /// The base domain in `{apiId}.execute-api.{region}.{baseDomain}`.
     #[arg(long, env = "TURNPIKE_BASE_DOMAIN", default_value = "turnpike.dev")]
     base_domain: String,
+    /// Forward request headers whose names contain `_` (dropped by default, as nginx does,
+    /// so CGI-style backends cannot confuse `X_Foo` with `X-Foo`).
+    #[arg(long, env = "TURNPIKE_ALLOW_UNDERSCORES_IN_HEADERS")]
+    allow_underscores_in_headers: bool,
+    /// Forward paths with `;`-parameter dot segments (`/..;/`), percent-encoded bytes that
+    /// are not UTF-8, and full-width dot or slash look-alikes (refused with 400 by default).
+    #[arg(long, env = "TURNPIKE_ALLOW_RAW_PATH_SEGMENTS")]
+    allow_raw_path_segments: bool,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +189,8 @@ fn node_config(args: &NodeArgs, local: bool) -> anyhow::Result<NodeConfig> {
         ],
         canary_header: http::HeaderName::from_bytes(args.canary_header.as_bytes())
             .context("--canary-header is not a header name")?,
+        allow_underscores_in_headers: args.allow_underscores_in_headers,
+        allow_raw_path_segments: args.allow_raw_path_segments,
         ..ProxyConfig::default()
     };
     Ok(NodeConfig {

@@ -9,18 +9,6 @@ use std::net::SocketAddr;
 use http::Request;
 use support::*;
 
-const NS: &str = "shop";
-
-/// A RestApi of one endpoint type, with a Deployment and a `prod` Stage; `spec` is indented
-/// YAML under `spec` (a policy, the resources).
-fn rest_api(name: &str, endpoint: &str, spec: &str) -> String {
-    ApiSet::new(NS, name)
-        .endpoint(endpoint)
-        .spec(spec)
-        .stage("prod")
-        .yaml()
-}
-
 fn mock_api(name: &str, endpoint: &str, policy: &str) -> String {
     rest_api(
         name,

@@ -34,7 +34,7 @@ use hyper_util::{
 };
 use prometheus_client::registry::Registry;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::{Notify, oneshot},
 };
@@ -64,6 +64,19 @@ pub fn table(yaml: &str, version: u64) -> RoutingTable {
         assert!(s.is_ready(), "not ready: {s:#?}");
     }
     compiled.table
+}
+
+/// The namespace of the e2e APIs.
+pub const NS: &str = "shop";
+
+/// A RestApi of one endpoint type in [`NS`], with a Deployment and a `prod` Stage; `spec` is
+/// indented YAML under `spec` (a policy, the resources).
+pub fn rest_api(name: &str, endpoint: &str, spec: &str) -> String {
+    ApiSet::new(NS, name)
+        .endpoint(endpoint)
+        .spec(spec)
+        .stage("prod")
+        .yaml()
 }
 
 // === Gateway ===
@@ -452,14 +465,115 @@ pub async fn fixed_backend(answer: &'static [u8]) -> (SocketAddr, tokio::task::J
     (addr, task)
 }
 
+/// What one connection to a [`Recorder`] carried, as bytes, and whether they made a whole
+/// request (then the recorder answered it).
+#[derive(Debug)]
+pub struct Received {
+    pub bytes: Vec<u8>,
+    pub complete: bool,
+}
+
+impl Received {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// A raw backend that records what each connection sends. Once a whole request has arrived
+/// (by its Content-Length, or the last chunk of a chunked body) it answers `200` with `{}` and
+/// closes; a connection that closes first is recorded as incomplete. Each record is handed
+/// over when its connection ends, so a test sees exactly what a backend would have read.
+pub struct Recorder {
+    pub addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Received>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Recorder {
+    pub async fn start() -> Recorder {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(record(s, tx.clone()));
+            }
+        });
+        Recorder {
+            addr,
+            accepted,
+            rx,
+            task,
+        }
+    }
+
+    /// How many connections were made to it so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// The record of the next connection to end (at most 20 s away).
+    pub async fn next(&mut self) -> Received {
+        tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
+            .await
+            .expect("a backend connection ended")
+            .expect("recorder running")
+    }
+}
+
+async fn record(mut s: TcpStream, tx: tokio::sync::mpsc::UnboundedSender<Received>) {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 8192];
+    let complete = loop {
+        if whole_request(&bytes) {
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                .await;
+            let _ = s.shutdown().await;
+            break true;
+        }
+        match tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break false,
+            Ok(Ok(n)) => bytes.extend_from_slice(&buf[..n]),
+        }
+    };
+    let _ = tx.send(Received { bytes, complete });
+}
+
+/// Whether `bytes` hold a whole request as the gateway writes them (lowercase framing names).
+fn whole_request(bytes: &[u8]) -> bool {
+    let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+    let body = &bytes[end + 4..];
+    if head.contains("\r\ntransfer-encoding: chunked") {
+        return body == b"0\r\n\r\n" || body.ends_with(b"\r\n0\r\n\r\n");
+    }
+    let length = head
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|n| n.trim().parse::<usize>().ok());
+    body.len() >= length.unwrap_or(0)
+}
+
 // === Clients ===
 
 /// A client over TLS (any certificate) or plain HTTP; `h2` forces HTTP/2 (ALPN h2 over TLS,
 /// prior knowledge over plain).
 pub fn client(h2: bool) -> TestClient {
-    let tls = insecure_tls::client_config();
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
+        .with_tls_config(insecure_tls::client_config())
         .https_or_http();
     let connector = if h2 {
         builder.enable_http2().build()
@@ -529,7 +643,26 @@ pub async fn get(url: &str) -> Answer {
 /// Writes raw bytes to a plain listener and reads until the server closes the connection
 /// (send `Connection: close`), at most 5 s of silence or 256 KiB.
 pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
+    raw_on(addr, false, request).await
+}
+
+/// [`raw`] over TLS (ALPN `http/1.1`, any certificate) when `tls`, else over plain TCP.
+pub async fn raw_on(addr: SocketAddr, tls: bool, request: &[u8]) -> String {
+    let s = TcpStream::connect(addr).await.expect("connect");
+    if !tls {
+        return exchange_raw(s, request).await;
+    }
+    let mut config = insecure_tls::client_config();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let s = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, s)
+        .await
+        .expect("TLS handshake");
+    exchange_raw(s, request).await
+}
+
+async fn exchange_raw<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, request: &[u8]) -> String {
     s.write_all(request).await.expect("write");
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];

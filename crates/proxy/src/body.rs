@@ -33,8 +33,27 @@ pub enum RequestBody {
         length: Option<u64>,
         done: bool,
     },
-    Hyper(Incoming),
+    Hyper(H2Body),
 }
+
+/// An HTTP/2 stream's body (hyper's), which never hands over the bytes that complete its
+/// declared `content-length` before the stream has ended: they are held until the end comes,
+/// and dropped if more data or an error does. A backend reading the same length therefore
+/// never gets a complete request from a stream that turns out longer (or is reset); one
+/// that turns out shorter is reset by the HTTP/2 layer, and the backend sees it cut.
+#[derive(Debug)]
+pub struct H2Body {
+    inner: Incoming,
+    /// What the declared length still expects, when one was declared.
+    remaining: Option<u64>,
+    held: Option<Bytes>,
+}
+
+/// The client's request body failed: malformed framing, cut short, longer or shorter than
+/// declared. Upstream sends see it in their error's sources and answer 400, not 502.
+#[derive(Debug, thiserror::Error)]
+#[error("request body: {0}")]
+pub struct ClientBodyError(#[source] pub BoxError);
 
 impl RequestBody {
     pub fn full(bytes: Bytes) -> Self {
@@ -56,7 +75,51 @@ impl RequestBody {
 
 impl From<Incoming> for RequestBody {
     fn from(b: Incoming) -> Self {
-        RequestBody::Hyper(b)
+        let remaining = b.size_hint().exact();
+        RequestBody::Hyper(H2Body {
+            inner: b,
+            remaining,
+            held: None,
+        })
+    }
+}
+
+// === impl H2Body ===
+
+impl H2Body {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            let polled = match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(p) => p,
+            };
+            let frame = match polled {
+                None => return Poll::Ready(self.held.take().map(|b| Ok(Frame::data(b)))),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                Some(Ok(frame)) => frame,
+            };
+            let Some(data) = frame.data_ref() else {
+                // Trailers end the stream: what was held goes first, and they are dropped.
+                return Poll::Ready(self.held.take().map(|b| Ok(Frame::data(b))));
+            };
+            if data.is_empty() {
+                continue;
+            }
+            let Some(remaining) = self.remaining else {
+                return Poll::Ready(Some(Ok(frame)));
+            };
+            let n = data.len() as u64;
+            if self.held.is_some() || n > remaining {
+                self.held = None;
+                return Poll::Ready(Some(Err("request body longer than its content-length".into())));
+            }
+            self.remaining = Some(remaining - n);
+            if n < remaining || self.inner.is_end_stream() {
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            // The declared length is complete but the stream is not: wait for its end.
+            self.held = frame.into_data().ok();
+        }
     }
 }
 
@@ -72,14 +135,19 @@ impl Body for RequestBody {
             RequestBody::Empty => Poll::Ready(None),
             RequestBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             RequestBody::Streamed { rx, done, .. } => match rx.poll_recv(cx) {
-                Poll::Ready(Some(r)) => Poll::Ready(Some(r.map(Frame::data))),
+                Poll::Ready(Some(r)) => Poll::Ready(Some(
+                    r.map(Frame::data)
+                        .map_err(|e| Box::new(ClientBodyError(e)) as BoxError),
+                )),
                 Poll::Ready(None) => {
                     *done = true;
                     Poll::Ready(None)
                 }
                 Poll::Pending => Poll::Pending,
             },
-            RequestBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            RequestBody::Hyper(b) => b
+                .poll_frame(cx)
+                .map_err(|e| Box::new(ClientBodyError(e)) as BoxError),
         }
     }
 
@@ -88,7 +156,7 @@ impl Body for RequestBody {
             RequestBody::Empty => true,
             RequestBody::Full(b) => b.is_none(),
             RequestBody::Streamed { done, .. } => *done,
-            RequestBody::Hyper(b) => b.is_end_stream(),
+            RequestBody::Hyper(b) => b.held.is_none() && b.inner.is_end_stream(),
         }
     }
 
@@ -97,7 +165,7 @@ impl Body for RequestBody {
             RequestBody::Empty => SizeHint::with_exact(0),
             RequestBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             RequestBody::Streamed { length, .. } => length.map_or_else(SizeHint::new, SizeHint::with_exact),
-            RequestBody::Hyper(b) => b.size_hint(),
+            RequestBody::Hyper(b) => b.inner.size_hint(),
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! listener (TCP, TLS+ALPN, SNI certs) → h1::server (HTTP/1.1) or hyper (HTTP/2) → service::serve
-//!   limits → normalize → route::locate → policy → canary → route::resolve → params → integrate
+//!   limits → method → authority → normalize → route::locate → policy → canary → route::resolve
+//!   → params → integrate
 //!   → gateway headers, metrics and access log when the response body ends
 //! ```
 //!
@@ -142,6 +143,17 @@ pub struct ProxyConfig {
     /// `None` logs only stages that ask for it.
     pub default_access_log: Option<AccessLogFormat>,
     pub namespace_lookup: Option<Arc<dyn NamespaceLookup>>,
+    /// Forward request header names that contain `_` (nginx's `underscores_in_headers on`).
+    /// Off by default: such headers are dropped when the head is read, so a CGI/WSGI backend,
+    /// which maps `-` and `_` to the same variable name, cannot read `Content_Length` or
+    /// `Transfer_Encoding` as the framing the gateway checked.
+    pub allow_underscores_in_headers: bool,
+    /// Forward path segments the default path rule refuses beyond AWS's own (see
+    /// [`phase::normalize`]): `.`/`..` hidden behind `;parameters`, percent-encoded bytes that
+    /// are not UTF-8 (overlong forms included) and full-width dot and slash look-alikes. Off
+    /// by default. Dot segments and encoded separators stay refused whatever this says: they
+    /// could escape the stage.
+    pub allow_raw_path_segments: bool,
 }
 
 impl fmt::Debug for ProxyConfig {
@@ -156,6 +168,8 @@ impl fmt::Debug for ProxyConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("default_access_log", &self.default_access_log)
             .field("namespace_lookup", &self.namespace_lookup.is_some())
+            .field("allow_underscores_in_headers", &self.allow_underscores_in_headers)
+            .field("allow_raw_path_segments", &self.allow_raw_path_segments)
             .finish()
     }
 }
@@ -185,6 +199,8 @@ impl Default for ProxyConfig {
             idle_timeout: Duration::from_secs(60),
             default_access_log: Some(AccessLogFormat::Json),
             namespace_lookup: None,
+            allow_underscores_in_headers: false,
+            allow_raw_path_segments: false,
         }
     }
 }

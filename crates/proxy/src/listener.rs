@@ -27,6 +27,7 @@ use crate::{
     ListenerConfig, Shared,
     body::RequestBody,
     ctx::ConnInfo,
+    error::Reject,
     h1::server::{self as h1, Outcome},
     service,
 };
@@ -130,8 +131,21 @@ async fn serve_h2<IO>(
         // Fields are only evaluated when DEBUG is enabled for this target.
         let span = tracing::debug_span!("request", method = %req.method(), path = req.uri().path());
         let serve = async move {
-            let (parts, body) = req.into_parts();
-            let mut resp = service::serve(&shared, &conn, parts, RequestBody::from(body)).await;
+            let (mut parts, body) = req.into_parts();
+            if !shared.config.allow_underscores_in_headers {
+                drop_underscored(&mut parts.headers);
+            }
+            // The URI type takes raw bytes beyond ASCII in `:path` (the HTTP/1.1 server refuses
+            // them while it reads the head).
+            let mut resp = if parts
+                .uri
+                .path_and_query()
+                .is_some_and(|pq| !pq.as_str().is_ascii())
+            {
+                service::reject(&shared, &conn, Reject::BadRequest("invalid request target"))
+            } else {
+                service::serve(&shared, &conn, parts, RequestBody::from(body)).await
+            };
             service::ids_into_headers(&mut resp);
             Ok::<_, Infallible>(resp)
         };
@@ -152,6 +166,23 @@ async fn serve_h2<IO>(
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
+    }
+}
+
+/// Removes header names with `_` (see `ProxyConfig::allow_underscores_in_headers`; the
+/// HTTP/1.1 server leaves them out as it reads the head). One pass over the names first: most
+/// requests have none.
+fn drop_underscored(headers: &mut http::HeaderMap) {
+    if !headers.keys().any(|n| n.as_str().contains('_')) {
+        return;
+    }
+    let names: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
     }
 }
 

@@ -1,7 +1,8 @@
 //! The request path: the ONE place the phase order lives.
 //!
 //! ```text
-//! limits → normalize → route::locate → policy → canary → route::resolve → params → integrate
+//! limits → method → authority → normalize → route::locate → policy → canary → route::resolve
+//!   → params → integrate
 //! ```
 //!
 //! Then, for every answer (the backend's or the gateway's own): `x-amzn-RequestId`,
@@ -31,6 +32,7 @@ use crate::{
     upstream::EndpointGuard,
 };
 use turnpike_core::model::{AccessLogFormat, EndpointType, MethodKey};
+use turnpike_core::routing::Miss;
 use turnpike_telemetry::{
     access_log::{self, AccessRecord},
     metrics::RouteMetrics,
@@ -54,11 +56,11 @@ pub async fn serve(
     // request while the integration borrows `parts` mutably (it takes the headers out).
     let uri = parts.uri.clone();
     let summary = Summary::of(&parts, &uri);
-    let path = phase::normalize::path(uri.path());
-    let host = phase::integrate::request_host(&parts.uri, &parts.headers);
+    let path = phase::normalize::path(uri.path(), shared.config.allow_raw_path_segments);
+    let host = phase::authority::decide(&parts);
     let mut ctx = RequestCtx::new(shared, conn, &table, ids);
-    ctx.host = host.as_ref();
-    let result = match phases(&mut ctx, &path, &parts) {
+    ctx.host = host.as_ref().ok().and_then(Option::as_ref);
+    let result = match phases(&mut ctx, &path, &host, &parts) {
         Ok(Flow::Continue) => phase::integrate::run(&mut ctx, &mut parts, body).await,
         Ok(Flow::Respond(resp)) => Ok(resp),
         Err(reject) => Err(reject),
@@ -87,9 +89,16 @@ pub fn reject(shared: &Shared, conn: &ConnInfo, reject: Reject) -> Response<Resp
 fn phases<'a>(
     ctx: &mut RequestCtx<'a>,
     path: &'a Result<Cow<'a, str>, Reject>,
+    host: &Result<Option<HeaderValue>, Reject>,
     parts: &Parts,
 ) -> Result<Flow, Reject> {
     phase::limits::check(parts, &ctx.shared.config.limits)?;
+    // ANY means AWS's seven methods: any other (TRACE, CONNECT, `get`, extension methods)
+    // matches no method of any resource, and is answered before anything else reads it.
+    if MethodKey::of_request(&parts.method).is_none() {
+        return Err(Reject::NoRoute(Miss::Method));
+    }
+    host.as_ref().map_err(Reject::clone)?;
     let path: &'a str = path.as_ref().map_err(Reject::clone)?;
     let host = ctx.host.and_then(|h| h.to_str().ok());
     if let Flow::Respond(resp) = phase::route::locate(ctx, host, path)? {

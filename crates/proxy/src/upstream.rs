@@ -33,7 +33,7 @@ use rustls::{
 };
 
 use crate::{
-    body::{LimitExceeded, Limited, ProxyBody},
+    body::{ClientBodyError, LimitExceeded, Limited, ProxyBody},
     error::Reject,
     h1,
     headers::{self, Forwarded, Reserved},
@@ -281,6 +281,8 @@ async fn send_hyper(
         Ok(Err(e)) => {
             if caused_by::<LimitExceeded>(&e) {
                 Err(SendError::BodyTooLarge)
+            } else if caused_by::<ClientBodyError>(&e) {
+                Err(SendError::ClientBody(error_chain(&e)))
             } else if e.is_connect() {
                 Err(SendError::Connect(e.to_string()))
             } else {
@@ -320,6 +322,10 @@ pub enum SendError {
     Connect(String),
     /// The client's body went over the payload limit.
     BodyTooLarge,
+    /// The client's body failed (malformed, cut short, longer or shorter than declared): the
+    /// backend was left with an incomplete request and a closed connection (or a reset
+    /// stream), and the client is answered 400.
+    ClientBody(String),
     /// The connection failed after it was made (reset, malformed response).
     Failed(String),
     /// A private integration's Service has no ready endpoint (503).
@@ -332,6 +338,7 @@ impl From<SendError> for Reject {
             SendError::InvalidUrl(m) => Reject::Internal(format!("backend URL: {m}").into()),
             SendError::Timeout => Reject::Timeout,
             SendError::BodyTooLarge => Reject::BodyTooLarge,
+            SendError::ClientBody(_) => Reject::BadRequest("malformed request body"),
             SendError::Connect(m) | SendError::Failed(m) => Reject::Upstream(m),
             SendError::NoEndpoint => Reject::NoEndpoint,
         }

@@ -35,7 +35,7 @@ use tokio::{
 };
 
 use crate::{
-    body::{BoxError, LimitExceeded, Limited, ProxyBody},
+    body::{BoxError, ClientBodyError, LimitExceeded, Limited, ProxyBody},
     h1::{
         ChunkedDecoder, Decoded, Framing, HeadScan, ReceivedHead, declared_framing, push_decimal, push_hex,
         spelled_as_written,
@@ -568,6 +568,8 @@ async fn pump(
         let frame = frame.map_err(|e| {
             if caused_by::<LimitExceeded>(&*e) {
                 SendError::BodyTooLarge
+            } else if caused_by::<ClientBodyError>(&*e) {
+                SendError::ClientBody(e.to_string())
             } else {
                 SendError::Failed(format!("reading the request body: {e}"))
             }

@@ -170,7 +170,9 @@ const MAX_CHUNK_LINE: usize = 4096;
 const MAX_TRAILERS: usize = 16 * 1024;
 
 /// An incremental decoder of `Transfer-Encoding: chunked` (RFC 9112 §7.1). Strict: lines end
-/// in CRLF, sizes are hex digits only. Extensions are skipped and trailers dropped.
+/// in CRLF, sizes are hex digits only, extensions follow the grammar with no whitespace or
+/// control characters (`valid_extensions`), trailers are field lines (`valid_field_line`).
+/// Extensions are skipped and trailers dropped once checked.
 #[derive(Debug, Default)]
 pub struct ChunkedDecoder {
     state: ChunkState,
@@ -200,12 +202,12 @@ impl ChunkedDecoder {
                     let Some(line) = take_line(buf, MAX_CHUNK_LINE)? else {
                         return Ok(Decoded::NeedMore);
                     };
-                    let digits = line
-                        .split(|b| *b == b';')
-                        .next()
-                        .unwrap_or_default()
-                        .trim_ascii_end();
-                    if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_hexdigit) {
+                    let end = line
+                        .iter()
+                        .position(|b| !b.is_ascii_hexdigit())
+                        .unwrap_or(line.len());
+                    let (digits, extensions) = line.split_at(end);
+                    if digits.is_empty() || digits.len() > 15 || !valid_extensions(extensions) {
                         return Err(FramingError::BadChunk);
                     }
                     let size = digits.iter().fold(0u64, |n, d| {
@@ -251,12 +253,68 @@ impl ChunkedDecoder {
                     }
                     if line.is_empty() {
                         self.state = ChunkState::Done;
+                    } else if !valid_field_line(&line) {
+                        return Err(FramingError::BadChunk);
                     }
                 }
                 ChunkState::Done => return Ok(Decoded::End),
             }
         }
     }
+}
+
+/// RFC 9110 `tchar`: what a token (a field name, a chunk extension name) is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Chunk extensions after the size, strictly: `*( ";" token [ "=" ( token / quoted-string ) ] )`
+/// with no whitespace anywhere (RFC 9112 §7.1.1 allows some around `;` and `=`; no client
+/// needs it and a proxy in front may read it otherwise), and no control characters or bytes
+/// beyond ASCII, in quoted strings either.
+fn valid_extensions(mut ext: &[u8]) -> bool {
+    while let [b';', rest @ ..] = ext {
+        let name = rest.iter().position(|b| !is_tchar(*b)).unwrap_or(rest.len());
+        if name == 0 {
+            return false;
+        }
+        ext = &rest[name..];
+        if let [b'=', value @ ..] = ext {
+            ext = match value {
+                [b'"', quoted @ ..] => {
+                    let mut i = 0;
+                    loop {
+                        match quoted.get(i) {
+                            Some(b'"') => break &quoted[i + 1..],
+                            Some(b'\\') if quoted.get(i + 1).is_some_and(|b| b.is_ascii_graphic()) => i += 2,
+                            Some(b) if b.is_ascii_graphic() && *b != b'\\' => i += 1,
+                            _ => return false,
+                        }
+                    }
+                }
+                _ => {
+                    let n = value.iter().position(|b| !is_tchar(*b)).unwrap_or(value.len());
+                    if n == 0 {
+                        return false;
+                    }
+                    &value[n..]
+                }
+            };
+        }
+    }
+    ext.is_empty()
+}
+
+/// A trailer line as a field line (RFC 9112 §5): `token ":" OWS field-value OWS`, the value
+/// visible characters, spaces and tabs only. A line that starts with whitespace (obs-fold) or
+/// is no field at all (`GET /x HTTP/1.1`) is refused.
+fn valid_field_line(line: &[u8]) -> bool {
+    let name = line.iter().position(|b| !is_tchar(*b)).unwrap_or(line.len());
+    name > 0
+        && line.get(name) == Some(&b':')
+        && line[name + 1..]
+            .iter()
+            .all(|b| *b == b' ' || *b == b'\t' || (*b >= 0x21 && *b != 0x7f))
 }
 
 /// Takes one CRLF-terminated line off `buf` (without the CRLF).
@@ -547,6 +605,10 @@ mod tests {
             Ok((b"0123456789".to_vec(), true))
         );
         assert_eq!(decode_all(b"5\r\nhel"), Ok((b"hel".to_vec(), false)));
+        assert_eq!(
+            decode_all(b"005;a;b=c;d=\"e\\\"f\"\r\nhello\r\n0\r\nx-t:\r\ny: a b\t\r\n\r\n"),
+            Ok((b"hello".to_vec(), true))
+        );
         for bad in [
             &b"5\nhello\r\n0\r\n\r\n"[..],
             b"-5\r\nhello\r\n",
@@ -554,6 +616,28 @@ mod tests {
             b"ffffffffffffffff\r\n",
             b"\r\n",
             b"0x5\r\nhello\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b" 5\r\nhello\r\n0\r\n\r\n",
+            b"5\t\r\nhello\r\n0\r\n\r\n",
+            b"5 ;a=b\r\nhello\r\n0\r\n\r\n",
+            b"5; a=b\r\nhello\r\n0\r\n\r\n",
+            b"5;a =b\r\nhello\r\n0\r\n\r\n",
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\r\nhello\r\n0\r\n\r\n",
+            b"5;a\rb\r\nhello\r\n0\r\n\r\n",
+            b"5;a\0\r\nhello\r\n0\r\n\r\n",
+            b"5\0\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"b c\"\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"b\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"\xe9\"\r\nhello\r\n0\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nGET /x HTTP/1.1\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nx-t: 1\r\n folded\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n x-t: 1\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nx-t : 1\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n: 1\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nx-t: a\rb\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nx-t: a\0b\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nx-t\r\n\r\n",
         ] {
             assert!(decode_all(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }

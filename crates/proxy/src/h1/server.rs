@@ -7,9 +7,12 @@
 //! service::serve ─ write head (+ first body bytes in the same write) ─ body frames ─ next
 //! ```
 //!
-//! Refused outright, with an AWS answer and a closed connection: malformed heads, both
-//! Content-Length and Transfer-Encoding, Transfer-Encoding other than `chunked`, conflicting
-//! lengths, heads over the limits. A connection whose request body was not read to its end
+//! Refused outright, with an AWS answer and a closed connection: malformed heads, lines not
+//! ended by CRLF, request targets with a fragment or bytes beyond ASCII, both Content-Length
+//! and Transfer-Encoding, Transfer-Encoding other than `chunked`, conflicting lengths, heads
+//! over the limits. Header names with `_` are left out as the head is read (unless allowed).
+//! A chunked body that turns out malformed ends the body with an error, so the backend never
+//! gets its last chunk (see [`crate::body::ClientBodyError`]). A connection whose request body was not read to its end
 //! is closed after the answer (lingering, so the answer is not lost to a reset).
 
 use std::{
@@ -121,7 +124,7 @@ where
                     }
                 }
                 if !first {
-                    match parse_request(&mut buf) {
+                    match parse_request(&mut buf, shared.config.allow_underscores_in_headers) {
                         Ok(Some(head)) => break Ok(head),
                         Ok(None) => {}
                         Err(reject) => break Err(reject),
@@ -253,8 +256,9 @@ where
     }
 }
 
-/// Parses a request head off `buf`. `Ok(None)`: not complete yet.
-fn parse_request(buf: &mut BytesMut) -> Result<Option<Head>, Reject> {
+/// Parses a request head off `buf`. `Ok(None)`: not complete yet. Header names with `_` are
+/// left out unless `allow_underscores`.
+fn parse_request(buf: &mut BytesMut, allow_underscores: bool) -> Result<Option<Head>, Reject> {
     // Left uninitialised: zeroing 128 slots per request cost more than parsing a short head.
     let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -265,16 +269,31 @@ fn parse_request(buf: &mut BytesMut) -> Result<Option<Head>, Reject> {
         Err(httparse::Error::Version) => return Err(Reject::BadRequest("unsupported HTTP version")),
         Err(_) => return Err(Reject::BadRequest("malformed request head")),
     };
+    // Every line ends in CRLF: httparse also takes a bare LF, which a proxy in front may not.
+    // The head holds one LF per line, so this looks at a handful of bytes.
+    if memchr::memchr_iter(b'\n', &buf[..n]).any(|i| i == 0 || buf[i - 1] != b'\r') {
+        return Err(Reject::BadRequest("line not ended by CRLF"));
+    }
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| Reject::BadRequest("invalid method"))?;
     let http10 = req.version == Some(0);
     // The target and header values stay in the head's buffer, shared.
     let base = buf.as_ptr() as usize;
     let path = req.path.unwrap_or_default();
+    // A fragment is never sent (RFC 9110 §7.1) and the URI type would drop it silently; raw
+    // bytes beyond ASCII are not a URI at all (httparse lets them through).
+    if !path.is_ascii() || memchr::memchr(b'#', path.as_bytes()).is_some() {
+        return Err(Reject::BadRequest("invalid request target"));
+    }
     let path_span = (path.as_ptr() as usize - base, path.len());
     let mut spans: smallvec::SmallVec<[(HeaderName, usize, usize); 24]> = smallvec::SmallVec::new();
     let mut scan = HeadScan::default();
     for h in req.headers.iter() {
+        // Dropped unless allowed (see `ProxyConfig::allow_underscores_in_headers`): read as
+        // nothing, they frame nothing either.
+        if !allow_underscores && memchr::memchr(b'_', h.name.as_bytes()).is_some() {
+            continue;
+        }
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| Reject::BadRequest("invalid header name"))?;
         scan.header(&name, h.value);
@@ -580,7 +599,7 @@ mod tests {
     use super::*;
 
     fn parse(raw: &str) -> Result<Option<Head>, Reject> {
-        parse_request(&mut BytesMut::from(raw.as_bytes()))
+        parse_request(&mut BytesMut::from(raw.as_bytes()), false)
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::{future::ready, net::SocketAddr, time::Instant};
 use bytes::Bytes;
 use futures::future::Either;
 use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri, Version, header, request::Parts,
+    HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version, header, request::Parts,
 };
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
@@ -442,14 +442,4 @@ fn is_idempotent(m: &Method) -> bool {
         *m,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     )
-}
-
-// === headers ===
-
-/// The Host the client asked for (`:authority` for h2).
-pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
-    headers.get(header::HOST).cloned().or_else(|| {
-        uri.authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    })
 }

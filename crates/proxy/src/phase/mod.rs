@@ -1,17 +1,20 @@
 //! The request phases, one file each, in the order [`crate::service`] runs them:
 //!
 //! 1. [`limits`]: URL, header and declared body size; malformed framing.
-//! 2. [`normalize`]: the path rule (no dot segments, no encoded separators).
-//! 3. [`route`]`::locate`: API and stage (and the reserved `/ping`, `/sping`).
-//! 4. [`policy`]: the resource policy of PRIVATE APIs on the private listener.
-//! 5. [`canary`]: primary or canary variant.
-//! 6. [`route`]`::resolve`: resource and method.
-//! 7. [`params`]: required request parameters.
-//! 8. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints.
+//! 2. The method: one of AWS's seven, else 403 `MissingAuthenticationTokenException`.
+//! 3. [`authority`]: the one Host of the request (400 when missing, repeated or invalid).
+//! 4. [`normalize`]: the path rule (no dot segments, no encoded separators).
+//! 5. [`route`]`::locate`: API and stage (and the reserved `/ping`, `/sping`).
+//! 6. [`policy`]: the resource policy of PRIVATE APIs on the private listener.
+//! 7. [`canary`]: primary or canary variant.
+//! 8. [`route`]`::resolve`: resource and method.
+//! 9. [`params`]: required request parameters.
+//! 10. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints.
 //!
 //! A phase returns `Err(Reject)` to answer with a gateway response, or [`Flow::Respond`] to
 //! answer with something else.
 
+pub mod authority;
 pub mod canary;
 pub mod integrate;
 pub mod limits;
