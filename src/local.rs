@@ -49,12 +49,12 @@ const PETSTORE_NAMESPACE: &str = "default";
 /// How long the summary waits for every object to be Ready before printing what it has.
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 
-// === Ports ===
-
 /// The ports of one `turnpike local` data directory, kept in `{data-dir}/ports.json` so a
 /// second start serves on the same ones (the kubeconfig and the invoke URLs stay valid).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ports(BTreeMap<String, u16>);
+
+// === impl Ports ===
 
 impl Ports {
     fn path(data_dir: &Path) -> PathBuf {
