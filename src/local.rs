@@ -323,3 +323,96 @@ async fn stage_keys(client: &Client) -> BTreeMap<(String, String, String), Strin
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use turnpike_controller::ingest::world_from_yaml;
+    use turnpike_core::compile::{CompileConfig, compile};
+
+    /// The built-in examples with the petstore Service `turnpike local` writes: every object
+    /// Ready with its references resolved, the Service's one endpoint the backend, and the
+    /// PRIVATE stage's URL on the private listener.
+    #[test]
+    fn examples_and_the_petstore_service_compile_ready() {
+        let backend: SocketAddr = "127.0.0.1:45678".parse().expect("addr");
+        let mut yaml = String::new();
+        for (_, text) in EXAMPLES {
+            yaml.push_str(text);
+            yaml.push_str("\n---\n");
+        }
+        for obj in petstore_objects(backend) {
+            yaml.push_str(&serde_yaml::to_string(&obj).expect("yaml"));
+            yaml.push_str("\n---\n");
+        }
+        let world = world_from_yaml(&yaml).expect("examples parse");
+        let config = CompileConfig {
+            invoke_base: Some("https://127.0.0.1:8443".into()),
+            private_invoke_base: Some("https://127.0.0.1:9443".into()),
+            ..CompileConfig::default()
+        };
+        let compiled = compile(&world, &config, 1);
+        for s in &compiled.statuses {
+            assert!(s.is_ready(), "{s:#?}");
+            assert!(s.condition("ResolvedRefs").is_some_and(|c| c.status), "{s:#?}");
+        }
+        let url = |name: &str| {
+            compiled
+                .statuses
+                .iter()
+                .find(|s| s.object.name == name)
+                .and_then(|s| s.fields.invoke_url.clone())
+                .unwrap_or_default()
+        };
+        assert!(
+            url("ledger-prod").starts_with("https://127.0.0.1:9443/restapis/"),
+            "{}",
+            url("ledger-prod")
+        );
+        assert!(url("petstore-prod").starts_with("https://127.0.0.1:8443/restapis/"));
+        let services: Vec<_> = compiled.table.services().collect();
+        assert!(
+            services.iter().any(|(_, endpoints)| endpoints.contains(&backend)),
+            "{services:?}"
+        );
+    }
+
+    #[test]
+    fn curl_paths_fill_parameters_and_prefer_the_first_get() {
+        let spec: turnpike_api::RestApiSpec = serde_yaml::from_str(
+            "resources:\n  /pets/{id}/toys/{proxy+}: {GET: {integration: {type: MOCK}}}\n  /zzz: {GET: {integration: {type: MOCK}}}\n",
+        )
+        .expect("spec");
+        assert_eq!(sample_path(&spec).as_deref(), Some("pets/1/toys/1"));
+        let none: turnpike_api::RestApiSpec =
+            serde_yaml::from_str("resources:\n  /a: {POST: {integration: {type: MOCK}}}\n").expect("spec");
+        assert_eq!(sample_path(&none), None);
+    }
+
+    #[test]
+    fn ports_are_remembered_and_a_given_address_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            Ports::load(dir.path()),
+            Ports::default(),
+            "no file: nothing remembered"
+        );
+        // An OS-chosen port, free again once the listener is dropped.
+        let free = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind");
+        let mut ports = Ports::default();
+        ports.set("public", free);
+        ports.save(dir.path()).expect("save");
+        let loaded = Ports::load(dir.path());
+        assert_eq!(loaded, ports);
+        assert_eq!(loaded.pick("public", None, Some(1)), free);
+        let given = "127.0.0.1:0".parse().expect("addr");
+        assert_eq!(loaded.pick("public", Some(given), None), given);
+        assert_eq!(
+            loaded.pick("other", None, None).port(),
+            0,
+            "nothing remembered: a free port"
+        );
+    }
+}

@@ -37,7 +37,9 @@ pub async fn serve(listener: TcpListener) {
             }
         };
         tokio::spawn(async move {
-            let service = service_fn(|req| async move { Ok::<_, Infallible>(answer(&req)) });
+            let service = service_fn(|req: Request<Incoming>| async move {
+                Ok::<_, Infallible>(answer(req.method(), req.uri().path()))
+            });
             if let Err(error) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await
@@ -56,13 +58,14 @@ pub async fn bind_and_serve(addr: SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
-fn answer(req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let path = req.uri().path().trim_end_matches('/');
+/// The answer to `method` on `path`.
+fn answer(method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let path = path.trim_end_matches('/');
     let (release, rest) = match path.strip_prefix("/v2") {
         Some(rest) => ("v2", rest),
         None => ("v1", path.strip_prefix("/v1").unwrap_or(path)),
     };
-    if req.method() != Method::GET {
+    if method != Method::GET {
         return json_response(
             StatusCode::METHOD_NOT_ALLOWED,
             release,
@@ -107,4 +110,58 @@ fn json_response(status: StatusCode, release: &'static str, body: &Value) -> Res
     );
     headers.insert("x-petstore-release", header::HeaderValue::from_static(release));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(method: Method, path: &str) -> (StatusCode, &'static str, Value) {
+        let resp = answer(&method, path);
+        let release = match resp.headers().get("x-petstore-release").map(|v| v.as_bytes()) {
+            Some(b"v2") => "v2",
+            Some(b"v1") => "v1",
+            other => panic!("release header {other:?}"),
+        };
+        let status = resp.status();
+        let body = body_of(resp);
+        (status, release, serde_json::from_slice(&body).expect("JSON"))
+    }
+
+    fn body_of(resp: Response<Full<Bytes>>) -> Bytes {
+        use http_body_util::BodyExt as _;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(resp.into_body().collect()).expect("body").to_bytes()
+    }
+
+    #[test]
+    fn pets_by_release() {
+        let (status, release, pets) = call(Method::GET, "/pets");
+        assert_eq!((status, release), (StatusCode::OK, "v1"));
+        assert_eq!(pets[0], json!({"id": 1, "type": "dog", "price": 249.99}));
+        assert_eq!(
+            call(Method::GET, "/v1/pets/").2,
+            pets,
+            "/v1 and a trailing slash: the same"
+        );
+        let (_, release, pet) = call(Method::GET, "/v2/pets/3");
+        assert_eq!(release, "v2");
+        assert_eq!(
+            pet,
+            json!({"id": 3, "type": "fish", "price": 0.99, "name": "Nemo"})
+        );
+    }
+
+    #[test]
+    fn unknown_pets_paths_and_methods_say_so() {
+        let (status, _, body) = call(Method::GET, "/pets/9");
+        assert_eq!(
+            (status, body),
+            (StatusCode::NOT_FOUND, json!({"message": "no pet 9"}))
+        );
+        assert_eq!(call(Method::GET, "/owners").0, StatusCode::NOT_FOUND);
+        assert_eq!(call(Method::POST, "/pets").0, StatusCode::METHOD_NOT_ALLOWED);
+    }
 }
