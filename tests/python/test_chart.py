@@ -51,9 +51,10 @@ CUSTOM = {
 }
 
 
-def render(values=None) -> list[dict]:
+def render(values=None, namespace="gateway") -> list[dict]:
+    """The chart's manifests as release `tp` in `namespace` (NOTES.txt left out)."""
     chart = helm.Chart.load(str(CHART))
-    out = chart.render(values or {}, name="tp", namespace="gateway", is_install=True)
+    out = chart.render(values or {}, name="tp", namespace=namespace, is_install=True)
     docs = []
     for path, text in sorted(out.items()):
         if path.endswith("NOTES.txt"):
@@ -272,11 +273,14 @@ def test_install_upgrade_uninstall_into_the_embedded_api_server(server):
     with helm.Config(kubeconfig_path=str(server.kubeconfig), namespace="default") as cfg:
         rel = cfg.install(str(CHART), "tp", {}, timeout=60)
         assert rel["status"] == "deployed" and rel["revision"] == 1
-        for kind, name in [("deployment", "tp-turnpike"), ("service", "tp-turnpike-public"),
-                           ("service", "tp-turnpike-private"), ("service", "tp-turnpike-admin"),
-                           ("poddisruptionbudget", "tp-turnpike"), ("crd", "restapis.turnpike.dev"),
-                           ("crd", "stages.turnpike.dev")]:
-            server.kubectl("get", kind, name)
+        docs = render({}, namespace="default")
+        assert len(docs) >= 8, [d["kind"] for d in docs]
+        for doc in docs:  # every object of the chart was created
+            group = doc["apiVersion"].rpartition("/")[0]
+            kind = f"{doc['kind']}.{group}" if group else doc["kind"]
+            server.kubectl("get", kind, doc["metadata"]["name"], "-n", "default")
+        for crd in ["restapis", "deployments", "stages", "usageplans", "apikeys"]:
+            server.kubectl("get", "crd", f"{crd}.turnpike.dev")
         server.kubectl("get", "restapis")  # the CRDs are served
 
         rel = cfg.upgrade(str(CHART), "tp", {"replicaCount": 3, "logFormat": "text",
