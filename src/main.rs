@@ -5,6 +5,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use turnpike_controller::node::{Node, NodeConfig};
+use turnpike_telemetry::LogFormat;
+
+#[cfg(feature = "local")]
+mod local;
+mod petstore;
 
 /// mimalloc: a request allocates and frees a few dozen small blocks (buffers, header maps,
 /// ids) on one worker thread, which is mimalloc's fast path. In the proxy benchmark it took
@@ -16,6 +21,9 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "turnpike", version, about)]
 struct Cli {
+    /// Log lines on stderr: `text` (coloured only on a terminal) or `json`.
+    #[arg(long, global = true, env = "TURNPIKE_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,6 +38,8 @@ enum Command {
     /// machine, and write a kubeconfig for kubectl.
     #[cfg(feature = "local")]
     Local(LocalArgs),
+    /// Serve the examples' petstore backend alone (config/backend runs it in a cluster).
+    Petstore(PetstoreArgs),
     /// Print every CustomResourceDefinition as multi-document YAML.
     Crds,
     /// Print the version.
@@ -40,15 +50,15 @@ enum Command {
 #[derive(Debug, Args)]
 struct NodeArgs {
     /// Address of the public listener (REGIONAL and EDGE APIs) [default: 0.0.0.0:8443; local:
-    /// 127.0.0.1:8443, or a free port when that one is taken].
+    /// the port of the last start, else 127.0.0.1:8443, else a free port].
     #[arg(long, env = "TURNPIKE_PUBLIC_ADDR")]
     public_addr: Option<SocketAddr>,
-    /// Address of the private listener (PRIVATE APIs) [default: 0.0.0.0:9443; local:
-    /// 127.0.0.1:9443, or a free port].
+    /// Address of the private listener (PRIVATE APIs) [default: 0.0.0.0:9443; local: the
+    /// last start's port, else 127.0.0.1:9443, else a free port].
     #[arg(long, env = "TURNPIKE_PRIVATE_ADDR")]
     private_addr: Option<SocketAddr>,
     /// Address of the admin listener (/metrics, /healthz, /readyz) [default: 0.0.0.0:9090;
-    /// local: 127.0.0.1:9090, or a free port].
+    /// local: the last start's port, else 127.0.0.1:9090, else a free port].
     #[arg(long, env = "TURNPIKE_ADMIN_ADDR")]
     admin_addr: Option<SocketAddr>,
     /// Write the bound listener addresses here as JSON (`{"public","private","admin"}`) once
@@ -95,16 +105,31 @@ struct RunArgs {
     node: NodeArgs,
 }
 
+#[derive(Debug, Args)]
+struct PetstoreArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    addr: SocketAddr,
+}
+
 #[cfg(feature = "local")]
 #[derive(Debug, Args)]
 struct LocalArgs {
-    /// Where the embedded API server keeps its database, certificates and kubeconfig.
+    /// Where the embedded API server keeps its database, certificates and kubeconfig, and
+    /// `ports.json`, the ports a second start reuses.
     #[arg(long, default_value = ".turnpike")]
     data_dir: PathBuf,
-    /// Address of the embedded API server.
-    #[arg(long, default_value = "127.0.0.1:6443")]
-    apiserver_addr: SocketAddr,
-    /// Files or directories of manifests to apply at start-up (e.g. `config/samples`).
+    /// Address of the embedded API server [default: the last start's port, else
+    /// 127.0.0.1:6443, else a free port].
+    #[arg(long)]
+    apiserver_addr: Option<SocketAddr>,
+    /// Create the examples built into the binary (config/examples: petstore, MOCK, canary,
+    /// usage plan, PRIVATE) where they do not exist yet, and serve their petstore backend.
+    /// Edits made with kubectl survive a restart.
+    #[arg(long)]
+    examples: bool,
+    /// Files or directories of manifests to server-side apply at start-up (e.g.
+    /// `config/examples`); these win over edits made since.
     #[arg(long = "apply", short = 'f')]
     apply: Vec<PathBuf>,
     /// Run only the embedded API server: no CRDs installed, no controller, no proxy (for
@@ -133,9 +158,20 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run(args) => run(args),
+        Command::Petstore(args) => {
+            turnpike_telemetry::init(cli.log_format).context("installing the log subscriber")?;
+            runtime()?.block_on(async move {
+                tokio::select! {
+                    served = petstore::bind_and_serve(args.addr) => {
+                        served.with_context(|| format!("serving the petstore on {}", args.addr))
+                    }
+                    stop = stopped() => stop,
+                }
+            })
+        }
+        Command::Run(args) => run(args, cli.log_format),
         #[cfg(feature = "local")]
-        Command::Local(args) => run_local(args),
+        Command::Local(args) => run_local(args, cli.log_format),
     }
 }
 
@@ -143,8 +179,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the tokio runtime")
 }
 
-/// The replica's configuration from the command line.
-fn node_config(args: &NodeArgs, local: bool) -> anyhow::Result<NodeConfig> {
+/// The replica's configuration from the command line; `local` holds `turnpike local`'s
+/// remembered ports (loopback listeners, the DNS-free invoke URLs).
+fn node_config(args: &NodeArgs, local: Option<&local_ports::Ports>) -> anyhow::Result<NodeConfig> {
     use turnpike_controller::{Config, LeaseConfig};
     use turnpike_core::routing::Listener;
     use turnpike_proxy::{ListenerConfig, ProxyConfig};
@@ -160,11 +197,11 @@ fn node_config(args: &NodeArgs, local: bool) -> anyhow::Result<NodeConfig> {
     controller.namespace = args.watch_namespace.clone();
     controller.compile.hosts.region = args.region.clone();
     controller.compile.hosts.base_domain = args.base_domain.clone();
-    let (public_addr, private_addr, admin_addr) = if local {
+    let (public_addr, private_addr, admin_addr) = if let Some(ports) = local {
         (
-            local_addr(args.public_addr, 8443),
-            local_addr(args.private_addr, 9443),
-            local_addr(args.admin_addr, 9090),
+            ports.pick("public", args.public_addr, Some(8443)),
+            ports.pick("private", args.private_addr, Some(9443)),
+            ports.pick("admin", args.admin_addr, Some(9090)),
         )
     } else {
         let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
@@ -197,22 +234,19 @@ fn node_config(args: &NodeArgs, local: bool) -> anyhow::Result<NodeConfig> {
         controller,
         proxy,
         admin_addr,
-        invoke_base_from_public: local,
+        invoke_base_from_public: local.is_some(),
     })
 }
 
-/// `turnpike local`'s address for a listener: the one given, else 127.0.0.1:`port`, else (when
-/// that port is taken, e.g. by another `turnpike local`) a free port on 127.0.0.1.
-fn local_addr(given: Option<SocketAddr>, port: u16) -> SocketAddr {
-    if let Some(addr) = given {
-        return addr;
-    }
-    let preferred = SocketAddr::from(([127, 0, 0, 1], port));
-    match std::net::TcpListener::bind(preferred) {
-        Ok(_) => preferred,
-        Err(_) => {
-            tracing::warn!(%preferred, "address in use; using a free port (see gateway.json)");
-            SocketAddr::from(([127, 0, 0, 1], 0))
+/// Without the `local` feature there are no remembered ports: `node_config` gets `None`.
+#[cfg(feature = "local")]
+use local as local_ports;
+#[cfg(not(feature = "local"))]
+mod local_ports {
+    pub enum Ports {}
+    impl Ports {
+        pub fn pick(&self, _: &str, _: Option<std::net::SocketAddr>, _: Option<u16>) -> std::net::SocketAddr {
+            match *self {}
         }
     }
 }
@@ -228,12 +262,12 @@ async fn stopped() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves until SIGINT or SIGTERM, then releases the Lease and drains.
-async fn serve(
+/// Starts the replica and writes the bound addresses to `addresses_file`.
+async fn start_node(
     client: kube::Client,
     config: NodeConfig,
     addresses_file: Option<PathBuf>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Node> {
     let node = Node::start(client, config)
         .await
         .context("starting the gateway")?;
@@ -254,6 +288,11 @@ async fn serve(
         std::fs::write(&tmp, json.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
     }
+    Ok(node)
+}
+
+/// Serves until SIGINT or SIGTERM, then releases the Lease and drains.
+async fn serve(node: Node) -> anyhow::Result<()> {
     stopped().await?;
     tracing::info!("stopping");
     node.shutdown().await;
@@ -261,24 +300,28 @@ async fn serve(
 }
 
 /// `turnpike run`: the controller and the proxy against KUBECONFIG or the in-cluster config.
-fn run(args: RunArgs) -> anyhow::Result<()> {
-    turnpike_telemetry::init().context("installing the log subscriber")?;
-    let config = node_config(&args.node, false)?;
+fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<()> {
+    turnpike_telemetry::init(log_format).context("installing the log subscriber")?;
+    let config = node_config(&args.node, None)?;
     let addresses_file = args.node.addresses_file.clone();
     runtime()?.block_on(async move {
         let client = kube::Client::try_default()
             .await
             .context("connecting to Kubernetes (KUBECONFIG or in-cluster)")?;
-        serve(client, config, addresses_file).await
+        serve(start_node(client, config, addresses_file).await?).await
     })
 }
 
 /// `turnpike local`: the embedded API server, then the controller and the proxy, which reach
-/// it only through the kubeconfig it wrote, as they would a real cluster.
+/// it only through the kubeconfig it wrote, as they would a real cluster. Once every object is
+/// Ready it prints, once, how to reach it (stdout; the logs go to stderr).
 #[cfg(feature = "local")]
-fn run_local(args: LocalArgs) -> anyhow::Result<()> {
-    turnpike_telemetry::init().context("installing the log subscriber")?;
-    let config = node_config(&args.node, true)?;
+fn run_local(args: LocalArgs, log_format: LogFormat) -> anyhow::Result<()> {
+    use turnpike_apiserver::manifests::{self, ApplyMode};
+
+    turnpike_telemetry::init(log_format).context("installing the log subscriber")?;
+    let mut ports = local::Ports::load(&args.data_dir);
+    let config = node_config(&args.node, Some(&ports))?;
     let addresses_file = Some(
         args.node
             .addresses_file
@@ -286,35 +329,89 @@ fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| args.data_dir.join("gateway.json")),
     );
     runtime()?.block_on(async move {
+        let apiserver_addr = ports.pick("apiserver", args.apiserver_addr, Some(6443));
         let server_config =
-            turnpike_apiserver::ApiServerConfig::new(&args.data_dir).with_addr(args.apiserver_addr);
+            turnpike_apiserver::ApiServerConfig::new(&args.data_dir).with_addr(apiserver_addr);
         let server = turnpike_apiserver::ApiServer::start(server_config)
             .await
             .context("starting the API server")?;
+        ports.set("apiserver", server.addr);
         let client = server
             .client()
             .await
             .context("building a client from the kubeconfig")?;
-        if !args.apiserver_only {
-            turnpike_controller::apply::install_crds(&client)
-                .await
-                .context("installing the CRDs")?;
-        }
-        if !args.apply.is_empty() {
-            turnpike_apiserver::manifests::apply(client.clone(), &args.apply)
-                .await
-                .context("applying --apply manifests")?;
-        }
-        tracing::info!(
-            kubeconfig = %server.kubeconfig.display(),
-            "export KUBECONFIG={} to use kubectl",
-            server.kubeconfig.display()
-        );
         if args.apiserver_only {
+            if !args.apply.is_empty() {
+                manifests::apply(client.clone(), &args.apply)
+                    .await
+                    .context("applying --apply manifests")?;
+            }
+            tracing::info!(
+                kubeconfig = %server.kubeconfig.display(),
+                "export KUBECONFIG={} to use kubectl",
+                server.kubeconfig.display()
+            );
             stopped().await?;
             return Ok(());
         }
-        let served = serve(client, config, addresses_file).await;
+        turnpike_controller::apply::install_crds(&client)
+            .await
+            .context("installing the CRDs")?;
+        let mut petstore = None;
+        if args.examples {
+            let addr = ports.pick("petstore", None, None);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the petstore backend on {addr}"))?;
+            let addr = listener.local_addr().context("the petstore's address")?;
+            ports.set("petstore", addr);
+            petstore = Some(tokio::spawn(petstore::serve(listener)));
+            let service = local::petstore_objects(addr)
+                .into_iter()
+                .map(|o| (PathBuf::from("(built-in petstore)"), o))
+                .collect();
+            manifests::apply_docs(client.clone(), service, ApplyMode::Apply)
+                .await
+                .context("pointing the Service petstore at the built-in backend")?;
+            let mut docs = Vec::new();
+            for (path, text) in local::EXAMPLES {
+                docs.extend(manifests::read_str(std::path::Path::new(path), text)?);
+            }
+            manifests::apply_docs(client.clone(), docs, ApplyMode::CreateMissing)
+                .await
+                .context("creating the examples")?;
+        }
+        if !args.apply.is_empty() {
+            manifests::apply(client.clone(), &args.apply)
+                .await
+                .context("applying --apply manifests")?;
+        }
+        let node = start_node(client.clone(), config, addresses_file).await?;
+        if let Some(addr) = node.public {
+            ports.set("public", addr);
+        }
+        if let Some(addr) = node.private {
+            ports.set("private", addr);
+        }
+        ports.set("admin", node.admin);
+        ports.save(&args.data_dir)?;
+        let summary = {
+            let kubeconfig = server.kubeconfig.clone();
+            let data_dir = args.data_dir.clone();
+            tokio::spawn(async move {
+                let pending = local::wait_ready(&client).await;
+                let text = local::summary(&client, &kubeconfig, &data_dir, &pending).await;
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{text}");
+                }
+            })
+        };
+        let served = serve(node).await;
+        summary.abort();
+        if let Some(petstore) = petstore {
+            petstore.abort();
+        }
         drop(server);
         served
     })

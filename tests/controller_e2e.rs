@@ -67,7 +67,7 @@ async fn wait_ready(c: &Cluster, what: &str) {
 async fn samples_become_ready_and_serve_and_an_invalid_api_names_its_field() {
     let c = Cluster::start().await;
     let node = c.node("a").await;
-    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/config/samples");
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples");
     c.kubectl(&["apply", "-f", samples]);
 
     // Every object is Ready, as `kubectl wait` sees it.
@@ -80,7 +80,7 @@ async fn samples_become_ready_and_serve_and_an_invalid_api_names_its_field() {
                 "--all",
                 "-n",
                 "default",
-                "--timeout=1s",
+                "--timeout=10s",
             ],
             None,
         )

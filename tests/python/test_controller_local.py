@@ -1,5 +1,5 @@
 """`turnpike local` as users run it: embedded API server + controller + proxy in one process,
-`-f config/samples` applied at start through the API, then kubectl and the Python client read
+`-f config/examples` applied at start through the API, then kubectl and the Python client read
 what the controller wrote and the gateway answers on the invoke URL from status.
 
 Every port is chosen by the OS on 127.0.0.1 (`gateway.json` in the data dir names the
@@ -49,7 +49,7 @@ def local(tmp_path):
             "--public-addr", "127.0.0.1:0",
             "--private-addr", "127.0.0.1:0",
             "--admin-addr", "127.0.0.1:0",
-            "-f", str(REPO / "config" / "samples"),
+            "-f", str(REPO / "config" / "examples"),
         ],
         stdout=log,
         stderr=log,

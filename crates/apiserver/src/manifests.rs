@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use kube::{
-    api::{Api, DynamicObject, Patch, PatchParams},
+    api::{Api, DynamicObject, Patch, PatchParams, PostParams},
     core::GroupVersionKind,
     discovery::{Discovery, Scope},
 };
@@ -78,27 +78,54 @@ pub fn read(paths: &[PathBuf]) -> Result<Vec<(PathBuf, serde_json::Value)>, Mani
     let mut docs = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(io(&f))?;
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v = serde_json::Value::deserialize(doc).map_err(|e| ManifestError::Invalid {
-                path: f.display().to_string(),
-                message: e.to_string(),
-            })?;
-            if v.is_object() {
-                docs.push((f.clone(), v));
-            }
-        }
+        docs.extend(read_str(&f, &text)?);
     }
     docs.sort_by_key(|(_, d)| d["kind"] != "CustomResourceDefinition");
     Ok(docs)
 }
 
+/// Every YAML/JSON object document of `text`, each with `path` (the name errors give).
+pub fn read_str(path: &Path, text: &str) -> Result<Vec<(PathBuf, serde_json::Value)>, ManifestError> {
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let v = serde_json::Value::deserialize(doc).map_err(|e| ManifestError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        if v.is_object() {
+            docs.push((path.to_path_buf(), v));
+        }
+    }
+    Ok(docs)
+}
+
+/// What [`apply_docs`] does with an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyMode {
+    /// Server-side apply, forcing conflicts: the files win (`kubectl apply --server-side
+    /// --force-conflicts`).
+    Apply,
+    /// Create the objects that do not exist and leave the others as they are: edits made since
+    /// (e.g. with kubectl) survive a restart.
+    CreateMissing,
+}
+
 /// Reads and server-side applies every manifest (force, field manager [`FIELD_MANAGER`]).
 pub async fn apply(client: kube::Client, paths: &[PathBuf]) -> Result<(), ManifestError> {
+    apply_docs(client, read(paths)?, ApplyMode::Apply).await
+}
+
+/// Applies documents as [`read`] returns them (CRDs first), each as `mode` says.
+pub async fn apply_docs(
+    client: kube::Client,
+    docs: Vec<(PathBuf, serde_json::Value)>,
+    mode: ApplyMode,
+) -> Result<(), ManifestError> {
     let mut discovery = Discovery::new(client.clone())
         .run()
         .await
         .map_err(ManifestError::Discovery)?;
-    for (path, doc) in read(paths)? {
+    for (path, doc) in docs {
         let invalid = |message: String| ManifestError::Invalid {
             path: path.display().to_string(),
             message,
@@ -135,18 +162,36 @@ pub async fn apply(client: kube::Client, paths: &[PathBuf]) -> Result<(), Manife
             ),
             Scope::Cluster => Api::all_with(client.clone(), &ar),
         };
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .map_err(|source| ManifestError::Api {
+        let api_err = |source| ManifestError::Api {
             kind: gvk.kind.clone(),
             name: name.clone(),
             source,
-        })?;
-        tracing::info!(kind = %gvk.kind, %name, "applied");
+        };
+        match mode {
+            ApplyMode::Apply => {
+                api.patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&obj),
+                )
+                .await
+                .map_err(api_err)?;
+                tracing::info!(kind = %gvk.kind, %name, "applied");
+            }
+            ApplyMode::CreateMissing => {
+                let params = PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..PostParams::default()
+                };
+                match api.create(&params, &obj).await {
+                    Ok(_) => tracing::info!(kind = %gvk.kind, %name, "created"),
+                    Err(kube::Error::Api(s)) if s.is_already_exists() => {
+                        tracing::debug!(kind = %gvk.kind, %name, "exists; left as it is");
+                    }
+                    Err(e) => return Err(api_err(e)),
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -21,8 +21,9 @@ pub struct NodeConfig {
     /// Its `namespace_lookup` is replaced by the controller's pod index.
     pub proxy: ProxyConfig,
     pub admin_addr: SocketAddr,
-    /// Set `controller.compile.invoke_base` to `https://{public listener}` (local mode: the
-    /// DNS-free path form of invoke URLs).
+    /// Set `controller.compile.invoke_base` to `https://{public listener}` and
+    /// `private_invoke_base` to `https://{private listener}` (local mode: the DNS-free path
+    /// form of invoke URLs).
     pub invoke_base_from_public: bool,
 }
 
@@ -70,17 +71,18 @@ impl Node {
         let public = proxy.local_addr(Listener::Public, true);
         let private = proxy.local_addr(Listener::Private, true);
         let listeners = proxy.listeners();
-        if config.invoke_base_from_public
-            && let Some(addr) = public
-        {
+        if config.invoke_base_from_public {
             // A wildcard bind is reached on loopback.
-            let ip = if addr.ip().is_unspecified() {
-                std::net::IpAddr::from([127, 0, 0, 1])
-            } else {
-                addr.ip()
+            let base = |addr: SocketAddr| {
+                let ip = if addr.ip().is_unspecified() {
+                    std::net::IpAddr::from([127, 0, 0, 1])
+                } else {
+                    addr.ip()
+                };
+                format!("https://{}", SocketAddr::new(ip, addr.port()))
             };
-            let base = SocketAddr::new(ip, addr.port());
-            config.controller.compile.invoke_base = Some(format!("https://{base}"));
+            config.controller.compile.invoke_base = public.map(base);
+            config.controller.compile.private_invoke_base = private.map(base);
         }
         let admin = turnpike_proxy::admin::Admin::bind(config.admin_addr)
             .await

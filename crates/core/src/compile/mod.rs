@@ -28,8 +28,8 @@ pub use world::*;
 
 use crate::conditions::reasons;
 use crate::model::{
-    ApiId, Backend, DeploymentId, KeyDigest, KeyId, KeyValueSource, ObjectKey, RestApiDef, ServiceRef,
-    StageSource, short_id,
+    ApiId, Backend, DeploymentId, EndpointType, KeyDigest, KeyId, KeyValueSource, ObjectKey, RestApiDef,
+    ServiceRef, StageSource, short_id,
 };
 use crate::routing::{
     ApiEntry, CanaryEntry, FastMap, HostSettings, KeyEntry, PlanEntry, ResourceEntry, RouteSet, RoutingTable,
@@ -44,6 +44,9 @@ pub struct CompileConfig {
     /// `{base}/restapis/{apiId}/{stage}/_user_request_/`; otherwise
     /// `https://{apiId}.execute-api.{region}.{baseDomain}/{stage}`.
     pub invoke_base: Option<String>,
+    /// The same for PRIVATE APIs, which only the private listener serves (e.g.
+    /// `https://127.0.0.1:9443`); when unset, PRIVATE APIs use `invoke_base` too.
+    pub private_invoke_base: Option<String>,
 }
 
 /// The output of [`compile`].
@@ -410,7 +413,8 @@ fn stages<'w>(
             statuses.insert((Kind::Stage, key.clone()), c.finish(obj.meta.generation, fields));
             continue;
         };
-        fields.invoke_url = Some(invoke_url(config, &api.id, def.name.as_str()));
+        let private = api.live.is_some_and(|d| d.endpoint_type == EndpointType::Private);
+        fields.invoke_url = Some(invoke_url(config, &api.id, def.name.as_str(), private));
 
         let resolve = |name: &str,
                        field: &str,
@@ -502,8 +506,12 @@ fn stages<'w>(
     out
 }
 
-fn invoke_url(config: &CompileConfig, id: &ApiId, stage: &str) -> String {
-    match &config.invoke_base {
+fn invoke_url(config: &CompileConfig, id: &ApiId, stage: &str, private: bool) -> String {
+    let base = match &config.private_invoke_base {
+        Some(base) if private => Some(base),
+        _ => config.invoke_base.as_ref(),
+    };
+    match base {
         Some(base) => format!(
             "{}/restapis/{id}/{stage}/_user_request_/",
             base.trim_end_matches('/')
