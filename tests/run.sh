@@ -29,3 +29,7 @@ if [ -d tests/python ]; then
   echo "== pytest (kubectl, the Python kubernetes client, the Helm SDK)"
   TURNPIKE_BIN="$PWD/target/debug/turnpike" .venv/bin/python -m pytest -q tests/python
 fi
+
+echo "== fuzz (every target, bounded)"
+./fuzz/run.sh "${FUZZ_SECONDS:-15}"
+

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, and nothing that is already there:
-# Debian packages (redis-server, curl) and a Python venv with the real Kubernetes clients.
+# Debian packages (redis-server, curl, g++ for libFuzzer), a Python venv with the real Kubernetes
+# clients, and the nightly toolchain with cargo-fuzz for the fuzz targets (fuzz/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(curl redis-server)
+apt_packages=(curl redis-server g++)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,4 +27,14 @@ if [ -f tests/python/requirements.txt ]; then
   if ! .venv/bin/python -m pip install -q -r tests/python/requirements.txt; then
     echo "pip install failed"; exit 1
   fi
+fi
+
+# The fuzz targets build with libFuzzer on the nightly toolchain; cargo-fuzz drives them.
+if ! rustup run nightly cargo --version >/dev/null 2>&1; then
+  echo "== rustup toolchain install nightly"
+  rustup toolchain install nightly --profile minimal
+fi
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "== cargo install cargo-fuzz"
+  cargo install cargo-fuzz --version 0.13.2 --locked
 fi

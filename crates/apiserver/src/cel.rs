@@ -42,7 +42,11 @@ pub fn is_transition_rule(rule: &str) -> bool {
 /// Evaluates `rule`; `Ok(true)` when it holds.
 pub fn eval_rule(rule: &str, scope: &Scope<'_>) -> Result<bool, String> {
     let toks = lex(rule)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.or()?;
     if p.pos != p.toks.len() {
         return Err(format!("unsupported CEL syntax at token {}", p.pos));
@@ -103,12 +107,28 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// How deep a rule may nest: parentheses, lists, calls, `!`/`-` and chains of binary
+/// operators or field selections together. Parsing, evaluating and dropping an expression
+/// recurse that deep on the server's stack, so a rule such as 10,000 `(` or `1+1+...` must be
+/// refused, not overflow it (Kubernetes' CEL parser stops at 250 levels; our CRDs use 3).
+const MAX_DEPTH: usize = 100;
+
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    /// The nesting of the expression being built (see [`MAX_DEPTH`]).
+    depth: usize,
 }
 
 impl Parser {
+    /// One level deeper; an error beyond [`MAX_DEPTH`]. Callers restore `depth` on success.
+    fn deeper(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("rule nested deeper than {MAX_DEPTH} levels"));
+        }
+        Ok(())
+    }
     fn peek_op(&self, op: &str) -> bool {
         matches!(self.toks.get(self.pos), Some(Tok::Op(o)) if *o == op)
     }
@@ -128,17 +148,24 @@ impl Parser {
         }
     }
     fn or(&mut self) -> Result<Expr, String> {
+        let depth = self.depth;
+        self.deeper()?;
         let mut l = self.and()?;
         while self.eat("||") {
+            self.deeper()?;
             l = Expr::Bin("||", Box::new(l), Box::new(self.and()?));
         }
+        self.depth = depth;
         Ok(l)
     }
     fn and(&mut self) -> Result<Expr, String> {
+        let depth = self.depth;
         let mut l = self.cmp()?;
         while self.eat("&&") {
+            self.deeper()?;
             l = Expr::Bin("&&", Box::new(l), Box::new(self.cmp()?));
         }
+        self.depth = depth;
         Ok(l)
     }
     fn cmp(&mut self) -> Result<Expr, String> {
@@ -155,29 +182,40 @@ impl Parser {
         Ok(l)
     }
     fn add(&mut self) -> Result<Expr, String> {
+        let depth = self.depth;
         let mut l = self.unary()?;
         loop {
             if self.eat("+") {
+                self.deeper()?;
                 l = Expr::Bin("+", Box::new(l), Box::new(self.unary()?));
             } else if self.eat("-") {
+                self.deeper()?;
                 l = Expr::Bin("-", Box::new(l), Box::new(self.unary()?));
             } else {
+                self.depth = depth;
                 return Ok(l);
             }
         }
     }
     fn unary(&mut self) -> Result<Expr, String> {
-        if self.eat("!") {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
-        }
-        if self.eat("-") {
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
-        }
-        self.postfix()
+        let depth = self.depth;
+        let e = if self.eat("!") {
+            self.deeper()?;
+            Expr::Not(Box::new(self.unary()?))
+        } else if self.eat("-") {
+            self.deeper()?;
+            Expr::Neg(Box::new(self.unary()?))
+        } else {
+            self.postfix()?
+        };
+        self.depth = depth;
+        Ok(e)
     }
     fn postfix(&mut self) -> Result<Expr, String> {
+        let depth = self.depth;
         let mut e = self.primary()?;
         loop {
+            self.deeper()?;
             if self.eat(".") {
                 match self.toks.get(self.pos).cloned() {
                     Some(Tok::Ident(f)) => {
@@ -191,6 +229,7 @@ impl Parser {
                 self.expect("]")?;
                 e = Expr::Index(Box::new(e), Box::new(idx));
             } else {
+                self.depth = depth;
                 return Ok(e);
             }
         }
@@ -388,6 +427,30 @@ mod tests {
         let n = json!({"x": 5});
         assert_eq!(
             eval_rule("self.x <= 10 && size('ab') == 2", &Scope { this: &n, old: None }),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn deep_rules_are_refused_not_overflowing_the_stack() {
+        let this = serde_json::json!({"a": 1});
+        let scope = Scope {
+            this: &this,
+            old: None,
+        };
+        for rule in [
+            format!("{}true{}", "(".repeat(20_000), ")".repeat(20_000)),
+            format!("{}true", "!".repeat(20_000)),
+            format!("1{} == 1", "+1".repeat(20_000)),
+            format!("self{}", ".a".repeat(20_000)),
+            format!("{}1{}", "[".repeat(20_000), "]".repeat(20_000)),
+        ] {
+            let err = eval_rule(&rule, &scope).expect_err("too deep");
+            assert!(err.contains("nested deeper"), "{err}");
+        }
+        // Rules as deep as real ones still evaluate.
+        assert_eq!(
+            eval_rule("((self.a + 1 - 1 == 1) && !!true) || false", &scope),
             Ok(true)
         );
     }

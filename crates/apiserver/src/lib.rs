@@ -42,6 +42,8 @@ mod cel;
 mod crds;
 mod discovery;
 pub mod errors;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gc;
 mod handlers;
 mod kubeconfig;

@@ -33,6 +33,8 @@ pub mod admin;
 pub mod body;
 pub mod ctx;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod h1;
 pub mod headers;
 pub mod ids;

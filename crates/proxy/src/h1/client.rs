@@ -951,6 +951,25 @@ impl Body for UpstreamBody {
     }
 }
 
+/// The response head parser as [`send`] runs it (reserved names remapped), for
+/// [`crate::fuzzing`]: the final answer's status, headers and framing, after any 1xx.
+pub(crate) fn parse_response_parts(
+    buf: &mut BytesMut,
+    head_request: bool,
+) -> Result<Option<(StatusCode, HeaderMap, Framing)>, SendError> {
+    let reading = Reading {
+        head_request,
+        reserved: Reserved::Remap,
+    };
+    loop {
+        match parse_head(buf, reading)? {
+            Some(Parsed::Final(h)) => return Ok(Some((h.status, h.headers, h.framing))),
+            Some(Parsed::Interim) => continue,
+            None => return Ok(None),
+        }
+    }
+}
+
 /// Reads into a buffer (for tests of the head parser).
 #[cfg(test)]
 fn parse_for_test(bytes: &[u8], head_request: bool) -> Result<Option<ResponseHead>, SendError> {

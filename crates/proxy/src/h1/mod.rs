@@ -317,11 +317,13 @@ fn valid_field_line(line: &[u8]) -> bool {
             .all(|b| *b == b' ' || *b == b'\t' || (*b >= 0x21 && *b != 0x7f))
 }
 
-/// Takes one CRLF-terminated line off `buf` (without the CRLF).
+/// Takes one CRLF-terminated line off `buf` (without the CRLF). A line over `max` bytes is an
+/// error whether its end has arrived or not, so the limit does not depend on how the bytes
+/// were segmented.
 fn take_line(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FramingError> {
     match memchr::memchr(b'\n', buf) {
         Some(i) => {
-            if i == 0 || buf[i - 1] != b'\r' {
+            if i == 0 || buf[i - 1] != b'\r' || i > max {
                 return Err(FramingError::BadChunk);
             }
             let line = buf.split_to(i + 1).freeze();
@@ -640,6 +642,29 @@ mod tests {
             b"5\r\nhello\r\n0\r\nx-t\r\n\r\n",
         ] {
             assert!(decode_all(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn long_lines_are_refused_however_they_arrive() {
+        // A chunk extension and a trailer line over the limit: refused when they arrive byte
+        // by byte (the line's end not yet seen) and when they arrive whole (found by the fuzz
+        // target `chunked`, which compares the two).
+        let long = "e".repeat(MAX_CHUNK_LINE);
+        for body in [
+            format!("1;{long}\r\nx\r\n0\r\n\r\n"),
+            format!("0\r\nx-t: {long}\r\n\r\n"),
+        ] {
+            assert!(decode_all(body.as_bytes()).is_err());
+            let mut whole = BytesMut::from(body.as_bytes());
+            let mut d = ChunkedDecoder::default();
+            let verdict = loop {
+                match d.decode(&mut whole) {
+                    Ok(Decoded::Data(_)) => {}
+                    other => break other,
+                }
+            };
+            assert_eq!(verdict, Err(FramingError::BadChunk));
         }
     }
 

@@ -1,0 +1,143 @@
+//! Entry points for the fuzz targets in `fuzz/` (cargo-fuzz, libFuzzer): the HTTP/1.1 head
+//! parsers and framing, the chunked decoder and path normalisation, driven the way the proxy
+//! drives them. Not an API (hidden from the docs); nothing in the proxy calls it.
+//!
+//! Contract: every function takes arbitrary bytes and returns normally. Beyond "never panic,
+//! never loop", each one asserts the invariants its callers in the proxy rely on, so a broken
+//! invariant is a crash the fuzzer reports:
+//!
+//! - [`requests`]: a pipeline of requests is read head by head, each body by its framing, and
+//!   every parsed head consumes input (no request is read twice); a request's framing is never
+//!   `Close`; a path that normalises is absolute, has no empty segment and normalises to itself.
+//! - [`chunked`]: the decoder gives the same body and the same verdict whether the bytes arrive
+//!   at once or in pieces (so no limit or rule depends on how TCP segments the stream).
+//! - [`response`]: a backend's answer head is parsed as [`crate::h1::client`] parses it.
+
+use bytes::{Buf as _, BytesMut};
+
+use crate::{
+    h1::{ChunkedDecoder, Decoded, Framing, client, server},
+    phase::normalize,
+};
+
+/// The most requests read from one input (a pipeline).
+const MAX_PIPELINE: usize = 64;
+
+/// Reads `bytes` as a client's byte stream: heads, bodies, and the next request after each.
+pub fn requests(bytes: &[u8]) {
+    let mut buf = BytesMut::from(bytes);
+    for _ in 0..MAX_PIPELINE {
+        let before = buf.len();
+        let Ok(Some((parts, framing))) = server::parse_head_parts(&mut buf) else {
+            return;
+        };
+        assert!(buf.len() < before, "a parsed head consumed no input");
+        assert_ne!(framing, Framing::Close, "a request delimited by the close");
+        path(parts.uri.path());
+        match framing {
+            Framing::Empty => {}
+            Framing::Length(n) => match usize::try_from(n) {
+                Ok(n) if n <= buf.len() => buf.advance(n),
+                _ => return,
+            },
+            Framing::Chunked => {
+                let mut decoder = ChunkedDecoder::default();
+                loop {
+                    match decoder.decode(&mut buf) {
+                        Ok(Decoded::Data(_)) => {}
+                        Ok(Decoded::End) => break,
+                        Ok(Decoded::NeedMore) | Err(_) => return,
+                    }
+                }
+            }
+            Framing::Close => return,
+        }
+    }
+}
+
+/// Normalises a path and checks the result (see the module docs).
+pub fn path(raw: &str) {
+    let Ok(once) = normalize::path(raw) else {
+        return;
+    };
+    assert!(once.starts_with('/'), "{raw:?} → {once:?}: not absolute");
+    assert!(!once.contains("//"), "{raw:?} → {once:?}: an empty segment");
+    match normalize::path(&once) {
+        Ok(twice) => assert_eq!(once, twice, "{raw:?}: normalising is not idempotent"),
+        Err(e) => panic!("{raw:?} → {once:?}, which is then refused: {e}"),
+    }
+}
+
+/// What decoding a chunked body came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The last chunk and the trailers were read; this many bytes were left after them.
+    End(usize),
+    /// The input ended before the body did.
+    Short,
+    Error,
+}
+
+/// Decodes `bytes` as a chunked body, at once and in pieces of `step` bytes (1 to 256, from
+/// the first input byte); both must agree.
+pub fn chunked(bytes: &[u8]) {
+    let Some((&step, body)) = bytes.split_first() else {
+        return;
+    };
+    let whole = decode_chunked(body, body.len().max(1));
+    let pieces = decode_chunked(body, usize::from(step) + 1);
+    assert_eq!(
+        whole,
+        pieces,
+        "the verdict depends on how the bytes arrive (step {})",
+        step + 1
+    );
+}
+
+fn decode_chunked(input: &[u8], step: usize) -> (Vec<u8>, Verdict) {
+    let mut decoder = ChunkedDecoder::default();
+    let mut out = Vec::new();
+    let mut buf = BytesMut::new();
+    for piece in input.chunks(step) {
+        buf.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Decoded::Data(d)) => {
+                    assert!(!d.is_empty(), "an empty data piece");
+                    out.extend_from_slice(&d);
+                }
+                Ok(Decoded::NeedMore) => break,
+                Ok(Decoded::End) => {
+                    assert!(decoder.is_done());
+                    // What follows the body is the next request's: the decoder leaves it.
+                    let rest = buf.len() + input.len().saturating_sub(consumed(input, piece));
+                    return (out, Verdict::End(rest));
+                }
+                Err(_) => return (out, Verdict::Error),
+            }
+        }
+    }
+    (out, Verdict::Short)
+}
+
+/// How many input bytes were handed to the decoder once `piece` (a slice of `input`) was.
+fn consumed(input: &[u8], piece: &[u8]) -> usize {
+    piece.as_ptr() as usize - input.as_ptr() as usize + piece.len()
+}
+
+/// Parses `bytes` as a backend's answer head (the first input byte: whether the request was
+/// a HEAD). A final answer consumes its head; 1xx answers before it are skipped.
+pub fn response(bytes: &[u8]) {
+    let Some((&flags, head)) = bytes.split_first() else {
+        return;
+    };
+    let head_request = flags & 1 == 1;
+    let mut buf = BytesMut::from(head);
+    if let Ok(Some((status, _, framing))) = client::parse_response_parts(&mut buf, head_request) {
+        assert!(!status.is_informational(), "a 1xx answer taken as final");
+        assert!(buf.len() < head.len(), "a parsed head consumed no input");
+        if head_request {
+            assert_eq!(framing, Framing::Empty, "a body after a HEAD");
+        }
+    }
+}
