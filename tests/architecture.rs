@@ -187,7 +187,7 @@ fn every_layer_depends_only_on_what_its_rule_allows() {
             rule.krate
         );
         for forbidden in rule.forbidden {
-            if let Some(trail) = path(&graph, rule.krate, forbidden) {
+            if let Some(trail) = path(graph, rule.krate, forbidden) {
                 broken.push(format!(
                     "{} must not depend on {forbidden} ({}): {}",
                     rule.krate,
@@ -207,9 +207,9 @@ fn the_rules_can_see_a_forbidden_edge() {
     let graph = graph();
     for k in ["kube", "k8s-openapi"] {
         assert!(
-            path(&graph, "turnpike-controller", k).is_some(),
+            path(graph, "turnpike-controller", k).is_some(),
             "controller → {k} not seen"
         );
     }
-    assert!(path(&graph, "turnpike-proxy", "turnpike-core").is_some());
+    assert!(path(graph, "turnpike-proxy", "turnpike-core").is_some());
 }
