@@ -9,6 +9,7 @@ as a real API server's RBAC authorizer would.
 
 from __future__ import annotations
 
+import json
 import os
 
 import helm_python as helm
@@ -108,3 +109,26 @@ def test_namespaced_secret_writes(crds):
             assert not can_i(crds, verb, "secrets", ns), (verb, ns)
     assert can_i(crds, "get", "leases.coordination.k8s.io", "turnpike-system")
     assert not can_i(crds, "list", "clusterroles.rbac.authorization.k8s.io", None)
+
+
+def test_subject_access_review_names_its_subject(crds):
+    install(crds, {"watchNamespaces": ["team-a"]}, ["turnpike-system", "team-a"])
+
+    def review(user: str, groups: list[str], namespace: str) -> dict:
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "groups": groups,
+                "resourceAttributes": {"verb": "watch", "resource": "secrets", "namespace": namespace},
+            },
+        }
+        code, out = crds.raw("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", json.dumps(body))
+        assert code == 201, out
+        return out["status"]
+
+    assert review(SA, [], "team-a")["allowed"] is True
+    assert review(SA, [], "kube-system")["allowed"] is False
+    assert review("alice", [], "team-a")["allowed"] is False
+    assert review("alice", ["system:masters"], "kube-system")["allowed"] is True
