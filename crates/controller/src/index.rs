@@ -372,7 +372,7 @@ impl Index {
                 .iter()
                 .filter_map(|k| {
                     let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
-                    let secret = generated_names.iter().find(|(owner, _)| *owner == key)?.1.clone();
+                    let secret = generated_names.get(&key)?.clone();
                     self.secrets
                         .known_missing(&key.sibling(&secret))
                         .then(|| GeneratedSecret {
@@ -395,10 +395,10 @@ impl Index {
     }
 }
 
-/// The Secrets ApiKeys refer to, and (ApiKey, Secret name) for the generated ones.
-fn referenced_secrets(api_keys: &[Arc<ApiKey>]) -> (BTreeSet<ObjectKey>, Vec<(ObjectKey, String)>) {
+/// The Secrets ApiKeys refer to, and ApiKey → Secret name for the generated ones.
+fn referenced_secrets(api_keys: &[Arc<ApiKey>]) -> (BTreeSet<ObjectKey>, BTreeMap<ObjectKey, String>) {
     let mut wanted = BTreeSet::new();
-    let mut generated = Vec::new();
+    let mut generated = BTreeMap::new();
     for k in api_keys {
         let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
         let Ok(def) = convert::api_key(&key.name, &k.spec) else {
@@ -410,7 +410,7 @@ fn referenced_secrets(api_keys: &[Arc<ApiKey>]) -> (BTreeSet<ObjectKey>, Vec<(Ob
             }
             KeyValueSource::Generated { secret } => {
                 wanted.insert(key.sibling(secret));
-                generated.push((key.clone(), secret.clone()));
+                generated.insert(key.clone(), secret.clone());
             }
         }
     }

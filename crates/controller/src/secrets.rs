@@ -334,7 +334,8 @@ impl SecretCache {
     /// Whether a referenced Secret is known not to exist (a generated one to create): the
     /// watch has listed, it is not labelled, and no unlabelled Secret of that name was found.
     pub fn known_missing(&self, key: &ObjectKey) -> bool {
-        *self.synced.borrow() && !self.read().labelled.contains(key) && !self.unlabelled().contains(key)
+        let unlabelled = self.unlabelled.get(key).is_some_and(|(exists, _)| *exists);
+        *self.synced.borrow() && !unlabelled && !self.read().labelled.contains(key)
     }
 }
 
