@@ -13,7 +13,8 @@
 //! as the watch). A referenced Secret the watch does not deliver is looked up by name,
 //! metadata only: if it exists without the label, compile says `SecretNotLabelled` on the
 //! ApiKey instead of `SecretNotFound`; at most [`CHECKS_PER_SYNC`] such look-ups per rebuild,
-//! each key at most every [`RECHECK`].
+//! each key at most every [`RECHECK`]. Reads and look-ups go in bounded batches
+//! ([`READS_PER_SYNC`]); what a batch leaves pokes another rebuild.
 //!
 //! TLS certificates are not read from Secrets (the listeners take PEM files), so no other
 //! Secret is ever read.
@@ -40,6 +41,8 @@ use tracing::{debug, warn};
 
 use turnpike_core::model::{API_KEY_SECRET_LABEL, ObjectKey};
 
+/// Most reads by name of newly referenced labelled Secrets one rebuild makes.
+pub const READS_PER_SYNC: usize = 256;
 /// Most look-ups of unlabelled or missing Secrets one rebuild makes.
 pub const CHECKS_PER_SYNC: usize = 64;
 /// How long a look-up result stands before the Secret is looked up again.
@@ -83,6 +86,27 @@ impl Drop for SecretCache {
 
 fn key_of(s: &Secret) -> ObjectKey {
     ObjectKey::new(s.namespace().unwrap_or_default(), s.name_any())
+}
+
+/// Runs `futures`, [`CONCURRENT_READS`] at a time, for at most `limit`: the outputs of those
+/// done, and whether all are.
+async fn within<T>(
+    limit: Duration,
+    futures: impl Iterator<Item = impl Future<Output = T>>,
+) -> (Vec<T>, bool) {
+    let mut outputs = Vec::new();
+    let mut running = stream::iter(futures).buffer_unordered(CONCURRENT_READS);
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = running.next() => match next {
+                Some(o) => outputs.push(o),
+                None => return (outputs, true),
+            },
+            _ = &mut deadline => return (outputs, false),
+        }
+    }
 }
 
 // === impl Shared ===
@@ -219,7 +243,9 @@ impl SecretCache {
             debug!("secret watch has not listed yet");
             return;
         }
-        let (to_read, absent) = {
+        // Work left for the next rebuild (bounded batches, timeouts): poke one.
+        let mut more = false;
+        let (mut to_read, absent) = {
             let shared = self.read();
             let to_read: Vec<ObjectKey> = wanted
                 .iter()
@@ -234,8 +260,11 @@ impl SecretCache {
             (to_read, absent)
         };
         self.unlabelled.retain(|k, _| absent.contains(k));
-        let read = tokio::time::timeout(limit, self.read_by_name(to_read));
-        if let Ok(found) = read.await {
+        more |= to_read.len() > READS_PER_SYNC;
+        to_read.truncate(READS_PER_SYNC);
+        let (found, complete) = self.read_by_name(to_read, limit).await;
+        more |= !complete;
+        {
             let mut shared = self.write();
             for s in found {
                 let key = key_of(&s);
@@ -251,16 +280,20 @@ impl SecretCache {
             .filter(|(at, _)| at.is_none_or(|at| now.duration_since(at) >= RECHECK))
             .collect();
         due.sort();
+        more |= due.len() > CHECKS_PER_SYNC;
         due.truncate(CHECKS_PER_SYNC);
-        let checks = tokio::time::timeout(limit, self.exists_by_name(due.into_iter().map(|(_, k)| k)));
-        if let Ok(results) = checks.await {
-            for (key, exists) in results {
-                self.unlabelled.insert(key, (exists, now));
-            }
+        let (results, complete) = self.exists_by_name(due.into_iter().map(|(_, k)| k), limit).await;
+        more |= !complete;
+        for (key, exists) in results {
+            self.unlabelled.insert(key, (exists, now));
+        }
+        if more {
+            self.changes.notify_one();
         }
     }
 
-    async fn read_by_name(&self, keys: Vec<ObjectKey>) -> Vec<Secret> {
+    /// Reads labelled Secrets by name; what is read within `limit`, and whether that is all.
+    async fn read_by_name(&self, keys: Vec<ObjectKey>, limit: Duration) -> (Vec<Secret>, bool) {
         let reads = keys.into_iter().map(|key| {
             let api: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
             let lp = ListParams::default()
@@ -276,22 +309,25 @@ impl SecretCache {
                 }
             }
         });
-        let lists: Vec<Vec<Secret>> = stream::iter(reads)
-            .buffer_unordered(CONCURRENT_READS)
-            .collect()
-            .await;
-        lists
+        let (lists, complete) = within(limit, reads).await;
+        let secrets = lists
             .into_iter()
             .flatten()
             .map(|mut s| {
                 s.metadata.managed_fields = None;
                 s
             })
-            .collect()
+            .collect();
+        (secrets, complete)
     }
 
-    /// Whether each Secret exists, from its metadata only.
-    async fn exists_by_name(&self, keys: impl Iterator<Item = ObjectKey>) -> Vec<(ObjectKey, bool)> {
+    /// Whether each Secret exists, from its metadata only: the answers within `limit`, and
+    /// whether that is all.
+    async fn exists_by_name(
+        &self,
+        keys: impl Iterator<Item = ObjectKey>,
+        limit: Duration,
+    ) -> (Vec<(ObjectKey, bool)>, bool) {
         let checks = keys.map(|key| {
             let api: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
             let lp = ListParams::default().fields(&format!("metadata.name={}", key.name));
@@ -306,10 +342,7 @@ impl SecretCache {
                 (key, exists)
             }
         });
-        stream::iter(checks)
-            .buffer_unordered(CONCURRENT_READS)
-            .collect()
-            .await
+        within(limit, checks).await
     }
 
     /// The referenced Secrets held.
