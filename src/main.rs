@@ -65,9 +65,16 @@ struct NodeArgs {
     /// they are bound (`turnpike local` always writes `{data-dir}/gateway.json`).
     #[arg(long)]
     addresses_file: Option<PathBuf>,
-    /// Watch only this namespace (default: every namespace).
-    #[arg(long, env = "TURNPIKE_WATCH_NAMESPACE")]
-    watch_namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated (default: every namespace). With a list,
+    /// the controller needs RBAC only there: the chart's `watchNamespaces` value.
+    #[arg(
+        long,
+        alias = "watch-namespace",
+        env = "TURNPIKE_WATCH_NAMESPACES",
+        value_delimiter = ',',
+        num_args = 1..
+    )]
+    watch_namespaces: Vec<String>,
     /// The namespace of the leader-election Lease (the controller's own namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
@@ -194,7 +201,12 @@ fn node_config(args: &NodeArgs, local: Option<&local_ports::Ports>) -> anyhow::R
     let mut controller = Config::new(LeaseConfig::new(&args.lease_namespace, identity));
     controller.holdoff = Duration::from_millis(args.holdoff_ms);
     controller.holdoff_max = Duration::from_millis(args.holdoff_max_ms);
-    controller.namespace = args.watch_namespace.clone();
+    controller.namespaces = args
+        .watch_namespaces
+        .iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
     controller.compile.hosts.region = args.region.clone();
     controller.compile.hosts.base_domain = args.base_domain.clone();
     let (public_addr, private_addr, admin_addr) = if let Some(ports) = local {

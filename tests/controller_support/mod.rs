@@ -115,8 +115,14 @@ impl Cluster {
 
     /// Starts a replica with identity `id`, every listener on 127.0.0.1:0.
     pub async fn node(&self, id: &str) -> Node {
+        self.node_with(id, |_| {}).await
+    }
+
+    /// [`Cluster::node`] with the controller's configuration changed by `tweak`.
+    pub async fn node_with(&self, id: &str, tweak: impl FnOnce(&mut Config)) -> Node {
         let mut controller = Config::new(LeaseConfig::new("default", id));
         controller.holdoff = Duration::from_millis(50);
+        tweak(&mut controller);
         let any = "127.0.0.1:0".parse().expect("addr");
         let proxy = ProxyConfig {
             listeners: vec![

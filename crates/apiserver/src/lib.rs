@@ -16,7 +16,8 @@
 //!
 //! What it is not: no scheduler, kubelet, or controllers (no Deployment → ReplicaSet → Pod,
 //! no Service endpoints or cluster IPs, no `scale`, `exec`, `logs`, `port-forward` or
-//! `proxy`); no RBAC (the one bearer token is cluster-admin); no validation or defaulting of
+//! `proxy`); no authorization (the one bearer token is cluster-admin), but access reviews
+//! (`kubectl auth can-i`, with `--as`) are answered from the stored RBAC objects ([`rbac`]); no validation or defaulting of
 //! built-in kinds beyond metadata (custom resources get full structural-schema handling); no
 //! version conversion between CRD versions; protobuf request bodies only for Secret,
 //! ConfigMap, Namespace, ServiceAccount and DeleteOptions (what Helm's release storage and
@@ -52,6 +53,7 @@ mod objects;
 mod openapi;
 mod patch;
 mod proto;
+pub mod rbac;
 mod registry;
 mod schema;
 mod selectors;

@@ -3,7 +3,7 @@
 //! ConfigMaps) and deletes them with DeleteOptions as protobuf bodies. The envelope is the
 //! `k8s\0` magic followed by a `runtime.Unknown`; the messages are decoded field by field
 //! into the same JSON the server stores. Namespaces and ServiceAccounts (what `kubectl create
-//! namespace|serviceaccount` send) are read too. Any other kind is answered 415: typed Go
+//! namespace|serviceaccount` send) are read too, and the access reviews of `kubectl auth can-i`. Any other kind is answered 415: typed Go
 //! clients (e.g. `kubectl create deployment`) cannot create it here, `kubectl apply` can.
 
 use base64::Engine as _;
@@ -197,6 +197,9 @@ fn decode_kind(kind: &str, b: &[u8], obj: &mut Map<String, Value>) -> Res<()> {
                 _ = obj.insert("metadata".into(), object_meta(b)?)
             }
             ("Secret", 3, Field::Bytes(b)) => _ = obj.insert("type".into(), string(b)?.into()),
+            ("SelfSubjectAccessReview" | "SubjectAccessReview", 2, Field::Bytes(b)) => {
+                _ = obj.insert("spec".into(), review_spec(b)?)
+            }
             ("Secret", 5, Field::Varint(v)) | ("ConfigMap", 4, Field::Varint(v)) => {
                 _ = obj.insert("immutable".into(), (v != 0).into())
             }
@@ -245,6 +248,56 @@ fn decode_kind(kind: &str, b: &[u8], obj: &mut Map<String, Value>) -> Res<()> {
     Ok(())
 }
 
+/// `SelfSubjectAccessReviewSpec` / `SubjectAccessReviewSpec` (what `kubectl auth can-i`
+/// sends): the attributes, and for the latter `user` and `groups`.
+fn review_spec(b: &[u8]) -> Res<Value> {
+    let mut spec = Map::new();
+    let mut groups = Vec::new();
+    let mut r = Reader::new(b);
+    while let Some((n, f)) = r.next()? {
+        match (n, f) {
+            (1, Field::Bytes(b)) => {
+                let names = [
+                    "namespace",
+                    "verb",
+                    "group",
+                    "version",
+                    "resource",
+                    "subresource",
+                    "name",
+                ];
+                _ = spec.insert("resourceAttributes".into(), strings_by_number(b, &names)?)
+            }
+            (2, Field::Bytes(b)) => {
+                _ = spec.insert(
+                    "nonResourceAttributes".into(),
+                    strings_by_number(b, &["path", "verb"])?,
+                )
+            }
+            (3, Field::Bytes(b)) => _ = spec.insert("user".into(), string(b)?.into()),
+            (4, Field::Bytes(b)) => groups.push(Value::String(string(b)?)),
+            _ => {}
+        }
+    }
+    if !groups.is_empty() {
+        spec.insert("groups".into(), Value::Array(groups));
+    }
+    Ok(Value::Object(spec))
+}
+
+/// A message of string fields numbered 1.. as `names`.
+fn strings_by_number(b: &[u8], names: &[&str]) -> Res<Value> {
+    let mut out = Map::new();
+    let mut r = Reader::new(b);
+    while let Some((n, f)) = r.next()? {
+        let name = usize::try_from(n).ok().and_then(|n| names.get(n.checked_sub(1)?));
+        if let (Some(name), Field::Bytes(b)) = (name, f) {
+            out.insert((*name).to_string(), string(b)?.into());
+        }
+    }
+    Ok(Value::Object(out))
+}
+
 /// Decodes a protobuf request body of a supported kind into JSON.
 pub fn decode(body: &[u8]) -> Res<Value> {
     let inner = body
@@ -270,7 +323,13 @@ pub fn decode(body: &[u8]) -> Res<Value> {
     }
     if !matches!(
         kind.as_str(),
-        "Secret" | "ConfigMap" | "DeleteOptions" | "Namespace" | "ServiceAccount"
+        "Secret"
+            | "ConfigMap"
+            | "DeleteOptions"
+            | "Namespace"
+            | "ServiceAccount"
+            | "SelfSubjectAccessReview"
+            | "SubjectAccessReview"
     ) {
         return Err(ProtoError(format!("kind {kind:?} is not supported in protobuf")));
     }
@@ -311,5 +370,32 @@ mod tests {
         assert_eq!(v["metadata"]["labels"]["owner"], "helm");
         assert_eq!(v["data"]["release"], "AQI=");
         assert_eq!(v["type"], "helm.sh/release.v1");
+    }
+
+    #[test]
+    fn decodes_an_access_review() {
+        let attrs = [field(1, b"kube-system"), field(2, b"list"), field(5, b"secrets")].concat();
+        let spec = [
+            field(1, &attrs),
+            field(3, b"alice"),
+            field(4, b"devs"),
+            field(4, b"ops"),
+        ]
+        .concat();
+        let tm = [
+            field(1, b"authorization.k8s.io/v1"),
+            field(2, b"SubjectAccessReview"),
+        ]
+        .concat();
+        let body = [MAGIC.to_vec(), field(1, &tm), field(2, &field(2, &spec))].concat();
+        let v = decode(&body).expect("decode");
+        let ra = &v["spec"]["resourceAttributes"];
+        assert_eq!(
+            (ra["namespace"].as_str(), ra["verb"].as_str()),
+            (Some("kube-system"), Some("list"))
+        );
+        assert_eq!(ra["resource"], "secrets");
+        assert_eq!(v["spec"]["user"], "alice");
+        assert_eq!(v["spec"]["groups"], json!(["devs", "ops"]));
     }
 }

@@ -20,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use super::{
     discovery,
     errors::{Result, StatusError},
-    handlers, openapi,
+    handlers, openapi, rbac,
     registry::{Registry, ResourceType},
     store::Store,
 };
@@ -56,6 +56,9 @@ pub struct Req {
     pub user_agent: String,
     /// The request body.
     pub body: Bytes,
+    /// Who the caller acts as (`Impersonate-User`, `Impersonate-Group`): the admin without
+    /// them. Only the access reviews read it; every request is still authorized as admin.
+    pub subject: rbac::Subject,
 }
 
 // === impl State ===
@@ -269,6 +272,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         content_type: header(header::CONTENT_TYPE),
         user_agent: header(header::USER_AGENT),
         body,
+        subject: impersonated(&parts.headers),
     };
     let method = req.method.clone();
     let ct = req.content_type.clone();
@@ -278,6 +282,39 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     };
     tracing::debug!(%method, %path, content_type = %ct, code = resp.status().as_u16(), "request");
     resp
+}
+
+/// The subject of `Impersonate-User` and every `Impersonate-Group` (as `kubectl --as`,
+/// `--as-group` send them), or the admin.
+fn impersonated(headers: &HeaderMap) -> rbac::Subject {
+    let Some(user) = headers.get("impersonate-user").and_then(|v| v.to_str().ok()) else {
+        return rbac::Subject::admin();
+    };
+    let groups = headers
+        .get_all("impersonate-group")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string);
+    rbac::Subject::new(user, groups)
+}
+
+/// `POST` of a SelfSubjectAccessReview (the caller) or a SubjectAccessReview (`spec.user`,
+/// `spec.groups`), answered from the stored RBAC objects; see [`rbac`].
+fn access_review(st: &State, kind: &str, req: &Req) -> Result<Response<Body>> {
+    if req.method != Method::POST {
+        return Err(StatusError::method_not_allowed());
+    }
+    let body = req.body_value()?;
+    let subject = if kind == "subjectaccessreviews" {
+        let spec = body.get("spec").cloned().unwrap_or(Value::Null);
+        let user = spec.get("user").and_then(Value::as_str).unwrap_or_default();
+        let groups = spec.get("groups").and_then(Value::as_array).into_iter().flatten();
+        rbac::Subject::new(user, groups.filter_map(Value::as_str).map(str::to_string))
+    } else {
+        req.subject.clone()
+    };
+    let policy = rbac::Policy::load(&st.store);
+    Ok(json_response(201, &rbac::review(body, &subject, &policy)))
 }
 
 /// Refuses requests that accept only formats we do not produce (protobuf, CBOR).
@@ -315,6 +352,15 @@ async fn route(st: &Arc<State>, path: &str, req: Req) -> Result<Response<Body>> 
             ));
         }
         _ => {}
+    }
+    if let [
+        "apis",
+        "authorization.k8s.io",
+        "v1",
+        kind @ ("selfsubjectaccessreviews" | "subjectaccessreviews"),
+    ] = segs.as_slice()
+    {
+        return access_review(st, kind, &req);
     }
     let reg = st.registry();
     if req.method == Method::GET {

@@ -1,6 +1,7 @@
 //! Reflectors → world → compile → publish: the rebuild loop.
 //!
-//! One reflector per kind keeps a read cache ([`Stores`]); every watch event pokes one
+//! One reflector per kind and watched scope (every namespace, or each namespace of
+//! [`Config::namespaces`]) keeps a read cache ([`Stores`]); every watch event pokes one
 //! `Notify`. The loop waits for every reflector (and the pod index) to list once, then
 //! rebuilds after each burst of changes has settled ([`debounce::settle`]): it clones the
 //! stores into [`Objects`], lets the leader record missing snapshots, builds the world with
@@ -48,7 +49,7 @@ use crate::{
     debounce,
     metrics::ControllerMetrics,
     pods::PodIndex,
-    secrets::SecretWatches,
+    secrets::SecretCache,
     snapshots,
     status::{Current, CurrentStatus, GeneratedSecret, Outcome},
 };
@@ -56,6 +57,38 @@ use turnpike_api::{ApiKey, Deployment, RestApi, Stage, UsagePlan, convert};
 use turnpike_core::compile::{Kind, compile};
 use turnpike_core::model::{KeyValueSource, ObjectKey};
 use turnpike_proxy::store::TableStore;
+
+/// One kind's reflector stores, one per watched scope.
+pub struct Scoped<K: Resource<DynamicType = ()> + 'static> {
+    stores: Vec<Store<K>>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Clone for Scoped<K> {
+    fn clone(&self) -> Self {
+        Scoped {
+            stores: self.stores.clone(),
+        }
+    }
+}
+
+// === impl Scoped ===
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Scoped<K> {
+    /// Every object of every scope.
+    pub fn state(&self) -> Vec<Arc<K>> {
+        self.stores.iter().flat_map(|s| s.state()).collect()
+    }
+
+    /// One object.
+    pub fn get(&self, key: &ObjectRef<K>) -> Option<Arc<K>> {
+        self.stores.iter().find_map(|s| s.get(key))
+    }
+
+    /// Waits until every scope has listed once.
+    pub async fn wait_until_ready(&self) {
+        futures::future::join_all(self.stores.iter().map(|s| s.wait_until_ready())).await;
+    }
+}
 
 /// How long the first publication waits for the Secrets ApiKeys refer to.
 const FIRST_SECRET_SYNC: Duration = Duration::from_secs(30);
@@ -65,15 +98,15 @@ const SECRET_SYNC: Duration = Duration::from_secs(2);
 /// The reflector stores: the controller's read cache of the cluster.
 #[derive(Clone)]
 pub struct Stores {
-    pub rest_apis: Store<RestApi>,
-    pub deployments: Store<Deployment>,
-    pub stages: Store<Stage>,
-    pub usage_plans: Store<UsagePlan>,
-    pub api_keys: Store<ApiKey>,
+    pub rest_apis: Scoped<RestApi>,
+    pub deployments: Scoped<Deployment>,
+    pub stages: Scoped<Stage>,
+    pub usage_plans: Scoped<UsagePlan>,
+    pub api_keys: Scoped<ApiKey>,
     /// Only snapshot ConfigMaps (label `turnpike.dev/deployment`).
-    pub config_maps: Store<ConfigMap>,
-    pub services: Store<Service>,
-    pub endpoint_slices: Store<EndpointSlice>,
+    pub config_maps: Scoped<ConfigMap>,
+    pub services: Scoped<Service>,
+    pub endpoint_slices: Scoped<EndpointSlice>,
 }
 
 impl Stores {
@@ -92,11 +125,11 @@ impl Stores {
     }
 }
 
-fn clone_all<K: Clone + Resource<DynamicType = ()> + 'static>(store: &Store<K>) -> Vec<K> {
+fn clone_all<K: Clone + Resource<DynamicType = ()> + 'static>(store: &Scoped<K>) -> Vec<K> {
     store.state().iter().map(|o| (**o).clone()).collect()
 }
 
-fn current_of<K>(store: &Store<K>, key: &ObjectKey, status: impl Fn(&K) -> Value) -> Option<Current>
+fn current_of<K>(store: &Scoped<K>, key: &ObjectKey, status: impl Fn(&K) -> Value) -> Option<Current>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
@@ -125,18 +158,20 @@ impl CurrentStatus for Stores {
     }
 }
 
-/// Starts a reflector for `K`; every event pokes `changes`.
+/// Starts a reflector for `K` per scope (`namespaces` empty: one for every namespace); every
+/// event pokes `changes`.
 ///
 /// With `spec_only`, an update that leaves `metadata.generation` as it was (a status write,
 /// most often our own) updates the store but does not poke: compile reads no status, so the
 /// echo of every status write would only cost a rebuild.
 fn reflect<K>(
     client: &Client,
-    namespace: Option<&str>,
+    namespaces: &[String],
     config: watcher::Config,
     changes: &Arc<Notify>,
     spec_only: bool,
-) -> (Store<K>, JoinHandle<()>)
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Scoped<K>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
@@ -146,52 +181,57 @@ where
         + Sync
         + 'static,
 {
-    let api: Api<K> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let (store, writer) = reflector::store();
-    let stream = watcher(api, config)
-        .default_backoff()
-        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
-        .reflect(writer);
-    let changes = changes.clone();
-    let kind = K::kind(&()).to_string();
-    let task = tokio::spawn(async move {
-        let mut stream = stream.boxed();
-        let mut generations: HashMap<String, i64> = HashMap::new();
-        while let Some(event) = stream.next().await {
-            match event {
-                Err(e) => {
-                    warn!(%kind, error = %e, "watch failed; retrying with backoff");
-                    continue;
-                }
-                Ok(watcher::Event::Apply(obj)) if spec_only => {
-                    let uid = obj.meta().uid.clone().unwrap_or_default();
-                    let generation = obj.meta().generation.unwrap_or(0);
-                    if generations.insert(uid, generation) == Some(generation) {
+    let mut stores = Vec::new();
+    for namespace in crate::scopes(namespaces) {
+        let api: Api<K> = match &namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let (store, writer) = reflector::store();
+        let stream = watcher(api, config.clone())
+            .default_backoff()
+            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+            .reflect(writer);
+        let changes = changes.clone();
+        let kind = K::kind(&()).to_string();
+        let task = tokio::spawn(async move {
+            let mut stream = stream.boxed();
+            let mut generations: HashMap<String, i64> = HashMap::new();
+            while let Some(event) = stream.next().await {
+                match event {
+                    Err(e) => {
+                        warn!(%kind, error = %e, "watch failed; retrying with backoff");
                         continue;
                     }
+                    Ok(watcher::Event::Apply(obj)) if spec_only => {
+                        let uid = obj.meta().uid.clone().unwrap_or_default();
+                        let generation = obj.meta().generation.unwrap_or(0);
+                        if generations.insert(uid, generation) == Some(generation) {
+                            continue;
+                        }
+                    }
+                    Ok(watcher::Event::InitApply(obj)) if spec_only => {
+                        let uid = obj.meta().uid.clone().unwrap_or_default();
+                        generations.insert(uid, obj.meta().generation.unwrap_or(0));
+                    }
+                    Ok(watcher::Event::Delete(obj)) if spec_only => {
+                        generations.remove(obj.meta().uid.as_deref().unwrap_or_default());
+                    }
+                    Ok(_) => {}
                 }
-                Ok(watcher::Event::InitApply(obj)) if spec_only => {
-                    let uid = obj.meta().uid.clone().unwrap_or_default();
-                    generations.insert(uid, obj.meta().generation.unwrap_or(0));
-                }
-                Ok(watcher::Event::Delete(obj)) if spec_only => {
-                    generations.remove(obj.meta().uid.as_deref().unwrap_or_default());
-                }
-                Ok(_) => {}
+                changes.notify_one();
             }
-            changes.notify_one();
-        }
-    });
-    (store, task)
+        });
+        tasks.push(task);
+        stores.push(store);
+    }
+    Scoped { stores }
 }
 
 /// The watches and the rebuild loop.
 pub struct Index {
     stores: Stores,
-    secrets: SecretWatches,
+    secrets: SecretCache,
     changes: Arc<Notify>,
     /// Snapshots this leader recorded that the ConfigMap watch has not delivered yet.
     pending_snapshots: BTreeMap<ObjectKey, ConfigMap>,
@@ -202,26 +242,18 @@ impl Index {
     /// Starts every reflector. The returned tasks run until aborted.
     pub fn start(client: Client, config: &Config) -> (Index, Vec<JoinHandle<()>>) {
         let changes = Arc::new(Notify::new());
-        let ns = config.namespace.as_deref();
+        let ns = &config.namespaces;
         let all = watcher::Config::default;
         let mut tasks = Vec::new();
-        let mut spawn = |task: JoinHandle<()>| tasks.push(task);
-        let (rest_apis, t) = reflect(&client, ns, all(), &changes, true);
-        spawn(t);
-        let (deployments, t) = reflect(&client, ns, all(), &changes, true);
-        spawn(t);
-        let (stages, t) = reflect(&client, ns, all(), &changes, true);
-        spawn(t);
-        let (usage_plans, t) = reflect(&client, ns, all(), &changes, true);
-        spawn(t);
-        let (api_keys, t) = reflect(&client, ns, all(), &changes, true);
-        spawn(t);
-        let (config_maps, t) = reflect(&client, ns, all().labels(DEPLOYMENT_LABEL), &changes, false);
-        spawn(t);
-        let (services, t) = reflect(&client, ns, all(), &changes, false);
-        spawn(t);
-        let (endpoint_slices, t) = reflect(&client, ns, all(), &changes, false);
-        spawn(t);
+        let t = &mut tasks;
+        let rest_apis = reflect(&client, ns, all(), &changes, true, t);
+        let deployments = reflect(&client, ns, all(), &changes, true, t);
+        let stages = reflect(&client, ns, all(), &changes, true, t);
+        let usage_plans = reflect(&client, ns, all(), &changes, true, t);
+        let api_keys = reflect(&client, ns, all(), &changes, true, t);
+        let config_maps = reflect(&client, ns, all().labels(DEPLOYMENT_LABEL), &changes, false, t);
+        let services = reflect(&client, ns, all(), &changes, false, t);
+        let endpoint_slices = reflect(&client, ns, all(), &changes, false, t);
         let stores = Stores {
             rest_apis,
             deployments,
@@ -234,7 +266,7 @@ impl Index {
         };
         let index = Index {
             stores,
-            secrets: SecretWatches::new(client, changes.clone()),
+            secrets: SecretCache::new(client, &config.namespaces, changes.clone()),
             changes,
             pending_snapshots: BTreeMap::new(),
             conversions: ConversionCache::default(),
@@ -280,7 +312,9 @@ impl Index {
             let leading = *leader.borrow_and_update();
             let t = Instant::now();
             last_rebuild = Some(t);
-            let outcome = self.rebuild(&table, &config, version, leading, first).await;
+            let outcome = self
+                .rebuild(&table, &config, version, leading, first, &metrics)
+                .await;
             metrics.rebuilt(t.elapsed());
             if first {
                 info!(version, took = ?started.elapsed(), "first routing table published");
@@ -291,7 +325,7 @@ impl Index {
     }
 
     /// One rebuild: objects → world → compile → publish.
-    #[instrument(skip(self, table, config))]
+    #[instrument(skip(self, table, config, metrics))]
     async fn rebuild(
         &mut self,
         table: &TableStore,
@@ -299,14 +333,13 @@ impl Index {
         version: u64,
         leading: bool,
         first: bool,
+        metrics: &ControllerMetrics,
     ) -> Outcome {
         let api_keys = self.stores.api_keys.state();
         let (wanted, generated_names) = referenced_secrets(&api_keys);
-        let opened = self.secrets.reconcile(&wanted);
-        if !opened.is_empty() {
-            let limit = if first { FIRST_SECRET_SYNC } else { SECRET_SYNC };
-            self.secrets.wait_ready(&opened, limit).await;
-        }
+        let limit = if first { FIRST_SECRET_SYNC } else { SECRET_SYNC };
+        self.secrets.sync(&wanted, limit).await;
+        metrics.set_cached_secrets(self.secrets.cached_len());
         let t = Instant::now();
         let mut objects = Objects {
             rest_apis: clone_all(&self.stores.rest_apis),
@@ -318,6 +351,7 @@ impl Index {
             services: clone_all(&self.stores.services),
             endpoint_slices: clone_all(&self.stores.endpoint_slices),
             secrets: self.secrets.secrets(),
+            unlabelled_secrets: self.secrets.unlabelled(),
         };
         let recorded = if leading {
             snapshots::record(&mut objects, &mut self.pending_snapshots)
@@ -338,7 +372,7 @@ impl Index {
                 .iter()
                 .filter_map(|k| {
                     let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
-                    let secret = generated_names.iter().find(|(owner, _)| *owner == key)?.1.clone();
+                    let secret = generated_names.get(&key)?.clone();
                     self.secrets
                         .known_missing(&key.sibling(&secret))
                         .then(|| GeneratedSecret {
@@ -361,10 +395,10 @@ impl Index {
     }
 }
 
-/// The Secrets ApiKeys refer to, and (ApiKey, Secret name) for the generated ones.
-fn referenced_secrets(api_keys: &[Arc<ApiKey>]) -> (BTreeSet<ObjectKey>, Vec<(ObjectKey, String)>) {
+/// The Secrets ApiKeys refer to, and ApiKey → Secret name for the generated ones.
+fn referenced_secrets(api_keys: &[Arc<ApiKey>]) -> (BTreeSet<ObjectKey>, BTreeMap<ObjectKey, String>) {
     let mut wanted = BTreeSet::new();
-    let mut generated = Vec::new();
+    let mut generated = BTreeMap::new();
     for k in api_keys {
         let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
         let Ok(def) = convert::api_key(&key.name, &k.spec) else {
@@ -376,7 +410,7 @@ fn referenced_secrets(api_keys: &[Arc<ApiKey>]) -> (BTreeSet<ObjectKey>, Vec<(Ob
             }
             KeyValueSource::Generated { secret } => {
                 wanted.insert(key.sibling(secret));
-                generated.push((key.clone(), secret.clone()));
+                generated.insert(key.clone(), secret.clone());
             }
         }
     }

@@ -24,7 +24,7 @@ use turnpike_api::{ApiKey, Deployment, RestApi, RestApiSpec, Stage, UsagePlan, c
 use turnpike_core::compile::{
     DeploymentObj, Meta, Obj, RestApiObj, ServiceFacts, ServicePortFacts, Snapshot, World,
 };
-use turnpike_core::model::{DeploymentId, KeyValueSource, ObjectKey};
+use turnpike_core::model::{API_KEY_SECRET_LABEL, DeploymentId, KeyValueSource, ObjectKey};
 
 /// The ConfigMap key that holds the snapshot (RestApi spec as JSON).
 pub const SNAPSHOT_DATA_KEY: &str = "restapi.json";
@@ -126,7 +126,10 @@ pub struct Objects {
     pub config_maps: Vec<ConfigMap>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
+    /// The referenced Secrets the controller holds (labelled `turnpike.dev/api-key`).
     pub secrets: Vec<Secret>,
+    /// Referenced Secrets that exist without the label (their data is never read).
+    pub unlabelled_secrets: BTreeSet<ObjectKey>,
 }
 
 /// A YAML document could not be read.
@@ -141,6 +144,8 @@ pub enum YamlError {
 impl Objects {
     /// Reads a multi-document YAML stream. Objects without a namespace go to `default`; objects
     /// without a uid get one derived from kind, namespace and name, so ids are stable in tests.
+    /// A Secret without the `turnpike.dev/api-key` label is only named in
+    /// [`Objects::unlabelled_secrets`], as the controller's label-selected watch would leave it.
     pub fn from_yaml(yaml: &str) -> Result<Self, YamlError> {
         let mut out = Objects::default();
         for (index, doc) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
@@ -163,7 +168,16 @@ impl Objects {
                 "ConfigMap" => out.config_maps.push(decode(value, index)?),
                 "Service" => out.services.push(decode(value, index)?),
                 "EndpointSlice" => out.endpoint_slices.push(decode(value, index)?),
-                "Secret" => out.secrets.push(decode(value, index)?),
+                // As the controller's watch would: only labelled Secrets are read.
+                "Secret" => {
+                    let secret: Secret = decode(value, index)?;
+                    if secret.labels().contains_key(API_KEY_SECRET_LABEL) {
+                        out.secrets.push(secret);
+                    } else {
+                        let key = ObjectKey::new(secret.namespace().unwrap_or_default(), secret.name_any());
+                        out.unlabelled_secrets.insert(key);
+                    }
+                }
                 _ => return Err(YamlError::Kind { index, kind }),
             }
         }
@@ -298,6 +312,11 @@ pub fn world(objects: &Objects) -> World {
         }
         world.api_keys.insert(meta.key.clone(), Obj { def, meta });
     }
+    world.unlabelled_secrets = objects
+        .unlabelled_secrets
+        .intersection(&wanted_secrets)
+        .cloned()
+        .collect();
     for s in &objects.secrets {
         let key = ObjectKey::new(s.namespace().unwrap_or_default(), s.name_any());
         if !wanted_secrets.contains(&key) {

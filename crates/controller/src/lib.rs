@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  reflectors (RestApi, Deployment, Stage, UsagePlan, ApiKey, snapshot ConfigMaps,
-//!  Services, EndpointSlices) + per-name Secret watches + a light Pod watch
+//!  Services, EndpointSlices) + one labelled-Secret watch + a light Pod watch, per scope
 //!        │ every event pokes one Notify
 //!        ▼
 //!  index::run: hold-off (100 ms after the last change, at most 1 s after the first)
@@ -20,10 +20,11 @@
 //! [`TableStore::is_published`](turnpike_proxy::store::TableStore::is_published)) stays false
 //! until the table reflects the whole cluster.
 //!
-//! Secrets are not watched cluster-wide: the controller opens one watch per Secret an ApiKey
-//! refers to (`fieldSelector=metadata.name=…` in the ApiKey's namespace), so it never holds
-//! Secret values it does not need, and RBAC can stay `get/list/watch` on Secrets without the
-//! memory cost of every Secret in the cluster. Services and EndpointSlices are watched whole
+//! Every watch is scoped: to every namespace, or to each namespace of
+//! [`Config::namespaces`] (`--watch-namespaces`), so RBAC can be Roles in those namespaces
+//! only. Secrets are watched by label only (`turnpike.dev/api-key`, one watch per scope
+//! whatever the number of keys), and of those the controller keeps only the ones ApiKeys refer
+//! to ([`secrets`]). Services and EndpointSlices are watched whole
 //! (with managed fields stripped): integrations may name any of them. Pods are watched with
 //! everything but namespace and pod IPs stripped, to map caller IPs to namespaces for the
 //! resource policies of PRIVATE APIs.
@@ -130,8 +131,10 @@ pub struct Config {
     pub holdoff_max: Duration,
     /// Leader election.
     pub lease: LeaseConfig,
-    /// The namespace to watch; `None` watches every namespace.
-    pub namespace: Option<String>,
+    /// The namespaces to watch (every reflector, the Secret and Pod watches); empty watches
+    /// every namespace. With a list, the controller needs RBAC only in those namespaces
+    /// (plus its Lease's).
+    pub namespaces: Vec<String>,
 }
 
 impl Config {
@@ -142,8 +145,18 @@ impl Config {
             holdoff: Duration::from_millis(100),
             holdoff_max: Duration::from_secs(1),
             lease,
-            namespace: None,
+            namespaces: Vec::new(),
         }
+    }
+}
+
+/// The watch scopes of `namespaces`: `[None]` (every namespace) when empty, else one per
+/// namespace.
+pub(crate) fn scopes(namespaces: &[String]) -> Vec<Option<String>> {
+    if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
     }
 }
 
@@ -234,7 +247,7 @@ pub fn start_with_pods(
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(pods::run(
         client.clone(),
-        config.namespace.clone(),
+        config.namespaces.clone(),
         pods.clone(),
     )));
     let (index, index_tasks) = index::Index::start(client.clone(), &config);

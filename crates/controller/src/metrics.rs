@@ -7,6 +7,7 @@
 //! | `turnpike_controller_status_writes_total` | counter: status patches sent (leader) |
 //! | `turnpike_controller_failures_total{error}` | counter, by [`Error::metric_label`] |
 //! | `turnpike_controller_leader` | gauge: 1 while this replica holds the Lease |
+//! | `turnpike_controller_cached_secrets` | gauge: Secrets whose data the controller holds |
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub struct ControllerMetrics {
     status_writes: Counter,
     failures: Family<ErrorLabels, Counter>,
     leader: Gauge,
+    cached_secrets: Gauge,
 }
 
 impl ControllerMetrics {
@@ -62,6 +64,11 @@ impl ControllerMetrics {
         );
         r.register("failures", "Controller failures by kind", m.failures.clone());
         r.register("leader", "1 while this replica holds the Lease", m.leader.clone());
+        r.register(
+            "cached_secrets",
+            "Secrets whose data the controller holds (only those ApiKeys refer to)",
+            m.cached_secrets.clone(),
+        );
         m
     }
 
@@ -86,5 +93,9 @@ impl ControllerMetrics {
 
     pub(crate) fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+    }
+
+    pub(crate) fn set_cached_secrets(&self, n: usize) {
+        self.cached_secrets.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 }

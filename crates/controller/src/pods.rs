@@ -77,14 +77,22 @@ impl PodIndex {
         }
     }
 
-    /// Replaces everything (after a relist).
-    fn reset(&self, pods: Vec<(String, String, Vec<IpAddr>)>) {
-        let fresh = PodIndex::default();
-        for (ns, name, ips) in pods {
-            fresh.apply(&ns, &name, &ips);
+    /// Replaces everything in one watched scope (`None`: every namespace) after its relist.
+    fn reset(&self, scope: Option<&str>, pods: Vec<(String, String, Vec<IpAddr>)>) {
+        if let Ok(inner) = self.inner.read() {
+            let gone: Vec<PodKey> = inner
+                .by_pod
+                .keys()
+                .filter(|(ns, _)| scope.is_none_or(|s| s == ns))
+                .cloned()
+                .collect();
+            drop(inner);
+            for (ns, name) in gone {
+                self.delete(&ns, &name);
+            }
         }
-        if let (Ok(mut mine), Ok(theirs)) = (self.inner.write(), fresh.inner.into_inner()) {
-            *mine = theirs;
+        for (ns, name, ips) in pods {
+            self.apply(&ns, &name, &ips);
         }
     }
 
@@ -140,18 +148,26 @@ fn strip(pod: &mut Pod) {
     });
 }
 
-/// Watches pods into `index` until the task is aborted.
-pub async fn run(client: Client, namespace: Option<String>, index: Arc<PodIndex>) {
-    let api: Api<Pod> = match &namespace {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
-    };
-    let mut relist: Vec<(String, String, Vec<IpAddr>)> = Vec::new();
-    let mut events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(strip)
-        .boxed();
-    while let Some(event) = events.next().await {
+/// Watches pods into `index` until the task is aborted: in every namespace when
+/// `namespaces` is empty, else in each of them (one watch each, merged into one stream). The
+/// index is synced once every watch has listed.
+pub async fn run(client: Client, namespaces: Vec<String>, index: Arc<PodIndex>) {
+    let scopes = crate::scopes(&namespaces);
+    let streams = scopes.iter().enumerate().map(|(i, scope)| {
+        let api: Api<Pod> = match scope {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(strip)
+            .map(move |e| (i, e))
+            .boxed()
+    });
+    let mut events = futures::stream::select_all(streams);
+    let mut relists: Vec<Vec<(String, String, Vec<IpAddr>)>> = vec![Vec::new(); scopes.len()];
+    let mut listed = vec![false; scopes.len()];
+    while let Some((i, event)) = events.next().await {
         match event {
             Ok(watcher::Event::Apply(p)) => {
                 index.apply(
@@ -161,71 +177,22 @@ pub async fn run(client: Client, namespace: Option<String>, index: Arc<PodIndex>
                 );
             }
             Ok(watcher::Event::Delete(p)) => index.delete(&p.namespace().unwrap_or_default(), &p.name_any()),
-            Ok(watcher::Event::Init) => relist.clear(),
+            Ok(watcher::Event::Init) => relists[i].clear(),
             Ok(watcher::Event::InitApply(p)) => {
-                relist.push((
+                relists[i].push((
                     p.namespace().unwrap_or_default(),
                     p.name_any(),
                     pod_ips(p.status.as_ref()),
                 ));
             }
             Ok(watcher::Event::InitDone) => {
-                index.reset(std::mem::take(&mut relist));
-                index.synced.send_replace(true);
+                index.reset(scopes[i].as_deref(), std::mem::take(&mut relists[i]));
+                listed[i] = true;
+                if listed.iter().all(|l| *l) {
+                    index.synced.send_replace(true);
+                }
             }
             Err(e) => warn!(error = %e, "pod watch"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn maps_pod_ips_to_namespaces() {
-        let idx = PodIndex::default();
-        idx.apply("shop", "a", &[ip("10.0.0.1"), ip("fd00::1")]);
-        assert_eq!(idx.namespace_of(ip("10.0.0.1")).as_deref(), Some("shop"));
-        assert_eq!(idx.namespace_of(ip("fd00::1")).as_deref(), Some("shop"));
-        assert_eq!(idx.namespace_of(ip("10.0.0.2")), None);
-        idx.delete("shop", "a");
-        assert!(idx.is_empty());
-    }
-
-    #[test]
-    fn a_reused_ip_belongs_to_the_last_pod_that_claimed_it() {
-        let idx = PodIndex::default();
-        idx.apply("old", "a", &[ip("10.0.0.1")]);
-        idx.apply("new", "b", &[ip("10.0.0.1")]);
-        idx.delete("old", "a");
-        assert_eq!(idx.namespace_of(ip("10.0.0.1")).as_deref(), Some("new"));
-    }
-
-    #[test]
-    fn an_ip_change_forgets_the_old_ip() {
-        let idx = PodIndex::default();
-        idx.apply("shop", "a", &[ip("10.0.0.1")]);
-        idx.apply("shop", "a", &[ip("10.0.0.9")]);
-        assert_eq!(idx.namespace_of(ip("10.0.0.1")), None);
-        assert_eq!(idx.namespace_of(ip("10.0.0.9")).as_deref(), Some("shop"));
-    }
-
-    #[test]
-    fn strip_keeps_only_identity_and_ips() {
-        let mut pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "a", "namespace": "shop", "labels": {"x": "y"}},
-            "spec": {"containers": [{"name": "c", "image": "i"}]},
-            "status": {"podIP": "10.0.0.1", "phase": "Running"}
-        }))
-        .unwrap();
-        strip(&mut pod);
-        assert!(pod.spec.is_none() && pod.metadata.labels.is_none());
-        assert_eq!(pod_ips(pod.status.as_ref()), vec![ip("10.0.0.1")]);
-        assert!(pod.status.unwrap().phase.is_none());
     }
 }

@@ -1,115 +1,420 @@
-//! Watches for exactly the Secrets that ApiKeys refer to: one watch per Secret
-//! (`fieldSelector=metadata.name={name}` in the ApiKey's namespace), each feeding its own
-//! reflector store. The set follows the ApiKeys: [`SecretWatches::reconcile`] opens watches
-//! for new references and closes those no longer referred to. A Secret that does not exist is
-//! simply an empty store (compile then says `SecretNotFound`), and its watch delivers it the
-//! moment it is created.
+//! The Secrets ApiKeys refer to, from ONE label-selected watch per watched scope.
+//!
+//! The controller never lists Secrets at large: it watches only those labelled
+//! [`API_KEY_SECRET_LABEL`] (`labelSelector=turnpike.dev/api-key`), one watch for every
+//! namespace or one per watched namespace, whatever the number of keys (10,000 keys are one
+//! watch, not 10,000). Of what the watch delivers it keeps the data of the Secrets an ApiKey
+//! refers to and only the names of the others; a Secret that stops being referred to is
+//! dropped at the next rebuild. `turnpike_controller_cached_secrets` counts what is held.
+//!
+//! The watch starts at the first [`SecretCache::sync`], once the referenced set is known, so
+//! its first list keeps every referenced Secret without a second read. A labelled Secret that
+//! becomes referenced later is read once by name (a `list` with `fieldSelector`, the same verb
+//! as the watch). A referenced Secret the watch does not deliver is looked up by name,
+//! metadata only: if it exists without the label, compile says `SecretNotLabelled` on the
+//! ApiKey instead of `SecretNotFound`; at most [`CHECKS_PER_SYNC`] such look-ups per rebuild,
+//! each key at most every [`RECHECK`]. Reads and look-ups go in bounded batches
+//! ([`READS_PER_SYNC`]); what a batch leaves pokes another rebuild.
+//!
+//! TLS certificates are not read from Secrets (the listeners take PEM files), so no other
+//! Secret is ever read.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::Arc,
+    sync::{Arc, RwLock},
     time::Duration,
 };
 
-use futures::StreamExt as _;
+use futures::{StreamExt as _, stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
-    Api, Client,
-    runtime::{
-        WatchStreamExt as _,
-        reflector::{self, Store},
-        watcher,
-    },
+    Api, Client, ResourceExt as _,
+    api::ListParams,
+    runtime::{WatchStreamExt as _, watcher},
 };
-use tokio::{sync::Notify, task::JoinHandle};
-use tracing::debug;
+use tokio::{
+    sync::{Notify, watch},
+    task::JoinHandle,
+    time::Instant,
+};
+use tracing::{debug, warn};
 
-use turnpike_core::model::ObjectKey;
+use turnpike_core::model::{API_KEY_SECRET_LABEL, ObjectKey};
 
-struct Watch {
-    store: Store<Secret>,
-    task: JoinHandle<()>,
+/// Most reads by name of newly referenced labelled Secrets one rebuild makes.
+pub const READS_PER_SYNC: usize = 256;
+/// Most look-ups of unlabelled or missing Secrets one rebuild makes.
+pub const CHECKS_PER_SYNC: usize = 64;
+/// How long a look-up result stands before the Secret is looked up again.
+pub const RECHECK: Duration = Duration::from_secs(30);
+/// Concurrent reads by name.
+const CONCURRENT_READS: usize = 16;
+
+/// What the watch task and the rebuild loop share.
+#[derive(Default)]
+struct Shared {
+    referenced: BTreeSet<ObjectKey>,
+    /// Every labelled Secret in scope, by name only.
+    labelled: BTreeSet<ObjectKey>,
+    /// The referenced labelled Secrets, whole (managed fields stripped).
+    cached: BTreeMap<ObjectKey, Secret>,
+    /// Per scope: the keys seen by the relist in progress.
+    relist: Vec<BTreeSet<ObjectKey>>,
 }
 
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// The per-name Secret watches.
-pub struct SecretWatches {
+/// The label-selected Secret watch and what it holds.
+pub struct SecretCache {
     client: Client,
+    /// `None`: every namespace; else one watch per namespace.
+    scopes: Vec<Option<String>>,
     changes: Arc<Notify>,
-    watches: BTreeMap<ObjectKey, Watch>,
+    shared: Arc<RwLock<Shared>>,
+    synced: watch::Receiver<bool>,
+    synced_tx: Option<watch::Sender<bool>>,
+    task: Option<JoinHandle<()>>,
+    /// Referenced, not labelled, and found to exist (value) or not (absent), with when.
+    unlabelled: BTreeMap<ObjectKey, (bool, Instant)>,
 }
 
-impl SecretWatches {
-    /// No watches yet; every event of the future ones pokes `changes`.
-    pub fn new(client: Client, changes: Arc<Notify>) -> Self {
-        SecretWatches {
-            client,
-            changes,
-            watches: BTreeMap::new(),
+impl Drop for SecretCache {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
         }
     }
+}
 
-    /// Opens and closes watches so that exactly `wanted` are watched. Returns the keys of the
-    /// watches it opened.
-    pub fn reconcile(&mut self, wanted: &BTreeSet<ObjectKey>) -> Vec<ObjectKey> {
-        self.watches.retain(|k, _| wanted.contains(k));
-        let mut opened = Vec::new();
-        for key in wanted {
-            if self.watches.contains_key(key) {
-                continue;
+fn key_of(s: &Secret) -> ObjectKey {
+    ObjectKey::new(s.namespace().unwrap_or_default(), s.name_any())
+}
+
+/// Runs `futures`, [`CONCURRENT_READS`] at a time, for at most `limit`: the outputs of those
+/// done, and whether all are.
+async fn within<T>(
+    limit: Duration,
+    futures: impl Iterator<Item = impl Future<Output = T>>,
+) -> (Vec<T>, bool) {
+    let mut outputs = Vec::new();
+    let mut running = stream::iter(futures).buffer_unordered(CONCURRENT_READS);
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = running.next() => match next {
+                Some(o) => outputs.push(o),
+                None => return (outputs, true),
+            },
+            _ = &mut deadline => return (outputs, false),
+        }
+    }
+}
+
+// === impl Shared ===
+
+impl Shared {
+    fn put(&mut self, mut s: Secret) -> ObjectKey {
+        let key = key_of(&s);
+        self.labelled.insert(key.clone());
+        if self.referenced.contains(&key) {
+            s.metadata.managed_fields = None;
+            self.cached.insert(key.clone(), s);
+        } else {
+            self.cached.remove(&key);
+        }
+        key
+    }
+
+    /// Applies one event of the watch of `scopes[i]`; returns true once every scope listed.
+    fn apply(&mut self, scopes: &[Option<String>], i: usize, event: watcher::Event<Secret>) -> bool {
+        match event {
+            watcher::Event::Init => self.relist[i].clear(),
+            watcher::Event::InitApply(s) => {
+                let key = self.put(s);
+                self.relist[i].insert(key);
             }
-            let (store, writer) = reflector::store();
-            let api: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
-            let config = watcher::Config::default().fields(&format!("metadata.name={}", key.name));
-            let changes = self.changes.clone();
-            let stream = watcher(api, config)
-                .default_backoff()
-                .modify(|s: &mut Secret| s.metadata.managed_fields = None)
-                .reflect(writer);
-            let name = key.clone();
-            let task = tokio::spawn(async move {
-                let mut stream = stream.boxed();
-                while let Some(event) = stream.next().await {
-                    if let Err(e) = event {
-                        debug!(secret = %name.name, error = %e, "secret watch");
-                    }
-                    changes.notify_one();
-                }
-            });
-            debug!(namespace = %key.namespace, secret = %key.name, "watching secret");
-            self.watches.insert(key.clone(), Watch { store, task });
-            opened.push(key.clone());
+            watcher::Event::Apply(s) => {
+                self.put(s);
+            }
+            watcher::Event::Delete(s) => {
+                let key = key_of(&s);
+                self.labelled.remove(&key);
+                self.cached.remove(&key);
+            }
+            watcher::Event::InitDone => {
+                let seen = std::mem::take(&mut self.relist[i]);
+                let in_scope = |k: &ObjectKey| scopes[i].as_ref().is_none_or(|ns| *ns == k.namespace);
+                self.labelled.retain(|k| !in_scope(k) || seen.contains(k));
+                self.cached.retain(|k, _| !in_scope(k) || seen.contains(k));
+                return true;
+            }
         }
-        opened
+        false
+    }
+}
+
+// === impl SecretCache ===
+
+impl SecretCache {
+    /// No watch yet: it starts at the first [`SecretCache::sync`]. `namespaces` empty means
+    /// every namespace. Every event pokes `changes`.
+    pub fn new(client: Client, namespaces: &[String], changes: Arc<Notify>) -> Self {
+        let scopes = crate::scopes(namespaces);
+        let (tx, rx) = watch::channel(false);
+        SecretCache {
+            client,
+            shared: Arc::new(RwLock::new(Shared {
+                relist: vec![BTreeSet::new(); scopes.len()],
+                ..Shared::default()
+            })),
+            scopes,
+            changes,
+            synced: rx,
+            synced_tx: Some(tx),
+            task: None,
+            unlabelled: BTreeMap::new(),
+        }
     }
 
-    /// Waits, at most `limit`, until the watches in `keys` have listed once.
-    pub async fn wait_ready(&self, keys: &[ObjectKey], limit: Duration) {
-        let waits = keys
-            .iter()
-            .filter_map(|k| self.watches.get(k))
-            .map(|w| w.store.wait_until_ready());
-        let _ = tokio::time::timeout(limit, futures::future::join_all(waits)).await;
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Shared> {
+        self.shared.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The watched Secrets that exist.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Shared> {
+        self.shared.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn start(&mut self, synced: watch::Sender<bool>) {
+        let streams = self.scopes.iter().enumerate().map(|(i, scope)| {
+            let api: Api<Secret> = match scope {
+                Some(ns) => Api::namespaced(self.client.clone(), ns),
+                None => Api::all(self.client.clone()),
+            };
+            let config = watcher::Config::default().labels(API_KEY_SECRET_LABEL);
+            watcher(api, config)
+                .default_backoff()
+                .map(move |e| (i, e))
+                .boxed()
+        });
+        let mut events = stream::select_all(streams);
+        let shared = self.shared.clone();
+        let scopes = self.scopes.clone();
+        let changes = self.changes.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut listed = vec![false; scopes.len()];
+            while let Some((i, event)) = events.next().await {
+                match event {
+                    Ok(event) => {
+                        let done = shared
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .apply(&scopes, i, event);
+                        if done {
+                            listed[i] = true;
+                            if listed.iter().all(|l| *l) {
+                                synced.send_replace(true);
+                            }
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "secret watch failed; retrying with backoff"),
+                }
+                changes.notify_one();
+            }
+        }));
+    }
+
+    /// Makes `wanted` the referenced set: drops what is no longer referred to, starts the
+    /// watch the first time (waiting at most `limit` for its first list), reads newly
+    /// referenced labelled Secrets by name, and looks up referenced Secrets the watch does
+    /// not deliver (to tell "not labelled" from "not found").
+    pub async fn sync(&mut self, wanted: &BTreeSet<ObjectKey>, limit: Duration) {
+        {
+            let mut shared = self.write();
+            shared.referenced = wanted.clone();
+            shared.cached.retain(|k, _| wanted.contains(k));
+        }
+        if let Some(tx) = self.synced_tx.take() {
+            self.start(tx);
+        }
+        let mut synced = self.synced.clone();
+        if tokio::time::timeout(limit, synced.wait_for(|s| *s))
+            .await
+            .is_err()
+        {
+            debug!("secret watch has not listed yet");
+            return;
+        }
+        // Work left for the next rebuild (bounded batches, timeouts): poke one.
+        let mut more = false;
+        let (mut to_read, absent) = {
+            let shared = self.read();
+            let to_read: Vec<ObjectKey> = wanted
+                .iter()
+                .filter(|k| shared.labelled.contains(*k) && !shared.cached.contains_key(*k))
+                .cloned()
+                .collect();
+            let absent: BTreeSet<ObjectKey> = wanted
+                .iter()
+                .filter(|k| !shared.labelled.contains(*k))
+                .cloned()
+                .collect();
+            (to_read, absent)
+        };
+        self.unlabelled.retain(|k, _| absent.contains(k));
+        more |= to_read.len() > READS_PER_SYNC;
+        to_read.truncate(READS_PER_SYNC);
+        let (found, complete) = self.read_by_name(to_read, limit).await;
+        more |= !complete;
+        {
+            let mut shared = self.write();
+            for s in found {
+                let key = key_of(&s);
+                if shared.referenced.contains(&key) && !shared.cached.contains_key(&key) {
+                    shared.cached.insert(key, s);
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut due: Vec<(Option<Instant>, ObjectKey)> = absent
+            .into_iter()
+            .map(|k| (self.unlabelled.get(&k).map(|(_, at)| *at), k))
+            .filter(|(at, _)| at.is_none_or(|at| now.duration_since(at) >= RECHECK))
+            .collect();
+        due.sort();
+        more |= due.len() > CHECKS_PER_SYNC;
+        due.truncate(CHECKS_PER_SYNC);
+        let (results, complete) = self.exists_by_name(due.into_iter().map(|(_, k)| k), limit).await;
+        more |= !complete;
+        for (key, exists) in results {
+            self.unlabelled.insert(key, (exists, now));
+        }
+        if more {
+            self.changes.notify_one();
+        }
+    }
+
+    /// Reads labelled Secrets by name; what is read within `limit`, and whether that is all.
+    async fn read_by_name(&self, keys: Vec<ObjectKey>, limit: Duration) -> (Vec<Secret>, bool) {
+        let reads = keys.into_iter().map(|key| {
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
+            let lp = ListParams::default()
+                .fields(&format!("metadata.name={}", key.name))
+                .labels(API_KEY_SECRET_LABEL);
+            async move {
+                match api.list(&lp).await {
+                    Ok(list) => list.items,
+                    Err(e) => {
+                        warn!(namespace = %key.namespace, secret = %key.name, error = %e, "reading secret");
+                        Vec::new()
+                    }
+                }
+            }
+        });
+        let (lists, complete) = within(limit, reads).await;
+        let secrets = lists
+            .into_iter()
+            .flatten()
+            .map(|mut s| {
+                s.metadata.managed_fields = None;
+                s
+            })
+            .collect();
+        (secrets, complete)
+    }
+
+    /// Whether each Secret exists, from its metadata only: the answers within `limit`, and
+    /// whether that is all.
+    async fn exists_by_name(
+        &self,
+        keys: impl Iterator<Item = ObjectKey>,
+        limit: Duration,
+    ) -> (Vec<(ObjectKey, bool)>, bool) {
+        let checks = keys.map(|key| {
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
+            let lp = ListParams::default().fields(&format!("metadata.name={}", key.name));
+            async move {
+                let exists = match api.list_metadata(&lp).await {
+                    Ok(list) => !list.items.is_empty(),
+                    Err(e) => {
+                        warn!(namespace = %key.namespace, secret = %key.name, error = %e, "looking up secret");
+                        false
+                    }
+                };
+                (key, exists)
+            }
+        });
+        within(limit, checks).await
+    }
+
+    /// The referenced Secrets held.
     pub fn secrets(&self) -> Vec<Secret> {
-        self.watches
-            .values()
-            .flat_map(|w| w.store.state())
-            .map(|s| (*s).clone())
+        self.read().cached.values().cloned().collect()
+    }
+
+    /// How many Secrets' data is held.
+    pub fn cached_len(&self) -> usize {
+        self.read().cached.len()
+    }
+
+    /// Referenced Secrets that exist without the label.
+    pub fn unlabelled(&self) -> BTreeSet<ObjectKey> {
+        self.unlabelled
+            .iter()
+            .filter(|(_, (exists, _))| *exists)
+            .map(|(k, _)| k.clone())
             .collect()
     }
 
-    /// Whether a watched Secret has listed and does not exist (a generated one to create).
+    /// Whether a referenced Secret is known not to exist (a generated one to create): the
+    /// watch has listed, it is not labelled, and no unlabelled Secret of that name was found.
     pub fn known_missing(&self, key: &ObjectKey) -> bool {
-        self.watches.get(key).is_some_and(|w| {
-            w.store.is_empty() && futures::FutureExt::now_or_never(w.store.wait_until_ready()).is_some()
-        })
+        let unlabelled = self.unlabelled.get(key).is_some_and(|(exists, _)| *exists);
+        *self.synced.borrow() && !unlabelled && !self.read().labelled.contains(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(ns: &str, name: &str) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.name = Some(name.into());
+        s.metadata.namespace = Some(ns.into());
+        s
+    }
+
+    #[test]
+    fn only_referenced_secrets_are_held() {
+        let scopes = vec![Some("a".to_string()), Some("b".to_string())];
+        let mut shared = Shared {
+            relist: vec![BTreeSet::new(); 2],
+            referenced: BTreeSet::from([ObjectKey::new("a", "k1")]),
+            ..Shared::default()
+        };
+        shared.apply(&scopes, 0, watcher::Event::Init);
+        for name in ["k1", "k2", "k3"] {
+            shared.apply(&scopes, 0, watcher::Event::InitApply(secret("a", name)));
+        }
+        assert!(shared.apply(&scopes, 0, watcher::Event::InitDone));
+        shared.apply(&scopes, 1, watcher::Event::InitApply(secret("b", "k1")));
+        shared.apply(&scopes, 1, watcher::Event::InitDone);
+        assert_eq!(
+            shared.cached.keys().collect::<Vec<_>>(),
+            [&ObjectKey::new("a", "k1")]
+        );
+        assert_eq!(shared.labelled.len(), 4);
+
+        // A relist of scope a that misses k1 and k2 forgets them, and leaves scope b alone.
+        shared.apply(&scopes, 0, watcher::Event::Init);
+        shared.apply(&scopes, 0, watcher::Event::InitApply(secret("a", "k3")));
+        shared.apply(&scopes, 0, watcher::Event::InitDone);
+        assert!(shared.cached.is_empty());
+        assert_eq!(
+            shared.labelled,
+            BTreeSet::from([ObjectKey::new("a", "k3"), ObjectKey::new("b", "k1")])
+        );
+
+        shared.apply(&scopes, 1, watcher::Event::Delete(secret("b", "k1")));
+        assert_eq!(shared.labelled, BTreeSet::from([ObjectKey::new("a", "k3")]));
     }
 }

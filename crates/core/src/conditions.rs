@@ -51,6 +51,9 @@ pub mod reasons {
     pub const SERVICE_PORT_NOT_FOUND: &str = "ServicePortNotFound";
     pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
     pub const SECRET_KEY_NOT_FOUND: &str = "SecretKeyNotFound";
+    /// The referenced Secret exists but lacks the `turnpike.dev/api-key` label, so the
+    /// controller does not read it.
+    pub const SECRET_NOT_LABELLED: &str = "SecretNotLabelled";
     pub const USAGE_PLAN_NOT_FOUND: &str = "UsagePlanNotFound";
     pub const DUPLICATE_API_KEY: &str = "DuplicateApiKey";
     /// A private integration's Service port has no ready endpoint. The object stays in the
@@ -94,6 +97,7 @@ pub mod reasons {
         SERVICE_PORT_NOT_FOUND,
         SECRET_NOT_FOUND,
         SECRET_KEY_NOT_FOUND,
+        SECRET_NOT_LABELLED,
         USAGE_PLAN_NOT_FOUND,
         DUPLICATE_API_KEY,
         NOT_ACCEPTED,

@@ -36,7 +36,7 @@ pub struct ApiKeySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Where the key value is read from. Without it, a value is generated into a Secret named
-    /// after the key.
+    /// `{name}-apikey`, owned by the key and labelled `turnpike.dev/api-key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_from: Option<ApiKeyValueSource>,
     /// The usage plans the key belongs to (at most 10).
@@ -54,6 +54,9 @@ fn enabled_default() -> bool {
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyValueSource {
     /// A key of a Secret in the ApiKey's namespace. The value must be 20 to 128 alphanumerics.
+    /// The Secret must carry the label `turnpike.dev/api-key` (e.g. `"true"`): the controller
+    /// watches only Secrets with that label, and reports `SecretNotLabelled` on an ApiKey whose
+    /// Secret lacks it.
     pub secret_key_ref: SecretKeyRef,
 }
 
@@ -61,7 +64,7 @@ pub struct ApiKeyValueSource {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
-    /// Name of the Secret.
+    /// Name of the Secret (labelled `turnpike.dev/api-key`).
     pub name: String,
     /// The key within the Secret's data.
     pub key: String,

@@ -630,6 +630,22 @@ fn api_keys(
             }
         };
         let digest = match world.secrets.get(&key.sibling(secret)) {
+            None if world.unlabelled_secrets.contains(&key.sibling(secret)) => {
+                let name = if matches!(def.value, KeyValueSource::Generated { .. }) {
+                    ""
+                } else {
+                    ".name"
+                };
+                c.unresolved(
+                    reasons::SECRET_NOT_LABELLED,
+                    format!(
+                        "{field}{name}: Secret {secret:?} lacks the label {}; the controller reads only \
+                         labelled Secrets",
+                        crate::model::API_KEY_SECRET_LABEL
+                    ),
+                );
+                None
+            }
             None if matches!(def.value, KeyValueSource::Generated { .. }) => {
                 c.unresolved(
                     reasons::SECRET_NOT_FOUND,

@@ -2,7 +2,7 @@
 //! already validated, plus the facts about Services and Secrets they refer to.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     net::{IpAddr, SocketAddr},
 };
 
@@ -82,6 +82,8 @@ pub struct World {
     pub services: BTreeMap<ObjectKey, ServiceFacts>,
     /// Only the Secrets API keys refer to.
     pub secrets: BTreeMap<ObjectKey, BTreeMap<String, Vec<u8>>>,
+    /// Referenced Secrets that exist without the `turnpike.dev/api-key` label (not read).
+    pub unlabelled_secrets: BTreeSet<ObjectKey>,
 }
 
 impl World {

@@ -71,6 +71,12 @@ pub struct ApiKeyDef {
 /// The key in a generated Secret that holds the value.
 pub const GENERATED_SECRET_KEY: &str = "value";
 
+/// The label a Secret must carry for the controller to read it as an API key value (any
+/// value; `"true"` by convention, generated Secrets carry their ApiKey's name). The controller
+/// watches only Secrets with this label, so one watch serves every key and no other Secret is
+/// ever listed into its cache.
+pub const API_KEY_SECRET_LABEL: &str = "turnpike.dev/api-key";
+
 /// The SHA-256 digest of an API key value. Keys are looked up and compared by digest, so the
 /// routing table never holds a key value and comparisons take the same time for every key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
