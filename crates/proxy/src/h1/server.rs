@@ -594,12 +594,12 @@ async fn linger<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) {
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
-/// The head parser as the connection loop runs it, for [`crate::fuzzing`]: the request's
-/// parts and the framing of its body.
+/// The head parser as the connection loop runs it by default (underscored names dropped), for
+/// [`crate::fuzzing`]: the request's parts and the framing of its body.
 pub(crate) fn parse_head_parts(
     buf: &mut BytesMut,
 ) -> Result<Option<(http::request::Parts, Framing)>, Reject> {
-    Ok(parse_request(buf)?.map(|h| (h.parts, h.framing)))
+    Ok(parse_request(buf, false)?.map(|h| (h.parts, h.framing)))
 }
 
 #[cfg(test)]
