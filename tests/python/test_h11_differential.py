@@ -13,9 +13,10 @@ client's bytes go to the public TLS listener in one write followed by a half-clo
 The normalisation, what a gateway is expected to change, is in `expected_forward`:
 
 * target: `/restapis/{id}/prod/_user_request_/REST?QUERY` → `/REST?QUERY`, empty segments
-  collapsed (the `{proxy+}` path and the query, as API Gateway passes them);
-* headers (names compared lowercase, values per name in order): hop-by-hop headers (Connection
-  and what it lists, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*) are removed,
+  collapsed and escapes of unreserved characters decoded in the path (the `{proxy+}` path and
+  the query, as API Gateway passes them);
+* headers (names compared lowercase, values per name in order): names with `_` dropped,
+  hop-by-hop headers (Connection and what it lists, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*) are removed,
   Host becomes the backend's, X-Forwarded-For/-Proto/-Host are replaced, `Expect` is answered
   by the gateway and the framing headers (Content-Length) are the gateway's; headers the
   gateway would add (GATEWAY_ADDED, none today) are ignored;
@@ -199,18 +200,29 @@ def h11_requests(data: bytes) -> tuple[list[dict], str | None]:
         return out, str(e) or "protocol error"
 
 
+#: RFC 3986 unreserved characters: their escapes are decoded in forwarded paths.
+UNRESERVED = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
 def expected_forward(req: dict) -> dict:
     """What the backend should receive for a request h11 read (see the module docs)."""
     target = req["target"]
     rest = target.split("/_user_request_", 1)[1] if "/_user_request_" in target else target
     path, q, query = rest.partition("?")
+    # Escapes of unreserved characters are decoded in the path (`%41` → `A`), as the gateway
+    # routes and forwards it; the query passes as sent.
+    path = re.sub(r"%([0-9A-Fa-f]{2})",
+                  lambda m: chr(int(m.group(1), 16)) if chr(int(m.group(1), 16)) in UNRESERVED else m.group(0),
+                  path)
     path = "/" + "/".join(s for s in path.split("/") if s)
     if rest.split("?", 1)[0].endswith("/") and path != "/":
         path += "/"
     headers = {k: list(v) for k, v in req["headers"].items()}
     listed = {t.strip().lower() for v in headers.get("connection", []) for t in v.split(",")}
     for name in list(headers):
-        if name in HOP_BY_HOP or name in listed or name in GATEWAY_SET or name.startswith("proxy-"):
+        # Names with `_` are dropped by default (nginx's underscores_in_headers off).
+        if (name in HOP_BY_HOP or name in listed or name in GATEWAY_SET or name.startswith("proxy-")
+                or "_" in name):
             del headers[name]
     return {"method": req["method"], "target": path + (q + query), "headers": headers, "body": req["body"]}
 

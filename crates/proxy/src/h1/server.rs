@@ -226,6 +226,7 @@ where
                     done: false,
                 };
                 let resp = service::serve(&shared, &conn, parts, body).await;
+                let close = close || refused_as_malformed(&resp);
                 let written = write_response(&mut wr, &mut out, resp, head_request, close).await;
                 let Ok(Ok((rd, rest, complete))) = tokio::time::timeout(LINGER, reader).await else {
                     return Outcome::Closed;
@@ -245,6 +246,7 @@ where
 
         // 3. The answer.
         let resp = service::serve(&shared, &conn, parts, body).await;
+        let close = close || refused_as_malformed(&resp);
         match write_response(&mut io, &mut out, resp, head_request, close).await {
             Ok(true) => {}
             Ok(false) => {
@@ -254,6 +256,15 @@ where
             Err(_) => return Outcome::Closed,
         }
     }
+}
+
+/// Whether the gateway itself refused the request as malformed (a 400 gateway response, such as
+/// a bad Host decided after parsing): like a refusal of the head, it ends the connection, so no
+/// request pipelined behind a malformed one is read (as nginx does after its own 400s, and as
+/// a strict parser in front of us would have stopped). Only gateway answers carry
+/// `x-amzn-ErrorType` by design; a backend 400 that sends one too merely costs a reconnect.
+fn refused_as_malformed(resp: &Response<ResponseBody>) -> bool {
+    resp.status() == StatusCode::BAD_REQUEST && resp.headers().contains_key(crate::error::ERROR_TYPE)
 }
 
 /// Parses a request head off `buf`. `Ok(None)`: not complete yet. Header names with `_` are
