@@ -80,6 +80,17 @@ struct NodeArgs {
     /// The base domain in `{apiId}.execute-api.{region}.{baseDomain}`.
     #[arg(long, env = "TURNPIKE_BASE_DOMAIN", default_value = "turnpike.dev")]
     base_domain: String,
+    /// Requests per second of the gateway default throttle (requests no usage plan or stage
+    /// limits; AWS's account default).
+    #[arg(long, env = "TURNPIKE_DEFAULT_RATE_LIMIT", default_value_t = 10_000.0)]
+    default_rate_limit: f64,
+    /// Burst of the gateway default throttle.
+    #[arg(long, env = "TURNPIKE_DEFAULT_BURST_LIMIT", default_value_t = 5_000)]
+    default_burst_limit: u64,
+    /// How many gateway replicas share the limits when they are not shared through Redis:
+    /// each enforces 1/N of every rate, burst and quota.
+    #[arg(long, env = "TURNPIKE_REPLICAS", default_value_t = 1)]
+    replicas: u32,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +193,14 @@ fn node_config(args: &NodeArgs, local: bool) -> anyhow::Result<NodeConfig> {
         ],
         canary_header: http::HeaderName::from_bytes(args.canary_header.as_bytes())
             .context("--canary-header is not a header name")?,
+        usage: turnpike_proxy::usage::UsageConfig {
+            default_throttle: turnpike_core::model::Throttle {
+                rate: args.default_rate_limit,
+                burst: args.default_burst_limit,
+            },
+            replicas: args.replicas.max(1),
+            ..Default::default()
+        },
         ..ProxyConfig::default()
     };
     Ok(NodeConfig {

@@ -41,6 +41,7 @@ pub mod service;
 pub mod store;
 pub mod tls;
 pub mod upstream;
+pub mod usage;
 
 use std::{
     fmt,
@@ -142,6 +143,8 @@ pub struct ProxyConfig {
     /// `None` logs only stages that ask for it.
     pub default_access_log: Option<AccessLogFormat>,
     pub namespace_lookup: Option<Arc<dyn NamespaceLookup>>,
+    /// Throttles and quotas: the gateway default, the replica share, the clock.
+    pub usage: usage::UsageConfig,
 }
 
 impl fmt::Debug for ProxyConfig {
@@ -156,6 +159,7 @@ impl fmt::Debug for ProxyConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("default_access_log", &self.default_access_log)
             .field("namespace_lookup", &self.namespace_lookup.is_some())
+            .field("usage", &self.usage)
             .finish()
     }
 }
@@ -185,6 +189,7 @@ impl Default for ProxyConfig {
             idle_timeout: Duration::from_secs(60),
             default_access_log: Some(AccessLogFormat::Json),
             namespace_lookup: None,
+            usage: usage::UsageConfig::default(),
         }
     }
 }
@@ -217,6 +222,8 @@ pub struct Shared {
     /// `X-Amz-Cf-Pop` of EDGE APIs: this gateway instance, where CloudFront names its edge
     /// location.
     pub pop: HeaderValue,
+    /// Token buckets and quota counters (kept across table swaps).
+    pub usage: Arc<usage::Usage>,
     /// Set when the proxy stops: connections close after their current answer.
     pub draining: std::sync::atomic::AtomicBool,
 }
@@ -263,6 +270,7 @@ impl Proxy {
         let pop = HeaderValue::from_str(&format!("TPK-{:08X}", instance >> 32))
             .unwrap_or_else(|_| HeaderValue::from_static("TPK"));
         let upstreams = Upstreams::new(&config.upstream)?;
+        let usage = Arc::new(usage::Usage::new(config.usage.clone()));
         Ok(Proxy {
             shared: Arc::new(Shared {
                 store,
@@ -271,6 +279,7 @@ impl Proxy {
                 upstreams,
                 via,
                 pop,
+                usage,
                 draining: std::sync::atomic::AtomicBool::new(false),
             }),
             certs,

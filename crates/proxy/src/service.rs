@@ -1,7 +1,8 @@
 //! The request path: the ONE place the phase order lives.
 //!
 //! ```text
-//! limits → normalize → route::locate → policy → canary → route::resolve → params → integrate
+//! limits → normalize → route::locate → policy → canary → route::resolve → keys → throttle
+//!   → params → integrate
 //! ```
 //!
 //! Then, for every answer (the backend's or the gateway's own): `x-amzn-RequestId`,
@@ -98,6 +99,8 @@ fn phases<'a>(
     phase::policy::check(ctx, &parts.method)?;
     phase::canary::pick(ctx, &parts.headers)?;
     phase::route::resolve(ctx, &parts.method)?;
+    phase::keys::authenticate(ctx, &parts.headers)?;
+    phase::throttle::admit(ctx)?;
     phase::params::require(ctx, parts)?;
     Ok(Flow::Continue)
 }
@@ -206,6 +209,8 @@ fn finish(
             source_ip: Some(ctx.conn.peer.ip()),
             user_agent: summary.user_agent.as_ref().map(header_str),
             domain_name: ctx.host.map(header_str),
+            api_key_id: ctx.key.map(|k| k.id.to_string()),
+            api_key_masked: ctx.key.map(|k| k.digest.masked()),
             api_id: api_id.to_string(),
             stage: stage_name.to_string(),
             deployment_id: ctx.variant.map(|v| v.deployment_id.clone()).unwrap_or_default(),

@@ -6,19 +6,23 @@
 //! 4. [`policy`]: the resource policy of PRIVATE APIs on the private listener.
 //! 5. [`canary`]: primary or canary variant.
 //! 6. [`route`]`::resolve`: resource and method.
-//! 7. [`params`]: required request parameters.
-//! 8. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints.
+//! 7. [`keys`]: the API key of methods that require one, and its usage plan on the stage.
+//! 8. [`throttle`]: the token bucket the AWS precedence picks, then the key's quota.
+//! 9. [`params`]: required request parameters.
+//! 10. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints.
 //!
 //! A phase returns `Err(Reject)` to answer with a gateway response, or [`Flow::Respond`] to
 //! answer with something else.
 
 pub mod canary;
 pub mod integrate;
+pub mod keys;
 pub mod limits;
 pub mod normalize;
 pub mod params;
 pub mod policy;
 pub mod route;
+pub mod throttle;
 
 use http::Response;
 

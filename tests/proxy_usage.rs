@@ -1,0 +1,194 @@
+//! Throttles and quotas of one gateway, end to end, with time driven by a manual clock: the
+//! five throttle levels each shown winning, quota windows rolling over at DAY, WEEK and MONTH
+//! boundaries, and the answers (status, body, headers).
+
+#[path = "support/proxy.rs"]
+mod support;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use http::Request;
+use support::*;
+use turnpike_core::model::Throttle;
+use turnpike_proxy::usage::{ManualClock, UsageConfig};
+
+const NS: &str = "usage";
+const KEY: &str = "UsageKey0123456789abcdefgh";
+/// 2026-12-02 12:00:00 UTC, a Wednesday.
+const WEDNESDAY_NOON: u64 = 1_796_212_800;
+
+fn keyed(up: SocketAddr, path: &str) -> String {
+    format!(
+        "        apiKeyRequired: true\n        integration: {{type: HTTP_PROXY, uri: \"http://{up}/echo{path}\"}}"
+    )
+}
+
+async fn start(yaml: &str, clock: Arc<ManualClock>, default_burst: u64) -> Gateway {
+    Gateway::start_with(table(yaml, 1), |c| {
+        c.usage = UsageConfig {
+            default_throttle: Throttle {
+                rate: 1.0,
+                burst: default_burst,
+            },
+            replicas: 1,
+            clock,
+        };
+    })
+    .await
+}
+
+async fn call(client: &TestClient, url: &str, key: Option<&str>) -> Answer {
+    let mut req = Request::get(url);
+    if let Some(key) = key {
+        req = req.header("x-api-key", key);
+    }
+    send(client, req.body(empty()).expect("request")).await
+}
+
+/// Calls until the first refusal (at most `max` times); returns how many were admitted and
+/// the refusal.
+async fn admitted(client: &TestClient, url: &str, key: Option<&str>, max: usize) -> (usize, Option<Answer>) {
+    for n in 0..max {
+        let a = call(client, url, key).await;
+        if a.status != 200 {
+            return (n, Some(a));
+        }
+    }
+    (max, None)
+}
+
+fn assert_throttled(a: &Answer) {
+    assert_eq!(a.status, 429, "{}", a.body);
+    assert_eq!(a.body, r#"{"message":"Too Many Requests"}"#);
+    assert_eq!(a.header("x-amzn-errortype"), Some("TooManyRequestsException"));
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    assert!(a.header("x-amzn-requestid").is_some());
+    // AWS sends no Retry-After or rate limit headers.
+    assert!(a.header("retry-after").is_none());
+}
+
+fn assert_quota_exceeded(a: &Answer) {
+    assert_eq!(a.status, 429, "{}", a.body);
+    assert_eq!(a.body, r#"{"message":"Limit Exceeded"}"#);
+    assert_eq!(a.header("x-amzn-errortype"), Some("LimitExceededException"));
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    assert!(a.header("x-amzn-requestid").is_some());
+}
+
+#[tokio::test]
+async fn each_throttle_level_wins_where_it_is_the_most_specific() {
+    let up = Upstream::start().await;
+    let api = ApiSet::new(NS, "shop")
+        .method("/a", "GET", &keyed(up.addr, "/a"))
+        .method("/b", "GET", &keyed(up.addr, "/b"))
+        .proxy("/c", "GET", &format!("http://{}/echo/c", up.addr))
+        .proxy("/d", "GET", &format!("http://{}/echo/d", up.addr))
+        .stage_with(
+            "prod",
+            "  throttle: {rateLimit: 1, burstLimit: 4}\n  methodSettings:\n    /c/GET: {throttlingRateLimit: 1, throttlingBurstLimit: 3}",
+        )
+        .stage("plain")
+        .yaml();
+    let yaml = [
+        api,
+        usage_plan_yaml(NS, "gold", &[], ""),
+        api_key_yaml(NS, "k", KEY, &["gold"], true),
+    ]
+    .concat()
+    // The plan's stage with a per-method throttle for /a, and the plan's own throttle.
+    .replace(
+        "  apiStages:\n",
+        "  apiStages:\n    - restApiRef: {name: shop}\n      stage: prod\n      throttle: {/a/GET: {rateLimit: 1, burstLimit: 1}}\n  throttle: {rateLimit: 1, burstLimit: 2}\n",
+    );
+    let clock = Arc::new(ManualClock::at(WEDNESDAY_NOON));
+    let gw = start(&yaml, clock.clone(), 5).await;
+    let id = api_id(NS, "shop");
+    let c = client(false);
+    for (what, stage, path, key, burst) in [
+        ("usage plan per method per key", "prod", "/a", Some(KEY), 1),
+        ("usage plan per key", "prod", "/b", Some(KEY), 2),
+        ("stage per method", "prod", "/c", None, 3),
+        ("stage default", "prod", "/d", None, 4),
+        ("gateway default", "plain", "/d", None, 5),
+    ] {
+        let (n, refusal) = admitted(&c, &gw.url(&id, stage, path), key, 20).await;
+        assert_eq!(n, burst, "{what}");
+        assert_throttled(&refusal.expect("refused"));
+    }
+    // A new table (a swap) keeps the buckets: still empty.
+    gw.store.publish(table(&yaml, 2));
+    assert_throttled(&call(&c, &gw.url(&id, "prod", "/b"), Some(KEY)).await);
+    // A changed stage throttle resets that bucket only.
+    let changed = yaml.replace("burstLimit: 4}", "burstLimit: 6}");
+    gw.store.publish(table(&changed, 3));
+    assert_eq!(admitted(&c, &gw.url(&id, "prod", "/d"), None, 20).await.0, 6);
+    assert_throttled(&call(&c, &gw.url(&id, "prod", "/b"), Some(KEY)).await);
+    // Buckets refill at their rate: one second later each admits one more.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(call(&c, &gw.url(&id, "prod", "/a"), Some(KEY)).await.status, 200);
+    assert_throttled(&call(&c, &gw.url(&id, "prod", "/a"), Some(KEY)).await);
+}
+
+fn quota_yaml(up: SocketAddr, period: &str, limit: u64, offset: u64) -> String {
+    let api = ApiSet::new(NS, "shop")
+        .method("/q", "GET", &keyed(up, "/q"))
+        .stage("prod")
+        .stage("beta")
+        .yaml();
+    [
+        api,
+        usage_plan_yaml(
+            NS,
+            "metered",
+            &[("shop", "prod"), ("shop", "beta")],
+            &format!("  quota: {{limit: {limit}, period: {period}, offset: {offset}}}"),
+        ),
+        api_key_yaml(NS, "k", KEY, &["metered"], true),
+    ]
+    .concat()
+}
+
+/// Uses up the quota (across both stages of the plan), then checks the window rolls over at
+/// `boundary` seconds and not a second before.
+async fn quota_rolls_over(period: &str, start: u64, boundary: u64) {
+    let up = Upstream::start().await;
+    let yaml = quota_yaml(up.addr, period, 5, 2);
+    let clock = Arc::new(ManualClock::at(start));
+    let gw = start_gateway(&yaml, clock.clone()).await;
+    let id = api_id(NS, "shop");
+    let c = client(false);
+    // Offset 2 of 5 used: three requests left, counted across both stages of the plan.
+    assert_eq!(call(&c, &gw.url(&id, "prod", "/q"), Some(KEY)).await.status, 200);
+    assert_eq!(call(&c, &gw.url(&id, "beta", "/q"), Some(KEY)).await.status, 200);
+    assert_eq!(call(&c, &gw.url(&id, "prod", "/q"), Some(KEY)).await.status, 200);
+    assert_quota_exceeded(&call(&c, &gw.url(&id, "beta", "/q"), Some(KEY)).await);
+    clock.set_secs(boundary - 1);
+    assert_quota_exceeded(&call(&c, &gw.url(&id, "prod", "/q"), Some(KEY)).await);
+    clock.set_secs(boundary);
+    // A new window: the whole limit, no offset.
+    let (n, refusal) = admitted(&c, &gw.url(&id, "prod", "/q"), Some(KEY), 20).await;
+    assert_eq!(n, 5, "{period}");
+    assert_quota_exceeded(&refusal.expect("refused"));
+}
+
+async fn start_gateway(yaml: &str, clock: Arc<ManualClock>) -> Gateway {
+    start(yaml, clock, 1_000).await
+}
+
+#[tokio::test]
+async fn day_quota_rolls_over_at_midnight_utc() {
+    // Wednesday noon → Thursday 00:00.
+    quota_rolls_over("DAY", WEDNESDAY_NOON, WEDNESDAY_NOON + 12 * 3600).await;
+}
+
+#[tokio::test]
+async fn week_quota_rolls_over_on_sunday_utc() {
+    // Wednesday 2026-12-02 noon → Sunday 2026-12-06 00:00.
+    quota_rolls_over("WEEK", WEDNESDAY_NOON, WEDNESDAY_NOON + 12 * 3600 + 3 * 86_400).await;
+}
+
+#[tokio::test]
+async fn month_quota_rolls_over_on_the_first_utc() {
+    // Wednesday 2026-12-02 noon → 2027-01-01 00:00.
+    quota_rolls_over("MONTH", WEDNESDAY_NOON, 1_798_761_600).await;
+}
