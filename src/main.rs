@@ -91,6 +91,18 @@ struct NodeArgs {
     /// each enforces 1/N of every rate, burst and quota.
     #[arg(long, env = "TURNPIKE_REPLICAS", default_value_t = 1)]
     replicas: u32,
+    /// Share throttles and quotas across replicas through Redis: `redis://[user:pass@]host:port`
+    /// or `rediss://…` for TLS. Repeat for the seed nodes of a Redis Cluster (with
+    /// `--redis-cluster`).
+    #[arg(long, env = "TURNPIKE_REDIS_URL", value_delimiter = ',')]
+    redis_url: Vec<String>,
+    /// The Redis URLs are nodes of a Redis Cluster.
+    #[arg(long, env = "TURNPIKE_REDIS_CLUSTER")]
+    redis_cluster: bool,
+    /// While Redis is unreachable: `open` enforces local limits with this replica's share
+    /// (1/--replicas), `closed` answers 503.
+    #[arg(long, env = "TURNPIKE_REDIS_FAILURE_MODE", default_value = "open")]
+    redis_failure_mode: turnpike_proxy::usage::redis::FailureMode,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +211,11 @@ fn node_config(args: &NodeArgs, local: bool) -> anyhow::Result<NodeConfig> {
                 burst: args.default_burst_limit,
             },
             replicas: args.replicas.max(1),
+            redis: (!args.redis_url.is_empty()).then(|| turnpike_proxy::usage::redis::RedisConfig {
+                urls: args.redis_url.clone(),
+                cluster: args.redis_cluster,
+                failure_mode: args.redis_failure_mode,
+            }),
             ..Default::default()
         },
         ..ProxyConfig::default()

@@ -6,7 +6,6 @@ mod support;
 
 use std::net::SocketAddr;
 
-use http::Request;
 use support::*;
 use turnpike_controller::ingest::world_from_yaml;
 use turnpike_core::compile::{CompileConfig, compile};
@@ -20,11 +19,7 @@ const NO_PLAN: &str = "NoPlanKey0123456789abcdef";
 
 fn yaml(up: SocketAddr) -> String {
     let api = ApiSet::new(NS, "shop")
-        .method(
-            "/pets",
-            "GET",
-            &format!("        apiKeyRequired: true\n        integration: {{type: HTTP_PROXY, uri: \"http://{up}/echo/pets\"}}"),
-        )
+        .keyed_proxy("/pets", "GET", &format!("http://{up}/echo/pets"))
         .proxy("/open", "GET", &format!("http://{up}/echo/open"))
         .stage("prod")
         .stage("dev")
@@ -47,14 +42,6 @@ fn lenient_table(yaml: &str) -> turnpike_core::routing::RoutingTable {
     compile(&world, &CompileConfig::default(), 1).table
 }
 
-async fn call(client: &TestClient, url: &str, key: Option<&str>) -> Answer {
-    let mut req = Request::get(url);
-    if let Some(key) = key {
-        req = req.header("x-api-key", key);
-    }
-    send(client, req.body(empty()).expect("request")).await
-}
-
 fn assert_forbidden(a: &Answer, what: &str) {
     assert_eq!(a.status, 403, "{what}: {}", a.body);
     assert_eq!(a.body, r#"{"message":"Forbidden"}"#, "{what}");
@@ -72,7 +59,7 @@ async fn keys_are_required_valid_enabled_and_in_a_plan_of_the_stage() {
     let client = client(false);
     let pets = gw.url(&api, "prod", "/pets");
 
-    let ok = call(&client, &pets, Some(GOOD)).await;
+    let ok = get_with_key(&client, &pets, Some(GOOD)).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert!(ok.header("x-amzn-errortype").is_none());
     // The key reaches the backend like any other header (AWS forwards it).
@@ -87,25 +74,25 @@ async fn keys_are_required_valid_enabled_and_in_a_plan_of_the_stage() {
         ("in no plan", Some(NO_PLAN)),
         ("the right key in lower case", Some(&GOOD.to_lowercase())),
     ] {
-        assert_forbidden(&call(&client, &pets, key).await, what);
+        assert_forbidden(&get_with_key(&client, &pets, key).await, what);
     }
     // The key of the dev plan works on dev, and the prod key does not.
     assert_eq!(
-        call(&client, &gw.url(&api, "dev", "/pets"), Some(ELSEWHERE))
+        get_with_key(&client, &gw.url(&api, "dev", "/pets"), Some(ELSEWHERE))
             .await
             .status,
         200
     );
     assert_forbidden(
-        &call(&client, &gw.url(&api, "dev", "/pets"), Some(GOOD)).await,
+        &get_with_key(&client, &gw.url(&api, "dev", "/pets"), Some(GOOD)).await,
         "prod key on dev",
     );
     // Methods without apiKeyRequired need no key, and ignore a wrong one.
     let open = gw.url(&api, "prod", "/open");
-    assert_eq!(call(&client, &open, None).await.status, 200);
-    assert_eq!(call(&client, &open, Some("junk")).await.status, 200);
+    assert_eq!(get_with_key(&client, &open, None).await.status, 200);
+    assert_eq!(get_with_key(&client, &open, Some("junk")).await.status, 200);
     // An unknown route is still the missing-token answer, key or not.
-    let miss = call(&client, &gw.url(&api, "prod", "/nothing"), Some(GOOD)).await;
+    let miss = get_with_key(&client, &gw.url(&api, "prod", "/nothing"), Some(GOOD)).await;
     assert_eq!(miss.status, 403);
     assert_eq!(
         miss.header("x-amzn-errortype"),
@@ -119,8 +106,11 @@ async fn over_http2_and_curl_too() {
     let gw = Gateway::start(lenient_table(&yaml(up.addr))).await;
     let api = api_id(NS, "shop");
     let pets = gw.url(&api, "prod", "/pets");
-    assert_eq!(call(&client(true), &pets, Some(GOOD)).await.status, 200);
-    assert_forbidden(&call(&client(true), &pets, Some(OFF)).await, "h2 disabled");
+    assert_eq!(get_with_key(&client(true), &pets, Some(GOOD)).await.status, 200);
+    assert_forbidden(
+        &get_with_key(&client(true), &pets, Some(OFF)).await,
+        "h2 disabled",
+    );
     let (status, out) = curl(&["-H", &format!("x-api-key: {GOOD}"), &pets]).await;
     assert_eq!(status, 200, "{out}");
     let (status, out) = curl(&[&pets]).await;

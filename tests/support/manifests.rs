@@ -65,6 +65,14 @@ impl ApiSet {
         self.method(path, method, &body)
     }
 
+    /// A method with `apiKeyRequired: true` and an `HTTP_PROXY` integration to `uri`.
+    pub fn keyed_proxy(self, path: &str, method: &str, uri: &str) -> Self {
+        let body = format!(
+            "        apiKeyRequired: true\n        integration: {{type: HTTP_PROXY, uri: \"{uri}\"}}"
+        );
+        self.method(path, method, &body)
+    }
+
     /// The Deployment's object name (default `{api}-v1`).
     pub fn deployment(mut self, name: &str) -> Self {
         name.clone_into(&mut self.deployment);

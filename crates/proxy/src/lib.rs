@@ -270,7 +270,10 @@ impl Proxy {
         let pop = HeaderValue::from_str(&format!("TPK-{:08X}", instance >> 32))
             .unwrap_or_else(|_| HeaderValue::from_static("TPK"));
         let upstreams = Upstreams::new(&config.upstream)?;
-        let usage = Arc::new(usage::Usage::new(config.usage.clone()));
+        let usage = Arc::new(usage::Usage::new(
+            config.usage.clone(),
+            metrics.limits_mode.clone(),
+        ));
         Ok(Proxy {
             shared: Arc::new(Shared {
                 store,

@@ -30,6 +30,7 @@ use crate::{
     ids::{self, RequestIds},
     phase::{self, Flow},
     upstream::EndpointGuard,
+    usage::Admission,
 };
 use turnpike_core::model::{AccessLogFormat, EndpointType, MethodKey};
 use turnpike_telemetry::{
@@ -60,7 +61,16 @@ pub async fn serve(
     let mut ctx = RequestCtx::new(shared, conn, &table, ids);
     ctx.host = host.as_ref();
     let result = match phases(&mut ctx, &path, &parts) {
-        Ok(Flow::Continue) => phase::integrate::run(&mut ctx, &mut parts, body).await,
+        // Throttles and quotas, after the phases that find the key: decided at once, or (with
+        // Redis, when this replica's slice has run out) after one round trip.
+        Ok(Flow::Continue) => match phase::throttle::admit(&ctx) {
+            Admission::Now(Ok(())) => phase::integrate::run(&mut ctx, &mut parts, body).await,
+            Admission::Now(Err(reject)) => Err(reject),
+            Admission::Later(wait) => match wait.await {
+                Ok(()) => phase::integrate::run(&mut ctx, &mut parts, body).await,
+                Err(reject) => Err(reject),
+            },
+        },
         Ok(Flow::Respond(resp)) => Ok(resp),
         Err(reject) => Err(reject),
     };
@@ -100,7 +110,6 @@ fn phases<'a>(
     phase::canary::pick(ctx, &parts.headers)?;
     phase::route::resolve(ctx, &parts.method)?;
     phase::keys::authenticate(ctx, &parts.headers)?;
-    phase::throttle::admit(ctx)?;
     phase::params::require(ctx, parts)?;
     Ok(Flow::Continue)
 }

@@ -15,25 +15,28 @@
 
 use crate::{
     ctx::RequestCtx,
-    error::{Reject, ThrottleLevel},
-    usage::Limit,
+    error::ThrottleLevel,
+    usage::{Admission, BucketName, Limit, Metered},
 };
 
-/// Takes a token from the request's bucket and counts it against its key's quota.
-pub fn admit(ctx: &RequestCtx<'_>) -> Result<(), Reject> {
-    let usage = &ctx.shared.usage;
-    let now = usage.now();
-    usage.throttle(limit(ctx), now)?;
-    if let (Some(plan), Some(key)) = (ctx.plan, ctx.key) {
-        usage.count(&plan.object, &key.id, plan.quota, now)?;
-    }
-    Ok(())
+/// Takes a token from the request's bucket and counts it against its key's quota. Mostly
+/// decided at once; with Redis, a request whose replica has run out of its leased slice waits
+/// for one round trip ([`Admission::Later`]).
+pub fn admit(ctx: &RequestCtx<'_>) -> Admission {
+    let metered = match (ctx.plan, ctx.key) {
+        (Some(plan), Some(key)) => Some(Metered {
+            plan: &plan.object,
+            key: &key.id,
+            quota: plan.quota,
+        }),
+        _ => None,
+    };
+    ctx.shared.usage.admit(limit(ctx), metered)
 }
 
 /// The most specific throttle configured for the request; `None` is the gateway default.
-fn limit(ctx: &RequestCtx<'_>) -> Option<Limit> {
+fn limit<'a>(ctx: &RequestCtx<'a>) -> Option<Limit<'a>> {
     let (api, stage, resource, method) = (ctx.api?, ctx.stage?, ctx.resource?, ctx.method_key?);
-    let usage = &ctx.shared.usage;
     let path = resource.path.as_str();
     if let (Some(plan), Some(key)) = (ctx.plan, ctx.key) {
         if let Some((_, t)) = plan
@@ -43,14 +46,14 @@ fn limit(ctx: &RequestCtx<'_>) -> Option<Limit> {
         {
             return Some(Limit {
                 level: ThrottleLevel::PlanMethod,
-                id: usage.id(("plan-method", &plan.object, &key.id, path, method.as_str())),
+                name: BucketName::PlanMethod(&plan.object, &key.id, path, method.as_str()),
                 settings: *t,
             });
         }
         if let Some(t) = plan.throttle {
             return Some(Limit {
                 level: ThrottleLevel::Plan,
-                id: usage.id(("plan", &plan.object, &key.id)),
+                name: BucketName::Plan(&plan.object, &key.id),
                 settings: t,
             });
         }
@@ -64,13 +67,13 @@ fn limit(ctx: &RequestCtx<'_>) -> Option<Limit> {
     {
         return Some(Limit {
             level: ThrottleLevel::StageMethod,
-            id: usage.id(("stage-method", api_id, stage.name.as_str(), path, method.as_str())),
+            name: BucketName::StageMethod(api_id, stage.name.as_str(), path, method.as_str()),
             settings: t,
         });
     }
     stage.throttle.map(|t| Limit {
         level: ThrottleLevel::Stage,
-        id: usage.id(("stage", api_id, stage.name.as_str(), path, method.as_str())),
+        name: BucketName::Stage(api_id, stage.name.as_str(), path, method.as_str()),
         settings: t,
     })
 }
