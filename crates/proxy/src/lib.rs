@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! listener (TCP, TLS+ALPN, SNI certs) → h1::server (HTTP/1.1) or hyper (HTTP/2) → service::serve
-//!   limits → normalize → route::locate → policy → canary → route::resolve → params → integrate
+//!   limits → normalize → route::locate → policy → canary → route::resolve → keys → params
+//!   → throttle (buckets and quotas, [`usage`]) → integrate
 //!   → gateway headers, metrics and access log when the response body ends
 //! ```
 //!

@@ -1,8 +1,8 @@
 //! The request path: the ONE place the phase order lives.
 //!
 //! ```text
-//! limits → normalize → route::locate → policy → canary → route::resolve → keys → throttle
-//!   → params → integrate
+//! limits → normalize → route::locate → policy → canary → route::resolve → keys → params
+//!   → throttle → integrate
 //! ```
 //!
 //! Then, for every answer (the backend's or the gateway's own): `x-amzn-RequestId`,

@@ -7,8 +7,9 @@
 //! 5. [`canary`]: primary or canary variant.
 //! 6. [`route`]`::resolve`: resource and method.
 //! 7. [`keys`]: the API key of methods that require one, and its usage plan on the stage.
-//! 8. [`throttle`]: the token bucket the AWS precedence picks, then the key's quota.
-//! 9. [`params`]: required request parameters.
+//! 8. [`params`]: required request parameters.
+//! 9. [`throttle`]: the token bucket the AWS precedence picks, then the key's quota (run by
+//!    [`crate::service`] after the others: with Redis it may wait for one round trip).
 //! 10. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints.
 //!
 //! A phase returns `Err(Reject)` to answer with a gateway response, or [`Flow::Respond`] to
