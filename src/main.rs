@@ -104,6 +104,29 @@ struct NodeArgs {
     /// are not UTF-8, and full-width dot or slash look-alikes (refused with 400 by default).
     #[arg(long, env = "TURNPIKE_ALLOW_RAW_PATH_SEGMENTS")]
     allow_raw_path_segments: bool,
+    /// Requests per second of the gateway default throttle (requests no usage plan or stage
+    /// limits; AWS's account default).
+    #[arg(long, env = "TURNPIKE_DEFAULT_RATE_LIMIT", default_value_t = 10_000.0)]
+    default_rate_limit: f64,
+    /// Burst of the gateway default throttle.
+    #[arg(long, env = "TURNPIKE_DEFAULT_BURST_LIMIT", default_value_t = 5_000)]
+    default_burst_limit: u64,
+    /// How many gateway replicas share the limits when they are not shared through Redis:
+    /// each enforces 1/N of every rate, burst and quota.
+    #[arg(long, env = "TURNPIKE_REPLICAS", default_value_t = 1)]
+    replicas: u32,
+    /// Share throttles and quotas across replicas through Redis: `redis://[user:pass@]host:port`
+    /// or `rediss://…` for TLS. Repeat for the seed nodes of a Redis Cluster (with
+    /// `--redis-cluster`).
+    #[arg(long, env = "TURNPIKE_REDIS_URL", value_delimiter = ',')]
+    redis_url: Vec<String>,
+    /// The Redis URLs are nodes of a Redis Cluster.
+    #[arg(long, env = "TURNPIKE_REDIS_CLUSTER")]
+    redis_cluster: bool,
+    /// While Redis is unreachable: `open` enforces local limits with this replica's share
+    /// (1/--replicas), `closed` answers 503.
+    #[arg(long, env = "TURNPIKE_REDIS_FAILURE_MODE", default_value = "open")]
+    redis_failure_mode: turnpike_proxy::usage::redis::FailureMode,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +263,19 @@ fn node_config(args: &NodeArgs, local: Option<&local_ports::Ports>) -> anyhow::R
             .context("--canary-header is not a header name")?,
         allow_underscores_in_headers: args.allow_underscores_in_headers,
         allow_raw_path_segments: args.allow_raw_path_segments,
+        usage: turnpike_proxy::usage::UsageConfig {
+            default_throttle: turnpike_core::model::Throttle {
+                rate: args.default_rate_limit,
+                burst: args.default_burst_limit,
+            },
+            replicas: args.replicas.max(1),
+            redis: (!args.redis_url.is_empty()).then(|| turnpike_proxy::usage::redis::RedisConfig {
+                urls: args.redis_url.clone(),
+                cluster: args.redis_cluster,
+                failure_mode: args.redis_failure_mode,
+            }),
+            ..Default::default()
+        },
         ..ProxyConfig::default()
     };
     Ok(NodeConfig {

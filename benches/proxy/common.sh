@@ -54,3 +54,18 @@ http {
 }
 NGINX
 }
+
+# CPU time (clock ticks) of a process and its children (nginx workers): user + system, or
+# user only with a second argument.
+cpu_ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    [ -r "/proc/$p/stat" ] || continue
+    if [ -n "${2:-}" ]; then
+      total=$(( total + $(awk '{print $14}' "/proc/$p/stat") ))
+    else
+      total=$(( total + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
+    fi
+  done
+  echo "$total"
+}

@@ -55,20 +55,6 @@ done
 curl -sfk -o /dev/null -H "Host: $HOST" "https://$TP_TLS/prod/x" || { echo "turnpike TLS not answering"; exit 1; }
 curl -sfk -o /dev/null "https://$NGX_TLS/x" || { echo "nginx TLS not answering"; exit 1; }
 
-# CPU time (clock ticks) of a process and its children (nginx workers): user + system, or
-# user only with a second argument.
-cpu_ticks() {
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do
-    [ -r "/proc/$p/stat" ] || continue
-    if [ -n "${2:-}" ]; then
-      total=$(( total + $(awk '{print $14}' "/proc/$p/stat") ))
-    else
-      total=$(( total + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
-    fi
-  done
-  echo "$total"
-}
 HZ=$(getconf CLK_TCK)
 
 # Busy and idle ticks of one CPU (from /proc/stat).

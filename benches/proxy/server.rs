@@ -53,6 +53,45 @@ spec:
     )
 }
 
+/// The API key of the metered route (`x-api-key`).
+const BENCH_KEY: &str = "BenchKey0123456789abcdefXYZ";
+
+/// The API with a metered route beside the plain one: `/{stage}/k/anything` requires the API
+/// key, whose usage plan has a throttle and a quota far above what the run reaches, so every
+/// request pays for the key, the bucket and the quota and none is refused.
+fn metered_api_yaml(upstream: SocketAddr) -> String {
+    let api = api_yaml(upstream).replace(
+        "  resources:\n",
+        &format!(
+            "  resources:\n    /k/{{proxy+}}:\n      ANY:\n        apiKeyRequired: true\n        integration: {{type: HTTP_PROXY, uri: \"http://{upstream}/{{proxy}}\"}}\n"
+        ),
+    );
+    format!(
+        r#"{api}
+---
+apiVersion: turnpike.dev/v1alpha1
+kind: UsagePlan
+metadata: {{name: metered, namespace: bench}}
+spec:
+  apiStages: [{{restApiRef: {{name: bench}}, stage: prod}}]
+  throttle: {{rateLimit: 100000000, burstLimit: 100000000}}
+  quota: {{limit: 1000000000000, period: MONTH}}
+---
+apiVersion: turnpike.dev/v1alpha1
+kind: ApiKey
+metadata: {{name: bench, namespace: bench}}
+spec:
+  valueFrom: {{secretKeyRef: {{name: bench-key, key: value}}}}
+  usagePlanRefs: [{{name: metered}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: bench-key, namespace: bench}}
+stringData: {{value: {BENCH_KEY}}}
+"#
+    )
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -169,7 +208,14 @@ async fn turnpike(
     cert: PathBuf,
     key: PathBuf,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let world = world_from_yaml(&api_yaml(upstream))?;
+    // BENCH_METERED=1 adds the metered route; BENCH_REDIS_URL shares the limits through
+    // Redis (benches/proxy/usage.sh).
+    let redis = std::env::var("BENCH_REDIS_URL").ok();
+    let yaml = match std::env::var_os("BENCH_METERED") {
+        Some(_) => metered_api_yaml(upstream),
+        None => api_yaml(upstream),
+    };
+    let world = world_from_yaml(&yaml)?;
     let store = TableStore::new();
     store.publish(compile(&world, &CompileConfig::default(), 1).table);
     let config = ProxyConfig {
@@ -187,6 +233,14 @@ async fn turnpike(
         ],
         cert_files: Some((cert, key)),
         default_access_log: None,
+        usage: turnpike_proxy::usage::UsageConfig {
+            redis: redis.map(|url| turnpike_proxy::usage::redis::RedisConfig {
+                urls: vec![url],
+                cluster: false,
+                failure_mode: turnpike_proxy::usage::redis::FailureMode::Closed,
+            }),
+            ..Default::default()
+        },
         ..ProxyConfig::default()
     };
     let (_registry, metrics) = Metrics::registry();

@@ -65,6 +65,14 @@ impl ApiSet {
         self.method(path, method, &body)
     }
 
+    /// A method with `apiKeyRequired: true` and an `HTTP_PROXY` integration to `uri`.
+    pub fn keyed_proxy(self, path: &str, method: &str, uri: &str) -> Self {
+        let body = format!(
+            "        apiKeyRequired: true\n        integration: {{type: HTTP_PROXY, uri: \"{uri}\"}}"
+        );
+        self.method(path, method, &body)
+    }
+
     /// The Deployment's object name (default `{api}-v1`).
     pub fn deployment(mut self, name: &str) -> Self {
         name.clone_into(&mut self.deployment);
@@ -139,5 +147,40 @@ pub fn stage_yaml(ns: &str, api: &str, stage: &str, deployment: &str, extra: &st
         y.push_str(extra);
         y.push('\n');
     }
+    y
+}
+
+/// A UsagePlan `name` on the stages `(api, stage)`; `extra` is YAML under `spec` (a
+/// `throttle:`, a `quota:`), indented by two spaces.
+pub fn usage_plan_yaml(ns: &str, name: &str, stages: &[(&str, &str)], extra: &str) -> String {
+    let mut y = format!(
+        "---\napiVersion: turnpike.dev/v1alpha1\nkind: UsagePlan\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+         spec:\n  apiStages:\n"
+    );
+    for (api, stage) in stages {
+        let _ = writeln!(y, "    - restApiRef: {{name: {api}}}\n      stage: {stage}");
+    }
+    if !extra.is_empty() {
+        y.push_str(extra.trim_end());
+        y.push('\n');
+    }
+    y
+}
+
+/// An ApiKey `name` whose value is `value` (in a Secret `{name}-value`), in the usage plans
+/// `plans`.
+pub fn api_key_yaml(ns: &str, name: &str, value: &str, plans: &[&str], enabled: bool) -> String {
+    let mut y = format!(
+        "---\napiVersion: turnpike.dev/v1alpha1\nkind: ApiKey\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+         spec:\n  enabled: {enabled}\n  valueFrom: {{secretKeyRef: {{name: {name}-value, key: value}}}}\n  usagePlanRefs:\n"
+    );
+    for plan in plans {
+        let _ = writeln!(y, "    - name: {plan}");
+    }
+    let _ = write!(
+        y,
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}-value, namespace: {ns}}}\n\
+         stringData: {{value: {value}}}\n"
+    );
     y
 }

@@ -636,6 +636,15 @@ pub async fn send(client: &TestClient, req: Request<TestBody>) -> Answer {
 }
 
 /// GET with a fresh h1 client (TLS or plain by the URL scheme).
+/// A GET with an `x-api-key` header when `key` is given.
+pub async fn get_with_key(client: &TestClient, url: &str, key: Option<&str>) -> Answer {
+    let mut req = Request::get(url);
+    if let Some(key) = key {
+        req = req.header("x-api-key", key);
+    }
+    send(client, req.body(empty()).expect("request")).await
+}
+
 pub async fn get(url: &str) -> Answer {
     send(&client(false), Request::get(url).body(empty()).expect("req")).await
 }

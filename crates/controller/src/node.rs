@@ -89,7 +89,8 @@ impl Node {
             .map_err(|source| NodeError::Admin {
                 addr: config.admin_addr,
                 source,
-            })?;
+            })?
+            .with_usage(proxy.shared().usage.clone());
         let admin_addr = admin.local_addr().map_err(|source| NodeError::Admin {
             addr: config.admin_addr,
             source,

@@ -21,6 +21,7 @@ use crate::store::TableStore;
 #[derive(Debug)]
 pub struct Admin {
     socket: TcpListener,
+    usage: Option<Arc<crate::usage::Usage>>,
 }
 
 impl Admin {
@@ -28,7 +29,15 @@ impl Admin {
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
         Ok(Admin {
             socket: TcpListener::bind(addr).await?,
+            usage: None,
         })
+    }
+
+    /// Reports the limits in force on `/readyz` (`limits: shared|local|closed`) and serves
+    /// usage reports (`/usage`).
+    pub fn with_usage(mut self, usage: Arc<crate::usage::Usage>) -> Self {
+        self.usage = Some(usage);
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -53,8 +62,9 @@ impl Admin {
             };
             let store = store.clone();
             let registry = registry.clone();
+            let usage = self.usage.clone();
             let svc = service_fn(move |req| {
-                let resp = handle(&req, &store, &registry);
+                let resp = handle(&req, &store, &registry, usage.as_deref());
                 async move { Ok::<_, Infallible>(resp) }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
@@ -78,7 +88,12 @@ pub async fn serve(
     Ok(())
 }
 
-fn handle(req: &Request<Incoming>, store: &TableStore, registry: &Registry) -> Response<Full<Bytes>> {
+fn handle(
+    req: &Request<Incoming>,
+    store: &TableStore,
+    registry: &Registry,
+    usage: Option<&crate::usage::Usage>,
+) -> Response<Full<Bytes>> {
     let text = |status: StatusCode, body: &'static str| {
         let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
         *r.status_mut() = status;
@@ -89,7 +104,18 @@ fn handle(req: &Request<Incoming>, store: &TableStore, registry: &Registry) -> R
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if store.is_published() => text(StatusCode::OK, "ready\n"),
+        // Ready even while Redis is down: the failure mode decides what requests get, and
+        // the body says which limits are in force.
+        "/readyz" if store.is_published() => {
+            let mode = usage.and_then(|u| u.mode()).map_or("local", |m| m.as_str());
+            let mut r = Response::new(Full::new(Bytes::from(format!("ready\nlimits: {mode}\n"))));
+            *r.status_mut() = StatusCode::OK;
+            r
+        }
+        "/usage" => match usage {
+            Some(u) => crate::usage::report::answer(u, store, req.uri().query().unwrap_or_default()),
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        },
         "/readyz" => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "no routing table published yet\n",

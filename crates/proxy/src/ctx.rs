@@ -10,7 +10,8 @@ use http::HeaderValue;
 use crate::{Shared, ids::RequestIds, upstream::EndpointGuard};
 use turnpike_core::model::{MethodDef, MethodKey};
 use turnpike_core::routing::{
-    ApiEntry, Listener, PathParams, ResourceEntry, RoutingTable, StageEntry, StageVariant,
+    ApiEntry, KeyEntry, Listener, PathParams, PlanEntry, ResourceEntry, RoutingTable, StageEntry,
+    StageVariant,
 };
 
 /// How a connection reached the proxy.
@@ -41,7 +42,8 @@ impl ConnInfo {
 /// Everything borrowed lives as long as the request (`'a`): the routing snapshot loaded once
 /// at the start and the request path. Phases fill the `Option`s in order: `route::locate` sets
 /// `api`, `stage` and `path`; `canary::pick` sets `variant`; `route::resolve` sets
-/// `resource`, `method_key`, `method` and `params`; the integration sets the `integration_*`
+/// `resource`, `method_key`, `method` and `params`; `keys::authenticate` sets `key` and
+/// `plan`; the integration sets the `integration_*`
 /// fields. The service reads them at the end for the response headers, metrics and the access
 /// log.
 pub struct RequestCtx<'a> {
@@ -65,6 +67,11 @@ pub struct RequestCtx<'a> {
     pub method: Option<&'a MethodDef>,
     /// Path parameters, percent-encoded as received (inline, no allocation).
     pub params: PathParams<'a, 'a>,
+    /// The API key the request presented (set by `keys::authenticate`, only on methods that
+    /// require one; also when it is then refused as disabled or in no plan).
+    pub key: Option<&'a KeyEntry>,
+    /// The key's usage plan on this stage.
+    pub plan: Option<&'a PlanEntry>,
     pub integration_status: Option<u16>,
     pub integration_latency: Option<Duration>,
     pub integration_error: Option<String>,
@@ -92,6 +99,8 @@ impl<'a> RequestCtx<'a> {
             method_key: None,
             method: None,
             params: PathParams::default(),
+            key: None,
+            plan: None,
             integration_status: None,
             integration_latency: None,
             integration_error: None,

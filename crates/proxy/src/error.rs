@@ -33,6 +33,20 @@ pub enum Reject {
     /// The resource policy denies the caller; `arn` is the method ARN.
     #[error("resource policy denies {arn}")]
     PolicyDenied { arn: String, explicit: bool },
+    /// The method requires an API key and the request has none that is valid for this stage
+    /// (AWS INVALID_API_KEY). The reason is for debug logs; the answer never says which.
+    #[error("invalid API key: {0}")]
+    InvalidApiKey(KeyProblem),
+    /// A throttle's bucket is empty (AWS THROTTLED).
+    #[error("throttled by the {0} limit")]
+    Throttled(ThrottleLevel),
+    /// The key's usage plan quota for the period is used up (AWS QUOTA_EXCEEDED).
+    #[error("quota exceeded")]
+    QuotaExceeded,
+    /// The shared limit store (Redis) is unreachable and the gateway is configured to fail
+    /// closed.
+    #[error("limit store unavailable")]
+    LimitsUnavailable,
     /// Required request parameters are missing; `names` is `a, b`.
     #[error("missing required request parameters: [{names}]")]
     MissingParameters { names: String },
@@ -63,6 +77,64 @@ pub enum Reject {
     Internal(Cow<'static, str>),
 }
 
+/// Why a request's API key was refused (logged at debug level with the key id, never the
+/// value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyProblem {
+    /// No `x-api-key` header.
+    Missing,
+    /// No key has this value.
+    Unknown,
+    /// The key is disabled.
+    Disabled,
+    /// The key is in no usage plan of this stage.
+    NotInPlan,
+}
+
+impl std::fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyProblem::Missing => "missing",
+            KeyProblem::Unknown => "unknown",
+            KeyProblem::Disabled => "disabled",
+            KeyProblem::NotInPlan => "in no usage plan of the stage",
+        })
+    }
+}
+
+/// Which throttle limited a request, most specific first (the AWS precedence).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ThrottleLevel {
+    /// The usage plan's per-method throttle, per key.
+    PlanMethod,
+    /// The usage plan's throttle, per key.
+    Plan,
+    /// The stage's `methodSettings` throttle.
+    StageMethod,
+    /// The stage's default throttle.
+    Stage,
+    /// The gateway default (`--default-rate-limit`, `--default-burst-limit`).
+    Gateway,
+}
+
+impl ThrottleLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThrottleLevel::PlanMethod => "usage-plan-method",
+            ThrottleLevel::Plan => "usage-plan",
+            ThrottleLevel::StageMethod => "stage-method",
+            ThrottleLevel::Stage => "stage",
+            ThrottleLevel::Gateway => "gateway",
+        }
+    }
+}
+
+impl std::fmt::Display for ThrottleLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A gateway response: status, JSON body, `x-amzn-ErrorType` and the `$context.error.*`
 /// values of the access log.
 #[derive(Debug)]
@@ -83,7 +155,7 @@ impl Reject {
     pub fn source(&self) -> Source {
         match self {
             Reject::Timeout | Reject::Upstream(_) | Reject::NoEndpoint => Source::Upstream,
-            Reject::Internal(_) => Source::Internal,
+            Reject::Internal(_) | Reject::LimitsUnavailable => Source::Internal,
             _ => Source::Downstream,
         }
     }
@@ -130,6 +202,34 @@ impl Reject {
                     message: "User: anonymous is not authorized to perform: execute-api:Invoke",
                 }
             }
+            Reject::InvalidApiKey(_) => fixed(
+                StatusCode::FORBIDDEN,
+                r#"{"message":"Forbidden"}"#,
+                Some("ForbiddenException"),
+                "INVALID_API_KEY",
+                "Forbidden",
+            ),
+            Reject::Throttled(_) => fixed(
+                StatusCode::TOO_MANY_REQUESTS,
+                r#"{"message":"Too Many Requests"}"#,
+                Some("TooManyRequestsException"),
+                "THROTTLED",
+                "Too Many Requests",
+            ),
+            Reject::QuotaExceeded => fixed(
+                StatusCode::TOO_MANY_REQUESTS,
+                r#"{"message":"Limit Exceeded"}"#,
+                Some("LimitExceededException"),
+                "QUOTA_EXCEEDED",
+                "Limit Exceeded",
+            ),
+            Reject::LimitsUnavailable => fixed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"message": "Service Unavailable"}"#,
+                None,
+                "DEFAULT_5XX",
+                "Service Unavailable",
+            ),
             Reject::MissingParameters { names } => GatewayResponse {
                 status: StatusCode::BAD_REQUEST,
                 body: Bytes::from(

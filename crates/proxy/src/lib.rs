@@ -3,7 +3,7 @@
 //! ```text
 //! listener (TCP, TLS+ALPN, SNI certs) → h1::server (HTTP/1.1) or hyper (HTTP/2) → service::serve
 //!   limits → method → authority → normalize → route::locate → policy → canary → route::resolve
-//!   → params → integrate
+//!   → keys → params → throttle (buckets and quotas, [`usage`]) → integrate
 //!   → gateway headers, metrics and access log when the response body ends
 //! ```
 //!
@@ -44,6 +44,7 @@ pub mod service;
 pub mod store;
 pub mod tls;
 pub mod upstream;
+pub mod usage;
 
 use std::{
     fmt,
@@ -156,6 +157,8 @@ pub struct ProxyConfig {
     /// by default. Dot segments and encoded separators stay refused whatever this says: they
     /// could escape the stage.
     pub allow_raw_path_segments: bool,
+    /// Throttles and quotas: the gateway default, the replica share, the clock.
+    pub usage: usage::UsageConfig,
 }
 
 impl fmt::Debug for ProxyConfig {
@@ -172,6 +175,7 @@ impl fmt::Debug for ProxyConfig {
             .field("namespace_lookup", &self.namespace_lookup.is_some())
             .field("allow_underscores_in_headers", &self.allow_underscores_in_headers)
             .field("allow_raw_path_segments", &self.allow_raw_path_segments)
+            .field("usage", &self.usage)
             .finish()
     }
 }
@@ -203,6 +207,7 @@ impl Default for ProxyConfig {
             namespace_lookup: None,
             allow_underscores_in_headers: false,
             allow_raw_path_segments: false,
+            usage: usage::UsageConfig::default(),
         }
     }
 }
@@ -235,6 +240,8 @@ pub struct Shared {
     /// `X-Amz-Cf-Pop` of EDGE APIs: this gateway instance, where CloudFront names its edge
     /// location.
     pub pop: HeaderValue,
+    /// Token buckets and quota counters (kept across table swaps).
+    pub usage: Arc<usage::Usage>,
     /// Set when the proxy stops: connections close after their current answer.
     pub draining: std::sync::atomic::AtomicBool,
 }
@@ -281,6 +288,10 @@ impl Proxy {
         let pop = HeaderValue::from_str(&format!("TPK-{:08X}", instance >> 32))
             .unwrap_or_else(|_| HeaderValue::from_static("TPK"));
         let upstreams = Upstreams::new(&config.upstream)?;
+        let usage = Arc::new(usage::Usage::new(
+            config.usage.clone(),
+            metrics.limits_mode.clone(),
+        ));
         Ok(Proxy {
             shared: Arc::new(Shared {
                 store,
@@ -289,6 +300,7 @@ impl Proxy {
                 upstreams,
                 via,
                 pop,
+                usage,
                 draining: std::sync::atomic::AtomicBool::new(false),
             }),
             certs,

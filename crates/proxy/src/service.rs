@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! limits → method → authority → normalize → route::locate → policy → canary → route::resolve
-//!   → params → integrate
+//!   → keys → params → throttle → integrate
 //! ```
 //!
 //! Then, for every answer (the backend's or the gateway's own): `x-amzn-RequestId`,
@@ -30,6 +30,7 @@ use crate::{
     ids::{self, RequestIds},
     phase::{self, Flow},
     upstream::EndpointGuard,
+    usage::Admission,
 };
 use turnpike_core::model::{AccessLogFormat, EndpointType, MethodKey};
 use turnpike_core::routing::Miss;
@@ -61,7 +62,16 @@ pub async fn serve(
     let mut ctx = RequestCtx::new(shared, conn, &table, ids);
     ctx.host = host.as_ref().ok().and_then(Option::as_ref);
     let result = match phases(&mut ctx, &path, &host, &parts) {
-        Ok(Flow::Continue) => phase::integrate::run(&mut ctx, &mut parts, body).await,
+        // Throttles and quotas, after the phases that find the key: decided at once, or (with
+        // Redis, when this replica's slice has run out) after one round trip.
+        Ok(Flow::Continue) => match phase::throttle::admit(&ctx) {
+            Admission::Now(Ok(())) => phase::integrate::run(&mut ctx, &mut parts, body).await,
+            Admission::Now(Err(reject)) => Err(reject),
+            Admission::Later(wait) => match wait.await {
+                Ok(()) => phase::integrate::run(&mut ctx, &mut parts, body).await,
+                Err(reject) => Err(reject),
+            },
+        },
         Ok(Flow::Respond(resp)) => Ok(resp),
         Err(reject) => Err(reject),
     };
@@ -107,6 +117,7 @@ fn phases<'a>(
     phase::policy::check(ctx, &parts.method)?;
     phase::canary::pick(ctx, &parts.headers)?;
     phase::route::resolve(ctx, &parts.method)?;
+    phase::keys::authenticate(ctx, &parts.headers)?;
     phase::params::require(ctx, parts)?;
     Ok(Flow::Continue)
 }
@@ -215,6 +226,8 @@ fn finish(
             source_ip: Some(ctx.conn.peer.ip()),
             user_agent: summary.user_agent.as_ref().map(header_str),
             domain_name: ctx.host.map(header_str),
+            api_key_id: ctx.key.map(|k| k.id.to_string()),
+            api_key_masked: ctx.key.map(|k| k.digest.masked()),
             api_id: api_id.to_string(),
             stage: stage_name.to_string(),
             deployment_id: ctx.variant.map(|v| v.deployment_id.clone()).unwrap_or_default(),

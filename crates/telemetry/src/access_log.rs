@@ -4,7 +4,7 @@
 //! [`TARGET`] (`turnpike::access_log`) whose message is the line. The stage's
 //! [`AccessLogFormat`] picks the template: the AWS CLF preset, a JSON preset of the common
 //! fields, or a user template of `$context.*` variables (unknown variables render `-`, as AWS
-//! renders missing values). API key values never appear: there is no variable for them.
+//! renders missing values). API key values never appear: `identity.apiKey` is a digest prefix.
 
 use std::{
     fmt::Write as _,
@@ -44,6 +44,7 @@ const JSON_FIELDS: &[&str] = &[
     "integrationStatus",
     "identity.sourceIp",
     "identity.userAgent",
+    "identity.apiKeyId",
     "apiId",
     "stage",
     "deploymentId",
@@ -79,6 +80,10 @@ pub struct AccessRecord {
     pub source_ip: Option<IpAddr>,
     pub user_agent: Option<String>,
     pub domain_name: Option<String>,
+    /// `identity.apiKeyId`: the id of the key the request presented.
+    pub api_key_id: Option<String>,
+    /// `identity.apiKey`: the masked key (a digest prefix, never the value).
+    pub api_key_masked: Option<String>,
     pub api_id: String,
     pub stage: String,
     pub deployment_id: String,
@@ -194,6 +199,8 @@ impl AccessRecord {
                 }
             }
             "identity.userAgent" => out.push_str(self.user_agent.as_deref().unwrap_or_default()),
+            "identity.apiKeyId" => out.push_str(self.api_key_id.as_deref().unwrap_or_default()),
+            "identity.apiKey" => out.push_str(self.api_key_masked.as_deref().unwrap_or_default()),
             "domainName" => out.push_str(self.domain_name.as_deref().unwrap_or_default()),
             "apiId" => out.push_str(&self.api_id),
             "stage" => out.push_str(&self.stage),
@@ -243,9 +250,21 @@ fn clf_time(out: &mut String, t: SystemTime) {
     );
 }
 
+/// (year, month 1-12, day 1-31) to days since 1970-01-01 in the proleptic Gregorian calendar
+/// (H. Hinnant's algorithm; the inverse of [`civil_from_days`]).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month 1-12, day 1-31) in the proleptic Gregorian
 /// calendar (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -30,6 +30,7 @@ use prometheus_client::{
     metrics::{
         counter::Counter,
         family::Family,
+        gauge::Gauge,
         histogram::{Histogram, exponential_buckets},
     },
     registry::Registry,
@@ -58,6 +59,9 @@ pub struct Metrics {
     integration_latency: HistogramFamily,
     error_4xx: Family<RouteLabels, Counter>,
     error_5xx: Family<RouteLabels, Counter>,
+    /// Which limits are in force: 1 shared through Redis, 0 local (no Redis, or Redis down in
+    /// open mode), -1 Redis down in closed mode (503).
+    pub limits_mode: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -78,6 +82,7 @@ impl Metrics {
             integration_latency: Family::new_with_constructor(latency_histogram),
             error_4xx: Family::default(),
             error_5xx: Family::default(),
+            limits_mode: Gauge::default(),
         };
         registry.register("count", "Requests served (AWS Count)", m.count.clone());
         registry.register(
@@ -99,6 +104,11 @@ impl Metrics {
             "5xx_error",
             "Requests answered 5xx (AWS 5XXError)",
             m.error_5xx.clone(),
+        );
+        registry.register(
+            "limits_mode",
+            "Which throttles and quotas are in force: 1 shared through Redis, 0 local (no Redis, or Redis down in open mode), -1 Redis down in closed mode",
+            m.limits_mode.clone(),
         );
         m
     }

@@ -77,7 +77,7 @@ pub enum QuotaPeriod {
     /// A UTC day.
     #[default]
     Day,
-    /// A week starting on Monday, UTC.
+    /// A week starting on Sunday 00:00 UTC (as AWS).
     Week,
     /// A calendar month, UTC.
     Month,

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::model::MethodSelector;
 
@@ -78,9 +79,20 @@ pub const GENERATED_SECRET_KEY: &str = "value";
 pub const API_KEY_SECRET_LABEL: &str = "turnpike.dev/api-key";
 
 /// The SHA-256 digest of an API key value. Keys are looked up and compared by digest, so the
-/// routing table never holds a key value and comparisons take the same time for every key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// routing table never holds a key value, and equality is constant-time ([`subtle`]): how long
+/// a comparison takes says nothing about how many leading bytes matched.
+// Equality below is byte equality, only constant-time, so the derived Hash agrees with it.
+#[allow(clippy::derived_hash_with_manual_eq)]
+#[derive(Clone, Copy, Hash, PartialOrd, Ord)]
 pub struct KeyDigest([u8; 32]);
+
+impl PartialEq for KeyDigest {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for KeyDigest {}
 
 impl KeyDigest {
     /// Validates a key value (20 to 128 alphanumerics, as AWS) and digests it.
@@ -104,6 +116,12 @@ impl KeyDigest {
 
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// The masked form of a key for access logs (`$context.identity.apiKey`): a prefix of the
+    /// digest, never any character of the value.
+    pub fn masked(&self) -> String {
+        format!("sha256:{}", hex::encode(&self.0[..4]))
     }
 }
 

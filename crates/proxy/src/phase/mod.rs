@@ -8,8 +8,11 @@
 //! 6. [`policy`]: the resource policy of PRIVATE APIs on the private listener.
 //! 7. [`canary`]: primary or canary variant.
 //! 8. [`route`]`::resolve`: resource and method.
-//! 9. [`params`]: required request parameters.
-//! 10. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints.
+//! 9. [`keys`]: the API key of methods that require one, and its usage plan on the stage.
+//! 10. [`params`]: required request parameters.
+//! 11. [`throttle`]: the token bucket the AWS precedence picks, then the key's quota (run by
+//!     [`crate::service`] after the others: with Redis it may wait for one round trip).
+//! 12. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints.
 //!
 //! A phase returns `Err(Reject)` to answer with a gateway response, or [`Flow::Respond`] to
 //! answer with something else.
@@ -17,11 +20,13 @@
 pub mod authority;
 pub mod canary;
 pub mod integrate;
+pub mod keys;
 pub mod limits;
 pub mod normalize;
 pub mod params;
 pub mod policy;
 pub mod route;
+pub mod throttle;
 
 use http::Response;
 

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Usage plan benchmark: requests per proxy CPU-second of a route with API key + usage plan
+# (throttle and quota) against the plain route of the same process, with local limits and
+# with limits shared through Redis, in the same run. Plain HTTP/1.1; the proxy on core 0, wrk
+# and the upstream (and Redis) on core 1.
+#
+# Prerequisites (Debian): apt-get install -y wrk redis-server curl util-linux
+# Usage: benches/proxy/usage.sh [duration_seconds=10] [connections=64] [rounds=3]
+# Targets: metered local ≥ 0.9 × plain; metered with Redis ≥ 0.8 × plain (DESIGN.md).
+set -euo pipefail
+
+DUR=${1:-10}
+CONNS=${2:-64}
+ROUNDS=${3:-3}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d /tmp/turnpike-usage-bench.XXXXXX)
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+UP=127.0.0.1:18090
+LOCAL=127.0.0.1:18091
+SHARED=127.0.0.1:18092
+REDIS_PORT=18093
+KEY=BenchKey0123456789abcdefXYZ
+
+# shellcheck source=benches/proxy/common.sh
+. "$ROOT/benches/proxy/common.sh"
+pids=()
+trap cleanup EXIT
+
+for tool in wrk redis-server openssl taskset curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk redis-server openssl curl util-linux)"; exit 1; }
+done
+
+BIN=$(bench_binary "$ROOT")
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=localhost >/dev/null 2>&1
+
+taskset -c "$LOAD_CPU" "$BIN" upstream "$UP" & pids+=($!)
+taskset -c "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  >/dev/null & pids+=($!)
+BENCH_METERED=1 taskset -c "$PROXY_CPU" "$BIN" turnpike "$LOCAL" 127.0.0.1:0 "$UP" "$WORK/cert.pem" "$WORK/key.pem" & pids+=($!)
+LOCAL_PID=$!
+BENCH_METERED=1 BENCH_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" taskset -c "$PROXY_CPU" \
+  "$BIN" turnpike "$SHARED" 127.0.0.1:0 "$UP" "$WORK/cert.pem" "$WORK/key.pem" & pids+=($!)
+SHARED_PID=$!
+HOST=$("$BIN" host)
+
+for i in $(seq 1 100); do
+  if curl -sf -o /dev/null -H "Host: $HOST" -H "x-api-key: $KEY" "http://$LOCAL/prod/k/x" \
+     && curl -sf -o /dev/null -H "Host: $HOST" -H "x-api-key: $KEY" "http://$SHARED/prod/k/x"; then break; fi
+  sleep 0.1
+done
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" "http://$LOCAL/prod/k/x")
+[ "$code" = 403 ] || { echo "the metered route answered $code without a key"; exit 1; }
+
+# run NAME URL PID [KEY]: prints "NAME requests/s cpu_us_per_request non2xx"
+run() {
+  local name=$1 url=$2 pid=$3 key=${4:-}
+  local hdr=(-H "Host: $HOST")
+  [ -n "$key" ] && hdr+=(-H "x-api-key: $key")
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${hdr[@]}" "$url" >/dev/null 2>&1 # warm-up
+  local before after out
+  before=$(cpu_ticks "$pid")
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" "${hdr[@]}" "$url" 2>&1)
+  after=$(cpu_ticks "$pid")
+  local rps total non2xx
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  total=$(echo "$out" | awk '/requests in/ {print $1}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  echo "$name $rps $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$total" \
+    'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }') ${non2xx:-0}"
+}
+
+results=()
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round of $ROUNDS" >&2
+  results+=("$(run local-plain "http://$LOCAL/prod/hello" "$LOCAL_PID")")
+  results+=("$(run local-metered "http://$LOCAL/prod/k/hello" "$LOCAL_PID" "$KEY")")
+  results+=("$(run redis-plain "http://$SHARED/prod/hello" "$SHARED_PID")")
+  results+=("$(run redis-metered "http://$SHARED/prod/k/hello" "$SHARED_PID" "$KEY")")
+done
+
+median() {
+  printf '%s\n' "${results[@]}" | awk -v n="$1" -v c="$2" '$1 == n { print $c }' | sort -g \
+    | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+echo
+echo "wrk -t1 -c$CONNS -d${DUR}s; proxy on CPU $PROXY_CPU, wrk + upstream + Redis on CPU $LOAD_CPU; median of $ROUNDS rounds"
+echo
+echo "| target | requests/s | proxy CPU µs / request | requests per proxy CPU-second | non-2xx |"
+echo "|---|---:|---:|---:|---:|"
+for t in local-plain local-metered redis-plain redis-metered; do
+  cpu=$(median $t 3)
+  echo "| $t | $(median $t 2) | $cpu | $(awk -v c="$cpu" 'BEGIN { if (c > 0) printf "%.0f", 1e6 / c; else print "n/a" }') | $(median $t 4) |"
+done
+echo
+# Both against the plain route of the process without Redis: what keys and limits cost.
+echo "metered local / plain: $(ratio "$(median local-plain 3)" "$(median local-metered 3)") x requests per CPU-second (target ≥ 0.9)"
+echo "metered with Redis / plain: $(ratio "$(median local-plain 3)" "$(median redis-metered 3)") x requests per CPU-second (target ≥ 0.8)"
+echo
+echo "every round:"
+printf '  %s\n' "${results[@]}"
