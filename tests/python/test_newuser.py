@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 
-import pytest
-
 from conftest import BIN, REPO
 
 

@@ -179,7 +179,7 @@ pub fn api_key_yaml(ns: &str, name: &str, value: &str, plans: &[&str], enabled: 
     }
     let _ = write!(
         y,
-        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}-value, namespace: {ns}}}\n\
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}-value, namespace: {ns}, labels: {{turnpike.dev/api-key: \"true\"}}}}\n\
          stringData: {{value: {value}}}\n"
     );
     y
