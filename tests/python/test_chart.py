@@ -31,6 +31,9 @@ CUSTOM = {
     "listeners": {"public": 10443, "private": 10444, "admin": 10090},
     "canaryHeader": "x-canary",
     "holdoff": {"ms": 50, "maxMs": 500},
+    "requestHandling": {"allowUnderscoresInHeaders": True, "allowRawPathSegments": True},
+    "limits": {"defaultRateLimit": 2500.5, "defaultBurstLimit": 1000000,
+               "redis": {"urlSecret": {"name": "redis", "key": "url"}, "cluster": True, "failureMode": "closed"}},
     "service": {
         "public": {"type": "LoadBalancer", "port": 8443, "externalTrafficPolicy": "Local",
                    "loadBalancerClass": "example.com/lb",
@@ -96,6 +99,8 @@ def test_defaults_render_a_hardened_two_replica_deployment():
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
     assert c["resources"]["requests"] and c["resources"]["limits"]
     assert c["args"][0] == "run" and "--log-format=json" in c["args"]
+    # Without Redis each replica enforces its share of every limit.
+    assert "--replicas=2" in c["args"] and "--default-rate-limit=10000" in c["args"], c["args"]
     env = {e["name"] for e in c["env"]}
     assert {"POD_NAMESPACE", "POD_NAME", "TURNPIKE_REGION", "TURNPIKE_BASE_DOMAIN"} <= env, "leader election needs the pod's identity"
     assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
@@ -112,8 +117,14 @@ def test_custom_values_reach_the_manifests():
     [c] = pod["containers"]
     for arg in ["--public-addr=0.0.0.0:10443", "--private-addr=0.0.0.0:10444", "--admin-addr=0.0.0.0:10090",
                 "--log-format=text", "--canary-header=x-canary", "--holdoff-ms=50", "--holdoff-max-ms=500",
-                "--watch-namespace=apis"]:
+                "--watch-namespace=apis", "--allow-underscores-in-headers", "--allow-raw-path-segments",
+                "--default-rate-limit=2500.5", "--default-burst-limit=1000000", "--redis-cluster",
+                "--redis-failure-mode=closed"]:
         assert arg in c["args"], (arg, c["args"])
+    # The Redis URL comes from its Secret, never the pod spec; limits are shared, not divided.
+    [redis] = [e for e in c["env"] if e["name"] == "TURNPIKE_REDIS_URL"]
+    assert redis["valueFrom"]["secretKeyRef"] == {"name": "redis", "key": "url"}
+    assert not any(a.startswith(("--redis-url", "--replicas")) for a in c["args"]), c["args"]
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["TURNPIKE_REGION"] == "eu-west-1" and env["TURNPIKE_BASE_DOMAIN"] == "api.example.com"
     assert env["RUST_LOG"] == "debug" and env["EXTRA"] == "1"
@@ -150,6 +161,8 @@ def test_custom_values_reach_the_manifests():
         ({"autoscaling": {"targetCPUUtilizationPercentage": 150}}, "at '/autoscaling/targetCPUUtilizationPercentage'"),
         ({"serviceMonitor": {"interval": "soon"}}, "at '/serviceMonitor/interval'"),
         ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy'"),
+        ({"limits": {"redis": {"failureMode": "maybe"}}}, "at '/limits/redis/failureMode'"),
+        ({"limits": {"redis": {"url": "http://redis:6379"}}}, "at '/limits/redis/url'"),
     ],
 )
 def test_bad_values_are_rejected_with_the_field_named(values, message):
