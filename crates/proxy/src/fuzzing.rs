@@ -8,7 +8,9 @@
 //!
 //! - [`requests`]: a pipeline of requests is read head by head, each body by its framing, and
 //!   every parsed head consumes input (no request is read twice); a request's framing is never
-//!   `Close`; a path that normalises is absolute, has no empty segment and normalises to itself.
+//!   `Close`; a path that normalises is absolute, has no empty segment and normalises to itself;
+//!   an authority the gateway accepts (see [`authority`]) is a plain `host[:port]` and is
+//!   accepted again, unchanged, as the only Host of an origin-form request.
 //! - [`chunked`]: the decoder gives the same body and the same verdict whether the bytes arrive
 //!   at once or in pieces (so no limit or rule depends on how TCP segments the stream).
 //! - [`response`]: a backend's answer head is parsed as [`crate::h1::client`] parses it.
@@ -17,7 +19,7 @@ use bytes::{Buf as _, BytesMut};
 
 use crate::{
     h1::{ChunkedDecoder, Decoded, Framing, client, server},
-    phase::normalize,
+    phase::{self, normalize},
 };
 
 /// The most requests read from one input (a pipeline).
@@ -34,6 +36,7 @@ pub fn requests(bytes: &[u8]) {
         assert!(buf.len() < before, "a parsed head consumed no input");
         assert_ne!(framing, Framing::Close, "a request delimited by the close");
         path(parts.uri.path());
+        authority(&parts);
         match framing {
             Framing::Empty => {}
             Framing::Length(n) => match usize::try_from(n) {
@@ -53,6 +56,31 @@ pub fn requests(bytes: &[u8]) {
             Framing::Close => return,
         }
     }
+}
+
+/// Decides a parsed request's authority as the service does, and checks what it accepts.
+pub fn authority(parts: &http::request::Parts) {
+    let Ok(Some(decided)) = phase::authority::decide(parts) else {
+        return;
+    };
+    let bytes = decided.as_bytes();
+    assert!(
+        !bytes
+            .iter()
+            .any(|b| matches!(b, b'@' | b',' | b'%' | b'/' | b' ' | b'\t') || b.is_ascii_control()),
+        "{decided:?}: an accepted authority holds a list, user info, an escape or a control byte"
+    );
+    let mut again = http::Request::get("/")
+        .body(())
+        .expect("a request")
+        .into_parts()
+        .0;
+    again.headers.insert(http::header::HOST, decided.clone());
+    assert_eq!(
+        phase::authority::decide(&again).ok().flatten().as_ref(),
+        Some(&decided),
+        "an accepted authority is not accepted again as the only Host"
+    );
 }
 
 /// Normalises a path, strictly and with raw segments allowed, and checks each result (see the
