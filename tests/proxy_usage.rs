@@ -225,12 +225,7 @@ async fn usage_reports_per_key_per_day_and_readyz_says_local() {
             200
         );
     }
-    let admin = turnpike_proxy::admin::Admin::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("admin")
-        .with_usage(gw.shared.usage.clone());
-    let base = format!("http://{}", admin.local_addr().expect("addr"));
-    tokio::spawn(admin.run(gw.store.clone(), gw.registry.clone(), std::future::pending()));
+    let base = gw.serve_admin().await;
     let ready = get(&format!("{base}/readyz")).await;
     assert_eq!(ready.status, 200);
     assert!(ready.body.contains("limits: local"), "{}", ready.body);

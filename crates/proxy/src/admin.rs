@@ -33,8 +33,9 @@ impl Admin {
         })
     }
 
-    /// Reports the limits in force on `/readyz` (`limits: shared|local|closed`) and serves
-    /// usage reports (`/usage`).
+    /// Reports the limits in force on `/readyz` (`limits: shared|local|closed`, and
+    /// `replicas: N`, how many replicas share local limits) and serves usage reports
+    /// (`/usage`).
     pub fn with_usage(mut self, usage: Arc<crate::usage::Usage>) -> Self {
         self.usage = Some(usage);
         self
@@ -63,9 +64,14 @@ impl Admin {
             let store = store.clone();
             let registry = registry.clone();
             let usage = self.usage.clone();
-            let svc = service_fn(move |req| {
-                let resp = handle(&req, &store, &registry, usage.as_deref());
-                async move { Ok::<_, Infallible>(resp) }
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let (store, registry, usage) = (store.clone(), registry.clone(), usage.clone());
+                // Only the method and target are read: the request (and its body) is not held
+                // across the usage report's awaits.
+                let (method, uri) = (req.method().clone(), req.uri().clone());
+                async move {
+                    Ok::<_, Infallible>(handle(&method, &uri, &store, &registry, usage.as_deref()).await)
+                }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
             let conn = graceful.watch(conn);
@@ -88,8 +94,9 @@ pub async fn serve(
     Ok(())
 }
 
-fn handle(
-    req: &Request<Incoming>,
+async fn handle(
+    method: &Method,
+    uri: &http::Uri,
     store: &TableStore,
     registry: &Registry,
     usage: Option<&crate::usage::Usage>,
@@ -99,21 +106,24 @@ fn handle(
         *r.status_mut() = status;
         r
     };
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
-    match req.uri().path() {
+    match uri.path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         // Ready even while Redis is down: the failure mode decides what requests get, and
         // the body says which limits are in force.
         "/readyz" if store.is_published() => {
             let mode = usage.and_then(|u| u.mode()).map_or("local", |m| m.as_str());
-            let mut r = Response::new(Full::new(Bytes::from(format!("ready\nlimits: {mode}\n"))));
+            // How many replicas share local limits (each enforcing 1/N of every limit).
+            let replicas = usage.map_or(1, |u| u.replicas());
+            let body = format!("ready\nlimits: {mode}\nreplicas: {replicas}\n");
+            let mut r = Response::new(Full::new(Bytes::from(body)));
             *r.status_mut() = StatusCode::OK;
             r
         }
         "/usage" => match usage {
-            Some(u) => crate::usage::report::answer(u, store, req.uri().query().unwrap_or_default()),
+            Some(u) => crate::usage::report::answer(u, store, uri.query().unwrap_or_default()).await,
             None => text(StatusCode::NOT_FOUND, "not found\n"),
         },
         "/readyz" => text(

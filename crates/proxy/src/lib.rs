@@ -292,6 +292,7 @@ impl Proxy {
             config.usage.clone(),
             metrics.limits_mode.clone(),
         ));
+        usage.start_history();
         Ok(Proxy {
             shared: Arc::new(Shared {
                 store,
@@ -362,6 +363,8 @@ impl Proxy {
         if tokio::time::timeout(drain, connections.wait()).await.is_err() {
             tracing::warn!(?drain, "drain timeout: closing the remaining connections");
         }
+        // What this replica leased of shared quotas and did not use goes back to Redis.
+        self.shared.usage.release().await;
         Ok(())
     }
 }

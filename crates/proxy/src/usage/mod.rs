@@ -7,7 +7,10 @@
 //! starts again, alone.
 //!
 //! Without Redis every replica enforces its share, `1/replicas` of each rate, burst and quota
-//! (`--replicas`; one replica is exact). Quota usage then lives in memory: a restart starts
+//! (one replica is exact). The replica count comes from the replicas' own Leases (the
+//! controller's `replicas` module calls [`Usage::set_replicas`]) unless `--replicas` fixes it;
+//! a change of count replaces the buckets (full, at the new share) and keeps what each key
+//! used of its quota. Quota usage then lives in memory: a restart starts
 //! every key's current window again from zero (the `offset` applies to the first window a
 //! process sees). With Redis (`--redis-url`, see [`redis`]) the counters are shared and
 //! survive restarts.
@@ -20,9 +23,14 @@ pub mod report;
 
 use std::{
     hash::{BuildHasher, Hash},
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU32, Ordering},
+    },
     time::Duration,
 };
+
+use arc_swap::ArcSwap;
 
 use crate::error::{Reject, ThrottleLevel};
 pub use bucket::Bucket;
@@ -38,7 +46,8 @@ pub struct UsageConfig {
     /// with a burst of 5,000), for this whole gateway.
     pub default_throttle: Throttle,
     /// How many replicas share the limits when they are not shared through Redis: each
-    /// enforces `1/replicas` of every limit.
+    /// enforces `1/replicas` of every limit. The count at start; [`Usage::set_replicas`]
+    /// changes it.
     pub replicas: u32,
     pub clock: Arc<dyn Clock>,
     /// Shares buckets and quotas across replicas.
@@ -77,13 +86,17 @@ pub struct StateId(u64);
 /// The buckets and quota counters of one gateway process.
 pub struct Usage {
     config: UsageConfig,
+    /// The replica count in force (`config.replicas` at start).
+    replicas: AtomicU32,
     hasher: foldhash::fast::RandomState,
-    gateway: Bucket,
+    gateway: ArcSwap<Bucket>,
     buckets: RwLock<FastMap<StateId, Arc<Bucket>>>,
     keys: RwLock<FastMap<StateId, Arc<KeyUsage>>>,
     /// (plan, key id) of every key counter, for usage reports.
     names: RwLock<FastMap<StateId, (ObjectKey, KeyId)>>,
     shared: Option<Arc<redis::Shared>>,
+    /// With Redis: how much of each (key counter, day) was added to the history in Redis.
+    flushed: tokio::sync::Mutex<FastMap<(StateId, i64), u64>>,
 }
 
 /// The throttle that applies to a request, and the bucket it draws from.
@@ -156,17 +169,139 @@ impl Usage {
         let shared = config.redis.clone().map(|r| redis::Shared::start(r, mode_gauge));
         Usage {
             shared,
+            replicas: AtomicU32::new(config.replicas.max(1)),
             config,
             hasher: Default::default(),
-            gateway,
+            gateway: ArcSwap::from_pointee(gateway),
             buckets: Default::default(),
             keys: Default::default(),
             names: Default::default(),
+            flushed: Default::default(),
+        }
+    }
+
+    /// With Redis, starts adding what this process admits per key and day to the history in
+    /// Redis, every 500 ms (needs a Tokio runtime).
+    pub fn start_history(self: &Arc<Self>) {
+        if self.shared.is_none() {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(usage) = weak.upgrade() {
+                usage.flush_history().await;
+                drop(usage);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+
+    /// Adds to the history in Redis what this process admitted since the last flush.
+    pub async fn flush_history(&self) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        if shared.mode() != redis::Mode::Shared {
+            return;
+        }
+        let counters: Vec<(StateId, String, Arc<KeyUsage>)> = {
+            let (Ok(names), Ok(keys)) = (self.names.read(), self.keys.read()) else {
+                return;
+            };
+            names
+                .iter()
+                .filter_map(|(id, (plan, key))| Some((*id, quota_name(plan, key), keys.get(id)?.clone())))
+                .collect()
+        };
+        let mut flushed = self.flushed.lock().await;
+        let today = quota::day_of(self.now());
+        // Days the in-memory history no longer keeps.
+        flushed.retain(|(_, day), _| *day > today - 120);
+        for (id, name, usage) in counters {
+            for (day, n) in usage.days(i64::MIN, i64::MAX) {
+                let done = flushed.entry((id, day)).or_default();
+                if n > *done {
+                    if shared.add_history(&name, day, n - *done).await.is_none() {
+                        return;
+                    }
+                    *done = n;
+                }
+            }
         }
     }
 
     pub fn config(&self) -> &UsageConfig {
         &self.config
+    }
+
+    /// How many replicas share the local limits now.
+    pub fn replicas(&self) -> u32 {
+        self.replicas.load(Ordering::Relaxed)
+    }
+
+    /// Sets how many replicas share the local limits: each enforces `1/replicas` of every
+    /// limit from now on (buckets start again, full, at the new share; quota counts carry
+    /// over).
+    pub fn set_replicas(&self, replicas: u32) {
+        let replicas = replicas.max(1);
+        if self.replicas.swap(replicas, Ordering::Relaxed) != replicas {
+            self.gateway.store(Arc::new(Bucket::new(share(
+                self.config.default_throttle,
+                replicas,
+            ))));
+            tracing::info!(replicas, "local limits: each replica enforces 1/{replicas}");
+        }
+    }
+
+    /// Gives back to Redis every quota request this replica leased and did not use (at
+    /// shutdown, so the other replicas can admit them).
+    pub async fn release(&self) {
+        if let Some(shared) = &self.shared
+            && shared.mode() == redis::Mode::Shared
+        {
+            shared.sweep(true).await;
+            self.flush_history().await;
+        }
+    }
+
+    /// Requests `key` used of its quota under `plan` in the current window (the offset
+    /// included): from Redis when limits are shared (across every replica), else from this
+    /// process's counters.
+    pub async fn used_now(&self, plan: &ObjectKey, key: &KeyId, quota: Quota) -> u64 {
+        let day = quota::day_of(self.now());
+        if let Some(shared) = &self.shared
+            && shared.mode() == redis::Mode::Shared
+        {
+            let window = quota::window_of(quota.period, day);
+            return shared
+                .quota_used(&quota_name(plan, key), window)
+                .await
+                .unwrap_or_default();
+        }
+        let id = self.id(("quota", plan, key));
+        let usage = self.keys.read().ok().and_then(|m| m.get(&id).cloned());
+        usage.map_or(0, |u| u.used(day))
+    }
+
+    /// Requests `key` made per day under `plan` (days since the epoch, in order): from Redis
+    /// when limits are shared (every replica's, as of their last flush: call
+    /// [`Usage::flush_history`] first to include this process's latest), else from this
+    /// process's counters.
+    pub async fn history(&self, plan: &ObjectKey, key: &KeyId) -> Vec<(i64, u64)> {
+        if let Some(shared) = &self.shared
+            && shared.mode() == redis::Mode::Shared
+            && let Some(days) = shared.quota_days(&quota_name(plan, key)).await
+        {
+            return days;
+        }
+        let id = self.id(("quota", plan, key));
+        let usage = self.keys.read().ok().and_then(|m| m.get(&id).cloned());
+        usage.map_or_else(Vec::new, |u| u.days(i64::MIN, i64::MAX))
+    }
+
+    /// Whether usage is read from Redis (shared by every replica) rather than this process.
+    pub fn shared_usage(&self) -> bool {
+        self.mode() == Some(redis::Mode::Shared)
     }
 
     pub fn now(&self) -> u64 {
@@ -217,7 +352,7 @@ impl Usage {
         let this = self.clone();
         let shared = shared.clone();
         let bucket_name = (!token).then(|| name.redis_name());
-        let quota_name = quota.map(|(m, _)| format!("q/{}/{}/{}", m.plan.namespace, m.plan.name, m.key));
+        let quota_name = quota.map(|(m, _)| quota_name(m.plan, m.key));
         let owned = metered.map(|m| (m.plan.clone(), m.key.clone(), m.quota));
         let lease = lease.map(|(_, q, l)| (q, l));
         Admission::Later(Box::pin(async move {
@@ -250,12 +385,12 @@ impl Usage {
                         turnpike_core::model::QuotaPeriod::Month => 31,
                     };
                     match shared
-                        .lease_quota(&name, q.limit, lease.next_want(), q.offset, window, days, day)
+                        .lease_quota(&name, q.limit, lease.next_want(), q.offset, window, days)
                         .await
                     {
                         Some((0, _)) => return Err(Reject::QuotaExceeded),
                         Some((granted, used)) => {
-                            lease.put_requests(window, granted, q.limit.saturating_sub(used))
+                            lease.put_requests(&name, window, granted, q.limit.saturating_sub(used))
                         }
                         None => return this.fallback((level, settings), owned, now),
                     }
@@ -297,7 +432,7 @@ impl Usage {
                 let (level, settings) = limit;
                 let bucket = self.bucket(
                     self.id(("fallback", level.as_str())),
-                    share(settings, self.config.replicas),
+                    share(settings, self.replicas()),
                 );
                 if !bucket.try_take(now, 1) {
                     return Err(Reject::Throttled(level));
@@ -325,14 +460,14 @@ impl Usage {
     ) -> Result<(), Reject> {
         match limit {
             None => {
-                if !self.gateway.try_take(now, 1) {
+                if !self.gateway.load().try_take(now, 1) {
                     return Err(Reject::Throttled(ThrottleLevel::Gateway));
                 }
             }
             Some(limit) => {
                 let bucket = self.bucket(
                     self.id(("bucket", limit.name)),
-                    share(limit.settings, self.config.replicas),
+                    share(limit.settings, self.replicas()),
                 );
                 if !bucket.try_take(now, 1) {
                     return Err(Reject::Throttled(limit.level));
@@ -349,7 +484,7 @@ impl Usage {
     fn count(&self, m: Metered<'_>, now: u64) -> Result<(), Reject> {
         let id = self.id(("quota", m.plan, m.key));
         let day = quota::day_of(now);
-        let quota = m.quota.map(|q| share_quota(q, self.config.replicas));
+        let quota = m.quota.map(|q| share_quota(q, self.replicas()));
         let usage = self.key_usage(id, quota, day, || (m.plan.clone(), m.key.clone()));
         if usage.try_take(day) {
             usage.record(day);
@@ -420,6 +555,11 @@ impl Usage {
         out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         out
     }
+}
+
+/// The name of a key's quota counter in Redis (inside the hash tag).
+fn quota_name(plan: &ObjectKey, key: &KeyId) -> String {
+    format!("q/{}/{}/{key}", plan.namespace, plan.name)
 }
 
 /// A replica's share of a throttle: `1/replicas` of the rate and of the burst (at least 1).

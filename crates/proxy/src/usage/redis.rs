@@ -8,9 +8,15 @@
 //! - Quota: the script grants up to `want` requests of the current window and never more than
 //!   is left, so admitted requests never exceed the quota across replicas. The slice shrinks
 //!   with what is left (a sixteenth of it, at most 1,000, at least 1), so near the end every
-//!   replica leases one at a time and the whole quota is reachable: what may stay unused is
-//!   what a replica leased and then saw no more requests for, at most a sixteenth of what was
-//!   left when it leased.
+//!   replica leases one at a time and the whole quota is reachable. A replica gives back what
+//!   it leased and did not use when the slice sits idle (no request took from it between two
+//!   sweeps, 0.5 to 1 s apart) and when it shuts down, so clients that stop using a replica do
+//!   not strand its slice: what a crashed replica held (at most a sixteenth of what was left
+//!   when it leased) is the only part of a quota that may stay unused.
+//! - Usage history: each replica counts what it admits per key and UTC day in memory and adds
+//!   it to `…:days` (a hash by day, kept 90 days after its last write) every 500 ms and at
+//!   shutdown, so `/usage` and the usage summaries report what every replica admitted, with no
+//!   round trip on the request path.
 //! - Throttle: a GCRA bucket in Redis, on the Redis server's clock (`TIME`), so replicas agree.
 //!   A replica leases at most 20 ms of the rate (at least one token, at most the burst), and a
 //!   lease expires after 20 ms. The slice follows the replica's own demand: it doubles when
@@ -110,6 +116,24 @@ impl Conn {
         }
     }
 
+    /// A plain command, bounded like a script call; `None` on error or timeout.
+    async fn query<T: FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Option<T> {
+        let run = async {
+            match self {
+                Conn::Single(c) => cmd.query_async(c).await,
+                Conn::Cluster(c) => cmd.query_async(c).await,
+            }
+        };
+        match tokio::time::timeout(Duration::from_millis(500), run).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "redis read failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
     async fn ping(&mut self) -> RedisResult<()> {
         let cmd = redis::cmd("PING");
         match self {
@@ -135,8 +159,8 @@ redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.floor((next - n
 return n
 ";
 
-/// `KEYS[1]` counter of the window, `KEYS[2]` the first window ever seen, `KEYS[3]` uses per
-/// day; `ARGV` limit, want, offset, ttl s, window, day. Returns {granted, used}.
+/// `KEYS[1]` counter of the window, `KEYS[2]` the first window ever seen; `ARGV` limit, want,
+/// offset, ttl s, window. Returns {granted, used}.
 const QUOTA: &str = r"
 local used = redis.call('GET', KEYS[1])
 if used then
@@ -149,11 +173,28 @@ end
 local grant = math.min(tonumber(ARGV[2]), tonumber(ARGV[1]) - used)
 if grant < 0 then grant = 0 end
 redis.call('SET', KEYS[1], used + grant, 'EX', ARGV[4])
-if grant > 0 then
-  redis.call('HINCRBY', KEYS[3], ARGV[6], grant)
-end
 return {grant, used + grant}
 ";
+
+/// `KEYS[1]` counter of the window; `ARGV` requests. Gives back leased requests a replica did
+/// not use (no more than the window counts; `DECRBY` keeps the expiry). Returns how many.
+const RETURN: &str = r"
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local n = math.min(tonumber(ARGV[1]), used)
+if n <= 0 then return 0 end
+redis.call('DECRBY', KEYS[1], n)
+return n
+";
+
+/// `KEYS[1]` uses per day; `ARGV` day, requests, ttl s. Adds admitted requests to a day.
+const HISTORY: &str = r"
+redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// How long per-day usage history is kept in Redis after its last write.
+const HISTORY_TTL_SECS: u64 = 90 * 86_400;
 
 /// A slice leased from Redis, handed out locally.
 #[derive(Debug, Default)]
@@ -163,6 +204,11 @@ pub struct Lease {
     until: AtomicI64,
     /// The next slice to ask for.
     want: AtomicU64,
+    /// Quota leases: set by every request that takes from the slice, cleared by each sweep;
+    /// a slice still holding requests at a sweep that finds this clear is given back.
+    touched: AtomicBool,
+    /// Quota leases: the Redis name of the counter.
+    origin: std::sync::OnceLock<String>,
     /// Held while a slice is leased: requests that run out together wait for one round
     /// trip instead of each making their own.
     pub refill: tokio::sync::Mutex<()>,
@@ -176,6 +222,8 @@ pub struct Shared {
     bucket: Script,
     quota: Script,
     leases: RwLock<FastMap<StateId, Arc<Lease>>>,
+    give_back: Script,
+    history: Script,
     /// `turnpike_limits_mode`.
     gauge: Gauge,
 }
@@ -199,17 +247,79 @@ impl Shared {
             up: AtomicBool::new(false),
             bucket: Script::new(BUCKET),
             quota: Script::new(QUOTA),
+            give_back: Script::new(RETURN),
+            history: Script::new(HISTORY),
             leases: RwLock::default(),
         });
         let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {
+            let mut round = 0u64;
             while let Some(shared) = weak.upgrade() {
                 shared.check().await;
+                round += 1;
+                if round.is_multiple_of(2) && shared.mode() == Mode::Shared {
+                    shared.sweep(false).await;
+                }
                 drop(shared);
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         });
         shared
+    }
+
+    /// Gives back the requests of quota slices nobody took from since the last sweep (all of
+    /// them with `all`, at shutdown).
+    pub async fn sweep(&self, all: bool) {
+        let leases: Vec<Arc<Lease>> = match self.leases.read() {
+            Ok(map) => map
+                .values()
+                .filter(|l| l.origin.get().is_some())
+                .cloned()
+                .collect(),
+            Err(_) => return,
+        };
+        for lease in leases {
+            if !lease.touched.swap(false, Ordering::Relaxed) || all {
+                let (Some(name), n) = (lease.origin.get(), lease.tokens.swap(0, Ordering::Relaxed)) else {
+                    continue;
+                };
+                if n == 0 {
+                    continue;
+                }
+                let window = lease.until.load(Ordering::Relaxed);
+                let mut call = self.give_back.prepare_invoke();
+                call.key(format!("tp:{{{name}}}:q:{window}")).arg(n);
+                let returned: Option<u64> = self.call(call).await;
+                tracing::debug!(requests = n, returned = ?returned, "quota slice given back");
+            }
+        }
+    }
+
+    /// Requests used of a quota window (`offset` included, slices leased and not yet given
+    /// back included); `None` when Redis failed.
+    pub async fn quota_used(&self, name: &str, window: i64) -> Option<u64> {
+        let conn = self.conn.load_full()?;
+        let mut c = (*conn).clone();
+        let cmd = redis::cmd("GET").arg(format!("tp:{{{name}}}:q:{window}")).clone();
+        let got: Option<Option<u64>> = c.query(&cmd).await;
+        got.map(Option::unwrap_or_default)
+    }
+
+    /// Requests admitted per day (days since the epoch) of a quota counter; `None` when Redis
+    /// failed.
+    pub async fn quota_days(&self, name: &str) -> Option<Vec<(i64, u64)>> {
+        let conn = self.conn.load_full()?;
+        let mut c = (*conn).clone();
+        let cmd = redis::cmd("HGETALL").arg(format!("tp:{{{name}}}:days")).clone();
+        let days: Option<std::collections::HashMap<i64, i64>> = c.query(&cmd).await;
+        days.map(|d| {
+            let mut d: Vec<(i64, u64)> = d
+                .into_iter()
+                .filter_map(|(day, n)| Some((day, u64::try_from(n).ok()?)))
+                .collect();
+            d.sort_unstable();
+            d
+        })
     }
 
     async fn connect(&self) -> RedisResult<Conn> {
@@ -338,20 +448,28 @@ impl Shared {
         offset: u64,
         window: i64,
         period_days: u64,
-        day: i64,
     ) -> Option<(u64, u64)> {
         let mut call = self.quota.prepare_invoke();
         call.key(format!("tp:{{{name}}}:q:{window}"))
             .key(format!("tp:{{{name}}}:first"))
-            .key(format!("tp:{{{name}}}:days"))
             .arg(limit)
             .arg(want)
             .arg(offset)
-            // Kept a period past its end, for usage reports and late replicas.
+            // Kept a period past its end, for usage summaries and late replicas.
             .arg(period_days * 2 * 86_400)
-            .arg(window)
-            .arg(day);
+            .arg(window);
         self.call(call).await
+    }
+
+    /// Adds `requests` admitted on `day` to a quota counter's history; `None` when Redis
+    /// failed.
+    pub async fn add_history(&self, name: &str, day: i64, requests: u64) -> Option<()> {
+        let mut call = self.history.prepare_invoke();
+        call.key(format!("tp:{{{name}}}:days"))
+            .arg(day)
+            .arg(requests)
+            .arg(HISTORY_TTL_SECS);
+        self.call::<i64>(call).await.map(|_| ())
     }
 }
 
@@ -395,12 +513,20 @@ impl Lease {
         if self.until.load(Ordering::Relaxed) != window {
             return false;
         }
-        take_one(&self.tokens)
+        let taken = take_one(&self.tokens);
+        if taken && !self.touched.load(Ordering::Relaxed) {
+            self.touched.store(true, Ordering::Relaxed);
+        }
+        taken
     }
 
-    /// Stores newly leased quota requests, of which the caller uses one, and sizes the next
-    /// slice from what is left.
-    pub fn put_requests(&self, window: i64, granted: u64, left: u64) {
+    /// Stores newly leased quota requests of the counter `name`, of which the caller uses
+    /// one, and sizes the next slice from what is left.
+    pub fn put_requests(&self, name: &str, window: i64, granted: u64, left: u64) {
+        if self.origin.get().is_none() {
+            let _ = self.origin.set(name.to_string());
+        }
+        self.touched.store(true, Ordering::Relaxed);
         if self.until.swap(window, Ordering::Relaxed) != window {
             self.tokens.store(0, Ordering::Relaxed);
         }

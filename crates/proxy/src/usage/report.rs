@@ -7,8 +7,11 @@
 //! ```
 //!
 //! `used` is the requests admitted that day, `remaining` what was left of the quota window at
-//! the end of it (0 without a quota). Read from this process's store: with several replicas,
-//! each reports what it admitted.
+//! the end of it (0 without a quota). With Redis (`--redis-url`) the history is read from
+//! Redis, where every replica counts what it admits per UTC day (kept 90 days), so any replica
+//! answers for all of them; the keys listed are those of the plan in the routing table and
+//! any this process counted. Without Redis (or while it is down) it is this process's own
+//! store: each replica reports what it admitted, since it started.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -16,12 +19,12 @@ use http_body_util::Full;
 
 use super::{Usage, quota};
 use crate::store::TableStore;
-use turnpike_core::model::{ObjectKey, Quota};
+use turnpike_core::model::{KeyId, ObjectKey, Quota};
 use turnpike_telemetry::access_log::{civil_from_days, days_from_civil};
 
 /// Answers a `/usage` query.
-pub fn answer(usage: &Usage, store: &TableStore, query: &str) -> Response<Full<Bytes>> {
-    match report(usage, store, query) {
+pub async fn answer(usage: &Usage, store: &TableStore, query: &str) -> Response<Full<Bytes>> {
+    match report(usage, store, query).await {
         Ok(body) => {
             let mut r = Response::new(Full::new(Bytes::from(body)));
             r.headers_mut()
@@ -37,7 +40,7 @@ pub fn answer(usage: &Usage, store: &TableStore, query: &str) -> Response<Full<B
     }
 }
 
-fn report(usage: &Usage, store: &TableStore, query: &str) -> Result<String, String> {
+async fn report(usage: &Usage, store: &TableStore, query: &str) -> Result<String, String> {
     let mut plan = None;
     let (mut start, mut end, mut key) = (None, None, None);
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
@@ -65,8 +68,21 @@ fn report(usage: &Usage, store: &TableStore, query: &str) -> Result<String, Stri
         .flat_map(|a| a.stages.values())
         .find_map(|s| s.plans.get(&plan))
         .and_then(|p| p.quota);
+    usage.flush_history().await;
+    // The plan's keys: those the table puts in it, and any this process counted.
+    let mut keys: Vec<KeyId> = usage.plan_usage(&plan).into_iter().map(|(k, _)| k).collect();
+    if usage.shared_usage() {
+        keys.extend(
+            table
+                .keys()
+                .filter(|k| k.plans.contains(&plan))
+                .map(|k| k.id.clone()),
+        );
+    }
+    keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    keys.dedup();
     let mut items = serde_json::Map::new();
-    for (key_id, counter) in usage.plan_usage(&plan) {
+    for key_id in keys {
         if key.as_deref().is_some_and(|k| k != key_id.as_str()) {
             continue;
         }
@@ -74,7 +90,12 @@ fn report(usage: &Usage, store: &TableStore, query: &str) -> Result<String, Stri
         let from = quota.map_or(start, |q| {
             quota::window_start(q.period, quota::window_of(q.period, start))
         });
-        let days = counter.days(from, end);
+        let days: Vec<(i64, u64)> = usage
+            .history(&plan, &key_id)
+            .await
+            .into_iter()
+            .filter(|(d, _)| (from..=end).contains(d))
+            .collect();
         let per_day: Vec<serde_json::Value> = (start..=end)
             .map(|day| {
                 let used = days.iter().find(|(d, _)| *d == day).map_or(0, |(_, n)| *n);
