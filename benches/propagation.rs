@@ -140,6 +140,8 @@ async fn run(routes: usize, args: &Args) -> anyhow::Result<()> {
             },
             admin_addr: any,
             invoke_base_from_public: false,
+            count_replicas: false,
+            usage_status_every: std::time::Duration::from_secs(30),
         },
     )
     .await?;

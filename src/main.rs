@@ -111,10 +111,21 @@ struct NodeArgs {
     /// Burst of the gateway default throttle.
     #[arg(long, env = "TURNPIKE_DEFAULT_BURST_LIMIT", default_value_t = 5_000)]
     default_burst_limit: u64,
-    /// How many gateway replicas share the limits when they are not shared through Redis:
-    /// each enforces 1/N of every rate, burst and quota.
-    #[arg(long, env = "TURNPIKE_REPLICAS", default_value_t = 1)]
-    replicas: u32,
+    /// How many gateway replicas share the limits when they are not shared through Redis
+    /// (each enforces 1/N of every rate, burst and quota). Default: counted from the replicas'
+    /// own Leases (`turnpike-replica-*`, labelled `turnpike.dev/replica`, in the Lease
+    /// namespace); this fixes N instead.
+    #[arg(long, env = "TURNPIKE_REPLICAS")]
+    replicas: Option<u32>,
+    /// How often the leader writes the usage summary (requests used and remaining in the
+    /// current quota period) into UsagePlan and ApiKey status.
+    #[arg(
+        long,
+        env = "TURNPIKE_USAGE_STATUS_INTERVAL_MS",
+        default_value_t = 30_000,
+        hide = true
+    )]
+    usage_status_interval_ms: u64,
     /// Share throttles and quotas across replicas through Redis: `redis://[user:pass@]host:port`
     /// or `rediss://…` for TLS. Repeat for the seed nodes of a Redis Cluster (with
     /// `--redis-cluster`).
@@ -124,7 +135,7 @@ struct NodeArgs {
     #[arg(long, env = "TURNPIKE_REDIS_CLUSTER")]
     redis_cluster: bool,
     /// While Redis is unreachable: `open` enforces local limits with this replica's share
-    /// (1/--replicas), `closed` answers 503.
+    /// (1/N, N as for --replicas), `closed` answers 503.
     #[arg(long, env = "TURNPIKE_REDIS_FAILURE_MODE", default_value = "open")]
     redis_failure_mode: turnpike_proxy::usage::redis::FailureMode,
 }
@@ -268,7 +279,7 @@ fn node_config(args: &NodeArgs, local: Option<&local_ports::Ports>) -> anyhow::R
                 rate: args.default_rate_limit,
                 burst: args.default_burst_limit,
             },
-            replicas: args.replicas.max(1),
+            replicas: args.replicas.unwrap_or(1).max(1),
             redis: (!args.redis_url.is_empty()).then(|| turnpike_proxy::usage::redis::RedisConfig {
                 urls: args.redis_url.clone(),
                 cluster: args.redis_cluster,
@@ -279,10 +290,10 @@ fn node_config(args: &NodeArgs, local: Option<&local_ports::Ports>) -> anyhow::R
         ..ProxyConfig::default()
     };
     Ok(NodeConfig {
-        controller,
-        proxy,
-        admin_addr,
         invoke_base_from_public: local.is_some(),
+        count_replicas: args.replicas.is_none(),
+        usage_status_every: Duration::from_millis(args.usage_status_interval_ms.max(100)),
+        ..NodeConfig::new(controller, proxy, admin_addr)
     })
 }
 

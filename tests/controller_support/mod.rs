@@ -148,6 +148,8 @@ impl Cluster {
                 proxy,
                 admin_addr: any,
                 invoke_base_from_public: true,
+                count_replicas: false,
+                usage_status_every: Duration::from_secs(30),
             },
         )
         .await

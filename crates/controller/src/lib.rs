@@ -45,9 +45,11 @@ pub mod metrics;
 pub mod node;
 pub mod pods;
 pub mod rbac;
+pub mod replicas;
 pub mod secrets;
 pub mod snapshots;
 pub mod status;
+pub mod usage;
 
 use std::{sync::Arc, time::Duration};
 

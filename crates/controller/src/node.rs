@@ -2,7 +2,7 @@
 //! admin listener, sharing one [`TableStore`]. `turnpike run`, `turnpike local` and the
 //! end-to-end tests all start it the same way.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use kube::Client;
 use prometheus_client::registry::Registry;
@@ -25,6 +25,25 @@ pub struct NodeConfig {
     /// `private_invoke_base` to `https://{private listener}` (local mode: the DNS-free path
     /// form of invoke URLs).
     pub invoke_base_from_public: bool,
+    /// Count the replicas sharing local limits from their Leases ([`controller::replicas`]);
+    /// false when `--replicas` fixes the count.
+    pub count_replicas: bool,
+    /// How often the leader writes usage summaries into UsagePlan and ApiKey status (30 s).
+    pub usage_status_every: Duration,
+}
+
+impl NodeConfig {
+    /// A replica with the defaults: replicas counted from Leases, usage summaries every 30 s.
+    pub fn new(controller: Config, proxy: ProxyConfig, admin_addr: SocketAddr) -> Self {
+        NodeConfig {
+            controller,
+            proxy,
+            admin_addr,
+            invoke_base_from_public: false,
+            count_replicas: true,
+            usage_status_every: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A running replica.
@@ -40,6 +59,10 @@ pub struct Node {
     stop: watch::Sender<bool>,
     proxy: JoinHandle<Result<(), ProxyError>>,
     admin_task: JoinHandle<()>,
+    /// The usage summaries.
+    usage_task: JoinHandle<()>,
+    /// The replica Lease (stops, deleting the Lease, when `stop` turns true).
+    replica_task: Option<JoinHandle<()>>,
 }
 
 /// Why a replica could not start.
@@ -62,6 +85,8 @@ impl Node {
         let mut registry = Registry::with_prefix("turnpike");
         let metrics = Arc::new(Metrics::new(&mut registry));
         let controller_metrics = ControllerMetrics::new(&mut registry);
+        // Clones share the registered metrics.
+        let side_metrics = Arc::new(controller_metrics.clone());
         let registry = Arc::new(registry);
 
         // The pod index exists before the proxy binds; the controller fills it.
@@ -84,6 +109,7 @@ impl Node {
             config.controller.compile.invoke_base = public.map(base);
             config.controller.compile.private_invoke_base = private.map(base);
         }
+        let usage = proxy.shared().usage.clone();
         let admin = turnpike_proxy::admin::Admin::bind(config.admin_addr)
             .await
             .map_err(|source| NodeError::Admin {
@@ -96,9 +122,33 @@ impl Node {
             source,
         })?;
 
-        let controller =
-            controller::start_with_pods(client, table.clone(), config.controller, controller_metrics, pods);
+        let lease_namespace = config.controller.lease.namespace.clone();
+        let identity = config.controller.lease.identity.clone();
+        let controller = controller::start_with_pods(
+            client.clone(),
+            table.clone(),
+            config.controller,
+            controller_metrics,
+            pods,
+        );
         let (stop, stop_rx) = watch::channel(false);
+        let usage_task = tokio::spawn(controller::usage::run(
+            client.clone(),
+            table.clone(),
+            usage.clone(),
+            controller.leadership(),
+            config.usage_status_every,
+            side_metrics.clone(),
+        ));
+        let replica_task = config.count_replicas.then(|| {
+            tokio::spawn(controller::replicas::run(
+                client,
+                controller::replicas::ReplicaLeases::new(lease_namespace, identity),
+                usage,
+                side_metrics,
+                stop_rx.clone(),
+            ))
+        });
         let proxy_task = {
             let mut rx = stop_rx.clone();
             tokio::spawn(proxy.run(async move {
@@ -122,15 +172,25 @@ impl Node {
             stop,
             proxy: proxy_task,
             admin_task,
+            usage_task,
+            replica_task,
         })
     }
 
     /// Stops gracefully: releases the Lease, then drains the proxy.
     pub async fn shutdown(self) {
         self.controller.shutdown().await;
+        self.usage_task.abort();
         let _ = self.stop.send(true);
         let _ = self.proxy.await;
         let _ = self.admin_task.await;
+        if let Some(t) = self.replica_task {
+            // It deletes the replica Lease (bounded: the API server may be gone).
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), t).await.is_err() {
+                abort.abort();
+            }
+        }
     }
 
     /// Stops at once, keeping the Lease, as a crash would.
@@ -138,5 +198,9 @@ impl Node {
         self.controller.abort();
         self.proxy.abort();
         self.admin_task.abort();
+        self.usage_task.abort();
+        if let Some(t) = &self.replica_task {
+            t.abort();
+        }
     }
 }

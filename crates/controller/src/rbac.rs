@@ -13,7 +13,8 @@
 //!   values); no get, update or delete;
 //! - Services, EndpointSlices, Pods: list and watch (Pods only for IP → namespace);
 //! - Events (`events.k8s.io`): create and patch (the recorder folds repeats into a series);
-//! - Leases: get/create/update, in the controller's namespace only.
+//! - Leases: get/create/update (leader election and each replica's own Lease), list (counting
+//!   the replicas) and delete (a replica's own, at shutdown), in the controller's namespace only.
 //!
 //! With the chart's `watchNamespaces` (the controller's `--watch-namespaces`), the same rules
 //! are Roles in the listed namespaces only, and no Secret elsewhere is readable.

@@ -286,7 +286,11 @@ impl<S: CurrentStatus> Writer<S> {
 
     /// The write an update needs, if any.
     fn plan(&self, update: &StatusUpdate, now: &str, snapshot: Option<&String>) -> Option<Job> {
-        let current = self.stores.current(update.kind, &update.object)?;
+        let mut current = self.stores.current(update.kind, &update.object)?;
+        // `usage` belongs to the usage summaries' own field manager.
+        if let Value::Object(m) = &mut current.status {
+            m.remove("usage");
+        }
         let cached = self
             .written
             .get(&(update.kind, update.object.clone()))
@@ -376,13 +380,24 @@ impl<S: CurrentStatus> Writer<S> {
 
 /// Applies `status` to an object's status subresource.
 pub async fn patch_status(client: &Client, kind: Kind, key: &ObjectKey, status: &Value) -> Result<(), Error> {
+    patch_status_as(client, FIELD_MANAGER, kind, key, status).await
+}
+
+/// [`patch_status`] under another field manager (the usage summaries own `status.usage`).
+pub async fn patch_status_as(
+    client: &Client,
+    manager: &str,
+    kind: Kind,
+    key: &ObjectKey,
+    status: &Value,
+) -> Result<(), Error> {
     let body = status_patch(kind, key, status);
     let r = match kind {
-        Kind::RestApi => apply::<RestApi>(client, key, &body).await,
-        Kind::Deployment => apply::<Deployment>(client, key, &body).await,
-        Kind::Stage => apply::<Stage>(client, key, &body).await,
-        Kind::UsagePlan => apply::<UsagePlan>(client, key, &body).await,
-        Kind::ApiKey => apply::<ApiKey>(client, key, &body).await,
+        Kind::RestApi => apply::<RestApi>(client, manager, key, &body).await,
+        Kind::Deployment => apply::<Deployment>(client, manager, key, &body).await,
+        Kind::Stage => apply::<Stage>(client, manager, key, &body).await,
+        Kind::UsagePlan => apply::<UsagePlan>(client, manager, key, &body).await,
+        Kind::ApiKey => apply::<ApiKey>(client, manager, key, &body).await,
     };
     r.map_err(|source| Error::Status {
         kind: kind_name(kind),
@@ -392,7 +407,7 @@ pub async fn patch_status(client: &Client, kind: Kind, key: &ObjectKey, status: 
     })
 }
 
-async fn apply<K>(client: &Client, key: &ObjectKey, body: &Value) -> Result<(), kube::Error>
+async fn apply<K>(client: &Client, manager: &str, key: &ObjectKey, body: &Value) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -401,7 +416,7 @@ where
         + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), &key.namespace);
-    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    let pp = PatchParams::apply(manager).force();
     match api.patch_status(&key.name, &pp, &Patch::Apply(body)).await {
         Ok(_) => Ok(()),
         // Deleted since the rebuild: nothing to say any more.

@@ -22,6 +22,8 @@ use crate::{Conditions, LocalRef};
     printcolumn = r#"{"name":"KEY-ID","type":"string","jsonPath":".status.keyId"}"#,
     printcolumn = r#"{"name":"ENABLED","type":"boolean","jsonPath":".spec.enabled"}"#,
     printcolumn = r#"{"name":"CUSTOMER","type":"string","jsonPath":".spec.customerId"}"#,
+    printcolumn = r#"{"name":"USED","type":"integer","jsonPath":".status.usage[*].used"}"#,
+    printcolumn = r#"{"name":"REMAINING","type":"integer","jsonPath":".status.usage[*].remaining"}"#,
     printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -80,4 +82,8 @@ pub struct ApiKeyStatus {
     /// Conditions: Accepted, ResolvedRefs, Ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Conditions,
+    /// What the key used of each of its plans' quotas in the current period (plans with a
+    /// quota), written by the leader at most every 30 s (never on the request path).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<crate::v1alpha1::usage_plan::KeyUsageSummary>,
 }

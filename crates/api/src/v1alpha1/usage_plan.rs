@@ -24,6 +24,8 @@ use crate::{Conditions, LocalRef, ThrottleSettings};
     printcolumn = r#"{"name":"BURST","type":"integer","jsonPath":".spec.throttle.burstLimit"}"#,
     printcolumn = r#"{"name":"QUOTA","type":"integer","jsonPath":".spec.quota.limit"}"#,
     printcolumn = r#"{"name":"PERIOD","type":"string","jsonPath":".spec.quota.period"}"#,
+    printcolumn = r#"{"name":"USED","type":"integer","jsonPath":".status.usage.used"}"#,
+    printcolumn = r#"{"name":"REMAINING","type":"integer","jsonPath":".status.usage.remaining"}"#,
     printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -93,4 +95,42 @@ pub struct UsagePlanStatus {
     /// Conditions: Accepted, ResolvedRefs, Ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Conditions,
+    /// The quota used by all the plan's keys in the current period (plans with a quota),
+    /// written by the leader at most every 30 s (never on the request path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<PlanUsageSummary>,
+}
+
+/// What a usage plan's keys used of their quotas in the current period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanUsageSummary {
+    /// DAY, WEEK or MONTH.
+    pub period: QuotaPeriod,
+    /// The first day of the current period (UTC), `YYYY-MM-DD`.
+    pub period_start: String,
+    /// Requests used in the period by all the plan's keys together (offsets included).
+    pub used: i64,
+    /// What the plan's keys have left in the period, added up.
+    pub remaining: i64,
+    /// When the leader counted (RFC 3339).
+    pub updated: String,
+}
+
+/// What one key used of one plan's quota in the current period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyUsageSummary {
+    /// The UsagePlan's name.
+    pub usage_plan: String,
+    /// DAY, WEEK or MONTH.
+    pub period: QuotaPeriod,
+    /// The first day of the current period (UTC), `YYYY-MM-DD`.
+    pub period_start: String,
+    /// Requests used in the period (the offset included).
+    pub used: i64,
+    /// Requests left in the period.
+    pub remaining: i64,
+    /// When the leader counted (RFC 3339).
+    pub updated: String,
 }
