@@ -35,6 +35,19 @@ START_TIMEOUT = 20.0
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
 
 
+def wait_for(what, fn, deadline=30.0):
+    """Polls `fn` every 100 ms until it returns something true (returned), at most `deadline`
+    seconds."""
+    end = time.monotonic() + deadline
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
 class Server:
     """One `turnpike local` process over a data directory."""
 

@@ -13,28 +13,17 @@ import os
 import pathlib
 import ssl
 import subprocess
-import time
 import urllib.request
 
 import pytest
 import yaml
 from kubernetes import client, config
 
+from conftest import wait_for
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BIN = os.environ.get("TURNPIKE_BIN", str(REPO / "target" / "debug" / "turnpike"))
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
-DEADLINE = 30.0
-
-
-def wait_for(what, fn, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
