@@ -86,7 +86,7 @@ spec:
 ---
 apiVersion: v1
 kind: Secret
-metadata: {{name: bench-key, namespace: bench}}
+metadata: {{name: bench-key, namespace: bench, labels: {{turnpike.dev/api-key: "true"}}}}
 stringData: {{value: {BENCH_KEY}}}
 "#
     )
@@ -234,6 +234,12 @@ async fn turnpike(
         cert_files: Some((cert, key)),
         default_access_log: None,
         usage: turnpike_proxy::usage::UsageConfig {
+            // Far above what the run reaches, as the plan's limits: every request is admitted
+            // (the plain route still takes its token from the gateway default bucket).
+            default_throttle: turnpike_core::model::Throttle {
+                rate: 1e9,
+                burst: 1_000_000_000,
+            },
             redis: redis.map(|url| turnpike_proxy::usage::redis::RedisConfig {
                 urls: vec![url],
                 cluster: false,

@@ -52,6 +52,10 @@ for i in $(seq 1 100); do
 done
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" "http://$LOCAL/prod/k/x")
 [ "$code" = 403 ] || { echo "the metered route answered $code without a key"; exit 1; }
+for target in "$LOCAL" "$SHARED"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" -H "x-api-key: $KEY" "http://$target/prod/k/x")
+  [ "$code" = 200 ] || { echo "the metered route on $target answered $code with the key"; exit 1; }
+done
 
 # run NAME URL PID [KEY]: prints "NAME requests/s cpu_us_per_request non2xx"
 run() {

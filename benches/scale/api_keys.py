@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""10,000 API keys on `turnpike local`: how long until every key is served, what the controller
+spends compiling the table, and the process's memory.
+
+Starts the embedded API server alone (`turnpike local --apiserver-only`) and one gateway
+(`turnpike run`: controller + proxy) against its kubeconfig, as in a cluster, every port chosen
+by the OS on 127.0.0.1; installs the CRDs; applies one RestApi with a keyed MOCK method, its Stage and one UsagePlan,
+then creates N labelled Secrets + N ApiKeys in the plan with W concurrent `kubectl create`
+writers. Reports:
+
+- the time from the last create returning until every writer's last key is admitted (200
+  with its value) and the controller holds all N Secrets (`turnpike_controller_cached_secrets`);
+- the controller's compile time for the full table: the `took` of the last "routing table
+  published" (world + compile + publish, Secret reads excluded) and the mean of
+  `turnpike_controller_rebuild_seconds` (Secret reads included);
+- the RSS of the gateway process (controller + proxy, not the API server) before the keys and
+  after (VmRSS), and per key.
+
+Usage: benches/scale/api_keys.py [keys=10000] [writers=8]
+Needs: target/release/turnpike (or $TURNPIKE_BIN), kubectl. Run from the repository root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = os.environ.get("TURNPIKE_BIN", str(ROOT / "target" / "release" / "turnpike"))
+KUBECTL = os.environ.get("KUBECTL", "kubectl")
+NS = "default"
+
+
+def wait_for(what, fn, deadline=120.0, every=0.05):
+    end = time.monotonic() + deadline
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+def rss_kib(pid: int) -> int:
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def value(i: int) -> str:
+    return f"ScaleKey{i:08d}abcdefghijkl"
+
+
+def key_docs(i: int) -> str:
+    return f"""---
+apiVersion: v1
+kind: Secret
+metadata: {{name: key-{i}, namespace: {NS}, labels: {{turnpike.dev/api-key: "true"}}}}
+stringData: {{value: {value(i)}}}
+---
+apiVersion: turnpike.dev/v1alpha1
+kind: ApiKey
+metadata: {{name: key-{i}, namespace: {NS}}}
+spec:
+  valueFrom: {{secretKeyRef: {{name: key-{i}, key: value}}}}
+  usagePlanRefs: [{{name: plan}}]
+"""
+
+
+BASE = f"""apiVersion: turnpike.dev/v1alpha1
+kind: RestApi
+metadata: {{name: scale, namespace: {NS}}}
+spec:
+  resources:
+    /k:
+      GET:
+        apiKeyRequired: true
+        integration:
+          type: MOCK
+          requestTemplates: {{application/json: '{{"statusCode": 200}}'}}
+          integrationResponses: [{{statusCode: "200"}}]
+---
+apiVersion: turnpike.dev/v1alpha1
+kind: Deployment
+metadata: {{name: scale-v1, namespace: {NS}}}
+spec: {{restApiRef: {{name: scale}}}}
+---
+apiVersion: turnpike.dev/v1alpha1
+kind: Stage
+metadata: {{name: scale-prod, namespace: {NS}}}
+spec: {{restApiRef: {{name: scale}}, stageName: prod, deploymentRef: {{name: scale-v1}}}}
+---
+apiVersion: turnpike.dev/v1alpha1
+kind: UsagePlan
+metadata: {{name: plan, namespace: {NS}}}
+spec:
+  apiStages: [{{restApiRef: {{name: scale}}, stage: prod}}]
+  throttle: {{rateLimit: 1000, burstLimit: 100}}
+  quota: {{limit: 1000000, period: MONTH}}
+"""
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    writers = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+    work = pathlib.Path(tempfile.mkdtemp(prefix="turnpike-scale-"))
+    data = work / "data"
+    log_path = work / "turnpike.log"
+    env = dict(os.environ, RUST_LOG="warn,turnpike_controller::index=debug")
+    procs = []
+    with open(work / "apiserver.log", "wb") as log:
+        procs.append(subprocess.Popen(
+            [BIN, "local", "--apiserver-only", "--data-dir", str(data), "--apiserver-addr", "127.0.0.1:0"],
+            stdout=subprocess.DEVNULL, stderr=log,
+        ))
+    try:
+        kubeconfig = str(data / "kubeconfig")
+        wait_for("kubeconfig", lambda: (data / "kubeconfig").exists())
+
+        def kubectl(*args: str, stdin: str | None = None) -> str:
+            r = subprocess.run([KUBECTL, "--kubeconfig", kubeconfig, *args], input=stdin,
+                               capture_output=True, text=True, timeout=600)
+            if r.returncode != 0:
+                raise SystemExit(f"kubectl {args[:2]}: {r.stderr[-2000:]}")
+            return r.stdout
+
+        kubectl("apply", "-f", str(ROOT / "crds"))
+        kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=30s")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [BIN, "--log-format", "json", "run", "--public-addr", "127.0.0.1:0",
+                 "--private-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+                 "--addresses-file", str(work / "gateway.json"), "--identity", "scale"],
+                stdout=subprocess.DEVNULL, stderr=log, env=dict(env, KUBECONFIG=kubeconfig),
+            )
+        procs.append(proc)
+        addrs = wait_for("gateway.json", lambda: (work / "gateway.json").exists()
+                         and json.loads((work / "gateway.json").read_text()))
+        kubectl("apply", "-f", "-", stdin=BASE)
+        api = wait_for("apiId", lambda: kubectl("get", "restapi", "scale", "-n", NS,
+                                                "-o", "jsonpath={.status.apiId}"))
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        url = f"https://{addrs['public']}/restapis/{api}/prod/_user_request_/k"
+
+        def status(key: str | None) -> int:
+            req = urllib.request.Request(url, headers={"x-api-key": key} if key else {})
+            try:
+                with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+
+        wait_for("the stage is served", lambda: status(None) == 403)
+        rss_before = rss_kib(proc.pid)
+
+        def metrics() -> str:
+            with urllib.request.urlopen(f"http://{addrs['admin']}/metrics", timeout=10) as r:
+                return r.read().decode()
+
+        def metric(name: str) -> float:
+            m = re.search(rf"^{name} (\S+)$", metrics(), re.M)
+            return float(m.group(1)) if m else 0.0
+
+        chunks = [range(w, n, writers) for w in range(writers)]
+        files = []
+        for w, chunk in enumerate(chunks):
+            f = work / f"keys-{w}.yaml"
+            f.write_text("".join(key_docs(i) for i in chunk))
+            files.append(f)
+        started = time.monotonic()
+        threads = [threading.Thread(target=kubectl, args=("create", "-f", str(f))) for f in files]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        created = time.monotonic()
+        lasts = [chunk[-1] for chunk in chunks if len(chunk)]
+        try:
+            wait_for("every writer's last key admitted",
+                     lambda: all(status(value(i)) == 200 for i in lasts), deadline=300, every=0.02)
+        except SystemExit:
+            print("answers:", [status(value(i)) for i in lasts],
+                  "cached Secrets:", metric("turnpike_controller_cached_secrets"), file=sys.stderr)
+            print(log_path.read_text()[-3000:], file=sys.stderr)
+            raise
+        served = time.monotonic()
+        wait_for(f"{n} cached Secrets",
+                 lambda: metric("turnpike_controller_cached_secrets") >= n, deadline=300)
+        cached = time.monotonic()
+        time.sleep(2)  # let the last rebuild's log line land
+        rss_after = rss_kib(proc.pid)
+        # JSON log lines carry their fields flattened.
+        took = [json.loads(line).get("took") for line in log_path.read_text().splitlines()
+                if "routing table published" in line]
+        took = [t for t in took if t]
+        text = metrics()
+        s = re.search(r"^turnpike_controller_rebuild_seconds_sum (\S+)$", text, re.M)
+        c = re.search(r"^turnpike_controller_rebuild_seconds_count (\S+)$", text, re.M)
+        mean = float(s.group(1)) / float(c.group(1)) if s and c and float(c.group(1)) else float("nan")
+        print(f"keys: {n} (Secrets + ApiKeys), writers: {writers} x kubectl create")
+        print(f"creates: {created - started:.1f} s for {2 * n} objects")
+        print(f"last create → every writer's last key admitted: {served - created:.2f} s")
+        print(f"last create → all {n} Secrets cached: {cached - created:.2f} s")
+        print(f"compile (world + compile + publish) of the last table: {took[-1] if took else 'n/a'}"
+              f" (of {len(took)} rebuilds; max {max(took, key=parse_duration) if took else 'n/a'})")
+        print(f"rebuild mean incl. Secret reads: {mean * 1000:.1f} ms")
+        print(f"RSS: {rss_before / 1024:.1f} MiB before, {rss_after / 1024:.1f} MiB after"
+              f" ({(rss_after - rss_before) / n:.2f} KiB per key with its Secret)")
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=10)
+        subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+def parse_duration(s: str) -> float:
+    m = re.match(r"([\d.]+)(ns|µs|us|ms|s)$", s)
+    if not m:
+        return 0.0
+    scale = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+if __name__ == "__main__":
+    main()
