@@ -40,6 +40,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "config/examples/usage-plan.yaml",
         include_str!("../config/examples/usage-plan.yaml"),
     ),
+    (
+        "config/examples/validation.yaml",
+        include_str!("../config/examples/validation.yaml"),
+    ),
 ];
 
 /// The Service the examples call (as config/backend/petstore.yaml defines it in a cluster).

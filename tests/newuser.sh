@@ -77,6 +77,8 @@ while IFS= read -r line; do
                  keyed="$line" ;;
     */hello*)    check_body "MOCK" "$line" '"hello, world"' ;;
     */entries*)  check_body "PRIVATE" "$line" '"entries"' ;;
+    */orders*)   check_body "validation" "$line" '"orders"'
+                 orders="$line" ;;
     */pets*)     check_body "petstore" "$line" '"type":"dog"' ;;
     *)           fail "unexpected curl line: $line" ;;
   esac
@@ -85,6 +87,12 @@ nokey="$(echo "$keyed" | sed "s/ -H 'x-api-key: [^']*'//")"
 out="$(run_curl "$nokey")"; status="${out##*$'\n'}"
 echo "without the key: $status ${out%$'\n'*}"
 [ "$status" = 403 ] && ok "without the key: 403" || fail "without the key: $status, want 403 (NOKEY=$status)"
+
+# The validated POST of the same API: a body its model refuses stops at the gateway.
+orders_url="$(echo "$orders" | grep -o "'https[^']*'" | tr -d "'")"
+out="$(curl -k -sS -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' \
+  -d '{"items": [{"sku": "x", "qty": "two"}]}' "${orders_url}?customer=ann")"
+[[ "$out" == *'{"message": "Invalid request body"}'$'\n400' ]] && ok "an invalid body: 400" || fail "an invalid body: $out"
 
 echo "== 4. a canary edit with kubectl"
 shop="$(grep '^  curl ' first.txt | grep -F "$("$kubectl" get stage shop-prod -o jsonpath='{.status.invokeUrl}')")"

@@ -29,8 +29,25 @@ impl Write for Lines {
 
 fn yaml(up: std::net::SocketAddr) -> String {
     let custom = "$context.requestId $context.httpMethod $context.resourcePath $context.status $context.isCanaryRequest";
-    let mut api = ApiSet::new(NS, "api").proxy("/items/{id}", "GET", &format!("http://{up}/echo/{{id}}"));
-    for (stage, format) in [("clf", "CLF"), ("json", "JSON"), ("custom", custom)] {
+    let mut api = ApiSet::new(NS, "api")
+        .proxy("/items/{id}", "GET", &format!("http://{up}/echo/{{id}}"))
+        .spec(
+            "  models:\n    Item: {schema: {type: object, required: [name], properties: {pin: {type: integer}}}}\n  requestValidators:\n    body: {validateRequestBody: true}\n",
+        )
+        .method(
+            "/items/{id}",
+            "POST",
+            &format!(
+                "        requestValidatorId: body\n        requestModels: {{application/json: Item}}\n        integration: {{type: HTTP_PROXY, uri: \"http://{up}/echo/{{id}}\"}}"
+            ),
+        );
+    let validation = "$context.requestId $context.error.responseType $context.error.validationErrorString";
+    for (stage, format) in [
+        ("clf", "CLF"),
+        ("json", "JSON"),
+        ("custom", custom),
+        ("validation", validation),
+    ] {
         api = api.stage_with(stage, &format!("  accessLogSettings: {{format: \"{format}\"}}"));
     }
     // Every request of this stage goes to its canary, so its line and metrics say so.
@@ -64,6 +81,14 @@ async fn one_line_per_request_in_the_stage_format() {
     let a = get(&gw.url(&api, "canary", "/items/5")).await;
     assert_eq!(a.status, 200);
     let canary_id = a.header("x-amzn-requestid").expect("id").to_string();
+    // A body the model refuses: the schema's complaint is logged, never the body.
+    let req = http::Request::post(gw.url(&api, "validation", "/items/6"))
+        .header("content-type", "application/json")
+        .body(full(&br#"{"pin": "s3cr3t-value"}"#[..]))
+        .expect("request");
+    let a = send(&client(false), req).await;
+    a.assert(400, r#"{"message": "Invalid request body"}"#);
+    let invalid_id = a.header("x-amzn-requestid").expect("id").to_string();
     let miss = get(&gw.url(&api, "nostage", "/items/4")).await;
     assert_eq!(miss.status, 403);
     let miss_id = miss.header("x-amzn-requestid").expect("id").to_string();
@@ -81,7 +106,15 @@ async fn one_line_per_request_in_the_stage_format() {
             .unwrap_or_else(|| panic!("no line for {id} in {text}"))
             .to_string()
     };
-    assert_eq!(text.lines().count(), 5, "{text}");
+    assert_eq!(text.lines().count(), 6, "{text}");
+    let invalid = line_of(&invalid_id);
+    assert!(
+        invalid.ends_with(&format!(
+            "{invalid_id} BAD_REQUEST_BODY [/pin: fails \"type\" (schema /properties/pin/type), /: required property \"name\" is missing]"
+        )),
+        "{invalid}"
+    );
+    assert!(!text.contains("s3cr3t"), "{text}");
     let canary = line_of(&canary_id);
     assert!(canary.contains(&format!("{canary_id} canary true")), "{canary}");
     let metrics = gw.metrics_text();

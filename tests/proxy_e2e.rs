@@ -33,7 +33,9 @@ fn mock_api(name: &str, endpoint: &str, policy: &str) -> String {
 fn world(up: SocketAddr, closed: SocketAddr, reset: SocketAddr, svc_endpoints: &[SocketAddr]) -> String {
     let backend = up.to_string();
     let resources = format!(
-        r#"  resources:
+        r#"  requestValidators:
+    params: {{validateRequestParameters: true}}
+  resources:
     /pets/{{id}}:
       GET:
         integration: {{type: HTTP_PROXY, uri: "http://${{stageVariables.backend}}/echo/pets/{{id}}"}}
@@ -65,6 +67,7 @@ fn world(up: SocketAddr, closed: SocketAddr, reset: SocketAddr, svc_endpoints: &
         integration: {{type: HTTP_PROXY, uri: "http://{backend}/read-gated"}}
     /needs:
       GET:
+        requestValidatorId: params
         requestParameters:
           method.request.querystring.name: true
           method.request.header.x-token: true
@@ -722,4 +725,358 @@ async fn tls_upstreams_verify_unless_told_not_to() {
     let a = get(&gw.url(&api, "prod", "/verified")).await;
     assert_eq!(a.status, 502);
     assert_eq!(up.hits(), 1);
+}
+
+// === Request validation, binary media types, compression ===
+
+/// Models (one as a JSON string, references in both forms), validators, and methods that
+/// use them; `/loose` names models but has no validator, so nothing is checked.
+fn validation_api(up: SocketAddr) -> String {
+    let spec = r##"  models:
+    Pet:
+      contentType: application/json
+      schema:
+        type: object
+        required: [name, tag]
+        properties:
+          name: {type: string}
+          age: {type: integer, minimum: 0}
+          tag: {$ref: "#/models/Tag"}
+    Tag:
+      contentType: application/json
+      schema: '{"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}}'
+    Order:
+      schema:
+        type: object
+        required: [pet]
+        properties:
+          pet: {$ref: "https://apigateway.amazonaws.com/restapis/anyid/models/Pet"}
+  requestValidators:
+    all: {validateRequestBody: true, validateRequestParameters: true}
+    body: {validateRequestBody: true}
+"##;
+    let target = format!("integration: {{type: HTTP_PROXY, uri: \"http://{up}/echo/v\"}}");
+    ApiSet::new(NS, "valid")
+        .spec(spec)
+        .method(
+            "/pets",
+            "POST",
+            &format!(
+                "        requestValidatorId: all
+        requestParameters: {{method.request.querystring.owner: true, method.request.header.x-team: true}}
+        requestModels: {{application/json: Pet}}
+        {target}"
+            ),
+        )
+        .method(
+            "/orders",
+            "POST",
+            &format!("        requestValidatorId: body\n        requestModels: {{$default: Order}}\n        {target}"),
+        )
+        .method(
+            "/loose",
+            "POST",
+            &format!(
+                "        requestParameters: {{method.request.querystring.owner: true}}
+        requestModels: {{application/json: Pet}}
+        {target}"
+            ),
+        )
+        .stage("prod")
+        .yaml()
+}
+
+async fn post(url: &str, content_type: &str, headers: &[(&str, &str)], body: &'static [u8]) -> Answer {
+    let mut req = Request::post(url).header("content-type", content_type);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(&client(false), req.body(full(body)).expect("request")).await
+}
+
+#[tokio::test]
+async fn request_validation_answers_as_aws() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(table(&validation_api(up.addr), 1)).await;
+    let api = api_id(NS, "valid");
+    let team = [("x-team", "blue")];
+    let pets = gw.url(&api, "prod", "/pets?owner=ann");
+    let json = "application/json; charset=utf-8";
+
+    let a = post(
+        &pets,
+        json,
+        &team,
+        br#"{"name": "rex", "age": 3, "tag": {"id": 7}}"#,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(
+        a.json()["body_len"],
+        43,
+        "the validated body reaches the backend whole"
+    );
+    let hits = up.hits();
+
+    let invalid: [&[u8]; 7] = [
+        br#"{"age": 3, "tag": {"id": 7}}"#,            // a required property missing
+        br#"{"name": "rex", "tag": {"id": "seven"}}"#, // wrong type through a $ref
+        br#"{"name": "rex", "tag": {}}"#,              // nested required through a $ref
+        br#"{"name": 5, "tag": {"id": 7}}"#,           // wrong type
+        br#"{"name": "rex", "age": -1, "tag": {"id": 7}}"#, // below the minimum
+        br#"{"name": "rex""#,                          // not JSON
+        b"",                                           // no body
+    ];
+    for body in invalid {
+        let a = post(&pets, json, &team, body).await;
+        a.assert(400, r#"{"message": "Invalid request body"}"#);
+        assert_eq!(a.header("x-amzn-errortype"), Some("BadRequestException"));
+        assert!(a.header("x-amzn-requestid").is_some());
+    }
+    assert_eq!(up.hits(), hits, "refused bodies never reach the backend");
+
+    // Parameters are checked first, and named as AWS does.
+    let a = post(&gw.url(&api, "prod", "/pets"), json, &[], b"{}").await;
+    a.assert(
+        400,
+        r#"{"message": "Missing required request parameters: [x-team, owner]"}"#,
+    );
+    assert_eq!(a.header("x-amzn-errortype"), Some("BadRequestException"));
+    let a = post(&gw.url(&api, "prod", "/pets?owner=ann"), json, &[], b"{}").await;
+    a.assert(
+        400,
+        r#"{"message": "Missing required request parameters: [x-team]"}"#,
+    );
+
+    // A content type without a model (and no $default) passes unchecked, as in AWS.
+    let a = post(&pets, "text/plain", &team, b"anything").await;
+    assert_eq!(a.status, 200, "{a:?}");
+    // $default covers every content type; the AWS-form $ref reaches the Pet model.
+    let orders = gw.url(&api, "prod", "/orders");
+    let a = post(
+        &orders,
+        "text/plain",
+        &[],
+        br#"{"pet": {"name": "rex", "tag": {"id": 1}}}"#,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let a = post(&orders, "application/json", &[], br#"{"pet": {"name": "rex"}}"#).await;
+    a.assert(400, r#"{"message": "Invalid request body"}"#);
+    // No validator: neither the body nor the parameters are checked.
+    let a = post(&gw.url(&api, "prod", "/loose"), json, &[], b"not json").await;
+    assert_eq!(a.status, 200, "{a:?}");
+}
+
+#[tokio::test]
+async fn invalid_models_are_conditions_with_field_paths() {
+    let yaml = ApiSet::new(NS, "badmodels")
+        .spec(
+            r##"  models:
+    Broken: {schema: {type: 12}}
+    Dangling: {schema: {$ref: "#/models/Missing"}}
+  requestValidators:
+    v: {validateRequestBody: true}
+"##,
+        )
+        .method(
+            "/x",
+            "POST",
+            "        requestValidatorId: nope\n        requestModels: {application/json: Ghost}\n        integration: {type: MOCK}",
+        )
+        .stage("prod")
+        .yaml();
+    let world = turnpike_controller::ingest::world_from_yaml(&yaml).expect("yaml");
+    let compiled = turnpike_core::compile::compile(&world, &Default::default(), 1);
+    let text = format!("{:?}", compiled.statuses);
+    for expected in [
+        r#"spec.models[\"Broken\"].schema: not a valid JSON Schema (draft 4)"#,
+        r##"spec.models[\"Dangling\"].schema: $ref \"#/models/Missing\": there is no model \"Missing\""##,
+        r#"spec.resources[\"/x\"].POST.requestModels[\"application/json\"]: no valid model \"Ghost\""#,
+        r#"spec.resources[\"/x\"].POST.requestValidatorId: no validator \"nope\""#,
+        "InvalidModel",
+    ] {
+        assert!(text.contains(expected), "{expected} not in {text}");
+    }
+}
+
+/// An API with binary media types: HTTP integrations converting both ways, and an HTTP_PROXY
+/// that passes bytes untouched.
+fn binary_api(up: SocketAddr) -> String {
+    let http = |handling: &str, response: &str| {
+        format!(
+            "        integration:
+          type: HTTP
+          uri: http://{up}/mirror
+          requestParameters: {{integration.request.header.x-reply-content-type: method.request.header.x-reply-content-type}}
+          {handling}
+          integrationResponses:
+            - statusCode: \"200\"
+              {response}
+              responseParameters: {{method.response.header.content-type: integration.response.header.content-type}}"
+        )
+    };
+    ApiSet::new(NS, "binary")
+        .spec("  binaryMediaTypes: [image/*, application/octet-stream]\n")
+        .method("/to-text", "POST", &http("contentHandling: CONVERT_TO_TEXT", ""))
+        .method(
+            "/to-binary",
+            "POST",
+            &http("contentHandling: CONVERT_TO_BINARY", ""),
+        )
+        .method(
+            "/response-to-text",
+            "POST",
+            &http("", "contentHandling: CONVERT_TO_TEXT"),
+        )
+        .method("/accept", "POST", &http("", ""))
+        .proxy("/raw", "POST", &format!("http://{up}/mirror"))
+        .stage("prod")
+        .yaml()
+}
+
+/// Not valid UTF-8, not base64: any text handling on the way would show.
+const IMAGE: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00\x80";
+const IMAGE_B64: &str = "iVBORw0KGgoAAAANSUhEUv/+AIA=";
+
+#[tokio::test]
+async fn binary_payloads_convert_as_aws_says() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(table(&binary_api(up.addr), 1)).await;
+    let api = api_id(NS, "binary");
+    let url = |p: &str| gw.url(&api, "prod", p);
+    let reply = |ct: &'static str| [("x-reply-content-type", ct), ("accept", ct)];
+
+    // CONVERT_TO_TEXT: a binary request reaches the backend base64-encoded; the text answer
+    // comes back as it is.
+    let a = post(&url("/to-text"), "image/png", &reply("text/plain"), IMAGE).await;
+    assert_eq!((a.status, a.body.as_str()), (200, IMAGE_B64), "{a:?}");
+    // CONVERT_TO_BINARY: a text request is decoded; the binary answer, for a client whose
+    // first Accept type is binary, passes as bytes.
+    let a = post(
+        &url("/to-binary"),
+        "text/plain",
+        &reply("image/png"),
+        IMAGE_B64.as_bytes(),
+    )
+    .await;
+    assert_eq!((a.status, &a.bytes[..]), (200, IMAGE), "{a:?}");
+    // A response CONVERT_TO_TEXT: the binary backend answer is encoded.
+    let a = post(&url("/response-to-text"), "image/png", &reply("image/png"), IMAGE).await;
+    assert_eq!((a.status, a.body.as_str()), (200, IMAGE_B64), "{a:?}");
+    // No contentHandling: only the first Accept type decides. Binary backend answer to a
+    // client that wants JSON first: encoded; to one that wants an image first: bytes.
+    let wants_json = [
+        ("x-reply-content-type", "image/png"),
+        ("accept", "application/json, image/png"),
+    ];
+    let a = post(&url("/accept"), "image/png", &wants_json, IMAGE).await;
+    assert_eq!((a.status, a.body.as_str()), (200, IMAGE_B64), "{a:?}");
+    let wants_image = [
+        ("x-reply-content-type", "image/png"),
+        ("accept", "image/png, */*"),
+    ];
+    let a = post(&url("/accept"), "image/png", &wants_image, IMAGE).await;
+    assert_eq!((a.status, &a.bytes[..]), (200, IMAGE), "{a:?}");
+    // A text backend answer to a client that wants binary is base64-decoded.
+    let text_to_image = [("x-reply-content-type", "text/plain"), ("accept", "image/png")];
+    let a = post(
+        &url("/accept"),
+        "text/plain",
+        &text_to_image,
+        IMAGE_B64.as_bytes(),
+    )
+    .await;
+    assert_eq!((a.status, &a.bytes[..]), (200, IMAGE), "{a:?}");
+    // HTTP_PROXY passes the payload through untouched, whatever the headers say.
+    let a = post(&url("/raw"), "image/png", &wants_json, IMAGE).await;
+    assert_eq!((a.status, &a.bytes[..]), (200, IMAGE), "{a:?}");
+    assert_eq!(a.header("content-type"), Some("image/png"));
+}
+
+fn compression_api(up: SocketAddr) -> String {
+    ApiSet::new(NS, "gzip")
+        .spec("  minimumCompressionSize: 1000\n")
+        .proxy("/text/{n}", "GET", &format!("http://{up}/text/{{n}}"))
+        .proxy("/bytes/{n}", "GET", &format!("http://{up}/bytes/{{n}}"))
+        .proxy("/encoded", "GET", &format!("http://{up}/encoded"))
+        .stage("prod")
+        .yaml()
+}
+
+async fn get_encoded(url: &str, accept_encoding: Option<&str>) -> Answer {
+    let mut req = Request::get(url);
+    if let Some(ae) = accept_encoding {
+        req = req.header("accept-encoding", ae);
+    }
+    send(&client(false), req.body(empty()).expect("request")).await
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).expect("gzip");
+    out
+}
+
+#[tokio::test]
+async fn responses_compress_from_the_minimum_size() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(table(&compression_api(up.addr), 1)).await;
+    let api = api_id(NS, "gzip");
+    let url = |p: &str| gw.url(&api, "prod", p);
+
+    // Below the threshold: as it is, but the answer says it varies.
+    let a = get_encoded(&url("/text/999"), Some("gzip")).await;
+    assert_eq!(
+        (a.status, a.bytes.len(), a.header("content-encoding")),
+        (200, 999, None)
+    );
+    assert_eq!(a.header("vary"), Some("Accept-Encoding"));
+    // At and above: gzip, whole and correct.
+    for n in [1000, 5000] {
+        let a = get_encoded(&url(&format!("/text/{n}")), Some("gzip")).await;
+        assert_eq!(a.header("content-encoding"), Some("gzip"), "{n}");
+        assert_eq!(a.header("vary"), Some("Accept-Encoding"));
+        let plain = gunzip(&a.bytes);
+        assert_eq!(plain.len(), n);
+        assert!(plain.starts_with(b"abcdefghij"));
+        assert!(a.bytes.len() < n / 4, "compressed {n} to {}", a.bytes.len());
+    }
+    // deflate (zlib) when gzip is refused or not named.
+    let a = get_encoded(&url("/text/2000"), Some("gzip;q=0, deflate")).await;
+    assert_eq!(a.header("content-encoding"), Some("deflate"));
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&a.bytes[..]), &mut plain).expect("zlib");
+    assert_eq!(plain.len(), 2000);
+    // No Accept-Encoding, only identity, or every coding refused: as it is.
+    for ae in [None, Some("identity"), Some("gzip;q=0, deflate;q=0")] {
+        let a = get_encoded(&url("/text/2000"), ae).await;
+        assert_eq!(
+            (a.bytes.len(), a.header("content-encoding")),
+            (2000, None),
+            "{ae:?}"
+        );
+    }
+    // A streamed body of unknown length: read to the threshold, then compressed as it goes;
+    // a short one is sent as it is.
+    let a = get_encoded(&url("/bytes/200000"), Some("gzip")).await;
+    assert_eq!(a.header("content-encoding"), Some("gzip"));
+    assert_eq!(gunzip(&a.bytes), vec![b'x'; 200_000]);
+    let a = get_encoded(&url("/bytes/10"), Some("gzip")).await;
+    assert_eq!(
+        (&a.bytes[..], a.header("content-encoding")),
+        (&b"xxxxxxxxxx"[..], None)
+    );
+    // A backend answer already encoded is left alone.
+    let a = get_encoded(&url("/encoded"), Some("gzip")).await;
+    assert_eq!(&a.bytes[..], b"\x1f\x8b already gzipped");
+    assert_eq!(a.header("content-encoding"), Some("gzip"));
+    // curl decodes what it asked for.
+    let (status, out) = curl(&["--compressed", &url("/text/3000")]).await;
+    assert_eq!(status, 200);
+    assert!(
+        out.to_ascii_lowercase().contains("content-encoding: gzip"),
+        "{out}"
+    );
+    assert!(out.ends_with(&"abcdefghij".repeat(300)), "{out}");
 }

@@ -69,3 +69,12 @@ cpu_ticks() {
   done
   echo "$total"
 }
+
+# median NAME COLUMN: the median of COLUMN over the lines of the `results` array whose first
+# field is NAME ("NAME requests/s cpu_us_per_request non2xx"), or n/a.
+median() {
+  printf '%s\n' "${results[@]}" | awk -v n="$1" -v c="$2" '$1 == n { print $c }' | sort -g \
+    | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# ratio A B: A / B with two decimals, or n/a.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }

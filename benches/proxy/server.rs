@@ -4,6 +4,9 @@
 //! - `turnpike PLAIN_ADDR TLS_ADDR UPSTREAM_ADDR CERT KEY`: the Turnpike proxy with one
 //!   REGIONAL API whose `/{proxy+}` resource is an HTTP_PROXY to the upstream, served on a
 //!   current-thread runtime (the script pins it to one core), access log off, metrics on.
+//!   `BENCH_METERED=1` adds a metered route (`benches/proxy/usage.sh`), `BENCH_VALIDATED=1` a
+//!   validated one (`benches/proxy/validation.sh`).
+//! - `body`: the 1 KiB JSON body the validated route is sent.
 //!
 //! Build: `cargo build --release --bench proxy_server`.
 
@@ -92,6 +95,64 @@ stringData: {{value: {BENCH_KEY}}}
     )
 }
 
+/// The API with a validated route beside the plain one: `POST /{stage}/v/anything` checks its
+/// JSON body against the `Order` model (nested objects, an array of `$ref`'d items, patterns
+/// and bounds) before the same HTTP_PROXY integration.
+fn validated_api_yaml(upstream: SocketAddr) -> String {
+    api_yaml(upstream).replace(
+        "  resources:\n",
+        &format!(
+            r##"  models:
+    Order:
+      contentType: application/json
+      schema:
+        type: object
+        required: [id, customer, items, total]
+        properties:
+          id: {{type: string, pattern: "^[a-z0-9-]+$"}}
+          customer:
+            type: object
+            required: [name, email]
+            properties:
+              name: {{type: string, maxLength: 100}}
+              email: {{type: string, pattern: "^[^@]+@[^@]+$"}}
+          items: {{type: array, minItems: 1, maxItems: 50, items: {{$ref: "#/models/Item"}}}}
+          total: {{type: number, minimum: 0}}
+          note: {{type: string}}
+    Item:
+      schema:
+        type: object
+        required: [sku, qty, price]
+        properties:
+          sku: {{type: string}}
+          qty: {{type: integer, minimum: 1}}
+          price: {{type: number, minimum: 0}}
+  requestValidators:
+    body: {{validateRequestBody: true}}
+  resources:
+    /v/{{proxy+}}:
+      POST:
+        requestValidatorId: body
+        requestModels: {{application/json: Order}}
+        integration: {{type: HTTP_PROXY, uri: "http://{upstream}/{{proxy}}"}}
+"##
+        ),
+    )
+}
+
+/// A 1024-byte order the `Order` model accepts: twelve items, padded with `note`.
+fn validated_body() -> String {
+    let items: Vec<String> = (0..12)
+        .map(|i| format!(r#"{{"sku":"sku-{i:04}","qty":{},"price":{}.5}}"#, i + 1, i * 3))
+        .collect();
+    let head = format!(
+        r#"{{"id":"order-20261202-0001","customer":{{"name":"Ann Example","email":"ann@example.com"}},"items":[{}],"total":1234.5,"note":""#,
+        items.join(",")
+    );
+    let pad = 1024usize.saturating_sub(head.len() + 2);
+    format!("{head}{}\"}}", "x".repeat(pad))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -106,6 +167,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             PathBuf::from(&args[4]),
             PathBuf::from(&args[5]),
         )),
+        Some("body") => {
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{}", validated_body());
+            }
+            Ok(())
+        }
         Some("host") => {
             // The Host of the benchmark API: `{apiId}.execute-api.local.turnpike.dev`.
             let id = turnpike_core::model::ApiId::from_uid("uid-RestApi-bench-bench");
@@ -116,7 +184,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: proxy_server upstream ADDR | turnpike PLAIN TLS UPSTREAM CERT KEY | host");
+            eprintln!(
+                "usage: proxy_server upstream ADDR | turnpike PLAIN TLS UPSTREAM CERT KEY | host | body"
+            );
             Ok(())
         }
     }
@@ -211,9 +281,12 @@ async fn turnpike(
     // BENCH_METERED=1 adds the metered route; BENCH_REDIS_URL shares the limits through
     // Redis (benches/proxy/usage.sh).
     let redis = std::env::var("BENCH_REDIS_URL").ok();
-    let yaml = match std::env::var_os("BENCH_METERED") {
-        Some(_) => metered_api_yaml(upstream),
-        None => api_yaml(upstream),
+    let yaml = if std::env::var_os("BENCH_METERED").is_some() {
+        metered_api_yaml(upstream)
+    } else if std::env::var_os("BENCH_VALIDATED").is_some() {
+        validated_api_yaml(upstream)
+    } else {
+        api_yaml(upstream)
     };
     let world = world_from_yaml(&yaml)?;
     let store = TableStore::new();

@@ -84,11 +84,6 @@ for round in $(seq 1 "$ROUNDS"); do
   results+=("$(run redis-metered "http://$SHARED/prod/k/hello" "$SHARED_PID" "$KEY")")
 done
 
-median() {
-  printf '%s\n' "${results[@]}" | awk -v n="$1" -v c="$2" '$1 == n { print $c }' | sort -g \
-    | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 echo
 echo "wrk -t1 -c$CONNS -d${DUR}s; proxy on CPU $PROXY_CPU, wrk + upstream + Redis on CPU $LOAD_CPU; median of $ROUNDS rounds"

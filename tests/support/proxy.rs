@@ -222,6 +222,10 @@ pub fn namespace_is(ns: &'static str) -> Arc<dyn NamespaceLookup> {
 /// - `/gate`: one chunk `first`, then waits for [`Upstream::open_gate`], then `rest`.
 /// - `/read-gated`: reads the request body, signals [`Upstream::first_chunk`] at the first
 ///   chunk, and answers the total length.
+/// - `/mirror`: answers the request body as it arrived, with the request's Content-Type (or
+///   the one in `x-reply-content-type`).
+/// - `/text/{n}`: n bytes of text with a Content-Length; `/encoded`: a body the backend
+///   already gzipped (`Content-Encoding: gzip`).
 pub struct Upstream {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
@@ -364,6 +368,37 @@ async fn upstream_handle(
             }
         });
         return Ok(Response::new(BodyExt::boxed(StreamBody::new(chunks))));
+    }
+    if path == "/mirror" {
+        let reply_type = req
+            .headers()
+            .get("x-reply-content-type")
+            .or_else(|| req.headers().get("content-type"))
+            .cloned();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut r = Response::new(full(body));
+        if let Some(ct) = reply_type {
+            r.headers_mut().insert("content-type", ct);
+        }
+        return Ok(r);
+    }
+    if let Some(n) = path.strip_prefix("/text/") {
+        let n: usize = n.parse().unwrap_or(0);
+        let mut r = full_response(200, "abcdefghij".repeat(n / 10 + 1)[..n].to_string());
+        r.headers_mut()
+            .insert("content-type", "text/plain".parse().expect("ct"));
+        return Ok(r);
+    }
+    if path == "/encoded" {
+        let mut r = Response::new(full(Bytes::from_static(b"\x1f\x8b already gzipped")));
+        r.headers_mut()
+            .insert("content-encoding", "gzip".parse().expect("ce"));
+        return Ok(r);
     }
     if path == "/read-gated" {
         let mut body = req.into_body();
@@ -614,6 +649,8 @@ pub struct Answer {
     pub headers: http::HeaderMap,
     pub body: String,
     pub version: http::Version,
+    /// The body as received (binary answers).
+    pub bytes: Bytes,
 }
 
 impl Answer {
@@ -644,6 +681,7 @@ pub async fn send(client: &TestClient, req: Request<TestBody>) -> Answer {
         headers: parts.headers,
         body: String::from_utf8_lossy(&body).into_owned(),
         version,
+        bytes: body,
     }
 }
 

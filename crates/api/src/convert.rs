@@ -12,12 +12,13 @@ use crate::{
     v1alpha1::{rest_api as ra, stage as st, usage_plan as up},
 };
 use turnpike_core::model::{
-    AccessLogFormat, ApiKeyDef, ApiKeySource, Backend, CanaryDef, DeploymentDef, EndpointType, Errors,
-    FieldPath, HeaderSource, Integration, IntegrationKind, IntegrationResponse, Invalid, KeyValueSource,
-    MethodDef, MethodKey, MethodSelector, MethodSettings, ParamLocation, ParamRef, ParameterMapping,
-    PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod, Reason, Resource, ResourcePolicy, RestApiDef,
-    Segment, ServiceRef, StageDef, StageName, StageSource, Throttle, UriTemplate, UsagePlanDef, ValueSource,
-    is_stage_variable_name,
+    AccessLogFormat, ApiKeyDef, ApiKeySource, Backend, BinaryMediaTypes, BodyValidation, CanaryDef,
+    ContentHandling, DEFAULT_CONTENT_TYPE, DeploymentDef, EndpointType, Errors, FieldPath, HeaderSource,
+    Integration, IntegrationKind, IntegrationResponse, Invalid, KeyValueSource, MethodDef, MethodKey,
+    MethodSelector, MethodSettings, Model, ParamLocation, ParamRef, ParameterMapping, PathTemplate,
+    PlanStage, PolicyRule, Quota, QuotaPeriod, Reason, RequestValidation, Resource, ResourcePolicy,
+    RestApiDef, Segment, ServiceRef, StageDef, StageName, StageSource, Throttle, UriTemplate, UsagePlanDef,
+    ValueSource, compile_models, is_media_range, is_model_name, is_stage_variable_name,
 };
 
 /// The default integration timeout, as in AWS.
@@ -30,6 +31,8 @@ pub const MAX_TIMEOUT_MS: i64 = 300_000;
 pub const MAX_STAGE_VARIABLES: usize = 100;
 /// At most this many usage plans per key.
 pub const MAX_PLANS_PER_KEY: usize = 10;
+/// The largest `minimumCompressionSize`, as in AWS (10 MiB).
+pub const MAX_MINIMUM_COMPRESSION_SIZE: i64 = 10 * 1024 * 1024;
 
 // === RestApi ===
 
@@ -42,9 +45,32 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
         api_key_source,
         policy,
         resources,
+        models,
+        request_validators,
+        binary_media_types,
+        minimum_compression_size,
     } = spec;
     let root = FieldPath::spec();
     let mut errors = Errors::default();
+    let body_models = api_models(models, &root.field("models"), &mut errors);
+    let validators = api_validators(request_validators, &root.field("requestValidators"), &mut errors);
+    let refs = ApiRefs {
+        models: &body_models,
+        validators: &validators,
+    };
+    let binary_media_types = media_types(binary_media_types, &root.field("binaryMediaTypes"), &mut errors);
+    let minimum_compression_size = minimum_compression_size.and_then(|n| {
+        if (0..=MAX_MINIMUM_COMPRESSION_SIZE).contains(&n) {
+            u64::try_from(n).ok()
+        } else {
+            errors.push(
+                &root.field("minimumCompressionSize"),
+                Reason::InvalidIntegration,
+                format!("{n} is out of range: 0 to {MAX_MINIMUM_COMPRESSION_SIZE} bytes"),
+            );
+            None
+        }
+    });
 
     let endpoint_type = match endpoint_configuration {
         None => EndpointType::Edge,
@@ -104,7 +130,7 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
                 );
                 continue;
             };
-            match method_def(method, &path, endpoint_type, namespace, &mfield) {
+            match method_def(method, &path, endpoint_type, namespace, &refs, &mfield) {
                 Ok(def) => {
                     converted.insert(key, std::sync::Arc::new(def));
                 }
@@ -123,6 +149,158 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
         api_key_source,
         policy,
         resources: out,
+        binary_media_types,
+        minimum_compression_size,
+    })
+}
+
+/// The compiled models and the validators of an API, for its methods to refer to. A model
+/// that failed to compile is absent; its failure is reported at the model.
+struct ApiRefs<'s> {
+    models: &'s BTreeMap<String, std::sync::Arc<Model>>,
+    validators: &'s BTreeMap<String, (bool, bool)>,
+}
+
+/// Compiles `spec.models`; a bad name, an invalid schema or a reference to a missing model is
+/// an `InvalidModel` at the model's `schema`.
+fn api_models(
+    models: &BTreeMap<String, ra::ModelSpec>,
+    field: &FieldPath,
+    errors: &mut Errors,
+) -> BTreeMap<String, std::sync::Arc<Model>> {
+    let mut schemas = BTreeMap::new();
+    for (name, spec) in models {
+        let ra::ModelSpec {
+            content_type: _,
+            schema,
+            description: _,
+        } = spec;
+        if is_model_name(name) {
+            schemas.insert(name.clone(), schema.clone());
+        } else {
+            errors.push(
+                &field.key(name),
+                Reason::InvalidModel,
+                "a model name is letters and digits (at most 128)",
+            );
+        }
+    }
+    compile_models(&schemas)
+        .into_iter()
+        .filter_map(|(name, compiled)| match compiled {
+            Ok(model) => Some((name, model)),
+            Err(e) => {
+                errors.push(&field.key(&name).field("schema"), Reason::InvalidModel, e);
+                None
+            }
+        })
+        .collect()
+}
+
+/// `spec.requestValidators`: name → (validate body, validate parameters).
+fn api_validators(
+    validators: &BTreeMap<String, ra::RequestValidatorSpec>,
+    field: &FieldPath,
+    errors: &mut Errors,
+) -> BTreeMap<String, (bool, bool)> {
+    validators
+        .iter()
+        .filter_map(|(name, spec)| {
+            let ra::RequestValidatorSpec {
+                validate_request_body,
+                validate_request_parameters,
+            } = spec;
+            if name.is_empty() || name.len() > 128 {
+                errors.push(
+                    &field.key(name),
+                    Reason::InvalidReference,
+                    "a validator name is 1 to 128 characters",
+                );
+                return None;
+            }
+            Some((
+                name.clone(),
+                (*validate_request_body, *validate_request_parameters),
+            ))
+        })
+        .collect()
+}
+
+/// `spec.binaryMediaTypes`: `type/subtype`, `type/*` or `*/*`, lower-cased.
+fn media_types(types: &[String], field: &FieldPath, errors: &mut Errors) -> BinaryMediaTypes {
+    let mut out = Vec::with_capacity(types.len());
+    for (i, t) in types.iter().enumerate() {
+        // AWS stores `/` in a media type as `~1` (a JSON pointer escape); accept both.
+        let t = t.replace("~1", "/").to_ascii_lowercase();
+        if is_media_range(&t) {
+            out.push(t);
+        } else {
+            errors.push(
+                &field.index(i),
+                Reason::InvalidIntegration,
+                format!("{t:?} is not a media type (type/subtype, type/* or */*)"),
+            );
+        }
+    }
+    BinaryMediaTypes(out)
+}
+
+fn content_handling(spec: Option<ra::ContentHandling>) -> Option<ContentHandling> {
+    spec.map(|c| match c {
+        ra::ContentHandling::ConvertToBinary => ContentHandling::ConvertToBinary,
+        ra::ContentHandling::ConvertToText => ContentHandling::ConvertToText,
+    })
+}
+
+/// A method's request validation: its validator (which must exist) and, when that validates
+/// bodies, its request models (each must exist and have compiled).
+fn method_validation(
+    validator: Option<&String>,
+    request_models: &BTreeMap<String, String>,
+    refs: &ApiRefs<'_>,
+    field: &FieldPath,
+    errors: &mut Errors,
+) -> Option<RequestValidation> {
+    let mut by_content_type = Vec::new();
+    let mut default = None;
+    for (content_type, name) in request_models {
+        let mfield = field.field("requestModels").key(content_type);
+        let Some(model) = refs.models.get(name) else {
+            errors.push(
+                &mfield,
+                Reason::InvalidReference,
+                format!("no valid model {name:?} in spec.models"),
+            );
+            continue;
+        };
+        if content_type == DEFAULT_CONTENT_TYPE {
+            default = Some(model.clone());
+        } else if content_type.contains('/') {
+            by_content_type.push((content_type.to_ascii_lowercase(), model.clone()));
+        } else {
+            errors.push(
+                &mfield,
+                Reason::InvalidReference,
+                "keys are content types (application/json) or $default",
+            );
+        }
+    }
+    let name = validator?;
+    let Some(&(body, parameters)) = refs.validators.get(name) else {
+        errors.push(
+            &field.field("requestValidatorId"),
+            Reason::InvalidReference,
+            format!("no validator {name:?} in spec.requestValidators"),
+        );
+        return None;
+    };
+    let has_models = !by_content_type.is_empty() || default.is_some();
+    Some(RequestValidation {
+        parameters,
+        body: (body && has_models).then_some(BodyValidation {
+            by_content_type,
+            default,
+        }),
     })
 }
 
@@ -174,14 +352,24 @@ fn method_def(
     path: &PathTemplate,
     endpoint_type: EndpointType,
     namespace: &str,
+    refs: &ApiRefs<'_>,
     field: &FieldPath,
 ) -> Result<MethodDef, Vec<Invalid>> {
     let ra::MethodSpec {
         api_key_required,
         request_parameters,
+        request_validator_id,
+        request_models,
         integration,
     } = spec;
     let mut errors = Errors::default();
+    let validation = method_validation(
+        request_validator_id.as_ref(),
+        request_models,
+        refs,
+        field,
+        &mut errors,
+    );
     let mut required = Vec::new();
     for (name, is_required) in request_parameters {
         let pfield = field.field("requestParameters").key(name);
@@ -210,6 +398,7 @@ fn method_def(
         Ok(integration) => errors.finish(MethodDef {
             api_key_required: api_key_required.unwrap_or(false),
             required_parameters: required.into(),
+            validation,
             integration,
         }),
         Err(e) => {
@@ -237,6 +426,7 @@ fn integration_def(
         request_templates,
         integration_responses,
         tls_config,
+        content_handling: request_content_handling,
     } = spec;
     let mut errors = Errors::default();
     let own_namespace = namespace;
@@ -493,6 +683,7 @@ fn integration_def(
         responses: responses.into(),
         mock_status,
         insecure_skip_verify: tls_config.as_ref().is_some_and(|t| t.insecure_skip_verification),
+        content_handling: content_handling(*request_content_handling),
     })
 }
 
@@ -529,6 +720,7 @@ fn integration_response(
         selection_pattern,
         response_parameters,
         response_templates,
+        content_handling: response_content_handling,
     } = spec;
     let mut errors = Errors::default();
     let status = match status_code.parse::<u16>() {
@@ -596,6 +788,7 @@ fn integration_response(
         selection_pattern,
         headers,
         body,
+        content_handling: content_handling(*response_content_handling),
     })
 }
 

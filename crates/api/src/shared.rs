@@ -29,3 +29,9 @@ pub struct ThrottleSettings {
 
 /// The status every Turnpike object reports: its conditions.
 pub type Conditions = Vec<Condition>;
+
+/// The schema of a field that holds any JSON value (a string, an object, …), kept whole by
+/// the API server.
+pub fn any_json(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "x-kubernetes-preserve-unknown-fields": true })
+}

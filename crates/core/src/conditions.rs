@@ -35,6 +35,7 @@ pub mod reasons {
     pub const INVALID_POLICY: &str = "InvalidPolicy";
     pub const INVALID_ENDPOINT_CONFIGURATION: &str = "InvalidEndpointConfiguration";
     pub const INVALID_REFERENCE: &str = "InvalidReference";
+    pub const INVALID_MODEL: &str = "InvalidModel";
     pub const ROUTE_CONFLICT: &str = "RouteConflict";
     pub const STAGE_CONFLICT: &str = "StageConflict";
 
@@ -83,6 +84,7 @@ pub mod reasons {
         INVALID_POLICY,
         INVALID_ENDPOINT_CONFIGURATION,
         INVALID_REFERENCE,
+        INVALID_MODEL,
         ROUTE_CONFLICT,
         STAGE_CONFLICT,
         REST_API_NOT_FOUND,

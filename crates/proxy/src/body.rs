@@ -190,6 +190,8 @@ enum Kind {
     Stream(Incoming),
     /// From a plain-HTTP backend, read off the pooled connection as it is polled.
     Upstream(Box<h1::client::UpstreamBody>),
+    /// Another body, compressed as it streams.
+    Compressed(Box<crate::compress::Compressor>),
 }
 
 // === impl ProxyBody ===
@@ -227,6 +229,22 @@ impl ProxyBody {
         }
     }
 
+    /// A body compressed as it streams; the backend's spelling of the head stays with it.
+    pub(crate) fn compressed(
+        compressor: crate::compress::Compressor,
+        received: Option<Box<ReceivedHead>>,
+    ) -> Self {
+        ProxyBody {
+            kind: Kind::Compressed(Box::new(compressor)),
+            received,
+        }
+    }
+
+    /// Takes the backend's head (for a body that wraps this one).
+    pub(crate) fn take_received(&mut self) -> Option<Box<ReceivedHead>> {
+        self.received.take()
+    }
+
     /// This body comes with `head`, whose header names are written as they were received.
     pub(crate) fn with_received(mut self, head: Option<ReceivedHead>) -> Self {
         self.received = head.map(Box::new);
@@ -257,6 +275,7 @@ impl Body for ProxyBody {
             Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Kind::Stream(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
             Kind::Upstream(s) => Pin::new(&mut **s).poll_frame(cx),
+            Kind::Compressed(c) => Pin::new(&mut **c).poll_frame(cx),
         }
     }
 
@@ -266,6 +285,7 @@ impl Body for ProxyBody {
             Kind::Full(b) => b.is_none(),
             Kind::Stream(s) => s.is_end_stream(),
             Kind::Upstream(s) => s.is_end_stream(),
+            Kind::Compressed(c) => c.is_end_stream(),
         }
     }
 
@@ -275,6 +295,7 @@ impl Body for ProxyBody {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Stream(s) => s.size_hint(),
             Kind::Upstream(s) => s.size_hint(),
+            Kind::Compressed(c) => c.size_hint(),
         }
     }
 }

@@ -50,6 +50,15 @@ pub enum Reject {
     /// Required request parameters are missing; `names` is `a, b`.
     #[error("missing required request parameters: [{names}]")]
     MissingParameters { names: String },
+    /// The body does not match the method's model (AWS BAD_REQUEST_BODY). `error` is the
+    /// schema's complaint for `$context.error.validationErrorString`: paths and keywords,
+    /// never the body.
+    #[error("invalid request body: {error}")]
+    InvalidBody { error: String },
+    /// The payload's media type is not one the method takes (AWS UNSUPPORTED_MEDIA_TYPE, the
+    /// answer of strict passthrough behaviour).
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     /// The request line or path is malformed or tries to escape its stage.
     #[error("malformed request: {0}")]
     BadRequest(&'static str),
@@ -242,6 +251,20 @@ impl Reject {
                 response_type: "BAD_REQUEST_PARAMETERS",
                 message: "Missing required request parameters",
             },
+            Reject::InvalidBody { .. } => fixed(
+                StatusCode::BAD_REQUEST,
+                r#"{"message": "Invalid request body"}"#,
+                Some("BadRequestException"),
+                "BAD_REQUEST_BODY",
+                "Invalid request body",
+            ),
+            Reject::UnsupportedMediaType => fixed(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                r#"{"message": "Unsupported Media Type"}"#,
+                Some("UnsupportedMediaTypeException"),
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Unsupported Media Type",
+            ),
             Reject::BadRequest(_) => fixed(
                 StatusCode::BAD_REQUEST,
                 r#"{"message": "Bad Request"}"#,

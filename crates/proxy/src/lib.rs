@@ -3,8 +3,8 @@
 //! ```text
 //! listener (TCP, TLS+ALPN, SNI certs) → h1::server (HTTP/1.1) or hyper (HTTP/2) → service::serve
 //!   limits → method → authority → normalize → route::locate → policy → canary → route::resolve
-//!   → keys → params → throttle (buckets and quotas, [`usage`]) → integrate
-//!   → gateway headers, metrics and access log when the response body ends
+//!   → keys → params → throttle (buckets and quotas, [`usage`]) → validate → integrate
+//!   → compress → gateway headers, metrics and access log when the response body ends
 //! ```
 //!
 //! Wiring (from `main`):
@@ -31,6 +31,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod compress;
 pub mod ctx;
 pub mod error;
 #[doc(hidden)]

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! limits → method → authority → normalize → route::locate → policy → canary → route::resolve
-//!   → keys → params → throttle → integrate
+//!   → keys → params → throttle → validate → integrate → compress
 //! ```
 //!
 //! Then, for every answer (the backend's or the gateway's own): `x-amzn-RequestId`,
@@ -19,6 +19,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures::future::Either;
 use http::{HeaderName, HeaderValue, Response, Version, header, request::Parts};
 use http_body::{Body, Frame, SizeHint};
 
@@ -57,6 +58,7 @@ pub async fn serve(
     // request while the integration borrows `parts` mutably (it takes the headers out).
     let uri = parts.uri.clone();
     let summary = Summary::of(&parts, &uri);
+    let accept_encoding = parts.headers.get(header::ACCEPT_ENCODING).cloned();
     let path = phase::normalize::path(uri.path(), shared.config.allow_raw_path_segments);
     let host = phase::authority::decide(&parts);
     let mut ctx = RequestCtx::new(shared, conn, &table, ids);
@@ -65,17 +67,39 @@ pub async fn serve(
         // Throttles and quotas, after the phases that find the key: decided at once, or (with
         // Redis, when this replica's slice has run out) after one round trip.
         Ok(Flow::Continue) => match phase::throttle::admit(&ctx) {
-            Admission::Now(Ok(())) => phase::integrate::run(&mut ctx, &mut parts, body).await,
+            Admission::Now(Ok(())) => integrate(&mut ctx, &mut parts, body).await,
             Admission::Now(Err(reject)) => Err(reject),
             Admission::Later(wait) => match wait.await {
-                Ok(()) => phase::integrate::run(&mut ctx, &mut parts, body).await,
+                Ok(()) => integrate(&mut ctx, &mut parts, body).await,
                 Err(reject) => Err(reject),
             },
         },
         Ok(Flow::Respond(resp)) => Ok(resp),
         Err(reject) => Err(reject),
     };
+    let result = match (result, ctx.api.and_then(|a| a.minimum_compression_size)) {
+        (Ok(resp), Some(min)) => {
+            Ok(crate::compress::response(resp, min, accept_encoding.as_ref(), &summary.method).await)
+        }
+        (result, _) => result,
+    };
     finish(ctx, summary, result)
+}
+
+/// The integration, after the body validation its method asks for. Not an `async fn`: a
+/// method without body validation runs the integration's own future, one level fewer.
+fn integrate<'c, 'a>(
+    ctx: &'c mut RequestCtx<'a>,
+    parts: &'c mut Parts,
+    body: RequestBody,
+) -> impl Future<Output = Result<Response<ProxyBody>, Reject>> + 'c {
+    match phase::validate::wanted(ctx) {
+        None => Either::Left(phase::integrate::run(ctx, parts, body)),
+        Some(validation) => Either::Right(async move {
+            let body = phase::validate::body(ctx, validation, parts, body).await?;
+            phase::integrate::run(ctx, parts, body).await
+        }),
+    }
 }
 
 /// The answer to a request the HTTP layer refused before it had a usable head (malformed,
@@ -153,9 +177,13 @@ fn finish(
 ) -> Response<ResponseBody> {
     let shared = ctx.shared;
     let mut error = None;
+    let mut validation_error = None;
     let mut resp = match result {
         Ok(resp) => resp,
         Err(reject) => {
+            if let Reject::InvalidBody { error } = &reject {
+                validation_error = Some(error.clone());
+            }
             let gw = reject.gateway_response();
             match reject.source() {
                 crate::error::Source::Internal => {
@@ -234,6 +262,7 @@ fn finish(
             is_canary: ctx.is_canary(),
             error_message: error.map(|e| e.0),
             error_response_type: error.map(|e| e.1),
+            validation_error_string: validation_error,
         };
         (Box::new(record), format.clone())
     });

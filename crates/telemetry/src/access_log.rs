@@ -51,6 +51,7 @@ const JSON_FIELDS: &[&str] = &[
     "isCanaryRequest",
     "error.message",
     "error.responseType",
+    "error.validationErrorString",
 ];
 
 /// Everything an access log line can say about one request. Filled by the proxy when the
@@ -92,6 +93,9 @@ pub struct AccessRecord {
     pub error_message: Option<&'static str>,
     /// The gateway response type (`error.responseType`), e.g. `MISSING_AUTHENTICATION_TOKEN`.
     pub error_response_type: Option<&'static str>,
+    /// Why the body failed its model (`error.validationErrorString`): the schema's complaint,
+    /// never the body.
+    pub validation_error_string: Option<String>,
 }
 
 // === impl AccessRecord ===
@@ -213,6 +217,9 @@ impl AccessRecord {
                 }
             }
             "error.responseType" => out.push_str(self.error_response_type.unwrap_or_default()),
+            "error.validationErrorString" => {
+                out.push_str(self.validation_error_string.as_deref().unwrap_or_default());
+            }
             _ => {}
         }
         if out.len() == start {

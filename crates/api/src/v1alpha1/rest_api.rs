@@ -54,6 +54,66 @@ pub struct RestApiSpec {
     /// to their method settings.
     #[serde(default)]
     pub resources: BTreeMap<String, BTreeMap<String, MethodSpec>>,
+
+    /// Models: JSON Schema (draft 4) documents that describe request bodies, keyed by model
+    /// name (letters and digits). A model's schema may reference another model of the API
+    /// with `{"$ref": "#/models/NAME"}` or, as AWS writes it,
+    /// `{"$ref": "https://apigateway.amazonaws.com/restapis/API_ID/models/NAME"}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelSpec>,
+
+    /// Request validators, keyed by name; a method names one in `requestValidatorId`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_validators: BTreeMap<String, RequestValidatorSpec>,
+
+    /// Media types treated as binary, e.g. `image/png`, `image/*` or `*/*`. They decide which
+    /// payloads `contentHandling` converts (base64) for HTTP integrations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binary_media_types: Vec<String>,
+
+    /// Compress responses of at least this many bytes (0 to 10485760) with gzip or deflate
+    /// when the client's Accept-Encoding allows; unset turns compression off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10485760))]
+    pub minimum_compression_size: Option<i64>,
+}
+
+/// A model: the schema of a payload.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// The content type the model describes, e.g. `application/json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// A JSON Schema draft 4 document, as a JSON string or as a YAML/JSON object.
+    #[schemars(schema_with = "crate::shared::any_json")]
+    pub schema: serde_json::Value,
+    /// Free-form description of the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A request validator: what it checks before a request reaches the integration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestValidatorSpec {
+    /// Validate the body against the method's `requestModels` (400 "Invalid request body").
+    #[serde(default)]
+    pub validate_request_body: bool,
+    /// Check the method's required `requestParameters` (400 "Missing required request
+    /// parameters").
+    #[serde(default)]
+    pub validate_request_parameters: bool,
+}
+
+/// How a payload's encoding is converted between text and binary (base64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ContentHandling {
+    /// A text payload is base64-decoded into binary; a binary one passes unchanged.
+    ConvertToBinary,
+    /// A binary payload is base64-encoded into text; a text one passes unchanged.
+    ConvertToText,
 }
 
 /// The endpoint configuration of an API.
@@ -125,6 +185,16 @@ pub struct MethodSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub request_parameters: BTreeMap<String, bool>,
 
+    /// The request validator (a key of `spec.requestValidators`) that checks this method's
+    /// requests. Without one, neither the body nor the required parameters are checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_validator_id: Option<String>,
+
+    /// The model (a key of `spec.models`) a request body must match, keyed by content type;
+    /// `$default` is used for a content type that has no entry of its own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_models: BTreeMap<String, String>,
+
     /// The backend the method calls.
     pub integration: IntegrationSpec,
 }
@@ -183,6 +253,12 @@ pub struct IntegrationSpec {
     /// TLS settings for HTTPS backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_config: Option<TlsConfig>,
+
+    /// How the request payload is converted for an HTTP integration (whether it is binary is
+    /// decided by its Content-Type and `spec.binaryMediaTypes`). HTTP_PROXY passes payloads
+    /// through unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_handling: Option<ContentHandling>,
 }
 
 /// An integration type.
@@ -241,6 +317,11 @@ pub struct IntegrationResponseSpec {
     /// Response bodies keyed by content type. An empty map passes the backend body through.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub response_templates: BTreeMap<String, String>,
+    /// How the backend's body is converted (whether it is binary is decided by its
+    /// Content-Type, and what the client wants by the first type of its Accept header, against
+    /// `spec.binaryMediaTypes`). Applies to a body passed through, not to a template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_handling: Option<ContentHandling>,
 }
 
 /// TLS settings towards a backend.

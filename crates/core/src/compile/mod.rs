@@ -826,6 +826,8 @@ fn assemble(
             api_key_source: settings.api_key_source,
             policy: settings.policy.clone(),
             stages: stage_map,
+            binary_media_types: settings.binary_media_types.clone(),
+            minimum_compression_size: settings.minimum_compression_size,
         });
     }
     let services = services

@@ -20,6 +20,8 @@ pub enum Reason {
     InvalidPolicy,
     InvalidEndpointConfiguration,
     InvalidReference,
+    /// A model's schema is not a valid JSON Schema (draft 4), or references what is not there.
+    InvalidModel,
     /// Two resources of one API that are each well-formed but cannot both be routed.
     RouteConflict,
 }
@@ -41,6 +43,7 @@ impl Reason {
             Reason::InvalidPolicy => reasons::INVALID_POLICY,
             Reason::InvalidEndpointConfiguration => reasons::INVALID_ENDPOINT_CONFIGURATION,
             Reason::InvalidReference => reasons::INVALID_REFERENCE,
+            Reason::InvalidModel => reasons::INVALID_MODEL,
             Reason::RouteConflict => reasons::ROUTE_CONFLICT,
         }
     }

@@ -14,6 +14,7 @@ mod ids;
 mod rest_api;
 mod stage;
 mod usage;
+mod validation;
 
 pub use deployment::*;
 pub use error::{Errors, FieldPath, Invalid, Reason};
@@ -21,3 +22,4 @@ pub use ids::{ApiId, DeploymentId, KeyId, ObjectKey, short_id};
 pub use rest_api::*;
 pub use stage::*;
 pub use usage::*;
+pub use validation::*;

@@ -34,6 +34,11 @@ pub struct RestApiDef {
     pub policy: ResourcePolicy,
     /// Resources sorted by path.
     pub resources: Vec<Resource>,
+    /// Media types whose payloads are binary (for `contentHandling`).
+    pub binary_media_types: super::BinaryMediaTypes,
+    /// Responses of at least this many bytes are compressed when the client accepts it;
+    /// `None`: never.
+    pub minimum_compression_size: Option<u64>,
 }
 
 impl RestApiDef {
@@ -247,8 +252,11 @@ impl fmt::Display for MethodKey {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MethodDef {
     pub api_key_required: bool,
-    /// Request parameters the caller must send (else 400 BAD_REQUEST_PARAMETERS).
+    /// Request parameters the caller must send (else 400 BAD_REQUEST_PARAMETERS), checked
+    /// when the method's request validator says so.
     pub required_parameters: Box<[ParamRef]>,
+    /// What the method's request validator checks; `None` without a validator.
+    pub validation: Option<super::RequestValidation>,
     pub integration: Integration,
 }
 
@@ -302,6 +310,8 @@ pub struct Integration {
     /// For MOCK: the status code the request template selects (`{"statusCode": 200}`).
     pub mock_status: u16,
     pub insecure_skip_verify: bool,
+    /// How an HTTP integration converts the request payload.
+    pub content_handling: Option<super::ContentHandling>,
 }
 
 /// The backend of an integration.
@@ -456,6 +466,8 @@ pub struct IntegrationResponse {
     pub headers: Vec<(String, HeaderSource)>,
     /// A body template (for the first content type), `None` passes the backend body through.
     pub body: Option<(String, String)>,
+    /// How a backend body passed through is converted.
+    pub content_handling: Option<super::ContentHandling>,
 }
 
 impl PartialEq for IntegrationResponse {
@@ -465,6 +477,7 @@ impl PartialEq for IntegrationResponse {
                 == other.selection_pattern.as_ref().map(regex::Regex::as_str)
             && self.headers == other.headers
             && self.body == other.body
+            && self.content_handling == other.content_handling
     }
 }
 

@@ -3,8 +3,8 @@
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use crate::model::{
-    AccessLogFormat, ApiId, ApiKeySource, EndpointType, KeyDigest, KeyId, MethodDef, MethodKey,
-    MethodSelector, ObjectKey, PathTemplate, Quota, ResourcePolicy, ServiceRef, Throttle,
+    AccessLogFormat, ApiId, ApiKeySource, BinaryMediaTypes, EndpointType, KeyDigest, KeyId, MethodDef,
+    MethodKey, MethodSelector, ObjectKey, PathTemplate, Quota, ResourcePolicy, ServiceRef, Throttle,
 };
 use crate::routing::trie::{Conflict, Trie};
 
@@ -177,6 +177,10 @@ pub struct ApiEntry {
     pub api_key_source: ApiKeySource,
     pub policy: ResourcePolicy,
     pub stages: FastMap<String, Arc<StageEntry>>,
+    /// Media types whose payloads are binary (`contentHandling` of HTTP integrations).
+    pub binary_media_types: BinaryMediaTypes,
+    /// Responses of at least this many bytes are compressed when the client accepts it.
+    pub minimum_compression_size: Option<u64>,
 }
 
 impl ApiEntry {

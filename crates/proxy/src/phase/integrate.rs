@@ -21,7 +21,8 @@ use crate::{
     upstream::{Outgoing, SendError, UrlParts, split_url},
 };
 use turnpike_core::model::{
-    Backend, HeaderSource, Integration, IntegrationKind, IntegrationResponse, ParamLocation, ValueSource,
+    Backend, BinaryMediaTypes, ContentHandling, HeaderSource, Integration, IntegrationKind,
+    IntegrationResponse, ParamLocation, ValueSource,
 };
 
 /// Characters escaped in a mapped query value or path parameter.
@@ -276,6 +277,25 @@ async fn http(
             headers.insert(name, v.clone());
         }
     }
+    let binary_types = ctx.api.map(|a| &a.binary_media_types);
+    let body = match binary_types.and_then(|types| {
+        request_conversion(
+            types,
+            integration.content_handling,
+            header_str(&parts.headers, header::CONTENT_TYPE),
+        )
+    }) {
+        None => body,
+        Some(conversion) => {
+            let limit = ctx.shared.config.limits.max_body_bytes;
+            let bytes = crate::phase::validate::collect(body, limit).await?;
+            let converted = conversion
+                .apply(&bytes)
+                .ok_or(Reject::BadRequest("the request body is not base64"))?;
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(converted.len()));
+            RequestBody::full(converted)
+        }
+    };
     let out = outgoing(ctx, integration, &parts.method, url, headers, body);
     let resp = send(ctx, integration, out, Reserved::Keep).await?;
     let status = resp.status().as_u16();
@@ -289,6 +309,25 @@ async fn http(
     };
     // The method response's names are the configuration's, not the backend's.
     body.forget_received();
+    let conversion = match (&selected.body, ctx.api) {
+        (None, Some(api)) => response_conversion(
+            &api.binary_media_types,
+            selected.content_handling,
+            header_str(&head.headers, header::CONTENT_TYPE),
+            header_str(&parts.headers, header::ACCEPT),
+        ),
+        _ => None,
+    };
+    if let Some(conversion) = conversion {
+        let limit = ctx.shared.config.limits.max_body_bytes;
+        let bytes = collect_response(body, limit).await?;
+        let converted = conversion
+            .apply(&bytes)
+            .ok_or(Reject::Internal("the integration response is not base64".into()))?;
+        head.headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(converted.len()));
+        body = ProxyBody::full(converted);
+    }
     let mut resp = Response::new(body);
     if let Some(ct) = head.headers.get(header::CONTENT_TYPE) {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
@@ -298,6 +337,88 @@ async fn http(
     }
     apply_response(ctx, &mut resp, selected, Some(&head.headers))?;
     Ok(resp)
+}
+
+// === contentHandling ===
+
+/// A payload conversion between binary and text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Conversion {
+    /// Binary to text: base64-encode.
+    Encode,
+    /// Text to binary: base64-decode.
+    Decode,
+}
+
+impl Conversion {
+    /// The converted payload; `None` when a payload to decode is not base64.
+    fn apply(self, bytes: &[u8]) -> Option<Bytes> {
+        use base64::Engine as _;
+        let engine = &base64::engine::general_purpose::STANDARD;
+        match self {
+            Conversion::Encode => Some(Bytes::from(engine.encode(bytes))),
+            Conversion::Decode => engine.decode(bytes.trim_ascii()).ok().map(Bytes::from),
+        }
+    }
+}
+
+/// The request payload conversion of an HTTP integration (AWS's table): whether the payload is
+/// binary is decided by its Content-Type against the API's binary media types;
+/// CONVERT_TO_TEXT encodes a binary one, CONVERT_TO_BINARY decodes a text one, and without
+/// `contentHandling` the payload passes unchanged.
+fn request_conversion(
+    types: &BinaryMediaTypes,
+    handling: Option<ContentHandling>,
+    content_type: Option<&str>,
+) -> Option<Conversion> {
+    let binary = content_type.is_some_and(|ct| types.matches(ct));
+    match handling? {
+        ContentHandling::ConvertToText => binary.then_some(Conversion::Encode),
+        ContentHandling::ConvertToBinary => (!binary).then_some(Conversion::Decode),
+    }
+}
+
+/// The response payload conversion (AWS's table): the backend's payload is binary when its
+/// Content-Type is a binary media type; the client wants binary when the FIRST type of its
+/// Accept header is one. With a `contentHandling` the payload ends as it says; without one,
+/// a binary payload for a client that wants text is encoded and a text payload for a client
+/// that wants binary is decoded.
+fn response_conversion(
+    types: &BinaryMediaTypes,
+    handling: Option<ContentHandling>,
+    content_type: Option<&str>,
+    accept: Option<&str>,
+) -> Option<Conversion> {
+    let binary = content_type.is_some_and(|ct| types.matches(ct));
+    match handling {
+        Some(ContentHandling::ConvertToText) => binary.then_some(Conversion::Encode),
+        Some(ContentHandling::ConvertToBinary) => (!binary).then_some(Conversion::Decode),
+        None => {
+            let wants_binary = accept
+                .and_then(|a| a.split(',').next())
+                .is_some_and(|first| types.matches(first));
+            match (binary, wants_binary) {
+                (true, false) => Some(Conversion::Encode),
+                (false, true) => Some(Conversion::Decode),
+                _ => None,
+            }
+        }
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A backend's whole body, at most `limit` bytes (a larger one is an integration failure, as
+/// AWS's 10 MB response limit).
+async fn collect_response(body: ProxyBody, limit: u64) -> Result<Bytes, Reject> {
+    use http_body_util::BodyExt as _;
+    let collected = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect()
+        .await
+        .map_err(|e| Reject::Upstream(format!("reading the integration response: {e}")))?;
+    Ok(collected.to_bytes())
 }
 
 // === sending ===
@@ -442,4 +563,83 @@ fn is_idempotent(m: &Method) -> bool {
         *m,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TO_BINARY: Option<ContentHandling> = Some(ContentHandling::ConvertToBinary);
+    const TO_TEXT: Option<ContentHandling> = Some(ContentHandling::ConvertToText);
+
+    fn types(list: &[&str]) -> BinaryMediaTypes {
+        BinaryMediaTypes(list.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn request_conversions_follow_the_aws_table() {
+        let none = types(&[]);
+        let images = types(&["image/*"]);
+        let (png, json) = (Some("image/png"), Some("application/json"));
+        // binaryMediaTypes undefined: everything is text.
+        assert_eq!(request_conversion(&none, None, png), None);
+        assert_eq!(
+            request_conversion(&none, TO_BINARY, png),
+            Some(Conversion::Decode)
+        );
+        assert_eq!(request_conversion(&none, TO_TEXT, png), None);
+        // Text data with matching types set.
+        assert_eq!(request_conversion(&images, None, json), None);
+        assert_eq!(
+            request_conversion(&images, TO_BINARY, json),
+            Some(Conversion::Decode)
+        );
+        assert_eq!(request_conversion(&images, TO_TEXT, json), None);
+        // Binary data.
+        assert_eq!(request_conversion(&images, None, png), None);
+        assert_eq!(request_conversion(&images, TO_BINARY, png), None);
+        assert_eq!(
+            request_conversion(&images, TO_TEXT, png),
+            Some(Conversion::Encode)
+        );
+    }
+
+    #[test]
+    fn response_conversions_follow_the_first_accept_type() {
+        let images = types(&["image/*"]);
+        let (png, json) = (Some("image/png"), Some("application/json"));
+        let (wants_png, wants_json) = (
+            Some("image/png, application/json"),
+            Some("application/json, image/png"),
+        );
+        assert_eq!(response_conversion(&types(&[]), None, png, wants_png), None);
+        assert_eq!(response_conversion(&images, None, png, wants_png), None);
+        assert_eq!(
+            response_conversion(&images, None, png, wants_json),
+            Some(Conversion::Encode)
+        );
+        assert_eq!(
+            response_conversion(&images, None, json, wants_png),
+            Some(Conversion::Decode)
+        );
+        assert_eq!(response_conversion(&images, None, json, wants_json), None);
+        assert_eq!(
+            response_conversion(&images, TO_TEXT, png, wants_png),
+            Some(Conversion::Encode)
+        );
+        assert_eq!(
+            response_conversion(&images, TO_BINARY, json, wants_json),
+            Some(Conversion::Decode)
+        );
+        assert_eq!(response_conversion(&images, TO_BINARY, png, wants_json), None);
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        let bytes = [0u8, 1, 2, 255, 254, 128];
+        let text = Conversion::Encode.apply(&bytes).expect("encode");
+        assert_eq!(&text[..], b"AAEC//6A");
+        assert_eq!(Conversion::Decode.apply(&text).expect("decode"), &bytes[..]);
+        assert_eq!(Conversion::Decode.apply(b"not base64!"), None);
+    }
 }

@@ -12,7 +12,13 @@
 //! 10. [`params`]: required request parameters.
 //! 11. [`throttle`]: the token bucket the AWS precedence picks, then the key's quota (run by
 //!     [`crate::service`] after the others: with Redis it may wait for one round trip).
-//! 12. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints.
+//! 12. [`validate`]: the body against the method's model, when its validator says so (the
+//!     one phase that reads the whole body; run by [`crate::service`] right before the
+//!     integration).
+//! 13. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints (with
+//!     `contentHandling` conversions for HTTP).
+//!
+//! Then [`crate::compress`] compresses the answer when the API asks for it.
 //!
 //! A phase returns `Err(Reject)` to answer with a gateway response, or [`Flow::Respond`] to
 //! answer with something else.
@@ -27,6 +33,7 @@ pub mod params;
 pub mod policy;
 pub mod route;
 pub mod throttle;
+pub mod validate;
 
 use http::Response;
 

@@ -6,12 +6,13 @@ use crate::{ctx::RequestCtx, error::Reject};
 use turnpike_core::model::ParamLocation;
 
 /// Fails with 400 when a parameter the method requires is absent (named in the AWS form
-/// `[a, b]`).
+/// `[a, b]`). As in AWS, required parameters are checked only when the method's request
+/// validator has `validateRequestParameters`.
 pub fn require(ctx: &RequestCtx<'_>, parts: &Parts) -> Result<(), Reject> {
     let Some(method) = ctx.method else {
         return Ok(());
     };
-    if method.required_parameters.is_empty() {
+    if method.required_parameters.is_empty() || !method.validation.as_ref().is_some_and(|v| v.parameters) {
         return Ok(());
     }
     let mut missing: Vec<&str> = Vec::new();

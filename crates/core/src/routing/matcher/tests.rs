@@ -16,6 +16,7 @@ fn mk_method() -> Arc<MethodDef> {
     Arc::new(MethodDef {
         api_key_required: false,
         required_parameters: Box::default(),
+        validation: None,
         integration: Integration {
             kind: IntegrationKind::Mock,
             backend: Backend::None,
@@ -25,6 +26,7 @@ fn mk_method() -> Arc<MethodDef> {
             responses: Box::default(),
             mock_status: 200,
             insecure_skip_verify: false,
+            content_handling: None,
         },
     })
 }
@@ -71,6 +73,8 @@ fn mk_table(endpoint_type: EndpointType, routes: RouteSet) -> RoutingTable {
         api_key_source: ApiKeySource::Header,
         policy: ResourcePolicy::default(),
         stages: [("prod".to_string(), Arc::new(stage))].into_iter().collect(),
+        binary_media_types: Default::default(),
+        minimum_compression_size: None,
     };
     RoutingTable::new(
         1,
