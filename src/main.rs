@@ -96,6 +96,17 @@ struct NodeArgs {
     /// The base domain in `{apiId}.execute-api.{region}.{baseDomain}`.
     #[arg(long, env = "TURNPIKE_BASE_DOMAIN", default_value = "turnpike.dev")]
     base_domain: String,
+    /// The listeners' default certificate chain (PEM), e.g. `tls.crt` of a mounted TLS
+    /// Secret. Read again every 10 s, so a rotated Secret is served without a restart. Without
+    /// it, a self-signed certificate for `*.execute-api.{region}.{baseDomain}` is generated.
+    #[arg(long, env = "TURNPIKE_TLS_CERT_FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `--tls-cert-file`.
+    #[arg(long, env = "TURNPIKE_TLS_KEY_FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// How often the certificate files are read again, in ms.
+    #[arg(long, hide = true, default_value_t = 10_000)]
+    tls_reload_interval_ms: u64,
     /// Forward request headers whose names contain `_` (dropped by default, as nginx does,
     /// so CGI-style backends cannot confuse `X_Foo` with `X-Foo`).
     #[arg(long, env = "TURNPIKE_ALLOW_UNDERSCORES_IN_HEADERS")]
@@ -272,6 +283,12 @@ fn node_config(args: &NodeArgs, local: Option<&local_ports::Ports>) -> anyhow::R
         ],
         canary_header: http::HeaderName::from_bytes(args.canary_header.as_bytes())
             .context("--canary-header is not a header name")?,
+        cert_files: args.tls_cert_file.clone().zip(args.tls_key_file.clone()),
+        cert_reload_interval: Duration::from_millis(args.tls_reload_interval_ms.max(100)),
+        self_signed_names: vec![
+            "localhost".into(),
+            format!("*.execute-api.{}.{}", args.region, args.base_domain),
+        ],
         allow_underscores_in_headers: args.allow_underscores_in_headers,
         allow_raw_path_segments: args.allow_raw_path_segments,
         usage: turnpike_proxy::usage::UsageConfig {

@@ -30,6 +30,7 @@ CUSTOM = {
     "logLevel": "debug",
     "listeners": {"public": 10443, "private": 10444, "admin": 10090},
     "canaryHeader": "x-canary",
+    "tls": {"secretName": "wildcard-tls"},
     "holdoff": {"ms": 50, "maxMs": 500},
     "requestHandling": {"allowUnderscoresInHeaders": True, "allowRawPathSegments": True},
     "limits": {"defaultRateLimit": 2500.5, "defaultBurstLimit": 1000000,
@@ -106,6 +107,8 @@ def test_defaults_render_a_hardened_two_replica_deployment():
     env = {e["name"] for e in c["env"]}
     assert {"POD_NAMESPACE", "POD_NAME", "TURNPIKE_REGION", "TURNPIKE_BASE_DOMAIN"} <= env, "leader election needs the pod's identity"
     assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    # Without a TLS Secret the pods generate a self-signed certificate: nothing to mount.
+    assert not any(a.startswith("--tls-") for a in c["args"]) and "volumes" not in pod
     assert by_kind(docs, "Service", "-public")["spec"]["type"] == "LoadBalancer"
     assert by_kind(docs, "Service", "-private")["spec"]["type"] == "ClusterIP"
     assert by_kind(docs, "Service", "-admin")["spec"]["ports"][0]["port"] == 9090
@@ -123,6 +126,10 @@ def test_custom_values_reach_the_manifests():
                 "--default-rate-limit=2500.5", "--default-burst-limit=1000000", "--redis-cluster",
                 "--redis-failure-mode=closed"]:
         assert arg in c["args"], (arg, c["args"])
+    # The TLS Secret is mounted read-only and its files named on the command line.
+    assert {"--tls-cert-file=/etc/turnpike/tls/tls.crt", "--tls-key-file=/etc/turnpike/tls/tls.key"} <= set(c["args"])
+    assert c["volumeMounts"] == [{"name": "tls", "mountPath": "/etc/turnpike/tls", "readOnly": True}]
+    assert pod["volumes"] == [{"name": "tls", "secret": {"secretName": "wildcard-tls"}}]
     # The Redis URL comes from its Secret, never the pod spec; limits are shared, not divided.
     [redis] = [e for e in c["env"] if e["name"] == "TURNPIKE_REDIS_URL"]
     assert redis["valueFrom"]["secretKeyRef"] == {"name": "redis", "key": "url"}
@@ -165,6 +172,7 @@ def test_custom_values_reach_the_manifests():
         ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy'"),
         ({"limits": {"redis": {"failureMode": "maybe"}}}, "at '/limits/redis/failureMode'"),
         ({"limits": {"redis": {"url": "http://redis:6379"}}}, "at '/limits/redis/url'"),
+        ({"tls": {"secretName": "Wildcard TLS"}}, "at '/tls/secretName'"),
     ],
 )
 def test_bad_values_are_rejected_with_the_field_named(values, message):

@@ -131,6 +131,8 @@ pub struct ProxyConfig {
     /// The default certificate chain and key (PEM files). Without them a self-signed
     /// certificate for `self_signed_names` is generated.
     pub cert_files: Option<(PathBuf, PathBuf)>,
+    /// How often `cert_files` are read again to pick up a rotated certificate.
+    pub cert_reload_interval: Duration,
     pub self_signed_names: Vec<String>,
     /// The header that forces (`always`) or excludes (`never`) the canary.
     pub canary_header: HeaderName,
@@ -197,6 +199,7 @@ impl Default for ProxyConfig {
                 },
             ],
             cert_files: None,
+            cert_reload_interval: Duration::from_secs(10),
             self_signed_names: vec!["localhost".into(), "*.execute-api.local.turnpike.dev".into()],
             canary_header: HeaderName::from_static("x-turnpike-canary"),
             limits: Limits::default(),
@@ -350,6 +353,14 @@ impl Proxy {
                 tls,
                 stop.clone(),
                 connections.clone(),
+            ));
+        }
+        if let Some((chain, key)) = self.shared.config.cert_files.clone() {
+            tokio::spawn(self.certs.clone().watch_default_files(
+                chain,
+                key,
+                self.shared.config.cert_reload_interval,
+                stop.clone(),
             ));
         }
         shutdown.await;

@@ -1,9 +1,16 @@
 //! TLS for the listeners: a certificate store that resolves by SNI and takes certificates at
 //! runtime, and the rustls server configuration (TLS 1.2+, ALPN h2 and http/1.1).
 
-use std::{collections::HashMap, fmt, path::Path, sync::Arc};
+use std::{
+    collections::HashMap,
+    fmt,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
 use rustls::{
     ServerConfig,
     crypto::CryptoProvider,
@@ -73,8 +80,9 @@ impl CertStore {
             return Err(CertError::NoCertificate);
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem)?;
-        let key = self.provider.key_provider.load_private_key(key)?;
-        Ok(Arc::new(CertifiedKey::new(chain, key)))
+        // Checks that the key belongs to the leaf certificate, so a pair caught between two
+        // writes of a rotation is refused instead of served.
+        Ok(Arc::new(CertifiedKey::from_der(chain, key, &self.provider)?))
     }
 
     /// Serves `chain_pem`/`key_pem` for `hosts` (exact names or `*.suffix` wildcards, case
@@ -108,13 +116,51 @@ impl CertStore {
 
     /// Loads the default certificate from PEM files.
     pub fn load_default_files(&self, chain: &Path, key: &Path) -> Result<(), CertError> {
-        let read = |p: &Path| {
-            std::fs::read(p).map_err(|source| CertError::Read {
-                path: p.display().to_string(),
-                source,
-            })
-        };
-        self.set_default(&read(chain)?, &read(key)?)
+        let (chain, key) = read_pair(chain, key)?;
+        self.set_default(&chain, &key)
+    }
+
+    /// Keeps the default certificate in step with its PEM files until `stop`: every
+    /// `interval` the files are read again and, when their bytes changed, served from the next
+    /// handshake on. This is how a mounted Kubernetes TLS Secret rotates (cert-manager renews
+    /// it, the kubelet swaps the files) without a restart. A pair that cannot be read or parsed
+    /// (e.g. caught between the two writes) is logged and the current certificate stays.
+    pub async fn watch_default_files(
+        self: Arc<Self>,
+        chain: PathBuf,
+        key: PathBuf,
+        interval: Duration,
+        stop: CancellationToken,
+    ) {
+        let mut served = read_pair(&chain, &key).ok();
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let pair = match read_pair(&chain, &key) {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "reading the TLS certificate files; keeping the current certificate");
+                    continue;
+                }
+            };
+            if served.as_ref() == Some(&pair) {
+                continue;
+            }
+            match self.set_default(&pair.0, &pair.1) {
+                Ok(()) => {
+                    tracing::info!(chain = %chain.display(), "TLS certificate reloaded");
+                    served = Some(pair);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the new TLS certificate files are unusable; keeping the current certificate")
+                }
+            }
+        }
     }
 
     /// Generates a self-signed default certificate for `names` (used when none is
@@ -157,6 +203,17 @@ impl CertStore {
         }
         certs.default.clone()
     }
+}
+
+/// Reads a PEM chain and key file.
+fn read_pair(chain: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), CertError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| CertError::Read {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    Ok((read(chain)?, read(key)?))
 }
 
 impl Default for CertStore {
@@ -213,5 +270,21 @@ mod tests {
             &default
         ));
         assert!(store.set(&["x"], b"garbage", b"garbage").is_err());
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused() {
+        let store = CertStore::new();
+        let a = rcgen::generate_simple_self_signed(vec!["a.test".into()]).expect("gen");
+        let b = rcgen::generate_simple_self_signed(vec!["b.test".into()]).expect("gen");
+        let key_b = b.signing_key.serialize_pem();
+        assert!(matches!(
+            store.set_default(a.cert.pem().as_bytes(), key_b.as_bytes()),
+            Err(CertError::Key(_))
+        ));
+        assert!(!store.has_default());
+        store
+            .set_default(b.cert.pem().as_bytes(), key_b.as_bytes())
+            .expect("a matching pair");
     }
 }
