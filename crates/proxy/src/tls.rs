@@ -10,7 +10,6 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use tokio_util::sync::CancellationToken;
 use rustls::{
     ServerConfig,
     crypto::CryptoProvider,
@@ -18,6 +17,7 @@ use rustls::{
     server::{ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
 };
+use tokio_util::sync::CancellationToken;
 
 /// Why a certificate could not be used.
 #[derive(Debug, thiserror::Error)]
