@@ -35,6 +35,8 @@ pub mod reasons {
     pub const INVALID_POLICY: &str = "InvalidPolicy";
     pub const INVALID_ENDPOINT_CONFIGURATION: &str = "InvalidEndpointConfiguration";
     pub const INVALID_REFERENCE: &str = "InvalidReference";
+    pub const INVALID_GATEWAY_RESPONSE: &str = "InvalidGatewayResponse";
+    pub const INVALID_CORS: &str = "InvalidCors";
     pub const ROUTE_CONFLICT: &str = "RouteConflict";
     pub const STAGE_CONFLICT: &str = "StageConflict";
 
@@ -83,6 +85,8 @@ pub mod reasons {
         INVALID_POLICY,
         INVALID_ENDPOINT_CONFIGURATION,
         INVALID_REFERENCE,
+        INVALID_GATEWAY_RESPONSE,
+        INVALID_CORS,
         ROUTE_CONFLICT,
         STAGE_CONFLICT,
         REST_API_NOT_FOUND,

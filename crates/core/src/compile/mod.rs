@@ -825,6 +825,8 @@ fn assemble(
             endpoint_type: settings.endpoint_type,
             api_key_source: settings.api_key_source,
             policy: settings.policy.clone(),
+            gateway_responses: settings.gateway_responses.clone(),
+            cors: settings.cors.clone(),
             stages: stage_map,
         });
     }

@@ -20,6 +20,8 @@ pub enum Reason {
     InvalidPolicy,
     InvalidEndpointConfiguration,
     InvalidReference,
+    InvalidGatewayResponse,
+    InvalidCors,
     /// Two resources of one API that are each well-formed but cannot both be routed.
     RouteConflict,
 }
@@ -41,6 +43,8 @@ impl Reason {
             Reason::InvalidPolicy => reasons::INVALID_POLICY,
             Reason::InvalidEndpointConfiguration => reasons::INVALID_ENDPOINT_CONFIGURATION,
             Reason::InvalidReference => reasons::INVALID_REFERENCE,
+            Reason::InvalidGatewayResponse => reasons::INVALID_GATEWAY_RESPONSE,
+            Reason::InvalidCors => reasons::INVALID_CORS,
             Reason::RouteConflict => reasons::ROUTE_CONFLICT,
         }
     }

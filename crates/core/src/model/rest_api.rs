@@ -34,6 +34,10 @@ pub struct RestApiDef {
     pub policy: ResourcePolicy,
     /// Resources sorted by path.
     pub resources: Vec<Resource>,
+    /// Customized gateway responses (`spec.gatewayResponses`).
+    pub gateway_responses: crate::model::GatewayResponses,
+    /// Declarative CORS (`spec.cors`).
+    pub cors: Option<crate::model::Cors>,
 }
 
 impl RestApiDef {

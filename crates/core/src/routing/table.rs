@@ -3,8 +3,8 @@
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use crate::model::{
-    AccessLogFormat, ApiId, ApiKeySource, EndpointType, KeyDigest, KeyId, MethodDef, MethodKey,
-    MethodSelector, ObjectKey, PathTemplate, Quota, ResourcePolicy, ServiceRef, Throttle,
+    AccessLogFormat, ApiId, ApiKeySource, Cors, EndpointType, GatewayResponses, KeyDigest, KeyId, MethodDef,
+    MethodKey, MethodSelector, ObjectKey, PathTemplate, Quota, ResourcePolicy, ServiceRef, Throttle,
 };
 use crate::routing::trie::{Conflict, Trie};
 
@@ -176,6 +176,10 @@ pub struct ApiEntry {
     pub endpoint_type: EndpointType,
     pub api_key_source: ApiKeySource,
     pub policy: ResourcePolicy,
+    /// Customized gateway responses; empty for most APIs (then the built-in answers).
+    pub gateway_responses: GatewayResponses,
+    /// Declarative CORS: preflights answered by the gateway, CORS headers on every answer.
+    pub cors: Option<Cors>,
     pub stages: FastMap<String, Arc<StageEntry>>,
 }
 
