@@ -25,6 +25,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("../config/examples/canary.yaml"),
     ),
     (
+        "config/examples/cors.yaml",
+        include_str!("../config/examples/cors.yaml"),
+    ),
+    (
         "config/examples/mock.yaml",
         include_str!("../config/examples/mock.yaml"),
     ),

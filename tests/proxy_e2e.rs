@@ -4,6 +4,11 @@
 #[path = "support/proxy.rs"]
 mod support;
 
+#[path = "proxy_e2e/cors.rs"]
+mod cors;
+#[path = "proxy_e2e/gateway_responses.rs"]
+mod gateway_responses;
+
 use std::net::SocketAddr;
 
 use http::Request;

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, and nothing that is already there:
-# Debian packages (redis-server, curl, g++ for libFuzzer), a Python venv with the real Kubernetes
-# clients, and the nightly toolchain with cargo-fuzz for the fuzz targets (fuzz/run.sh).
+# Debian packages (redis-server, curl, g++ for libFuzzer, chromium for the browser CORS test), a
+# Python venv with the real Kubernetes clients, and the nightly toolchain with cargo-fuzz for the
+# fuzz targets (fuzz/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(curl redis-server g++)
+apt_packages=(curl redis-server g++ chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

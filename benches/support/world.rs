@@ -94,7 +94,10 @@ pub fn world(routes: usize) -> World {
                 def: Ok(model::DeploymentDef {
                     rest_api: name.clone(),
                 }),
-                snapshot: Snapshot::Recorded { digest, def },
+                snapshot: Snapshot::Recorded {
+                    digest,
+                    def: Box::new(def),
+                },
             },
         );
         let stage = api::StageSpec {

@@ -13,12 +13,13 @@ use crate::{
 };
 use turnpike_core::model::{
     AccessLogFormat, ApiKeyDef, ApiKeySource, Backend, BinaryMediaTypes, BodyValidation, CanaryDef,
-    ContentHandling, DEFAULT_CONTENT_TYPE, DeploymentDef, EndpointType, Errors, FieldPath, HeaderSource,
-    Integration, IntegrationKind, IntegrationResponse, Invalid, KeyValueSource, MethodDef, MethodKey,
-    MethodSelector, MethodSettings, Model, ParamLocation, ParamRef, ParameterMapping, PathTemplate,
-    PlanStage, PolicyRule, Quota, QuotaPeriod, Reason, RequestValidation, Resource, ResourcePolicy,
-    RestApiDef, Segment, ServiceRef, StageDef, StageName, StageSource, Throttle, UriTemplate, UsagePlanDef,
-    ValueSource, compile_models, is_media_range, is_model_name, is_stage_variable_name,
+    ContentHandling, ContextVar, Cors, DEFAULT_CONTENT_TYPE, DeploymentDef, EndpointType, Errors, FieldPath,
+    GatewayResponseDef, GatewayResponses, HeaderSource, Integration, IntegrationKind, IntegrationResponse,
+    Invalid, KeyValueSource, MethodDef, MethodKey, MethodSelector, MethodSettings, Model, OriginPattern,
+    ParamLocation, ParamRef, ParameterMapping, PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod,
+    Reason, RequestValidation, Resource, ResourcePolicy, ResponseType, ResponseValue, RestApiDef, Segment,
+    ServiceRef, StageDef, StageName, StageSource, Template, Throttle, UriTemplate, UsagePlanDef, ValueSource,
+    compile_models, is_media_range, is_model_name, is_stage_variable_name,
 };
 
 /// The default integration timeout, as in AWS.
@@ -49,6 +50,8 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
         request_validators,
         binary_media_types,
         minimum_compression_size,
+        gateway_responses,
+        cors,
     } = spec;
     let root = FieldPath::spec();
     let mut errors = Errors::default();
@@ -144,6 +147,11 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
     }
     check_siblings(&out, &resources_path, &mut errors);
     out.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
+    let gateway_responses =
+        gateway_responses_def(gateway_responses, &root.field("gatewayResponses"), &mut errors);
+    let cors = cors
+        .as_ref()
+        .map(|c| cors_def(c, &root.field("cors"), &mut errors));
     errors.finish(RestApiDef {
         endpoint_type,
         api_key_source,
@@ -151,6 +159,8 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
         resources: out,
         binary_media_types,
         minimum_compression_size,
+        gateway_responses,
+        cors,
     })
 }
 
@@ -302,6 +312,195 @@ fn method_validation(
             default,
         }),
     })
+}
+
+// === gateway responses and CORS ===
+
+fn gateway_responses_def(
+    specs: &BTreeMap<String, ra::GatewayResponseSpec>,
+    field: &FieldPath,
+    errors: &mut Errors,
+) -> GatewayResponses {
+    let mut out = Vec::with_capacity(specs.len());
+    for (name, spec) in specs {
+        let field = field.key(name);
+        let Some(t) = ResponseType::parse(name) else {
+            let names: Vec<&str> = ResponseType::ALL.iter().map(|t| t.as_str()).collect();
+            errors.push(
+                &field,
+                Reason::InvalidGatewayResponse,
+                format!("unknown response type {name:?}; one of {}", names.join(", ")),
+            );
+            continue;
+        };
+        let ra::GatewayResponseSpec {
+            status_code,
+            response_parameters,
+            response_templates,
+        } = spec;
+        let status = status_code.as_deref().and_then(|code| match code.parse::<u16>() {
+            Ok(s) if (100..=599).contains(&s) => Some(s),
+            _ => {
+                errors.push(
+                    &field.field("statusCode"),
+                    Reason::InvalidGatewayResponse,
+                    format!("{code:?} is not an HTTP status code"),
+                );
+                None
+            }
+        });
+        let mut headers = Vec::new();
+        for (target, source) in response_parameters {
+            let pfield = field.field("responseParameters").key(target);
+            let Some(header) = target
+                .strip_prefix("gatewayresponse.header.")
+                .filter(|n| is_header_name(n))
+            else {
+                errors.push(
+                    &pfield,
+                    Reason::InvalidGatewayResponse,
+                    "keys are gatewayresponse.header.NAME",
+                );
+                continue;
+            };
+            match response_value(source) {
+                Ok(v) => headers.push((header.to_ascii_lowercase(), v)),
+                Err(e) => errors.push(&pfield, Reason::InvalidGatewayResponse, e),
+            }
+        }
+        let mut templates = Vec::new();
+        for (content_type, raw) in response_templates {
+            let tfield = field.field("responseTemplates").key(content_type);
+            if !content_type.contains('/') || http::HeaderValue::from_str(content_type).is_err() {
+                errors.push(
+                    &tfield,
+                    Reason::InvalidGatewayResponse,
+                    format!("{content_type:?} is not a content type like application/json"),
+                );
+                continue;
+            }
+            match Template::parse(raw) {
+                Ok(t) => templates.push((content_type.clone(), t)),
+                Err(e) => errors.push(&tfield, Reason::InvalidGatewayResponse, e),
+            }
+        }
+        out.push((
+            t,
+            GatewayResponseDef {
+                status,
+                headers,
+                templates,
+            },
+        ));
+    }
+    GatewayResponses::new(out)
+}
+
+/// A gateway response header value: `'static'`, `method.request.*`, `context.*` or
+/// `stageVariables.*`.
+fn response_value(s: &str) -> Result<ResponseValue, String> {
+    if let Some(v) = static_value(s) {
+        return Ok(ResponseValue::Static(v.to_string()));
+    }
+    if let Some(name) = s.strip_prefix("context.") {
+        return ContextVar::parse(name)
+            .map(ResponseValue::Context)
+            .ok_or_else(|| {
+                format!(
+                    "unknown variable context.{name}; one of context.{{{}}}",
+                    ContextVar::names()
+                )
+            });
+    }
+    if s.starts_with("method.request.") {
+        return param_ref(s, "method.request.").map(ResponseValue::Request);
+    }
+    match value_source(s) {
+        Ok(ValueSource::StageVariable(n)) => Ok(ResponseValue::StageVariable(n)),
+        _ => Err(format!(
+            "{s:?}: values are a 'quoted' static value, method.request.{{path|querystring|header}}.NAME, context.NAME or stageVariables.NAME"
+        )),
+    }
+}
+
+fn cors_def(spec: &ra::CorsSpec, field: &FieldPath, errors: &mut Errors) -> Cors {
+    let ra::CorsSpec {
+        allow_origins,
+        allow_methods,
+        allow_headers,
+        expose_headers,
+        max_age,
+        allow_credentials,
+    } = spec;
+    let allow_credentials = allow_credentials.unwrap_or(false);
+    let ofield = field.field("allowOrigins");
+    if allow_origins.is_empty() {
+        errors.push(
+            &ofield,
+            Reason::InvalidCors,
+            "name at least one origin (or \"*\")",
+        );
+    }
+    let mut origins = Vec::new();
+    for (i, raw) in allow_origins.iter().enumerate() {
+        match OriginPattern::parse(raw) {
+            Ok(OriginPattern::Any) if allow_credentials => errors.push(
+                &ofield.index(i),
+                Reason::InvalidCors,
+                "\"*\" cannot be combined with allowCredentials: browsers refuse it; list the origins",
+            ),
+            Ok(p) => origins.push(p),
+            Err(e) => errors.push(&ofield.index(i), Reason::InvalidCors, e),
+        }
+    }
+    let mut methods = Vec::new();
+    for (i, m) in allow_methods.iter().enumerate() {
+        if m == "*" || MethodKey::parse(m).is_some_and(|k| k != MethodKey::Any) {
+            methods.push(m.clone());
+        } else {
+            errors.push(
+                &field.field("allowMethods").index(i),
+                Reason::InvalidCors,
+                format!("unknown method {m:?}; one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or *"),
+            );
+        }
+    }
+    let headers = |list: &[String], name: &str, star: bool, errors: &mut Errors| -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, h) in list.iter().enumerate() {
+            if (star && h == "*") || (is_header_name(h) && h != "*") {
+                out.push(h.to_ascii_lowercase());
+            } else {
+                errors.push(
+                    &field.field(name).index(i),
+                    Reason::InvalidCors,
+                    format!("{h:?} is not a header name"),
+                );
+            }
+        }
+        out
+    };
+    let allow_headers = headers(allow_headers, "allowHeaders", true, errors);
+    let expose_headers = headers(expose_headers, "exposeHeaders", false, errors);
+    let max_age = max_age.and_then(|s| match u64::try_from(s) {
+        Ok(s) if s <= 86_400 => Some(Duration::from_secs(s)),
+        _ => {
+            errors.push(
+                &field.field("maxAge"),
+                Reason::InvalidCors,
+                format!("{s} is out of range: 0 to 86400 seconds"),
+            );
+            None
+        }
+    });
+    Cors {
+        allow_origins: origins,
+        allow_methods: methods,
+        allow_headers,
+        expose_headers,
+        max_age,
+        allow_credentials,
+    }
 }
 
 /// AWS allows one variable child per resource: `/pets/{id}` and `/pets/{petId}/toys` clash.

@@ -36,6 +36,8 @@ pub mod reasons {
     pub const INVALID_ENDPOINT_CONFIGURATION: &str = "InvalidEndpointConfiguration";
     pub const INVALID_REFERENCE: &str = "InvalidReference";
     pub const INVALID_MODEL: &str = "InvalidModel";
+    pub const INVALID_GATEWAY_RESPONSE: &str = "InvalidGatewayResponse";
+    pub const INVALID_CORS: &str = "InvalidCors";
     pub const ROUTE_CONFLICT: &str = "RouteConflict";
     pub const STAGE_CONFLICT: &str = "StageConflict";
 
@@ -85,6 +87,8 @@ pub mod reasons {
         INVALID_ENDPOINT_CONFIGURATION,
         INVALID_REFERENCE,
         INVALID_MODEL,
+        INVALID_GATEWAY_RESPONSE,
+        INVALID_CORS,
         ROUTE_CONFLICT,
         STAGE_CONFLICT,
         REST_API_NOT_FOUND,

@@ -78,6 +78,14 @@ pub struct RequestCtx<'a> {
     /// The endpoint of a private integration; held until the response body ends so the
     /// outstanding count is true.
     pub endpoint: Option<EndpointGuard>,
+    /// The request's `Origin`, noted only for APIs with `spec.cors`.
+    pub origin: Option<HeaderValue>,
+    /// Whether the answer is the gateway's own CORS preflight answer (which carries its own
+    /// CORS headers).
+    pub cors_preflight: bool,
+    /// The request headers, kept past the integration (which takes them) only when a
+    /// gateway response of the API reads `method.request.*`.
+    pub kept_headers: Option<Box<http::HeaderMap>>,
 }
 
 // === impl RequestCtx ===
@@ -105,6 +113,9 @@ impl<'a> RequestCtx<'a> {
             integration_latency: None,
             integration_error: None,
             endpoint: None,
+            origin: None,
+            cors_preflight: false,
+            kept_headers: None,
         }
     }
 

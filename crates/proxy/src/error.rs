@@ -6,7 +6,8 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::body::ProxyBody;
+use crate::{body::ProxyBody, ctx::RequestCtx};
+use turnpike_core::model::{ContextVar, GatewayResponseDef, ParamLocation, ResponseType, ResponseValue};
 use turnpike_core::routing::Miss;
 
 /// Who is at fault for a rejected request (pingora's error source): it decides which side a
@@ -152,7 +153,7 @@ pub struct GatewayResponse {
     pub body: Bytes,
     pub error_type: Option<&'static str>,
     /// `$context.error.responseType`.
-    pub response_type: &'static str,
+    pub response_type: ResponseType,
     /// `$context.error.message`.
     pub message: &'static str,
 }
@@ -169,9 +170,51 @@ impl Reject {
         }
     }
 
+    /// The AWS gateway response type of this rejection: which `spec.gatewayResponses` entry
+    /// customizes its answer (else DEFAULT_4XX/DEFAULT_5XX by its status). One arm per
+    /// variant, so a new rejection has to say what it is.
+    pub fn response_type(&self) -> ResponseType {
+        match self {
+            Reject::NoRoute(_) => ResponseType::MissingAuthenticationToken,
+            Reject::PrivateApi => ResponseType::AccessDenied,
+            Reject::PolicyDenied { .. } => ResponseType::AccessDenied,
+            Reject::InvalidApiKey(_) => ResponseType::InvalidApiKey,
+            Reject::Throttled(_) => ResponseType::Throttled,
+            Reject::QuotaExceeded => ResponseType::QuotaExceeded,
+            Reject::LimitsUnavailable => ResponseType::Default5xx,
+            Reject::MissingParameters { .. } => ResponseType::BadRequestParameters,
+            Reject::BadRequest(_) => ResponseType::BadRequestParameters,
+            Reject::InvalidBody { .. } => ResponseType::BadRequestBody,
+            Reject::UnsupportedMediaType => ResponseType::UnsupportedMediaType,
+            Reject::BodyTooLarge => ResponseType::RequestTooLarge,
+            Reject::UriTooLong => ResponseType::RequestTooLarge,
+            Reject::HeadersTooLarge => ResponseType::RequestTooLarge,
+            Reject::Timeout => ResponseType::IntegrationTimeout,
+            Reject::Upstream(_) => ResponseType::IntegrationFailure,
+            Reject::NoEndpoint => ResponseType::IntegrationFailure,
+            Reject::Internal(_) => ResponseType::Default5xx,
+        }
+    }
+
+    /// `$context.error.message` as a customized answer shows it: the built-in message, with
+    /// the details the built-in body carries (the missing parameters, the denied ARN).
+    fn error_message(&self, gw: &GatewayResponse) -> Cow<'static, str> {
+        match self {
+            Reject::MissingParameters { names } => {
+                format!("Missing required request parameters: [{names}]").into()
+            }
+            Reject::PolicyDenied { .. } => serde_json::from_slice::<serde_json::Value>(&gw.body)
+                .ok()
+                .and_then(|v| v.get("Message").and_then(|m| m.as_str()).map(str::to_owned))
+                .map_or(Cow::Borrowed(gw.message), Cow::Owned),
+            _ => Cow::Borrowed(gw.message),
+        }
+    }
+
     /// The AWS gateway response for this rejection.
     pub fn gateway_response(&self) -> GatewayResponse {
-        let fixed = |status, body: &'static str, error_type, response_type, message| GatewayResponse {
+        let response_type = self.response_type();
+        let fixed = |status, body: &'static str, error_type, message| GatewayResponse {
             status,
             body: Bytes::from_static(body.as_bytes()),
             error_type,
@@ -183,14 +226,12 @@ impl Reject {
                 StatusCode::FORBIDDEN,
                 r#"{"message":"Missing Authentication Token"}"#,
                 Some("MissingAuthenticationTokenException"),
-                "MISSING_AUTHENTICATION_TOKEN",
                 "Missing Authentication Token",
             ),
             Reject::PrivateApi => fixed(
                 StatusCode::FORBIDDEN,
                 r#"{"message":"Forbidden"}"#,
                 Some("ForbiddenException"),
-                "ACCESS_DENIED",
                 "Forbidden",
             ),
             Reject::PolicyDenied { arn, explicit } => {
@@ -207,7 +248,7 @@ impl Reject {
                     status: StatusCode::FORBIDDEN,
                     body: Bytes::from(body),
                     error_type: Some("AccessDeniedException"),
-                    response_type: "ACCESS_DENIED",
+                    response_type,
                     message: "User: anonymous is not authorized to perform: execute-api:Invoke",
                 }
             }
@@ -215,28 +256,24 @@ impl Reject {
                 StatusCode::FORBIDDEN,
                 r#"{"message":"Forbidden"}"#,
                 Some("ForbiddenException"),
-                "INVALID_API_KEY",
                 "Forbidden",
             ),
             Reject::Throttled(_) => fixed(
                 StatusCode::TOO_MANY_REQUESTS,
                 r#"{"message":"Too Many Requests"}"#,
                 Some("TooManyRequestsException"),
-                "THROTTLED",
                 "Too Many Requests",
             ),
             Reject::QuotaExceeded => fixed(
                 StatusCode::TOO_MANY_REQUESTS,
                 r#"{"message":"Limit Exceeded"}"#,
                 Some("LimitExceededException"),
-                "QUOTA_EXCEEDED",
                 "Limit Exceeded",
             ),
             Reject::LimitsUnavailable => fixed(
                 StatusCode::SERVICE_UNAVAILABLE,
                 r#"{"message": "Service Unavailable"}"#,
                 None,
-                "DEFAULT_5XX",
                 "Service Unavailable",
             ),
             Reject::MissingParameters { names } => GatewayResponse {
@@ -248,77 +285,67 @@ impl Reject {
                         .replacen("\":\"", "\": \"", 1),
                 ),
                 error_type: Some("BadRequestException"),
-                response_type: "BAD_REQUEST_PARAMETERS",
+                response_type,
                 message: "Missing required request parameters",
             },
             Reject::InvalidBody { .. } => fixed(
                 StatusCode::BAD_REQUEST,
                 r#"{"message": "Invalid request body"}"#,
                 Some("BadRequestException"),
-                "BAD_REQUEST_BODY",
                 "Invalid request body",
             ),
             Reject::UnsupportedMediaType => fixed(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 r#"{"message": "Unsupported Media Type"}"#,
                 Some("UnsupportedMediaTypeException"),
-                "UNSUPPORTED_MEDIA_TYPE",
                 "Unsupported Media Type",
             ),
             Reject::BadRequest(_) => fixed(
                 StatusCode::BAD_REQUEST,
                 r#"{"message": "Bad Request"}"#,
                 Some("BadRequestException"),
-                "BAD_REQUEST_PARAMETERS",
                 "Bad Request",
             ),
             Reject::BodyTooLarge => fixed(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 r#"{"message":"Request Too Long"}"#,
                 None,
-                "REQUEST_TOO_LARGE",
                 "Request Too Long",
             ),
             Reject::UriTooLong => fixed(
                 StatusCode::URI_TOO_LONG,
                 r#"{"message":"Request-URI Too Long"}"#,
                 None,
-                "REQUEST_TOO_LARGE",
                 "Request-URI Too Long",
             ),
             Reject::HeadersTooLarge => fixed(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 r#"{"message":"Request Header Fields Too Large"}"#,
                 None,
-                "REQUEST_TOO_LARGE",
                 "Request Header Fields Too Large",
             ),
             Reject::Timeout => fixed(
                 StatusCode::GATEWAY_TIMEOUT,
                 r#"{"message": "Endpoint request timed out"}"#,
                 None,
-                "INTEGRATION_TIMEOUT",
                 "Endpoint request timed out",
             ),
             Reject::Upstream(_) => fixed(
                 StatusCode::BAD_GATEWAY,
                 r#"{"message": "Internal server error"}"#,
                 None,
-                "INTEGRATION_FAILURE",
                 "Internal server error",
             ),
             Reject::NoEndpoint => fixed(
                 StatusCode::SERVICE_UNAVAILABLE,
                 r#"{"message": "Service Unavailable"}"#,
                 None,
-                "INTEGRATION_FAILURE",
                 "Service Unavailable",
             ),
             Reject::Internal(_) => fixed(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 r#"{"message": "Internal server error"}"#,
                 None,
-                "DEFAULT_5XX",
                 "Internal server error",
             ),
         }
@@ -341,5 +368,161 @@ impl GatewayResponse {
             h.insert(ERROR_TYPE, HeaderValue::from_static(t));
         }
         resp
+    }
+}
+
+// === customized answers ===
+
+/// What the answer to a request may read of the request itself, besides the [`RequestCtx`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestView<'r> {
+    /// The request headers (kept until the answer when a customization reads them).
+    pub headers: Option<&'r http::HeaderMap>,
+    pub query: Option<&'r str>,
+    pub method: Option<&'r str>,
+    /// The request path as received (`$context.path`).
+    pub path: Option<&'r str>,
+    pub protocol: &'static str,
+    pub user_agent: Option<&'r str>,
+}
+
+/// The answer to a rejected request: the API's customization of its response type (else of
+/// DEFAULT_4XX/DEFAULT_5XX), else the built-in AWS answer. Returns the answer and the
+/// `$context.error` values for the access log.
+pub fn answer(
+    reject: &Reject,
+    ctx: &RequestCtx<'_>,
+    request: &RequestView<'_>,
+) -> (Response<ProxyBody>, &'static str, ResponseType) {
+    let gw = reject.gateway_response();
+    let (message, response_type) = (gw.message, gw.response_type);
+    let custom = ctx
+        .api
+        .and_then(|a| a.gateway_responses.find(response_type, gw.status.as_u16()));
+    let resp = match custom {
+        None => gw.into_response(),
+        Some(def) => customize(reject, gw, def, ctx, request),
+    };
+    (resp, message, response_type)
+}
+
+fn customize(
+    reject: &Reject,
+    gw: GatewayResponse,
+    def: &GatewayResponseDef,
+    ctx: &RequestCtx<'_>,
+    request: &RequestView<'_>,
+) -> Response<ProxyBody> {
+    let message = reject.error_message(&gw);
+    let response_type = gw.response_type;
+    let status = def
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(gw.status);
+    let accept = request
+        .headers
+        .and_then(|h| h.get(header::ACCEPT))
+        .and_then(|v| v.to_str().ok());
+    let context = |var: ContextVar, out: &mut String| {
+        write_context(var, &message, response_type, ctx, request, out);
+    };
+    let (content_type, body) = match def.template(accept) {
+        Some((content_type, template)) => {
+            let mut out = String::with_capacity(64);
+            template.render(&mut out, context, |n| ctx.stage_variable(n));
+            (
+                HeaderValue::from_str(content_type)
+                    .unwrap_or_else(|_| HeaderValue::from_static("application/json")),
+                Bytes::from(out),
+            )
+        }
+        None => (HeaderValue::from_static("application/json"), gw.body),
+    };
+    let mut resp = Response::new(ProxyBody::full(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, content_type);
+    if let Some(t) = gw.error_type {
+        h.insert(ERROR_TYPE, HeaderValue::from_static(t));
+    }
+    for (name, source) in &def.headers {
+        let value = match source {
+            ResponseValue::Static(v) => HeaderValue::from_str(v).ok(),
+            ResponseValue::StageVariable(n) => {
+                ctx.stage_variable(n).and_then(|v| HeaderValue::from_str(v).ok())
+            }
+            ResponseValue::Context(var) => {
+                let mut out = String::new();
+                write_context(*var, &message, response_type, ctx, request, &mut out);
+                HeaderValue::from_str(&out).ok()
+            }
+            ResponseValue::Request(p) => match p.location {
+                ParamLocation::Header => request.headers.and_then(|h| h.get(p.name.as_str())).cloned(),
+                ParamLocation::Querystring => crate::phase::params::query_value(request.query, &p.name)
+                    .and_then(|v| HeaderValue::from_str(v).ok()),
+                ParamLocation::Path => ctx.param(&p.name).and_then(|v| HeaderValue::from_str(v).ok()),
+            },
+        };
+        // A value that is absent (or cannot be a header) leaves the header out, as in AWS.
+        if let (Ok(name), Some(value)) = (http::HeaderName::from_bytes(name.as_bytes()), value) {
+            h.insert(name, value);
+        }
+    }
+    resp
+}
+
+/// Writes the value of a `$context` variable of a customized answer.
+fn write_context(
+    var: ContextVar,
+    message: &str,
+    response_type: ResponseType,
+    ctx: &RequestCtx<'_>,
+    request: &RequestView<'_>,
+    out: &mut String,
+) {
+    use std::fmt::Write as _;
+    match var {
+        ContextVar::ErrorMessage => out.push_str(message),
+        ContextVar::ErrorMessageString => match serde_json::to_string(message) {
+            Ok(q) => out.push_str(&q),
+            Err(_) => out.push_str("\"\""),
+        },
+        ContextVar::ErrorResponseType => out.push_str(response_type.as_str()),
+        ContextVar::RequestId => out.push_str(&ctx.ids.request_id_str()),
+        ContextVar::ExtendedRequestId => out.push_str(&ctx.ids.extended_str()),
+        ContextVar::ApiId => out.push_str(ctx.api.map_or("", |a| a.id.as_str())),
+        ContextVar::Stage => out.push_str(ctx.stage.map_or("", |s| s.name.as_str())),
+        ContextVar::ResourcePath => out.push_str(ctx.resource.map_or("", |r| r.path.as_str())),
+        ContextVar::ResourceId => out.push_str(ctx.resource.map_or("", |r| r.id.as_str())),
+        ContextVar::HttpMethod => out.push_str(request.method.unwrap_or_default()),
+        ContextVar::Path => out.push_str(request.path.unwrap_or_default()),
+        ContextVar::Protocol => out.push_str(request.protocol),
+        ContextVar::DomainName => {
+            out.push_str(ctx.host.and_then(|h| h.to_str().ok()).unwrap_or_default());
+        }
+        ContextVar::RequestTime => {
+            if let Some(t) = std::time::SystemTime::now().checked_sub(ctx.start.elapsed()) {
+                turnpike_telemetry::access_log::clf_time(out, t);
+            }
+        }
+        ContextVar::RequestTimeEpoch => {
+            if let Some(t) = std::time::SystemTime::now().checked_sub(ctx.start.elapsed()) {
+                let ms = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis();
+                let _ = write!(out, "{ms}");
+            }
+        }
+        ContextVar::SourceIp => {
+            let _ = write!(out, "{}", ctx.conn.peer.ip());
+        }
+        ContextVar::UserAgent => out.push_str(request.user_agent.unwrap_or_default()),
+        ContextVar::ApiKeyId => {
+            if let Some(k) = ctx.key {
+                let _ = write!(out, "{}", k.id);
+            }
+        }
+        ContextVar::DeploymentId => out.push_str(ctx.variant.map_or("", |v| v.deployment_id.as_str())),
     }
 }

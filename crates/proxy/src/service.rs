@@ -1,8 +1,9 @@
 //! The request path: the ONE place the phase order lives.
 //!
 //! ```text
-//! limits → method → authority → normalize → route::locate → policy → canary → route::resolve
-//!   → keys → params → throttle → validate → integrate → compress
+//! limits → method → authority → normalize → route::locate → cors::origin → policy
+//!   → cors::preflight → canary → route::resolve → keys → params → throttle → validate
+//!   → integrate → compress
 //! ```
 //!
 //! Then, for every answer (the backend's or the gateway's own): `x-amzn-RequestId`,
@@ -27,7 +28,7 @@ use crate::{
     Shared,
     body::{BoxError, ProxyBody, RequestBody},
     ctx::{ConnInfo, RequestCtx},
-    error::Reject,
+    error::{Reject, RequestView},
     ids::{self, RequestIds},
     phase::{self, Flow},
     upstream::EndpointGuard,
@@ -63,7 +64,12 @@ pub async fn serve(
     let host = phase::authority::decide(&parts);
     let mut ctx = RequestCtx::new(shared, conn, &table, ids);
     ctx.host = host.as_ref().ok().and_then(Option::as_ref);
-    let result = match phases(&mut ctx, &path, &host, &parts) {
+    let flow = phases(&mut ctx, &path, &host, &parts);
+    if matches!(flow, Ok(Flow::Continue)) && keep_headers(&ctx) {
+        // The integration takes the headers; a customized answer reads them.
+        ctx.kept_headers = Some(Box::new(parts.headers.clone()));
+    }
+    let result = match flow {
         // Throttles and quotas, after the phases that find the key: decided at once, or (with
         // Redis, when this replica's slice has run out) after one round trip.
         Ok(Flow::Continue) => match phase::throttle::admit(&ctx) {
@@ -83,7 +89,12 @@ pub async fn serve(
         }
         (result, _) => result,
     };
-    finish(ctx, summary, result)
+    finish(ctx, summary, result, Some(&parts.headers))
+}
+
+/// Whether a gateway response of the request's API reads `method.request.*`.
+fn keep_headers(ctx: &RequestCtx<'_>) -> bool {
+    ctx.api.is_some_and(|a| a.gateway_responses.reads_request())
 }
 
 /// The integration, after the body validation its method asks for. Not an `async fn`: a
@@ -114,7 +125,7 @@ pub fn reject(shared: &Shared, conn: &ConnInfo, reject: Reject) -> Response<Resp
         uri: None,
         user_agent: None,
     };
-    finish(ctx, summary, Err(reject))
+    finish(ctx, summary, Err(reject), None)
 }
 
 /// The phases before the integration, in order. [`serve`] runs the integration right after:
@@ -138,7 +149,11 @@ fn phases<'a>(
     if let Flow::Respond(resp) = phase::route::locate(ctx, host, path)? {
         return Ok(Flow::Respond(resp));
     }
+    phase::cors::origin(ctx, parts);
     phase::policy::check(ctx, &parts.method)?;
+    if let Flow::Respond(resp) = phase::cors::preflight(ctx, parts) {
+        return Ok(Flow::Respond(resp));
+    }
     phase::canary::pick(ctx, &parts.headers)?;
     phase::route::resolve(ctx, &parts.method)?;
     phase::keys::authenticate(ctx, &parts.headers)?;
@@ -174,6 +189,7 @@ fn finish(
     mut ctx: RequestCtx<'_>,
     summary: Summary<'_>,
     result: Result<Response<ProxyBody>, Reject>,
+    headers: Option<&http::HeaderMap>,
 ) -> Response<ResponseBody> {
     let shared = ctx.shared;
     let mut error = None;
@@ -184,7 +200,18 @@ fn finish(
             if let Reject::InvalidBody { error } = &reject {
                 validation_error = Some(error.clone());
             }
-            let gw = reject.gateway_response();
+            let headers = ctx.kept_headers.as_deref().or(headers);
+            let request = RequestView {
+                headers,
+                query: summary.uri.and_then(http::Uri::query),
+                method: summary.method.as_ref().map(http::Method::as_str),
+                path: summary.uri.map(http::Uri::path),
+                protocol: protocol(summary.version),
+                user_agent: headers
+                    .and_then(|h| h.get(header::USER_AGENT))
+                    .and_then(|v| v.to_str().ok()),
+            };
+            let (resp, message, response_type) = crate::error::answer(&reject, &ctx, &request);
             match reject.source() {
                 crate::error::Source::Internal => {
                     tracing::warn!(request_id = ?ctx.ids, error = %reject, "internal error");
@@ -193,12 +220,13 @@ fn finish(
                     tracing::debug!(request_id = ?ctx.ids, ?source, error = %reject, "rejected");
                 }
             }
-            error = Some((gw.message, gw.response_type));
-            gw.into_response()
+            error = Some((message, response_type.as_str()));
+            resp
         }
     };
     let status = resp.status().as_u16();
     let headers = resp.headers_mut();
+    phase::cors::decorate(&ctx, headers);
     if ctx.api.is_some_and(|a| a.endpoint_type == EndpointType::Edge) {
         // What CloudFront adds in front of an edge-optimized API, with the gateway instance
         // in place of the edge location; HTTP/1.1 header names are capitalised.

@@ -236,7 +236,7 @@ fn json_string(out: &mut String, s: &str) {
 }
 
 /// `21/Nov/2026:06:23:09 +0000`, as the CLF `requestTime`.
-fn clf_time(out: &mut String, t: SystemTime) {
+pub fn clf_time(out: &mut String, t: SystemTime) {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];

@@ -110,3 +110,98 @@ throttle: {rateLimit: 5}
         ["spec.throttle.burstLimit: must be > 0 when rateLimit is set, or no request is ever admitted"]
     );
 }
+
+#[test]
+fn every_gateway_response_type_is_accepted_and_unknown_ones_are_named() {
+    let mut yaml = String::from("gatewayResponses:\n");
+    for t in ResponseType::ALL {
+        yaml.push_str(&format!("  {t}: {{statusCode: \"418\"}}\n"));
+    }
+    let def = rest_api("default", &rest_api_spec(&yaml)).expect("valid");
+    assert_eq!(def.gateway_responses.iter().count(), ResponseType::ALL.len());
+
+    let spec = rest_api_spec(
+        r#"
+gatewayResponses:
+  THROTLED: {statusCode: "429"}
+  DEFAULT_4XX:
+    statusCode: "99"
+    responseParameters:
+      gatewayresponse.header.x-a: "'fine'"
+      method.response.header.x-b: "'wrong key'"
+      gatewayresponse.header.x-c: context.nope
+      gatewayresponse.header.x-d: integration.response.header.x
+    responseTemplates:
+      application/json: '{"m":$context.error.mesage}'
+"#,
+    );
+    let errs = errors(rest_api("default", &spec));
+    let fields: Vec<&str> = errs
+        .iter()
+        .map(|(r, m)| {
+            assert_eq!(*r, Reason::InvalidGatewayResponse, "{m}");
+            m.split(": ").next().unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            r#"spec.gatewayResponses["DEFAULT_4XX"].statusCode"#,
+            r#"spec.gatewayResponses["DEFAULT_4XX"].responseParameters["gatewayresponse.header.x-c"]"#,
+            r#"spec.gatewayResponses["DEFAULT_4XX"].responseParameters["gatewayresponse.header.x-d"]"#,
+            r#"spec.gatewayResponses["DEFAULT_4XX"].responseParameters["method.response.header.x-b"]"#,
+            r#"spec.gatewayResponses["DEFAULT_4XX"].responseTemplates["application/json"]"#,
+            r#"spec.gatewayResponses["THROTLED"]"#,
+        ],
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn cors_origins_methods_headers_and_credentials_are_validated_with_field_paths() {
+    let ok = rest_api_spec(
+        r#"
+cors:
+  allowOrigins: ["https://app.example.com", "https://*.example.org", "http://127.0.0.1:3000"]
+  allowMethods: [GET, "*"]
+  allowHeaders: ["*", X-Custom]
+  exposeHeaders: [x-amzn-requestid]
+  maxAge: 600
+  allowCredentials: true
+"#,
+    );
+    let cors = rest_api("default", &ok).expect("valid").cors.expect("cors");
+    assert_eq!(cors.allow_headers, ["*", "x-custom"]);
+    assert_eq!(cors.max_age, Some(Duration::from_secs(600)));
+
+    let bad = rest_api_spec(
+        r#"
+cors:
+  allowOrigins: ["https://app.example.com", "https://app.example.com/path", "*"]
+  allowMethods: [GET, ANY]
+  exposeHeaders: ["*"]
+  maxAge: 90000
+  allowCredentials: true
+"#,
+    );
+    let errs = errors(rest_api("default", &bad));
+    let got: Vec<(Reason, &str)> = errs
+        .iter()
+        .map(|(r, m)| (*r, m.split(": ").next().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Reason::InvalidCors, "spec.cors.allowOrigins[1]"),
+            (Reason::InvalidCors, "spec.cors.allowOrigins[2]"),
+            (Reason::InvalidCors, "spec.cors.allowMethods[1]"),
+            (Reason::InvalidCors, "spec.cors.exposeHeaders[0]"),
+            (Reason::InvalidCors, "spec.cors.maxAge"),
+        ],
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].1.contains("cannot be combined with allowCredentials"),
+        "{errs:?}"
+    );
+}

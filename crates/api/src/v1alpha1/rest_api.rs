@@ -76,6 +76,30 @@ pub struct RestApiSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10485760))]
     pub minimum_compression_size: Option<i64>,
+
+    /// Customized gateway responses: the answers the gateway gives itself, keyed by AWS
+    /// response type (DEFAULT_4XX, DEFAULT_5XX, MISSING_AUTHENTICATION_TOKEN, INVALID_API_KEY,
+    /// THROTTLED, QUOTA_EXCEEDED, ACCESS_DENIED, BAD_REQUEST_PARAMETERS, BAD_REQUEST_BODY,
+    /// INTEGRATION_FAILURE, INTEGRATION_TIMEOUT, REQUEST_TOO_LARGE, RESOURCE_NOT_FOUND,
+    /// API_CONFIGURATION_ERROR, UNSUPPORTED_MEDIA_TYPE; UNAUTHORIZED, AUTHORIZER_FAILURE,
+    /// AUTHORIZER_CONFIGURATION_ERROR, EXPIRED_TOKEN, INVALID_SIGNATURE and WAF_FILTERED are
+    /// accepted and take effect when those features exist). An answer uses its own type's
+    /// customization, else DEFAULT_4XX or DEFAULT_5XX, else the built-in AWS answer. Answers
+    /// given before the API is known (unknown API or stage, malformed requests, size limits
+    /// checked on the head) are always the built-in ones. Applied from the live RestApi, like
+    /// the endpoint type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gateway_responses: BTreeMap<String, GatewayResponseSpec>,
+
+    /// Declarative CORS, as AWS HTTP APIs have it: the gateway answers preflights (OPTIONS with
+    /// `Origin` and `Access-Control-Request-Method`) itself, without calling any integration,
+    /// and adds `Access-Control-Allow-Origin`, `Access-Control-Expose-Headers` and
+    /// `Vary: Origin` to every answer of the API, its own 4XX/5XX included. Without it, CORS is
+    /// done the REST API way: an OPTIONS method with a MOCK integration whose integration
+    /// response sets `method.response.header.Access-Control-Allow-*`. Applied from the live
+    /// RestApi, like the endpoint type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsSpec>,
 }
 
 /// A model: the schema of a payload.
@@ -114,6 +138,56 @@ pub enum ContentHandling {
     ConvertToBinary,
     /// A binary payload is base64-encoded into text; a text one passes unchanged.
     ConvertToText,
+}
+
+/// A customized gateway response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayResponseSpec {
+    /// The status code of the answer, e.g. `"404"`; defaults to the type's own status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[1-5]\d\d$"))]
+    pub status_code: Option<String>,
+    /// Response headers, keyed `gatewayresponse.header.NAME`, with values a static
+    /// `'quoted value'`, `method.request.{path|querystring|header}.NAME`, `context.NAME`
+    /// (e.g. `context.requestId`) or `stageVariables.NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_parameters: BTreeMap<String, String>,
+    /// Bodies keyed by content type. A template may use `$context.error.message`,
+    /// `$context.error.messageString` (the message as a quoted JSON string),
+    /// `$context.error.responseType`, `$context.requestId` and the other `$context` values of
+    /// the access log, and `$stageVariables.NAME`. Without templates the built-in body stays,
+    /// `{"message":$context.error.messageString}` in most cases.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_templates: BTreeMap<String, String>,
+}
+
+/// Declarative CORS settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CorsSpec {
+    /// Allowed origins: exact (`https://app.example.com`, `http://127.0.0.1:3000`), wildcard
+    /// subdomains (`https://*.example.com`: any subdomain, not the domain itself) or `*` (any
+    /// origin; not with allowCredentials).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_origins: Vec<String>,
+    /// Methods a preflight may ask for (GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS), or `*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    /// Request headers a preflight may ask for, or `*` (echoes what the browser asks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    /// Response headers the browser lets the page read (`Access-Control-Expose-Headers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer, in seconds (`Access-Control-Max-Age`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub max_age: Option<i64>,
+    /// Whether the browser may send cookies and credentials (`Access-Control-Allow-Credentials:
+    /// true`); then the origin is echoed, and `*` is refused in allowOrigins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_credentials: Option<bool>,
 }
 
 /// The endpoint configuration of an API.

@@ -299,7 +299,7 @@ fn deployments<'w>(
                         def: snapshot,
                     } => {
                         fields.digest = Some(digest.clone());
-                        match (snapshot, api) {
+                        match (snapshot.as_ref(), api) {
                             (Err(errors), _) => {
                                 let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
                                 c.not_ready(
@@ -825,6 +825,8 @@ fn assemble(
             endpoint_type: settings.endpoint_type,
             api_key_source: settings.api_key_source,
             policy: settings.policy.clone(),
+            gateway_responses: settings.gateway_responses.clone(),
+            cors: settings.cors.clone(),
             stages: stage_map,
             binary_media_types: settings.binary_media_types.clone(),
             minimum_compression_size: settings.minimum_compression_size,

@@ -43,7 +43,8 @@ pub enum Snapshot {
     /// with looser rules still reports what is wrong with it.
     Recorded {
         digest: String,
-        def: Result<RestApiDef, Vec<Invalid>>,
+        /// Boxed: a definition is far larger than the other variants.
+        def: Box<Result<RestApiDef, Vec<Invalid>>>,
     },
     /// The snapshot object exists but cannot be read (wrong digest, malformed content).
     Corrupt { message: String },

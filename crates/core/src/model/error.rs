@@ -22,6 +22,8 @@ pub enum Reason {
     InvalidReference,
     /// A model's schema is not a valid JSON Schema (draft 4), or references what is not there.
     InvalidModel,
+    InvalidGatewayResponse,
+    InvalidCors,
     /// Two resources of one API that are each well-formed but cannot both be routed.
     RouteConflict,
 }
@@ -44,6 +46,8 @@ impl Reason {
             Reason::InvalidEndpointConfiguration => reasons::INVALID_ENDPOINT_CONFIGURATION,
             Reason::InvalidReference => reasons::INVALID_REFERENCE,
             Reason::InvalidModel => reasons::INVALID_MODEL,
+            Reason::InvalidGatewayResponse => reasons::INVALID_GATEWAY_RESPONSE,
+            Reason::InvalidCors => reasons::INVALID_CORS,
             Reason::RouteConflict => reasons::ROUTE_CONFLICT,
         }
     }

@@ -8,16 +8,20 @@
 //! Errors are [`Invalid`]: a field path (`spec.resources["/pets/{id}"].GET.integration.uri`), a
 //! [`Reason`] from a closed set, and a message a user can act on.
 
+mod cors;
 mod deployment;
 mod error;
+mod gateway_response;
 mod ids;
 mod rest_api;
 mod stage;
 mod usage;
 mod validation;
 
+pub use cors::*;
 pub use deployment::*;
 pub use error::{Errors, FieldPath, Invalid, Reason};
+pub use gateway_response::*;
 pub use ids::{ApiId, DeploymentId, KeyId, ObjectKey, short_id};
 pub use rest_api::*;
 pub use stage::*;

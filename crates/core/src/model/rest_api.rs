@@ -39,6 +39,10 @@ pub struct RestApiDef {
     /// Responses of at least this many bytes are compressed when the client accepts it;
     /// `None`: never.
     pub minimum_compression_size: Option<u64>,
+    /// Customized gateway responses (`spec.gatewayResponses`).
+    pub gateway_responses: crate::model::GatewayResponses,
+    /// Declarative CORS (`spec.cors`).
+    pub cors: Option<crate::model::Cors>,
 }
 
 impl RestApiDef {

@@ -3,8 +3,9 @@
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use crate::model::{
-    AccessLogFormat, ApiId, ApiKeySource, BinaryMediaTypes, EndpointType, KeyDigest, KeyId, MethodDef,
-    MethodKey, MethodSelector, ObjectKey, PathTemplate, Quota, ResourcePolicy, ServiceRef, Throttle,
+    AccessLogFormat, ApiId, ApiKeySource, BinaryMediaTypes, Cors, EndpointType, GatewayResponses, KeyDigest,
+    KeyId, MethodDef, MethodKey, MethodSelector, ObjectKey, PathTemplate, Quota, ResourcePolicy, ServiceRef,
+    Throttle,
 };
 use crate::routing::trie::{Conflict, Trie};
 
@@ -176,6 +177,10 @@ pub struct ApiEntry {
     pub endpoint_type: EndpointType,
     pub api_key_source: ApiKeySource,
     pub policy: ResourcePolicy,
+    /// Customized gateway responses; empty for most APIs (then the built-in answers).
+    pub gateway_responses: GatewayResponses,
+    /// Declarative CORS: preflights answered by the gateway, CORS headers on every answer.
+    pub cors: Option<Cors>,
     pub stages: FastMap<String, Arc<StageEntry>>,
     /// Media types whose payloads are binary (`contentHandling` of HTTP integrations).
     pub binary_media_types: BinaryMediaTypes,

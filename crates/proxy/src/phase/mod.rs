@@ -4,8 +4,10 @@
 //! 2. The method: one of AWS's seven, else 403 `MissingAuthenticationTokenException`.
 //! 3. [`authority`]: the one Host of the request (400 when missing, repeated or invalid).
 //! 4. [`normalize`]: the path rule (no dot segments, no encoded separators).
-//! 5. [`route`]`::locate`: API and stage (and the reserved `/ping`, `/sping`).
-//! 6. [`policy`]: the resource policy of PRIVATE APIs on the private listener.
+//! 5. [`route`]`::locate`: API and stage (and the reserved `/ping`, `/sping`); then
+//!    [`cors`]`::origin` notes the `Origin` of APIs with `spec.cors`.
+//! 6. [`policy`]: the resource policy of PRIVATE APIs on the private listener; then
+//!    [`cors`]`::preflight` answers CORS preflights of APIs with `spec.cors`.
 //! 7. [`canary`]: primary or canary variant.
 //! 8. [`route`]`::resolve`: resource and method.
 //! 9. [`keys`]: the API key of methods that require one, and its usage plan on the stage.
@@ -25,6 +27,7 @@
 
 pub mod authority;
 pub mod canary;
+pub mod cors;
 pub mod integrate;
 pub mod keys;
 pub mod limits;

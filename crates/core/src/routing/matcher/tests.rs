@@ -72,6 +72,8 @@ fn mk_table(endpoint_type: EndpointType, routes: RouteSet) -> RoutingTable {
         endpoint_type,
         api_key_source: ApiKeySource::Header,
         policy: ResourcePolicy::default(),
+        gateway_responses: Default::default(),
+        cors: None,
         stages: [("prod".to_string(), Arc::new(stage))].into_iter().collect(),
         binary_media_types: Default::default(),
         minimum_compression_size: None,
