@@ -53,7 +53,8 @@ fn examples_compile_with_every_object_ready() {
         .filter(|s| s.condition("ResolvedRefs").is_some_and(|c| !c.status))
         .collect();
     assert!(unresolved.is_empty(), "{unresolved:#?}");
-    // petstore, hello (MOCK), shop (canary), partners (usage plan), ledger (PRIVATE).
-    assert_eq!(compiled.table.apis().count(), 5);
+    // petstore, hello (MOCK), shop (canary), partners (usage plan), ledger (PRIVATE), orders
+    // (request validation), cors-shop (CORS).
+    assert_eq!(compiled.table.apis().count(), 7);
     assert_eq!(compiled.table.keys().count(), 1);
 }
