@@ -8,15 +8,15 @@ cd "$(dirname "$0")/.."
 
 ./tests/setup.sh
 
-echo "== cargo fmt --check"
+echo "== cargo fmt --check (at ${SECONDS}s)"
 cargo fmt --all -- --check
 
-echo "== cargo clippy -D warnings"
+echo "== cargo clippy -D warnings (at ${SECONDS}s)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 # The slim binary (no embedded API server) must keep building.
 cargo clippy --locked --bin turnpike --no-default-features -- -D warnings
 
-echo "== cargo test"
+echo "== cargo test (at ${SECONDS}s)"
 cargo build --locked --bin turnpike
 # Each layer builds and passes its unit tests alone (with only its own dependencies and
 # features), then the end-to-end tests of the whole run against the binary.
@@ -26,10 +26,11 @@ done
 TURNPIKE_BIN="$PWD/target/debug/turnpike" cargo test --locked -p turnpike
 
 if [ -d tests/python ]; then
-  echo "== pytest (kubectl, the Python kubernetes client, the Helm SDK)"
+  echo "== pytest (kubectl, the Python kubernetes client, the Helm SDK) (at ${SECONDS}s)"
   TURNPIKE_BIN="$PWD/target/debug/turnpike" .venv/bin/python -m pytest -q tests/python
 fi
 
-echo "== fuzz (every target, bounded)"
+echo "== fuzz (every target, bounded) (at ${SECONDS}s)"
 ./fuzz/run.sh "${FUZZ_SECONDS:-15}"
+echo "== done in ${SECONDS}s"
 
