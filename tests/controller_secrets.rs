@@ -165,3 +165,24 @@ async fn a_namespaced_controller_reads_only_its_namespaces() {
         "an unwatched namespace is never written to"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_keys_referring_to_existing_secrets_at_once_are_read_by_one_list() {
+    // More than READS_PER_SYNC (256) labelled Secrets become referenced in one apply: they are
+    // read with a paginated list of the labelled Secrets, and only the referenced ones are held.
+    const KEYS: usize = 300;
+    let c = Cluster::start().await;
+    let mut secrets: String = (0..KEYS).map(|i| secret(&format!("bulk-{i}"), true)).collect();
+    secrets += &secret("spare-a", true);
+    secrets += &secret("spare-b", true);
+    c.apply(&secrets);
+    let node = c.node("a").await;
+    wait_cached(&node, 0).await;
+
+    let keys: String = (0..KEYS)
+        .map(|i| api_key(&format!("bulk-{i}"), Some(&format!("bulk-{i}"))))
+        .collect();
+    c.apply(&keys);
+    wait_cached(&node, KEYS as u64).await;
+    resolved_refs(&c, &format!("bulk-{}", KEYS - 1), "True", "ResolvedRefs").await;
+}

@@ -10,7 +10,10 @@
 //! The watch starts at the first [`SecretCache::sync`], once the referenced set is known, so
 //! its first list keeps every referenced Secret without a second read. A labelled Secret that
 //! becomes referenced later is read once by name (a `list` with `fieldSelector`, the same verb
-//! as the watch). A referenced Secret the watch does not deliver is looked up by name,
+//! as the watch); when more than [`READS_PER_SYNC`] become referenced at once (keys created
+//! after their Secrets, or a restart), they are read with one paginated list of the labelled
+//! Secrets instead, keeping only the referenced ones, resumed where it stopped if a rebuild's
+//! time runs out. A referenced Secret the watch does not deliver is looked up by name,
 //! metadata only: if it exists without the label, compile says `SecretNotLabelled` on the
 //! ApiKey instead of `SecretNotFound`; at most [`CHECKS_PER_SYNC`] such look-ups per rebuild,
 //! each key at most every [`RECHECK`]. Reads and look-ups go in bounded batches
@@ -49,6 +52,8 @@ pub const CHECKS_PER_SYNC: usize = 64;
 pub const RECHECK: Duration = Duration::from_secs(30);
 /// Concurrent reads by name.
 const CONCURRENT_READS: usize = 16;
+/// Secrets per page of the list that reads many newly referenced Secrets at once.
+const LIST_PAGE: u32 = 500;
 
 /// What the watch task and the rebuild loop share.
 #[derive(Default)]
@@ -74,6 +79,9 @@ pub struct SecretCache {
     task: Option<JoinHandle<()>>,
     /// Referenced, not labelled, and found to exist (value) or not (absent), with when.
     unlabelled: BTreeMap<ObjectKey, (bool, Instant)>,
+    /// Where an unfinished list of the labelled Secrets resumes: the scope and its continue
+    /// token.
+    resume: Option<(usize, String)>,
 }
 
 impl Drop for SecretCache {
@@ -172,6 +180,7 @@ impl SecretCache {
             synced_tx: Some(tx),
             task: None,
             unlabelled: BTreeMap::new(),
+            resume: None,
         }
     }
 
@@ -260,9 +269,12 @@ impl SecretCache {
             (to_read, absent)
         };
         self.unlabelled.retain(|k, _| absent.contains(k));
-        more |= to_read.len() > READS_PER_SYNC;
-        to_read.truncate(READS_PER_SYNC);
-        let (found, complete) = self.read_by_name(to_read, limit).await;
+        let (found, complete) = if to_read.len() > READS_PER_SYNC {
+            let wanted: BTreeSet<ObjectKey> = to_read.drain(..).collect();
+            self.read_listed(&wanted, limit).await
+        } else {
+            self.read_by_name(to_read, limit).await
+        };
         more |= !complete;
         {
             let mut shared = self.write();
@@ -319,6 +331,56 @@ impl SecretCache {
             })
             .collect();
         (secrets, complete)
+    }
+
+    /// Reads the `wanted` Secrets with a paginated list of the labelled Secrets of every scope,
+    /// keeping only those: what is read within `limit`, and whether the list is done. An
+    /// unfinished list resumes at the next call.
+    async fn read_listed(&mut self, wanted: &BTreeSet<ObjectKey>, limit: Duration) -> (Vec<Secret>, bool) {
+        let deadline = Instant::now() + limit;
+        let mut out = Vec::new();
+        let (first, mut token) = self.resume.take().map_or((0, None), |(i, t)| (i, Some(t)));
+        for (i, scope) in self.scopes.iter().enumerate().skip(first) {
+            let api: Api<Secret> = match scope {
+                Some(ns) => Api::namespaced(self.client.clone(), ns),
+                None => Api::all(self.client.clone()),
+            };
+            loop {
+                let mut lp = ListParams::default()
+                    .labels(API_KEY_SECRET_LABEL)
+                    .limit(LIST_PAGE);
+                if let Some(t) = token.take() {
+                    lp = lp.continue_token(&t);
+                }
+                let page = match tokio::time::timeout_at(deadline, api.list(&lp)).await {
+                    Ok(Ok(page)) => page,
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "listing api key secrets");
+                        return (out, false);
+                    }
+                    Err(_) => {
+                        if let Some(t) = lp.continue_token {
+                            self.resume = Some((i, t));
+                        }
+                        return (out, false);
+                    }
+                };
+                out.extend(
+                    page.items
+                        .into_iter()
+                        .filter(|s| wanted.contains(&key_of(s)))
+                        .map(|mut s| {
+                            s.metadata.managed_fields = None;
+                            s
+                        }),
+                );
+                match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                    Some(next) => token = Some(next),
+                    None => break,
+                }
+            }
+        }
+        (out, true)
     }
 
     /// Whether each Secret exists, from its metadata only: the answers within `limit`, and
