@@ -966,6 +966,16 @@ async fn binary_payloads_convert_as_aws_says() {
     )
     .await;
     assert_eq!((a.status, &a.bytes[..]), (200, IMAGE), "{a:?}");
+    // A text payload that is not base64 where one must be decoded: AWS's
+    // API_CONFIGURATION_ERROR, before the backend is called.
+    let a = post(
+        &url("/to-binary"),
+        "text/plain",
+        &reply("image/png"),
+        b"not base64!",
+    )
+    .await;
+    a.assert(500, r#"{"message": "Internal server error"}"#);
     // A response CONVERT_TO_TEXT: the binary backend answer is encoded.
     let a = post(&url("/response-to-text"), "image/png", &reply("image/png"), IMAGE).await;
     assert_eq!((a.status, a.body.as_str()), (200, IMAGE_B64), "{a:?}");

@@ -18,6 +18,7 @@ const CUSTOM: &[(&str, Option<u16>)] = &[
     ("BAD_REQUEST_PARAMETERS", Some(422)),
     ("BAD_REQUEST_BODY", Some(422)),
     ("INTEGRATION_FAILURE", Some(500)),
+    ("API_CONFIGURATION_ERROR", Some(503)),
     ("INTEGRATION_TIMEOUT", None),
     ("REQUEST_TOO_LARGE", Some(400)),
     ("ACCESS_DENIED", Some(401)),
@@ -75,6 +76,13 @@ fn api(name: &str, up: SocketAddr, closed: SocketAddr, extra: &str) -> String {
         requestValidatorId: all
         requestParameters: {{method.request.querystring.name: true}}
         integration: {{type: HTTP_PROXY, uri: "http://{up}/echo/needs"}}
+    /decode:
+      POST:
+        integration:
+          type: HTTP
+          uri: "http://{up}/echo/decode"
+          contentHandling: CONVERT_TO_BINARY
+          integrationResponses: [{{statusCode: "200"}}]
     /body:
       POST:
         requestValidatorId: all
@@ -172,6 +180,12 @@ async fn refusals(gw: &Gateway, name: &str) -> Vec<(&'static str, u16, Answer)> 
         .body(full("{}"))
         .expect("request");
     out.push(("BAD_REQUEST_BODY", 400, send(&c, invalid).await));
+    let not_base64 = Request::post(gw.plain_url(&id, "prod", "/decode"))
+        .header("x-trace", "t-1")
+        .header("content-type", "text/plain")
+        .body(full("not base64!"))
+        .expect("request");
+    out.push(("API_CONFIGURATION_ERROR", 500, send(&c, not_base64).await));
     out.push(("INTEGRATION_FAILURE", 502, send(&c, traced("/refused")).await));
     out.push(("INTEGRATION_TIMEOUT", 504, send(&c, traced("/slow")).await));
     out.push(("REQUEST_TOO_LARGE", 413, streamed_too_large(gw, &id).await));
@@ -221,6 +235,7 @@ fn message_of(t: &str) -> &'static str {
         "BAD_REQUEST_PARAMETERS" => "Missing required request parameters: [name]",
         "BAD_REQUEST_BODY" => "Invalid request body",
         "INTEGRATION_FAILURE" => "Internal server error",
+        "API_CONFIGURATION_ERROR" => "Internal server error",
         "INTEGRATION_TIMEOUT" => "Endpoint request timed out",
         "REQUEST_TOO_LARGE" => "Request Too Long",
         other => panic!("no message for {other}"),

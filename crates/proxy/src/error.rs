@@ -81,6 +81,11 @@ pub enum Reject {
     /// A private integration's Service has no ready endpoint.
     #[error("no ready endpoint")]
     NoEndpoint,
+    /// The API's configuration cannot serve the request (AWS API_CONFIGURATION_ERROR): an
+    /// invalid backend address, a payload that is not base64 where `contentHandling` decodes,
+    /// no integration response for a MOCK's status.
+    #[error("API configuration error: {0}")]
+    ApiConfiguration(Cow<'static, str>),
     /// A bug or impossible configuration in the gateway. Mostly a fixed message, so building
     /// one (e.g. eagerly, for `ok_or`) costs no allocation.
     #[error("internal error: {0}")]
@@ -165,7 +170,7 @@ impl Reject {
     pub fn source(&self) -> Source {
         match self {
             Reject::Timeout | Reject::Upstream(_) | Reject::NoEndpoint => Source::Upstream,
-            Reject::Internal(_) | Reject::LimitsUnavailable => Source::Internal,
+            Reject::Internal(_) | Reject::ApiConfiguration(_) | Reject::LimitsUnavailable => Source::Internal,
             _ => Source::Downstream,
         }
     }
@@ -192,6 +197,7 @@ impl Reject {
             Reject::Timeout => ResponseType::IntegrationTimeout,
             Reject::Upstream(_) => ResponseType::IntegrationFailure,
             Reject::NoEndpoint => ResponseType::IntegrationFailure,
+            Reject::ApiConfiguration(_) => ResponseType::ApiConfigurationError,
             Reject::Internal(_) => ResponseType::Default5xx,
         }
     }
@@ -342,7 +348,7 @@ impl Reject {
                 None,
                 "Service Unavailable",
             ),
-            Reject::Internal(_) => fixed(
+            Reject::ApiConfiguration(_) | Reject::Internal(_) => fixed(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 r#"{"message": "Internal server error"}"#,
                 None,

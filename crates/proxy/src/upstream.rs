@@ -335,7 +335,7 @@ pub enum SendError {
 impl From<SendError> for Reject {
     fn from(e: SendError) -> Self {
         match e {
-            SendError::InvalidUrl(m) => Reject::Internal(format!("backend URL: {m}").into()),
+            SendError::InvalidUrl(m) => Reject::ApiConfiguration(format!("backend URL: {m}").into()),
             SendError::Timeout => Reject::Timeout,
             SendError::BodyTooLarge => Reject::BodyTooLarge,
             SendError::ClientBody(_) => Reject::BadRequest("malformed request body"),

@@ -65,9 +65,9 @@ pub fn run<'c, 'a>(
 // === MOCK ===
 
 fn mock(ctx: &RequestCtx<'_>, integration: &Integration) -> Result<Response<ProxyBody>, Reject> {
-    let selected = select(&integration.responses, integration.mock_status).ok_or(Reject::Internal(
-        "no integration response for the mock status".into(),
-    ))?;
+    let selected = select(&integration.responses, integration.mock_status).ok_or(
+        Reject::ApiConfiguration("no integration response for the mock status".into()),
+    )?;
     let mut resp = Response::new(ProxyBody::empty());
     apply_response(ctx, &mut resp, selected, None)?;
     Ok(resp)
@@ -291,7 +291,7 @@ async fn http(
             let bytes = crate::phase::validate::collect(body, limit).await?;
             let converted = conversion
                 .apply(&bytes)
-                .ok_or(Reject::BadRequest("the request body is not base64"))?;
+                .ok_or(Reject::ApiConfiguration("the request body is not base64".into()))?;
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(converted.len()));
             RequestBody::full(converted)
         }
@@ -321,9 +321,9 @@ async fn http(
     if let Some(conversion) = conversion {
         let limit = ctx.shared.config.limits.max_body_bytes;
         let bytes = collect_response(body, limit).await?;
-        let converted = conversion
-            .apply(&bytes)
-            .ok_or(Reject::Internal("the integration response is not base64".into()))?;
+        let converted = conversion.apply(&bytes).ok_or(Reject::ApiConfiguration(
+            "the integration response is not base64".into(),
+        ))?;
         head.headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from(converted.len()));
         body = ProxyBody::full(converted);
