@@ -34,7 +34,12 @@ fn world(up: SocketAddr, deployment: &str, flush: Option<&str>) -> String {
         .proxy("/status/{code}", "GET", &format!("http://{up}/status/{{code}}"))
         .proxy("/text/{n}", "GET", &format!("http://{up}/text/{{n}}"))
         .proxy("/bytes/{n}", "GET", &format!("http://{up}/bytes/{{n}}"))
-        .proxy("/slow", "GET", &format!("http://{up}/sleep/300"));
+        .proxy("/slow", "GET", &format!("http://{up}/sleep/300"))
+        .method(
+            "/mock",
+            "GET",
+            "        integration:\n          type: MOCK\n          requestTemplates: {application/json: '{\"statusCode\": 200}'}\n          integrationResponses:\n            - statusCode: \"200\"\n              responseTemplates: {application/json: '{\"by\":\"$context.requestId\"}'}",
+        );
     for path in ["/warn", "/quiet", "/open", "/off", "/zero", "/flushed", "/ttl"] {
         cached = cached.proxy(path, "GET", &echo(path));
     }
@@ -145,6 +150,17 @@ async fn stage_cache_follows_aws_rules() {
     e.clock.advance(Duration::from_secs(56));
     assert_eq!(e.calls("/ttl", &[]).await, 1, "expired after the 60 s TTL");
     assert_eq!(e.calls("/ttl", &[]).await, 0);
+
+    // A MOCK answer is cached too: the body names the request that produced it.
+    let a = e.get("/mock", &[]).await;
+    let b = e.get("/mock", &[]).await;
+    assert_eq!((a.status, b.status), (200, 200), "{a:?}");
+    assert_eq!(a.body, b.body);
+    assert!(
+        a.body.contains(a.header("x-amzn-requestid").expect("id")),
+        "{a:?}"
+    );
+    assert_eq!(b.header("x-cache"), Some("Hit from cloudfront"));
 
     // The key: path parameters and declared parameters in; the rest out.
     let q = |s: &str| format!("/items/1?{s}");

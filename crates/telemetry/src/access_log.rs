@@ -339,4 +339,17 @@ mod tests {
         ));
         assert_eq!(line, "a1b2c3d4e5/prod. - -");
     }
+
+    #[test]
+    fn cache_status_is_a_context_variable_and_in_the_json_preset() {
+        let template = AccessLogFormat::Template("$context.requestId $context.cacheStatus".into());
+        assert!(record().render(&template).ends_with(" -"), "no caching: -");
+        let hit = AccessRecord {
+            cache_status: Some("HIT"),
+            ..record()
+        };
+        assert!(hit.render(&template).ends_with(" HIT"));
+        let v: serde_json::Value = serde_json::from_str(&hit.render(&AccessLogFormat::Json)).expect("json");
+        assert_eq!(v["cacheStatus"], "HIT");
+    }
 }
