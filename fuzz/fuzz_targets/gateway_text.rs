@@ -46,7 +46,7 @@ fn template(text: &str) {
     t.render(
         &mut out,
         |v, out| out.push_str(&format!("{v:?}")),
-        |name| Some(name),
+        |_| Some("stage-variable-value"),
     );
 }
 
