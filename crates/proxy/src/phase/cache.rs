@@ -181,7 +181,12 @@ pub fn plan(ctx: &RequestCtx<'_>, parts: &Parts) -> Result<Option<Plan>, Reject>
 
 /// `name=v1,v2` under a location tag, each value length-prefixed so no value can forge
 /// another parameter.
-fn push_param<'v>(key: &mut String, tag: &str, name: &str, values: impl IntoIterator<Item = &'v str>) {
+pub(crate) fn push_param<'v>(
+    key: &mut String,
+    tag: &str,
+    name: &str,
+    values: impl IntoIterator<Item = &'v str>,
+) {
     use std::fmt::Write;
     let _ = write!(key, "{tag}.{name}");
     for v in values {
@@ -191,7 +196,7 @@ fn push_param<'v>(key: &mut String, tag: &str, name: &str, values: impl IntoIter
 }
 
 /// The decoded values of a query string parameter, in order.
-fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
+pub(crate) fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
     form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .filter(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
@@ -199,7 +204,7 @@ fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
 }
 
 /// `Cache-Control: max-age=0` (as a directive of any of the request's Cache-Control headers).
-fn asks_invalidation(headers: &HeaderMap) -> bool {
+pub(crate) fn asks_invalidation(headers: &HeaderMap) -> bool {
     headers.get_all(header::CACHE_CONTROL).iter().any(|v| {
         v.to_str()
             .is_ok_and(|s| s.split(',').any(|d| d.trim().eq_ignore_ascii_case("max-age=0")))
@@ -353,4 +358,46 @@ async fn keep(plan: &Plan, resp: Response<ProxyBody>, now: u64) -> Response<Prox
     // The stored answer is sent as the gateway writes headers (as a hit will be).
     body.forget_received();
     Response::from_parts(head, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_zero_is_one_directive_among_others() {
+        let asks = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(header::CACHE_CONTROL, HeaderValue::from_str(v).expect("value"));
+            }
+            asks_invalidation(&h)
+        };
+        assert!(asks(&["max-age=0"]));
+        assert!(asks(&["no-cache, Max-Age=0"]));
+        assert!(asks(&["no-store", "max-age=0"]));
+        assert!(!asks(&["max-age=60"]));
+        assert!(!asks(&["max-age=00x"]));
+        assert!(!asks(&[]));
+    }
+
+    #[test]
+    fn key_parts_tell_value_lists_apart() {
+        let part = |values: &[&str]| {
+            let mut key = String::new();
+            push_param(&mut key, "q", "type", values.iter().copied());
+            key
+        };
+        assert_ne!(part(&["a", "b"]), part(&["a,b"]));
+        assert_ne!(part(&["1:a"]), part(&["1", "a"]));
+        assert_ne!(part(&[]), part(&[""]));
+        assert_eq!(query_values(Some("type=a&x=1&type=b%2Cc"), "type"), ["a", "b,c"]);
+        for seed in [
+            &b"type=a&type=b&x=1\nmax-age=0\n"[..],
+            b"a=1:1:x&a=&a=1\n",
+            b"\n\n",
+        ] {
+            crate::fuzzing::cache_request(seed);
+        }
+    }
 }
