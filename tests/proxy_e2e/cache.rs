@@ -35,6 +35,7 @@ fn world(up: SocketAddr, deployment: &str, flush: Option<&str>) -> String {
         .proxy("/text/{n}", "GET", &format!("http://{up}/text/{{n}}"))
         .proxy("/bytes/{n}", "GET", &format!("http://{up}/bytes/{{n}}"))
         .proxy("/slow", "GET", &format!("http://{up}/sleep/300"))
+        .proxy("/encoded", "GET", &format!("http://{up}/encoded"))
         .method(
             "/mock",
             "GET",
@@ -185,7 +186,8 @@ async fn stage_cache_follows_aws_rules() {
     assert_eq!(e.calls("/items/2?type=a", &[]).await, 1, "path parameter");
     assert_eq!(e.calls("/items/2?type=a", &[]).await, 0);
 
-    // Not cached: another method, a non-2xx answer, caching off, TTL 0.
+    // Not cached: another method, a non-2xx answer, caching off, TTL 0, an answer the
+    // backend content-encoded.
     let post = |path: &str| {
         let url = e.gw.url(&e.api, "prod", path);
         async move { send(&client(false), Request::post(url).body(empty()).expect("request")).await }
@@ -195,7 +197,16 @@ async fn stage_cache_follows_aws_rules() {
         assert_eq!(post("/items/1?type=a").await.status, 200);
         assert_eq!(e.up.hits(), hits + 1, "POST is never cached");
     }
-    for path in ["/status/404", "/status/404", "/off", "/off", "/zero", "/zero"] {
+    for path in [
+        "/status/404",
+        "/status/404",
+        "/off",
+        "/off",
+        "/zero",
+        "/zero",
+        "/encoded",
+        "/encoded",
+    ] {
         assert_eq!(e.calls(path, &[]).await, 1, "{path}");
     }
     assert_eq!(e.calls("/status/201", &[]).await, 1);

@@ -9,7 +9,8 @@
 //!   resource (or the integration's `cacheNamespace`), the method, the path parameters and
 //!   the declared `cacheKeyParameters`: nothing else, so other query strings and headers do
 //!   not split the cache, and a new deployment never serves the old one's entries.
-//! - Only 2xx answers with a body of at most 1 MiB are stored.
+//! - Only 2xx answers with a body of at most 1 MiB are stored, and not those the backend
+//!   content-encoded (for the Accept-Encoding of one client, which is not in the key).
 //! - `Cache-Control: max-age=0` fetches the answer again and replaces the entry, when the
 //!   caller may invalidate: `requireAuthorizationForCacheControl` off, or an enabled API key
 //!   in a usage plan of the stage. Otherwise `unauthorizedCacheControlHeaderStrategy` says:
@@ -302,7 +303,10 @@ pub async fn store(
 }
 
 async fn keep(plan: &Plan, resp: Response<ProxyBody>, now: u64) -> Response<ProxyBody> {
-    if !resp.status().is_success() {
+    // An answer the backend encoded was encoded for this client's Accept-Encoding, which is
+    // not in the key: another client may not accept it. (The gateway's own compression runs
+    // after the cache, per client.)
+    if !resp.status().is_success() || resp.headers().contains_key(header::CONTENT_ENCODING) {
         return resp;
     }
     let declared = resp
