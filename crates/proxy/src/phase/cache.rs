@@ -19,7 +19,7 @@
 //!   integration timeout, then read the entry it stored or, when it stored none, call the
 //!   backend themselves.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, header, request::Parts};
@@ -32,7 +32,6 @@ use crate::{
     error::Reject,
     phase::keys::API_KEY,
 };
-use std::sync::Arc;
 use turnpike_core::model::{EndpointType, KeyDigest, ParamLocation, UnauthorizedCacheControl};
 
 /// The TTL of a cached method without one (AWS).
