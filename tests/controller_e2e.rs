@@ -291,6 +291,45 @@ spec: {restApiRef: {name: shop}, stageName: dev, autoDeploy: true}
         version_of(&node, &api, "dev", None).await.as_deref(),
         Some("three")
     );
+
+    // A cached stage is flushed by a new value of its flush-cache annotation, which moves no
+    // generation: the MOCK answer names the request that produced it.
+    let cached = mock_api("clock", "x", "").replace(r#"'{"v": "x"}'"#, r#"'{"v": "$context.requestId"}'"#);
+    c.apply(&format!(
+        "{cached}{}{}",
+        deployment("clock-v1", "clock"),
+        support::stage_yaml(
+            "default",
+            "clock",
+            "prod",
+            "clock-v1",
+            "  cacheClusterEnabled: true"
+        )
+    ));
+    let clock = c.api_id("clock").await;
+    wait_ready(&c, "stage/clock-prod").await;
+    let first = eventually("clock answers", DEADLINE, || {
+        version_of(&node, &clock, "prod", None)
+    })
+    .await;
+    assert_eq!(
+        version_of(&node, &clock, "prod", None).await,
+        Some(first.clone()),
+        "a hit"
+    );
+    c.kubectl(&[
+        "annotate",
+        "stage",
+        "clock-prod",
+        "-n",
+        "default",
+        "turnpike.dev/flush-cache=1",
+        "--overwrite",
+    ]);
+    eventually("the annotation flushes the cache", DEADLINE, || async {
+        (version_of(&node, &clock, "prod", None).await? != first).then_some(())
+    })
+    .await;
     node.shutdown().await;
 }
 

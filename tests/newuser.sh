@@ -76,6 +76,7 @@ while IFS= read -r line; do
     *x-api-key*) check_body "with the API key" "$line" '"type":"dog"'
                  keyed="$line" ;;
     */hello*)    check_body "MOCK" "$line" '"hello, world"' ;;
+    */time/*)    check_body "stage cache" "$line" '"producedBy"' ;;
     */entries*)  check_body "PRIVATE" "$line" '"entries"' ;;
     */orders*)   check_body "validation" "$line" '"orders"'
                  orders="$line" ;;

@@ -4,6 +4,8 @@
 #[path = "support/proxy.rs"]
 mod support;
 
+#[path = "proxy_e2e/cache.rs"]
+mod cache;
 #[path = "proxy_e2e/cors.rs"]
 mod cors;
 #[path = "proxy_e2e/gateway_responses.rs"]
@@ -368,7 +370,7 @@ async fn edge_apis_add_edge_headers() {
         via.starts_with("1.1 ") && via.ends_with(".turnpike (Turnpike)"),
         "{via}"
     );
-    assert_eq!(a.header("x-cache"), Some("Miss from turnpike"));
+    assert_eq!(a.header("x-cache"), Some("Miss from cloudfront"));
     assert!(a.header("x-amz-cf-pop").is_some_and(|p| p.starts_with("TPK-")));
     assert_eq!(a.header("x-amz-cf-id").map(str::len), Some(56));
     // Over HTTP/1.1 an EDGE answer capitalises header names (REGIONAL passes them as they are).

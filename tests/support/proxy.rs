@@ -191,7 +191,8 @@ impl Gateway {
         let admin = turnpike_proxy::admin::Admin::bind("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("admin")
-            .with_usage(self.shared.usage.clone());
+            .with_usage(self.shared.usage.clone())
+            .with_cache(self.shared.cache.clone());
         let base = format!("http://{}", admin.local_addr().expect("addr"));
         tokio::spawn(admin.run(self.store.clone(), self.registry.clone(), std::future::pending()));
         base

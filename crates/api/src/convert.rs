@@ -12,14 +12,15 @@ use crate::{
     v1alpha1::{rest_api as ra, stage as st, usage_plan as up},
 };
 use turnpike_core::model::{
-    AccessLogFormat, ApiKeyDef, ApiKeySource, Backend, BinaryMediaTypes, BodyValidation, CanaryDef,
-    ContentHandling, ContextVar, Cors, DEFAULT_CONTENT_TYPE, DeploymentDef, EndpointType, Errors, FieldPath,
-    GatewayResponseDef, GatewayResponses, HeaderSource, Integration, IntegrationKind, IntegrationResponse,
-    Invalid, KeyValueSource, MethodDef, MethodKey, MethodSelector, MethodSettings, Model, OriginPattern,
-    ParamLocation, ParamRef, ParameterMapping, PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod,
-    Reason, RequestValidation, Resource, ResourcePolicy, ResponseType, ResponseValue, RestApiDef, Segment,
-    ServiceRef, StageDef, StageName, StageSource, Template, Throttle, UriTemplate, UsagePlanDef, ValueSource,
-    compile_models, is_media_range, is_model_name, is_stage_variable_name,
+    AccessLogFormat, ApiKeyDef, ApiKeySource, Backend, BinaryMediaTypes, BodyValidation, CacheSize,
+    CanaryDef, ContentHandling, ContextVar, Cors, DEFAULT_CONTENT_TYPE, DeploymentDef, EndpointType, Errors,
+    FieldPath, GatewayResponseDef, GatewayResponses, HeaderSource, Integration, IntegrationKind,
+    IntegrationResponse, Invalid, KeyValueSource, MethodDef, MethodKey, MethodSelector, MethodSettings,
+    Model, OriginPattern, ParamLocation, ParamRef, ParameterMapping, PathTemplate, PlanStage, PolicyRule,
+    Quota, QuotaPeriod, Reason, RequestValidation, Resource, ResourcePolicy, ResponseType, ResponseValue,
+    RestApiDef, Segment, ServiceRef, StageDef, StageName, StageSource, Template, Throttle,
+    UnauthorizedCacheControl, UriTemplate, UsagePlanDef, ValueSource, compile_models, is_media_range,
+    is_model_name, is_stage_variable_name,
 };
 
 /// The default integration timeout, as in AWS.
@@ -626,8 +627,24 @@ fn integration_def(
         integration_responses,
         tls_config,
         content_handling: request_content_handling,
+        cache_key_parameters,
+        cache_namespace,
     } = spec;
     let mut errors = Errors::default();
+    let cache_key_parameters = cache_key_params(
+        cache_key_parameters,
+        &field.field("cacheKeyParameters"),
+        &mut errors,
+    );
+    if let Some(ns) = cache_namespace.as_deref()
+        && (ns.is_empty() || ns.len() > 128)
+    {
+        errors.push(
+            &field.field("cacheNamespace"),
+            Reason::InvalidCacheSettings,
+            "must be 1 to 128 characters",
+        );
+    }
     let own_namespace = namespace;
     let kind = match type_ {
         ra::IntegrationType::HttpProxy => IntegrationKind::HttpProxy,
@@ -883,7 +900,31 @@ fn integration_def(
         mock_status,
         insecure_skip_verify: tls_config.as_ref().is_some_and(|t| t.insecure_skip_verification),
         content_handling: content_handling(*request_content_handling),
+        cache_key_parameters,
+        cache_namespace: cache_namespace.clone(),
     })
+}
+
+/// `cacheKeyParameters`: `method.request.{path|querystring|header}.NAME`, and the multi-value
+/// forms of query strings and headers (every value is in the key either way).
+fn cache_key_params(raw: &[String], field: &FieldPath, errors: &mut Errors) -> Box<[ParamRef]> {
+    let mut out: Vec<ParamRef> = Vec::with_capacity(raw.len());
+    for (i, p) in raw.iter().enumerate() {
+        let single = p
+            .replacen(
+                "method.request.multivaluequerystring.",
+                "method.request.querystring.",
+                1,
+            )
+            .replacen("method.request.multivalueheader.", "method.request.header.", 1);
+        match param_ref(&single, "method.request.") {
+            Ok(r) if !out.contains(&r) => out.push(r),
+            Ok(_) => {}
+            Err(e) => errors.push(&field.index(i), Reason::InvalidCacheSettings, e),
+        }
+    }
+    out.sort();
+    out.into()
 }
 
 fn is_absolute_http(t: &UriTemplate) -> bool {
@@ -1180,6 +1221,7 @@ pub fn stage(spec: &api::StageSpec) -> Result<StageDef, Vec<Invalid>> {
         throttle,
         method_settings,
         cache_cluster_enabled,
+        cache_cluster_size,
         canary_settings,
         access_log_settings,
     } = spec;
@@ -1237,6 +1279,9 @@ pub fn stage(spec: &api::StageSpec) -> Result<StageDef, Vec<Invalid>> {
             throttling_burst_limit,
             caching_enabled,
             cache_ttl_in_seconds,
+            cache_data_encrypted,
+            require_authorization_for_cache_control,
+            unauthorized_cache_control_header_strategy,
         } = s;
         let throttle = if throttling_rate_limit.is_some() || throttling_burst_limit.is_some() {
             let t = api::ThrottleSettings {
@@ -1253,19 +1298,50 @@ pub fn stage(spec: &api::StageSpec) -> Result<StageDef, Vec<Invalid>> {
             Some(t) => {
                 errors.push(
                     &field.field("cacheTtlInSeconds"),
-                    Reason::InvalidThrottle,
+                    Reason::InvalidCacheSettings,
                     format!("{t} is out of range: 0 to 3600"),
                 );
                 None
             }
         };
+        let strategy = unauthorized_cache_control_header_strategy.as_deref().and_then(|raw| {
+            let parsed = UnauthorizedCacheControl::parse(raw);
+            if parsed.is_none() {
+                errors.push(
+                    &field.field("unauthorizedCacheControlHeaderStrategy"),
+                    Reason::InvalidCacheSettings,
+                    format!(
+                        "{raw:?}: one of FAIL_WITH_403, SUCCEED_WITH_RESPONSE_HEADER, SUCCEED_WITHOUT_RESPONSE_HEADER"
+                    ),
+                );
+            }
+            parsed
+        });
         settings.push(MethodSettings {
             selector,
             throttle,
             caching_enabled: *caching_enabled,
             cache_ttl_seconds: ttl,
+            cache_data_encrypted: *cache_data_encrypted,
+            require_authorization_for_cache_control: *require_authorization_for_cache_control,
+            unauthorized_cache_control: strategy,
         });
     }
+
+    // Most specific first: a method's own entry before `*/*`, whatever their key order.
+    settings.sort_by_key(|s| s.selector == MethodSelector::All);
+
+    let cache_size = match cache_cluster_size.as_deref() {
+        None => CacheSize::default(),
+        Some(raw) => CacheSize::parse(raw).unwrap_or_else(|| {
+            errors.push(
+                &root.field("cacheClusterSize"),
+                Reason::InvalidCacheSettings,
+                format!("{raw:?}: one of 0.5, 1.6, 6.1, 13.5, 28.4, 58.2, 118, 237 (GB)"),
+            );
+            CacheSize::default()
+        }),
+    };
 
     let canary = canary_settings.as_ref().map(|c| {
         let st::CanarySettings {
@@ -1325,6 +1401,9 @@ pub fn stage(spec: &api::StageSpec) -> Result<StageDef, Vec<Invalid>> {
         throttle,
         method_settings: settings,
         cache_enabled: cache_cluster_enabled.unwrap_or(false),
+        cache_size,
+        // From the object's annotations, which the spec does not carry (see `ingest`).
+        cache_flush: None,
         canary,
         access_log,
     })

@@ -163,7 +163,8 @@ impl CurrentStatus for Stores {
 ///
 /// With `spec_only`, an update that leaves `metadata.generation` as it was (a status write,
 /// most often our own) updates the store but does not poke: compile reads no status, so the
-/// echo of every status write would only cost a rebuild.
+/// echo of every status write would only cost a rebuild. The one annotation compile reads
+/// (a Stage's `turnpike.dev/flush-cache`, which moves no generation) pokes when it changes.
 fn reflect<K>(
     client: &Client,
     namespaces: &[String],
@@ -196,7 +197,15 @@ where
         let kind = K::kind(&()).to_string();
         let task = tokio::spawn(async move {
             let mut stream = stream.boxed();
-            let mut generations: HashMap<String, i64> = HashMap::new();
+            let mut generations: HashMap<String, (i64, Option<String>)> = HashMap::new();
+            let seen = |obj: &K| {
+                let meta = obj.meta();
+                let flush = meta
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(crate::ingest::FLUSH_CACHE_ANNOTATION).cloned());
+                (meta.generation.unwrap_or(0), flush)
+            };
             while let Some(event) = stream.next().await {
                 match event {
                     Err(e) => {
@@ -205,14 +214,15 @@ where
                     }
                     Ok(watcher::Event::Apply(obj)) if spec_only => {
                         let uid = obj.meta().uid.clone().unwrap_or_default();
-                        let generation = obj.meta().generation.unwrap_or(0);
-                        if generations.insert(uid, generation) == Some(generation) {
+                        let now = seen(&obj);
+                        if generations.get(&uid) == Some(&now) {
                             continue;
                         }
+                        generations.insert(uid, now);
                     }
                     Ok(watcher::Event::InitApply(obj)) if spec_only => {
                         let uid = obj.meta().uid.clone().unwrap_or_default();
-                        generations.insert(uid, obj.meta().generation.unwrap_or(0));
+                        generations.insert(uid, seen(&obj));
                     }
                     Ok(watcher::Event::Delete(obj)) if spec_only => {
                         generations.remove(obj.meta().uid.as_deref().unwrap_or_default());

@@ -28,6 +28,10 @@ use turnpike_core::model::{API_KEY_SECRET_LABEL, DeploymentId, KeyValueSource, O
 
 /// The ConfigMap key that holds the snapshot (RestApi spec as JSON).
 pub const SNAPSHOT_DATA_KEY: &str = "restapi.json";
+/// The Stage annotation whose every new value flushes the stage's cache (AWS
+/// FlushStageCache): `kubectl annotate stage prod turnpike.dev/flush-cache=$(date +%s) --overwrite`.
+pub const FLUSH_CACHE_ANNOTATION: &str = "turnpike.dev/flush-cache";
+
 /// The annotation that holds the snapshot digest.
 pub const DIGEST_ANNOTATION: &str = "turnpike.dev/digest";
 /// The label naming the Deployment a snapshot belongs to.
@@ -284,7 +288,10 @@ pub fn world(objects: &Objects) -> World {
         world.stages.insert(
             meta.key.clone(),
             Obj {
-                def: convert::stage(&s.spec),
+                def: convert::stage(&s.spec).map(|mut def| {
+                    def.cache_flush = s.annotations().get(FLUSH_CACHE_ANNOTATION).cloned();
+                    def
+                }),
                 meta,
             },
         );

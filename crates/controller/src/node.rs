@@ -116,7 +116,8 @@ impl Node {
                 addr: config.admin_addr,
                 source,
             })?
-            .with_usage(proxy.shared().usage.clone());
+            .with_usage(proxy.shared().usage.clone())
+            .with_cache(proxy.shared().cache.clone());
         let admin_addr = admin.local_addr().map_err(|source| NodeError::Admin {
             addr: config.admin_addr,
             source,

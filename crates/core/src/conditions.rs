@@ -38,6 +38,7 @@ pub mod reasons {
     pub const INVALID_MODEL: &str = "InvalidModel";
     pub const INVALID_GATEWAY_RESPONSE: &str = "InvalidGatewayResponse";
     pub const INVALID_CORS: &str = "InvalidCors";
+    pub const INVALID_CACHE_SETTINGS: &str = "InvalidCacheSettings";
     pub const ROUTE_CONFLICT: &str = "RouteConflict";
     pub const STAGE_CONFLICT: &str = "StageConflict";
 
@@ -89,6 +90,7 @@ pub mod reasons {
         INVALID_MODEL,
         INVALID_GATEWAY_RESPONSE,
         INVALID_CORS,
+        INVALID_CACHE_SETTINGS,
         ROUTE_CONFLICT,
         STAGE_CONFLICT,
         REST_API_NOT_FOUND,

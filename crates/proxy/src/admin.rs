@@ -1,6 +1,8 @@
-//! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process is up) and
+//! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process is up),
 //! `/readyz` (a routing table has been published, so requests are answered from real
-//! configuration rather than an empty table).
+//! configuration rather than an empty table), `/usage` (usage reports) and
+//! `POST /cache/flush?api=ID&stage=NAME` (empties one stage's cache on this replica: AWS
+//! FlushStageCache; the `turnpike.dev/flush-cache` Stage annotation flushes every replica).
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc};
 
@@ -22,6 +24,7 @@ use crate::store::TableStore;
 pub struct Admin {
     socket: TcpListener,
     usage: Option<Arc<crate::usage::Usage>>,
+    cache: Option<Arc<crate::cache::StageCaches>>,
 }
 
 impl Admin {
@@ -30,6 +33,7 @@ impl Admin {
         Ok(Admin {
             socket: TcpListener::bind(addr).await?,
             usage: None,
+            cache: None,
         })
     }
 
@@ -38,6 +42,12 @@ impl Admin {
     /// (`/usage`).
     pub fn with_usage(mut self, usage: Arc<crate::usage::Usage>) -> Self {
         self.usage = Some(usage);
+        self
+    }
+
+    /// Serves `POST /cache/flush?api=ID&stage=NAME` over these stage caches.
+    pub fn with_cache(mut self, cache: Arc<crate::cache::StageCaches>) -> Self {
+        self.cache = Some(cache);
         self
     }
 
@@ -64,12 +74,17 @@ impl Admin {
             let store = store.clone();
             let registry = registry.clone();
             let usage = self.usage.clone();
+            let cache = self.cache.clone();
             let svc = service_fn(move |req: Request<Incoming>| {
                 let (store, registry, usage) = (store.clone(), registry.clone(), usage.clone());
+                let cache = cache.clone();
                 // Only the method and target are read: the request (and its body) is not held
                 // across the usage report's awaits.
                 let (method, uri) = (req.method().clone(), req.uri().clone());
                 async move {
+                    if method == Method::POST && uri.path() == "/cache/flush" {
+                        return Ok::<_, Infallible>(flush(&uri, cache.as_deref()));
+                    }
                     Ok::<_, Infallible>(handle(&method, &uri, &store, &registry, usage.as_deref()).await)
                 }
             });
@@ -92,6 +107,35 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     Admin::bind(addr).await?.run(store, registry, shutdown).await;
     Ok(())
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
+}
+
+/// `POST /cache/flush?api=ID&stage=NAME`: 200 when the stage's cache was emptied, 404 when the
+/// stage has no cache on this replica, 400 without both parameters.
+fn flush(uri: &http::Uri, cache: Option<&crate::cache::StageCaches>) -> Response<Full<Bytes>> {
+    let (mut api, mut stage) = (None, None);
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        match &*k {
+            "api" => api = Some(v.into_owned()),
+            "stage" => stage = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let (Some(api), Some(stage)) = (api, stage) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "POST /cache/flush?api=ID&stage=NAME\n".into(),
+        );
+    };
+    match cache {
+        Some(c) if c.flush(&api, &stage) => text(StatusCode::OK, format!("flushed {api}/{stage}\n")),
+        _ => text(StatusCode::NOT_FOUND, format!("no cache for {api}/{stage}\n")),
+    }
 }
 
 async fn handle(

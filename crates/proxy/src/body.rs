@@ -192,6 +192,10 @@ enum Kind {
     Upstream(Box<h1::client::UpstreamBody>),
     /// Another body, compressed as it streams.
     Compressed(Box<crate::compress::Compressor>),
+    /// Bytes already read off a body (to see whether it fits the cache), then the rest of it.
+    Chain(Option<Bytes>, Box<ProxyBody>),
+    /// A body that failed after what came before it was read: the error, once.
+    Failed(Option<BoxError>),
 }
 
 // === impl ProxyBody ===
@@ -240,6 +244,29 @@ impl ProxyBody {
         }
     }
 
+    /// `prefix`, already read off `rest`, then the rest.
+    pub(crate) fn chain(prefix: Bytes, mut rest: ProxyBody) -> Self {
+        let received = rest.take_received();
+        ProxyBody {
+            kind: Kind::Chain(Some(prefix), Box::new(rest)),
+            received,
+        }
+    }
+
+    /// `prefix`, then `error` (a body that failed while it was being read ahead).
+    pub(crate) fn failed(prefix: Bytes, error: BoxError, received: Option<Box<ReceivedHead>>) -> Self {
+        ProxyBody {
+            kind: Kind::Chain(
+                Some(prefix),
+                Box::new(ProxyBody {
+                    kind: Kind::Failed(Some(error)),
+                    received: None,
+                }),
+            ),
+            received,
+        }
+    }
+
     /// Takes the backend's head (for a body that wraps this one).
     pub(crate) fn take_received(&mut self) -> Option<Box<ReceivedHead>> {
         self.received.take()
@@ -276,6 +303,11 @@ impl Body for ProxyBody {
             Kind::Stream(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
             Kind::Upstream(s) => Pin::new(&mut **s).poll_frame(cx),
             Kind::Compressed(c) => Pin::new(&mut **c).poll_frame(cx),
+            Kind::Chain(prefix, rest) => match prefix.take() {
+                Some(b) if !b.is_empty() => Poll::Ready(Some(Ok(Frame::data(b)))),
+                _ => Pin::new(&mut **rest).poll_frame(cx),
+            },
+            Kind::Failed(e) => Poll::Ready(e.take().map(Err)),
         }
     }
 
@@ -286,6 +318,8 @@ impl Body for ProxyBody {
             Kind::Stream(s) => s.is_end_stream(),
             Kind::Upstream(s) => s.is_end_stream(),
             Kind::Compressed(c) => c.is_end_stream(),
+            Kind::Chain(prefix, rest) => prefix.as_ref().is_none_or(Bytes::is_empty) && rest.is_end_stream(),
+            Kind::Failed(e) => e.is_none(),
         }
     }
 
@@ -296,6 +330,17 @@ impl Body for ProxyBody {
             Kind::Stream(s) => s.size_hint(),
             Kind::Upstream(s) => s.size_hint(),
             Kind::Compressed(c) => c.size_hint(),
+            Kind::Chain(prefix, rest) => {
+                let n = prefix.as_ref().map_or(0, |b| b.len() as u64);
+                let inner = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower() + n);
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper + n);
+                }
+                hint
+            }
+            Kind::Failed(_) => SizeHint::new(),
         }
     }
 }

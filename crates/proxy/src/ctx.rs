@@ -86,6 +86,8 @@ pub struct RequestCtx<'a> {
     /// The request headers, kept past the integration (which takes them) only when a
     /// gateway response of the API reads `method.request.*`.
     pub kept_headers: Option<Box<http::HeaderMap>>,
+    /// What the stage cache did (`None` for a method without caching).
+    pub cache_status: Option<crate::phase::cache::CacheStatus>,
 }
 
 // === impl RequestCtx ===
@@ -116,6 +118,7 @@ impl<'a> RequestCtx<'a> {
             origin: None,
             cors_preflight: false,
             kept_headers: None,
+            cache_status: None,
         }
     }
 

@@ -34,6 +34,10 @@ pub enum Reject {
     /// The resource policy denies the caller; `arn` is the method ARN.
     #[error("resource policy denies {arn}")]
     PolicyDenied { arn: String, explicit: bool },
+    /// A `Cache-Control: max-age=0` from a caller not authorized to invalidate the cache, on a
+    /// method whose strategy is FAIL_WITH_403; `arn` is the method ARN.
+    #[error("not authorized to invalidate the cache of {arn}")]
+    CacheInvalidationDenied { arn: String },
     /// The method requires an API key and the request has none that is valid for this stage
     /// (AWS INVALID_API_KEY). The reason is for debug logs; the answer never says which.
     #[error("invalid API key: {0}")]
@@ -183,6 +187,7 @@ impl Reject {
             Reject::NoRoute(_) => ResponseType::MissingAuthenticationToken,
             Reject::PrivateApi => ResponseType::AccessDenied,
             Reject::PolicyDenied { .. } => ResponseType::AccessDenied,
+            Reject::CacheInvalidationDenied { .. } => ResponseType::AccessDenied,
             Reject::InvalidApiKey(_) => ResponseType::InvalidApiKey,
             Reject::Throttled(_) => ResponseType::Throttled,
             Reject::QuotaExceeded => ResponseType::QuotaExceeded,
@@ -209,10 +214,12 @@ impl Reject {
             Reject::MissingParameters { names } => {
                 format!("Missing required request parameters: [{names}]").into()
             }
-            Reject::PolicyDenied { .. } => serde_json::from_slice::<serde_json::Value>(&gw.body)
-                .ok()
-                .and_then(|v| v.get("Message").and_then(|m| m.as_str()).map(str::to_owned))
-                .map_or(Cow::Borrowed(gw.message), Cow::Owned),
+            Reject::PolicyDenied { .. } | Reject::CacheInvalidationDenied { .. } => {
+                serde_json::from_slice::<serde_json::Value>(&gw.body)
+                    .ok()
+                    .and_then(|v| v.get("Message").and_then(|m| m.as_str()).map(str::to_owned))
+                    .map_or(Cow::Borrowed(gw.message), Cow::Owned)
+            }
             _ => Cow::Borrowed(gw.message),
         }
     }
@@ -256,6 +263,17 @@ impl Reject {
                     error_type: Some("AccessDeniedException"),
                     response_type,
                     message: "User: anonymous is not authorized to perform: execute-api:Invoke",
+                }
+            }
+            Reject::CacheInvalidationDenied { arn } => {
+                let message =
+                    format!("User: anonymous is not authorized to perform: execute-api:InvalidateCache on resource: {arn}");
+                GatewayResponse {
+                    status: StatusCode::FORBIDDEN,
+                    body: Bytes::from(serde_json::json!({ "Message": message }).to_string()),
+                    error_type: Some("AccessDeniedException"),
+                    response_type,
+                    message: "User: anonymous is not authorized to perform: execute-api:InvalidateCache",
                 }
             }
             Reject::InvalidApiKey(_) => fixed(

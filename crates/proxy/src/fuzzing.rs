@@ -14,6 +14,9 @@
 //! - [`chunked`]: the decoder gives the same body and the same verdict whether the bytes arrive
 //!   at once or in pieces (so no limit or rule depends on how TCP segments the stream).
 //! - [`response`]: a backend's answer head is parsed as [`crate::h1::client`] parses it.
+//! - [`cache_request`]: the stage cache reads a client's `Cache-Control` values and query
+//!   string; the key part of a parameter tells apart any two different lists of its values
+//!   (so no client can read another's entry by shaping a value).
 
 use bytes::{Buf as _, BytesMut};
 
@@ -169,6 +172,46 @@ pub fn response(bytes: &[u8]) {
         assert!(buf.len() < head.len(), "a parsed head consumed no input");
         if head_request {
             assert_eq!(framing, Framing::Empty, "a body after a HEAD");
+        }
+    }
+}
+
+/// Reads `bytes` as a query string (the first line) and `Cache-Control` values (the others),
+/// as the stage cache reads them.
+pub fn cache_request(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines = text.lines();
+    let query = lines.next().unwrap_or_default();
+    let mut headers = http::HeaderMap::new();
+    for line in lines {
+        if let Ok(v) = http::HeaderValue::from_str(line) {
+            headers.append(http::header::CACHE_CONTROL, v);
+        }
+    }
+    let _ = phase::cache::asks_invalidation(&headers);
+    let names: Vec<String> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, _)| k.into_owned())
+        .take(8)
+        .collect();
+    let part = |name: &str, values: &[String]| {
+        let mut key = String::new();
+        phase::cache::push_param(&mut key, "q", name, values.iter().map(String::as_str));
+        key
+    };
+    for name in &names {
+        let values = phase::cache::query_values(Some(query), name);
+        let whole = part(name, &values);
+        for cut in 0..values.len() {
+            let mut fewer = values.clone();
+            fewer.remove(cut);
+            assert_ne!(whole, part(name, &fewer), "dropping a value gives the same key");
+            let mut joined = fewer.clone();
+            if let Some(last) = joined.last_mut() {
+                last.push_str(&values[cut]);
+                if joined != values {
+                    assert_ne!(whole, part(name, &joined), "joined values give the same key");
+                }
+            }
         }
     }
 }

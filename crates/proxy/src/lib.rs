@@ -31,6 +31,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod cache;
 pub mod compress;
 pub mod ctx;
 pub mod error;
@@ -246,6 +247,8 @@ pub struct Shared {
     pub pop: HeaderValue,
     /// Token buckets and quota counters (kept across table swaps).
     pub usage: Arc<usage::Usage>,
+    /// The stage caches (kept across table swaps; stages that leave the table are dropped).
+    pub cache: Arc<cache::StageCaches>,
     /// Set when the proxy stops: connections close after their current answer.
     pub draining: std::sync::atomic::AtomicBool,
 }
@@ -297,6 +300,7 @@ impl Proxy {
             metrics.limits_mode.clone(),
         ));
         usage.start_history();
+        let cache = Arc::new(cache::StageCaches::new(config.usage.clock.clone()));
         Ok(Proxy {
             shared: Arc::new(Shared {
                 store,
@@ -306,6 +310,7 @@ impl Proxy {
                 via,
                 pop,
                 usage,
+                cache,
                 draining: std::sync::atomic::AtomicBool::new(false),
             }),
             certs,
@@ -355,6 +360,7 @@ impl Proxy {
                 connections.clone(),
             ));
         }
+        tokio::spawn(drop_gone_caches(self.shared.clone(), stop.clone()));
         if let Some((chain, key)) = self.shared.config.cert_files.clone() {
             tokio::spawn(self.certs.clone().watch_default_files(
                 chain,
@@ -378,5 +384,21 @@ impl Proxy {
         // What this replica leased of shared quotas and did not use goes back to Redis.
         self.shared.usage.release().await;
         Ok(())
+    }
+}
+
+/// Drops the caches of stages that leave the table (or stop caching), at each publication.
+async fn drop_gone_caches(shared: Arc<Shared>, stop: tokio_util::sync::CancellationToken) {
+    let mut published = shared.store.subscribe();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = published.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                shared.cache.retain(&shared.store.load());
+            }
+        }
     }
 }

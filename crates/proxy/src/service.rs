@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! limits → method → authority → normalize → route::locate → cors::origin → policy
-//!   → cors::preflight → canary → route::resolve → keys → params → throttle → validate
-//!   → integrate → compress
+//!   → cors::preflight → canary → route::resolve → keys → params → cache::plan → throttle
+//!   → cache::lookup → validate → integrate (→ cache::store) → compress
 //! ```
 //!
 //! Then, for every answer (the backend's or the gateway's own): `x-amzn-RequestId`,
@@ -64,7 +64,16 @@ pub async fn serve(
     let host = phase::authority::decide(&parts);
     let mut ctx = RequestCtx::new(shared, conn, &table, ids);
     ctx.host = host.as_ref().ok().and_then(Option::as_ref);
-    let flow = phases(&mut ctx, &path, &host, &parts);
+    let mut flow = phases(&mut ctx, &path, &host, &parts);
+    // The stage cache decides before the throttles (which count hits as in AWS), while the
+    // request's headers are still here.
+    let mut cache = None;
+    if matches!(flow, Ok(Flow::Continue)) {
+        match phase::cache::plan(&ctx, &parts) {
+            Ok(plan) => cache = plan,
+            Err(reject) => flow = Err(reject),
+        }
+    }
     if matches!(flow, Ok(Flow::Continue)) && keep_headers(&ctx) {
         // The integration takes the headers; a customized answer reads them.
         ctx.kept_headers = Some(Box::new(parts.headers.clone()));
@@ -73,10 +82,10 @@ pub async fn serve(
         // Throttles and quotas, after the phases that find the key: decided at once, or (with
         // Redis, when this replica's slice has run out) after one round trip.
         Ok(Flow::Continue) => match phase::throttle::admit(&ctx) {
-            Admission::Now(Ok(())) => integrate(&mut ctx, &mut parts, body).await,
+            Admission::Now(Ok(())) => respond(&mut ctx, cache, &mut parts, body).await,
             Admission::Now(Err(reject)) => Err(reject),
             Admission::Later(wait) => match wait.await {
-                Ok(()) => integrate(&mut ctx, &mut parts, body).await,
+                Ok(()) => respond(&mut ctx, cache, &mut parts, body).await,
                 Err(reject) => Err(reject),
             },
         },
@@ -95,6 +104,29 @@ pub async fn serve(
 /// Whether a gateway response of the request's API reads `method.request.*`.
 fn keep_headers(ctx: &RequestCtx<'_>) -> bool {
     ctx.api.is_some_and(|a| a.gateway_responses.reads_request())
+}
+
+/// The answer of an admitted request: from the stage cache when it has one, else from the
+/// integration (stored in the cache when the plan says so). Without a plan, the integration's
+/// own future.
+fn respond<'c, 'a>(
+    ctx: &'c mut RequestCtx<'a>,
+    plan: Option<phase::cache::Plan>,
+    parts: &'c mut Parts,
+    body: RequestBody,
+) -> impl Future<Output = Result<Response<ProxyBody>, Reject>> + 'c {
+    match plan {
+        None => Either::Left(integrate(ctx, parts, body)),
+        Some(plan) => Either::Right(async move {
+            let guard = match phase::cache::lookup(ctx, &plan).await {
+                phase::cache::Lookup::Hit(resp) => return Ok(resp),
+                phase::cache::Lookup::Miss(guard) => guard,
+            };
+            let resp = integrate(ctx, parts, body).await?;
+            let now = ctx.shared.cache.now();
+            Ok(phase::cache::store(plan, resp, guard, now).await)
+        }),
+    }
 }
 
 /// The integration, after the body validation its method asks for. Not an `async fn`: a
@@ -231,9 +263,14 @@ fn finish(
         // What CloudFront adds in front of an edge-optimized API, with the gateway instance
         // in place of the edge location; HTTP/1.1 header names are capitalised.
         headers.append(header::VIA, shared.via.clone());
+        let x_cache = if ctx.cache_status == Some(phase::cache::CacheStatus::Hit) {
+            "Hit from cloudfront"
+        } else {
+            "Miss from cloudfront"
+        };
         headers.insert(
             HeaderName::from_static("x-cache"),
-            HeaderValue::from_static("Miss from turnpike"),
+            HeaderValue::from_static(x_cache),
         );
         headers.insert(HeaderName::from_static("x-amz-cf-pop"), shared.pop.clone());
         headers.insert(HeaderName::from_static("x-amz-cf-id"), ids::edge_request_id());
@@ -288,6 +325,7 @@ fn finish(
             stage: stage_name.to_string(),
             deployment_id: ctx.variant.map(|v| v.deployment_id.clone()).unwrap_or_default(),
             is_canary: ctx.is_canary(),
+            cache_status: ctx.cache_status.map(phase::cache::CacheStatus::as_str),
             error_message: error.map(|e| e.0),
             error_response_type: error.map(|e| e.1),
             validation_error_string: validation_error,
@@ -295,6 +333,7 @@ fn finish(
         (Box::new(record), format.clone())
     });
     let completion = Completion {
+        cache_hit: ctx.cache_status.map(|s| s == phase::cache::CacheStatus::Hit),
         metrics: route_metrics,
         status,
         start: ctx.start,
@@ -328,6 +367,8 @@ fn protocol(v: Version) -> &'static str {
 /// What is recorded when the response body ends (or is dropped unfinished).
 struct Completion {
     metrics: Arc<RouteMetrics>,
+    /// For a cached method: whether the cache answered.
+    cache_hit: Option<bool>,
     status: u16,
     start: Instant,
     integration_latency: Option<std::time::Duration>,
@@ -341,6 +382,9 @@ impl Completion {
         let latency = self.start.elapsed();
         self.metrics
             .record(self.status, latency, self.integration_latency);
+        if let Some(hit) = self.cache_hit {
+            self.metrics.record_cache(hit);
+        }
         if let Some((mut record, format)) = self.record {
             record.response_length = sent;
             record.response_latency = latency;

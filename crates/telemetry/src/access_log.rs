@@ -49,6 +49,7 @@ const JSON_FIELDS: &[&str] = &[
     "stage",
     "deploymentId",
     "isCanaryRequest",
+    "cacheStatus",
     "error.message",
     "error.responseType",
     "error.validationErrorString",
@@ -89,6 +90,10 @@ pub struct AccessRecord {
     pub stage: String,
     pub deployment_id: String,
     pub is_canary: bool,
+    /// `cacheStatus`: `HIT`, `MISS` (answered by the backend, and stored when it could be)
+    /// or `INVALIDATED` (`Cache-Control: max-age=0` honoured); unset for a method without
+    /// caching.
+    pub cache_status: Option<&'static str>,
     /// The gateway error message (`error.message`), when the gateway answered itself.
     pub error_message: Option<&'static str>,
     /// The gateway response type (`error.responseType`), e.g. `MISSING_AUTHENTICATION_TOKEN`.
@@ -210,6 +215,7 @@ impl AccessRecord {
             "stage" => out.push_str(&self.stage),
             "deploymentId" => out.push_str(&self.deployment_id),
             "isCanaryRequest" => out.push_str(if self.is_canary { "true" } else { "false" }),
+            "cacheStatus" => out.push_str(self.cache_status.unwrap_or_default()),
             "error.message" => out.push_str(self.error_message.unwrap_or_default()),
             "error.messageString" => {
                 if let Some(m) = self.error_message {
@@ -332,5 +338,18 @@ mod tests {
             "$context.apiId/$context.stage. $context.nope $context.error.messageString".into(),
         ));
         assert_eq!(line, "a1b2c3d4e5/prod. - -");
+    }
+
+    #[test]
+    fn cache_status_is_a_context_variable_and_in_the_json_preset() {
+        let template = AccessLogFormat::Template("$context.requestId $context.cacheStatus".into());
+        assert!(record().render(&template).ends_with(" -"), "no caching: -");
+        let hit = AccessRecord {
+            cache_status: Some("HIT"),
+            ..record()
+        };
+        assert!(hit.render(&template).ends_with(" HIT"));
+        let v: serde_json::Value = serde_json::from_str(&hit.render(&AccessLogFormat::Json)).expect("json");
+        assert_eq!(v["cacheStatus"], "HIT");
     }
 }

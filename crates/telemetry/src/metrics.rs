@@ -7,6 +7,8 @@
 //! | `turnpike_integration_latency` | IntegrationLatency | histogram, milliseconds |
 //! | `turnpike_4xx_error` | 4XXError | counter |
 //! | `turnpike_5xx_error` | 5XXError | counter |
+//! | `turnpike_cache_hit_count` | CacheHitCount | counter (only for methods with caching) |
+//! | `turnpike_cache_miss_count` | CacheMissCount | counter (only for methods with caching) |
 //!
 //! Every metric carries the labels `api` (the api id), `stage`, `resource` (the resource path
 //! *template*, never the raw path) and `method` (the resource method: `GET`…, `ANY`, or
@@ -59,6 +61,8 @@ pub struct Metrics {
     integration_latency: HistogramFamily,
     error_4xx: Family<RouteLabels, Counter>,
     error_5xx: Family<RouteLabels, Counter>,
+    cache_hit: Family<RouteLabels, Counter>,
+    cache_miss: Family<RouteLabels, Counter>,
     /// Which limits are in force: 1 shared through Redis, 0 local (no Redis, or Redis down in
     /// open mode), -1 Redis down in closed mode (503).
     pub limits_mode: Gauge,
@@ -82,6 +86,8 @@ impl Metrics {
             integration_latency: Family::new_with_constructor(latency_histogram),
             error_4xx: Family::default(),
             error_5xx: Family::default(),
+            cache_hit: Family::default(),
+            cache_miss: Family::default(),
             limits_mode: Gauge::default(),
         };
         registry.register("count", "Requests served (AWS Count)", m.count.clone());
@@ -104,6 +110,16 @@ impl Metrics {
             "5xx_error",
             "Requests answered 5xx (AWS 5XXError)",
             m.error_5xx.clone(),
+        );
+        registry.register(
+            "cache_hit_count",
+            "Requests answered from the stage cache (AWS CacheHitCount)",
+            m.cache_hit.clone(),
+        );
+        registry.register(
+            "cache_miss_count",
+            "Requests of cached methods answered by the backend (AWS CacheMissCount)",
+            m.cache_miss.clone(),
         );
         registry.register(
             "limits_mode",
@@ -154,6 +170,11 @@ pub struct RouteMetrics {
     integration_latency: Histogram,
     error_4xx: Counter,
     error_5xx: Counter,
+    /// Hit and miss counters, created on the first cached request of the route (a route
+    /// without caching shows no cache series).
+    cache: std::sync::OnceLock<(Counter, Counter)>,
+    cache_families: (Family<RouteLabels, Counter>, Family<RouteLabels, Counter>),
+    labels: RouteLabels,
 }
 
 impl RouteMetrics {
@@ -173,6 +194,21 @@ impl RouteMetrics {
             }
             _ => {}
         }
+    }
+
+    /// Counts a request of a cached method: answered from the cache (`hit`) or not.
+    pub fn record_cache(&self, hit: bool) {
+        let (hits, misses) = self.cache.get_or_init(|| {
+            (
+                self.cache_families.0.get_or_create(&self.labels).clone(),
+                self.cache_families.1.get_or_create(&self.labels).clone(),
+            )
+        });
+        if hit {
+            hits.inc()
+        } else {
+            misses.inc()
+        };
     }
 }
 
@@ -234,6 +270,9 @@ impl Metrics {
             integration_latency: self.integration_latency.get_or_create(&labels).clone(),
             error_4xx: self.error_4xx.get_or_create(&labels).clone(),
             error_5xx: self.error_5xx.get_or_create(&labels).clone(),
+            cache: std::sync::OnceLock::new(),
+            cache_families: (self.cache_hit.clone(), self.cache_miss.clone()),
+            labels: labels.clone(),
         });
         HANDLES.with(|cache| {
             let mut cache = cache.borrow_mut();

@@ -333,6 +333,19 @@ pub struct IntegrationSpec {
     /// through unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_handling: Option<ContentHandling>,
+
+    /// The request parameters that are part of the stage cache key, besides the path:
+    /// `method.request.querystring.NAME`, `method.request.multivaluequerystring.NAME`,
+    /// `method.request.header.NAME`, `method.request.multivalueheader.NAME` or
+    /// `method.request.path.NAME`. Query strings and headers not named here do not
+    /// split the cache.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_key_parameters: Vec<String>,
+
+    /// Methods with the same cache namespace share cache entries (for the same path and key
+    /// parameters); the default is the method's own resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_namespace: Option<String>,
 }
 
 /// An integration type.

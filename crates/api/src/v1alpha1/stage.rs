@@ -72,9 +72,16 @@ pub struct StageSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub method_settings: BTreeMap<String, MethodSetting>,
 
-    /// Whether the stage has a response cache.
+    /// Whether the stage has a response cache. With it, GET methods are cached for 300
+    /// seconds unless `methodSettings` say otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_cluster_enabled: Option<bool>,
+
+    /// The size of the stage's cache in GB, as in AWS: `0.5`, `1.6`, `6.1`, `13.5`, `28.4`,
+    /// `58.2`, `118` or `237` (default `0.5`). It is the memory budget of the cache of each
+    /// gateway replica for this stage; the least valuable entries are evicted beyond it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_cluster_size: Option<String>,
 
     /// The canary of the stage: a second deployment that receives a share of the requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,10 +107,25 @@ pub struct MethodSetting {
     /// Whether responses of the method are cached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caching_enabled: Option<bool>,
-    /// How long a cached response lives, in seconds (0 to 3600, default 300).
+    /// How long a cached response lives, in seconds (0 to 3600, default 300); 0 disables
+    /// caching of the method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 3600))]
     pub cache_ttl_in_seconds: Option<i64>,
+    /// Whether cached responses are encrypted. Accepted for AWS compatibility: the cache is
+    /// held in the gateway's memory only and is never written out, so there is nothing to
+    /// encrypt at rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_data_encrypted: Option<bool>,
+    /// Whether a client's `Cache-Control: max-age=0` (which invalidates the cached entry)
+    /// needs authorization: an API key in a usage plan of the stage. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_authorization_for_cache_control: Option<bool>,
+    /// What an unauthorized `Cache-Control: max-age=0` gets: `FAIL_WITH_403`,
+    /// `SUCCEED_WITH_RESPONSE_HEADER` (the header is ignored and the answer says so in a
+    /// `Warning` header; the default) or `SUCCEED_WITHOUT_RESPONSE_HEADER`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unauthorized_cache_control_header_strategy: Option<String>,
 }
 
 /// The canary of a stage.

@@ -814,6 +814,8 @@ fn assemble(
                     throttle: def.throttle,
                     method_settings: def.method_settings.clone(),
                     cache_enabled: def.cache_enabled,
+                    cache_budget: def.cache_size.bytes(),
+                    cache_flush: def.cache_flush.clone(),
                     access_log: def.access_log.clone(),
                     plans: d.plans,
                 }),

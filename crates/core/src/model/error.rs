@@ -24,6 +24,8 @@ pub enum Reason {
     InvalidModel,
     InvalidGatewayResponse,
     InvalidCors,
+    /// A stage cache setting or a cache key parameter is malformed or out of range.
+    InvalidCacheSettings,
     /// Two resources of one API that are each well-formed but cannot both be routed.
     RouteConflict,
 }
@@ -48,6 +50,7 @@ impl Reason {
             Reason::InvalidModel => reasons::INVALID_MODEL,
             Reason::InvalidGatewayResponse => reasons::INVALID_GATEWAY_RESPONSE,
             Reason::InvalidCors => reasons::INVALID_CORS,
+            Reason::InvalidCacheSettings => reasons::INVALID_CACHE_SETTINGS,
             Reason::RouteConflict => reasons::ROUTE_CONFLICT,
         }
     }

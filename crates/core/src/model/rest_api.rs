@@ -316,6 +316,10 @@ pub struct Integration {
     pub insecure_skip_verify: bool,
     /// How an HTTP integration converts the request payload.
     pub content_handling: Option<super::ContentHandling>,
+    /// The request parameters in the stage cache key (besides the path).
+    pub cache_key_parameters: Box<[ParamRef]>,
+    /// Methods of one namespace share cache entries; `None` is the method's resource.
+    pub cache_namespace: Option<String>,
 }
 
 /// The backend of an integration.

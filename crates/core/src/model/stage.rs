@@ -56,6 +56,11 @@ pub struct StageDef {
     pub throttle: Option<Throttle>,
     pub method_settings: Vec<MethodSettings>,
     pub cache_enabled: bool,
+    /// The memory budget of each replica's cache for the stage (`cacheClusterSize`).
+    pub cache_size: CacheSize,
+    /// The value of the `turnpike.dev/flush-cache` annotation: a new value flushes the
+    /// stage's cache (AWS FlushStageCache).
+    pub cache_flush: Option<String>,
     pub canary: Option<CanaryDef>,
     pub access_log: Option<AccessLogFormat>,
 }
@@ -103,6 +108,80 @@ pub struct MethodSettings {
     pub throttle: Option<Throttle>,
     pub caching_enabled: Option<bool>,
     pub cache_ttl_seconds: Option<u32>,
+    /// Accepted for AWS compatibility; the cache never leaves the gateway's memory.
+    pub cache_data_encrypted: Option<bool>,
+    pub require_authorization_for_cache_control: Option<bool>,
+    pub unauthorized_cache_control: Option<UnauthorizedCacheControl>,
+}
+
+/// What a `Cache-Control: max-age=0` from a client that may not invalidate the cache gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum UnauthorizedCacheControl {
+    /// 403, and nothing is invalidated.
+    FailWith403,
+    /// The header is ignored and the answer carries a `Warning` header (the AWS default).
+    #[default]
+    SucceedWithResponseHeader,
+    /// The header is ignored silently.
+    SucceedWithoutResponseHeader,
+}
+
+impl UnauthorizedCacheControl {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "FAIL_WITH_403" => Some(UnauthorizedCacheControl::FailWith403),
+            "SUCCEED_WITH_RESPONSE_HEADER" => Some(UnauthorizedCacheControl::SucceedWithResponseHeader),
+            "SUCCEED_WITHOUT_RESPONSE_HEADER" => Some(UnauthorizedCacheControl::SucceedWithoutResponseHeader),
+            _ => None,
+        }
+    }
+}
+
+/// A stage cache size, as AWS names them (GB).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CacheSize {
+    #[default]
+    Gb0_5,
+    Gb1_6,
+    Gb6_1,
+    Gb13_5,
+    Gb28_4,
+    Gb58_2,
+    Gb118,
+    Gb237,
+}
+
+impl CacheSize {
+    /// Every size with its AWS name.
+    pub const ALL: [(&'static str, CacheSize); 8] = [
+        ("0.5", CacheSize::Gb0_5),
+        ("1.6", CacheSize::Gb1_6),
+        ("6.1", CacheSize::Gb6_1),
+        ("13.5", CacheSize::Gb13_5),
+        ("28.4", CacheSize::Gb28_4),
+        ("58.2", CacheSize::Gb58_2),
+        ("118", CacheSize::Gb118),
+        ("237", CacheSize::Gb237),
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, c)| *c)
+    }
+
+    /// The budget in bytes (decimal GB, as AWS sizes them).
+    pub fn bytes(self) -> u64 {
+        const MB: u64 = 1_000_000;
+        MB * match self {
+            CacheSize::Gb0_5 => 500,
+            CacheSize::Gb1_6 => 1_600,
+            CacheSize::Gb6_1 => 6_100,
+            CacheSize::Gb13_5 => 13_500,
+            CacheSize::Gb28_4 => 28_400,
+            CacheSize::Gb58_2 => 58_200,
+            CacheSize::Gb118 => 118_000,
+            CacheSize::Gb237 => 237_000,
+        }
+    }
 }
 
 /// A stage's canary.

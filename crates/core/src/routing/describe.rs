@@ -99,9 +99,18 @@ impl RoutingTable {
                             if let Some(ttl) = m.cache_ttl_seconds {
                                 settings.push(format!("{sel}: cache ttl {ttl}s"));
                             }
+                            if let Some(auth) = m.require_authorization_for_cache_control {
+                                settings.push(format!("{sel}: cache control needs authorization {auth}"));
+                            }
+                            if let Some(strategy) = m.unauthorized_cache_control {
+                                settings.push(format!("{sel}: unauthorized cache control {strategy:?}"));
+                            }
                         }
                         if s.cache_enabled {
-                            settings.push("cache enabled".into());
+                            settings.push(format!("cache enabled, {} bytes", s.cache_budget));
+                        }
+                        if let Some(token) = &s.cache_flush {
+                            settings.push(format!("cache flush token {token:?}"));
                         }
                         if let Some(f) = &s.access_log {
                             settings.push(match f {
@@ -258,6 +267,12 @@ fn integration(i: &Integration, key_required: bool) -> String {
     }
     if i.timeout.as_millis() != 29_000 {
         out.push_str(&format!(" timeout={}ms", i.timeout.as_millis()));
+    }
+    for p in &i.cache_key_parameters {
+        out.push_str(&format!(" cache-key={}.{}", p.location.as_str(), p.name));
+    }
+    if let Some(ns) = &i.cache_namespace {
+        out.push_str(&format!(" cache-namespace={ns}"));
     }
     for p in &i.request_parameters {
         let source = match &p.source {

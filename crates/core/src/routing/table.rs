@@ -211,6 +211,11 @@ pub struct StageEntry {
     /// Per-method settings, most specific first.
     pub method_settings: Vec<crate::model::MethodSettings>,
     pub cache_enabled: bool,
+    /// The memory budget of this replica's cache for the stage, in bytes.
+    pub cache_budget: u64,
+    /// The stage's flush token (the `turnpike.dev/flush-cache` annotation): the proxy
+    /// flushes the stage's cache when it changes.
+    pub cache_flush: Option<String>,
     pub access_log: Option<AccessLogFormat>,
     /// Usage plans that apply to this stage, by plan object.
     pub plans: FastMap<ObjectKey, Arc<PlanEntry>>,

@@ -14,10 +14,13 @@
 //! 10. [`params`]: required request parameters.
 //! 11. [`throttle`]: the token bucket the AWS precedence picks, then the key's quota (run by
 //!     [`crate::service`] after the others: with Redis it may wait for one round trip).
-//! 12. [`validate`]: the body against the method's model, when its validator says so (the
+//! 12. [`cache`]: a GET of a cached method is answered from the stage cache, or the backend's
+//!     answer is stored (run by [`crate::service`] around the integration; it decides before
+//!     the throttles, which count hits too).
+//! 13. [`validate`]: the body against the method's model, when its validator says so (the
 //!     one phase that reads the whole body; run by [`crate::service`] right before the
 //!     integration).
-//! 13. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints (with
+//! 14. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints (with
 //!     `contentHandling` conversions for HTTP).
 //!
 //! Then [`crate::compress`] compresses the answer when the API asks for it.
@@ -26,6 +29,7 @@
 //! answer with something else.
 
 pub mod authority;
+pub mod cache;
 pub mod canary;
 pub mod cors;
 pub mod integrate;

@@ -31,13 +31,18 @@ pub fn check(ctx: &RequestCtx<'_>, method: &Method) -> Result<(), Reject> {
         .deny
         .iter()
         .any(|r| r.matches(ip, namespace.as_deref()));
-    let arn = format!(
-        "arn:aws:execute-api:{}:********0000:{}/{}/{}/{}",
+    Err(Reject::PolicyDenied {
+        arn: method_arn(ctx, api.id.as_str(), &stage.name, method),
+        explicit,
+    })
+}
+
+/// The method ARN of a request, as AWS shows it in denials (account digits masked).
+pub(crate) fn method_arn(ctx: &RequestCtx<'_>, api: &str, stage: &str, method: &Method) -> String {
+    format!(
+        "arn:aws:execute-api:{}:********0000:{api}/{stage}/{}/{}",
         ctx.table.hosts.region,
-        api.id,
-        stage.name,
         method.as_str(),
         ctx.path.trim_start_matches('/')
-    );
-    Err(Reject::PolicyDenied { arn, explicit })
+    )
 }

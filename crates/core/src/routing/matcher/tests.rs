@@ -27,6 +27,8 @@ fn mk_method() -> Arc<MethodDef> {
             mock_status: 200,
             insecure_skip_verify: false,
             content_handling: None,
+            cache_key_parameters: Box::default(),
+            cache_namespace: None,
         },
     })
 }
@@ -63,6 +65,8 @@ fn mk_table(endpoint_type: EndpointType, routes: RouteSet) -> RoutingTable {
         throttle: None,
         method_settings: Vec::new(),
         cache_enabled: false,
+        cache_budget: 0,
+        cache_flush: None,
         access_log: None,
         plans: Default::default(),
     };
