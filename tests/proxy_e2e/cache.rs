@@ -36,6 +36,8 @@ fn world(up: SocketAddr, deployment: &str, flush: Option<&str>) -> String {
         .proxy("/bytes/{n}", "GET", &format!("http://{up}/bytes/{{n}}"))
         .proxy("/slow", "GET", &format!("http://{up}/sleep/300"))
         .proxy("/encoded", "GET", &format!("http://{up}/encoded"))
+        .proxy("/cookie", "GET", &format!("http://{up}/cookie"))
+        .proxy("/private", "GET", &format!("http://{up}/private"))
         .method(
             "/mock",
             "GET",
@@ -187,7 +189,8 @@ async fn stage_cache_follows_aws_rules() {
     assert_eq!(e.calls("/items/2?type=a", &[]).await, 0);
 
     // Not cached: another method, a non-2xx answer, caching off, TTL 0, an answer the
-    // backend content-encoded.
+    // backend content-encoded, one that sets a cookie or that the backend marks private or
+    // no-store.
     let post = |path: &str| {
         let url = e.gw.url(&e.api, "prod", path);
         async move { send(&client(false), Request::post(url).body(empty()).expect("request")).await }
@@ -206,6 +209,10 @@ async fn stage_cache_follows_aws_rules() {
         "/zero",
         "/encoded",
         "/encoded",
+        "/cookie",
+        "/cookie",
+        "/private",
+        "/private",
     ] {
         assert_eq!(e.calls(path, &[]).await, 1, "{path}");
     }

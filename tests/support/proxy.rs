@@ -227,6 +227,7 @@ pub fn namespace_is(ns: &'static str) -> Arc<dyn NamespaceLookup> {
 ///   the one in `x-reply-content-type`).
 /// - `/text/{n}`: n bytes of text with a Content-Length; `/encoded`: a body the backend
 ///   already gzipped (`Content-Encoding: gzip`).
+/// - `/cookie`: 200 with a `Set-Cookie`; `/private`: 200 with `Cache-Control: private`.
 pub struct Upstream {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
@@ -393,6 +394,16 @@ async fn upstream_handle(
         let mut r = full_response(200, "abcdefghij".repeat(n / 10 + 1)[..n].to_string());
         r.headers_mut()
             .insert("content-type", "text/plain".parse().expect("ct"));
+        return Ok(r);
+    }
+    if path == "/cookie" || path == "/private" {
+        let mut r = full_response(200, "for one client".into());
+        let (name, value) = if path == "/cookie" {
+            ("set-cookie", "session=s3cr3t; HttpOnly")
+        } else {
+            ("cache-control", "private, max-age=60")
+        };
+        r.headers_mut().insert(name, value.parse().expect("header"));
         return Ok(r);
     }
     if path == "/encoded" {

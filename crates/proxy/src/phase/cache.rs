@@ -287,6 +287,20 @@ fn decorate(plan: &Plan, resp: &mut Response<ProxyBody>) {
     }
 }
 
+/// Whether an answer is meant for its client alone: it sets a cookie, or the backend's
+/// `Cache-Control` says `private` or `no-store`.
+fn for_one_client(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::SET_COOKIE)
+        || headers.get_all(header::CACHE_CONTROL).iter().any(|v| {
+            v.to_str().is_ok_and(|s| {
+                s.split(',').any(|d| {
+                    let name = d.split('=').next().unwrap_or_default().trim();
+                    name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store")
+                })
+            })
+        })
+}
+
 /// Stores a backend answer when it may be cached (2xx, body at most 1 MiB) and hands it on.
 /// The lead guard is dropped after the entry is stored, so waiters find it.
 pub async fn store(
@@ -306,6 +320,11 @@ async fn keep(plan: &Plan, resp: Response<ProxyBody>, now: u64) -> Response<Prox
     // not in the key: another client may not accept it. (The gateway's own compression runs
     // after the cache, per client.)
     if !resp.status().is_success() || resp.headers().contains_key(header::CONTENT_ENCODING) {
+        return resp;
+    }
+    // An answer for one client only: a cookie (a session, most often) or a backend's
+    // `Cache-Control: private` or `no-store`. A shared cache must not hand it to others.
+    if for_one_client(resp.headers()) {
         return resp;
     }
     let declared = resp
