@@ -289,6 +289,24 @@ impl ContextVar {
     }
 }
 
+/// The `$name` or `${name}` reference at the start of `after` (the text after a `$`): its
+/// name (letters, digits, `.` and `_`; a trailing `.` is punctuation, as in "… $context.stage.")
+/// and how many bytes of `after` it takes. `None` for a `${` that does not close.
+pub fn reference(after: &str) -> Option<(&str, usize)> {
+    let (braced, body) = match after.strip_prefix('{') {
+        Some(b) => (true, b),
+        None => (false, after),
+    };
+    let end = body
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+        .unwrap_or(body.len());
+    let name = body[..end].trim_end_matches('.');
+    if braced && !body[name.len()..].starts_with('}') {
+        return None;
+    }
+    Some((name, name.len() + 2 * usize::from(braced)))
+}
+
 /// A piece of a [`Template`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Piece {
@@ -321,17 +339,9 @@ impl Template {
         while let Some(i) = rest.find('$') {
             literal.push_str(&rest[..i]);
             let after = &rest[i + 1..];
-            let (braced, body) = match after.strip_prefix('{') {
-                Some(b) => (true, b),
-                None => (false, after),
-            };
-            let end = body
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
-                .unwrap_or(body.len());
-            // A trailing dot is punctuation, not part of the name ("… $context.stage.").
-            let name = body[..end].trim_end_matches('.');
-            let closed = !braced || body[name.len()..].starts_with('}');
-            let piece = if !closed {
+            let reference = reference(after);
+            let name = reference.map_or("", |(name, _)| name);
+            let piece = if reference.is_none() {
                 None
             } else if let Some(var) = name.strip_prefix("context.") {
                 Some(Piece::Context(ContextVar::parse(var).ok_or_else(|| {
@@ -354,8 +364,7 @@ impl Template {
                         pieces.push(Piece::Literal(std::mem::take(&mut literal).into()));
                     }
                     pieces.push(p);
-                    let consumed = usize::from(braced) * 2 + name.len();
-                    rest = &after[consumed..];
+                    rest = &after[reference.map_or(0, |(_, len)| len)..];
                 }
                 None => {
                     literal.push('$');

@@ -125,18 +125,12 @@ fn render_template(ctx: &RequestCtx<'_>, template: &str) -> String {
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
-        let (braced, body) = match after.strip_prefix('{') {
-            Some(b) => (true, b),
-            None => (false, after),
+        let Some((name, len)) = turnpike_core::model::reference(after) else {
+            out.push('$');
+            rest = after;
+            continue;
         };
-        let end = body
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
-            .unwrap_or(body.len());
-        let name = body[..end].trim_end_matches('.');
-        let closed = !braced || body[name.len()..].starts_with('}');
-        let value: Option<String> = if !closed {
-            None
-        } else if let Some(var) = name.strip_prefix("stageVariables.") {
+        let value: Option<String> = if let Some(var) = name.strip_prefix("stageVariables.") {
             Some(ctx.stage_variable(var).unwrap_or_default().to_string())
         } else {
             match name {
@@ -155,8 +149,7 @@ fn render_template(ctx: &RequestCtx<'_>, template: &str) -> String {
         match value {
             Some(v) => {
                 out.push_str(&v);
-                let consumed = usize::from(braced) + name.len() + usize::from(braced);
-                rest = &after[consumed..];
+                rest = &after[len..];
             }
             None => {
                 out.push('$');
