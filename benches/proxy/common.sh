@@ -1,4 +1,4 @@
-# What benches/proxy/run.sh and benches/proxy/instructions.sh share. Sourced, not run.
+# What the scripts in benches/proxy share. Sourced, not run.
 
 # cleanup: for `trap cleanup EXIT`. Stops what the script started (the pids in its `pids`
 # array, and nginx by WORK/nginx.pid) and removes WORK.
@@ -8,13 +8,13 @@ cleanup() {
   rm -rf "$WORK"
 }
 
-# bench_binary ROOT: prints the path of the release benchmark binary (benches/proxy/server.rs),
+# bench_binary ROOT: prints the path of the benchmark binary (the optimized `bench` profile) (benches/proxy/server.rs),
 # building it unless BENCH_BIN names one built before.
 bench_binary() {
   local bin
   if [ -z "${BENCH_BIN:-}" ]; then
-    echo "building the benchmark binary (release)..." >&2
-    bin=$(cd "$1" && cargo build --release --bench proxy_server --message-format=json 2>/dev/null \
+    echo "building the benchmark binary (profile bench: release with thin LTO)..." >&2
+    bin=$(cd "$1" && cargo build --profile bench --bench proxy_server --message-format=json 2>/dev/null \
       | grep -o '"executable":"[^"]*proxy_server[^"]*"' | tail -1 | cut -d'"' -f4)
   else
     bin=$BENCH_BIN
@@ -78,3 +78,23 @@ median() {
 }
 # ratio A B: A / B with two decimals, or n/a.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# wrk_round NAME PID URL [WRK_ARGS...]: one measured wrk run against URL (after a 2 s warm-up),
+# wrk pinned to LOAD_CPU with CONNS connections for DUR seconds, counting the CPU time of PID.
+# Prints "NAME requests/s cpu_us_per_request non2xx", the line `median` reads.
+wrk_round() {
+  local name=$1 pid=$2 url=$3
+  shift 3
+  local args=(-t1 -c"$CONNS" "$@")
+  taskset -c "$LOAD_CPU" wrk "${args[@]}" -d2s "$url" >/dev/null 2>&1 # warm-up
+  local before after out
+  before=$(cpu_ticks "$pid")
+  out=$(taskset -c "$LOAD_CPU" wrk "${args[@]}" -d"${DUR}s" "$url" 2>&1)
+  after=$(cpu_ticks "$pid")
+  local rps total non2xx
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  total=$(echo "$out" | awk '/requests in/ {print $1}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  echo "$name $rps $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$total" \
+    'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }') ${non2xx:-0}"
+}

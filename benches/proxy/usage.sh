@@ -59,20 +59,9 @@ done
 
 # run NAME URL PID [KEY]: prints "NAME requests/s cpu_us_per_request non2xx"
 run() {
-  local name=$1 url=$2 pid=$3 key=${4:-}
   local hdr=(-H "Host: $HOST")
-  [ -n "$key" ] && hdr+=(-H "x-api-key: $key")
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${hdr[@]}" "$url" >/dev/null 2>&1 # warm-up
-  local before after out
-  before=$(cpu_ticks "$pid")
-  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" "${hdr[@]}" "$url" 2>&1)
-  after=$(cpu_ticks "$pid")
-  local rps total non2xx
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  total=$(echo "$out" | awk '/requests in/ {print $1}')
-  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  echo "$name $rps $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$total" \
-    'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }') ${non2xx:-0}"
+  [ -n "${4:-}" ] && hdr+=(-H "x-api-key: $4")
+  wrk_round "$1" "$3" "$2" "${hdr[@]}"
 }
 
 results=()
