@@ -191,7 +191,7 @@ where
         let (store, writer) = reflector::store();
         let stream = watcher(api, config.clone())
             .default_backoff()
-            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+            .modify(|o: &mut K| crate::trim_metadata(o.meta_mut()))
             .reflect(writer);
         let changes = changes.clone();
         let kind = K::kind(&()).to_string();

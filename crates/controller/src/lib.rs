@@ -152,6 +152,23 @@ impl Config {
     }
 }
 
+/// The annotation `kubectl apply` keeps on every object it applies: a second copy of the whole
+/// object (for a Secret, of its data), which the controller never reads.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from a watched object's metadata what the controller never reads and what can be as
+/// large as the object itself: managed fields and `kubectl apply`'s copy of the object. Every
+/// reflector and Secret read passes through it, so each object is held once.
+pub(crate) fn trim_metadata(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
 /// The watch scopes of `namespaces`: `[None]` (every namespace) when empty, else one per
 /// namespace.
 pub(crate) fn scopes(namespaces: &[String]) -> Vec<Option<String>> {
@@ -276,5 +293,45 @@ pub fn start_with_pods(
         stop: stop_tx,
         elector: Some(elector_task),
         tasks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
+
+    use super::*;
+
+    #[test]
+    fn trimmed_metadata_keeps_the_annotations_compile_reads() {
+        let mut meta = ObjectMeta {
+            managed_fields: Some(vec![ManagedFieldsEntry::default()]),
+            annotations: Some(BTreeMap::from([
+                (
+                    LAST_APPLIED.to_string(),
+                    "{\"data\":{\"key\":\"c2VjcmV0\"}}".to_string(),
+                ),
+                (crate::ingest::FLUSH_CACHE_ANNOTATION.to_string(), "1".to_string()),
+            ])),
+            ..Default::default()
+        };
+        trim_metadata(&mut meta);
+        assert_eq!(meta.managed_fields, None);
+        assert_eq!(
+            meta.annotations,
+            Some(BTreeMap::from([(
+                crate::ingest::FLUSH_CACHE_ANNOTATION.to_string(),
+                "1".to_string()
+            )]))
+        );
+
+        let mut only_applied = ObjectMeta {
+            annotations: Some(BTreeMap::from([(LAST_APPLIED.to_string(), "{}".to_string())])),
+            ..Default::default()
+        };
+        trim_metadata(&mut only_applied);
+        assert_eq!(only_applied.annotations, None);
     }
 }

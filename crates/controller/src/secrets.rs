@@ -124,7 +124,7 @@ impl Shared {
         let key = key_of(&s);
         self.labelled.insert(key.clone());
         if self.referenced.contains(&key) {
-            s.metadata.managed_fields = None;
+            crate::trim_metadata(&mut s.metadata);
             self.cached.insert(key.clone(), s);
         } else {
             self.cached.remove(&key);
@@ -326,7 +326,7 @@ impl SecretCache {
             .into_iter()
             .flatten()
             .map(|mut s| {
-                s.metadata.managed_fields = None;
+                crate::trim_metadata(&mut s.metadata);
                 s
             })
             .collect();
@@ -370,7 +370,7 @@ impl SecretCache {
                         .into_iter()
                         .filter(|s| wanted.contains(&key_of(s)))
                         .map(|mut s| {
-                            s.metadata.managed_fields = None;
+                            crate::trim_metadata(&mut s.metadata);
                             s
                         }),
                 );
