@@ -8,7 +8,10 @@
 //!   validated one (`benches/proxy/validation.sh`).
 //! - `body`: the 1 KiB JSON body the validated route is sent.
 //!
-//! Build: `cargo build --release --bench proxy_server`.
+//! Build: `cargo build --profile bench --bench proxy_server`.
+
+#[path = "../support/order.rs"]
+mod order;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -140,19 +143,6 @@ fn validated_api_yaml(upstream: SocketAddr) -> String {
     )
 }
 
-/// A 1024-byte order the `Order` model accepts: twelve items, padded with `note`.
-fn validated_body() -> String {
-    let items: Vec<String> = (0..12)
-        .map(|i| format!(r#"{{"sku":"sku-{i:04}","qty":{},"price":{}.5}}"#, i + 1, i * 3))
-        .collect();
-    let head = format!(
-        r#"{{"id":"order-20261202-0001","customer":{{"name":"Ann Example","email":"ann@example.com"}},"items":[{}],"total":1234.5,"note":""#,
-        items.join(",")
-    );
-    let pad = 1024usize.saturating_sub(head.len() + 2);
-    format!("{head}{}\"}}", "x".repeat(pad))
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -170,7 +160,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("body") => {
             #[allow(clippy::print_stdout)]
             {
-                print!("{}", validated_body());
+                print!("{}", order::validated_body());
             }
             Ok(())
         }
