@@ -142,6 +142,7 @@ async fn run(routes: usize, args: &Args) -> anyhow::Result<()> {
             invoke_base_from_public: false,
             count_replicas: false,
             usage_status_every: std::time::Duration::from_secs(30),
+            admin_token_file: None,
         },
     )
     .await?;

@@ -25,6 +25,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("../config/examples/cache.yaml"),
     ),
     (
+        "config/examples/cache-redis.yaml",
+        include_str!("../config/examples/cache-redis.yaml"),
+    ),
+    (
         "config/examples/canary.yaml",
         include_str!("../config/examples/canary.yaml"),
     ),

@@ -149,6 +149,18 @@ struct NodeArgs {
     /// (1/N, N as for --replicas), `closed` answers 503.
     #[arg(long, env = "TURNPIKE_REDIS_FAILURE_MODE", default_value = "open")]
     redis_failure_mode: turnpike_proxy::usage::redis::FailureMode,
+    /// Where stage caches are kept: `memory` (each replica its own) or `redis` (in memory, in
+    /// front of the `--redis-url` Redis, shared by every replica; flushes reach them all).
+    #[arg(long, env = "TURNPIKE_CACHE_BACKEND", default_value = "memory")]
+    cache_backend: turnpike_proxy::cache::Backend,
+    /// At most this many bytes per stage cache, whatever `cacheClusterSize` says (for tests and
+    /// small machines).
+    #[arg(long, env = "TURNPIKE_CACHE_BUDGET_CAP_BYTES", hide = true)]
+    cache_budget_cap_bytes: Option<u64>,
+    /// A file holding the admin token: `POST /cache/flush` on the admin listener then takes
+    /// `Authorization: Bearer <token>` from any peer. Without it only loopback peers may flush.
+    #[arg(long, env = "TURNPIKE_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -304,12 +316,20 @@ fn node_config(args: &NodeArgs, local: Option<&local_ports::Ports>) -> anyhow::R
             }),
             ..Default::default()
         },
+        cache: turnpike_proxy::cache::CacheConfig {
+            backend: args.cache_backend,
+            budget_cap: args.cache_budget_cap_bytes,
+        },
         ..ProxyConfig::default()
     };
+    if args.cache_backend == turnpike_proxy::cache::Backend::Redis && args.redis_url.is_empty() {
+        anyhow::bail!("--cache-backend redis needs --redis-url");
+    }
     Ok(NodeConfig {
         invoke_base_from_public: local.is_some(),
         count_replicas: args.replicas.is_none(),
         usage_status_every: Duration::from_millis(args.usage_status_interval_ms.max(100)),
+        admin_token_file: args.admin_token_file.clone(),
         ..NodeConfig::new(controller, proxy, admin_addr)
     })
 }

@@ -8,13 +8,14 @@ cleanup() {
   rm -rf "$WORK"
 }
 
-# bench_binary ROOT: prints the path of the benchmark binary (the optimized `bench` profile) (benches/proxy/server.rs),
+# bench_binary ROOT [PROFILE]: prints the path of the benchmark binary (benches/proxy/server.rs)
+# built with PROFILE (default `bench`: release with thin LTO, minutes instead of twenty),
 # building it unless BENCH_BIN names one built before.
 bench_binary() {
-  local bin
+  local bin profile=${2:-bench}
   if [ -z "${BENCH_BIN:-}" ]; then
-    echo "building the benchmark binary (profile bench: release with thin LTO)..." >&2
-    bin=$(cd "$1" && cargo build --profile bench --bench proxy_server --message-format=json 2>/dev/null \
+    echo "building the benchmark binary ($profile)..." >&2
+    bin=$(cd "$1" && cargo build --profile "$profile" --bench proxy_server --message-format=json 2>/dev/null \
       | grep -o '"executable":"[^"]*proxy_server[^"]*"' | tail -1 | cut -d'"' -f4)
   else
     bin=$BENCH_BIN

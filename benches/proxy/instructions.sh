@@ -27,7 +27,7 @@ for tool in valgrind callgrind_control callgrind_annotate wrk nginx openssl curl
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y valgrind wrk nginx-light openssl curl)"; exit 1; }
 done
 
-BIN=$(bench_binary "$ROOT")
+BIN=$(bench_binary "$ROOT" release)
 write_nginx_conf "$WORK" "$UP" "$NGX" 127.0.0.1:18184
 
 "$BIN" upstream "$UP" & pids+=($!)

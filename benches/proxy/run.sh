@@ -36,7 +36,7 @@ for tool in wrk nginx openssl taskset curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk nginx-light openssl curl util-linux)"; exit 1; }
 done
 
-BIN=$(bench_binary "$ROOT")
+BIN=$(bench_binary "$ROOT" release)
 write_nginx_conf "$WORK" "$UP" "$NGX_PLAIN" "$NGX_TLS"
 
 taskset -c "$LOAD_CPU" "$BIN" upstream "$UP" & pids+=($!)

@@ -5,7 +5,8 @@
 //!   REGIONAL API whose `/{proxy+}` resource is an HTTP_PROXY to the upstream, served on a
 //!   current-thread runtime (the script pins it to one core), access log off, metrics on.
 //!   `BENCH_METERED=1` adds a metered route (`benches/proxy/usage.sh`), `BENCH_VALIDATED=1` a
-//!   validated one (`benches/proxy/validation.sh`).
+//!   validated one (`benches/proxy/validation.sh`), `BENCH_CACHED=1` a stage cache with a
+//!   cached route and one that caching is off for (`benches/proxy/cache.sh`).
 //! - `body`: the 1 KiB JSON body the validated route is sent.
 //!
 //! Build: `cargo build --profile bench --bench proxy_server`.
@@ -143,6 +144,35 @@ fn validated_api_yaml(upstream: SocketAddr) -> String {
     )
 }
 
+/// The API with the stage cache on (0.5 GB budget) in stage `prod`: `GET /prod/c/anything` is
+/// cached for an hour (its path is the key); `/prod/nc/anything` has caching off (TTL 0).
+/// Stage `direct` (same deployment, no cache) is the plain proxy.
+fn cached_api_yaml(upstream: SocketAddr) -> String {
+    let api = api_yaml(upstream).replace(
+        "  resources:\n",
+        &format!(
+            "  resources:\n    /c/{{proxy+}}:\n      GET:\n        integration: {{type: HTTP_PROXY, uri: \"http://{upstream}/{{proxy}}\"}}\n    /nc/{{proxy+}}:\n      GET:\n        integration: {{type: HTTP_PROXY, uri: \"http://{upstream}/{{proxy}}\"}}\n"
+        ),
+    );
+    format!(
+        r#"{api}
+  cacheClusterEnabled: true
+  cacheClusterSize: "0.5"
+  methodSettings:
+    "*/*": {{cacheTtlInSeconds: 3600}}
+    "/nc/{{proxy+}}/GET": {{cacheTtlInSeconds: 0}}
+---
+apiVersion: turnpike.dev/v1alpha1
+kind: Stage
+metadata: {{name: direct, namespace: bench}}
+spec:
+  restApiRef: {{name: bench}}
+  stageName: direct
+  deploymentRef: {{name: v1}}
+"#
+    )
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -275,6 +305,8 @@ async fn turnpike(
         metered_api_yaml(upstream)
     } else if std::env::var_os("BENCH_VALIDATED").is_some() {
         validated_api_yaml(upstream)
+    } else if std::env::var_os("BENCH_CACHED").is_some() {
+        cached_api_yaml(upstream)
     } else {
         api_yaml(upstream)
     };

@@ -150,6 +150,7 @@ impl Cluster {
                 invoke_base_from_public: true,
                 count_replicas: false,
                 usage_status_every: Duration::from_secs(30),
+                admin_token_file: None,
             },
         )
         .await

@@ -3,7 +3,8 @@
 //! (non-GET, non-2xx, over 1 MiB), `Cache-Control: max-age=0` under the three strategies with
 //! and without an API key, flushes (the Stage annotation and the admin endpoint), deployment
 //! changes, canaries with and without `useStageCache`, coalescing, EDGE headers and metrics.
-//! One gateway for the whole file; each case uses its own paths so the entries never meet.
+//! One gateway per test; each case uses its own paths so the entries never meet. The admin
+//! flush with a token file has its own test.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -278,6 +279,14 @@ async fn stage_cache_follows_aws_rules() {
     assert_eq!(flush(format!("api={}&stage=nope", e.api)).await.0, 404);
     assert_eq!(flush("api=x".into()).await.0, 400);
 
+    // The flush is an admin endpoint only: on the public listener the path is an API's.
+    let hits = e.up.hits();
+    let public = e.gw.url(&e.api, "prod", "/cache/flush");
+    let (status, _) = curl(&["-X", "POST", &format!("{public}?api={}&stage=prod", e.api)]).await;
+    assert_ne!(status, 200, "POST /cache/flush on the public listener");
+    assert_eq!(e.calls("/flushed", &[]).await, 0, "nothing flushed");
+    assert_eq!(e.up.hits(), hits);
+
     // Flush by the Stage annotation: a new value flushes, the same value again does not.
     assert_eq!(e.calls("/flushed", &[]).await, 0);
     e.gw.store
@@ -392,4 +401,50 @@ fn cache_settings_are_validated_with_field_paths() {
     ] {
         assert!(text.contains(expected), "{expected} not in {text}");
     }
+}
+
+/// With an admin token file, `POST /cache/flush` takes the bearer token (any peer, loopback
+/// too): none or another is 401 and flushes nothing.
+#[tokio::test]
+async fn the_admin_flush_takes_the_token_when_one_is_set() {
+    let e = env().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "admin-token-0123456789\n").expect("token");
+    let admin = turnpike_proxy::admin::Admin::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("admin")
+        .with_cache(e.gw.shared.cache.clone())
+        .with_token_file(Some(token));
+    let base = format!("http://{}", admin.local_addr().expect("addr"));
+    tokio::spawn(admin.run(e.gw.store.clone(), e.gw.registry.clone(), std::future::pending()));
+    let url = format!("{base}/cache/flush?api={}&stage=prod", e.api);
+
+    assert_eq!(e.calls("/flushed", &[]).await, 1);
+    for auth in [None, Some("Bearer wrong"), Some("admin-token-0123456789")] {
+        let mut args = vec!["-X", "POST"];
+        let header;
+        if let Some(a) = auth {
+            header = format!("Authorization: {a}");
+            args.extend(["-H", header.as_str()]);
+        }
+        args.push(&url);
+        let (status, text) = curl(&args).await;
+        assert_eq!(status, 401, "{auth:?}: {text}");
+        assert!(
+            text.to_ascii_lowercase().contains("www-authenticate: bearer"),
+            "{text}"
+        );
+        assert_eq!(e.calls("/flushed", &[]).await, 0, "{auth:?}: nothing flushed");
+    }
+    let (status, text) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Authorization: Bearer admin-token-0123456789",
+        &url,
+    ])
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(e.calls("/flushed", &[]).await, 1, "flushed with the token");
 }

@@ -35,6 +35,8 @@ CUSTOM = {
     "requestHandling": {"allowUnderscoresInHeaders": True, "allowRawPathSegments": True},
     "limits": {"defaultRateLimit": 2500.5, "defaultBurstLimit": 1000000,
                "redis": {"urlSecret": {"name": "redis", "key": "url"}, "cluster": True, "failureMode": "closed"}},
+    "cache": {"backend": "redis"},
+    "admin": {"tokenSecret": {"name": "turnpike-admin", "key": "token"}},
     "service": {
         "public": {"type": "LoadBalancer", "port": 8443, "externalTrafficPolicy": "Local",
                    "loadBalancerClass": "example.com/lb",
@@ -104,6 +106,7 @@ def test_defaults_render_a_hardened_two_replica_deployment():
     # their own Leases (an HPA may change the count): no fixed --replicas.
     assert not any(a.startswith("--replicas") for a in c["args"]), c["args"]
     assert "--default-rate-limit=10000" in c["args"], c["args"]
+    assert "--cache-backend=memory" in c["args"] and not any(a.startswith("--admin-token") for a in c["args"])
     env = {e["name"] for e in c["env"]}
     assert {"POD_NAMESPACE", "POD_NAME", "TURNPIKE_REGION", "TURNPIKE_BASE_DOMAIN"} <= env, "leader election needs the pod's identity"
     assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
@@ -124,12 +127,17 @@ def test_custom_values_reach_the_manifests():
                 "--log-format=text", "--canary-header=x-canary", "--holdoff-ms=50", "--holdoff-max-ms=500",
                 "--watch-namespace=apis", "--allow-underscores-in-headers", "--allow-raw-path-segments",
                 "--default-rate-limit=2500.5", "--default-burst-limit=1000000", "--redis-cluster",
-                "--redis-failure-mode=closed"]:
+                "--redis-failure-mode=closed", "--cache-backend=redis",
+                "--admin-token-file=/etc/turnpike/admin/token"]:
         assert arg in c["args"], (arg, c["args"])
     # The TLS Secret is mounted read-only and its files named on the command line.
     assert {"--tls-cert-file=/etc/turnpike/tls/tls.crt", "--tls-key-file=/etc/turnpike/tls/tls.key"} <= set(c["args"])
-    assert c["volumeMounts"] == [{"name": "tls", "mountPath": "/etc/turnpike/tls", "readOnly": True}]
-    assert pod["volumes"] == [{"name": "tls", "secret": {"secretName": "wildcard-tls"}}]
+    # So is the admin token Secret (the cache flush takes it as a bearer token).
+    assert c["volumeMounts"] == [{"name": "tls", "mountPath": "/etc/turnpike/tls", "readOnly": True},
+                                 {"name": "admin-token", "mountPath": "/etc/turnpike/admin", "readOnly": True}]
+    assert pod["volumes"] == [{"name": "tls", "secret": {"secretName": "wildcard-tls"}},
+                              {"name": "admin-token", "secret": {"secretName": "turnpike-admin",
+                                                                 "items": [{"key": "token", "path": "token"}]}}]
     # The Redis URL comes from its Secret, never the pod spec; limits are shared, not divided.
     [redis] = [e for e in c["env"] if e["name"] == "TURNPIKE_REDIS_URL"]
     assert redis["valueFrom"]["secretKeyRef"] == {"name": "redis", "key": "url"}
@@ -173,6 +181,7 @@ def test_custom_values_reach_the_manifests():
         ({"limits": {"redis": {"failureMode": "maybe"}}}, "at '/limits/redis/failureMode'"),
         ({"limits": {"redis": {"url": "http://redis:6379"}}}, "at '/limits/redis/url'"),
         ({"tls": {"secretName": "Wildcard TLS"}}, "at '/tls/secretName'"),
+        ({"cache": {"backend": "disk"}}, "at '/cache/backend'"),
     ],
 )
 def test_bad_values_are_rejected_with_the_field_named(values, message):

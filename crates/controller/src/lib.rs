@@ -36,6 +36,7 @@
 
 pub mod apply;
 pub mod cache;
+pub mod cache_status;
 pub mod debounce;
 pub mod events;
 pub mod index;

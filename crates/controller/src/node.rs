@@ -30,6 +30,9 @@ pub struct NodeConfig {
     pub count_replicas: bool,
     /// How often the leader writes usage summaries into UsagePlan and ApiKey status (30 s).
     pub usage_status_every: Duration,
+    /// The admin token (`POST /cache/flush` takes it as a bearer token); without it only
+    /// loopback peers may flush.
+    pub admin_token_file: Option<std::path::PathBuf>,
 }
 
 impl NodeConfig {
@@ -42,6 +45,7 @@ impl NodeConfig {
             invoke_base_from_public: false,
             count_replicas: true,
             usage_status_every: Duration::from_secs(30),
+            admin_token_file: None,
         }
     }
 }
@@ -61,6 +65,7 @@ pub struct Node {
     admin_task: JoinHandle<()>,
     /// The usage summaries.
     usage_task: JoinHandle<()>,
+    cache_task: JoinHandle<()>,
     /// The replica Lease (stops, deleting the Lease, when `stop` turns true).
     replica_task: Option<JoinHandle<()>>,
 }
@@ -117,7 +122,8 @@ impl Node {
                 source,
             })?
             .with_usage(proxy.shared().usage.clone())
-            .with_cache(proxy.shared().cache.clone());
+            .with_cache(proxy.shared().cache.clone())
+            .with_token_file(config.admin_token_file.clone());
         let admin_addr = admin.local_addr().map_err(|source| NodeError::Admin {
             addr: config.admin_addr,
             source,
@@ -133,6 +139,14 @@ impl Node {
             pods,
         );
         let (stop, stop_rx) = watch::channel(false);
+        let cache_task = tokio::spawn(controller::cache_status::run(
+            client.clone(),
+            table.clone(),
+            proxy.shared().cache.clone(),
+            controller.leadership(),
+            config.usage_status_every,
+            side_metrics.clone(),
+        ));
         let usage_task = tokio::spawn(controller::usage::run(
             client.clone(),
             table.clone(),
@@ -174,6 +188,7 @@ impl Node {
             proxy: proxy_task,
             admin_task,
             usage_task,
+            cache_task,
             replica_task,
         })
     }
@@ -182,6 +197,7 @@ impl Node {
     pub async fn shutdown(self) {
         self.controller.shutdown().await;
         self.usage_task.abort();
+        self.cache_task.abort();
         let _ = self.stop.send(true);
         let _ = self.proxy.await;
         let _ = self.admin_task.await;
@@ -200,6 +216,7 @@ impl Node {
         self.proxy.abort();
         self.admin_task.abort();
         self.usage_task.abort();
+        self.cache_task.abort();
         if let Some(t) = &self.replica_task {
             t.abort();
         }

@@ -1,10 +1,24 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process is up),
 //! `/readyz` (a routing table has been published, so requests are answered from real
 //! configuration rather than an empty table), `/usage` (usage reports) and
-//! `POST /cache/flush?api=ID&stage=NAME` (empties one stage's cache on this replica: AWS
-//! FlushStageCache; the `turnpike.dev/flush-cache` Stage annotation flushes every replica).
+//! `POST /cache/flush?api=ID&stage=NAME` (empties one stage's cache on this replica, and on
+//! every replica with the shared tier: AWS FlushStageCache; the `turnpike.dev/flush-cache`
+//! Stage annotation flushes every replica).
+//!
+//! The flush changes what clients get, so it is not open to whoever reaches the admin port
+//! (it listens on every interface in a cluster, for Prometheus): with a token file
+//! (`--admin-token-file`), it takes `Authorization: Bearer <token>`, compared in constant
+//! time, from any peer; without one, only loopback peers (`kubectl port-forward`, `kubectl
+//! exec`, a sidecar) may flush. Others get 401 / 403. The flush is served on the admin
+//! listener only: the public and private listeners route every path to APIs.
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc};
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -25,6 +39,8 @@ pub struct Admin {
     socket: TcpListener,
     usage: Option<Arc<crate::usage::Usage>>,
     cache: Option<Arc<crate::cache::StageCaches>>,
+    /// The bearer token the flush takes, read from this file at each flush.
+    token_file: Option<Arc<PathBuf>>,
 }
 
 impl Admin {
@@ -34,6 +50,7 @@ impl Admin {
             socket: TcpListener::bind(addr).await?,
             usage: None,
             cache: None,
+            token_file: None,
         })
     }
 
@@ -51,6 +68,14 @@ impl Admin {
         self
     }
 
+    /// Requires `Authorization: Bearer <the file's content, trimmed>` on `POST /cache/flush`
+    /// (else only loopback peers may flush). The file is read at each flush, so a rotated
+    /// Secret applies at once.
+    pub fn with_token_file(mut self, path: Option<PathBuf>) -> Self {
+        self.token_file = path.map(Arc::new);
+        self
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.socket.local_addr()
     }
@@ -61,7 +86,7 @@ impl Admin {
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
-            let (stream, _) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = self.socket.accept() => match accepted {
                     Ok(a) => a,
@@ -75,15 +100,24 @@ impl Admin {
             let registry = registry.clone();
             let usage = self.usage.clone();
             let cache = self.cache.clone();
+            let token_file = self.token_file.clone();
             let svc = service_fn(move |req: Request<Incoming>| {
                 let (store, registry, usage) = (store.clone(), registry.clone(), usage.clone());
-                let cache = cache.clone();
-                // Only the method and target are read: the request (and its body) is not held
-                // across the usage report's awaits.
+                let (cache, token_file) = (cache.clone(), token_file.clone());
+                // Only the method, target and credentials are read: the request (and its body)
+                // is not held across the usage report's awaits.
                 let (method, uri) = (req.method().clone(), req.uri().clone());
+                let authorization = req.headers().get(header::AUTHORIZATION).cloned();
                 async move {
                     if method == Method::POST && uri.path() == "/cache/flush" {
-                        return Ok::<_, Infallible>(flush(&uri, cache.as_deref()));
+                        if let Some(refused) = may_flush(
+                            peer,
+                            authorization.as_ref(),
+                            token_file.as_deref().map(PathBuf::as_path),
+                        ) {
+                            return Ok::<_, Infallible>(refused);
+                        }
+                        return Ok::<_, Infallible>(flush(&uri, cache.as_deref()).await);
                     }
                     Ok::<_, Infallible>(handle(&method, &uri, &store, &registry, usage.as_deref()).await)
                 }
@@ -115,9 +149,55 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
+/// Why a peer may not flush (`None`: it may). With a token file it must present the token
+/// (401 without it or with another; 503 when the file cannot be read: refused, never open);
+/// without one it must be on loopback (403 otherwise).
+fn may_flush(
+    peer: SocketAddr,
+    authorization: Option<&http::HeaderValue>,
+    token_file: Option<&Path>,
+) -> Option<Response<Full<Bytes>>> {
+    let Some(path) = token_file else {
+        if peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback() {
+            return None;
+        }
+        return Some(text(
+            StatusCode::FORBIDDEN,
+            "the cache flush is open to loopback peers only without --admin-token-file\n".into(),
+        ));
+    };
+    let token = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "admin token file unreadable: cache flush refused");
+            return Some(text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the admin token file cannot be read\n".into(),
+            ));
+        }
+    };
+    let token = token.trim_ascii();
+    let presented = authorization
+        .map(|v| v.as_bytes())
+        .and_then(|v| v.strip_prefix(b"Bearer "))
+        .map(<[u8]>::trim_ascii);
+    match presented {
+        Some(p) if !token.is_empty() && bool::from(subtle::ConstantTimeEq::ct_eq(p, token)) => None,
+        _ => {
+            let mut r = text(
+                StatusCode::UNAUTHORIZED,
+                "POST /cache/flush takes Authorization: Bearer <admin token>\n".into(),
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+            Some(r)
+        }
+    }
+}
+
 /// `POST /cache/flush?api=ID&stage=NAME`: 200 when the stage's cache was emptied, 404 when the
 /// stage has no cache on this replica, 400 without both parameters.
-fn flush(uri: &http::Uri, cache: Option<&crate::cache::StageCaches>) -> Response<Full<Bytes>> {
+async fn flush(uri: &http::Uri, cache: Option<&crate::cache::StageCaches>) -> Response<Full<Bytes>> {
     let (mut api, mut stage) = (None, None);
     for (k, v) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
         match &*k {
@@ -132,9 +212,20 @@ fn flush(uri: &http::Uri, cache: Option<&crate::cache::StageCaches>) -> Response
             "POST /cache/flush?api=ID&stage=NAME\n".into(),
         );
     };
-    match cache {
-        Some(c) if c.flush(&api, &stage) => text(StatusCode::OK, format!("flushed {api}/{stage}\n")),
-        _ => text(StatusCode::NOT_FOUND, format!("no cache for {api}/{stage}\n")),
+    let Some(cache) = cache else {
+        return text(StatusCode::NOT_FOUND, format!("no cache for {api}/{stage}\n"));
+    };
+    match cache.flush(&api, &stage).await {
+        Some(true) => text(
+            StatusCode::OK,
+            format!("flushed {api}/{stage} (every replica: shared tier)\n"),
+        ),
+        Some(false) if cache.is_shared() => text(
+            StatusCode::OK,
+            format!("flushed {api}/{stage} (this replica only: Redis unreachable)\n"),
+        ),
+        Some(false) => text(StatusCode::OK, format!("flushed {api}/{stage}\n")),
+        None => text(StatusCode::NOT_FOUND, format!("no cache for {api}/{stage}\n")),
     }
 }
 
@@ -187,5 +278,64 @@ async fn handle(
             r
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(ip: &str) -> SocketAddr {
+        SocketAddr::new(ip.parse().expect("ip"), 40_000)
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_peers_may_flush() {
+        assert!(may_flush(peer("127.0.0.1"), None, None).is_none());
+        assert!(may_flush(peer("::1"), None, None).is_none());
+        assert!(may_flush(peer("::ffff:127.0.0.1"), None, None).is_none());
+        for other in ["10.1.2.3", "192.168.0.9", "::ffff:10.0.0.1", "fd00::1"] {
+            let refused = may_flush(peer(other), None, None).expect(other);
+            assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{other}");
+        }
+    }
+
+    #[test]
+    fn with_a_token_every_peer_must_present_it() {
+        let dir = std::env::temp_dir().join(format!("turnpike-admin-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("token");
+        std::fs::write(&file, "s3cret-token\n").expect("write");
+        let auth = |v: &str| http::HeaderValue::from_str(v).expect("value");
+        let check = |ip: &str, a: Option<&str>| {
+            may_flush(peer(ip), a.map(auth).as_ref(), Some(&file)).map(|r| r.status())
+        };
+        assert_eq!(check("10.0.0.5", Some("Bearer s3cret-token")), None);
+        assert_eq!(
+            check("127.0.0.1", None),
+            Some(StatusCode::UNAUTHORIZED),
+            "loopback too"
+        );
+        assert_eq!(check("10.0.0.5", None), Some(StatusCode::UNAUTHORIZED));
+        assert_eq!(
+            check("10.0.0.5", Some("Bearer s3cret")),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            check("10.0.0.5", Some("Basic s3cret-token")),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        std::fs::write(&file, "\n").expect("write");
+        assert_eq!(
+            check("10.0.0.5", Some("Bearer ")),
+            Some(StatusCode::UNAUTHORIZED),
+            "an empty token opens nothing"
+        );
+        let gone = dir.join("missing");
+        assert_eq!(
+            may_flush(peer("127.0.0.1"), None, Some(&gone)).map(|r| r.status()),
+            Some(StatusCode::SERVICE_UNAVAILABLE)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -17,6 +17,8 @@
 //! - [`cache_request`]: the stage cache reads a client's `Cache-Control` values and query
 //!   string; the key part of a parameter tells apart any two different lists of its values
 //!   (so no client can read another's entry by shaping a value).
+//! - [`cache_entry`]: an entry read from the shared tier (Redis) decodes strictly or not at
+//!   all, within 1 MiB of body, and what decodes encodes back to the same bytes.
 
 use bytes::{Buf as _, BytesMut};
 
@@ -213,5 +215,24 @@ pub fn cache_request(bytes: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// Decodes `bytes` as an entry of the stage cache's shared tier (a Redis value); what decodes
+/// encodes back to the same bytes.
+pub fn cache_entry(bytes: &[u8]) {
+    if let Some(entry) = crate::cache::shared::decode(bytes) {
+        assert!(
+            entry.body.len() <= crate::cache::MAX_ENTRY_BYTES,
+            "an oversized body"
+        );
+        let again = crate::cache::shared::encode(&entry);
+        let back = crate::cache::shared::decode(&again).expect("an encoded entry decodes");
+        assert_eq!(back.headers, entry.headers, "headers changed");
+        assert_eq!(back.body, entry.body, "body changed");
+        assert_eq!(
+            (back.status, back.stored_at, back.ttl),
+            (entry.status, entry.stored_at, entry.ttl)
+        );
     }
 }

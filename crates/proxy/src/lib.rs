@@ -163,6 +163,8 @@ pub struct ProxyConfig {
     pub allow_raw_path_segments: bool,
     /// Throttles and quotas: the gateway default, the replica share, the clock.
     pub usage: usage::UsageConfig,
+    /// Where the stage caches are kept (`--cache-backend`).
+    pub cache: cache::CacheConfig,
 }
 
 impl fmt::Debug for ProxyConfig {
@@ -213,6 +215,7 @@ impl Default for ProxyConfig {
             allow_underscores_in_headers: false,
             allow_raw_path_segments: false,
             usage: usage::UsageConfig::default(),
+            cache: cache::CacheConfig::default(),
         }
     }
 }
@@ -300,7 +303,11 @@ impl Proxy {
             metrics.limits_mode.clone(),
         ));
         usage.start_history();
-        let cache = Arc::new(cache::StageCaches::new(config.usage.clock.clone()));
+        let cache = Arc::new(cache::StageCaches::with_config(
+            config.usage.clock.clone(),
+            config.cache,
+            usage.redis(),
+        ));
         Ok(Proxy {
             shared: Arc::new(Shared {
                 store,
@@ -387,7 +394,8 @@ impl Proxy {
     }
 }
 
-/// Drops the caches of stages that leave the table (or stop caching), at each publication.
+/// Drops the caches of stages that leave the table (or stop caching), at each publication;
+/// with the shared tier, follows the stages' generations in Redis every 500 ms.
 async fn drop_gone_caches(shared: Arc<Shared>, stop: tokio_util::sync::CancellationToken) {
     let mut published = shared.store.subscribe();
     loop {
@@ -398,6 +406,9 @@ async fn drop_gone_caches(shared: Arc<Shared>, stop: tokio_util::sync::Cancellat
                     return;
                 }
                 shared.cache.retain(&shared.store.load());
+            }
+            () = tokio::time::sleep(Duration::from_millis(500)), if shared.cache.is_shared() => {
+                shared.cache.sync_generations().await;
             }
         }
     }

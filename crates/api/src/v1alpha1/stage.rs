@@ -29,6 +29,7 @@ use crate::{Conditions, LocalRef, ThrottleSettings};
     printcolumn = r#"{"name":"DEPLOYMENT","type":"string","jsonPath":".status.deploymentId"}"#,
     printcolumn = r#"{"name":"CANARY%","type":"number","jsonPath":".spec.canarySettings.percentTraffic"}"#,
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.invokeUrl"}"#,
+    printcolumn = r#"{"name":"CACHED","type":"integer","jsonPath":".status.cache.entries","priority":1}"#,
     printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#
 )]
 #[x_kube(validation = kube::core::Rule::new("has(self.deploymentRef) || (has(self.autoDeploy) && self.autoDeploy)").message("deploymentRef is required unless autoDeploy is true"))]
@@ -172,4 +173,25 @@ pub struct StageStatus {
     /// Conditions: Accepted, ResolvedRefs, Ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Conditions,
+    /// The stage cache as the leader replica holds it (`cacheClusterEnabled` stages), written
+    /// by the leader at most every 30 s (never on the request path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<StageCacheSummary>,
+}
+
+/// What a stage's cache holds on the leader replica.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageCacheSummary {
+    /// Entries held in memory.
+    pub entries: i64,
+    /// Bytes they weigh against the budget (bodies, headers and keys).
+    pub size_bytes: i64,
+    /// The budget in bytes: `cacheClusterSize`.
+    pub budget_bytes: i64,
+    /// `memory` (each replica its own) or `redis` (in memory in front of a tier shared by
+    /// every replica; the counts are the in-memory tier's).
+    pub backend: String,
+    /// When the leader counted (RFC 3339).
+    pub updated: String,
 }

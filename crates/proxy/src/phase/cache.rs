@@ -15,6 +15,9 @@
 //!   caller may invalidate: `requireAuthorizationForCacheControl` off, or an enabled API key
 //!   in a usage plan of the stage. Otherwise `unauthorizedCacheControlHeaderStrategy` says:
 //!   403 (FAIL_WITH_403), or serve as if the header were absent, with or without a `Warning`.
+//! - With the shared tier (`--cache-backend redis`), the request that leads a key's fetch
+//!   looks it up in Redis before calling the backend, and stores what it gets in both tiers
+//!   (each Redis call bounded, none while Redis is down).
 //! - Concurrent misses of one key make one backend call: the others wait for it, at most the
 //!   integration timeout, then read the entry it stored or, when it stored none, call the
 //!   backend themselves.
@@ -247,8 +250,14 @@ pub async fn lookup(ctx: &mut RequestCtx<'_>, plan: &Plan) -> Lookup {
     }
     match plan.cache.lead(&plan.key) {
         Lead::Leader(guard) => {
-            // A leader may have stored the entry between the lookup and the lead.
-            match plan.cache.get(&plan.key, caches.now()).await {
+            // A leader may have stored the entry between the lookup and the lead; with the
+            // shared tier, another replica may have.
+            let now = caches.now();
+            let hit = match plan.cache.get(&plan.key, now).await {
+                Some(hit) => Some(hit),
+                None => plan.cache.get_shared(&plan.key, now).await,
+            };
+            match hit {
                 Some(hit) => Lookup::Hit(hit_response(ctx, plan, &hit)),
                 None => Lookup::Miss(Some(guard)),
             }
@@ -364,7 +373,8 @@ async fn keep(plan: &Plan, resp: Response<ProxyBody>, now: u64) -> Response<Prox
     ] {
         headers.remove(h);
     }
-    plan.cache
+    let entry = plan
+        .cache
         .insert(
             plan.key.clone(),
             Entry {
@@ -376,6 +386,7 @@ async fn keep(plan: &Plan, resp: Response<ProxyBody>, now: u64) -> Response<Prox
             },
         )
         .await;
+    plan.cache.put_shared(&plan.key, &entry, now).await;
     let mut body = ProxyBody::full(bytes);
     // The stored answer is sent as the gateway writes headers (as a hit will be).
     body.forget_received();

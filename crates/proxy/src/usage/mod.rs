@@ -313,6 +313,11 @@ impl Usage {
         StateId(self.hasher.hash_one(parts))
     }
 
+    /// The Redis connection, when one is configured (the stage cache's shared tier uses it too).
+    pub fn redis(&self) -> Option<Arc<redis::Shared>> {
+        self.shared.clone()
+    }
+
     /// Which limits are in force: `None` without Redis (local limits).
     pub fn mode(&self) -> Option<redis::Mode> {
         self.shared.as_ref().map(|s| s.mode())

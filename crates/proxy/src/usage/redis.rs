@@ -409,7 +409,12 @@ impl Shared {
     async fn call<T: FromRedisValue>(&self, call: ScriptInvocation<'_>) -> Option<T> {
         let conn = self.conn.load_full()?;
         let mut c = (*conn).clone();
-        match tokio::time::timeout(Duration::from_millis(500), c.run(&call)).await {
+        self.bounded(Duration::from_millis(500), c.run(&call)).await
+    }
+
+    /// The answer of a call, unless it fails or takes over `bound`: then Redis is marked down.
+    async fn bounded<T>(&self, bound: Duration, call: impl Future<Output = RedisResult<T>>) -> Option<T> {
+        match tokio::time::timeout(bound, call).await {
             Ok(Ok(v)) => Some(v),
             Ok(Err(e)) => {
                 self.down(&e);
@@ -420,6 +425,30 @@ impl Shared {
                 None
             }
         }
+    }
+
+    /// Whether Redis answered lately (no call is made while it is down: the ping task brings
+    /// it back).
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// A plain command for another user of this connection (the stage cache's shared tier),
+    /// bounded by `bound`. `None` at once while Redis is down; an error or a call over the
+    /// bound marks it down, so the next requests do not wait for it either.
+    pub async fn command<T: FromRedisValue>(&self, cmd: &redis::Cmd, bound: Duration) -> Option<T> {
+        if !self.is_up() {
+            return None;
+        }
+        let conn = self.conn.load_full()?;
+        let mut c = (*conn).clone();
+        let run = async {
+            match &mut c {
+                Conn::Single(c) => cmd.query_async(c).await,
+                Conn::Cluster(c) => cmd.query_async(c).await,
+            }
+        };
+        self.bounded(bound, run).await
     }
 
     /// Leases tokens of a bucket named `name` (with its hash tag); `None` when Redis failed.

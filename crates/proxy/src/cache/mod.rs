@@ -19,10 +19,18 @@
 //!   backstop that frees the memory.
 //! - Misses are coalesced per key ([`StageCache::lead`]): the first request for a key leads,
 //!   the others wait (bounded) until its answer is stored or it gives up.
+//! - With `--cache-backend redis` ([`shared`]), a key the in-memory tier misses is looked up
+//!   in Redis by the request that leads its fetch, and what the backend answers is stored in
+//!   both tiers; flushes reach Redis through the stage's generation.
+
+pub mod shared;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -31,7 +39,7 @@ use http::{HeaderMap, StatusCode};
 use moka::{Expiry, future::Cache};
 use tokio::sync::watch;
 
-use crate::usage::Clock;
+use crate::usage::{Clock, redis::Shared};
 use turnpike_core::routing::{RoutingTable, StageEntry};
 
 /// The largest answer body that is cached (AWS: 1,048,576 bytes).
@@ -101,17 +109,58 @@ impl Expiry<String, Arc<Entry>> for EntryTtl {
     }
 }
 
+/// Where a stage's cache is kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// In each replica's memory.
+    #[default]
+    Memory,
+    /// In memory, in front of Redis (the usage plans' `--redis-url`), shared by the replicas.
+    Redis,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "memory" => Ok(Backend::Memory),
+            "redis" => Ok(Backend::Redis),
+            other => Err(format!("{other:?}: memory or redis")),
+        }
+    }
+}
+
+/// How the stage caches are kept.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CacheConfig {
+    pub backend: Backend,
+    /// At most this many bytes per stage, whatever its `cacheClusterSize` (tests, small
+    /// machines); `None`: the size as given.
+    pub budget_cap: Option<u64>,
+}
+
 /// The caches of every stage that caches.
 pub struct StageCaches {
     stages: RwLock<HashMap<StageId, Arc<StageCache>>>,
     clock: Arc<dyn Clock>,
+    /// The shared tier (`--cache-backend redis`).
+    redis: Option<Arc<Shared>>,
+    budget_cap: Option<u64>,
 }
+
+/// A generation not read from Redis yet.
+const UNKNOWN: u64 = u64::MAX;
 
 /// One stage's cache.
 pub struct StageCache {
+    id: StageId,
     budget: u64,
     flush: Option<String>,
     entries: Cache<String, Arc<Entry>>,
+    redis: Option<Arc<Shared>>,
+    /// The stage's generation in Redis ([`UNKNOWN`] until read); shared by the caches that
+    /// replace this one on a new flush token.
+    generation: Arc<AtomicU64>,
     /// Keys being fetched, each with the channel its waiters watch (closed when the leader
     /// is done).
     inflight: Arc<RwLock<HashMap<String, watch::Receiver<()>>>>,
@@ -152,10 +201,28 @@ impl std::fmt::Debug for StageCaches {
 
 impl StageCaches {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
+        StageCaches::with_config(clock, CacheConfig::default(), None)
+    }
+
+    /// Stage caches kept as `config` says; `redis` is the usage plans' connection, used when
+    /// the backend is [`Backend::Redis`].
+    pub fn with_config(clock: Arc<dyn Clock>, config: CacheConfig, redis: Option<Arc<Shared>>) -> Self {
         StageCaches {
             stages: RwLock::new(HashMap::new()),
             clock,
+            redis: redis.filter(|_| config.backend == Backend::Redis),
+            budget_cap: config.budget_cap,
         }
+    }
+
+    /// The byte budget of a stage whose `cacheClusterSize` is `size` bytes (the cap applied).
+    pub fn budget_of(&self, size: u64) -> u64 {
+        self.budget_cap.map_or(size, |cap| size.min(cap))
+    }
+
+    /// Whether the caches are shared through Redis.
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
     }
 
     /// Now, on the proxy's clock (nanoseconds).
@@ -167,10 +234,11 @@ impl StageCaches {
     /// the stage's flush token changed, replaced when its budget did.
     pub fn stage(&self, api: &str, stage: &StageEntry) -> Arc<StageCache> {
         let flush = stage.cache_flush.as_deref();
+        let budget = self.budget_of(stage.cache_budget);
         let id = StageId::new(api, &stage.name);
         if let Ok(map) = self.stages.read()
             && let Some(c) = map.get(&id)
-            && c.budget == stage.cache_budget
+            && c.budget == budget
             && c.flush.as_deref() == flush
         {
             return c.clone();
@@ -182,35 +250,87 @@ impl StageCaches {
         };
         let current = map.get(&id).cloned();
         let next = match current {
-            Some(c) if c.budget == stage.cache_budget && c.flush.as_deref() == flush => return c,
-            Some(c) if c.budget == stage.cache_budget => {
+            Some(c) if c.budget == budget && c.flush.as_deref() == flush => return c,
+            Some(c) if c.budget == budget => {
                 tracing::info!(api, stage = %stage.name, "stage cache flushed (flush-cache annotation)");
                 c.entries.invalidate_all();
                 Arc::new(StageCache {
+                    id: c.id.clone(),
                     budget: c.budget,
                     flush: flush.map(str::to_owned),
                     entries: c.entries.clone(),
+                    redis: c.redis.clone(),
+                    generation: c.generation.clone(),
                     inflight: c.inflight.clone(),
                 })
             }
-            _ => Arc::new(StageCache::new(stage.cache_budget, flush.map(str::to_owned))),
+            _ => {
+                let mut c = StageCache::new(budget, flush.map(str::to_owned));
+                c.id = id.clone();
+                c.redis = self.redis.clone();
+                Arc::new(c)
+            }
         };
         map.insert(id, next.clone());
         next
     }
 
-    /// Empties a stage's cache (the admin endpoint); `false` when the stage has none.
-    pub fn flush(&self, api: &str, stage: &str) -> bool {
+    /// Empties a stage's cache (the admin endpoint), and with the shared tier, every
+    /// replica's: the stage's generation in Redis moves on. `None` when the stage has no cache
+    /// on this replica; else whether the shared tier was flushed too.
+    pub async fn flush(&self, api: &str, stage: &str) -> Option<bool> {
         let id = StageId::new(api, stage);
-        let found = self.stages.read().ok().and_then(|m| m.get(&id).cloned());
-        match found {
-            Some(c) => {
-                c.entries.invalidate_all();
-                tracing::info!(api, stage, "stage cache flushed (admin)");
-                true
+        let found = self.stages.read().ok().and_then(|m| m.get(&id).cloned())?;
+        found.entries.invalidate_all();
+        let shared = match &found.redis {
+            Some(redis) => {
+                let cmd = redis::cmd("INCR").arg(shared::gen_key(&id)).clone();
+                let next: Option<u64> = redis.command(&cmd, shared::BOUND).await;
+                if let Some(g) = next {
+                    found.generation.store(g, Ordering::Relaxed);
+                }
+                next.is_some()
             }
             None => false,
+        };
+        tracing::info!(api, stage, shared, "stage cache flushed (admin)");
+        Some(shared)
+    }
+
+    /// With the shared tier: reads every stage's generation and empties the in-memory tier
+    /// of those whose generation moved (another replica flushed them). Every 500 ms.
+    pub async fn sync_generations(&self) {
+        if self.redis.is_none() {
+            return;
         }
+        let caches: Vec<Arc<StageCache>> = match self.stages.read() {
+            Ok(m) => m.values().cloned().collect(),
+            Err(_) => return,
+        };
+        for c in caches {
+            let Some(g) = c.read_generation().await else {
+                continue;
+            };
+            let before = c.generation.swap(g, Ordering::Relaxed);
+            if before != UNKNOWN && before != g {
+                tracing::info!(api = %c.id.api, stage = %c.id.stage, "stage cache flushed (by another replica)");
+                c.entries.invalidate_all();
+            }
+        }
+    }
+
+    /// Each stage's cache: (api id, stage name, entries, bytes), counts applied first.
+    pub async fn sizes(&self) -> Vec<(StageId, u64, u64)> {
+        let caches: Vec<Arc<StageCache>> = match self.stages.read() {
+            Ok(m) => m.values().cloned().collect(),
+            Err(_) => return Vec::new(),
+        };
+        let mut out = Vec::with_capacity(caches.len());
+        for c in caches {
+            c.sync().await;
+            out.push((c.id.clone(), c.entry_count(), c.weighted_size()));
+        }
+        out
     }
 
     /// Drops the caches of stages that are gone from `table` or no longer cache.
@@ -246,11 +366,75 @@ impl StageCache {
             .expire_after(EntryTtl)
             .build();
         StageCache {
+            id: StageId::new("", ""),
             budget,
             flush,
             entries,
+            redis: None,
+            generation: Arc::new(AtomicU64::new(UNKNOWN)),
             inflight: Arc::default(),
         }
+    }
+
+    /// The stage's generation in Redis (0 before the first flush); `None` when Redis failed.
+    async fn read_generation(&self) -> Option<u64> {
+        let redis = self.redis.as_ref()?;
+        let cmd = redis::cmd("GET").arg(shared::gen_key(&self.id)).clone();
+        let g: Option<Option<u64>> = redis.command(&cmd, shared::BOUND).await;
+        g.map(Option::unwrap_or_default)
+    }
+
+    /// The Redis name of `key`, reading the generation first if it is not known yet.
+    async fn shared_name(&self, key: &str) -> Option<(&Shared, String)> {
+        let redis = self.redis.as_deref()?;
+        if !redis.is_up() {
+            return None;
+        }
+        let mut g = self.generation.load(Ordering::Relaxed);
+        if g == UNKNOWN {
+            g = self.read_generation().await?;
+            let _ = self
+                .generation
+                .compare_exchange(UNKNOWN, g, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        Some((redis, shared::entry_key(&self.id, self.flush.as_deref(), g, key)))
+    }
+
+    /// The shared tier's fresh entry of a key at `now`, kept in the in-memory tier too;
+    /// `None` without the shared tier, on a miss, or when Redis failed (bounded).
+    pub async fn get_shared(&self, key: &str, now: u64) -> Option<Arc<Entry>> {
+        let (redis, name) = self.shared_name(key).await?;
+        let cmd = redis::cmd("GET").arg(name).clone();
+        let bytes: Option<Vec<u8>> = redis.command(&cmd, shared::BOUND).await?;
+        let entry = shared::decode(&bytes?)?;
+        if !entry.fresh(now) {
+            return None;
+        }
+        let entry = Arc::new(entry);
+        self.entries.insert(key.to_string(), entry.clone()).await;
+        Some(entry)
+    }
+
+    /// Stores an entry in the shared tier for its remaining TTL (no-op without it, or when
+    /// Redis failed: bounded).
+    pub async fn put_shared(&self, key: &str, entry: &Entry, now: u64) {
+        let left = entry
+            .ttl
+            .saturating_sub(Duration::from_nanos(now.saturating_sub(entry.stored_at)));
+        let left_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        if left_ms == 0 {
+            return;
+        }
+        let Some((redis, name)) = self.shared_name(key).await else {
+            return;
+        };
+        let cmd = redis::cmd("SET")
+            .arg(name)
+            .arg(shared::encode(entry))
+            .arg("PX")
+            .arg(left_ms)
+            .clone();
+        let _: Option<()> = redis.command(&cmd, shared::BOUND).await;
     }
 
     /// The fresh entry of a key at `now`; a stale one is removed.
@@ -263,8 +447,10 @@ impl StageCache {
         None
     }
 
-    pub async fn insert(&self, key: String, entry: Entry) {
-        self.entries.insert(key, Arc::new(entry)).await;
+    pub async fn insert(&self, key: String, entry: Entry) -> Arc<Entry> {
+        let entry = Arc::new(entry);
+        self.entries.insert(key, entry.clone()).await;
+        entry
     }
 
     pub async fn invalidate(&self, key: &str) {
