@@ -21,6 +21,10 @@ use turnpike_api::{ApiKey, RestApi, Stage, UsagePlan};
 /// file's header says what to try.
 pub const EXAMPLES: &[(&str, &str)] = &[
     (
+        "config/examples/authorizers.yaml",
+        include_str!("../config/examples/authorizers.yaml"),
+    ),
+    (
         "config/examples/cache.yaml",
         include_str!("../config/examples/cache.yaml"),
     ),

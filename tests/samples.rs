@@ -54,7 +54,8 @@ fn examples_compile_with_every_object_ready() {
         .collect();
     assert!(unresolved.is_empty(), "{unresolved:#?}");
     // petstore, hello (MOCK), shop (canary), partners (usage plan), ledger (PRIVATE), orders
-    // (request validation), cors-shop (CORS), clock (stage cache), quotes (shared cache).
-    assert_eq!(compiled.table.apis().count(), 9);
+    // (request validation), cors-shop (CORS), clock (stage cache), quotes (shared cache),
+    // guarded (authorizers).
+    assert_eq!(compiled.table.apis().count(), 10);
     assert_eq!(compiled.table.keys().count(), 1);
 }

@@ -53,14 +53,17 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
         minimum_compression_size,
         gateway_responses,
         cors,
+        authorizers,
     } = spec;
     let root = FieldPath::spec();
     let mut errors = Errors::default();
+    let authorizers = auth::authorizers(authorizers, namespace, &root.field("authorizers"), &mut errors);
     let body_models = api_models(models, &root.field("models"), &mut errors);
     let validators = api_validators(request_validators, &root.field("requestValidators"), &mut errors);
     let refs = ApiRefs {
         models: &body_models,
         validators: &validators,
+        authorizers: &authorizers,
     };
     let binary_media_types = media_types(binary_media_types, &root.field("binaryMediaTypes"), &mut errors);
     let minimum_compression_size = minimum_compression_size.and_then(|n| {
@@ -162,6 +165,7 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
         minimum_compression_size,
         gateway_responses,
         cors,
+        authorizers,
     })
 }
 
@@ -170,6 +174,7 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
 struct ApiRefs<'s> {
     models: &'s BTreeMap<String, std::sync::Arc<Model>>,
     validators: &'s BTreeMap<String, (bool, bool)>,
+    authorizers: &'s BTreeMap<String, std::sync::Arc<turnpike_core::model::AuthorizerDef>>,
 }
 
 /// Compiles `spec.models`; a bad name, an invalid schema or a reference to a missing model is
@@ -560,9 +565,20 @@ fn method_def(
         request_parameters,
         request_validator_id,
         request_models,
+        authorization_type,
+        authorizer_id,
+        authorization_scopes,
         integration,
     } = spec;
     let mut errors = Errors::default();
+    let auth = auth::method_auth(
+        *authorization_type,
+        authorizer_id.as_deref(),
+        authorization_scopes,
+        refs.authorizers,
+        field,
+        &mut errors,
+    );
     let validation = method_validation(
         request_validator_id.as_ref(),
         request_models,
@@ -597,6 +613,7 @@ fn method_def(
     ) {
         Ok(integration) => errors.finish(MethodDef {
             api_key_required: api_key_required.unwrap_or(false),
+            auth,
             required_parameters: required.into(),
             validation,
             integration,
@@ -1098,9 +1115,21 @@ fn value_source(s: &str) -> Result<ValueSource, String> {
             Err(format!("invalid stage variable name {name:?}"))
         };
     }
+    if let Some(name) = s.strip_prefix("context.authorizer.") {
+        let valid = !name.is_empty()
+            && name.len() <= 256
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        return if valid {
+            Ok(ValueSource::Authorizer(name.to_string()))
+        } else {
+            Err(format!("invalid authorizer value name {name:?}"))
+        };
+    }
     param_ref(s, "method.request.")
         .map(ValueSource::Request)
-        .map_err(|_| format!("{s:?}: values are method.request.{{path|querystring|header}}.NAME, stageVariables.NAME or a 'quoted' static value"))
+        .map_err(|_| format!("{s:?}: values are method.request.{{path|querystring|header}}.NAME, stageVariables.NAME, context.authorizer.NAME or a 'quoted' static value"))
 }
 
 fn static_value(s: &str) -> Option<&str> {
@@ -1664,6 +1693,8 @@ pub fn api_key(name: &str, spec: &api::ApiKeySpec) -> Result<ApiKeyDef, Vec<Inva
         usage_plans: plans,
     })
 }
+
+mod auth;
 
 #[cfg(test)]
 mod tests;

@@ -39,6 +39,7 @@ pub mod reasons {
     pub const INVALID_GATEWAY_RESPONSE: &str = "InvalidGatewayResponse";
     pub const INVALID_CORS: &str = "InvalidCors";
     pub const INVALID_CACHE_SETTINGS: &str = "InvalidCacheSettings";
+    pub const INVALID_AUTHORIZER: &str = "InvalidAuthorizer";
     pub const ROUTE_CONFLICT: &str = "RouteConflict";
     pub const STAGE_CONFLICT: &str = "StageConflict";
 
@@ -59,6 +60,9 @@ pub mod reasons {
     /// controller does not read it.
     pub const SECRET_NOT_LABELLED: &str = "SecretNotLabelled";
     pub const USAGE_PLAN_NOT_FOUND: &str = "UsagePlanNotFound";
+    /// A method names an authorizer the API does not declare; that method answers 500, the
+    /// others serve.
+    pub const AUTHORIZER_NOT_FOUND: &str = "AuthorizerNotFound";
     pub const DUPLICATE_API_KEY: &str = "DuplicateApiKey";
     /// A private integration's Service port has no ready endpoint. The object stays in the
     /// table (its other routes serve), so `Ready` is unaffected.
@@ -91,6 +95,7 @@ pub mod reasons {
         INVALID_GATEWAY_RESPONSE,
         INVALID_CORS,
         INVALID_CACHE_SETTINGS,
+        INVALID_AUTHORIZER,
         ROUTE_CONFLICT,
         STAGE_CONFLICT,
         REST_API_NOT_FOUND,
@@ -107,6 +112,7 @@ pub mod reasons {
         SECRET_KEY_NOT_FOUND,
         SECRET_NOT_LABELLED,
         USAGE_PLAN_NOT_FOUND,
+        AUTHORIZER_NOT_FOUND,
         DUPLICATE_API_KEY,
         NOT_ACCEPTED,
         REFS_NOT_RESOLVED,

@@ -88,6 +88,11 @@ pub struct RequestCtx<'a> {
     pub kept_headers: Option<Box<http::HeaderMap>>,
     /// What the stage cache did (`None` for a method without caching).
     pub cache_status: Option<crate::phase::cache::CacheStatus>,
+    /// What the method's authorizer established (set by `authorize::run`).
+    pub identity: Option<crate::authorizer::Identity>,
+    /// Why the authorizer refused or failed (`$context.authorizer.error`).
+    pub authorizer_error: Option<String>,
+    pub authorizer_latency: Option<Duration>,
 }
 
 // === impl RequestCtx ===
@@ -119,6 +124,9 @@ impl<'a> RequestCtx<'a> {
             cors_preflight: false,
             kept_headers: None,
             cache_status: None,
+            identity: None,
+            authorizer_error: None,
+            authorizer_latency: None,
         }
     }
 

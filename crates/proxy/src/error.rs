@@ -90,6 +90,19 @@ pub enum Reject {
     /// no integration response for a MOCK's status.
     #[error("API configuration error: {0}")]
     ApiConfiguration(Cow<'static, str>),
+    /// The method's authorizer refused the caller: no identity, or a token that fails its
+    /// checks (AWS UNAUTHORIZED). The cause is in `$context.authorizer.error`.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The authorizer's policy denies the method (AWS ACCESS_DENIED); `explicit` when a Deny
+    /// statement matched.
+    #[error("the authorizer's policy denies the method")]
+    AuthorizerDenied { explicit: bool },
+    /// The authorizer failed: the function erred, timed out or answered garbage, the issuer's
+    /// keys cannot be fetched, or the method names no authorizer of the API (AWS
+    /// AUTHORIZER_CONFIGURATION_ERROR). The cause is in `$context.authorizer.error`.
+    #[error("authorizer configuration error")]
+    AuthorizerConfiguration,
     /// A bug or impossible configuration in the gateway. Mostly a fixed message, so building
     /// one (e.g. eagerly, for `ok_or`) costs no allocation.
     #[error("internal error: {0}")]
@@ -174,7 +187,10 @@ impl Reject {
     pub fn source(&self) -> Source {
         match self {
             Reject::Timeout | Reject::Upstream(_) | Reject::NoEndpoint => Source::Upstream,
-            Reject::Internal(_) | Reject::ApiConfiguration(_) | Reject::LimitsUnavailable => Source::Internal,
+            Reject::Internal(_)
+            | Reject::ApiConfiguration(_)
+            | Reject::LimitsUnavailable
+            | Reject::AuthorizerConfiguration => Source::Internal,
             _ => Source::Downstream,
         }
     }
@@ -203,6 +219,9 @@ impl Reject {
             Reject::Upstream(_) => ResponseType::IntegrationFailure,
             Reject::NoEndpoint => ResponseType::IntegrationFailure,
             Reject::ApiConfiguration(_) => ResponseType::ApiConfigurationError,
+            Reject::Unauthorized => ResponseType::Unauthorized,
+            Reject::AuthorizerDenied { .. } => ResponseType::AccessDenied,
+            Reject::AuthorizerConfiguration => ResponseType::AuthorizerConfigurationError,
             Reject::Internal(_) => ResponseType::Default5xx,
         }
     }
@@ -365,6 +384,30 @@ impl Reject {
                 r#"{"message": "Service Unavailable"}"#,
                 None,
                 "Service Unavailable",
+            ),
+            Reject::Unauthorized => fixed(
+                StatusCode::UNAUTHORIZED,
+                r#"{"message":"Unauthorized"}"#,
+                Some("UnauthorizedException"),
+                "Unauthorized",
+            ),
+            Reject::AuthorizerDenied { explicit: true } => fixed(
+                StatusCode::FORBIDDEN,
+                r#"{"Message":"User is not authorized to access this resource with an explicit deny"}"#,
+                Some("AccessDeniedException"),
+                "User is not authorized to access this resource with an explicit deny",
+            ),
+            Reject::AuthorizerDenied { explicit: false } => fixed(
+                StatusCode::FORBIDDEN,
+                r#"{"Message":"User is not authorized to access this resource"}"#,
+                Some("AccessDeniedException"),
+                "User is not authorized to access this resource",
+            ),
+            Reject::AuthorizerConfiguration => fixed(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"message": null}"#,
+                Some("AuthorizerConfigurationException"),
+                "Authorizer configuration error",
             ),
             Reject::ApiConfiguration(_) | Reject::Internal(_) => fixed(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -236,3 +236,35 @@ pub fn cache_entry(bytes: &[u8]) {
         );
     }
 }
+
+/// Reads `bytes` as an authorizer function's answer (then evaluates its policy against a
+/// fixed method ARN and against the input's first line), and the first line as a JWT (its
+/// header), an identity source and an AWS function URI, as the authorizers read them.
+/// Never a panic; a wildcard-free pattern matches only itself.
+pub fn authorizer(bytes: &[u8]) {
+    use crate::authorizer::{answer, jwt};
+    const ARN: &str = "arn:aws:execute-api:local:000000000000:abcdefghij/prod/GET/pets/1";
+    let text = String::from_utf8_lossy(bytes);
+    let first = text.lines().next().unwrap_or_default();
+    if let Ok(a) = answer::Answer::parse(bytes) {
+        let _ = a.evaluate(ARN);
+        let _ = a.evaluate(first);
+        for (_, v) in &a.context {
+            let _ = v.to_text();
+        }
+    }
+    let _ = answer::wildcard_match(first, ARN);
+    if !first.contains(['*', '?']) {
+        assert!(answer::wildcard_match(first, first), "a literal matches itself");
+        assert_eq!(answer::wildcard_match(first, ARN), first == ARN);
+    }
+    let _ = jwt::kid(first);
+    let _ = turnpike_core::model::IdentitySource::parse(first);
+    if let Ok(name) = turnpike_core::model::function_name(first) {
+        let target = turnpike_core::model::FunctionTarget {
+            host: turnpike_core::model::FunctionHost::Url("http://127.0.0.1:1".into()),
+            name,
+        };
+        assert!(http::Uri::try_from(target.invocation_path()).is_ok());
+    }
+}

@@ -30,6 +30,7 @@
 //! `/readyz`. Start reading at [`service`], the one place the phase order lives.
 
 pub mod admin;
+pub mod authorizer;
 pub mod body;
 pub mod cache;
 pub mod compress;
@@ -161,6 +162,9 @@ pub struct ProxyConfig {
     /// by default. Dot segments and encoded separators stay refused whatever this says: they
     /// could escape the stage.
     pub allow_raw_path_segments: bool,
+    /// The least time between two fetches of one issuer's JWKS (a token with an unknown `kid`
+    /// triggers one). Default 60 s.
+    pub jwks_min_refresh: Duration,
     /// Throttles and quotas: the gateway default, the replica share, the clock.
     pub usage: usage::UsageConfig,
     /// Where the stage caches are kept (`--cache-backend`).
@@ -214,6 +218,7 @@ impl Default for ProxyConfig {
             namespace_lookup: None,
             allow_underscores_in_headers: false,
             allow_raw_path_segments: false,
+            jwks_min_refresh: authorizer::DEFAULT_MIN_REFRESH,
             usage: usage::UsageConfig::default(),
             cache: cache::CacheConfig::default(),
         }
@@ -252,6 +257,8 @@ pub struct Shared {
     pub usage: Arc<usage::Usage>,
     /// The stage caches (kept across table swaps; stages that leave the table are dropped).
     pub cache: Arc<cache::StageCaches>,
+    /// Issuer key sets and cached authorizer answers (kept across table swaps).
+    pub authorizers: Arc<authorizer::Authorizers>,
     /// Set when the proxy stops: connections close after their current answer.
     pub draining: std::sync::atomic::AtomicBool,
 }
@@ -308,6 +315,10 @@ impl Proxy {
             config.cache,
             usage.redis(),
         ));
+        let authorizers = Arc::new(authorizer::Authorizers::new(
+            upstreams.fetcher(),
+            config.jwks_min_refresh,
+        ));
         Ok(Proxy {
             shared: Arc::new(Shared {
                 store,
@@ -318,6 +329,7 @@ impl Proxy {
                 pop,
                 usage,
                 cache,
+                authorizers,
                 draining: std::sync::atomic::AtomicBool::new(false),
             }),
             certs,

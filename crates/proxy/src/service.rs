@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! limits → method → authority → normalize → route::locate → cors::origin → policy
-//!   → cors::preflight → canary → route::resolve → keys → params → cache::plan → throttle
+//!   → cors::preflight → canary → route::resolve → authorize → keys → params → cache::plan → throttle
 //!   → cache::lookup → validate → integrate (→ cache::store) → compress
 //! ```
 //!
@@ -65,6 +65,18 @@ pub async fn serve(
     let mut ctx = RequestCtx::new(shared, conn, &table, ids);
     ctx.host = host.as_ref().ok().and_then(Option::as_ref);
     let mut flow = phases(&mut ctx, &path, &host, &parts);
+    if matches!(flow, Ok(Flow::Continue)) {
+        // The authorizer may wait (a function, a JWKS fetch): boxed, so requests to methods
+        // without one carry no room for it in their future.
+        if phase::authorize::wanted(&ctx)
+            && let Err(reject) = Box::pin(phase::authorize::run(&mut ctx, &parts)).await
+        {
+            flow = Err(reject);
+        }
+        if matches!(flow, Ok(Flow::Continue)) {
+            flow = identified(&mut ctx, &parts);
+        }
+    }
     // The stage cache decides before the throttles (which count hits as in AWS), while the
     // request's headers are still here.
     let mut cache = None;
@@ -188,6 +200,12 @@ fn phases<'a>(
     }
     phase::canary::pick(ctx, &parts.headers)?;
     phase::route::resolve(ctx, &parts.method)?;
+    Ok(Flow::Continue)
+}
+
+/// The phases after the authorizer: the API key (which an authorizer may have supplied) and
+/// the required parameters.
+fn identified(ctx: &mut RequestCtx<'_>, parts: &Parts) -> Result<Flow, Reject> {
     phase::keys::authenticate(ctx, &parts.headers)?;
     phase::params::require(ctx, parts)?;
     Ok(Flow::Continue)
@@ -329,6 +347,13 @@ fn finish(
             error_message: error.map(|e| e.0),
             error_response_type: error.map(|e| e.1),
             validation_error_string: validation_error,
+            authorizer: ctx
+                .identity
+                .as_ref()
+                .map(crate::authorizer::Identity::values)
+                .unwrap_or_default(),
+            authorizer_error: ctx.authorizer_error.take(),
+            authorizer_latency: ctx.authorizer_latency,
         };
         (Box::new(record), format.clone())
     });

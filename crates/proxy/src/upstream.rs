@@ -254,6 +254,64 @@ impl Upstreams {
     }
 }
 
+/// A client for the gateway's own calls (JWKS documents, authorizer functions), sharing the
+/// verified TLS client's pool. Cheap to clone; usable from background tasks.
+#[derive(Clone, Debug)]
+pub struct Fetcher(HttpsClient);
+
+impl Upstreams {
+    pub fn fetcher(&self) -> Fetcher {
+        Fetcher(self.verified.clone())
+    }
+}
+
+impl Fetcher {
+    /// Sends a request with a whole body and reads the whole answer, at most `limit` bytes,
+    /// all within `timeout`. The error is a message for logs (never holding the body).
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<(http::StatusCode, HeaderMap, Bytes), FetchError> {
+        use http_body_util::BodyExt as _;
+        let uri = Uri::try_from(url).map_err(|e| FetchError::Failed(format!("invalid URL: {e}")))?;
+        let mut req = Request::new(Limited::new(crate::body::RequestBody::full(body), limit as u64));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        let exchange = async {
+            let resp = self
+                .0
+                .request(req)
+                .await
+                .map_err(|e| FetchError::Failed(format!("{e}")))?;
+            let (head, body) = resp.into_parts();
+            let bytes = http_body_util::Limited::new(body, limit)
+                .collect()
+                .await
+                .map_err(|e| FetchError::Failed(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok((head.status, head.headers, bytes))
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Err(FetchError::Timeout))
+    }
+}
+
+/// Why a [`Fetcher`] call failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Sends through the hyper-util client (`https://` backends).
 async fn send_hyper(
     client: &HttpsClient,

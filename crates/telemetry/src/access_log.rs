@@ -101,6 +101,13 @@ pub struct AccessRecord {
     /// Why the body failed its model (`error.validationErrorString`): the schema's complaint,
     /// never the body.
     pub validation_error_string: Option<String>,
+    /// `authorizer.principalId`, `authorizer.claims.NAME` and `authorizer.KEY`: what the
+    /// method's authorizer said about the caller (never the token).
+    pub authorizer: Vec<(String, String)>,
+    /// `authorizer.error`: why the authorizer refused or failed.
+    pub authorizer_error: Option<String>,
+    /// `authorizer.latency`: how long the authorizer took (0 for a cached answer).
+    pub authorizer_latency: Option<Duration>,
 }
 
 // === impl AccessRecord ===
@@ -226,7 +233,19 @@ impl AccessRecord {
             "error.validationErrorString" => {
                 out.push_str(self.validation_error_string.as_deref().unwrap_or_default());
             }
-            _ => {}
+            "authorizer.error" => out.push_str(self.authorizer_error.as_deref().unwrap_or_default()),
+            "authorizer.latency" => {
+                if let Some(d) = self.authorizer_latency {
+                    let _ = write!(out, "{}", d.as_millis());
+                }
+            }
+            _ => {
+                if let Some(key) = name.strip_prefix("authorizer.")
+                    && let Some((_, v)) = self.authorizer.iter().find(|(k, _)| k == key)
+                {
+                    out.push_str(v);
+                }
+            }
         }
         if out.len() == start {
             out.push('-');

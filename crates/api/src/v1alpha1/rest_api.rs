@@ -100,6 +100,115 @@ pub struct RestApiSpec {
     /// RestApi, like the endpoint type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<CorsSpec>,
+
+    /// Authorizers, keyed by id (1 to 128 letters, digits, '-' or '_'; at most 10): methods
+    /// name one in `authorizerId`. TOKEN and REQUEST call a function speaking the Lambda
+    /// Invoke API that answers with an IAM policy; COGNITO_USER_POOLS and JWT verify a JSON
+    /// Web Token against an OIDC issuer's keys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub authorizers: BTreeMap<String, AuthorizerSpec>,
+}
+
+/// An authorizer (AWS's Authorizer fields, plus JWT for any OIDC issuer).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizerSpec {
+    /// TOKEN, REQUEST, COGNITO_USER_POOLS or JWT.
+    #[serde(rename = "type")]
+    pub type_: AuthorizerType,
+
+    /// Where the identity comes from. TOKEN, COGNITO_USER_POOLS and JWT: one
+    /// `method.request.header.NAME` (default `method.request.header.Authorization`). REQUEST:
+    /// comma-separated `method.request.header.NAME`, `method.request.querystring.NAME`,
+    /// `stageVariables.NAME` or `context.NAME` (required when results are cached). A request
+    /// missing any of them is answered 401 without calling the authorizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_source: Option<String>,
+
+    /// TOKEN only: a regular expression the whole token must match, else 401 without calling
+    /// the function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_validation_expression: Option<String>,
+
+    /// How long a TOKEN or REQUEST function's answer is reused for the same identity source
+    /// values, in seconds: 0 (never) to 3600; default 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub authorizer_result_ttl_in_seconds: Option<i64>,
+
+    /// TOKEN and REQUEST: the function, as AWS writes it
+    /// (`arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/FUNCTION_ARN/invocations`),
+    /// a function ARN, or a function name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer_uri: Option<String>,
+
+    /// TOKEN and REQUEST: the host that runs the function (Lambda Invoke API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_host: Option<FunctionHostSpec>,
+
+    /// COGNITO_USER_POOLS and JWT: the issuer and audiences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_configuration: Option<JwtConfigurationSpec>,
+}
+
+/// An authorizer type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthorizerType {
+    /// A function gets the bearer token.
+    #[default]
+    Token,
+    /// A function gets the request's headers, query, path parameters and stage variables.
+    Request,
+    /// A Cognito-style user pool: a JWT of the issuer, `aud` or `client_id` checked.
+    CognitoUserPools,
+    /// A JWT of any OIDC issuer.
+    Jwt,
+}
+
+/// A host that runs functions through the Lambda Invoke API
+/// (`POST /2015-03-31/functions/NAME/invocations`): the AWS Lambda Runtime Interface
+/// Emulator, LocalStack, or a Knative/OpenFaaS adapter. Exactly one of `url` and `serviceRef`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionHostSpec {
+    /// The host's base URL, e.g. `http://lambda.functions:8080`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// An in-cluster Service port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_ref: Option<ServiceRef>,
+}
+
+/// The issuer and audiences of a JWT or COGNITO_USER_POOLS authorizer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtConfigurationSpec {
+    /// The issuer URL: a token's `iss` must equal it. Without `jwksUri`, the keys come from
+    /// `ISSUER/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// Accepted audiences: a token's `aud` (or an access token's `client_id`) must be one of
+    /// them. Required for JWT; for COGNITO_USER_POOLS, empty accepts any client of the pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<String>,
+    /// The JWKS URL, when it is not the issuer's discovered `jwks_uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+}
+
+/// How a method is authorized.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthorizationType {
+    /// Open to any caller (API keys and the resource policy still apply).
+    #[default]
+    None,
+    /// A TOKEN or REQUEST authorizer.
+    Custom,
+    /// A COGNITO_USER_POOLS authorizer.
+    CognitoUserPools,
+    /// A JWT authorizer.
+    Jwt,
 }
 
 /// A model: the schema of a payload.
@@ -268,6 +377,18 @@ pub struct MethodSpec {
     /// `$default` is used for a content type that has no entry of its own.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub request_models: BTreeMap<String, String>,
+
+    /// NONE (the default), CUSTOM (a TOKEN or REQUEST authorizer), COGNITO_USER_POOLS or JWT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_type: Option<AuthorizationType>,
+
+    /// The authorizer (a key of `spec.authorizers`) for CUSTOM, COGNITO_USER_POOLS and JWT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer_id: Option<String>,
+
+    /// COGNITO_USER_POOLS and JWT: the token's `scope` claim must hold at least one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_scopes: Vec<String>,
 
     /// The backend the method calls.
     pub integration: IntegrationSpec,

@@ -143,6 +143,9 @@ fn finish_rest_apis(
                 for problem in service_problems(world, def) {
                     c.unresolved(problem.0, problem.1);
                 }
+                for problem in authorizer_problems(def) {
+                    c.unresolved(reasons::AUTHORIZER_NOT_FOUND, problem);
+                }
                 if let Some(Err(conflict)) = &info.live_routes {
                     c.reject(reasons::ROUTE_CONFLICT, conflict.clone());
                 }
@@ -244,6 +247,25 @@ fn service_problems(world: &World, def: &RestApiDef) -> Vec<(&'static str, Strin
                         ),
                     )),
                 }
+            }
+        }
+    }
+    out
+}
+
+/// Methods naming an authorizer the API does not declare. `ResolvedRefs=False`, like a
+/// missing Service: such a method answers 500 (AUTHORIZER_CONFIGURATION_ERROR, failing
+/// closed) while the API's other methods serve.
+fn authorizer_problems(def: &RestApiDef) -> Vec<String> {
+    let mut out = Vec::new();
+    for resource in &def.resources {
+        for (method, m) in &resource.methods {
+            if let crate::model::MethodAuth::Missing(id) = &m.auth {
+                out.push(format!(
+                    "spec.resources[{:?}].{method}.authorizerId: authorizer {id:?} is not in spec.authorizers; {method} {} answers 500 until it is",
+                    resource.path.as_str(),
+                    resource.path.as_str()
+                ));
             }
         }
     }

@@ -26,6 +26,8 @@ pub enum Reason {
     InvalidCors,
     /// A stage cache setting or a cache key parameter is malformed or out of range.
     InvalidCacheSettings,
+    /// An authorizer, or a method's authorization settings, is malformed.
+    InvalidAuthorizer,
     /// Two resources of one API that are each well-formed but cannot both be routed.
     RouteConflict,
 }
@@ -51,6 +53,7 @@ impl Reason {
             Reason::InvalidGatewayResponse => reasons::INVALID_GATEWAY_RESPONSE,
             Reason::InvalidCors => reasons::INVALID_CORS,
             Reason::InvalidCacheSettings => reasons::INVALID_CACHE_SETTINGS,
+            Reason::InvalidAuthorizer => reasons::INVALID_AUTHORIZER,
             Reason::RouteConflict => reasons::ROUTE_CONFLICT,
         }
     }
@@ -132,6 +135,15 @@ impl Errors {
 
     pub fn extend(&mut self, other: Vec<Invalid>) {
         self.0.extend(other);
+    }
+
+    /// How many failures so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The failures collected so far (at least one must have been pushed).

@@ -8,6 +8,7 @@
 //! Errors are [`Invalid`]: a field path (`spec.resources["/pets/{id}"].GET.integration.uri`), a
 //! [`Reason`] from a closed set, and a message a user can act on.
 
+mod authorizer;
 mod cors;
 mod deployment;
 mod error;
@@ -18,6 +19,7 @@ mod stage;
 mod usage;
 mod validation;
 
+pub use authorizer::*;
 pub use cors::*;
 pub use deployment::*;
 pub use error::{Errors, FieldPath, Invalid, Reason};

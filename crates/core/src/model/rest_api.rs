@@ -43,6 +43,8 @@ pub struct RestApiDef {
     pub gateway_responses: crate::model::GatewayResponses,
     /// Declarative CORS (`spec.cors`).
     pub cors: Option<crate::model::Cors>,
+    /// The authorizers (`spec.authorizers`), by id; methods hold their own `Arc`.
+    pub authorizers: std::collections::BTreeMap<String, Arc<super::AuthorizerDef>>,
 }
 
 impl RestApiDef {
@@ -256,6 +258,8 @@ impl fmt::Display for MethodKey {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MethodDef {
     pub api_key_required: bool,
+    /// The method's authorizer (`authorizationType`, `authorizerId`, `authorizationScopes`).
+    pub auth: super::MethodAuth,
     /// Request parameters the caller must send (else 400 BAD_REQUEST_PARAMETERS), checked
     /// when the method's request validator says so.
     pub required_parameters: Box<[ParamRef]>,
@@ -462,6 +466,9 @@ pub enum ValueSource {
     StageVariable(String),
     /// `'static value'`.
     Static(String),
+    /// `context.authorizer.NAME`: `principalId`, `claims.CLAIM` of a JWT authorizer, or a
+    /// key of a function authorizer's `context`. Absent without an authorizer.
+    Authorizer(String),
 }
 
 /// Maps a backend status to a method response.

@@ -229,9 +229,10 @@ fn variant(v: &StageVariant) -> VariantDescription {
         .flat_map(|r| {
             r.methods.iter().map(move |(m, d)| {
                 format!(
-                    "{m} {} -> {}",
+                    "{m} {} -> {}{}",
                     r.path,
-                    integration(&d.integration, d.api_key_required)
+                    integration(&d.integration, d.api_key_required),
+                    auth(&d.auth)
                 )
             })
         })
@@ -240,6 +241,22 @@ fn variant(v: &StageVariant) -> VariantDescription {
         id: v.deployment_id.clone(),
         variables: (*v.variables).clone(),
         routes,
+    }
+}
+
+/// ` auth=ID(KIND)` and ` scopes=a,b`, or ` auth=ID(MISSING)`; empty without an authorizer.
+fn auth(auth: &crate::model::MethodAuth) -> String {
+    use crate::model::MethodAuth;
+    match auth {
+        MethodAuth::None => String::new(),
+        MethodAuth::Missing(id) => format!(" auth={id}(MISSING)"),
+        MethodAuth::Authorizer { authorizer, scopes } => {
+            let mut out = format!(" auth={}({})", authorizer.id, authorizer.kind.as_str());
+            if !scopes.is_empty() {
+                out.push_str(&format!(" scopes={}", scopes.join(",")));
+            }
+            out
+        }
     }
 }
 
@@ -279,6 +296,7 @@ fn integration(i: &Integration, key_required: bool) -> String {
             ValueSource::Request(r) => format!("method.request.{}.{}", r.location.as_str(), r.name),
             ValueSource::StageVariable(n) => format!("stageVariables.{n}"),
             ValueSource::Static(v) => format!("'{v}'"),
+            ValueSource::Authorizer(n) => format!("context.authorizer.{n}"),
         };
         out.push_str(&format!(
             " {}.{}<-{source}",

@@ -221,6 +221,7 @@ async fn http(
             },
             ValueSource::StageVariable(n) => ctx.stage_variable(n).map(str::to_string),
             ValueSource::Static(v) => Some(v.clone()),
+            ValueSource::Authorizer(n) => ctx.identity.as_ref().and_then(|i| i.value(n)),
         };
         let Some(value) = value else { continue };
         let from_url = matches!(

@@ -18,7 +18,8 @@ pub const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 /// The presented value is digested (SHA-256) and looked up by digest; digests compare in
 /// constant time. The value itself is never stored, logged or echoed: only the key id is.
 /// Methods without `apiKeyRequired` ignore any key sent, so usage plans do not apply to them
-/// (as in AWS). A key source of AUTHORIZER is treated as HEADER until authorizers exist.
+/// (as in AWS). With `apiKeySource: AUTHORIZER` the key is the `usageIdentifierKey` the
+/// method's TOKEN or REQUEST authorizer answered (a method without one has no key).
 pub fn authenticate(ctx: &mut RequestCtx<'_>, headers: &HeaderMap) -> Result<(), Reject> {
     let (Some(method), Some(api), Some(stage)) = (ctx.method, ctx.api, ctx.stage) else {
         return Err(Reject::Internal("keys before resolve".into()));
@@ -26,13 +27,19 @@ pub fn authenticate(ctx: &mut RequestCtx<'_>, headers: &HeaderMap) -> Result<(),
     if !method.api_key_required {
         return Ok(());
     }
-    if api.api_key_source == ApiKeySource::Authorizer {
-        // The authorizer's usageIdentifierKey comes with authorizers; until then the header.
-    }
-    let presented = headers
-        .get(&API_KEY)
-        .ok_or(Reject::InvalidApiKey(KeyProblem::Missing))?;
-    let digest = KeyDigest::digest(presented.as_bytes());
+    let digest = if api.api_key_source == ApiKeySource::Authorizer {
+        let presented = ctx
+            .identity
+            .as_ref()
+            .and_then(|i| i.usage_identifier_key())
+            .ok_or(Reject::InvalidApiKey(KeyProblem::Missing))?;
+        KeyDigest::digest(presented.as_bytes())
+    } else {
+        let presented = headers
+            .get(&API_KEY)
+            .ok_or(Reject::InvalidApiKey(KeyProblem::Missing))?;
+        KeyDigest::digest(presented.as_bytes())
+    };
     let key = ctx
         .table
         .key(&digest)

@@ -10,6 +10,9 @@
 //!    [`cors`]`::preflight` answers CORS preflights of APIs with `spec.cors`.
 //! 7. [`canary`]: primary or canary variant.
 //! 8. [`route`]`::resolve`: resource and method.
+//! 9. [`authorize`]: the method's authorizer (JWT / user pool, TOKEN or REQUEST function),
+//!    run by [`crate::service`] after the phases above (it may wait for a function or a JWKS
+//!    fetch), before the ones below.
 //! 9. [`keys`]: the API key of methods that require one, and its usage plan on the stage.
 //! 10. [`params`]: required request parameters.
 //! 11. [`throttle`]: the token bucket the AWS precedence picks, then the key's quota (run by
@@ -29,6 +32,7 @@
 //! answer with something else.
 
 pub mod authority;
+pub mod authorize;
 pub mod cache;
 pub mod canary;
 pub mod cors;

@@ -15,6 +15,7 @@ const HOST: &str = "a1b2c3d4e5.execute-api.local.turnpike.dev";
 fn mk_method() -> Arc<MethodDef> {
     Arc::new(MethodDef {
         api_key_required: false,
+        auth: Default::default(),
         required_parameters: Box::default(),
         validation: None,
         integration: Integration {

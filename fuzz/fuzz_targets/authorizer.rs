@@ -1,0 +1,8 @@
+//! What the authorizers read: a function's answer (principalId, policyDocument, context,
+//! usageIdentifierKey) and its policy evaluated with IAM wildcards, a JWT's header, identity
+//! sources and AWS function URIs. Never a panic (see `turnpike_proxy::fuzzing`).
+//!
+//! Input: the answer's bytes; its first line also serves as a pattern, a token and a URI.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| turnpike_proxy::fuzzing::authorizer(data));

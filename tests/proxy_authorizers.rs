@@ -1,0 +1,666 @@
+//! Authorizers end to end: a real OIDC issuer (discovery + JWKS, keys generated here) for
+//! JWT and COGNITO_USER_POOLS authorizers, and a function host speaking the Lambda Invoke API
+//! for TOKEN and REQUEST authorizers. Every answer is AWS's.
+
+#[path = "support/proxy.rs"]
+mod support;
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use support::*;
+use tokio::net::TcpListener;
+
+const AUDIENCE: &str = "shop-client";
+
+// === a real OIDC issuer ===
+
+/// One signing key: its kid, its PEM (for signing) and its public JWK.
+struct Key {
+    kid: String,
+    pem: String,
+    jwk: Value,
+}
+
+fn key(kid: &str) -> Key {
+    use base64::Engine as _;
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let raw = pair.public_key_raw();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    Key {
+        kid: kid.into(),
+        pem: pair.serialize_pem(),
+        jwk: json!({
+            "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
+            "x": b64.encode(&raw[1..33]), "y": b64.encode(&raw[33..65]),
+        }),
+    }
+}
+
+/// Serves `/.well-known/openid-configuration` and `/jwks` (the current keys); counts JWKS
+/// fetches.
+struct Issuer {
+    url: String,
+    jwks: Arc<ArcSwap<Value>>,
+    fetches: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Issuer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Issuer {
+    async fn start(keys: &[&Key]) -> Issuer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let jwks = Arc::new(ArcSwap::from_pointee(jwks_of(keys)));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (j, f, u) = (jwks.clone(), fetches.clone(), url.clone());
+        let task = tokio::spawn(serve(listener, move |path, _body| match path.as_str() {
+            "/.well-known/openid-configuration" => (
+                200,
+                json!({"issuer": u, "jwks_uri": format!("{u}/jwks")}).to_string(),
+                false,
+            ),
+            "/jwks" => {
+                f.fetch_add(1, Ordering::SeqCst);
+                (200, j.load().to_string(), false)
+            }
+            _ => (404, String::new(), false),
+        }));
+        Issuer {
+            url,
+            jwks,
+            fetches,
+            task,
+        }
+    }
+
+    fn rotate(&self, keys: &[&Key]) {
+        self.jwks.store(Arc::new(jwks_of(keys)));
+    }
+
+    fn token(&self, key: &Key, claims: Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_ec_pem(key.pem.as_bytes()).expect("pem"),
+        )
+        .expect("sign")
+    }
+
+    fn claims(&self, extra: Value) -> Value {
+        let mut c =
+            json!({"iss": self.url, "aud": AUDIENCE, "sub": "user-1", "exp": now() + 600, "email": "a@b.c"});
+        if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+        c
+    }
+}
+
+fn jwks_of(keys: &[&Key]) -> Value {
+    json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A small HTTP/1.1 server: `answer(path, body) -> (status, body, function_error)`.
+async fn serve<F>(listener: TcpListener, answer: F)
+where
+    F: Fn(String, Bytes) -> (u16, String, bool) + Send + Sync + 'static,
+{
+    let answer = Arc::new(answer);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let answer = answer.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let answer = answer.clone();
+                async move {
+                    let path = req.uri().path().to_string();
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let (status, text, function_error) = answer(path, body);
+                    let mut resp = hyper::Response::new(Full::new(Bytes::from(text)));
+                    *resp.status_mut() = http::StatusCode::from_u16(status).expect("status");
+                    if function_error {
+                        resp.headers_mut().insert(
+                            "x-amz-function-error",
+                            http::HeaderValue::from_static("Unhandled"),
+                        );
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+// === a function host (Lambda Invoke API) ===
+
+/// Answers TOKEN and REQUEST authorizer events by the identity they carry; records every
+/// event and counts invocations.
+struct Functions {
+    addr: SocketAddr,
+    invocations: Arc<AtomicUsize>,
+    events: Arc<ArcSwap<Vec<Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Functions {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn policy(effect: &str, resource: &str) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}]})
+}
+
+impl Functions {
+    async fn start() -> Functions {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let invocations = Arc::new(AtomicUsize::new(0));
+        let events = Arc::new(ArcSwap::from_pointee(Vec::new()));
+        let (n, e) = (invocations.clone(), events.clone());
+        let task = tokio::spawn(serve(listener, move |path, body| {
+            if !path.starts_with("/2015-03-31/functions/") || !path.ends_with("/invocations") {
+                return (404, String::new(), false);
+            }
+            n.fetch_add(1, Ordering::SeqCst);
+            let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            e.rcu(|list| {
+                let mut list = Vec::clone(list);
+                list.push(event.clone());
+                list
+            });
+            let identity = event["authorizationToken"]
+                .as_str()
+                .or_else(|| event["headers"]["x-tenant"].as_str())
+                .unwrap_or_default()
+                .trim_start_matches("Bearer ")
+                .to_string();
+            let arn = event["methodArn"].as_str().unwrap_or_default().to_string();
+            let allow = |resource: &str| {
+                json!({
+                    "principalId": format!("p-{identity}"),
+                    "policyDocument": policy("Allow", resource),
+                    "context": {"tenant": identity, "level": 3, "admin": true},
+                    "usageIdentifierKey": "AuthorizerKey0123456789abc",
+                })
+                .to_string()
+            };
+            match identity.as_str() {
+                "allow" | "acme" | "cached" => (200, allow(&arn), false),
+                // Allows every GET of every stage of every API, and nothing else.
+                "wild" => (200, allow("arn:aws:execute-api:*:*:*/*/GET/*"), false),
+                "deny" => (
+                    200,
+                    json!({"principalId": "p", "policyDocument": {"Statement": [
+                        {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"},
+                        {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": arn},
+                    ]}})
+                    .to_string(),
+                    false,
+                ),
+                "unauthorized" => (200, json!({"errorMessage": "Unauthorized", "errorType": "Error"}).to_string(), true),
+                "error" => (200, json!({"errorMessage": "boom", "errorType": "Error"}).to_string(), true),
+                "garbage" => (200, "this is not json".into(), false),
+                _ => (200, json!({"principalId": "p", "policyDocument": policy("Allow", "arn:aws:execute-api:*:*:other/*")}).to_string(), false),
+            }
+        }));
+        Functions {
+            addr,
+            invocations,
+            events,
+            task,
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.invocations.load(Ordering::SeqCst)
+    }
+}
+
+// === helpers ===
+
+async fn get_auth(client: &TestClient, url: &str, header: Option<(&str, &str)>) -> Answer {
+    let mut req = Request::get(url);
+    if let Some((k, v)) = header {
+        req = req.header(k, v);
+    }
+    send(client, req.body(empty()).expect("request")).await
+}
+
+fn assert_unauthorized(a: &Answer, what: &str) {
+    assert_eq!(a.status, 401, "{what}: {}", a.body);
+    assert_eq!(a.body, r#"{"message":"Unauthorized"}"#, "{what}");
+    assert_eq!(
+        a.header("x-amzn-errortype"),
+        Some("UnauthorizedException"),
+        "{what}"
+    );
+}
+
+fn jwt_api(up: SocketAddr, issuer: &str) -> String {
+    let backend = format!("http://{up}/echo");
+    ApiSet::new(NS, "jwt")
+        .spec(&format!(
+            "  authorizers:\n    oidc:\n      type: JWT\n      jwtConfiguration:\n        issuer: \"{issuer}\"\n        audience: [{AUDIENCE}]\n    pool:\n      type: COGNITO_USER_POOLS\n      jwtConfiguration:\n        issuer: \"{issuer}\"\n        jwksUri: \"{issuer}/jwks\""
+        ))
+        .method(
+            "/orders",
+            "GET",
+            &format!(
+                "        authorizationType: JWT\n        authorizerId: oidc\n        authorizationScopes: [orders/read]\n        integration: {{type: HTTP_PROXY, uri: \"{backend}\"}}"
+            ),
+        )
+        .method(
+            "/profile",
+            "GET",
+            &format!(
+                "        authorizationType: COGNITO_USER_POOLS\n        authorizerId: pool\n        integration:\n          type: HTTP\n          uri: \"{backend}\"\n          requestParameters:\n            integration.request.header.x-user: context.authorizer.claims.email\n            integration.request.header.x-principal: context.authorizer.principalId"
+            ),
+        )
+        .method(
+            "/orphan",
+            "GET",
+            &format!(
+                "        authorizationType: CUSTOM\n        authorizerId: gone\n        integration: {{type: HTTP_PROXY, uri: \"{backend}\"}}"
+            ),
+        )
+        .proxy("/open", "GET", &backend)
+        .stage("prod")
+        .yaml()
+}
+
+/// Compiles without insisting that every object is ready (the orphan method is reported).
+fn lenient_table(yaml: &str) -> turnpike_core::routing::RoutingTable {
+    let world = turnpike_controller::ingest::world_from_yaml(yaml).expect("yaml");
+    turnpike_core::compile::compile(&world, &turnpike_core::compile::CompileConfig::default(), 1).table
+}
+
+#[tokio::test]
+async fn jwt_authorizers_verify_tokens_as_aws_does() {
+    let up = Upstream::start().await;
+    let k1 = key("k1");
+    let issuer = Issuer::start(&[&k1]).await;
+    let gw = Gateway::start_with(lenient_table(&jwt_api(up.addr, &issuer.url)), |c| {
+        // Rotation below must be picked up at once; the interval itself is unit-tested.
+        c.jwks_min_refresh = Duration::ZERO;
+    })
+    .await;
+    let api = api_id(NS, "jwt");
+    let client = client(false);
+    let orders = gw.url(&api, "prod", "/orders");
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    let good = issuer.token(&k1, issuer.claims(json!({"scope": "orders/read orders/write"})));
+    let ok = get_auth(&client, &orders, Some(("authorization", &bearer(&good)))).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1);
+    // Later requests use the cached keys.
+    for _ in 0..3 {
+        let again = get_auth(&client, &orders, Some(("authorization", &good))).await;
+        assert_eq!(again.status, 200, "{}", again.body);
+    }
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1, "keys are cached");
+
+    let other = key("k1");
+    let cases = [
+        ("no token", None),
+        ("not a token", Some("Bearer nope".to_string())),
+        (
+            "bad signature",
+            Some(issuer.token(&other, issuer.claims(json!({"scope": "orders/read"})))),
+        ),
+        (
+            "wrong issuer",
+            Some(issuer.token(
+                &k1,
+                issuer.claims(json!({"scope": "orders/read", "iss": "http://evil"})),
+            )),
+        ),
+        (
+            "wrong audience",
+            Some(issuer.token(
+                &k1,
+                issuer.claims(json!({"scope": "orders/read", "aud": "other"})),
+            )),
+        ),
+        (
+            "expired",
+            Some(issuer.token(
+                &k1,
+                issuer.claims(json!({"scope": "orders/read", "exp": now() - 3600})),
+            )),
+        ),
+        (
+            "not yet valid",
+            Some(issuer.token(
+                &k1,
+                issuer.claims(json!({"scope": "orders/read", "nbf": now() + 3600})),
+            )),
+        ),
+        (
+            "missing scope",
+            Some(issuer.token(&k1, issuer.claims(json!({"scope": "orders/write"})))),
+        ),
+        (
+            "HS256 keyed with the public key",
+            Some({
+                let mut h = Header::new(Algorithm::HS256);
+                h.kid = Some("k1".into());
+                jsonwebtoken::encode(
+                    &h,
+                    &issuer.claims(json!({"scope": "orders/read"})),
+                    &EncodingKey::from_secret(k1.jwk.to_string().as_bytes()),
+                )
+                .expect("sign")
+            }),
+        ),
+    ];
+    for (what, token) in cases {
+        let a = get_auth(&client, &orders, token.as_deref().map(|t| ("authorization", t))).await;
+        assert_unauthorized(&a, what);
+    }
+    assert_eq!(up.hits(), 4, "refused requests never reach the backend");
+
+    // Rotation: a token under a new kid makes the gateway fetch the keys again.
+    let k2 = key("k2");
+    issuer.rotate(&[&k1, &k2]);
+    let rotated = issuer.token(&k2, issuer.claims(json!({"scope": "orders/read"})));
+    let a = get_auth(&client, &orders, Some(("authorization", &rotated))).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 2);
+
+    // A user pool authorizer without scopes; claims reach the backend through mappings.
+    let profile = gw.url(&api, "prod", "/profile");
+    let id_token = issuer.token(&k1, issuer.claims(json!({})));
+    let a = get_auth(&client, &profile, Some(("authorization", &id_token))).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["headers"]["x-user"], "a@b.c");
+    assert_eq!(a.json()["headers"]["x-principal"], "user-1");
+
+    // A method naming a missing authorizer fails closed; the others serve.
+    let a = get_auth(
+        &client,
+        &gw.url(&api, "prod", "/orphan"),
+        Some(("authorization", &good)),
+    )
+    .await;
+    a.assert(500, r#"{"message": null}"#);
+    assert_eq!(
+        a.header("x-amzn-errortype"),
+        Some("AuthorizerConfigurationException")
+    );
+    assert_eq!(
+        get_auth(&client, &gw.url(&api, "prod", "/open"), None)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_issuer_is_a_configuration_error() {
+    let up = Upstream::start().await;
+    // A port nothing listens on.
+    let dead = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", dead.local_addr().expect("addr"));
+    drop(dead);
+    let gw = Gateway::start(lenient_table(&jwt_api(up.addr, &url))).await;
+    let k1 = key("k1");
+    let token = {
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some("k1".into());
+        jsonwebtoken::encode(
+            &h,
+            &json!({"iss": url, "aud": AUDIENCE, "exp": now() + 600, "scope": "orders/read"}),
+            &EncodingKey::from_ec_pem(k1.pem.as_bytes()).expect("pem"),
+        )
+        .expect("sign")
+    };
+    let a = get_auth(
+        &client(false),
+        &gw.url(&api_id(NS, "jwt"), "prod", "/orders"),
+        Some(("authorization", &token)),
+    )
+    .await;
+    a.assert(500, r#"{"message": null}"#);
+}
+
+fn function_api(up: SocketAddr, functions: SocketAddr, ttl: u32) -> String {
+    let backend = format!("http://{up}/echo");
+    let arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:auth/invocations";
+    let api = ApiSet::new(NS, "fn")
+        .spec(&format!(
+            "  apiKeySource: AUTHORIZER\n  authorizers:\n    token:\n      type: TOKEN\n      identityValidationExpression: \"Bearer [a-z]+\"\n      authorizerResultTtlInSeconds: {ttl}\n      authorizerUri: \"{arn}\"\n      functionHost: {{url: \"http://{functions}\"}}\n    request:\n      type: REQUEST\n      identitySource: method.request.header.x-tenant, method.request.querystring.user\n      authorizerResultTtlInSeconds: {ttl}\n      authorizerUri: request-auth\n      functionHost: {{url: \"http://{functions}\"}}"
+        ))
+        .method(
+            "/pets/{id}",
+            "GET",
+            &format!(
+                "        authorizationType: CUSTOM\n        authorizerId: token\n        integration:\n          type: HTTP\n          uri: \"{backend}\"\n          requestParameters:\n            integration.request.header.x-tenant: context.authorizer.tenant\n            integration.request.header.x-level: context.authorizer.level\n            integration.request.header.x-principal: context.authorizer.principalId"
+            ),
+        )
+        .method(
+            "/pets/{id}",
+            "DELETE",
+            &format!(
+                "        authorizationType: CUSTOM\n        authorizerId: token\n        integration: {{type: HTTP_PROXY, uri: \"{backend}\"}}"
+            ),
+        )
+        .method(
+            "/tenants",
+            "GET",
+            &format!(
+                "        authorizationType: CUSTOM\n        authorizerId: request\n        integration: {{type: HTTP_PROXY, uri: \"{backend}\"}}"
+            ),
+        )
+        .method(
+            "/metered",
+            "GET",
+            &format!(
+                "        authorizationType: CUSTOM\n        authorizerId: token\n        apiKeyRequired: true\n        integration: {{type: HTTP_PROXY, uri: \"{backend}\"}}"
+            ),
+        )
+        .stage_with("prod", "  variables: {env: prod}")
+        .yaml();
+    [
+        api,
+        usage_plan_yaml(
+            NS,
+            "metered",
+            &[("fn", "prod")],
+            "  quota: {limit: 2, period: DAY}\n",
+        ),
+        api_key_yaml(
+            NS,
+            "from-authorizer",
+            "AuthorizerKey0123456789abc",
+            &["metered"],
+            true,
+        ),
+    ]
+    .concat()
+}
+
+#[tokio::test]
+async fn token_and_request_authorizers_answer_as_aws() {
+    let up = Upstream::start().await;
+    let functions = Functions::start().await;
+    let gw = Gateway::start(lenient_table(&function_api(up.addr, functions.addr, 300))).await;
+    let api = api_id(NS, "fn");
+    let client = client(false);
+    let pet = gw.url(&api, "prod", "/pets/7");
+    let auth = |t: &'static str| Some(("authorization", t));
+
+    // Allow; the context reaches the backend through parameter mappings.
+    let a = get_auth(&client, &pet, auth("Bearer allow")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let echoed = a.json();
+    assert_eq!(echoed["headers"]["x-tenant"], "allow");
+    assert_eq!(echoed["headers"]["x-level"], "3");
+    assert_eq!(echoed["headers"]["x-principal"], "p-allow");
+    let event = functions.events.load()[0].clone();
+    assert_eq!(event["type"], "TOKEN");
+    assert_eq!(event["authorizationToken"], "Bearer allow");
+    assert_eq!(
+        event["methodArn"],
+        format!("arn:aws:execute-api:local:000000000000:{api}/prod/GET/pets/7")
+    );
+
+    // Missing or malformed identity: 401 without calling the function.
+    let before = functions.calls();
+    assert_unauthorized(&get_auth(&client, &pet, None).await, "no token");
+    assert_unauthorized(
+        &get_auth(&client, &pet, auth("Basic abc")).await,
+        "fails the validation expression",
+    );
+    assert_eq!(functions.calls(), before);
+
+    // The function says Unauthorized: 401.
+    assert_unauthorized(
+        &get_auth(&client, &pet, auth("Bearer unauthorized")).await,
+        "function",
+    );
+    // An explicit deny: 403.
+    let a = get_auth(&client, &pet, auth("Bearer deny")).await;
+    a.assert(
+        403,
+        r#"{"Message":"User is not authorized to access this resource with an explicit deny"}"#,
+    );
+    assert_eq!(a.header("x-amzn-errortype"), Some("AccessDeniedException"));
+    // No statement allows the method: 403 without "explicit deny".
+    let a = get_auth(&client, &pet, auth("Bearer nobody")).await;
+    a.assert(
+        403,
+        r#"{"Message":"User is not authorized to access this resource"}"#,
+    );
+    // A failing or garbling function: 500.
+    for token in ["Bearer error", "Bearer garbage"] {
+        let a = get_auth(&client, &pet, Some(("authorization", token))).await;
+        a.assert(500, r#"{"message": null}"#);
+        assert_eq!(
+            a.header("x-amzn-errortype"),
+            Some("AuthorizerConfigurationException")
+        );
+    }
+
+    // Wildcard resources: GET anywhere, not DELETE; the cached answer is evaluated against
+    // each request's own method ARN.
+    let calls = functions.calls();
+    assert_eq!(get_auth(&client, &pet, auth("Bearer wild")).await.status, 200);
+    assert_eq!(
+        get_auth(&client, &gw.url(&api, "prod", "/pets/8"), auth("Bearer wild"))
+            .await
+            .status,
+        200
+    );
+    let del = send(
+        &client,
+        Request::delete(&pet)
+            .header("authorization", "Bearer wild")
+            .body(empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(del.status, 403, "{}", del.body);
+    assert_eq!(functions.calls(), calls + 1, "one call for the three requests");
+
+    // Cache: N requests with one token within the TTL call the function once.
+    let calls = functions.calls();
+    for _ in 0..5 {
+        assert_eq!(get_auth(&client, &pet, auth("Bearer cached")).await.status, 200);
+    }
+    assert_eq!(functions.calls(), calls + 1);
+
+    // REQUEST: every identity source is needed; the event carries the request.
+    let tenants = gw.url(&api, "prod", "/tenants");
+    let calls = functions.calls();
+    assert_unauthorized(
+        &get_auth(&client, &tenants, Some(("x-tenant", "acme"))).await,
+        "no user query",
+    );
+    assert_eq!(functions.calls(), calls);
+    let with_user = format!("{tenants}?user=u1&user=u2");
+    let a = get_auth(&client, &with_user, Some(("x-tenant", "acme"))).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let event = functions.events.load().last().cloned().expect("event");
+    assert_eq!(event["type"], "REQUEST");
+    assert_eq!(event["headers"]["x-tenant"], "acme");
+    assert_eq!(
+        event["multiValueQueryStringParameters"]["user"],
+        json!(["u1", "u2"])
+    );
+    assert_eq!(event["stageVariables"]["env"], "prod");
+    assert_eq!(event["resource"], "/tenants");
+    assert_eq!(event["requestContext"]["stage"], "prod");
+
+    // The cached answer for "allow" names only GET /pets/7: as in AWS, it does not allow
+    // another method ARN.
+    let metered = gw.url(&api, "prod", "/metered");
+    let a = get_auth(&client, &metered, auth("Bearer allow")).await;
+    a.assert(
+        403,
+        r#"{"Message":"User is not authorized to access this resource"}"#,
+    );
+
+    // usageIdentifierKey feeds the usage plan (quota 2 a day).
+    assert_eq!(get_auth(&client, &metered, auth("Bearer wild")).await.status, 200);
+    assert_eq!(get_auth(&client, &metered, auth("Bearer wild")).await.status, 200);
+    let a = get_auth(&client, &metered, auth("Bearer wild")).await;
+    a.assert(429, r#"{"message":"Limit Exceeded"}"#);
+}
+
+#[tokio::test]
+async fn a_zero_ttl_calls_the_function_every_time() {
+    let up = Upstream::start().await;
+    let functions = Functions::start().await;
+    let gw = Gateway::start(lenient_table(&function_api(up.addr, functions.addr, 0))).await;
+    let pet = gw.url(&api_id(NS, "fn"), "prod", "/pets/7");
+    let client = client(false);
+    for _ in 0..3 {
+        let a = get_auth(&client, &pet, Some(("authorization", "Bearer allow"))).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    assert_eq!(functions.calls(), 3);
+}
