@@ -40,6 +40,8 @@ pub mod reasons {
     pub const INVALID_CORS: &str = "InvalidCors";
     pub const INVALID_CACHE_SETTINGS: &str = "InvalidCacheSettings";
     pub const ROUTE_CONFLICT: &str = "RouteConflict";
+    /// A mapping template does not parse (the message gives its line and column).
+    pub const INVALID_MAPPING_TEMPLATE: &str = "InvalidMappingTemplate";
     pub const STAGE_CONFLICT: &str = "StageConflict";
 
     // --- ResolvedRefs=False
@@ -92,6 +94,7 @@ pub mod reasons {
         INVALID_CORS,
         INVALID_CACHE_SETTINGS,
         ROUTE_CONFLICT,
+        INVALID_MAPPING_TEMPLATE,
         STAGE_CONFLICT,
         REST_API_NOT_FOUND,
         REST_API_INVALID,

@@ -28,6 +28,8 @@ pub enum Reason {
     InvalidCacheSettings,
     /// Two resources of one API that are each well-formed but cannot both be routed.
     RouteConflict,
+    /// A request or response mapping template does not parse.
+    InvalidMappingTemplate,
 }
 
 impl Reason {
@@ -52,6 +54,7 @@ impl Reason {
             Reason::InvalidCors => reasons::INVALID_CORS,
             Reason::InvalidCacheSettings => reasons::INVALID_CACHE_SETTINGS,
             Reason::RouteConflict => reasons::ROUTE_CONFLICT,
+            Reason::InvalidMappingTemplate => reasons::INVALID_MAPPING_TEMPLATE,
         }
     }
 }
