@@ -53,6 +53,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("../config/examples/private.yaml"),
     ),
     (
+        "config/examples/soap.yaml",
+        include_str!("../config/examples/soap.yaml"),
+    ),
+    (
         "config/examples/usage-plan.yaml",
         include_str!("../config/examples/usage-plan.yaml"),
     ),

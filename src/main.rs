@@ -10,6 +10,7 @@ use turnpike_telemetry::LogFormat;
 #[cfg(feature = "local")]
 mod local;
 mod petstore;
+mod soap;
 
 /// mimalloc: a request allocates and frees a few dozen small blocks (buffers, header maps,
 /// ids) on one worker thread, which is mimalloc's fast path. In the proxy benchmark it took

@@ -5,7 +5,8 @@
 //! they would a pod; `turnpike petstore` serves it alone, which is how config/backend runs it
 //! in a cluster. It is served by hyper; nothing in it is Turnpike's data plane.
 //!
-//! Routes (GET only): `/pets`, `/pets/{id}`, and the same under `/v1` and `/v2`. `/v2` answers
+//! Routes: GET `/pets`, `/pets/{id}`, and the same under `/v1` and `/v2`; POST `/soap`, the
+//! SOAP example's backend ([`crate::soap`]). `/v2` answers
 //! add a `name` to each pet, so a canary that calls `/v2` is visible in the body; every answer
 //! carries `x-petstore-release`.
 
@@ -38,6 +39,9 @@ pub async fn serve(listener: TcpListener) {
         };
         tokio::spawn(async move {
             let service = service_fn(|req: Request<Incoming>| async move {
+                if req.method() == Method::POST && req.uri().path() == "/soap" {
+                    return Ok::<_, Infallible>(soap(req).await);
+                }
                 Ok::<_, Infallible>(answer(req.method(), req.uri().path()))
             });
             if let Err(error) = http1::Builder::new()
@@ -47,6 +51,24 @@ pub async fn serve(listener: TcpListener) {
                 tracing::debug!(%error, "petstore: connection ended");
             }
         });
+    }
+}
+
+/// `POST /soap`: the SOAP example's backend ([`crate::soap`]), on an envelope of at most
+/// [`crate::soap::MAX_ENVELOPE`] bytes.
+async fn soap(req: Request<Incoming>) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt as _;
+    let (parts, body) = req.into_parts();
+    match http_body_util::Limited::new(body, crate::soap::MAX_ENVELOPE)
+        .collect()
+        .await
+    {
+        Ok(body) => crate::soap::answer(&parts.headers, &body.to_bytes()),
+        Err(_) => json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "v1",
+            &json!({"message": "the envelope is too large"}),
+        ),
     }
 }
 

@@ -6,7 +6,9 @@
 //!   current-thread runtime (the script pins it to one core), access log off, metrics on.
 //!   `BENCH_METERED=1` adds a metered route (`benches/proxy/usage.sh`), `BENCH_VALIDATED=1` a
 //!   validated one (`benches/proxy/validation.sh`), `BENCH_CACHED=1` a stage cache with a
-//!   cached route and one that caching is off for (`benches/proxy/cache.sh`).
+//!   cached route and one that caching is off for (`benches/proxy/cache.sh`),
+//!   `BENCH_TEMPLATED=1` two HTTP routes, one with a request and a response mapping template
+//!   and one without (`benches/proxy/templates.sh`).
 //! - `body`: the 1 KiB JSON body the validated route is sent.
 //!
 //! Build: `cargo build --profile bench --bench proxy_server`.
@@ -144,6 +146,57 @@ fn validated_api_yaml(upstream: SocketAddr) -> String {
     )
 }
 
+/// Two HTTP (non-proxy) routes to the upstream's JSON answer: `/plain/…` without templates,
+/// `/t/…` with a request template reshaping the posted order and a response template
+/// reshaping the answer, about twenty lines in all (a typical JSON-to-JSON mapping).
+fn templated_api_yaml(upstream: SocketAddr) -> String {
+    api_yaml(upstream).replace(
+        "  resources:\n",
+        &format!(
+            r##"  resources:
+    /plain/{{proxy+}}:
+      POST:
+        integration:
+          type: HTTP
+          uri: "http://{upstream}/json/{{proxy}}"
+          integrationResponses: [{{statusCode: "200"}}]
+    /t/{{proxy+}}:
+      POST:
+        integration:
+          type: HTTP
+          uri: "http://{upstream}/json/{{proxy}}"
+          requestTemplates:
+            application/json: |
+              #set($o = $input.path('$'))
+              {{
+                "orderId": "$o.id",
+                "customer": {{"name": "$util.escapeJavaScript($o.customer.name)", "email": "$o.customer.email"}},
+                "lines": [
+              #foreach($i in $o.items)
+                  {{"sku": "$i.sku", "quantity": $i.qty, "unitPrice": $i.price}}#if($foreach.hasNext),#end
+              #end
+                ],
+                "total": $o.total,
+                "requestId": "$context.requestId",
+                "source": "$input.params('source')"
+              }}
+          integrationResponses:
+            - statusCode: "200"
+              responseTemplates:
+                application/json: |
+                  #set($r = $input.path('$'))
+                  {{
+                    "order": "$r.id",
+                    "state": "$r.status.toUpperCase()",
+                    "etaDays": $r.eta.days,
+                    "lines": [#foreach($l in $r.items)"$l.sku:$l.state"#if($foreach.hasNext),#end#end],
+                    "stage": "$context.stage"
+                  }}
+"##
+        ),
+    )
+}
+
 /// The API with the stage cache on (0.5 GB budget) in stage `prod`: `GET /prod/c/anything` is
 /// cached for an hour (its path is the key); `/prod/nc/anything` has caching off (TTL 0).
 /// Stage `direct` (same deployment, no cache) is the plain proxy.
@@ -229,6 +282,9 @@ async fn upstream(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
 
 const BODY: &[u8] = b"hello from the upstream\n";
 
+/// The answer to paths under `/json/`: an order's status, for the templated routes.
+const JSON_BODY: &[u8] = br#"{"id":"order-20261202-0001","status":"accepted","eta":{"days":3},"items":[{"sku":"sku-0000","state":"reserved"},{"sku":"sku-0001","state":"reserved"},{"sku":"sku-0002","state":"backordered"}]}"#;
+
 async fn respond_forever(mut stream: tokio::net::TcpStream) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut buf = bytes::BytesMut::with_capacity(16 * 1024);
@@ -269,6 +325,7 @@ async fn respond_forever(mut stream: tokio::net::TcpStream) {
                     return;
                 }
             }
+            let json = req.path.is_some_and(|p| p.starts_with("/json/"));
             bytes::Buf::advance(&mut buf, len);
             let now = std::time::SystemTime::now();
             let secs = now
@@ -279,8 +336,15 @@ async fn respond_forever(mut stream: tokio::net::TcpStream) {
             }
             out.extend_from_slice(b"HTTP/1.1 200 OK\r\ndate: ");
             out.extend_from_slice(date.1.as_bytes());
-            out.extend_from_slice(b"\r\ncontent-length: 24\r\n\r\n");
-            out.extend_from_slice(BODY);
+            if json {
+                out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
+                out.extend_from_slice(JSON_BODY.len().to_string().as_bytes());
+                out.extend_from_slice(b"\r\n\r\n");
+                out.extend_from_slice(JSON_BODY);
+            } else {
+                out.extend_from_slice(b"\r\ncontent-length: 24\r\n\r\n");
+                out.extend_from_slice(BODY);
+            }
         }
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {
@@ -307,6 +371,8 @@ async fn turnpike(
         validated_api_yaml(upstream)
     } else if std::env::var_os("BENCH_CACHED").is_some() {
         cached_api_yaml(upstream)
+    } else if std::env::var_os("BENCH_TEMPLATED").is_some() {
+        templated_api_yaml(upstream)
     } else {
         api_yaml(upstream)
     };

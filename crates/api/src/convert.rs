@@ -15,13 +15,14 @@ use turnpike_core::model::{
     AccessLogFormat, ApiKeyDef, ApiKeySource, Backend, BinaryMediaTypes, BodyValidation, CacheSize,
     CanaryDef, ContentHandling, ContextVar, Cors, DEFAULT_CONTENT_TYPE, DeploymentDef, EndpointType, Errors,
     FieldPath, GatewayResponseDef, GatewayResponses, HeaderSource, Integration, IntegrationKind,
-    IntegrationResponse, Invalid, KeyValueSource, MethodDef, MethodKey, MethodSelector, MethodSettings,
-    Model, OriginPattern, ParamLocation, ParamRef, ParameterMapping, PathTemplate, PlanStage, PolicyRule,
-    Quota, QuotaPeriod, Reason, RequestValidation, Resource, ResourcePolicy, ResponseType, ResponseValue,
-    RestApiDef, Segment, ServiceRef, StageDef, StageName, StageSource, Template, Throttle,
-    UnauthorizedCacheControl, UriTemplate, UsagePlanDef, ValueSource, compile_models, is_media_range,
-    is_model_name, is_stage_variable_name,
+    IntegrationResponse, Invalid, KeyValueSource, MappingTemplates, MethodDef, MethodKey, MethodSelector,
+    MethodSettings, Model, OriginPattern, ParamLocation, ParamRef, ParameterMapping, PassthroughBehavior,
+    PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod, Reason, RequestValidation, Resource,
+    ResourcePolicy, ResponseType, ResponseValue, RestApiDef, Segment, ServiceRef, StageDef, StageName,
+    StageSource, Template, Throttle, UnauthorizedCacheControl, UriTemplate, UsagePlanDef, ValueSource,
+    compile_models, is_media_range, is_model_name, is_stage_variable_name,
 };
+use turnpike_core::template::Template as MappingTemplate;
 
 /// The default integration timeout, as in AWS.
 pub const DEFAULT_TIMEOUT_MS: i64 = 29_000;
@@ -641,6 +642,7 @@ fn integration_def(
         timeout_in_millis,
         request_parameters,
         request_templates,
+        passthrough_behavior,
         integration_responses,
         tls_config,
         content_handling: request_content_handling,
@@ -877,10 +879,25 @@ fn integration_def(
         mappings.push(ParameterMapping { target, source });
     }
 
-    let mock_status = mock_status(request_templates).unwrap_or_else(|e| {
-        errors.push(&field.field("requestTemplates"), Reason::InvalidIntegration, e);
+    let mock_status = if kind == IntegrationKind::Mock {
+        mock_status(request_templates).unwrap_or_else(|e| {
+            errors.push(&field.field("requestTemplates"), Reason::InvalidIntegration, e);
+            200
+        })
+    } else {
         200
-    });
+    };
+
+    let request_templates = if kind == IntegrationKind::Http {
+        mapping_templates(request_templates, &field.field("requestTemplates"), &mut errors)
+    } else {
+        Box::default()
+    };
+    let passthrough_behavior = match passthrough_behavior {
+        None | Some(ra::PassthroughBehavior::WhenNoMatch) => PassthroughBehavior::WhenNoMatch,
+        Some(ra::PassthroughBehavior::WhenNoTemplates) => PassthroughBehavior::WhenNoTemplates,
+        Some(ra::PassthroughBehavior::Never) => PassthroughBehavior::Never,
+    };
 
     let rfield = field.field("integrationResponses");
     if kind == IntegrationKind::HttpProxy && !integration_responses.is_empty() {
@@ -919,7 +936,37 @@ fn integration_def(
         content_handling: content_handling(*request_content_handling),
         cache_key_parameters,
         cache_namespace: cache_namespace.clone(),
+        request_templates,
+        passthrough_behavior,
     })
+}
+
+/// Mapping templates by content type, parsed once; a template that does not parse is an
+/// error at `field["content/type"]` with its line and column.
+fn mapping_templates(
+    raw: &BTreeMap<String, String>,
+    field: &FieldPath,
+    errors: &mut Errors,
+) -> MappingTemplates {
+    let mut out: Vec<(Box<str>, MappingTemplate)> = Vec::with_capacity(raw.len());
+    for (content_type, source) in raw {
+        let tfield = field.key(content_type);
+        let media = turnpike_core::model::media_type(content_type).to_ascii_lowercase();
+        if media.is_empty() || !media.contains('/') {
+            errors.push(
+                &tfield,
+                Reason::InvalidMappingTemplate,
+                "the key is a content type such as application/json",
+            );
+            continue;
+        }
+        match MappingTemplate::parse(source) {
+            Ok(t) => out.push((media.into(), t)),
+            Err(e) => errors.push(&tfield, Reason::InvalidMappingTemplate, e.to_string()),
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into()
 }
 
 /// `cacheKeyParameters`: `method.request.{path|querystring|header}.NAME`, and the multi-value
@@ -1036,15 +1083,12 @@ fn integration_response(
         };
         headers.push((name.to_ascii_lowercase(), source));
     }
-    let body = response_templates
-        .iter()
-        .next()
-        .map(|(ct, body)| (ct.clone(), body.clone()));
+    let templates = mapping_templates(response_templates, &field.field("responseTemplates"), &mut errors);
     errors.finish(IntegrationResponse {
         status,
         selection_pattern,
         headers,
-        body,
+        templates,
         content_handling: content_handling(*response_content_handling),
     })
 }

@@ -41,6 +41,8 @@ pub mod reasons {
     pub const INVALID_CACHE_SETTINGS: &str = "InvalidCacheSettings";
     pub const INVALID_AUTHORIZER: &str = "InvalidAuthorizer";
     pub const ROUTE_CONFLICT: &str = "RouteConflict";
+    /// A mapping template does not parse (the message gives its line and column).
+    pub const INVALID_MAPPING_TEMPLATE: &str = "InvalidMappingTemplate";
     pub const STAGE_CONFLICT: &str = "StageConflict";
 
     // --- ResolvedRefs=False
@@ -97,6 +99,7 @@ pub mod reasons {
         INVALID_CACHE_SETTINGS,
         INVALID_AUTHORIZER,
         ROUTE_CONFLICT,
+        INVALID_MAPPING_TEMPLATE,
         STAGE_CONFLICT,
         REST_API_NOT_FOUND,
         REST_API_INVALID,

@@ -12,6 +12,8 @@
 //!   [`routing::RoutingTable`] and the status of every object. Golden files pin both.
 //! - [`routing`]: the immutable routing table and its matcher, read by the proxy on every request.
 //! - [`conditions`]: the closed set of condition types and reasons.
+//! - [`template`]: mapping templates (the Velocity subset AWS runs), parsed here, rendered by
+//!   the proxy.
 //!
 //! May depend on: plain data crates only (serde, http's types, hashes). It never names `kube`,
 //! `k8s-openapi`, `tokio` or `hyper`; `tests/architecture.rs` fails the build's tests if it does.
@@ -21,3 +23,4 @@ pub mod compile;
 pub mod conditions;
 pub mod model;
 pub mod routing;
+pub mod template;

@@ -539,7 +539,7 @@ fn customize(
 }
 
 /// Writes the value of a `$context` variable of a customized answer.
-fn write_context(
+pub(crate) fn write_context(
     var: ContextVar,
     message: &str,
     response_type: ResponseType,

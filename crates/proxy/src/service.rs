@@ -379,7 +379,7 @@ fn header_str(v: &HeaderValue) -> String {
     String::from_utf8_lossy(v.as_bytes()).into_owned()
 }
 
-fn protocol(v: Version) -> &'static str {
+pub(crate) fn protocol(v: Version) -> &'static str {
     match v {
         Version::HTTP_09 => "HTTP/0.9",
         Version::HTTP_10 => "HTTP/1.0",

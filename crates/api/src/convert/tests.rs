@@ -205,3 +205,93 @@ cors:
         "{errs:?}"
     );
 }
+
+#[test]
+fn mapping_templates_that_do_not_parse_name_the_field_line_and_column() {
+    let spec = rest_api_spec(
+        r##"
+resources:
+  /pets:
+    POST:
+      integration:
+        type: HTTP
+        uri: "http://backend/pets"
+        requestTemplates:
+          application/json: "{\n  #if($input.path('$.a')\n}"
+        integrationResponses:
+          - statusCode: "200"
+            responseTemplates:
+              application/xml: "#foreach($x in $y)"
+"##,
+    );
+    let errs = errors(rest_api("default", &spec));
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs.iter().all(|(r, _)| *r == Reason::InvalidMappingTemplate),
+        "{errs:?}"
+    );
+    let messages: Vec<&str> = errs.iter().map(|(_, m)| m.as_str()).collect();
+    assert!(
+        messages.iter().any(|m| m.starts_with(
+            r#"spec.resources["/pets"].POST.integration.requestTemplates["application/json"]: line 3, column 1: expected ')' to close #if"#
+        )),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.starts_with(
+            r#"spec.resources["/pets"].POST.integration.integrationResponses[0].responseTemplates["application/xml"]: line 1, column 1: #foreach without its #end"#
+        )),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn passthrough_behavior_decides_a_payload_without_a_template() {
+    use turnpike_core::model::RequestMapping;
+    let integration = |behaviour: &str, templates: &str| {
+        let spec = rest_api_spec(&format!(
+            r#"
+resources:
+  /pets: {{POST: {{integration: {{type: HTTP, uri: "http://b/", {behaviour} requestTemplates: {templates}}}}}}}
+"#
+        ));
+        let def = rest_api("default", &spec).expect("valid");
+        let method = def.resources[0].methods.values().next().expect("method").clone();
+        method.integration.clone()
+    };
+    let with_json = "{application/json: '{}'}";
+    let xml = Some("application/xml");
+    let json = Some("application/json; charset=utf-8");
+    for (behaviour, templates, content_type, want) in [
+        ("", with_json, json, "template"),
+        ("", with_json, None, "template"),
+        ("", with_json, xml, "passthrough"),
+        (
+            "passthroughBehavior: WHEN_NO_MATCH,",
+            with_json,
+            xml,
+            "passthrough",
+        ),
+        ("passthroughBehavior: WHEN_NO_TEMPLATES,", with_json, xml, "415"),
+        (
+            "passthroughBehavior: WHEN_NO_TEMPLATES,",
+            "{}",
+            xml,
+            "passthrough",
+        ),
+        ("passthroughBehavior: NEVER,", "{}", xml, "415"),
+        ("passthroughBehavior: NEVER,", with_json, json, "template"),
+        ("passthroughBehavior: NEVER,", with_json, xml, "415"),
+    ] {
+        let i = integration(behaviour, templates);
+        let got = match i.request_mapping(content_type) {
+            RequestMapping::Template(ct, _) => {
+                assert_eq!(ct, "application/json");
+                "template"
+            }
+            RequestMapping::Passthrough => "passthrough",
+            RequestMapping::Unsupported => "415",
+        };
+        assert_eq!(got, want, "{behaviour} {templates} {content_type:?}");
+    }
+}

@@ -436,10 +436,20 @@ pub struct IntegrationSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub request_parameters: BTreeMap<String, String>,
 
-    /// Request templates keyed by content type. For MOCK integrations, a template of the form
-    /// `{"statusCode": 200}` selects the integration response.
+    /// Request templates keyed by content type. For HTTP integrations, mapping templates in
+    /// the Velocity subset AWS runs (`$input.json('$.name')`, `$input.params('id')`,
+    /// `#foreach`…): the one for the request's Content-Type (`application/json` when it has
+    /// none) becomes the backend request body. At most 300 KB each. For MOCK integrations, a
+    /// template of the form `{"statusCode": 200}` selects the integration response.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub request_templates: BTreeMap<String, String>,
+
+    /// What an HTTP integration does with a request whose Content-Type has no request
+    /// template: WHEN_NO_MATCH (the default) passes it through; WHEN_NO_TEMPLATES passes it
+    /// through only if there are no request templates at all; NEVER answers 415. A refused
+    /// request gets `415 {"message": "Unsupported Media Type"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passthrough_behavior: Option<PassthroughBehavior>,
 
     /// How backend (or mock) responses become method responses, for HTTP and MOCK integrations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -482,6 +492,18 @@ pub enum IntegrationType {
     Mock,
 }
 
+/// What an HTTP integration does with a payload no request template is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PassthroughBehavior {
+    /// Pass it through when no template matches its content type.
+    WhenNoMatch,
+    /// Pass it through only when there are no request templates.
+    WhenNoTemplates,
+    /// Refuse it (415).
+    Never,
+}
+
 /// How the integration reaches its backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -522,7 +544,11 @@ pub struct IntegrationResponseSpec {
     /// `integration.response.header.NAME` or a static `'quoted value'`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub response_parameters: BTreeMap<String, String>,
-    /// Response bodies keyed by content type. An empty map passes the backend body through.
+    /// Response bodies keyed by content type: mapping templates over the backend's payload
+    /// (`$input.path('$.items')`…), chosen by the client's Accept header (else
+    /// `application/json`, else the first). A template may set
+    /// `$context.responseOverride.status` and `$context.responseOverride.header.NAME`.
+    /// An empty map passes the backend body through.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub response_templates: BTreeMap<String, String>,
     /// How the backend's body is converted (whether it is binary is decided by its

@@ -30,6 +30,8 @@ pub enum Reason {
     InvalidAuthorizer,
     /// Two resources of one API that are each well-formed but cannot both be routed.
     RouteConflict,
+    /// A request or response mapping template does not parse.
+    InvalidMappingTemplate,
 }
 
 impl Reason {
@@ -55,6 +57,7 @@ impl Reason {
             Reason::InvalidCacheSettings => reasons::INVALID_CACHE_SETTINGS,
             Reason::InvalidAuthorizer => reasons::INVALID_AUTHORIZER,
             Reason::RouteConflict => reasons::ROUTE_CONFLICT,
+            Reason::InvalidMappingTemplate => reasons::INVALID_MAPPING_TEMPLATE,
         }
     }
 }

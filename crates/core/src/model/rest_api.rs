@@ -324,6 +324,71 @@ pub struct Integration {
     pub cache_key_parameters: Box<[ParamRef]>,
     /// Methods of one namespace share cache entries; `None` is the method's resource.
     pub cache_namespace: Option<String>,
+    /// Request body templates of an HTTP integration, by content type (lower case, sorted).
+    pub request_templates: MappingTemplates,
+    /// What an HTTP integration does with a payload no request template is for.
+    pub passthrough_behavior: PassthroughBehavior,
+}
+
+/// Mapping templates by content type: lower-case media types without parameters, sorted.
+pub type MappingTemplates = Box<[(Box<str>, crate::template::Template)]>;
+
+/// The template for a content type, as AWS selects it: the exact type (parameters and case
+/// ignored); with no content type, `application/json`.
+pub fn find_template<'t>(
+    templates: &'t [(Box<str>, crate::template::Template)],
+    content_type: Option<&str>,
+) -> Option<(&'t str, &'t crate::template::Template)> {
+    let wanted = media_type(content_type.unwrap_or("application/json"));
+    templates
+        .iter()
+        .find(|(ct, _)| ct.eq_ignore_ascii_case(wanted))
+        .map(|(ct, t)| (&**ct, t))
+}
+
+/// The media type of a Content-Type or Accept value, without parameters.
+pub fn media_type(value: &str) -> &str {
+    value.split(';').next().unwrap_or_default().trim()
+}
+
+/// What an HTTP integration does with a request whose Content-Type has no request template
+/// (`passthroughBehavior`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PassthroughBehavior {
+    /// Pass the payload through when no template matches its content type (the default).
+    #[default]
+    WhenNoMatch,
+    /// Pass it through only when the integration has no templates at all; otherwise 415.
+    WhenNoTemplates,
+    /// Never pass it through: 415 without a matching template.
+    Never,
+}
+
+/// What to do with a request payload: transform it with a template, pass it through, or
+/// refuse it with 415 Unsupported Media Type.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RequestMapping<'t> {
+    /// The template and the content type it is for.
+    Template(&'t str, &'t crate::template::Template),
+    Passthrough,
+    Unsupported,
+}
+
+impl Integration {
+    /// AWS's request template selection for a payload of `content_type`.
+    pub fn request_mapping(&self, content_type: Option<&str>) -> RequestMapping<'_> {
+        if let Some((ct, t)) = find_template(&self.request_templates, content_type) {
+            return RequestMapping::Template(ct, t);
+        }
+        match self.passthrough_behavior {
+            PassthroughBehavior::WhenNoMatch => RequestMapping::Passthrough,
+            PassthroughBehavior::WhenNoTemplates if self.request_templates.is_empty() => {
+                RequestMapping::Passthrough
+            }
+            PassthroughBehavior::WhenNoTemplates | PassthroughBehavior::Never => RequestMapping::Unsupported,
+        }
+    }
 }
 
 /// The backend of an integration.
@@ -479,8 +544,8 @@ pub struct IntegrationResponse {
     pub selection_pattern: Option<regex::Regex>,
     /// `method.response.header.{name}` ← `integration.response.header.{name}` or a static value.
     pub headers: Vec<(String, HeaderSource)>,
-    /// A body template (for the first content type), `None` passes the backend body through.
-    pub body: Option<(String, String)>,
+    /// Body templates by content type; none passes the backend body through.
+    pub templates: MappingTemplates,
     /// How a backend body passed through is converted.
     pub content_handling: Option<super::ContentHandling>,
 }
@@ -491,12 +556,24 @@ impl PartialEq for IntegrationResponse {
             && self.selection_pattern.as_ref().map(regex::Regex::as_str)
                 == other.selection_pattern.as_ref().map(regex::Regex::as_str)
             && self.headers == other.headers
-            && self.body == other.body
+            && self.templates == other.templates
             && self.content_handling == other.content_handling
     }
 }
 
 impl IntegrationResponse {
+    /// The response template for a client that accepts `accept`: the first type of Accept
+    /// that has a template, else `application/json`'s, else the first template.
+    pub fn template_for(&self, accept: Option<&str>) -> Option<(&str, &crate::template::Template)> {
+        let wanted = accept
+            .into_iter()
+            .flat_map(|a| a.split(','))
+            .find_map(|t| find_template(&self.templates, Some(t)));
+        wanted
+            .or_else(|| find_template(&self.templates, None))
+            .or_else(|| self.templates.first().map(|(ct, t)| (&**ct, t)))
+    }
+
     /// Whether this response's pattern selects `status` (the default response selects all).
     pub fn selects(&self, status: u16) -> bool {
         match &self.selection_pattern {

@@ -17,12 +17,18 @@ use crate::{
     ctx::RequestCtx,
     error::Reject,
     headers::{Forwarded, Reserved, remap_reserved, strip_hop_by_hop},
-    phase::params::query_value,
+    phase::{
+        mapping::{self, TemplateScope},
+        params::query_value,
+    },
     upstream::{Outgoing, SendError, UrlParts, split_url},
 };
-use turnpike_core::model::{
-    Backend, BinaryMediaTypes, ContentHandling, HeaderSource, Integration, IntegrationKind,
-    IntegrationResponse, ParamLocation, ValueSource,
+use turnpike_core::{
+    model::{
+        Backend, BinaryMediaTypes, ContentHandling, HeaderSource, Integration, IntegrationKind,
+        IntegrationResponse, ParamLocation, RequestMapping, ValueSource,
+    },
+    template::Rendered,
 };
 
 /// Characters escaped in a mapped query value or path parameter.
@@ -56,7 +62,7 @@ pub fn run<'c, 'a>(
     };
     let integration = &method.integration;
     match integration.kind {
-        IntegrationKind::Mock => Either::Left(ready(mock(ctx, integration))),
+        IntegrationKind::Mock => Either::Left(ready(mock(ctx, integration, parts))),
         IntegrationKind::HttpProxy => Either::Right(Either::Left(http_proxy(ctx, integration, parts, body))),
         IntegrationKind::Http => Either::Right(Either::Right(http(ctx, integration, parts, body))),
     }
@@ -64,12 +70,26 @@ pub fn run<'c, 'a>(
 
 // === MOCK ===
 
-fn mock(ctx: &RequestCtx<'_>, integration: &Integration) -> Result<Response<ProxyBody>, Reject> {
+fn mock(
+    ctx: &RequestCtx<'_>,
+    integration: &Integration,
+    parts: &Parts,
+) -> Result<Response<ProxyBody>, Reject> {
     let selected = select(&integration.responses, integration.mock_status).ok_or(
         Reject::ApiConfiguration("no integration response for the mock status".into()),
     )?;
+    let rendered = match selected.template_for(header_str(&parts.headers, header::ACCEPT)) {
+        Some((content_type, template)) => {
+            let scope = TemplateScope::new(ctx, parts);
+            let out = scope
+                .render(template, b"", &mapping::limits(ctx))
+                .map_err(mapping::response_failure)?;
+            Some((content_type, out))
+        }
+        None => None,
+    };
     let mut resp = Response::new(ProxyBody::empty());
-    apply_response(ctx, &mut resp, selected, None)?;
+    apply_response(&mut resp, selected, None, rendered)?;
     Ok(resp)
 }
 
@@ -81,13 +101,14 @@ fn select(responses: &[IntegrationResponse], status: u16) -> Option<&Integration
         .or_else(|| responses.iter().find(|r| r.selection_pattern.is_none()))
 }
 
-/// Sets status, mapped headers and templated body of `selected` on `resp`; `backend` is the
-/// backend's response headers (for `integration.response.header.*`).
+/// Sets status, mapped headers and the rendered template of `selected` on `resp` (with the
+/// template's `$context.responseOverride`); `backend` is the backend's response headers (for
+/// `integration.response.header.*`).
 fn apply_response(
-    ctx: &RequestCtx<'_>,
     resp: &mut Response<ProxyBody>,
     selected: &IntegrationResponse,
     backend: Option<&HeaderMap>,
+    rendered: Option<(&str, Rendered)>,
 ) -> Result<(), Reject> {
     *resp.status_mut() = StatusCode::from_u16(selected.status).map_err(|_| {
         Reject::Internal(format!("invalid method response status {}", selected.status).into())
@@ -101,64 +122,28 @@ fn apply_response(
             resp.headers_mut().insert(name, value);
         }
     }
-    if let Some((content_type, template)) = &selected.body {
-        *resp.body_mut() = ProxyBody::full(Bytes::from(render_template(ctx, template)));
+    if let Some((content_type, rendered)) = rendered {
         if let Ok(ct) = HeaderValue::from_str(content_type) {
             resp.headers_mut().insert(header::CONTENT_TYPE, ct);
         }
         resp.headers_mut().remove(header::CONTENT_LENGTH);
-    }
-    Ok(())
-}
-
-/// Renders a response body template. The supported subset: `$context.requestId`,
-/// `$context.extendedRequestId`, `$context.apiId`, `$context.stage`, `$context.resourcePath`,
-/// `$context.httpMethod`, `$context.path` (the resource path within the stage) and
-/// `$stageVariables.NAME` / `${stageVariables.NAME}`. Anything else (`$input…`, `#if`, unknown
-/// variables) is left as written.
-fn render_template(ctx: &RequestCtx<'_>, template: &str) -> String {
-    if !template.contains('$') {
-        return template.to_string();
-    }
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let Some((name, len)) = turnpike_core::model::reference(after) else {
-            out.push('$');
-            rest = after;
-            continue;
-        };
-        let value: Option<String> = if let Some(var) = name.strip_prefix("stageVariables.") {
-            Some(ctx.stage_variable(var).unwrap_or_default().to_string())
-        } else {
-            match name {
-                "context.requestId" => Some(ctx.ids.request_id_str()),
-                "context.extendedRequestId" => Some(ctx.ids.extended_str()),
-                "context.apiId" => Some(ctx.api.map(|a| a.id.to_string()).unwrap_or_default()),
-                "context.stage" => Some(ctx.stage.map(|s| s.name.to_string()).unwrap_or_default()),
-                "context.resourcePath" => Some(ctx.resource.map(|r| r.path.to_string()).unwrap_or_default()),
-                "context.httpMethod" => {
-                    Some(ctx.method_key.map(|m| m.as_str().to_string()).unwrap_or_default())
-                }
-                "context.path" => Some(ctx.path.to_string()),
-                _ => None,
-            }
-        };
-        match value {
-            Some(v) => {
-                out.push_str(&v);
-                rest = &after[len..];
-            }
-            None => {
-                out.push('$');
-                rest = after;
+        if let Some(status) = rendered
+            .status_override()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+        {
+            *resp.status_mut() = status;
+        }
+        for (name, value) in rendered.header_overrides() {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                resp.headers_mut().insert(name, value);
             }
         }
+        *resp.body_mut() = ProxyBody::full(Bytes::from(rendered.body));
     }
-    out.push_str(rest);
-    out
+    Ok(())
 }
 
 // === HTTP_PROXY ===
@@ -262,33 +247,31 @@ async fn http(
     if !query.is_empty() {
         append_query(&mut url, &query);
     }
-    for name in [
-        header::CONTENT_TYPE,
-        header::CONTENT_LENGTH,
-        header::CONTENT_ENCODING,
-    ] {
-        if let Some(v) = parts.headers.get(&name) {
-            headers.insert(name, v.clone());
+    let scope = (!integration.request_templates.is_empty()
+        || integration.responses.iter().any(|r| !r.templates.is_empty()))
+    .then(|| TemplateScope::new(ctx, parts));
+    let limits = mapping::limits(ctx);
+    let body_limit = ctx.shared.config.limits.max_body_bytes;
+    let body = match (
+        integration.request_mapping(header_str(&parts.headers, header::CONTENT_TYPE)),
+        &scope,
+    ) {
+        (RequestMapping::Unsupported, _) => return Err(Reject::UnsupportedMediaType),
+        (RequestMapping::Template(content_type, template), Some(scope)) => {
+            let payload = crate::phase::validate::collect(body, body_limit).await?;
+            let rendered = scope
+                .render(template, &payload, &limits)
+                .map_err(mapping::request_failure)?;
+            // A Content-Type mapped by requestParameters wins over the template's.
+            if !headers.contains_key(header::CONTENT_TYPE)
+                && let Ok(ct) = HeaderValue::from_str(content_type)
+            {
+                headers.insert(header::CONTENT_TYPE, ct);
+            }
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rendered.body.len()));
+            RequestBody::full(Bytes::from(rendered.body))
         }
-    }
-    let binary_types = ctx.api.map(|a| &a.binary_media_types);
-    let body = match binary_types.and_then(|types| {
-        request_conversion(
-            types,
-            integration.content_handling,
-            header_str(&parts.headers, header::CONTENT_TYPE),
-        )
-    }) {
-        None => body,
-        Some(conversion) => {
-            let limit = ctx.shared.config.limits.max_body_bytes;
-            let bytes = crate::phase::validate::collect(body, limit).await?;
-            let converted = conversion
-                .apply(&bytes)
-                .ok_or(Reject::ApiConfiguration("the request body is not base64".into()))?;
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(converted.len()));
-            RequestBody::full(converted)
-        }
+        _ => passthrough(ctx, integration, parts, &mut headers, body).await?,
     };
     let out = outgoing(ctx, integration, &parts.method, url, headers, body);
     let resp = send(ctx, integration, out, Reserved::Keep).await?;
@@ -303,8 +286,23 @@ async fn http(
     };
     // The method response's names are the configuration's, not the backend's.
     body.forget_received();
-    let conversion = match (&selected.body, ctx.api) {
-        (None, Some(api)) => response_conversion(
+    let template = selected.template_for(header_str(&parts.headers, header::ACCEPT));
+    if let (Some((content_type, template)), Some(scope)) = (template, &scope) {
+        let payload = collect_response(body, body_limit).await?;
+        let rendered = scope
+            .render(template, &payload, &limits)
+            .map_err(mapping::response_failure)?;
+        let mut resp = Response::new(ProxyBody::empty());
+        apply_response(
+            &mut resp,
+            selected,
+            Some(&head.headers),
+            Some((content_type, rendered)),
+        )?;
+        return Ok(resp);
+    }
+    let conversion = match ctx.api {
+        Some(api) => response_conversion(
             &api.binary_media_types,
             selected.content_handling,
             header_str(&head.headers, header::CONTENT_TYPE),
@@ -329,8 +327,48 @@ async fn http(
     if let Some(cl) = head.headers.get(header::CONTENT_LENGTH) {
         resp.headers_mut().insert(header::CONTENT_LENGTH, cl.clone());
     }
-    apply_response(ctx, &mut resp, selected, Some(&head.headers))?;
+    apply_response(&mut resp, selected, Some(&head.headers), None)?;
     Ok(resp)
+}
+
+/// The request payload passed through (no template for it): its Content-Type, length and
+/// encoding go along, converted as `contentHandling` says.
+async fn passthrough(
+    ctx: &RequestCtx<'_>,
+    integration: &Integration,
+    parts: &Parts,
+    headers: &mut HeaderMap,
+    body: RequestBody,
+) -> Result<RequestBody, Reject> {
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+    ] {
+        if let Some(v) = parts.headers.get(&name) {
+            headers.entry(name).or_insert_with(|| v.clone());
+        }
+    }
+    let binary_types = ctx.api.map(|a| &a.binary_media_types);
+    let body = match binary_types.and_then(|types| {
+        request_conversion(
+            types,
+            integration.content_handling,
+            header_str(&parts.headers, header::CONTENT_TYPE),
+        )
+    }) {
+        None => body,
+        Some(conversion) => {
+            let limit = ctx.shared.config.limits.max_body_bytes;
+            let bytes = crate::phase::validate::collect(body, limit).await?;
+            let converted = conversion
+                .apply(&bytes)
+                .ok_or(Reject::ApiConfiguration("the request body is not base64".into()))?;
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(converted.len()));
+            RequestBody::full(converted)
+        }
+    };
+    Ok(body)
 }
 
 // === contentHandling ===

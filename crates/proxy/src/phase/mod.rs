@@ -24,7 +24,7 @@
 //!     one phase that reads the whole body; run by [`crate::service`] right before the
 //!     integration).
 //! 14. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints (with
-//!     `contentHandling` conversions for HTTP).
+//!     `contentHandling` conversions and [`mapping`] templates for HTTP).
 //!
 //! Then [`crate::compress`] compresses the answer when the API asks for it.
 //!
@@ -39,6 +39,7 @@ pub mod cors;
 pub mod integrate;
 pub mod keys;
 pub mod limits;
+pub mod mapping;
 pub mod normalize;
 pub mod params;
 pub mod policy;

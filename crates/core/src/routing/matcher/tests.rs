@@ -30,6 +30,8 @@ fn mk_method() -> Arc<MethodDef> {
             content_handling: None,
             cache_key_parameters: Box::default(),
             cache_namespace: None,
+            request_templates: Box::default(),
+            passthrough_behavior: Default::default(),
         },
     })
 }

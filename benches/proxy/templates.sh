@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Mapping template benchmark: requests per proxy CPU-second of a POST of a 1 KiB JSON order to
+# an HTTP integration whose request template reshapes the order and whose response template
+# reshapes the backend's JSON answer (about twenty lines in all), against the same POST on the
+# same HTTP integration without templates, in the same process, rounds interleaved.
+# Plain HTTP/1.1; the proxy on core 0, wrk and the upstream on core 1.
+#
+# Prerequisites (Debian): apt-get install -y wrk openssl curl util-linux
+# Usage: benches/proxy/templates.sh [duration_seconds=10] [connections=64] [rounds=3]
+# Target: templated ≥ 0.8 × untemplated requests per proxy CPU-second (DESIGN.md).
+set -euo pipefail
+
+DUR=${1:-10}
+CONNS=${2:-64}
+ROUNDS=${3:-3}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d /tmp/turnpike-templates-bench.XXXXXX)
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+UP=127.0.0.1:18097
+PROXY=127.0.0.1:18098
+
+# shellcheck source=benches/proxy/common.sh
+. "$ROOT/benches/proxy/common.sh"
+pids=()
+trap cleanup EXIT
+
+for tool in wrk openssl taskset curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk openssl curl util-linux)"; exit 1; }
+done
+
+BIN=$(bench_binary "$ROOT")
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=localhost >/dev/null 2>&1
+"$BIN" body > "$WORK/body.json"
+cat > "$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$WORK/body.json", "rb")
+wrk.body = f:read("*a")
+f:close()
+LUA
+
+taskset -c "$LOAD_CPU" "$BIN" upstream "$UP" & pids+=($!)
+BENCH_TEMPLATED=1 taskset -c "$PROXY_CPU" "$BIN" turnpike "$PROXY" 127.0.0.1:0 "$UP" "$WORK/cert.pem" "$WORK/key.pem" & pids+=($!)
+PROXY_PID=$!
+HOST=$("$BIN" host)
+
+post() { curl -s -H "Host: $HOST" -H 'Content-Type: application/json' --data-binary "@$WORK/body.json" "$@"; }
+for i in $(seq 1 100); do
+  [ "$(post -o /dev/null -w '%{http_code}' "http://$PROXY/prod/t/orders?source=bench")" = 200 ] && break
+  sleep 0.1
+done
+# The templated route really runs its templates; the plain one passes the answer through.
+out=$(post "http://$PROXY/prod/t/orders?source=bench")
+echo "$out" | grep -q '"state": "ACCEPTED"' || { echo "the templated route answered: $out"; exit 1; }
+out=$(post "http://$PROXY/prod/plain/orders")
+echo "$out" | grep -q '"status":"accepted"' || { echo "the plain route answered: $out"; exit 1; }
+
+# run NAME URL: prints "NAME requests/s cpu_us_per_request non2xx"
+run() {
+  local name=$1 url=$2
+  local args=(-t1 -c"$CONNS" -s "$WORK/post.lua" -H "Host: $HOST")
+  taskset -c "$LOAD_CPU" wrk "${args[@]}" -d2s "$url" >/dev/null 2>&1 # warm-up
+  local before after out
+  before=$(cpu_ticks "$PROXY_PID")
+  out=$(taskset -c "$LOAD_CPU" wrk "${args[@]}" -d"${DUR}s" "$url" 2>&1)
+  after=$(cpu_ticks "$PROXY_PID")
+  local rps total non2xx
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  total=$(echo "$out" | awk '/requests in/ {print $1}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  echo "$name $rps $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$total" \
+    'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }') ${non2xx:-0}"
+}
+
+results=()
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round of $ROUNDS" >&2
+  results+=("$(run untemplated "http://$PROXY/prod/plain/orders")")
+  results+=("$(run templated "http://$PROXY/prod/t/orders?source=bench")")
+done
+
+echo
+echo "POST of a 1 KiB JSON order to an HTTP integration; wrk -t1 -c$CONNS -d${DUR}s; proxy on CPU $PROXY_CPU, wrk + upstream on CPU $LOAD_CPU; median of $ROUNDS rounds"
+echo
+echo "| target | requests/s | proxy CPU µs / request | requests per proxy CPU-second | non-2xx |"
+echo "|---|---:|---:|---:|---:|"
+for t in untemplated templated; do
+  cpu=$(median $t 3)
+  echo "| $t | $(median $t 2) | $cpu | $(awk -v c="$cpu" 'BEGIN { if (c > 0) printf "%.0f", 1e6 / c; else print "n/a" }') | $(median $t 4) |"
+done
+echo
+echo "templated / untemplated: $(ratio "$(median untemplated 3)" "$(median templated 3)") x requests per CPU-second (target ≥ 0.8)"
+echo
+echo "every round:"
+printf '  %s\n' "${results[@]}"

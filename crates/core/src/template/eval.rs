@@ -1,0 +1,496 @@
+//! The evaluator: walks a parsed template against one request and writes the output.
+//!
+//! Variables live in one flat scope, as in Velocity (a `#set` inside `#if` or `#foreach` is
+//! seen after it); `#foreach` saves and restores its loop variable, `$foreach` and
+//! `$velocityCount`. Following Velocity 1.7, which AWS runs, `#set` to a `null` value leaves
+//! the variable as it was.
+//!
+//! Every node, reference step and call costs a step ([`Limits::max_steps`]); every write and
+//! every string built is held to [`Limits::max_output`]; a `#foreach` stops after
+//! [`Limits::max_iterations`] (Velocity's `maxloops`).
+
+use std::collections::HashMap;
+
+use super::{
+    Limits, RenderError, Rendered, Request,
+    ast::{Accessor, BinOp, Block, Expr, Node, Reference},
+    methods::{self, Env},
+    value::{Map, Value},
+};
+
+type Result<T, E = RenderError> = std::result::Result<T, E>;
+
+/// The largest list a range literal may build outside a `#foreach`.
+const MAX_RANGE: i64 = 10_000;
+
+/// How a block ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    Normal,
+    Break,
+    Stop,
+}
+
+/// Renders `body` for one request.
+pub(super) fn render(body: &Block, request: Request<'_>, limits: &Limits) -> Result<Rendered> {
+    let Request {
+        body: payload,
+        params,
+        context,
+        stage_variables,
+    } = request;
+    let mut vars: HashMap<Box<str>, Value> = HashMap::with_capacity(8);
+    vars.insert("context".into(), Value::Map(context));
+    vars.insert("stageVariables".into(), Value::Map(stage_variables));
+    vars.insert("input".into(), Value::Input);
+    vars.insert("util".into(), Value::Util);
+    let mut eval = Eval {
+        vars,
+        out: String::with_capacity(payload.len().min(limits.max_output) + 256),
+        env: Env::new(payload, &params, limits),
+    };
+    eval.block(body)?;
+    let context = match eval.vars.remove("context") {
+        Some(Value::Map(m)) => m,
+        _ => Map::default(),
+    };
+    Ok(Rendered {
+        body: eval.out,
+        context,
+    })
+}
+
+struct Eval<'r> {
+    vars: HashMap<Box<str>, Value>,
+    out: String,
+    env: Env<'r>,
+}
+
+/// A value read through a reference: borrowed from a variable while only reads happen.
+enum Cur<'v> {
+    Borrowed(&'v Value),
+    Owned(Value),
+}
+
+impl Cur<'_> {
+    fn get(&self) -> &Value {
+        match self {
+            Cur::Borrowed(v) => v,
+            Cur::Owned(v) => v,
+        }
+    }
+
+    fn into_owned(self) -> Value {
+        match self {
+            Cur::Borrowed(v) => v.clone(),
+            Cur::Owned(v) => v,
+        }
+    }
+}
+
+/// The evaluated argument of one accessor: a call's arguments or an index.
+enum Arg {
+    None,
+    Index(Value),
+    Call(Vec<Value>),
+}
+
+// === impl Eval ===
+
+impl Eval<'_> {
+    fn write(&mut self, s: &str) -> Result<()> {
+        if self.out.len() + s.len() > self.env.limits.max_output {
+            return Err(RenderError::Limit("the output is larger than allowed"));
+        }
+        self.out.push_str(s);
+        Ok(())
+    }
+
+    fn block(&mut self, nodes: &[Node]) -> Result<Flow> {
+        for node in nodes {
+            self.env.step()?;
+            match node {
+                Node::Text(t) => self.write(t)?,
+                Node::Ref(r) => match self.reference(r)? {
+                    None if !r.quiet => self.write(&r.source)?,
+                    None => {}
+                    Some(v) => {
+                        let mut text = std::mem::take(&mut self.out);
+                        v.write_text(&mut text);
+                        self.out = text;
+                        if self.out.len() > self.env.limits.max_output {
+                            return Err(RenderError::Limit("the output is larger than allowed"));
+                        }
+                    }
+                },
+                Node::Set { target, value } => {
+                    let v = self.expr(value)?;
+                    self.set(target, v)?;
+                }
+                Node::If { branches, otherwise } => {
+                    let mut taken = None;
+                    for (cond, body) in branches {
+                        if self.expr(cond)?.truthy() {
+                            taken = Some(body);
+                            break;
+                        }
+                    }
+                    if let Some(body) = taken.or(otherwise.as_ref()) {
+                        let flow = self.block(body)?;
+                        if flow != Flow::Normal {
+                            return Ok(flow);
+                        }
+                    }
+                }
+                Node::Foreach { var, iterable, body } => {
+                    if self.foreach(var, iterable, body)? == Flow::Stop {
+                        return Ok(Flow::Stop);
+                    }
+                }
+                Node::Break => return Ok(Flow::Break),
+                Node::Stop => return Ok(Flow::Stop),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn foreach(&mut self, var: &str, iterable: &Expr, body: &Block) -> Result<Flow> {
+        let items: Vec<Value> = match iterable {
+            // A range is walked, not built: `[1..1000000]` costs what the loop runs.
+            Expr::Range(from, to) => {
+                let (from, to) = (self.expr(from)?.as_int(), self.expr(to)?.as_int());
+                match (from, to) {
+                    (Some(a), Some(b)) => {
+                        let n = self.env.limits.max_iterations as i64;
+                        let step = if a <= b { 1 } else { -1 };
+                        let len = (b - a).saturating_abs().saturating_add(1).min(n);
+                        (0..len).map(|i| Value::Int(a + i * step)).collect()
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            other => match self.expr(other)? {
+                Value::List(items) => items,
+                Value::Map(map) => map.0.into_iter().map(|(_, v)| v).collect(),
+                _ => Vec::new(),
+            },
+        };
+        let saved: [(&str, Option<Value>); 3] = [
+            (var, self.vars.remove(var)),
+            ("foreach", self.vars.remove("foreach")),
+            ("velocityCount", self.vars.remove("velocityCount")),
+        ];
+        let len = items.len().min(self.env.limits.max_iterations);
+        let mut flow = Flow::Normal;
+        for (i, item) in items.into_iter().take(len).enumerate() {
+            self.env.step()?;
+            let count = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
+            self.vars.insert(var.into(), item);
+            self.vars.insert(
+                "foreach".into(),
+                Value::Map(Map(vec![
+                    ("index".into(), Value::Int(count - 1)),
+                    ("count".into(), Value::Int(count)),
+                    ("hasNext".into(), Value::Bool(i + 1 < len)),
+                    ("first".into(), Value::Bool(i == 0)),
+                    ("last".into(), Value::Bool(i + 1 == len)),
+                ])),
+            );
+            self.vars.insert("velocityCount".into(), Value::Int(count));
+            match self.block(body)? {
+                Flow::Normal => {}
+                Flow::Break => break,
+                Flow::Stop => {
+                    flow = Flow::Stop;
+                    break;
+                }
+            }
+        }
+        for (name, value) in saved {
+            match value {
+                Some(v) => self.vars.insert(name.into(), v),
+                None => self.vars.remove(name),
+            };
+        }
+        Ok(flow)
+    }
+
+    /// The arguments of a reference's accessors, evaluated before the chain is walked.
+    fn chain_args(&mut self, chain: &[Accessor]) -> Result<Vec<Arg>> {
+        let mut args = Vec::with_capacity(chain.len());
+        for a in chain {
+            args.push(match a {
+                Accessor::Property(_) => Arg::None,
+                Accessor::Index(e) => Arg::Index(self.expr(e)?),
+                Accessor::Call(_, exprs) => {
+                    let mut values = Vec::with_capacity(exprs.len());
+                    for e in exprs {
+                        values.push(self.expr(e)?);
+                    }
+                    Arg::Call(values)
+                }
+            });
+        }
+        Ok(args)
+    }
+
+    /// The value of a reference; `None` when its variable was never set.
+    fn reference(&mut self, r: &Reference) -> Result<Option<Value>> {
+        if !self.vars.contains_key(&*r.root) {
+            return Ok(None);
+        }
+        let mut args = self.chain_args(&r.chain)?;
+        // A mutating call (`$map.put(…)`, `$list.add(…)`) on a variable's own value changes it.
+        let mutation = r.chain.iter().position(|a| match a {
+            Accessor::Call(name, _) => methods::is_mutator(name),
+            _ => false,
+        });
+        let first_call = r.chain.iter().position(|a| matches!(a, Accessor::Call(..)));
+        let mut start = 0;
+        let mut owned = None;
+        if let Some(k) = mutation
+            && first_call == Some(k)
+        {
+            let Accessor::Call(name, _) = &r.chain[k] else {
+                return Ok(None);
+            };
+            let call_args = match std::mem::replace(&mut args[k], Arg::None) {
+                Arg::Call(v) => v,
+                _ => Vec::new(),
+            };
+            let result = match place(&mut self.vars, &r.root, &r.chain[..k], &args[..k], false) {
+                Some(target) => methods::mutate(target, name, call_args, &mut self.env)?,
+                None => Value::Null,
+            };
+            owned = Some(result);
+            start = k + 1;
+        }
+        let Some(root) = self.vars.get(&*r.root) else {
+            return Ok(None);
+        };
+        let mut cur = match owned {
+            Some(v) => Cur::Owned(v),
+            None => Cur::Borrowed(root),
+        };
+        for (accessor, arg) in r.chain.iter().zip(args).skip(start) {
+            self.env.step()?;
+            cur = match (accessor, arg) {
+                (Accessor::Property(name), _) => match cur {
+                    Cur::Borrowed(Value::Map(m)) => {
+                        m.get(name).map_or(Cur::Owned(Value::Null), Cur::Borrowed)
+                    }
+                    Cur::Owned(Value::Map(mut m)) => Cur::Owned(m.remove(name).unwrap_or_default()),
+                    other => Cur::Owned(methods::property(other.get(), name, &mut self.env)?),
+                },
+                (Accessor::Index(_), Arg::Index(key)) => match cur {
+                    Cur::Borrowed(v) => index(v, &key).map_or(Cur::Owned(Value::Null), Cur::Borrowed),
+                    Cur::Owned(v) => Cur::Owned(index(&v, &key).cloned().unwrap_or_default()),
+                },
+                (Accessor::Call(name, _), Arg::Call(values)) => {
+                    Cur::Owned(methods::call(cur.get(), name, values, &mut self.env)?)
+                }
+                _ => Cur::Owned(Value::Null),
+            };
+        }
+        Ok(Some(cur.into_owned()))
+    }
+
+    /// `#set`: a variable, or a map entry or list element reached from one.
+    fn set(&mut self, target: &Reference, value: Value) -> Result<()> {
+        if value.is_null() {
+            return Ok(());
+        }
+        let Some((last, path)) = target.chain.split_last() else {
+            self.vars.insert(target.root.clone(), value);
+            return Ok(());
+        };
+        if target.chain.iter().any(|a| matches!(a, Accessor::Call(..))) {
+            return Err(RenderError::Failed(format!(
+                "#set({} = …): cannot set through a method call",
+                target.source
+            )));
+        }
+        let args = self.chain_args(&target.chain)?;
+        let (last_arg, path_args) = args.split_last().unwrap_or((&Arg::None, &[]));
+        let Some(parent) = place(&mut self.vars, &target.root, path, path_args, true) else {
+            return Ok(());
+        };
+        match (last, last_arg, parent) {
+            (Accessor::Property(name), _, Value::Map(m)) => {
+                m.insert(name.to_string(), value);
+            }
+            (Accessor::Index(_), Arg::Index(Value::Str(k)), Value::Map(m)) => {
+                m.insert(k.clone(), value);
+            }
+            (Accessor::Index(_), Arg::Index(i), Value::List(items)) => {
+                if let Some(slot) = i
+                    .as_int()
+                    .and_then(|i| list_slot(items.len(), i))
+                    .and_then(|i| items.get_mut(i))
+                {
+                    *slot = value;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn expr(&mut self, e: &Expr) -> Result<Value> {
+        self.env.step()?;
+        Ok(match e {
+            Expr::Literal(v) => v.clone(),
+            Expr::Ref(r) => self.reference(r)?.unwrap_or_default(),
+            Expr::Interpolated(block) => {
+                let outer = std::mem::take(&mut self.out);
+                let result = self.block(block);
+                let inner = std::mem::replace(&mut self.out, outer);
+                result?;
+                Value::Str(inner)
+            }
+            Expr::List(items) => {
+                let mut values = Vec::with_capacity(items.len());
+                for item in items {
+                    values.push(self.expr(item)?);
+                }
+                Value::List(values)
+            }
+            Expr::Map(entries) => {
+                let mut map = Map::default();
+                for (k, v) in entries {
+                    let k = self.expr(k)?.to_text();
+                    let v = self.expr(v)?;
+                    map.insert(k, v);
+                }
+                Value::Map(map)
+            }
+            Expr::Range(from, to) => {
+                let (Some(a), Some(b)) = (self.expr(from)?.as_int(), self.expr(to)?.as_int()) else {
+                    return Ok(Value::Null);
+                };
+                if (b - a).saturating_abs() >= MAX_RANGE {
+                    return Err(RenderError::Limit("a range literal is larger than 10,000 items"));
+                }
+                let step = if a <= b { 1 } else { -1 };
+                let len = (b - a).abs() + 1;
+                Value::List((0..len).map(|i| Value::Int(a + i * step)).collect())
+            }
+            Expr::Not(e) => Value::Bool(!self.expr(e)?.truthy()),
+            Expr::Negate(e) => match self.expr(e)? {
+                Value::Int(i) => i.checked_neg().map_or(Value::Float(-(i as f64)), Value::Int),
+                Value::Float(f) => Value::Float(-f),
+                _ => Value::Null,
+            },
+            Expr::Binary(BinOp::And, a, b) => Value::Bool(self.expr(a)?.truthy() && self.expr(b)?.truthy()),
+            Expr::Binary(BinOp::Or, a, b) => Value::Bool(self.expr(a)?.truthy() || self.expr(b)?.truthy()),
+            Expr::Binary(op, a, b) => {
+                let (a, b) = (self.expr(a)?, self.expr(b)?);
+                self.binary(*op, a, b)?
+            }
+        })
+    }
+
+    fn binary(&mut self, op: BinOp, a: Value, b: Value) -> Result<Value> {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        Ok(match op {
+            BinOp::Eq => Value::Bool(a.loose_eq(&b)),
+            BinOp::Ne => Value::Bool(!a.loose_eq(&b)),
+            BinOp::Lt => Value::Bool(a.compare(&b) == Some(Less)),
+            BinOp::Le => Value::Bool(matches!(a.compare(&b), Some(Less | Equal))),
+            BinOp::Gt => Value::Bool(a.compare(&b) == Some(Greater)),
+            BinOp::Ge => Value::Bool(matches!(a.compare(&b), Some(Greater | Equal))),
+            BinOp::Add if matches!(a, Value::Str(_)) || matches!(b, Value::Str(_)) => {
+                if a.is_null() || b.is_null() {
+                    return Ok(Value::Null);
+                }
+                let mut s = a.to_text();
+                b.write_text(&mut s);
+                self.env.check_len(s.len())?;
+                Value::Str(s)
+            }
+            _ => arithmetic(op, &a, &b),
+        })
+    }
+}
+
+/// `+ - * / %` on numbers (integers stay integers until they overflow); `null` otherwise,
+/// and for a division by zero.
+fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Value {
+    if let (Value::Int(x), Value::Int(y)) = (a, b) {
+        let exact = match op {
+            BinOp::Add => x.checked_add(*y),
+            BinOp::Sub => x.checked_sub(*y),
+            BinOp::Mul => x.checked_mul(*y),
+            BinOp::Div if *y == 0 => return Value::Null,
+            BinOp::Div => x.checked_div(*y),
+            BinOp::Rem if *y == 0 => return Value::Null,
+            BinOp::Rem => x.checked_rem(*y),
+            _ => None,
+        };
+        if let Some(v) = exact {
+            return Value::Int(v);
+        }
+    }
+    let (Some(x), Some(y)) = (a.as_f64(), b.as_f64()) else {
+        return Value::Null;
+    };
+    match op {
+        BinOp::Add => Value::Float(x + y),
+        BinOp::Sub => Value::Float(x - y),
+        BinOp::Mul => Value::Float(x * y),
+        BinOp::Div if y == 0.0 => Value::Null,
+        BinOp::Div => Value::Float(x / y),
+        BinOp::Rem if y == 0.0 => Value::Null,
+        BinOp::Rem => Value::Float(x % y),
+        _ => Value::Null,
+    }
+}
+
+/// `value[key]`: a list element (negative counts from the end) or a map entry.
+fn index<'v>(value: &'v Value, key: &Value) -> Option<&'v Value> {
+    match value {
+        Value::List(items) => key
+            .as_int()
+            .and_then(|i| list_slot(items.len(), i))
+            .and_then(|i| items.get(i)),
+        Value::Map(m) => m.get(&key.to_text()),
+        _ => None,
+    }
+}
+
+fn list_slot(len: usize, i: i64) -> Option<usize> {
+    let len = i64::try_from(len).ok()?;
+    usize::try_from(if i < 0 { len + i } else { i }).ok()
+}
+
+/// The value a chain of properties and indexes reaches from a variable, for changing it.
+/// With `create`, missing map entries (and the variable) become empty maps on the way.
+fn place<'v>(
+    vars: &'v mut HashMap<Box<str>, Value>,
+    root: &str,
+    chain: &[Accessor],
+    args: &[Arg],
+    create: bool,
+) -> Option<&'v mut Value> {
+    if create && !vars.contains_key(root) {
+        vars.insert(root.into(), Value::Map(Map::default()));
+    }
+    let mut cur = vars.get_mut(root)?;
+    for (accessor, arg) in chain.iter().zip(args) {
+        cur = match (accessor, arg, cur) {
+            (Accessor::Property(name), _, Value::Map(m)) => {
+                if create && !matches!(m.get(name), Some(Value::Map(_) | Value::List(_))) {
+                    m.child_map(name);
+                }
+                m.get_mut(name)?
+            }
+            (Accessor::Index(_), Arg::Index(Value::Str(k)), Value::Map(m)) => m.get_mut(k)?,
+            (Accessor::Index(_), Arg::Index(i), Value::List(items)) => {
+                let at = list_slot(items.len(), i.as_int()?)?;
+                items.get_mut(at)?
+            }
+            _ => return None,
+        };
+    }
+    Some(cur)
+}

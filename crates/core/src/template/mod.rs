@@ -1,0 +1,222 @@
+//! Mapping templates: the subset of the Velocity Template Language (VTL) AWS API Gateway runs
+//! on request and response payloads.
+//!
+//! ```text
+//! template text ─► parser (once, at compile time) ─► ast::Block ─► eval (per request) ─► Rendered
+//!                                                              ▲
+//!                      Request: payload, parameters, $context, $stageVariables
+//! ```
+//!
+//! - [`parser`]: text → syntax tree; errors carry the line and column ([`ParseError`]).
+//! - [`ast`]: the tree; it holds no request data and is shared by every request.
+//! - [`eval`]: walks the tree against one [`Request`], within [`Limits`].
+//! - [`methods`]: what `$input`, `$util` and method calls on strings, lists and maps do.
+//! - [`jsonpath`]: the JSONPath of `$input.path` and `$input.json`.
+//! - [`value`]: the values (Java's, as Velocity sees them) and how they print.
+//!
+//! The language: `$ref`, `${ref}`, `$!ref`, property, index and method chains; `#set`, `#if` /
+//! `#elseif` / `#else`, `#foreach` (with `$foreach.index`, `.count`, `.hasNext`, `.first`,
+//! `.last` and `$velocityCount`), `#break`, `#stop`, `##` and `#* *#` comments, `#[[ ]]#`
+//! unparsed text; literals (strings, numbers, booleans, lists, maps, ranges) and operators.
+//! `#macro`, `#parse`, `#include`, `#define` and `#evaluate` are refused when parsed.
+//!
+//! Differences from Apache Velocity worth knowing: a `null` value renders as nothing (AWS
+//! renders a missing `$context` field or JSON member empty), while a reference to a variable
+//! that was never set renders as written (Velocity's behaviour, so typos show); string indexes
+//! count characters, not UTF-16 units; regular expressions (`replaceAll`, `matches`, `split`)
+//! use the `regex` crate's syntax, which agrees with Java's for the common cases.
+//!
+//! Nothing here panics on a template or a payload: every loop is bounded by [`Limits`], nesting
+//! by [`parser::MAX_DEPTH`], and a failure is a [`RenderError`].
+
+mod ast;
+mod eval;
+pub mod jsonpath;
+mod methods;
+mod parser;
+mod value;
+
+use std::fmt;
+
+pub use value::{Map, Value};
+
+/// AWS's limit on a mapping template's size.
+pub const MAX_TEMPLATE_BYTES: usize = 300 * 1024;
+
+/// A parsed mapping template. Cheap to share; rendering borrows it.
+#[derive(Clone, Debug)]
+pub struct Template {
+    source: Box<str>,
+    body: ast::Block,
+}
+
+impl PartialEq for Template {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+/// Why a template does not parse: where, and what.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct ParseError {
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    pub message: String,
+}
+
+impl ParseError {
+    /// An error at byte offset `at` of `src`.
+    pub(crate) fn at(src: &str, at: usize, message: impl Into<String>) -> ParseError {
+        let at = at.min(src.len());
+        let before = src.get(..at).unwrap_or(src);
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+        let column = before[line_start..].chars().count() + 1;
+        ParseError {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a rendering failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The payload read as JSON (`$input.json`, `$input.path`) is not JSON.
+    #[error("could not parse payload into json: {0}")]
+    Payload(String),
+    /// A bound of [`Limits`] was reached.
+    #[error("template limit reached: {0}")]
+    Limit(&'static str),
+    /// A function or method failed (`$util.base64Decode` of text that is not base64, a bad
+    /// JSONPath, a regular expression that does not compile…).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// How far one rendering may go. The step bound stands in for a time bound: each node,
+/// reference step and method call counts one, so a rendering's time is bounded by the
+/// template, not the clock (the core has no clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Iterations of one `#foreach` (AWS: 1,000).
+    pub max_iterations: usize,
+    /// Bytes of output, and of any string built on the way.
+    pub max_output: usize,
+    /// Evaluation steps.
+    pub max_steps: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_iterations: 1_000,
+            max_output: 10 * 1024 * 1024,
+            max_steps: 1_000_000,
+        }
+    }
+}
+
+/// What a template renders against.
+#[derive(Clone, Debug, Default)]
+pub struct Request<'r> {
+    /// The payload: the method request's body in a request template, the backend's in a
+    /// response template.
+    pub body: &'r str,
+    /// The method request parameters: maps `path`, `querystring` and `header`.
+    pub params: Map,
+    /// `$context`.
+    pub context: Map,
+    /// `$stageVariables`.
+    pub stage_variables: Map,
+}
+
+impl Request<'_> {
+    /// The parameter maps from name/value pairs.
+    pub fn params_of<'p>(
+        path: impl IntoIterator<Item = (&'p str, &'p str)>,
+        querystring: impl IntoIterator<Item = (&'p str, &'p str)>,
+        header: impl IntoIterator<Item = (&'p str, &'p str)>,
+    ) -> Map {
+        Map(vec![
+            ("path".into(), Value::Map(Map::of_strings(path))),
+            ("querystring".into(), Value::Map(Map::of_strings(querystring))),
+            ("header".into(), Value::Map(Map::of_strings(header))),
+        ])
+    }
+}
+
+/// The result of a rendering.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rendered {
+    pub body: String,
+    /// `$context` as the template left it (`responseOverride` is read from it).
+    pub context: Map,
+}
+
+impl Rendered {
+    /// `$context.responseOverride.status`, if the template set a valid status code.
+    pub fn status_override(&self) -> Option<u16> {
+        let status = self.response_override()?.get("status")?.as_int()?;
+        u16::try_from(status).ok().filter(|s| (100..=599).contains(s))
+    }
+
+    /// `$context.responseOverride.header.NAME`, in the order set.
+    pub fn header_overrides(&self) -> Vec<(String, String)> {
+        match self.response_override().and_then(|o| o.get("header")) {
+            Some(Value::Map(h)) => h.0.iter().map(|(k, v)| (k.clone(), v.to_text())).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn response_override(&self) -> Option<&Map> {
+        match self.context.get("responseOverride")? {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+// === impl Template ===
+
+impl Template {
+    /// Parses a template (at most [`MAX_TEMPLATE_BYTES`]).
+    pub fn parse(source: &str) -> Result<Template, ParseError> {
+        if source.len() > MAX_TEMPLATE_BYTES {
+            return Err(ParseError {
+                line: 1,
+                column: 1,
+                message: format!(
+                    "a mapping template is at most {MAX_TEMPLATE_BYTES} bytes (300 KB); this one is {}",
+                    source.len()
+                ),
+            });
+        }
+        Ok(Template {
+            source: source.into(),
+            body: parser::parse(source)?,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Renders the template for one request.
+    pub fn render(&self, request: Request<'_>, limits: &Limits) -> Result<Rendered, RenderError> {
+        eval::render(&self.body, request, limits)
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests;

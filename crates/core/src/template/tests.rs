@@ -1,0 +1,281 @@
+use super::*;
+
+fn request(body: &str) -> Request<'_> {
+    Request {
+        body,
+        params: Request::params_of(
+            [("id", "42")],
+            [("q", "cats"), ("limit", "10")],
+            [("Content-Type", "application/json"), ("X-Trace", "abc")],
+        ),
+        context: Map(vec![
+            ("requestId".into(), Value::str("req-1")),
+            ("stage".into(), Value::str("prod")),
+            (
+                "identity".into(),
+                Value::Map(Map(vec![("sourceIp".into(), Value::str("127.0.0.1"))])),
+            ),
+        ]),
+        stage_variables: Map::of_strings([("env", "test")]),
+    }
+}
+
+fn render_with(src: &str, body: &str) -> String {
+    let t = Template::parse(src).unwrap_or_else(|e| panic!("{src:?}: {e}"));
+    t.render(request(body), &Limits::default())
+        .unwrap_or_else(|e| panic!("{src:?}: {e}"))
+        .body
+}
+
+fn render(src: &str) -> String {
+    render_with(
+        src,
+        r#"{"name":"Rex","tags":["a","b","c"],"owner":{"id":7},"price":1.5}"#,
+    )
+}
+
+#[test]
+fn text_and_references() {
+    assert_eq!(render("plain $5 text #1 50%"), "plain $5 text #1 50%");
+    assert_eq!(
+        render("$context.requestId/${context.stage}/$stageVariables.env"),
+        "req-1/prod/test"
+    );
+    assert_eq!(render("$context.identity.sourceIp."), "127.0.0.1.");
+    assert_eq!(render("[$context.missing]"), "[]");
+    assert_eq!(
+        render("[$undefined] [$!undefined] [$!{undefined}]"),
+        "[$undefined] [] []"
+    );
+    assert_eq!(render(r"\$context.stage"), "$context.stage");
+}
+
+#[test]
+fn input_functions() {
+    assert_eq!(render("$input.json('$.name')"), r#""Rex""#);
+    assert_eq!(render("$input.json('$.owner')"), r#"{"id":7}"#);
+    assert_eq!(render("$input.json('$.missing')"), "null");
+    assert_eq!(render("$input.path('$.name')"), "Rex");
+    assert_eq!(render("$input.path('$.owner')"), "{id=7}");
+    assert_eq!(render("$input.path('$.owner').id"), "7");
+    assert_eq!(render("$input.path('$.tags').size()"), "3");
+    assert_eq!(render("$input.path('$.tags[*]')"), "[a, b, c]");
+    assert_eq!(render("$input.path('$.price')"), "1.5");
+    assert_eq!(
+        render("$input.params('id') $input.params('q') $input.params('x-trace') [$input.params('no')]"),
+        "42 cats abc []"
+    );
+    assert_eq!(
+        render("$input.params().querystring.limit $input.params().path.keySet()"),
+        "10 [id]"
+    );
+    assert_eq!(render("$input.params().header.get('X-Trace')"), "abc");
+    assert_eq!(render_with("$input.body", "<xml/>"), "<xml/>");
+    assert_eq!(render_with("$input.json('$')", ""), "{}");
+}
+
+#[test]
+fn invalid_json_payload_is_an_error() {
+    let t = Template::parse("$input.json('$.a')").expect("parse");
+    let err = t
+        .render(request("{not json"), &Limits::default())
+        .expect_err("not json");
+    assert!(matches!(err, RenderError::Payload(_)));
+    // A template that never reads the payload as JSON does not care.
+    assert_eq!(render_with("$input.body", "{not json"), "{not json");
+}
+
+#[test]
+fn util_functions() {
+    assert_eq!(
+        render(r#"$util.escapeJavaScript("it's \"q\" a/b é")"#),
+        r#"it\'s \"q\" a\/b \u00E9"#
+    );
+    assert_eq!(render("$util.urlEncode('a b&c=d/é')"), "a+b%26c%3Dd%2F%C3%A9");
+    assert_eq!(render("$util.urlDecode('a+b%26c')"), "a b&c");
+    assert_eq!(render("$util.base64Encode('hello')"), "aGVsbG8=");
+    assert_eq!(render("$util.base64Decode('aGVsbG8=')"), "hello");
+    assert_eq!(render(r#"$util.parseJson('{"a":[1,2]}').a.get(1)"#), "2");
+    let t = Template::parse("$util.base64Decode('***')").expect("parse");
+    assert!(t.render(request(""), &Limits::default()).is_err());
+}
+
+#[test]
+fn directives() {
+    assert_eq!(render("#set($a = 1)#set($b = $a + 2)$b"), "3");
+    assert_eq!(
+        render("#if($input.path('$.name') == 'Rex')yes#{else}no#end"),
+        "yes"
+    );
+    assert_eq!(render("#if(false)a#elseif(1 < 2)b#else c#end"), "b");
+    assert_eq!(render("#if(!$nothing)empty#end"), "empty");
+    assert_eq!(render("#if($a && $b || true)t#end"), "t");
+    assert_eq!(
+        render("#foreach($t in $input.path('$.tags'))$t#if($foreach.hasNext),#end#end"),
+        "a,b,c"
+    );
+    assert_eq!(
+        render("#foreach($i in [1..3])$foreach.index:$velocityCount #end"),
+        "0:1 1:2 2:3 "
+    );
+    assert_eq!(render("#foreach($i in [5..1])#if($i == 3)#break#end$i#end"), "54");
+    assert_eq!(render("a#stop b"), "a");
+    assert_eq!(render("x## comment\ny#* block\ncomment *#z"), "x\nyz");
+    assert_eq!(render("#[[$not #set]]#"), "$not #set");
+    assert_eq!(render("#set($s = \"n=$context.stage\")$s"), "n=prod");
+    assert_eq!(render("#set($s = 'n=$context.stage')$s"), "n=$context.stage");
+}
+
+#[test]
+fn lines_with_only_a_directive_write_nothing() {
+    let src = "{\n  #set($x = 'v')\n  #if(true)\n  \"a\": \"$x\"\n  #end\n  ## note\n}\n";
+    assert_eq!(render(src), "{\n  \"a\": \"v\"\n}\n");
+}
+
+#[test]
+fn set_null_keeps_the_old_value() {
+    assert_eq!(render("#set($a = 'x')#set($a = $input.path('$.none'))$a"), "x");
+}
+
+#[test]
+fn maps_lists_and_mutation() {
+    assert_eq!(
+        render("#set($m = {'a': 1, 'b': [1, 2]})$m $m.b $m.size() $m.keySet()"),
+        "{a=1, b=[1, 2]} [1, 2] 2 [a, b]"
+    );
+    assert_eq!(
+        render("#set($m = {})#set($d = $m.put('k', 'v'))$m.k $m.containsKey('k')"),
+        "v true"
+    );
+    assert_eq!(
+        render("#set($l = [])#set($d = $l.add(1))#set($d = $l.add(2))$l $l.get(1) $l[0]"),
+        "[1, 2] 2 1"
+    );
+    assert_eq!(render("#set($m = {})#set($m.a.b = 3)$m"), "{a={b=3}}");
+    assert_eq!(
+        render("#set($m = {'x': 1})#foreach($e in $m.entrySet())$e.key=$e.value#end"),
+        "x=1"
+    );
+}
+
+#[test]
+fn string_methods() {
+    assert_eq!(
+        render("#set($s = 'Hello World')$s.toLowerCase() $s.toUpperCase() $s.length()"),
+        "hello world HELLO WORLD 11"
+    );
+    assert_eq!(
+        render("#set($s = 'Hello World')$s.substring(6) $s.substring(0, 5) $s.indexOf('o')"),
+        "World Hello 4"
+    );
+    assert_eq!(
+        render("#set($s = 'a-b-c')$s.replaceAll('-', '+') $s.replace('-', '') $s.split('-').size()"),
+        "a+b+c abc 3"
+    );
+    assert_eq!(
+        render("#set($s = 'abc123')$s.replaceAll('([a-z]+)(\\d+)', '$2$1') $s.matches('[a-z]+\\d+')"),
+        "123abc true"
+    );
+    assert_eq!(
+        render("'$s.contains('x')' '${context.stage.startsWith('pr')}'"),
+        "'$s.contains('x')' 'true'"
+    );
+    let t = Template::parse("$context.stage.substring(9)").expect("parse");
+    assert!(t.render(request(""), &Limits::default()).is_err());
+}
+
+#[test]
+fn arithmetic_and_comparison() {
+    assert_eq!(
+        render("#set($a = 7)$a / 2 = #set($b = $a / 2)$b, #set($c = $a % 4)$c, #set($d = 1.5 * 2)$d"),
+        "7 / 2 = 3, 3, 3.0"
+    );
+    assert_eq!(
+        render("#if(2 >= 2 && 'a' < 'b' && 3 != 4 && 1 == 1.0)ok#end"),
+        "ok"
+    );
+    assert_eq!(
+        render("#set($n = 9223372036854775807 + 1)$n"),
+        "9.223372036854776E18"
+    );
+    assert_eq!(render("#set($x = 1 / 0)[$!x]"), "[]");
+}
+
+#[test]
+fn response_override() {
+    let t = Template::parse(
+        "#set($context.responseOverride.status = 418)#set($context.responseOverride.header.X-Kind = 'teapot')ok",
+    )
+    .expect("parse");
+    let out = t.render(request(""), &Limits::default()).expect("render");
+    assert_eq!(out.body, "ok");
+    assert_eq!(out.status_override(), Some(418));
+    assert_eq!(
+        out.header_overrides(),
+        vec![("X-Kind".to_string(), "teapot".to_string())]
+    );
+}
+
+#[test]
+fn parse_errors_have_line_and_column() {
+    let cases = [
+        ("#if(true)\nno end", 1, 1, "#if without its #end"),
+        ("ok\n  #end", 2, 3, "#end without"),
+        ("a\n#set($x 1)", 2, 9, "expected '='"),
+        ("#foreach($x)\n#end", 1, 12, "expected 'in'"),
+        ("x ${a.b", 1, 3, "without its closing"),
+        ("#macro(x)#end", 1, 1, "not supported"),
+        ("#* never closed", 1, 1, "closing *#"),
+        ("#set($x = 'open)", 1, 11, "unclosed string"),
+    ];
+    for (src, line, column, message) in cases {
+        let e = Template::parse(src).expect_err(src);
+        assert_eq!((e.line, e.column), (line, column), "{src:?}: {e}");
+        assert!(e.message.contains(message), "{src:?}: {e}");
+    }
+}
+
+#[test]
+fn limits_hold() {
+    let big = "x".repeat(MAX_TEMPLATE_BYTES + 1);
+    assert!(Template::parse(&big).is_err());
+    let deep = format!("{}1{}", "(".repeat(200), ")".repeat(200));
+    assert!(Template::parse(&format!("#set($x = {deep})")).is_err());
+    let nested = "#if(true)".repeat(100) + &"#end".repeat(100);
+    assert!(Template::parse(&nested).is_err());
+
+    // #foreach stops after 1,000 iterations.
+    let out = render("#set($n = 0)#foreach($i in [1..5000])#set($n = $n + 1)#end$n");
+    assert_eq!(out, "1000");
+    // Doubling a string runs into the output bound, not out of memory.
+    let t = Template::parse("#set($s = 'xxxxxxxxxxxxxxxx')#foreach($i in [1..100])#set($s = \"$s$s\")#end$s")
+        .expect("parse");
+    assert!(matches!(
+        t.render(request(""), &Limits::default()),
+        Err(RenderError::Limit(_))
+    ));
+    // Nested loops run into the step bound.
+    let t = Template::parse("#foreach($a in [1..1000])#foreach($b in [1..1000])#set($x = $a)#end#end")
+        .expect("parse");
+    assert!(matches!(
+        t.render(request(""), &Limits::default()),
+        Err(RenderError::Limit(_))
+    ));
+    // Output bound.
+    let limits = Limits {
+        max_output: 10,
+        ..Limits::default()
+    };
+    let t = Template::parse("#foreach($i in [1..100])abc#end").expect("parse");
+    assert!(matches!(
+        t.render(request(""), &limits),
+        Err(RenderError::Limit(_))
+    ));
+    // A big range literal outside a loop.
+    assert!(
+        Template::parse("#set($r = [1..100000000])")
+            .expect("parse")
+            .render(request(""), &Limits::default())
+            .is_err()
+    );
+}
