@@ -624,6 +624,8 @@ fn integration_def(
         timeout_in_millis,
         request_parameters,
         request_templates,
+        // Carried as configuration; the request-template phase applies it.
+        passthrough_behavior: _,
         integration_responses,
         tls_config,
         content_handling: request_content_handling,

@@ -320,6 +320,13 @@ pub struct IntegrationSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub request_templates: BTreeMap<String, String>,
 
+    /// What happens to a request whose Content-Type has no entry in `requestTemplates`:
+    /// WHEN_NO_MATCH (the default) passes its body through unchanged, WHEN_NO_TEMPLATES passes
+    /// it through only when the method has no templates at all (else 415), NEVER answers 415
+    /// `{"message": "Unsupported Media Type"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passthrough_behavior: Option<PassthroughBehavior>,
+
     /// How backend (or mock) responses become method responses, for HTTP and MOCK integrations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub integration_responses: Vec<IntegrationResponseSpec>,
@@ -359,6 +366,18 @@ pub enum IntegrationType {
     Http,
     /// Answer from the configuration alone.
     Mock,
+}
+
+/// What happens to a request body no request template is selected for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PassthroughBehavior {
+    /// Pass the body through when no template matches its Content-Type.
+    WhenNoMatch,
+    /// Pass the body through only when the integration has no templates at all.
+    WhenNoTemplates,
+    /// Never pass the body through: answer 415 Unsupported Media Type.
+    Never,
 }
 
 /// How the integration reaches its backend.
