@@ -9,6 +9,7 @@ use turnpike_telemetry::LogFormat;
 
 #[cfg(feature = "local")]
 mod local;
+mod openapi;
 mod petstore;
 
 /// mimalloc: a request allocates and frees a few dozen small blocks (buffers, header maps,
@@ -40,6 +41,9 @@ enum Command {
     Local(LocalArgs),
     /// Serve the examples' petstore backend alone (config/backend runs it in a cluster).
     Petstore(PetstoreArgs),
+    /// Import an OpenAPI document as a RestApi manifest, or export a RestApi manifest as one.
+    #[command(subcommand)]
+    Openapi(openapi::OpenapiCommand),
     /// Print every CustomResourceDefinition as multi-document YAML.
     Crds,
     /// Print the version.
@@ -221,6 +225,7 @@ fn main() -> anyhow::Result<()> {
                 }
             })
         }
+        Command::Openapi(command) => openapi::run(command),
         Command::Run(args) => run(args, cli.log_format),
         #[cfg(feature = "local")]
         Command::Local(args) => run_local(args, cli.log_format),

@@ -148,6 +148,19 @@ fn every_import_fixture_round_trips() {
     assert!(count >= 4);
 }
 
+/// The shipped OpenAPI examples import cleanly into valid RestApis, and round-trip.
+#[test]
+fn shipped_openapi_examples_import_cleanly() {
+    let dir = repo().join("config/openapi");
+    for entry in std::fs::read_dir(&dir).expect("config/openapi") {
+        let path = entry.expect("entry").path();
+        let imported = import(&std::fs::read_to_string(&path).expect("read")).expect("imports");
+        assert_eq!(imported.warnings, [], "{}", path.display());
+        turnpike_api::convert::rest_api("default", &imported.spec).expect("a valid RestApi");
+        assert_round_trip(&path.display().to_string(), &imported.spec);
+    }
+}
+
 #[test]
 fn without_extensions_the_export_is_plain_openapi() {
     let specs = rest_apis(&repo().join("config/examples"));
