@@ -13,39 +13,17 @@ mod support;
 use std::{net::SocketAddr, time::Duration};
 
 use controller_support::*;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use http::Request;
 
 /// `GET path` on the admin listener: the status and the body.
 async fn admin_get(addr: SocketAddr, path: &str, accept: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let head = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nAccept: {accept}\r\nConnection: close\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.expect("write");
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.expect("read");
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    // hyper answers Connection: close requests with a length, or chunked for streamed bodies.
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).expect("chunk size");
-            if n == 0 {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = &tail[n + 2..];
-        }
-        out
-    } else {
-        body.to_string()
-    };
-    (status, body)
+    let req = Request::get(format!("http://{addr}{path}")).header("accept", accept);
+    let answer = support::send(
+        &support::client(false),
+        req.body(support::empty()).expect("request"),
+    )
+    .await;
+    (answer.status, answer.body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
