@@ -9,6 +9,7 @@ use turnpike_telemetry::LogFormat;
 
 #[cfg(feature = "local")]
 mod local;
+mod openapi;
 mod petstore;
 mod soap;
 
@@ -41,6 +42,9 @@ enum Command {
     Local(LocalArgs),
     /// Serve the examples' petstore backend alone (config/backend runs it in a cluster).
     Petstore(PetstoreArgs),
+    /// Import an OpenAPI document as a RestApi manifest, or export a RestApi manifest as one.
+    #[command(subcommand)]
+    Openapi(openapi::OpenapiCommand),
     /// Print every CustomResourceDefinition as multi-document YAML.
     Crds,
     /// Print the version.
@@ -234,6 +238,7 @@ fn main() -> anyhow::Result<()> {
                 }
             })
         }
+        Command::Openapi(command) => openapi::run(command),
         Command::Run(args) => run(args, cli.log_format),
         #[cfg(feature = "local")]
         Command::Local(args) => run_local(args, cli.log_format),

@@ -83,6 +83,17 @@ const RULES: &[Rule] = &[
         why: "the CRD types and their conversion depend only on the core",
     },
     Rule {
+        krate: "turnpike-openapi",
+        forbidden: &[
+            "turnpike-telemetry",
+            "turnpike-proxy",
+            "turnpike-controller",
+            "turnpike-apiserver",
+        ],
+        why: "OpenAPI import and export are pure document mappings over the CRD types, used by \
+              the CLI, the controller and its admin export alike",
+    },
+    Rule {
         krate: "turnpike-controller",
         forbidden: &["turnpike-apiserver"],
         why: "the controller reaches the embedded API server only through a kubeconfig, as it \

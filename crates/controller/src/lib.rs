@@ -39,6 +39,7 @@ pub mod cache;
 pub mod cache_status;
 pub mod debounce;
 pub mod events;
+pub mod exports;
 pub mod index;
 pub mod ingest;
 pub mod leader;
@@ -188,6 +189,8 @@ pub(crate) fn scopes(namespaces: &[String]) -> Vec<Option<String>> {
 pub struct ControllerHandle {
     /// Caller IP → namespace, for the proxy's [`NamespaceLookup`](turnpike_proxy::NamespaceLookup).
     pub pods: Arc<PodIndex>,
+    /// The read cache of the cluster (filled once the watches have listed).
+    pub stores: index::Stores,
     leader: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
     elector: Option<JoinHandle<()>>,
@@ -272,6 +275,7 @@ pub fn start_with_pods(
     )));
     let (index, index_tasks) = index::Index::start(client.clone(), &config);
     tasks.extend(index_tasks);
+    let stores = index.stores();
     let (outcome_tx, outcome_rx) = watch::channel(Arc::new(status::Outcome::default()));
     let writer = status::Writer::new(
         client.clone(),
@@ -290,6 +294,7 @@ pub fn start_with_pods(
     )));
     ControllerHandle {
         pods,
+        stores,
         leader: leader_rx,
         stop: stop_tx,
         elector: Some(elector_task),

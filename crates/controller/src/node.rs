@@ -129,6 +129,7 @@ impl Node {
             source,
         })?;
 
+        let hosts = config.controller.compile.hosts.clone();
         let lease_namespace = config.controller.lease.namespace.clone();
         let identity = config.controller.lease.identity.clone();
         let controller = controller::start_with_pods(
@@ -138,6 +139,11 @@ impl Node {
             controller_metrics,
             pods,
         );
+        let admin = admin.with_exports(Arc::new(crate::exports::StageExports::new(
+            controller.stores.clone(),
+            hosts.region,
+            hosts.base_domain,
+        )));
         let (stop, stop_rx) = watch::channel(false);
         let cache_task = tokio::spawn(controller::cache_status::run(
             client.clone(),

@@ -3,7 +3,9 @@
 //! configuration rather than an empty table), `/usage` (usage reports) and
 //! `POST /cache/flush?api=ID&stage=NAME` (empties one stage's cache on this replica, and on
 //! every replica with the shared tier: AWS FlushStageCache; the `turnpike.dev/flush-cache`
-//! Stage annotation flushes every replica).
+//! Stage annotation flushes every replica) and
+//! `GET /restapis/{apiId}/stages/{stage}/exports/{oas30|swagger}?extensions=...` (AWS
+//! GetExport; `Accept: application/yaml` for YAML), answered by the [`Exports`] it is given.
 //!
 //! The flush changes what clients get, so it is not open to whoever reaches the admin port
 //! (it listens on every interface in a cluster, for Prometheus): with a token file
@@ -33,14 +35,49 @@ use tokio::net::TcpListener;
 
 use crate::store::TableStore;
 
-/// An admin listener, bound.
+/// An export request: `GET /restapis/{api_id}/stages/{stage}/exports/{kind}`.
 #[derive(Debug)]
+pub struct ExportRequest<'a> {
+    pub api_id: &'a str,
+    pub stage: &'a str,
+    /// `oas30` or `swagger`, as requested (not checked yet).
+    pub kind: &'a str,
+    /// The `extensions` query parameter (`integrations,authorizers,apigateway`).
+    pub extensions: Option<&'a str>,
+    /// The client asked for `application/yaml`.
+    pub yaml: bool,
+}
+
+/// An exported document.
+#[derive(Debug)]
+pub struct Exported {
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+/// What answers export requests: the proxy knows compiled routes, not RestApi definitions, so
+/// the controller (which reads them) provides this.
+pub trait Exports: Send + Sync + 'static {
+    /// The document, or a status and message (404 for an unknown API or stage).
+    fn export(&self, request: &ExportRequest<'_>) -> Result<Exported, (StatusCode, String)>;
+}
+
+/// An admin listener, bound.
 pub struct Admin {
     socket: TcpListener,
     usage: Option<Arc<crate::usage::Usage>>,
     cache: Option<Arc<crate::cache::StageCaches>>,
     /// The bearer token the flush takes, read from this file at each flush.
     token_file: Option<Arc<PathBuf>>,
+    exports: Option<Arc<dyn Exports>>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("socket", &self.socket)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Admin {
@@ -51,6 +88,7 @@ impl Admin {
             usage: None,
             cache: None,
             token_file: None,
+            exports: None,
         })
     }
 
@@ -73,6 +111,12 @@ impl Admin {
     /// Secret applies at once.
     pub fn with_token_file(mut self, path: Option<PathBuf>) -> Self {
         self.token_file = path.map(Arc::new);
+        self
+    }
+
+    /// Serves `GET /restapis/{apiId}/stages/{stage}/exports/{type}` from `exports`.
+    pub fn with_exports(mut self, exports: Arc<dyn Exports>) -> Self {
+        self.exports = Some(exports);
         self
     }
 
@@ -101,14 +145,19 @@ impl Admin {
             let usage = self.usage.clone();
             let cache = self.cache.clone();
             let token_file = self.token_file.clone();
+            let exports = self.exports.clone();
             let svc = service_fn(move |req: Request<Incoming>| {
                 let (store, registry, usage) = (store.clone(), registry.clone(), usage.clone());
                 let (cache, token_file) = (cache.clone(), token_file.clone());
+                if req.method() == Method::GET && req.uri().path().starts_with("/restapis/") {
+                    let answer = export(&req, exports.as_deref());
+                    return futures::future::Either::Left(std::future::ready(Ok::<_, Infallible>(answer)));
+                }
                 // Only the method, target and credentials are read: the request (and its body)
                 // is not held across the usage report's awaits.
                 let (method, uri) = (req.method().clone(), req.uri().clone());
                 let authorization = req.headers().get(header::AUTHORIZATION).cloned();
-                async move {
+                futures::future::Either::Right(async move {
                     if method == Method::POST && uri.path() == "/cache/flush" {
                         if let Some(refused) = may_flush(
                             peer,
@@ -120,7 +169,7 @@ impl Admin {
                         return Ok::<_, Infallible>(flush(&uri, cache.as_deref()).await);
                     }
                     Ok::<_, Infallible>(handle(&method, &uri, &store, &registry, usage.as_deref()).await)
-                }
+                })
             });
             let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
             let conn = graceful.watch(conn);
@@ -192,6 +241,53 @@ fn may_flush(
                 .insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
             Some(r)
         }
+    }
+}
+
+/// `GET /restapis/{apiId}/stages/{stage}/exports/{type}`: the document, or AWS's JSON error
+/// (`{"message": ...}`) with the status the exporter gives.
+fn export<B>(req: &Request<B>, exports: Option<&dyn Exports>) -> Response<Full<Bytes>> {
+    let json_error = |status: StatusCode, message: &str| {
+        let body = serde_json::json!({ "message": message }).to_string();
+        let mut r = text(status, body);
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    let segments: Vec<&str> = req.uri().path().trim_start_matches('/').split('/').collect();
+    let ["restapis", api_id, "stages", stage, "exports", kind] = segments[..] else {
+        return json_error(StatusCode::NOT_FOUND, "not found");
+    };
+    let Some(exports) = exports else {
+        return json_error(StatusCode::NOT_FOUND, "exports are not served here");
+    };
+    let extensions = form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "extensions")
+        .map(|(_, v)| v.into_owned());
+    let yaml = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("application/yaml"));
+    let request = ExportRequest {
+        api_id,
+        stage,
+        kind,
+        extensions: extensions.as_deref(),
+        yaml,
+    };
+    match exports.export(&request) {
+        Ok(doc) => {
+            let mut r = text(StatusCode::OK, doc.body);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static(doc.content_type),
+            );
+            r
+        }
+        Err((status, message)) => json_error(status, &message),
     }
 }
 

@@ -1,0 +1,467 @@
+//! RestApi spec → OpenAPI 3.0 (`oas30`) or 2.0 (`swagger`), in the shape of AWS GetExport.
+
+use std::{collections::BTreeMap, fmt, str::FromStr};
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use turnpike_api::{
+    RestApiSpec,
+    v1alpha1::rest_api::{IntegrationSpec, MethodSpec, PolicyRule, ResourcePolicy},
+};
+
+use crate::{SERVICE_REF_EXTENSION, SOURCE_NAMESPACE_KEY, schema::rewrite_refs};
+
+/// The document type, as AWS GetExport names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportType {
+    /// OpenAPI 3.0.1.
+    Oas30,
+    /// Swagger (OpenAPI 2.0).
+    Swagger,
+}
+
+impl FromStr for ExportType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "oas30" => Ok(ExportType::Oas30),
+            "swagger" => Ok(ExportType::Swagger),
+            other => Err(format!("export type {other:?}: oas30 or swagger")),
+        }
+    }
+}
+
+impl fmt::Display for ExportType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExportType::Oas30 => "oas30",
+            ExportType::Swagger => "swagger",
+        })
+    }
+}
+
+/// Which extensions an export carries: AWS's `extensions` parameter
+/// (`integrations`, `authorizers`, `apigateway`, comma-separated).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extensions {
+    /// `x-amazon-apigateway-integration` on each operation.
+    pub integrations: bool,
+    /// `x-amazon-apigateway-authorizer` on security schemes (none exist yet).
+    pub authorizers: bool,
+    /// Every `x-amazon-apigateway-*` extension, integrations included.
+    pub apigateway: bool,
+}
+
+impl FromStr for Extensions {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut e = Extensions::default();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            match item {
+                "integrations" => e.integrations = true,
+                "authorizers" => e.authorizers = true,
+                "apigateway" => e.apigateway = true,
+                other => {
+                    return Err(format!(
+                        "extension {other:?}: integrations, authorizers or apigateway"
+                    ));
+                }
+            }
+        }
+        Ok(e)
+    }
+}
+
+/// What an export says about where the API is served.
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    /// The document type.
+    pub kind: ExportType,
+    /// The extensions included.
+    pub extensions: Extensions,
+    /// `info.title`: the API's name.
+    pub title: String,
+    /// `info.version`: AWS writes the deployment's creation time.
+    pub version: String,
+    /// The API's host name, e.g. `abc123defg.execute-api.local.turnpike.dev`.
+    pub host: Option<String>,
+    /// The stage, the document's base path.
+    pub stage: Option<String>,
+}
+
+/// Exports a RestApi spec as an OpenAPI document.
+pub fn export(spec: &RestApiSpec, options: &ExportOptions) -> Value {
+    let oas3 = options.kind == ExportType::Oas30;
+    let aws = options.extensions.apigateway;
+    let with_integrations = aws || options.extensions.integrations;
+    let mut doc = Map::new();
+    let mut info = Map::new();
+    if let Some(d) = &spec.description {
+        info.insert("description".into(), d.clone().into());
+    }
+    info.insert("version".into(), options.version.clone().into());
+    info.insert("title".into(), options.title.clone().into());
+    if oas3 {
+        doc.insert("openapi".into(), "3.0.1".into());
+        doc.insert("info".into(), info.into());
+        if let Some(host) = &options.host {
+            doc.insert(
+                "servers".into(),
+                json!([{
+                    "url": format!("https://{host}/{{basePath}}"),
+                    "variables": {"basePath": {"default": options.stage.clone().unwrap_or_default()}},
+                }]),
+            );
+        }
+    } else {
+        doc.insert("swagger".into(), "2.0".into());
+        doc.insert("info".into(), info.into());
+        if let Some(host) = &options.host {
+            doc.insert("host".into(), host.clone().into());
+        }
+        if let Some(stage) = &options.stage {
+            doc.insert("basePath".into(), format!("/{stage}").into());
+        }
+        doc.insert("schemes".into(), json!(["https"]));
+    }
+
+    let mut paths = Map::new();
+    let mut api_key = false;
+    for (path, methods) in &spec.resources {
+        let mut item = Map::new();
+        for (method, m) in methods {
+            api_key |= m.api_key_required == Some(true);
+            let key = if method == "ANY" {
+                "x-amazon-apigateway-any-method".to_string()
+            } else {
+                method.to_ascii_lowercase()
+            };
+            item.insert(key, operation(path, m, oas3, aws, with_integrations));
+        }
+        paths.insert(path.clone(), item.into());
+    }
+    doc.insert("paths".into(), paths.into());
+
+    let schemes =
+        api_key.then(|| json!({"api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"}}));
+    let models: Map<String, Value> = spec
+        .models
+        .iter()
+        .map(|(name, model)| (name.clone(), schema_refs(model_schema(&model.schema), oas3)))
+        .collect();
+    if oas3 {
+        let mut components = Map::new();
+        if !models.is_empty() {
+            components.insert("schemas".into(), models.into());
+        }
+        if let Some(s) = schemes {
+            components.insert("securitySchemes".into(), s);
+        }
+        doc.insert("components".into(), components.into());
+    } else {
+        if let Some(s) = schemes {
+            doc.insert("securityDefinitions".into(), s);
+        }
+        if !models.is_empty() {
+            doc.insert("definitions".into(), models.into());
+        }
+    }
+
+    if aws {
+        let mut ext = |name: &str, value: Value| {
+            doc.insert(format!("x-amazon-apigateway-{name}"), value);
+        };
+        if let Some(source) = spec.api_key_source {
+            ext("api-key-source", to_json(source));
+        }
+        if !spec.binary_media_types.is_empty() {
+            ext("binary-media-types", to_json(&spec.binary_media_types));
+        }
+        if let Some(size) = spec.minimum_compression_size {
+            ext("minimum-compression-size", size.into());
+        }
+        if let Some(e) = &spec.endpoint_configuration {
+            ext("endpoint-configuration", to_json(e));
+        }
+        if let Some(policy) = &spec.policy {
+            ext("policy", policy_document(policy));
+        }
+        if !spec.request_validators.is_empty() {
+            ext("request-validators", to_json(&spec.request_validators));
+        }
+        if !spec.gateway_responses.is_empty() {
+            ext("gateway-responses", to_json(&spec.gateway_responses));
+        }
+        if let Some(cors) = &spec.cors {
+            ext("cors", to_json(cors));
+        }
+    }
+    doc.into()
+}
+
+fn to_json(value: impl Serialize) -> Value {
+    // The spec types are plain data with string keys: they always serialize.
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// An enumeration as AWS exports it: lowercase (`http_proxy`, `when_no_match`).
+fn lowercase(value: impl Serialize) -> Value {
+    match to_json(value) {
+        Value::String(s) => s.to_ascii_lowercase().into(),
+        other => other,
+    }
+}
+
+fn operation(path: &str, m: &MethodSpec, oas3: bool, aws: bool, with_integration: bool) -> Value {
+    let mut op = Map::new();
+    let mut parameters: BTreeMap<(&str, String), bool> = BTreeMap::new();
+    // A path template's parameters are always declared (OpenAPI requires them).
+    for segment in path.split('/') {
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            parameters.insert(("path", name.trim_end_matches('+').to_string()), true);
+        }
+    }
+    for (key, required) in &m.request_parameters {
+        let Some(rest) = key.strip_prefix("method.request.") else {
+            continue;
+        };
+        let Some((location, name)) = rest.split_once('.') else {
+            continue;
+        };
+        let location = match location {
+            "path" => "path",
+            "querystring" => "query",
+            "header" => "header",
+            _ => continue,
+        };
+        *parameters.entry((location, name.to_string())).or_default() |= *required || location == "path";
+    }
+    let mut list: Vec<Value> = parameters
+        .into_iter()
+        .map(|((location, name), required)| {
+            if oas3 {
+                json!({"name": name, "in": location, "required": required, "schema": {"type": "string"}})
+            } else {
+                json!({"name": name, "in": location, "required": required, "type": "string"})
+            }
+        })
+        .collect();
+    if !m.request_models.is_empty() {
+        if oas3 {
+            let content: Map<String, Value> = m
+                .request_models
+                .iter()
+                .map(|(t, model)| {
+                    (
+                        t.clone(),
+                        json!({"schema": {"$ref": format!("#/components/schemas/{model}")}}),
+                    )
+                })
+                .collect();
+            op.insert(
+                "requestBody".into(),
+                json!({"content": content, "required": true}),
+            );
+        } else {
+            // Swagger has one body parameter: the first model, for every content type.
+            op.insert(
+                "consumes".into(),
+                to_json(m.request_models.keys().collect::<Vec<_>>()),
+            );
+            if let Some(model) = m.request_models.values().next() {
+                list.push(json!({
+                    "in": "body",
+                    "name": model,
+                    "required": true,
+                    "schema": {"$ref": format!("#/definitions/{model}")},
+                }));
+            }
+        }
+    }
+    if !list.is_empty() {
+        op.insert("parameters".into(), list.into());
+    }
+    op.insert("responses".into(), method_responses(&m.integration, oas3));
+    if m.api_key_required == Some(true) {
+        op.insert("security".into(), json!([{"api_key": []}]));
+    }
+    if aws && let Some(v) = &m.request_validator_id {
+        op.insert("x-amazon-apigateway-request-validator".into(), v.clone().into());
+    }
+    if with_integration {
+        op.insert(
+            "x-amazon-apigateway-integration".into(),
+            integration(&m.integration),
+        );
+    }
+    op.into()
+}
+
+/// Method responses: one per integration response status, with the headers it sets.
+fn method_responses(integration: &IntegrationSpec, oas3: bool) -> Value {
+    let mut responses = Map::new();
+    for r in &integration.integration_responses {
+        let mut response = Map::new();
+        response.insert("description".into(), format!("{} response", r.status_code).into());
+        let headers: Map<String, Value> = r
+            .response_parameters
+            .keys()
+            .filter_map(|k| k.strip_prefix("method.response.header."))
+            .map(|h| {
+                let schema = if oas3 {
+                    json!({"schema": {"type": "string"}})
+                } else {
+                    json!({"type": "string"})
+                };
+                (h.to_string(), schema)
+            })
+            .collect();
+        if !headers.is_empty() {
+            response.insert("headers".into(), headers.into());
+        }
+        responses.insert(r.status_code.clone(), response.into());
+    }
+    if responses.is_empty() {
+        responses.insert("200".into(), json!({"description": "200 response"}));
+    }
+    responses.into()
+}
+
+fn integration(spec: &IntegrationSpec) -> Value {
+    let IntegrationSpec {
+        type_,
+        uri,
+        http_method,
+        connection_type,
+        service_ref,
+        timeout_in_millis,
+        request_parameters,
+        request_templates,
+        passthrough_behavior,
+        integration_responses,
+        tls_config,
+        content_handling,
+        cache_key_parameters,
+        cache_namespace,
+    } = spec;
+    let mut i = Map::new();
+    i.insert("type".into(), lowercase(type_));
+    if let Some(u) = uri {
+        i.insert("uri".into(), u.clone().into());
+    }
+    if let Some(m) = http_method {
+        i.insert("httpMethod".into(), m.clone().into());
+    }
+    if let Some(c) = connection_type {
+        i.insert("connectionType".into(), to_json(c));
+    }
+    if let Some(s) = service_ref {
+        i.insert(SERVICE_REF_EXTENSION.into(), to_json(s));
+    }
+    if !request_parameters.is_empty() {
+        i.insert("requestParameters".into(), to_json(request_parameters));
+    }
+    if !request_templates.is_empty() {
+        i.insert("requestTemplates".into(), to_json(request_templates));
+    }
+    if let Some(p) = passthrough_behavior {
+        i.insert("passthroughBehavior".into(), lowercase(p));
+    }
+    if let Some(t) = timeout_in_millis {
+        i.insert("timeoutInMillis".into(), (*t).into());
+    }
+    if let Some(c) = content_handling {
+        i.insert("contentHandling".into(), to_json(c));
+    }
+    if !cache_key_parameters.is_empty() {
+        i.insert("cacheKeyParameters".into(), to_json(cache_key_parameters));
+    }
+    if let Some(n) = cache_namespace {
+        i.insert("cacheNamespace".into(), n.clone().into());
+    }
+    if let Some(t) = tls_config {
+        i.insert("tlsConfig".into(), to_json(t));
+    }
+    if !integration_responses.is_empty() {
+        let responses: Map<String, Value> = integration_responses
+            .iter()
+            .map(|r| {
+                let key = r.selection_pattern.clone().unwrap_or_else(|| "default".into());
+                let mut v = Map::new();
+                v.insert("statusCode".into(), r.status_code.clone().into());
+                if !r.response_parameters.is_empty() {
+                    v.insert("responseParameters".into(), to_json(&r.response_parameters));
+                }
+                if !r.response_templates.is_empty() {
+                    v.insert("responseTemplates".into(), to_json(&r.response_templates));
+                }
+                if let Some(c) = r.content_handling {
+                    v.insert("contentHandling".into(), to_json(c));
+                }
+                (key, v.into())
+            })
+            .collect();
+        i.insert("responses".into(), responses.into());
+    }
+    i.into()
+}
+
+/// The resource policy as the IAM policy document AWS keeps: a statement per rule and kind of
+/// source; a rule for every address is a statement without a condition.
+fn policy_document(policy: &ResourcePolicy) -> Value {
+    let mut statements = Vec::new();
+    let mut push = |effect: &str, rule: &PolicyRule| {
+        let base = json!({"Effect": effect, "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*"});
+        let everyone = rule.source_cidrs.len() == 2
+            && rule.source_cidrs.iter().any(|c| c == "0.0.0.0/0")
+            && rule.source_cidrs.iter().any(|c| c == "::/0");
+        let mut conditions = Vec::new();
+        if everyone {
+            conditions.push(None);
+        } else if !rule.source_cidrs.is_empty() {
+            conditions.push(Some(json!({"IpAddress": {"aws:SourceIp": rule.source_cidrs}})));
+        }
+        if !rule.source_namespaces.is_empty() {
+            conditions.push(Some(
+                json!({"StringEquals": {SOURCE_NAMESPACE_KEY: rule.source_namespaces}}),
+            ));
+        }
+        for condition in conditions {
+            let mut s = base.clone();
+            if let (Some(c), Some(o)) = (condition, s.as_object_mut()) {
+                o.insert("Condition".into(), c);
+            }
+            statements.push(s);
+        }
+    };
+    policy.allow.iter().for_each(|r| push("Allow", r));
+    policy.deny.iter().for_each(|r| push("Deny", r));
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// A model's schema as an object (the spec also takes it as a JSON string).
+fn model_schema(schema: &Value) -> Value {
+    match schema {
+        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| schema.clone()),
+        other => other.clone(),
+    }
+}
+
+/// Rewrites `#/models/NAME` references (and AWS's model URLs) into the document's own.
+fn schema_refs(schema: Value, oas3: bool) -> Value {
+    let prefix = if oas3 {
+        "#/components/schemas/"
+    } else {
+        "#/definitions/"
+    };
+    rewrite_refs(schema, &|r: &str| {
+        let name = r.strip_prefix("#/models/").or_else(|| {
+            r.strip_prefix("https://apigateway.amazonaws.com/restapis/")
+                .and_then(|rest| rest.split_once("/models/"))
+                .map(|(_, name)| name)
+        });
+        name.map(|name| format!("{prefix}{name}"))
+    })
+}
