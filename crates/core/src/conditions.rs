@@ -40,6 +40,7 @@ pub mod reasons {
     pub const INVALID_CORS: &str = "InvalidCors";
     pub const INVALID_CACHE_SETTINGS: &str = "InvalidCacheSettings";
     pub const ROUTE_CONFLICT: &str = "RouteConflict";
+    pub const INVALID_ROUTE: &str = "InvalidRoute";
     pub const STAGE_CONFLICT: &str = "StageConflict";
 
     // --- ResolvedRefs=False
@@ -92,6 +93,7 @@ pub mod reasons {
         INVALID_CORS,
         INVALID_CACHE_SETTINGS,
         ROUTE_CONFLICT,
+        INVALID_ROUTE,
         STAGE_CONFLICT,
         REST_API_NOT_FOUND,
         REST_API_INVALID,

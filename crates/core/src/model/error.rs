@@ -28,6 +28,9 @@ pub enum Reason {
     InvalidCacheSettings,
     /// Two resources of one API that are each well-formed but cannot both be routed.
     RouteConflict,
+    /// A WebSocket route, route key or route selection expression is malformed, or the
+    /// protocol's fields are mixed (routes on a REST API, resources on a WEBSOCKET one).
+    InvalidRoute,
 }
 
 impl Reason {
@@ -52,6 +55,7 @@ impl Reason {
             Reason::InvalidCors => reasons::INVALID_CORS,
             Reason::InvalidCacheSettings => reasons::INVALID_CACHE_SETTINGS,
             Reason::RouteConflict => reasons::ROUTE_CONFLICT,
+            Reason::InvalidRoute => reasons::INVALID_ROUTE,
         }
     }
 }

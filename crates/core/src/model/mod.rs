@@ -17,6 +17,7 @@ mod rest_api;
 mod stage;
 mod usage;
 mod validation;
+pub mod websocket;
 
 pub use cors::*;
 pub use deployment::*;
@@ -27,3 +28,4 @@ pub use rest_api::*;
 pub use stage::*;
 pub use usage::*;
 pub use validation::*;
+pub use websocket::{RouteSelection, WebSocketDef, WebSocketRoute};
