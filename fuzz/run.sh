@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${1:-15}"
-targets=(h1_request h1_response chunked normalize_path routing convert cel gateway_text cache_request)
+targets=(h1_request h1_response chunked normalize_path routing convert cel gateway_text cache_request websocket)
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 

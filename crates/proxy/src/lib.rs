@@ -47,6 +47,7 @@ pub mod store;
 pub mod tls;
 pub mod upstream;
 pub mod usage;
+pub mod websocket;
 
 use std::{
     fmt,
@@ -163,6 +164,8 @@ pub struct ProxyConfig {
     pub allow_raw_path_segments: bool,
     /// Throttles and quotas: the gateway default, the replica share, the clock.
     pub usage: usage::UsageConfig,
+    /// WebSocket connection limits (idle timeout, lifetime, frame and message sizes).
+    pub websocket: websocket::WebSocketLimits,
 }
 
 impl fmt::Debug for ProxyConfig {
@@ -180,6 +183,7 @@ impl fmt::Debug for ProxyConfig {
             .field("allow_underscores_in_headers", &self.allow_underscores_in_headers)
             .field("allow_raw_path_segments", &self.allow_raw_path_segments)
             .field("usage", &self.usage)
+            .field("websocket", &self.websocket)
             .finish()
     }
 }
@@ -213,6 +217,7 @@ impl Default for ProxyConfig {
             allow_underscores_in_headers: false,
             allow_raw_path_segments: false,
             usage: usage::UsageConfig::default(),
+            websocket: websocket::WebSocketLimits::default(),
         }
     }
 }
@@ -251,6 +256,8 @@ pub struct Shared {
     pub cache: Arc<cache::StageCaches>,
     /// Set when the proxy stops: connections close after their current answer.
     pub draining: std::sync::atomic::AtomicBool,
+    /// The WebSocket connections this replica holds.
+    pub connections: websocket::connections::Connections,
 }
 
 /// A bound proxy, ready to [`run`](Proxy::run).
@@ -312,6 +319,7 @@ impl Proxy {
                 usage,
                 cache,
                 draining: std::sync::atomic::AtomicBool::new(false),
+                connections: websocket::connections::Connections::default(),
             }),
             certs,
             tls,
