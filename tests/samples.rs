@@ -54,7 +54,7 @@ fn examples_compile_with_every_object_ready() {
         .collect();
     assert!(unresolved.is_empty(), "{unresolved:#?}");
     // petstore, hello (MOCK), shop (canary), partners (usage plan), ledger (PRIVATE), orders
-    // (request validation), cors-shop (CORS), clock (stage cache).
-    assert_eq!(compiled.table.apis().count(), 8);
-    assert_eq!(compiled.table.keys().count(), 1);
+    // (request validation), cors-shop (CORS), clock (stage cache), chat (WebSocket).
+    assert_eq!(compiled.table.apis().count(), 9);
+    assert_eq!(compiled.table.keys().count(), 2);
 }
