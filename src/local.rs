@@ -64,6 +64,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "config/examples/validation.yaml",
         include_str!("../config/examples/validation.yaml"),
     ),
+    (
+        "config/examples/websocket.yaml",
+        include_str!("../config/examples/websocket.yaml"),
+    ),
 ];
 
 /// The Service the examples call (as config/backend/petstore.yaml defines it in a cluster).

@@ -55,7 +55,8 @@ fn examples_compile_with_every_object_ready() {
     assert!(unresolved.is_empty(), "{unresolved:#?}");
     // petstore, hello (MOCK), shop (canary), partners (usage plan), ledger (PRIVATE), orders
     // (request validation), cors-shop (CORS), clock (stage cache), quotes (shared cache),
-    // guarded (authorizers), soap-pets (mapping templates in front of a SOAP backend).
-    assert_eq!(compiled.table.apis().count(), 11);
-    assert_eq!(compiled.table.keys().count(), 1);
+    // guarded (authorizers), soap-pets (mapping templates in front of a SOAP backend), chat
+    // (WebSocket).
+    assert_eq!(compiled.table.apis().count(), 12);
+    assert_eq!(compiled.table.keys().count(), 2);
 }

@@ -15,12 +15,7 @@ use turnpike_core::model::{
     AccessLogFormat, ApiKeyDef, ApiKeySource, Backend, BinaryMediaTypes, BodyValidation, CacheSize,
     CanaryDef, ContentHandling, ContextVar, Cors, DEFAULT_CONTENT_TYPE, DeploymentDef, EndpointType, Errors,
     FieldPath, GatewayResponseDef, GatewayResponses, HeaderSource, Integration, IntegrationKind,
-    IntegrationResponse, Invalid, KeyValueSource, MappingTemplates, MethodDef, MethodKey, MethodSelector,
-    MethodSettings, Model, OriginPattern, ParamLocation, ParamRef, ParameterMapping, PassthroughBehavior,
-    PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod, Reason, RequestValidation, Resource,
-    ResourcePolicy, ResponseType, ResponseValue, RestApiDef, Segment, ServiceRef, StageDef, StageName,
-    StageSource, Template, Throttle, UnauthorizedCacheControl, UriTemplate, UsagePlanDef, ValueSource,
-    compile_models, is_media_range, is_model_name, is_stage_variable_name,
+    IntegrationResponse, Invalid, KeyValueSource, MappingTemplates, MethodDef, MethodKey, MethodSelector, MethodSettings, Model, OriginPattern, ParamLocation, ParamRef, ParameterMapping, PassthroughBehavior, PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod, Reason, RequestValidation, Resource, ResourcePolicy, ResponseType, ResponseValue, RestApiDef, RouteSelection, Segment, ServiceRef, StageDef, StageName, StageSource, Template, Throttle, UnauthorizedCacheControl, UriTemplate, UsagePlanDef, ValueSource, WebSocketDef, WebSocketRoute, compile_models, is_media_range, is_model_name, is_stage_variable_name, websocket,
 };
 use turnpike_core::template::Template as MappingTemplate;
 
@@ -55,6 +50,9 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
         gateway_responses,
         cors,
         authorizers,
+        protocol_type,
+        route_selection_expression,
+        routes,
     } = spec;
     let root = FieldPath::spec();
     let mut errors = Errors::default();
@@ -157,6 +155,15 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
     let cors = cors
         .as_ref()
         .map(|c| cors_def(c, &root.field("cors"), &mut errors));
+    let websocket = websocket_def(
+        *protocol_type,
+        route_selection_expression.as_deref(),
+        routes,
+        !resources.is_empty(),
+        (endpoint_type, namespace, &refs),
+        &root,
+        &mut errors,
+    );
     errors.finish(RestApiDef {
         endpoint_type,
         api_key_source,
@@ -167,6 +174,133 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
         gateway_responses,
         cors,
         authorizers,
+        websocket,
+    })
+}
+
+/// The WebSocket part of an API: `None` for a REST API (which must then have no routes). A
+/// route is a method on `/` as far as its integration is concerned: it has no path
+/// parameters.
+fn websocket_def(
+    protocol: ra::ProtocolType,
+    selection: Option<&str>,
+    routes: &BTreeMap<String, ra::RouteSpec>,
+    has_resources: bool,
+    (endpoint_type, namespace, refs): (EndpointType, &str, &ApiRefs<'_>),
+    root: &FieldPath,
+    errors: &mut Errors,
+) -> Option<WebSocketDef> {
+    let selection_field = root.field("routeSelectionExpression");
+    let routes_field = root.field("routes");
+    if protocol == ra::ProtocolType::Rest {
+        if selection.is_some() {
+            errors.push(
+                &selection_field,
+                Reason::InvalidRoute,
+                "only for protocolType WEBSOCKET",
+            );
+        }
+        if !routes.is_empty() {
+            errors.push(
+                &routes_field,
+                Reason::InvalidRoute,
+                "only for protocolType WEBSOCKET",
+            );
+        }
+        return None;
+    }
+    if has_resources {
+        errors.push(
+            &root.field("resources"),
+            Reason::InvalidRoute,
+            "a WEBSOCKET API has routes, not resources",
+        );
+    }
+    let selection = match selection.map(RouteSelection::parse) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            errors.push(&selection_field, Reason::InvalidRoute, e);
+            None
+        }
+        None => {
+            errors.push(
+                &selection_field,
+                Reason::InvalidRoute,
+                "a WEBSOCKET API needs one, e.g. $request.body.action",
+            );
+            None
+        }
+    };
+    let root_path = PathTemplate::parse("/").ok()?;
+    let mut out = BTreeMap::new();
+    for (key, route) in routes {
+        let field = routes_field.key(key);
+        if !websocket::is_route_key(key) {
+            errors.push(
+                &field,
+                Reason::InvalidRoute,
+                format!(
+                    "{key:?} is not a route key: $connect, $disconnect, $default, or 1 to {} printable ASCII characters not starting with '$'",
+                    websocket::MAX_ROUTE_KEY_LEN
+                ),
+            );
+            continue;
+        }
+        let ra::RouteSpec {
+            api_key_required,
+            route_response_selection_expression,
+            integration,
+        } = route;
+        let lifecycle = key == websocket::CONNECT || key == websocket::DISCONNECT;
+        if api_key_required == &Some(true) && key != websocket::CONNECT {
+            errors.push(
+                &field.field("apiKeyRequired"),
+                Reason::InvalidRoute,
+                "API keys are checked on $connect only",
+            );
+        }
+        let two_way = match route_response_selection_expression.as_deref() {
+            None => false,
+            Some(_) if lifecycle => {
+                errors.push(
+                    &field.field("routeResponseSelectionExpression"),
+                    Reason::InvalidRoute,
+                    format!("{key} has no route response"),
+                );
+                false
+            }
+            Some(websocket::DEFAULT) => true,
+            Some(other) => {
+                errors.push(
+                    &field.field("routeResponseSelectionExpression"),
+                    Reason::InvalidRoute,
+                    format!("{other:?}: the only route response selection expression is $default"),
+                );
+                false
+            }
+        };
+        let method = ra::MethodSpec {
+            api_key_required: *api_key_required,
+            integration: integration.clone(),
+            ..Default::default()
+        };
+        match method_def(&method, &root_path, endpoint_type, namespace, refs, &field) {
+            Ok(def) => {
+                out.insert(
+                    key.clone(),
+                    std::sync::Arc::new(WebSocketRoute {
+                        key: key.clone(),
+                        method: std::sync::Arc::new(def),
+                        two_way,
+                    }),
+                );
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+    Some(WebSocketDef {
+        selection: selection?,
+        routes: out,
     })
 }
 

@@ -43,6 +43,7 @@ pub mod reasons {
     pub const ROUTE_CONFLICT: &str = "RouteConflict";
     /// A mapping template does not parse (the message gives its line and column).
     pub const INVALID_MAPPING_TEMPLATE: &str = "InvalidMappingTemplate";
+    pub const INVALID_ROUTE: &str = "InvalidRoute";
     pub const STAGE_CONFLICT: &str = "StageConflict";
 
     // --- ResolvedRefs=False
@@ -100,6 +101,7 @@ pub mod reasons {
         INVALID_AUTHORIZER,
         ROUTE_CONFLICT,
         INVALID_MAPPING_TEMPLATE,
+        INVALID_ROUTE,
         STAGE_CONFLICT,
         REST_API_NOT_FOUND,
         REST_API_INVALID,

@@ -19,6 +19,8 @@
 //!   (so no client can read another's entry by shaping a value).
 //! - [`cache_entry`]: an entry read from the shared tier (Redis) decodes strictly or not at
 //!   all, within 1 MiB of body, and what decodes encodes back to the same bytes.
+//! - [`websocket`]: a WebSocket message's route selection, and the connection id of an
+//!   `@connections` path.
 
 use bytes::{Buf as _, BytesMut};
 
@@ -266,5 +268,31 @@ pub fn authorizer(bytes: &[u8]) {
             name,
         };
         assert!(http::Uri::try_from(target.invocation_path()).is_ok());
+    }
+}
+
+/// WebSocket APIs: what the gateway reads of a client's message (the route selection) and of a
+/// management request's path (the connection id). A selected key comes from a JSON object
+/// message; a connection id read from a path is well-formed and read back the same.
+pub fn websocket(bytes: &[u8]) {
+    use turnpike_core::model::RouteSelection;
+    for expression in ["$request.body.action", "$request.body.meta.type"] {
+        let Ok(selection) = RouteSelection::parse(expression) else {
+            panic!("{expression} is a valid expression");
+        };
+        if selection.select(bytes).is_some() {
+            let parsed: Result<serde_json::Value, _> = serde_json::from_slice(bytes);
+            assert!(
+                parsed.is_ok_and(|v| v.is_object()),
+                "a key selected from what is not a JSON object"
+            );
+        }
+    }
+    if let Ok(path) = std::str::from_utf8(bytes)
+        && let Some(id) = crate::websocket::connections::target(path)
+    {
+        assert!(crate::websocket::connections::is_connection_id(&id));
+        let again = crate::websocket::connections::target(&format!("/prod/@connections/{id}"));
+        assert_eq!(again.as_deref(), Some(id.as_str()));
     }
 }

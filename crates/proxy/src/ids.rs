@@ -27,6 +27,13 @@ fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// A WebSocket connection id (or message id), shaped like AWS's: 15 URL-safe base64
+/// characters and `=`, e.g. `L0SM9cOFvHcCIhw=`.
+pub fn connection_id() -> String {
+    let bytes: [u8; 11] = random();
+    String::from_utf8_lossy(&encode_extended(bytes)).into_owned()
+}
+
 const UUID_LEN: usize = 36;
 const EXTENDED_LEN: usize = 16;
 

@@ -48,6 +48,7 @@ pub mod store;
 pub mod tls;
 pub mod upstream;
 pub mod usage;
+pub mod websocket;
 
 use std::{
     fmt,
@@ -169,6 +170,8 @@ pub struct ProxyConfig {
     pub usage: usage::UsageConfig,
     /// Where the stage caches are kept (`--cache-backend`).
     pub cache: cache::CacheConfig,
+    /// WebSocket connection limits (idle timeout, lifetime, frame and message sizes).
+    pub websocket: websocket::WebSocketLimits,
 }
 
 impl fmt::Debug for ProxyConfig {
@@ -186,6 +189,7 @@ impl fmt::Debug for ProxyConfig {
             .field("allow_underscores_in_headers", &self.allow_underscores_in_headers)
             .field("allow_raw_path_segments", &self.allow_raw_path_segments)
             .field("usage", &self.usage)
+            .field("websocket", &self.websocket)
             .finish()
     }
 }
@@ -221,6 +225,7 @@ impl Default for ProxyConfig {
             jwks_min_refresh: authorizer::DEFAULT_MIN_REFRESH,
             usage: usage::UsageConfig::default(),
             cache: cache::CacheConfig::default(),
+            websocket: websocket::WebSocketLimits::default(),
         }
     }
 }
@@ -261,6 +266,8 @@ pub struct Shared {
     pub authorizers: Arc<authorizer::Authorizers>,
     /// Set when the proxy stops: connections close after their current answer.
     pub draining: std::sync::atomic::AtomicBool,
+    /// The WebSocket connections this replica holds.
+    pub connections: websocket::connections::Connections,
 }
 
 /// A bound proxy, ready to [`run`](Proxy::run).
@@ -331,6 +338,7 @@ impl Proxy {
                 cache,
                 authorizers,
                 draining: std::sync::atomic::AtomicBool::new(false),
+                connections: websocket::connections::Connections::default(),
             }),
             certs,
             tls,

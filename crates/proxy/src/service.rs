@@ -35,7 +35,7 @@ use crate::{
     usage::Admission,
 };
 use turnpike_core::model::{AccessLogFormat, EndpointType, MethodKey};
-use turnpike_core::routing::Miss;
+use turnpike_core::routing::{Listener, Miss};
 use turnpike_telemetry::{
     access_log::{self, AccessRecord},
     metrics::RouteMetrics,
@@ -64,6 +64,14 @@ pub async fn serve(
     let host = phase::authority::decide(&parts);
     let mut ctx = RequestCtx::new(shared, conn, &table, ids);
     ctx.host = host.as_ref().ok().and_then(Option::as_ref);
+    // The @connections management API of WebSocket APIs: in-cluster callers only.
+    if conn.listener == Listener::Private
+        && let Some(id) = crate::websocket::connections::target(uri.path())
+    {
+        let result =
+            crate::websocket::connections::manage(&shared.connections, &parts.method, &id, body).await;
+        return finish(ctx, summary, result, Some(&parts.headers));
+    }
     let mut flow = phases(&mut ctx, &path, &host, &parts);
     if matches!(flow, Ok(Flow::Continue)) {
         // The authorizer may wait (a function, a JWKS fetch): boxed, so requests to methods
@@ -110,6 +118,17 @@ pub async fn serve(
         }
         (result, _) => result,
     };
+    finish(ctx, summary, result, Some(&parts.headers))
+}
+
+/// The answer to a request served outside [`serve`] (a WebSocket upgrade): the same ids,
+/// headers, metrics and access log as any other.
+pub fn answer(
+    ctx: RequestCtx<'_>,
+    parts: &Parts,
+    result: Result<Response<ProxyBody>, Reject>,
+) -> Response<ResponseBody> {
+    let summary = Summary::of(parts, &parts.uri);
     finish(ctx, summary, result, Some(&parts.headers))
 }
 

@@ -10,7 +10,13 @@
 //! | `turnpike_cache_hit_count` | CacheHitCount | counter (only for methods with caching) |
 //! | `turnpike_cache_miss_count` | CacheMissCount | counter (only for methods with caching) |
 //!
-//! Every metric carries the labels `api` (the api id), `stage`, `resource` (the resource path
+//! WebSocket APIs have AWS's WebSocket metrics, gateway-wide (no labels): `turnpike_ws_connect_count`
+//! (ConnectCount), `turnpike_ws_message_count` (MessageCount), `turnpike_ws_integration_error`
+//! (IntegrationError), `turnpike_ws_client_error` (ClientError), `turnpike_ws_execution_error`
+//! (ExecutionError), `turnpike_ws_integration_latency` (IntegrationLatency, milliseconds) and
+//! the gauge `turnpike_ws_connections` (open connections of this replica).
+//!
+//! Every request metric carries the labels `api` (the api id), `stage`, `resource` (the resource path
 //! *template*, never the raw path) and `method` (the resource method: `GET`…, `ANY`, or
 //! `OTHER`), and `canary` (`true` when the stage's canary served it). A request that matched nothing has empty labels for what it did not match, so the
 //! label set is bounded by the routing table.
@@ -66,6 +72,27 @@ pub struct Metrics {
     /// Which limits are in force: 1 shared through Redis, 0 local (no Redis, or Redis down in
     /// open mode), -1 Redis down in closed mode (503).
     pub limits_mode: Gauge,
+    /// The WebSocket metrics.
+    pub websocket: WebSocketMetrics,
+}
+
+/// AWS's WebSocket API metrics, for every WebSocket API of the gateway together.
+#[derive(Debug)]
+pub struct WebSocketMetrics {
+    /// Connections accepted (AWS ConnectCount).
+    pub connect_count: Counter,
+    /// Messages received from clients (AWS MessageCount).
+    pub message_count: Counter,
+    /// Integration calls that failed or answered non-2xx (AWS IntegrationError).
+    pub integration_error: Counter,
+    /// Messages refused for the client's fault: no route, throttled, too big (AWS ClientError).
+    pub client_error: Counter,
+    /// Answers the gateway could not deliver (AWS ExecutionError).
+    pub execution_error: Counter,
+    /// Milliseconds from integration request to response head (AWS IntegrationLatency).
+    pub integration_latency: Histogram,
+    /// Open connections on this replica.
+    pub connections: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -89,7 +116,52 @@ impl Metrics {
             cache_hit: Family::default(),
             cache_miss: Family::default(),
             limits_mode: Gauge::default(),
+            websocket: WebSocketMetrics {
+                connect_count: Counter::default(),
+                message_count: Counter::default(),
+                integration_error: Counter::default(),
+                client_error: Counter::default(),
+                execution_error: Counter::default(),
+                integration_latency: latency_histogram(),
+                connections: Gauge::default(),
+            },
         };
+        let ws = &m.websocket;
+        registry.register(
+            "ws_connect_count",
+            "WebSocket connections accepted (AWS ConnectCount)",
+            ws.connect_count.clone(),
+        );
+        registry.register(
+            "ws_message_count",
+            "WebSocket messages received (AWS MessageCount)",
+            ws.message_count.clone(),
+        );
+        registry.register(
+            "ws_integration_error",
+            "WebSocket integration calls that failed or answered non-2xx (AWS IntegrationError)",
+            ws.integration_error.clone(),
+        );
+        registry.register(
+            "ws_client_error",
+            "WebSocket messages refused for the client's fault (AWS ClientError)",
+            ws.client_error.clone(),
+        );
+        registry.register(
+            "ws_execution_error",
+            "WebSocket answers the gateway could not deliver (AWS ExecutionError)",
+            ws.execution_error.clone(),
+        );
+        registry.register(
+            "ws_integration_latency",
+            "Milliseconds from WebSocket integration request to response head (AWS IntegrationLatency)",
+            ws.integration_latency.clone(),
+        );
+        registry.register(
+            "ws_connections",
+            "Open WebSocket connections of this replica",
+            ws.connections.clone(),
+        );
         registry.register("count", "Requests served (AWS Count)", m.count.clone());
         registry.register(
             "latency",

@@ -25,6 +25,7 @@ use crate::Conditions;
     category = "turnpike",
     printcolumn = r#"{"name":"API-ID","type":"string","jsonPath":".status.apiId"}"#,
     printcolumn = r#"{"name":"TYPE","type":"string","jsonPath":".spec.endpointConfiguration.types[0]"}"#,
+    printcolumn = r#"{"name":"PROTOCOL","type":"string","jsonPath":".spec.protocolType"}"#,
     printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -107,6 +108,26 @@ pub struct RestApiSpec {
     /// Web Token against an OIDC issuer's keys.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub authorizers: BTreeMap<String, AuthorizerSpec>,
+
+    /// REST (the default): `resources` and their methods answer HTTP requests. WEBSOCKET: the
+    /// stage URL accepts WebSocket connections; `$connect` runs at the upgrade, every message
+    /// goes to the route `routeSelectionExpression` selects (else `$default`), `$disconnect`
+    /// runs when the socket closes, and backends push to clients through the `@connections`
+    /// API on the private listener. A WEBSOCKET API has `routes` and no `resources`.
+    #[serde(default, skip_serializing_if = "ProtocolType::is_rest")]
+    pub protocol_type: ProtocolType,
+
+    /// WEBSOCKET only: what selects a message's route, `$request.body.NAME` (a dotted path
+    /// into the JSON message, e.g. `$request.body.action` or `$request.body.meta.type`). A
+    /// message that is not JSON, or whose value there is not a string, a number or a boolean
+    /// with a route of that key, goes to `$default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_selection_expression: Option<String>,
+
+    /// WEBSOCKET only: routes keyed `$connect`, `$disconnect`, `$default` or a custom route
+    /// key (the value the selection expression yields, e.g. `sendmessage`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub routes: BTreeMap<String, RouteSpec>,
 }
 
 /// An authorizer (AWS's Authorizer fields, plus JWT for any OIDC issuer).
@@ -209,6 +230,46 @@ pub enum AuthorizationType {
     CognitoUserPools,
     /// A JWT authorizer.
     Jwt,
+}
+
+/// Whether an API serves HTTP requests or WebSocket connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ProtocolType {
+    /// Resources and methods (the default).
+    #[default]
+    Rest,
+    /// Routes over WebSocket connections.
+    Websocket,
+}
+
+impl ProtocolType {
+    /// Whether this is the default, REST.
+    pub fn is_rest(&self) -> bool {
+        *self == ProtocolType::Rest
+    }
+}
+
+/// A route of a WEBSOCKET API.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSpec {
+    /// `$connect` only: callers must present an API key (`x-api-key` on the upgrade request)
+    /// that belongs to a usage plan of the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_required: Option<bool>,
+
+    /// `$default` makes the route two-way: the integration's answer is sent back to the
+    /// client as a message. Without it the answer is dropped (the backend pushes through
+    /// `@connections` instead). Not on `$connect` and `$disconnect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_response_selection_expression: Option<String>,
+
+    /// The backend the route calls (HTTP_PROXY, HTTP, MOCK, or an in-cluster Service with
+    /// connectionType VPC_LINK). HTTP and HTTP_PROXY backends get a POST whose body is the
+    /// AWS event (`requestContext.connectionId`, `routeKey`, `eventType`, `body`, ...) and
+    /// whose `connectionId` header names the connection.
+    pub integration: IntegrationSpec,
 }
 
 /// A model: the schema of a payload.

@@ -201,7 +201,9 @@ fn route_set(api_uid: &str, def: &RestApiDef) -> Result<Arc<RouteSet>, String> {
             methods: r.methods.iter().map(|(k, d)| (*k, Arc::clone(d))).collect(),
         })
         .collect();
-    RouteSet::new(resources).map(Arc::new).map_err(|e| e.to_string())
+    RouteSet::new(resources)
+        .map(|set| Arc::new(set.with_websocket(def.websocket.clone())))
+        .map_err(|e| e.to_string())
 }
 
 /// Private integrations whose Service or port is missing, or whose port has no ready
@@ -213,22 +215,16 @@ fn route_set(api_uid: &str, def: &RestApiDef) -> Result<Arc<RouteSet>, String> {
 /// stays as it is.
 fn service_problems(world: &World, def: &RestApiDef) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    for resource in &def.resources {
-        for (method, m) in &resource.methods {
+    for (field, what, m) in def.methods() {
+        {
             if let Backend::Service { service, .. } = &m.integration.backend {
-                let field = format!(
-                    "spec.resources[{:?}].{method}.integration.serviceRef",
-                    resource.path.as_str()
-                );
+                let field = format!("{field}.integration.serviceRef");
                 match world.endpoints(service) {
                     Ok(endpoints) if endpoints.is_empty() => out.push((
                         reasons::NO_READY_ENDPOINTS,
                         format!(
-                            "{field}: Service \"{}/{}\" port {} has no ready endpoints; requests to {method} {} fail until it has",
-                            service.namespace,
-                            service.name,
-                            service.port,
-                            resource.path.as_str()
+                            "{field}: Service \"{}/{}\" port {} has no ready endpoints; {what} fail until it has",
+                            service.namespace, service.name, service.port,
                         ),
                     )),
                     Ok(_) => {}
@@ -864,11 +860,9 @@ fn assemble(
 }
 
 fn collect_services(def: &RestApiDef, out: &mut BTreeSet<ServiceRef>) {
-    for r in &def.resources {
-        for m in r.methods.values() {
-            if let Backend::Service { service, .. } = &m.integration.backend {
-                out.insert(service.clone());
-            }
+    for (_, _, m) in def.methods() {
+        if let Backend::Service { service, .. } = &m.integration.backend {
+            out.insert(service.clone());
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum Reason {
     RouteConflict,
     /// A request or response mapping template does not parse.
     InvalidMappingTemplate,
+    /// A WebSocket route, route key or route selection expression is malformed, or the
+    /// protocol's fields are mixed (routes on a REST API, resources on a WEBSOCKET one).
+    InvalidRoute,
 }
 
 impl Reason {
@@ -58,6 +61,7 @@ impl Reason {
             Reason::InvalidAuthorizer => reasons::INVALID_AUTHORIZER,
             Reason::RouteConflict => reasons::ROUTE_CONFLICT,
             Reason::InvalidMappingTemplate => reasons::INVALID_MAPPING_TEMPLATE,
+            Reason::InvalidRoute => reasons::INVALID_ROUTE,
         }
     }
 }

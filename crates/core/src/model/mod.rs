@@ -18,6 +18,7 @@ mod rest_api;
 mod stage;
 mod usage;
 mod validation;
+pub mod websocket;
 
 pub use authorizer::*;
 pub use cors::*;
@@ -29,3 +30,4 @@ pub use rest_api::*;
 pub use stage::*;
 pub use usage::*;
 pub use validation::*;
+pub use websocket::{RouteSelection, WebSocketDef, WebSocketRoute};

@@ -45,12 +45,41 @@ pub struct RestApiDef {
     pub cors: Option<crate::model::Cors>,
     /// The authorizers (`spec.authorizers`), by id; methods hold their own `Arc`.
     pub authorizers: std::collections::BTreeMap<String, Arc<super::AuthorizerDef>>,
+    /// `protocolType: WEBSOCKET`: the selection expression and the routes (then `resources`
+    /// is empty).
+    pub websocket: Option<super::WebSocketDef>,
 }
 
 impl RestApiDef {
     /// The number of (resource, method) pairs.
     pub fn route_count(&self) -> usize {
-        self.resources.iter().map(|r| r.methods.len()).sum()
+        self.resources.iter().map(|r| r.methods.len()).sum::<usize>()
+            + self.websocket.as_ref().map_or(0, |w| w.routes.len())
+    }
+
+    /// Every method and WebSocket route: its field path (`spec.resources["/pets"].GET`,
+    /// `spec.routes["$connect"]`), what it serves (`requests to GET /pets`), and its
+    /// definition.
+    pub fn methods(&self) -> impl Iterator<Item = (String, String, &MethodDef)> {
+        let methods = self.resources.iter().flat_map(|r| {
+            r.methods.iter().map(move |(key, m)| {
+                (
+                    format!("spec.resources[{:?}].{key}", r.path.as_str()),
+                    format!("requests to {key} {}", r.path.as_str()),
+                    &**m,
+                )
+            })
+        });
+        let routes = self.websocket.iter().flat_map(|w| {
+            w.routes.iter().map(|(key, r)| {
+                (
+                    format!("spec.routes[{key:?}]"),
+                    format!("the route {key}"),
+                    &*r.method,
+                )
+            })
+        });
+        methods.chain(routes)
     }
 }
 

@@ -236,6 +236,17 @@ fn variant(v: &StageVariant) -> VariantDescription {
                 )
             })
         })
+        .chain(v.routes.websocket().into_iter().flat_map(|w| {
+            let selection = format!("WEBSOCKET selection={}", w.selection.as_str());
+            std::iter::once(selection).chain(w.routes.values().map(|r| {
+                format!(
+                    "ROUTE {}{} -> {}",
+                    r.key,
+                    if r.two_way { " (two-way)" } else { "" },
+                    integration(&r.method.integration, r.method.api_key_required)
+                )
+            }))
+        }))
         .collect();
     VariantDescription {
         id: v.deployment_id.clone(),

@@ -5,7 +5,7 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 use crate::model::{
     AccessLogFormat, ApiId, ApiKeySource, BinaryMediaTypes, Cors, EndpointType, GatewayResponses, KeyDigest,
     KeyId, MethodDef, MethodKey, MethodSelector, ObjectKey, PathTemplate, Quota, ResourcePolicy, ServiceRef,
-    Throttle,
+    Throttle, WebSocketDef,
 };
 use crate::routing::trie::{Conflict, Trie};
 
@@ -274,6 +274,8 @@ pub struct KeyEntry {
 pub struct RouteSet {
     index: Trie,
     resources: Vec<ResourceEntry>,
+    /// The routes of a WEBSOCKET API (which has no resources).
+    websocket: Option<WebSocketDef>,
 }
 
 /// A resource of a route set.
@@ -306,7 +308,22 @@ impl RouteSet {
     pub fn new(resources: Vec<ResourceEntry>) -> Result<Self, RouteConflict> {
         let paths: Vec<&PathTemplate> = resources.iter().map(|r| &r.path).collect();
         let index = Trie::build(&paths)?;
-        Ok(RouteSet { index, resources })
+        Ok(RouteSet {
+            index,
+            resources,
+            websocket: None,
+        })
+    }
+
+    /// The same set, serving WebSocket connections with these routes.
+    pub fn with_websocket(mut self, websocket: Option<WebSocketDef>) -> Self {
+        self.websocket = websocket;
+        self
+    }
+
+    /// The routes of a WEBSOCKET API; `None` for a REST API.
+    pub fn websocket(&self) -> Option<&WebSocketDef> {
+        self.websocket.as_ref()
     }
 
     pub fn resources(&self) -> &[ResourceEntry] {
@@ -314,7 +331,8 @@ impl RouteSet {
     }
 
     pub fn route_count(&self) -> usize {
-        self.resources.iter().map(|r| r.methods.len()).sum()
+        self.resources.iter().map(|r| r.methods.len()).sum::<usize>()
+            + self.websocket.as_ref().map_or(0, |w| w.routes.len())
     }
 
     pub(crate) fn index(&self) -> &Trie {

@@ -103,6 +103,7 @@ where
     tokio::pin!(idle);
     // The stop signal is registered once with this task's waker; after that a wake-up is
     // read from `Shared::draining` (set before the token fires), so no wait re-registers it.
+    let ws_stop = stop.clone();
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     let already = std::future::poll_fn(|cx| Poll::Ready(stopped.as_mut().poll(cx).is_ready())).await;
@@ -196,6 +197,31 @@ where
             keep_alive,
             expect_continue,
         } = head;
+        // A WebSocket upgrade: the connection is the WebSocket API's from here on.
+        if matches!(framing, Framing::Empty | Framing::Length(0)) && crate::websocket::is_upgrade(&parts) {
+            match crate::websocket::handshake(&shared, &conn, parts).await {
+                crate::websocket::Handshake::Refused(resp) => {
+                    if write_response(&mut io, &mut out, *resp, false, true)
+                        .await
+                        .is_ok()
+                    {
+                        let _ = io.shutdown().await;
+                    }
+                }
+                crate::websocket::Handshake::Accepted(accepted) => {
+                    let mut head = Vec::with_capacity(160);
+                    crate::websocket::switching_protocols(&accepted.accept_key, &mut head);
+                    if io.write_all(&head).await.is_ok() {
+                        // The head buffers are not needed any more: an idle connection holds
+                        // only the WebSocket's own.
+                        let read = buf.to_vec();
+                        drop((buf, out));
+                        crate::websocket::run(io, read, shared, conn, accepted, ws_stop).await;
+                    }
+                }
+            }
+            return Outcome::Closed;
+        }
         let head_request = parts.method == Method::HEAD;
         let close =
             parts.version == Version::HTTP_10 || !keep_alive || shared.draining.load(Ordering::Relaxed);

@@ -36,8 +36,10 @@ pub fn admit(ctx: &RequestCtx<'_>) -> Admission {
 
 /// The most specific throttle configured for the request; `None` is the gateway default.
 fn limit<'a>(ctx: &RequestCtx<'a>) -> Option<Limit<'a>> {
-    let (api, stage, resource, method) = (ctx.api?, ctx.stage?, ctx.resource?, ctx.method_key?);
-    let path = resource.path.as_str();
+    let (api, stage) = (ctx.api?, ctx.stage?);
+    // A WebSocket route has no resource: it draws from the buckets of `/` ANY.
+    let path = ctx.resource.map_or("/", |r| r.path.as_str());
+    let method = ctx.method_key.unwrap_or(turnpike_core::model::MethodKey::Any);
     if let (Some(plan), Some(key)) = (ctx.plan, ctx.key) {
         if let Some((_, t)) = plan
             .method_throttles

@@ -1,0 +1,295 @@
+//! The connections this replica holds, and the `@connections` management API.
+//!
+//! ```text
+//! POST   …/@connections/{id}   the body goes to the client as one message      200 / 410
+//! GET    …/@connections/{id}   {"connectedAt", "identity", "lastActiveAt"}      200 / 410
+//! DELETE …/@connections/{id}   the socket closes (1000) and $disconnect runs    204 / 410
+//! ```
+//!
+//! Served only on the private listener (in-cluster backends), never on the public one, at any
+//! path that ends in `/@connections/{id}`: the AWS form `/{stage}/@connections/{id}` on the
+//! API's host and the local form `/restapis/{apiId}/{stage}/_user_request_/@connections/{id}`
+//! both do. A connection lives on the replica that accepted it; without a shared store a
+//! management call reaches only the connections of the replica it lands on.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Response, StatusCode, header};
+use tokio::sync::mpsc;
+
+use crate::{body::ProxyBody, body::RequestBody, error::Reject};
+
+/// What a connection's task is asked to do from outside.
+#[derive(Debug)]
+pub enum Command {
+    /// Send one message (text when the bytes are UTF-8, else binary).
+    Send(Bytes),
+    /// Close with 1000 and run `$disconnect`.
+    Close,
+}
+
+/// How many pushes may wait for a connection's task before a push is refused (429
+/// LimitExceededException, as AWS answers when a client's buffer is full).
+pub const PUSH_QUEUE: usize = 16;
+
+/// A connection, as the registry and the management API see it.
+#[derive(Debug)]
+pub struct Handle {
+    pub id: Box<str>,
+    /// Milliseconds since the epoch.
+    pub connected_at: u64,
+    pub source_ip: IpAddr,
+    pub user_agent: Option<Box<str>>,
+    /// Milliseconds since the epoch of the last message either way.
+    last_active: AtomicU64,
+    tx: mpsc::Sender<Command>,
+}
+
+impl Handle {
+    pub fn new(
+        id: Box<str>,
+        source_ip: IpAddr,
+        user_agent: Option<Box<str>>,
+    ) -> (Arc<Handle>, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(PUSH_QUEUE);
+        let now = epoch_millis();
+        let handle = Handle {
+            id,
+            connected_at: now,
+            source_ip,
+            user_agent,
+            last_active: AtomicU64::new(now),
+            tx,
+        };
+        (Arc::new(handle), rx)
+    }
+
+    /// Notes activity now.
+    pub fn touch(&self) {
+        self.last_active.store(epoch_millis(), Ordering::Relaxed);
+    }
+
+    pub fn last_active(&self) -> u64 {
+        self.last_active.load(Ordering::Relaxed)
+    }
+}
+
+/// The connections of this replica, by id.
+#[derive(Debug, Default)]
+pub struct Connections {
+    // Held for a map operation only, never across an await.
+    map: RwLock<HashMap<Box<str>, Arc<Handle>>>,
+}
+
+impl Connections {
+    pub fn insert(&self, handle: Arc<Handle>) {
+        if let Ok(mut map) = self.map.write() {
+            map.insert(handle.id.clone(), handle);
+        }
+    }
+
+    pub fn remove(&self, id: &str) {
+        if let Ok(mut map) = self.map.write() {
+            map.remove(id);
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Handle>> {
+        self.map.read().ok()?.get(id).cloned()
+    }
+
+    /// How many connections are open.
+    pub fn len(&self) -> usize {
+        self.map.read().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The connection id of a management request's path: the last segment after
+/// `/@connections/`, with `%3D` read as `=`. `None` for any other path.
+pub fn target(path: &str) -> Option<String> {
+    let at = path.rfind("/@connections/")?;
+    let raw = &path[at + "/@connections/".len()..];
+    let id = raw.replace("%3D", "=").replace("%3d", "=");
+    is_connection_id(&id).then_some(id)
+}
+
+/// A connection id as [`crate::ids::connection_id`] makes them: 15 URL-safe base64 characters
+/// and `=`.
+pub fn is_connection_id(id: &str) -> bool {
+    id.len() == 16
+        && id.ends_with('=')
+        && id[..15]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The largest message a push may carry (AWS: 128 KB).
+pub const MAX_PUSH_BYTES: u64 = 128 * 1024;
+
+/// Serves one management request for connection `id` of this replica's registry.
+pub async fn manage(
+    connections: &Connections,
+    method: &Method,
+    id: &str,
+    body: RequestBody,
+) -> Result<Response<ProxyBody>, Reject> {
+    let Some(handle) = connections.get(id) else {
+        return Ok(gone());
+    };
+    match *method {
+        Method::POST => {
+            let data = match crate::phase::validate::collect(body, MAX_PUSH_BYTES).await {
+                Ok(data) => data,
+                Err(Reject::BodyTooLarge) => {
+                    return Ok(error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "PayloadTooLargeException",
+                        "Message too long",
+                    ));
+                }
+                Err(other) => return Err(other),
+            };
+            push(&handle, Command::Send(data))
+        }
+        Method::GET => {
+            let mut identity = serde_json::json!({ "sourceIp": handle.source_ip.to_string() });
+            if let Some(ua) = &handle.user_agent {
+                identity["userAgent"] = serde_json::Value::from(&**ua);
+            }
+            let body = serde_json::json!({
+                "connectedAt": iso8601(handle.connected_at),
+                "identity": identity,
+                "lastActiveAt": iso8601(handle.last_active()),
+            });
+            Ok(json(StatusCode::OK, body.to_string()))
+        }
+        Method::DELETE => {
+            let resp = push(&handle, Command::Close)?;
+            if resp.status().is_success() {
+                let mut resp = Response::new(ProxyBody::empty());
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                return Ok(resp);
+            }
+            Ok(resp)
+        }
+        _ => Err(Reject::NoRoute(turnpike_core::routing::Miss::Method)),
+    }
+}
+
+/// Hands a command to the connection's task: 200, or 410 when its task has ended, or 429
+/// when its queue is full.
+fn push(handle: &Handle, command: Command) -> Result<Response<ProxyBody>, Reject> {
+    match handle.tx.try_send(command) {
+        Ok(()) => Ok(json(StatusCode::OK, String::new())),
+        Err(mpsc::error::TrySendError::Closed(_)) => Ok(gone()),
+        Err(mpsc::error::TrySendError::Full(_)) => Ok(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LimitExceededException",
+            "Rate exceeded",
+        )),
+    }
+}
+
+/// 410 GoneException: the connection is closed, or unknown.
+pub fn gone() -> Response<ProxyBody> {
+    let mut resp = json(StatusCode::GONE, "{}".to_string());
+    resp.headers_mut()
+        .insert(ERROR_TYPE, HeaderValue::from_static("GoneException"));
+    resp
+}
+
+/// `x-amzn-ErrorType`.
+const ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
+
+fn error(status: StatusCode, kind: &'static str, message: &str) -> Response<ProxyBody> {
+    let mut resp = json(status, serde_json::json!({ "message": message }).to_string());
+    resp.headers_mut()
+        .insert(ERROR_TYPE, HeaderValue::from_static(kind));
+    resp
+}
+
+fn json(status: StatusCode, body: String) -> Response<ProxyBody> {
+    let mut resp = Response::new(if body.is_empty() {
+        ProxyBody::empty()
+    } else {
+        ProxyBody::full(Bytes::from(body))
+    });
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// Milliseconds since the epoch, now.
+pub fn epoch_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `2026-12-03T06:15:22.123Z`.
+fn iso8601(millis: u64) -> String {
+    let days = millis / 1000 / 86_400;
+    let (y, m, d) = turnpike_telemetry::access_log::civil_from_days(i64::try_from(days).unwrap_or(0));
+    let in_day = (millis / 1000) % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3600,
+        (in_day / 60) % 60,
+        in_day % 60,
+        millis % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn management_paths() {
+        assert_eq!(
+            target("/prod/@connections/AbCdEfGhIjKlMnO=").as_deref(),
+            Some("AbCdEfGhIjKlMnO=")
+        );
+        assert_eq!(
+            target("/restapis/abcdefghij/prod/_user_request_/@connections/AbCdEfGhIjKlMnO%3D").as_deref(),
+            Some("AbCdEfGhIjKlMnO=")
+        );
+        assert_eq!(target("/prod/@connections/short="), None);
+        assert_eq!(target("/prod/@connections/AbCdEfGhIjKlMnO=/x"), None);
+        assert_eq!(target("/prod/connections/AbCdEfGhIjKlMnO="), None);
+        assert_eq!(target("/prod/@connections/AbCd.fGhIjKlMnO="), None);
+    }
+
+    #[test]
+    fn the_fuzz_seeds_hold() {
+        for seed in [
+            &br#"{"action":"sendmessage","data":"hi"}"#[..],
+            br#"{"meta":{"type":7}}"#,
+            b"/restapis/abcdefghij/prod/_user_request_/@connections/AbCdEfGhIjKlMnO%3D",
+            b"\xff{",
+        ] {
+            crate::fuzzing::websocket(seed);
+        }
+    }
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(1_796_278_522_123), "2026-12-03T06:15:22.123Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}
