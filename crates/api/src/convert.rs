@@ -646,6 +646,7 @@ fn integration_def(
         content_handling: request_content_handling,
         cache_key_parameters,
         cache_namespace,
+        function_host,
     } = spec;
     let mut errors = Errors::default();
     let cache_key_parameters = cache_key_params(
@@ -667,7 +668,15 @@ fn integration_def(
         ra::IntegrationType::HttpProxy => IntegrationKind::HttpProxy,
         ra::IntegrationType::Http => IntegrationKind::Http,
         ra::IntegrationType::Mock => IntegrationKind::Mock,
+        ra::IntegrationType::AwsProxy => IntegrationKind::AwsProxy,
     };
+    if kind != IntegrationKind::AwsProxy && function_host.is_some() {
+        errors.push(
+            &field.field("functionHost"),
+            Reason::InvalidIntegration,
+            "only AWS_PROXY integrations call a function",
+        );
+    }
 
     // The backend.
     let vpc_link = matches!(connection_type, Some(ra::ConnectionType::VpcLink));
@@ -702,6 +711,52 @@ fn integration_def(
         Some(t)
     };
     let backend = match (kind, vpc_link) {
+        (IntegrationKind::AwsProxy, _) => {
+            if service_ref.is_some() || connection_type.is_some() {
+                errors.push(
+                    &field.field("serviceRef"),
+                    Reason::InvalidIntegration,
+                    "an AWS_PROXY integration reaches its function through functionHost (a url or a serviceRef)",
+                );
+            }
+            let name = match uri.as_deref() {
+                None | Some("") => {
+                    errors.push(
+                        &uri_field,
+                        Reason::InvalidIntegration,
+                        "required: the function (name, ARN or AWS integration URI)",
+                    );
+                    None
+                }
+                Some(raw) => turnpike_core::model::function_name(raw)
+                    .map_err(|e| errors.push(&uri_field, Reason::InvalidIntegration, e))
+                    .ok(),
+            };
+            let hfield = field.field("functionHost");
+            let host = match function_host {
+                None => {
+                    errors.push(
+                        &hfield,
+                        Reason::InvalidIntegration,
+                        "required for AWS_PROXY integrations",
+                    );
+                    None
+                }
+                Some(h) => auth::function_host_def(
+                    h,
+                    own_namespace,
+                    &hfield,
+                    Reason::InvalidIntegration,
+                    &mut errors,
+                ),
+            };
+            match (host, name) {
+                (Some(host), Some(name)) => {
+                    Backend::Function(turnpike_core::model::FunctionTarget { host, name })
+                }
+                _ => Backend::None,
+            }
+        }
         (IntegrationKind::Mock, _) => {
             if service_ref.is_some() {
                 errors.push(
@@ -883,7 +938,9 @@ fn integration_def(
     });
 
     let rfield = field.field("integrationResponses");
-    if kind == IntegrationKind::HttpProxy && !integration_responses.is_empty() {
+    if matches!(kind, IntegrationKind::HttpProxy | IntegrationKind::AwsProxy)
+        && !integration_responses.is_empty()
+    {
         errors.push(
             &rfield,
             Reason::InvalidIntegration,
