@@ -324,7 +324,8 @@ async fn jwt_authorizers_verify_tokens_as_aws_does() {
     let k1 = key("k1");
     let issuer = Issuer::start(&[&k1]).await;
     let gw = Gateway::start_with(lenient_table(&jwt_api(up.addr, &issuer.url)), |c| {
-        // Rotation below must be picked up at once; the interval itself is unit-tested.
+        // Rotation below must be picked up at once; the interval is tested by
+        // `unknown_kids_refetch_at_most_once_per_interval`.
         c.jwks_min_refresh = Duration::ZERO;
     })
     .await;
@@ -434,6 +435,44 @@ async fn jwt_authorizers_verify_tokens_as_aws_does() {
     );
     assert_eq!(
         get_auth(&client, &gw.url(&api, "prod", "/open"), None)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn unknown_kids_refetch_at_most_once_per_interval() {
+    let up = Upstream::start().await;
+    let k1 = key("k1");
+    let issuer = Issuer::start(&[&k1]).await;
+    // The default interval (60 s): longer than this test.
+    let gw = Gateway::start(lenient_table(&jwt_api(up.addr, &issuer.url))).await;
+    let orders = gw.url(&api_id(NS, "jwt"), "prod", "/orders");
+    let client = client(false);
+    let good = issuer.token(&k1, issuer.claims(json!({"scope": "orders/read"})));
+    assert_eq!(
+        get_auth(&client, &orders, Some(("authorization", &good)))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1);
+    let k2 = key("k2");
+    issuer.rotate(&[&k1, &k2]);
+    let made_up = issuer.token(&k2, issuer.claims(json!({"scope": "orders/read"})));
+    for _ in 0..5 {
+        let a = get_auth(&client, &orders, Some(("authorization", &made_up))).await;
+        assert_unauthorized(&a, "a kid fetched too recently to refetch");
+    }
+    assert_eq!(
+        issuer.fetches.load(Ordering::SeqCst),
+        1,
+        "no fetch within the interval"
+    );
+    // Tokens of the cached key still pass.
+    assert_eq!(
+        get_auth(&client, &orders, Some(("authorization", &good)))
             .await
             .status,
         200
