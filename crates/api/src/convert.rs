@@ -719,43 +719,17 @@ fn integration_def(
                     "an AWS_PROXY integration reaches its function through functionHost (a url or a serviceRef)",
                 );
             }
-            let name = match uri.as_deref() {
-                None | Some("") => {
-                    errors.push(
-                        &uri_field,
-                        Reason::InvalidIntegration,
-                        "required: the function (name, ARN or AWS integration URI)",
-                    );
-                    None
-                }
-                Some(raw) => turnpike_core::model::function_name(raw)
-                    .map_err(|e| errors.push(&uri_field, Reason::InvalidIntegration, e))
-                    .ok(),
-            };
-            let hfield = field.field("functionHost");
-            let host = match function_host {
-                None => {
-                    errors.push(
-                        &hfield,
-                        Reason::InvalidIntegration,
-                        "required for AWS_PROXY integrations",
-                    );
-                    None
-                }
-                Some(h) => auth::function_host_def(
-                    h,
-                    own_namespace,
-                    &hfield,
-                    Reason::InvalidIntegration,
-                    &mut errors,
-                ),
-            };
-            match (host, name) {
-                (Some(host), Some(name)) => {
-                    Backend::Function(turnpike_core::model::FunctionTarget { host, name })
-                }
-                _ => Backend::None,
-            }
+            auth::function_target(
+                uri.as_deref(),
+                "uri",
+                function_host.as_ref(),
+                own_namespace,
+                field,
+                Reason::InvalidIntegration,
+                "required for AWS_PROXY integrations",
+                &mut errors,
+            )
+            .map_or(Backend::None, Backend::Function)
         }
         (IntegrationKind::Mock, _) => {
             if service_ref.is_some() {
