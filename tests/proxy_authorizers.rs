@@ -1,6 +1,7 @@
-//! Authorizers end to end: a real OIDC issuer (discovery + JWKS, keys generated here) for
-//! JWT and COGNITO_USER_POOLS authorizers, and a function host speaking the Lambda Invoke API
-//! for TOKEN and REQUEST authorizers. Every answer is AWS's.
+//! Authorizers and function integrations end to end: a real OIDC issuer (discovery + JWKS,
+//! keys generated here) for JWT and COGNITO_USER_POOLS authorizers, and a function host
+//! speaking the Lambda Invoke API for TOKEN and REQUEST authorizers and AWS_PROXY
+//! integrations. Every answer is AWS's.
 
 #[path = "support/proxy.rs"]
 mod support;
@@ -323,7 +324,8 @@ async fn jwt_authorizers_verify_tokens_as_aws_does() {
     let k1 = key("k1");
     let issuer = Issuer::start(&[&k1]).await;
     let gw = Gateway::start_with(lenient_table(&jwt_api(up.addr, &issuer.url)), |c| {
-        // Rotation below must be picked up at once; the interval itself is unit-tested.
+        // Rotation below must be picked up at once; the interval is tested by
+        // `unknown_kids_refetch_at_most_once_per_interval`.
         c.jwks_min_refresh = Duration::ZERO;
     })
     .await;
@@ -433,6 +435,44 @@ async fn jwt_authorizers_verify_tokens_as_aws_does() {
     );
     assert_eq!(
         get_auth(&client, &gw.url(&api, "prod", "/open"), None)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn unknown_kids_refetch_at_most_once_per_interval() {
+    let up = Upstream::start().await;
+    let k1 = key("k1");
+    let issuer = Issuer::start(&[&k1]).await;
+    // The default interval (60 s): longer than this test.
+    let gw = Gateway::start(lenient_table(&jwt_api(up.addr, &issuer.url))).await;
+    let orders = gw.url(&api_id(NS, "jwt"), "prod", "/orders");
+    let client = client(false);
+    let good = issuer.token(&k1, issuer.claims(json!({"scope": "orders/read"})));
+    assert_eq!(
+        get_auth(&client, &orders, Some(("authorization", &good)))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1);
+    let k2 = key("k2");
+    issuer.rotate(&[&k1, &k2]);
+    let made_up = issuer.token(&k2, issuer.claims(json!({"scope": "orders/read"})));
+    for _ in 0..5 {
+        let a = get_auth(&client, &orders, Some(("authorization", &made_up))).await;
+        assert_unauthorized(&a, "a kid fetched too recently to refetch");
+    }
+    assert_eq!(
+        issuer.fetches.load(Ordering::SeqCst),
+        1,
+        "no fetch within the interval"
+    );
+    // Tokens of the cached key still pass.
+    assert_eq!(
+        get_auth(&client, &orders, Some(("authorization", &good)))
             .await
             .status,
         200
@@ -663,4 +703,105 @@ async fn a_zero_ttl_calls_the_function_every_time() {
         assert_eq!(a.status, 200, "{}", a.body);
     }
     assert_eq!(functions.calls(), 3);
+}
+
+// === AWS_PROXY ===
+
+/// A Lambda proxy function host: answers by the event's path; `/echo` returns the event.
+async fn proxy_functions() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(serve(listener, |path, body| {
+        if path != "/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:pets/invocations" {
+            return (404, String::new(), false);
+        }
+        let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        match event["path"].as_str().unwrap_or_default() {
+            "/echo" => (
+                200,
+                json!({
+                    "statusCode": 201,
+                    "headers": {"content-type": "application/json", "x-single": "one"},
+                    "multiValueHeaders": {"set-cookie": ["a=1", "b=2"]},
+                    "body": event.to_string(),
+                })
+                .to_string(),
+                false,
+            ),
+            "/binary" => (
+                200,
+                json!({"statusCode": 200, "headers": {"content-type": "image/png"}, "body": "AAEC/w==", "isBase64Encoded": true}).to_string(),
+                false,
+            ),
+            "/fails" => (200, json!({"errorMessage": "boom"}).to_string(), true),
+            _ => (200, "{\"statusCode\": \"teapot\"}".into(), false),
+        }
+    }));
+    (addr, task)
+}
+
+#[tokio::test]
+async fn aws_proxy_integrations_round_trip() {
+    let (functions, _task) = proxy_functions().await;
+    let uri = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:pets/invocations";
+    let method = format!(
+        "        integration: {{type: AWS_PROXY, uri: \"{uri}\", functionHost: {{url: \"http://{functions}\"}}}}"
+    );
+    let yaml = ApiSet::new(NS, "lambda")
+        .spec("  binaryMediaTypes: [image/png]")
+        .method("/{proxy+}", "ANY", &method)
+        .stage_with("prod", "  variables: {env: prod}")
+        .yaml();
+    let gw = Gateway::start(table(&yaml, 1)).await;
+    let api = api_id(NS, "lambda");
+    let client = client(false);
+
+    // JSON, multi-value headers and query.
+    let a = send(
+        &client,
+        Request::post(gw.url(&api, "prod", "/echo?q=1&q=2&x=y"))
+            .header("x-multi", "a")
+            .header("x-multi", "b")
+            .header("content-type", "application/json")
+            .body(full("{\"name\":\"rex\"}"))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.header("x-single"), Some("one"));
+    assert_eq!(a.headers.get_all("set-cookie").iter().count(), 2);
+    let event = a.json();
+    assert_eq!(event["httpMethod"], "POST");
+    assert_eq!(event["resource"], "/{proxy+}");
+    assert_eq!(event["path"], "/echo");
+    assert_eq!(event["pathParameters"]["proxy"], "echo");
+    assert_eq!(event["queryStringParameters"]["q"], "2");
+    assert_eq!(event["multiValueQueryStringParameters"]["q"], json!(["1", "2"]));
+    assert_eq!(event["multiValueHeaders"]["x-multi"], json!(["a", "b"]));
+    assert_eq!(event["stageVariables"]["env"], "prod");
+    assert_eq!(event["body"], "{\"name\":\"rex\"}");
+    assert_eq!(event["isBase64Encoded"], false);
+    assert_eq!(event["requestContext"]["stage"], "prod");
+
+    // A binary request body goes base64-encoded; a base64 answer comes back as bytes.
+    let a = send(
+        &client,
+        Request::post(gw.url(&api, "prod", "/echo"))
+            .header("content-type", "image/png")
+            .body(full(vec![0u8, 1, 2, 255]))
+            .expect("request"),
+    )
+    .await;
+    let event = a.json();
+    assert_eq!(event["isBase64Encoded"], true);
+    assert_eq!(event["body"], "AAEC/w==");
+    let a = get_auth(&client, &gw.url(&api, "prod", "/binary"), None).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(&a.bytes[..], &[0u8, 1, 2, 255]);
+
+    // A failing function or a malformed answer: 502 as AWS.
+    for path in ["/fails", "/malformed"] {
+        let a = get_auth(&client, &gw.url(&api, "prod", path), None).await;
+        a.assert(502, r#"{"message": "Internal server error"}"#);
+    }
 }

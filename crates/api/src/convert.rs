@@ -782,6 +782,7 @@ fn integration_def(
         content_handling: request_content_handling,
         cache_key_parameters,
         cache_namespace,
+        function_host,
     } = spec;
     let mut errors = Errors::default();
     let cache_key_parameters = cache_key_params(
@@ -803,7 +804,15 @@ fn integration_def(
         ra::IntegrationType::HttpProxy => IntegrationKind::HttpProxy,
         ra::IntegrationType::Http => IntegrationKind::Http,
         ra::IntegrationType::Mock => IntegrationKind::Mock,
+        ra::IntegrationType::AwsProxy => IntegrationKind::AwsProxy,
     };
+    if kind != IntegrationKind::AwsProxy && function_host.is_some() {
+        errors.push(
+            &field.field("functionHost"),
+            Reason::InvalidIntegration,
+            "only AWS_PROXY integrations call a function",
+        );
+    }
 
     // The backend.
     let vpc_link = matches!(connection_type, Some(ra::ConnectionType::VpcLink));
@@ -838,6 +847,26 @@ fn integration_def(
         Some(t)
     };
     let backend = match (kind, vpc_link) {
+        (IntegrationKind::AwsProxy, _) => {
+            if service_ref.is_some() || connection_type.is_some() {
+                errors.push(
+                    &field.field("serviceRef"),
+                    Reason::InvalidIntegration,
+                    "an AWS_PROXY integration reaches its function through functionHost (a url or a serviceRef)",
+                );
+            }
+            auth::function_target(
+                uri.as_deref(),
+                "uri",
+                function_host.as_ref(),
+                own_namespace,
+                field,
+                Reason::InvalidIntegration,
+                "required for AWS_PROXY integrations",
+                &mut errors,
+            )
+            .map_or(Backend::None, Backend::Function)
+        }
         (IntegrationKind::Mock, _) => {
             if service_ref.is_some() {
                 errors.push(
@@ -1034,7 +1063,9 @@ fn integration_def(
     };
 
     let rfield = field.field("integrationResponses");
-    if kind == IntegrationKind::HttpProxy && !integration_responses.is_empty() {
+    if matches!(kind, IntegrationKind::HttpProxy | IntegrationKind::AwsProxy)
+        && !integration_responses.is_empty()
+    {
         errors.push(
             &rfield,
             Reason::InvalidIntegration,

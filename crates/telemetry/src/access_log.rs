@@ -332,6 +332,27 @@ mod tests {
     }
 
     #[test]
+    fn authorizer_values_are_context_variables() {
+        let mut r = record();
+        r.authorizer = vec![
+            ("principalId".into(), "user-1".into()),
+            ("claims.email".into(), "a@b.c".into()),
+            ("tenant".into(), "acme".into()),
+        ];
+        r.authorizer_error = Some("the token has expired".into());
+        r.authorizer_latency = Some(Duration::from_millis(12));
+        let format = AccessLogFormat::Template(
+            "$context.authorizer.principalId $context.authorizer.claims.email $context.authorizer.tenant \
+             $context.authorizer.missing [$context.authorizer.error] $context.authorizer.latency"
+                .into(),
+        );
+        assert_eq!(
+            r.render(&format),
+            "user-1 a@b.c acme - [the token has expired] 12"
+        );
+    }
+
+    #[test]
     fn clf_preset_matches_the_aws_layout() {
         let line = record().render(&AccessLogFormat::Clf);
         assert_eq!(

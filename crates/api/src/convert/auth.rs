@@ -194,36 +194,16 @@ fn authorizer(
                 "only COGNITO_USER_POOLS and JWT authorizers verify tokens themselves",
             );
         }
-        let ufield = field.field("authorizerUri");
-        let name = match authorizer_uri.as_deref() {
-            None => {
-                errors.push(
-                    &ufield,
-                    Reason::InvalidAuthorizer,
-                    "required for TOKEN and REQUEST authorizers",
-                );
-                None
-            }
-            Some(uri) => function_name(uri)
-                .map_err(|e| errors.push(&ufield, Reason::InvalidAuthorizer, e))
-                .ok(),
-        };
-        let hfield = field.field("functionHost");
-        let host = match function_host {
-            None => {
-                errors.push(
-                    &hfield,
-                    Reason::InvalidAuthorizer,
-                    "required for TOKEN and REQUEST authorizers",
-                );
-                None
-            }
-            Some(h) => function_host_def(h, namespace, &hfield, Reason::InvalidAuthorizer, errors),
-        };
-        let function = match (host, name) {
-            (Some(host), Some(name)) => Some(FunctionTarget { host, name }),
-            _ => None,
-        };
+        let function = function_target(
+            authorizer_uri.as_deref(),
+            "authorizerUri",
+            function_host.as_ref(),
+            namespace,
+            field,
+            Reason::InvalidAuthorizer,
+            "required for TOKEN and REQUEST authorizers",
+            errors,
+        );
         (function, None)
     };
 
@@ -301,6 +281,43 @@ fn is_http_url(s: &str) -> bool {
     rest.is_some_and(|r| {
         let host = r.split(['/', '?', '#']).next().unwrap_or_default();
         !host.is_empty() && !r.contains(char::is_whitespace) && !r.contains('#')
+    })
+}
+
+/// The function of an authorizer or an AWS_PROXY integration: its name from `uri` (at
+/// `field.uri_name`) and its host; both required, `missing` says for what.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn function_target(
+    uri: Option<&str>,
+    uri_name: &str,
+    host: Option<&ra::FunctionHostSpec>,
+    namespace: &str,
+    field: &FieldPath,
+    reason: Reason,
+    missing: &str,
+    errors: &mut Errors,
+) -> Option<FunctionTarget> {
+    let ufield = field.field(uri_name);
+    let name = match uri.filter(|u| !u.is_empty()) {
+        None => {
+            errors.push(&ufield, reason, missing);
+            None
+        }
+        Some(uri) => function_name(uri)
+            .map_err(|e| errors.push(&ufield, reason, e))
+            .ok(),
+    };
+    let hfield = field.field("functionHost");
+    let host = match host {
+        None => {
+            errors.push(&hfield, reason, missing);
+            None
+        }
+        Some(h) => function_host_def(h, namespace, &hfield, reason, errors),
+    };
+    Some(FunctionTarget {
+        host: host?,
+        name: name?,
     })
 }
 

@@ -471,6 +471,13 @@ pub struct IntegrationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
 
+    /// AWS_PROXY: the host that runs the function (Lambda Invoke API); `uri` names the
+    /// function as AWS writes it
+    /// (`arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/FUNCTION_ARN/invocations`),
+    /// or a function ARN or name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_host: Option<FunctionHostSpec>,
+
     /// The method sent to the backend; defaults to the request's method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_method: Option<String>,
@@ -551,6 +558,11 @@ pub enum IntegrationType {
     Http,
     /// Answer from the configuration alone.
     Mock,
+    /// A Lambda proxy integration: the request becomes AWS's proxy event (payload format
+    /// 1.0), POSTed to `functionHost`'s Lambda Invoke API for the function named in `uri`;
+    /// the function's `{statusCode, headers, multiValueHeaders, body, isBase64Encoded}` is the
+    /// answer.
+    AwsProxy,
 }
 
 /// What an HTTP integration does with a payload no request template is for.

@@ -330,6 +330,8 @@ pub enum IntegrationKind {
     HttpProxy,
     Http,
     Mock,
+    /// A Lambda proxy integration (`Backend::Function`).
+    AwsProxy,
 }
 
 /// A validated integration.
@@ -429,6 +431,8 @@ pub enum Backend {
     Url(UriTemplate),
     /// An in-cluster Service (connectionType VPC_LINK); `uri` supplies scheme, path and query.
     Service { service: ServiceRef, uri: UriTemplate },
+    /// A function behind the Lambda Invoke API (AWS_PROXY).
+    Function(super::FunctionTarget),
 }
 
 /// A Service and port.

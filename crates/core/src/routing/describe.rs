@@ -276,9 +276,19 @@ fn integration(i: &Integration, key_required: bool) -> String {
         IntegrationKind::HttpProxy => "HTTP_PROXY",
         IntegrationKind::Http => "HTTP",
         IntegrationKind::Mock => "MOCK",
+        IntegrationKind::AwsProxy => "AWS_PROXY",
     };
     let mut out = match &i.backend {
         Backend::None => format!("{kind} status={}", i.mock_status),
+        Backend::Function(f) => match &f.host {
+            crate::model::FunctionHost::Url(u) => format!("{kind} function={} host={u}", f.name),
+            crate::model::FunctionHost::Service(s) => {
+                format!(
+                    "{kind} function={} service={}/{}:{}",
+                    f.name, s.namespace, s.name, s.port
+                )
+            }
+        },
         Backend::Url(u) => format!("{kind} {}", u.as_str()),
         Backend::Service { service, uri } => {
             format!(

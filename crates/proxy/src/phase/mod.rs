@@ -24,7 +24,8 @@
 //!     one phase that reads the whole body; run by [`crate::service`] right before the
 //!     integration).
 //! 14. [`integrate`]: MOCK, HTTP or HTTP_PROXY, to a URL or a Service's endpoints (with
-//!     `contentHandling` conversions and [`mapping`] templates for HTTP).
+//!     `contentHandling` conversions and [`mapping`] templates for HTTP); AWS_PROXY through
+//!     [`function`] (the Lambda proxy integration).
 //!
 //! Then [`crate::compress`] compresses the answer when the API asks for it.
 //!
@@ -36,6 +37,7 @@ pub mod authorize;
 pub mod cache;
 pub mod canary;
 pub mod cors;
+pub mod function;
 pub mod integrate;
 pub mod keys;
 pub mod limits;
