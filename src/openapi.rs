@@ -125,7 +125,7 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         host,
         stage: args.stage,
     };
-    let doc = turnpike_openapi::export(&spec, &options);
+    let doc = turnpike_openapi::export(&spec, &options)?;
     let out = match args.output {
         Output::Json => serde_json::to_string_pretty(&doc)? + "\n",
         Output::Yaml => serde_yaml::to_string(&doc)?,

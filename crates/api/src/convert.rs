@@ -15,7 +15,13 @@ use turnpike_core::model::{
     AccessLogFormat, ApiKeyDef, ApiKeySource, Backend, BinaryMediaTypes, BodyValidation, CacheSize,
     CanaryDef, ContentHandling, ContextVar, Cors, DEFAULT_CONTENT_TYPE, DeploymentDef, EndpointType, Errors,
     FieldPath, GatewayResponseDef, GatewayResponses, HeaderSource, Integration, IntegrationKind,
-    IntegrationResponse, Invalid, KeyValueSource, MappingTemplates, MethodDef, MethodKey, MethodSelector, MethodSettings, Model, OriginPattern, ParamLocation, ParamRef, ParameterMapping, PassthroughBehavior, PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod, Reason, RequestValidation, Resource, ResourcePolicy, ResponseType, ResponseValue, RestApiDef, RouteSelection, Segment, ServiceRef, StageDef, StageName, StageSource, Template, Throttle, UnauthorizedCacheControl, UriTemplate, UsagePlanDef, ValueSource, WebSocketDef, WebSocketRoute, compile_models, is_media_range, is_model_name, is_stage_variable_name, websocket,
+    IntegrationResponse, Invalid, KeyValueSource, MappingTemplates, MethodDef, MethodKey, MethodSelector,
+    MethodSettings, Model, OriginPattern, ParamLocation, ParamRef, ParameterMapping, PassthroughBehavior,
+    PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod, Reason, RequestValidation, Resource,
+    ResourcePolicy, ResponseType, ResponseValue, RestApiDef, RouteSelection, Segment, ServiceRef, StageDef,
+    StageName, StageSource, Template, Throttle, UnauthorizedCacheControl, UriTemplate, UsagePlanDef,
+    ValueSource, WebSocketDef, WebSocketRoute, compile_models, is_media_range, is_model_name,
+    is_stage_variable_name, websocket,
 };
 use turnpike_core::template::Template as MappingTemplate;
 

@@ -127,7 +127,7 @@ impl Exports for StageExports {
             )),
             stage: Some(request.stage.to_string()),
         };
-        let doc = turnpike_openapi::export(&spec, &options);
+        let doc = turnpike_openapi::export(&spec, &options).map_err(|e| bad(e.to_string()))?;
         let rendered = if request.yaml {
             serde_yaml::to_string(&doc).map(|body| Exported {
                 content_type: "application/yaml",

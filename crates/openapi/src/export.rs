@@ -6,10 +6,24 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use turnpike_api::{
     RestApiSpec,
-    v1alpha1::rest_api::{IntegrationSpec, MethodSpec, PolicyRule, ResourcePolicy},
+    v1alpha1::rest_api::{
+        AuthorizerSpec, AuthorizerType, IntegrationSpec, MethodSpec, PolicyRule, ProtocolType, ResourcePolicy,
+    },
 };
 
-use crate::{SERVICE_REF_EXTENSION, SOURCE_NAMESPACE_KEY, schema::rewrite_refs};
+use crate::{
+    FUNCTION_HOST_EXTENSION, JWKS_URI_EXTENSION, SERVICE_REF_EXTENSION, SOURCE_NAMESPACE_KEY,
+    schema::rewrite_refs,
+};
+
+/// A RestApi that OpenAPI cannot describe.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// A WEBSOCKET API has routes, not paths: AWS exports those only as OpenAPI 3.0 with
+    /// integrations on routes, which Turnpike does not write.
+    #[error("a WEBSOCKET API has routes, not resources: it has no OpenAPI export")]
+    WebSocket,
+}
 
 /// The document type, as AWS GetExport names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +61,7 @@ impl fmt::Display for ExportType {
 pub struct Extensions {
     /// `x-amazon-apigateway-integration` on each operation.
     pub integrations: bool,
-    /// `x-amazon-apigateway-authorizer` on security schemes (none exist yet).
+    /// `x-amazon-apigateway-authorizer` on the security schemes of `spec.authorizers`.
     pub authorizers: bool,
     /// Every `x-amazon-apigateway-*` extension, integrations included.
     pub apigateway: bool,
@@ -91,8 +105,11 @@ pub struct ExportOptions {
     pub stage: Option<String>,
 }
 
-/// Exports a RestApi spec as an OpenAPI document.
-pub fn export(spec: &RestApiSpec, options: &ExportOptions) -> Value {
+/// Exports a RestApi spec as an OpenAPI document. A WEBSOCKET API is refused.
+pub fn export(spec: &RestApiSpec, options: &ExportOptions) -> Result<Value, ExportError> {
+    if spec.protocol_type == ProtocolType::Websocket {
+        return Err(ExportError::WebSocket);
+    }
     let oas3 = options.kind == ExportType::Oas30;
     let aws = options.extensions.apigateway;
     let with_integrations = aws || options.extensions.integrations;
@@ -144,8 +161,18 @@ pub fn export(spec: &RestApiSpec, options: &ExportOptions) -> Value {
     }
     doc.insert("paths".into(), paths.into());
 
-    let schemes =
-        api_key.then(|| json!({"api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"}}));
+    let mut schemes = Map::new();
+    if api_key {
+        schemes.insert(
+            "api_key".into(),
+            json!({"type": "apiKey", "name": "x-api-key", "in": "header"}),
+        );
+    }
+    let with_authorizers = aws || options.extensions.authorizers;
+    for (id, a) in &spec.authorizers {
+        schemes.insert(id.clone(), security_scheme(a, with_authorizers));
+    }
+    let schemes = (!schemes.is_empty()).then(|| Value::from(schemes));
     let models: Map<String, Value> = spec
         .models
         .iter()
@@ -198,7 +225,87 @@ pub fn export(spec: &RestApiSpec, options: &ExportOptions) -> Value {
             ext("cors", to_json(cors));
         }
     }
-    doc.into()
+    Ok(doc.into())
+}
+
+/// An authorizer as AWS exports it: an `apiKey` scheme on the identity's header, with
+/// `x-amazon-apigateway-authtype` and `x-amazon-apigateway-authorizer` when authorizers are
+/// exported.
+fn security_scheme(a: &AuthorizerSpec, with_authorizer: bool) -> Value {
+    let AuthorizerSpec {
+        type_,
+        identity_source,
+        identity_validation_expression,
+        authorizer_result_ttl_in_seconds,
+        authorizer_uri,
+        function_host,
+        jwt_configuration,
+    } = a;
+    let header = identity_source
+        .as_deref()
+        .and_then(|s| s.trim().strip_prefix("method.request.header."))
+        .filter(|h| !h.contains(','));
+    let header = match type_ {
+        AuthorizerType::Request => header.unwrap_or("Unused"),
+        _ => header.unwrap_or("Authorization"),
+    };
+    let auth_type = match type_ {
+        AuthorizerType::Token | AuthorizerType::Request => "custom",
+        AuthorizerType::CognitoUserPools => "cognito_user_pools",
+        AuthorizerType::Jwt => "jwt",
+    };
+    let mut scheme = Map::new();
+    scheme.insert("type".into(), "apiKey".into());
+    scheme.insert("name".into(), header.into());
+    scheme.insert("in".into(), "header".into());
+    if !with_authorizer {
+        return scheme.into();
+    }
+    scheme.insert("x-amazon-apigateway-authtype".into(), auth_type.into());
+    let mut authorizer = Map::new();
+    authorizer.insert("type".into(), lowercase(type_));
+    if let Some(u) = authorizer_uri {
+        authorizer.insert("authorizerUri".into(), u.clone().into());
+    }
+    if let Some(h) = function_host {
+        authorizer.insert(FUNCTION_HOST_EXTENSION.into(), to_json(h));
+    }
+    if let Some(s) = identity_source {
+        authorizer.insert("identitySource".into(), s.clone().into());
+    }
+    if let Some(e) = identity_validation_expression {
+        authorizer.insert("identityValidationExpression".into(), e.clone().into());
+    }
+    if let Some(t) = authorizer_result_ttl_in_seconds {
+        authorizer.insert("authorizerResultTtlInSeconds".into(), (*t).into());
+    }
+    if let Some(jwt) = jwt_configuration {
+        let mut c = Map::new();
+        c.insert("issuer".into(), jwt.issuer.clone().into());
+        if !jwt.audience.is_empty() {
+            c.insert("audience".into(), to_json(&jwt.audience));
+        }
+        if let Some(j) = &jwt.jwks_uri {
+            c.insert(JWKS_URI_EXTENSION.into(), j.clone().into());
+        }
+        if *type_ == AuthorizerType::CognitoUserPools
+            && let Some(arn) = user_pool_arn(&jwt.issuer)
+        {
+            authorizer.insert("providerARNs".into(), json!([arn]));
+        }
+        authorizer.insert("jwtConfiguration".into(), c.into());
+    }
+    scheme.insert("x-amazon-apigateway-authorizer".into(), authorizer.into());
+    scheme.into()
+}
+
+/// The user pool ARN of a Cognito issuer (`https://cognito-idp.REGION.amazonaws.com/POOL`);
+/// AWS's ARN has an account, which the issuer lacks: it is left empty.
+fn user_pool_arn(issuer: &str) -> Option<String> {
+    let rest = issuer.strip_prefix("https://cognito-idp.")?;
+    let (region, pool) = rest.split_once(".amazonaws.com/")?;
+    (!region.is_empty() && !pool.is_empty() && !pool.contains('/'))
+        .then(|| format!("arn:aws:cognito-idp:{region}::userpool/{pool}"))
 }
 
 fn to_json(value: impl Serialize) -> Value {
@@ -284,8 +391,16 @@ fn operation(path: &str, m: &MethodSpec, oas3: bool, aws: bool, with_integration
         op.insert("parameters".into(), list.into());
     }
     op.insert("responses".into(), method_responses(&m.integration, oas3));
+    // One requirement: the API key and the authorizer both apply.
+    let mut requirement = Map::new();
     if m.api_key_required == Some(true) {
-        op.insert("security".into(), json!([{"api_key": []}]));
+        requirement.insert("api_key".into(), json!([]));
+    }
+    if let Some(id) = &m.authorizer_id {
+        requirement.insert(id.clone(), to_json(&m.authorization_scopes));
+    }
+    if !requirement.is_empty() {
+        op.insert("security".into(), json!([requirement]));
     }
     if aws && let Some(v) = &m.request_validator_id {
         op.insert("x-amazon-apigateway-request-validator".into(), v.clone().into());
@@ -333,6 +448,7 @@ fn integration(spec: &IntegrationSpec) -> Value {
     let IntegrationSpec {
         type_,
         uri,
+        function_host,
         http_method,
         connection_type,
         service_ref,
@@ -359,6 +475,9 @@ fn integration(spec: &IntegrationSpec) -> Value {
     }
     if let Some(s) = service_ref {
         i.insert(SERVICE_REF_EXTENSION.into(), to_json(s));
+    }
+    if let Some(h) = function_host {
+        i.insert(FUNCTION_HOST_EXTENSION.into(), to_json(h));
     }
     if !request_parameters.is_empty() {
         i.insert("requestParameters".into(), to_json(request_parameters));

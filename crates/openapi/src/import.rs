@@ -12,13 +12,17 @@ use serde_json::{Map, Value};
 use turnpike_api::{
     RestApiSpec,
     v1alpha1::rest_api::{
-        ApiKeySource, CorsSpec, EndpointConfiguration, EndpointType, GatewayResponseSpec,
-        IntegrationResponseSpec, IntegrationSpec, IntegrationType, MethodSpec, ModelSpec, PolicyRule,
-        RequestValidatorSpec, ResourcePolicy, ServiceRef, TlsConfig,
+        ApiKeySource, AuthorizationType, AuthorizerSpec, AuthorizerType, CorsSpec, EndpointConfiguration,
+        EndpointType, FunctionHostSpec, GatewayResponseSpec, IntegrationResponseSpec, IntegrationSpec,
+        IntegrationType, JwtConfigurationSpec, MethodSpec, ModelSpec, PolicyRule, RequestValidatorSpec,
+        ResourcePolicy, ServiceRef, TlsConfig,
     },
 };
 
-use crate::{SERVICE_REF_EXTENSION, SOURCE_NAMESPACE_KEY, pointer::Pointer, schema::rewrite_refs};
+use crate::{
+    FUNCTION_HOST_EXTENSION, JWKS_URI_EXTENSION, SERVICE_REF_EXTENSION, SOURCE_NAMESPACE_KEY,
+    pointer::Pointer, schema::rewrite_refs,
+};
 
 /// The largest document imported: AWS's import limit (6 MB).
 pub const MAX_DOCUMENT_BYTES: usize = 6 * 1024 * 1024;
@@ -172,7 +176,7 @@ impl<'a> Importer<'a> {
                 | "responses"
                 | "x-amazon-apigateway-importexport-version" => {}
                 // Read where paths refer to them.
-                "securityDefinitions" => self.security_schemes(value, &at),
+                "securityDefinitions" => spec.authorizers = self.security_schemes(value, &at),
                 "components" => self.components(value, &at, &mut spec),
                 "definitions" => spec.models = self.models(value, &at),
                 "info" => {
@@ -545,7 +549,7 @@ impl<'a> Importer<'a> {
             let kat = at.at(key);
             match key.as_str() {
                 "schemas" => spec.models = self.models(v, &kat),
-                "securitySchemes" => self.security_schemes(v, &kat),
+                "securitySchemes" => spec.authorizers = self.security_schemes(v, &kat),
                 // Read where operations refer to them.
                 "parameters" | "requestBodies" | "responses" | "headers" | "examples" => {}
                 _ => self.unsupported(&kat, &format!("the component kind {key:?}")),
@@ -570,18 +574,115 @@ impl<'a> Importer<'a> {
             .collect()
     }
 
-    /// Security schemes: an API key in the `x-api-key` header is `apiKeyRequired`; anything
-    /// else is an authorizer.
-    fn security_schemes(&mut self, value: &Value, at: &Pointer) {
+    /// Security schemes: an API key in the `x-api-key` header is `apiKeyRequired`; a scheme
+    /// with `x-amazon-apigateway-authorizer` is an authorizer of the same id.
+    fn security_schemes(&mut self, value: &Value, at: &Pointer) -> BTreeMap<String, AuthorizerSpec> {
+        let mut authorizers = BTreeMap::new();
         let Some(object) = self.object(value, at) else {
-            return;
+            return authorizers;
         };
         for (name, scheme) in object {
-            if !is_api_key_scheme(scheme) {
-                self.warn(
-                    &at.at(name),
-                    "authorizers are not supported yet; methods that require this scheme are imported without it",
-                );
+            let sat = at.at(name);
+            if is_api_key_scheme(scheme) {
+                continue;
+            }
+            let Some(s) = self.object(scheme, &sat) else {
+                continue;
+            };
+            for (key, _) in s.iter().filter(|(k, _)| k.starts_with("x-")) {
+                if !matches!(
+                    key.as_str(),
+                    "x-amazon-apigateway-authtype" | "x-amazon-apigateway-authorizer"
+                ) {
+                    self.unsupported(&sat.at(key), &format!("the extension {key}"));
+                }
+            }
+            match s.get("x-amazon-apigateway-authorizer") {
+                Some(a) => {
+                    if let Some(a) = self.authorizer(a, &sat.at("x-amazon-apigateway-authorizer")) {
+                        authorizers.insert(name.clone(), a);
+                    }
+                }
+                None => self.warn(
+                    &sat,
+                    "a security scheme without x-amazon-apigateway-authorizer (or an API key on x-api-key) is not supported; methods that require it are imported without it",
+                ),
+            }
+        }
+        authorizers
+    }
+
+    fn authorizer(&mut self, value: &Value, at: &Pointer) -> Option<AuthorizerSpec> {
+        let object = self.object(value, at)?;
+        let mut a = AuthorizerSpec::default();
+        let mut provider_arns = Vec::new();
+        let mut has_type = false;
+        for (key, v) in object {
+            let kat = at.at(key);
+            match key.as_str() {
+                "type" => {
+                    a.type_ = self.enumeration(v, &kat)?;
+                    has_type = true;
+                }
+                "authorizerUri" => a.authorizer_uri = self.string(v, &kat),
+                "identitySource" => a.identity_source = self.string(v, &kat),
+                "identityValidationExpression" => a.identity_validation_expression = self.string(v, &kat),
+                "authorizerResultTtlInSeconds" => a.authorizer_result_ttl_in_seconds = self.integer(v, &kat),
+                "providerARNs" => provider_arns = self.strings(v, &kat),
+                "jwtConfiguration" => a.jwt_configuration = self.jwt_configuration(v, &kat),
+                FUNCTION_HOST_EXTENSION => a.function_host = self.function_host(v, &kat),
+                _ => self.unsupported(&kat, &format!("the authorizer member {key:?}")),
+            }
+        }
+        if !has_type {
+            self.warn(at, "the authorizer has no type; ignored");
+            return None;
+        }
+        if matches!(a.type_, AuthorizerType::Token | AuthorizerType::Request) && a.function_host.is_none() {
+            self.warn(
+                at,
+                "the function runs on a host speaking the Lambda Invoke API: set the authorizer's functionHost",
+            );
+        }
+        if a.jwt_configuration.is_none()
+            && let Some(issuer) = provider_arns.first().and_then(|arn| user_pool_issuer(arn))
+        {
+            a.jwt_configuration = Some(JwtConfigurationSpec {
+                issuer,
+                ..JwtConfigurationSpec::default()
+            });
+        }
+        Some(a)
+    }
+
+    fn jwt_configuration(&mut self, value: &Value, at: &Pointer) -> Option<JwtConfigurationSpec> {
+        let object = self.object(value, at)?;
+        self.only(object, &["issuer", "audience", JWKS_URI_EXTENSION], at);
+        let issuer = object
+            .get("issuer")
+            .and_then(|v| self.string(v, &at.at("issuer")));
+        let Some(issuer) = issuer else {
+            self.warn(at, "a jwtConfiguration needs an issuer; ignored");
+            return None;
+        };
+        Some(JwtConfigurationSpec {
+            issuer,
+            audience: object
+                .get("audience")
+                .map(|v| self.strings(v, &at.at("audience")))
+                .unwrap_or_default(),
+            jwks_uri: object
+                .get(JWKS_URI_EXTENSION)
+                .and_then(|v| self.string(v, &at.at(JWKS_URI_EXTENSION))),
+        })
+    }
+
+    fn function_host(&mut self, value: &Value, at: &Pointer) -> Option<FunctionHostSpec> {
+        match serde_json::from_value::<FunctionHostSpec>(value.clone()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                self.warn(at, format!("not a function host ({e}); ignored"));
+                None
             }
         }
     }
@@ -701,7 +802,7 @@ impl<'a> Importer<'a> {
             None => (self.root.get("security"), Pointer::default().at("security")),
         };
         if let Some(security) = security {
-            method.api_key_required = self.security(security, &security_at);
+            self.security(security, &security_at, &mut method);
         }
         match integration {
             Some(integration) => {
@@ -818,29 +919,54 @@ impl<'a> Importer<'a> {
         }
     }
 
-    /// `Some(true)` when a requirement names the API key scheme.
-    fn security(&mut self, value: &Value, at: &Pointer) -> Option<bool> {
+    /// The API key scheme sets `apiKeyRequired`; an authorizer's scheme sets `authorizerId`,
+    /// its `authorizationType` and the requirement's scopes.
+    fn security(&mut self, value: &Value, at: &Pointer, method: &mut MethodSpec) {
         let Some(requirements) = value.as_array() else {
             self.warn(at, "expected a list of security requirements; ignored");
-            return None;
+            return;
         };
-        let mut api_key = false;
         for (i, requirement) in requirements.iter().enumerate() {
             let Some(names) = self.object(requirement, &at.at(i)) else {
                 continue;
             };
-            for name in names.keys() {
-                match self.security_scheme(name) {
-                    Some(scheme) if is_api_key_scheme(scheme) => api_key = true,
-                    Some(_) => self.warn(
-                        &at.at(i).at(name),
-                        "authorizers are not supported yet; the method is imported without this requirement",
-                    ),
-                    None => self.warn(&at.at(i).at(name), "no security scheme has this name; ignored"),
+            for (name, scopes) in names {
+                let nat = at.at(i).at(name);
+                let Some(scheme) = self.security_scheme(name) else {
+                    self.warn(&nat, "no security scheme has this name; ignored");
+                    continue;
+                };
+                if is_api_key_scheme(scheme) {
+                    method.api_key_required = Some(true);
+                    continue;
                 }
+                let kind = scheme
+                    .get("x-amazon-apigateway-authorizer")
+                    .and_then(|a| a.get("type"))
+                    .and_then(Value::as_str)
+                    .and_then(|t| {
+                        serde_json::from_value::<AuthorizerType>(t.to_ascii_uppercase().into()).ok()
+                    });
+                let Some(kind) = kind else {
+                    // The scheme itself was warned about.
+                    continue;
+                };
+                if let Some(other) = &method.authorizer_id {
+                    self.warn(
+                        &nat,
+                        format!("a method has one authorizer; {other:?} is kept and this one ignored"),
+                    );
+                    continue;
+                }
+                method.authorizer_id = Some(name.clone());
+                method.authorization_type = Some(match kind {
+                    AuthorizerType::Token | AuthorizerType::Request => AuthorizationType::Custom,
+                    AuthorizerType::CognitoUserPools => AuthorizationType::CognitoUserPools,
+                    AuthorizerType::Jwt => AuthorizationType::Jwt,
+                });
+                method.authorization_scopes = self.strings(scopes, &nat);
             }
         }
-        api_key.then_some(true)
     }
 
     // --- Integrations ---
@@ -860,10 +986,11 @@ impl<'a> Importer<'a> {
                         "http" => IntegrationType::Http,
                         "http_proxy" => IntegrationType::HttpProxy,
                         "mock" => IntegrationType::Mock,
+                        "aws_proxy" => IntegrationType::AwsProxy,
                         _ => {
                             self.warn(
                                 &kat,
-                                format!("{t} integrations (AWS services, Lambda) are not supported; the method is not imported"),
+                                format!("{t} integrations (AWS services) are not supported; the method is not imported"),
                             );
                             return None;
                         }
@@ -878,6 +1005,7 @@ impl<'a> Importer<'a> {
                     Ok(r) => spec.service_ref = Some(r),
                     Err(e) => self.warn(&kat, format!("not a Service reference ({e}); ignored")),
                 },
+                FUNCTION_HOST_EXTENSION => spec.function_host = self.function_host(v, &kat),
                 "requestParameters" => spec.request_parameters = self.string_map(v, &kat),
                 "requestTemplates" => spec.request_templates = self.string_map(v, &kat),
                 "passthroughBehavior" => spec.passthrough_behavior = self.enumeration(v, &kat),
@@ -902,6 +1030,12 @@ impl<'a> Importer<'a> {
             self.warn(at, "the integration has no type; the method is not imported");
             return None;
         }
+        if spec.type_ == IntegrationType::AwsProxy && spec.function_host.is_none() {
+            self.warn(
+                at,
+                "the function runs on a host speaking the Lambda Invoke API: set integration.functionHost",
+            );
+        }
         if let Some(cat) = connection_id
             && spec.service_ref.is_none()
         {
@@ -911,7 +1045,7 @@ impl<'a> Importer<'a> {
             );
         }
         if let Some((v, rat)) = responses {
-            if spec.type_ == IntegrationType::HttpProxy {
+            if matches!(spec.type_, IntegrationType::HttpProxy | IntegrationType::AwsProxy) {
                 // AWS exports HTTP_PROXY methods with a `default` response it never uses.
                 if v.as_object().is_some_and(|r| {
                     r.iter()
@@ -992,6 +1126,15 @@ fn consumes(operation: &Map<String, Value>, root: &Map<String, Value>) -> Vec<St
         return global;
     }
     vec!["application/json".to_string()]
+}
+
+/// The issuer of a Cognito user pool ARN (`arn:aws:cognito-idp:REGION:ACCOUNT:userpool/POOL`).
+fn user_pool_issuer(arn: &str) -> Option<String> {
+    let rest = arn.strip_prefix("arn:aws:cognito-idp:")?;
+    let (region, rest) = rest.split_once(':')?;
+    let pool = rest.split_once(":userpool/")?.1;
+    (!region.is_empty() && !pool.is_empty())
+        .then(|| format!("https://cognito-idp.{region}.amazonaws.com/{pool}"))
 }
 
 fn is_api_key_scheme(scheme: &Value) -> bool {

@@ -7,7 +7,8 @@ use pretty_assertions::assert_eq;
 use turnpike_api::{
     convert,
     v1alpha1::rest_api::{
-        ApiKeySource, ConnectionType, ContentHandling, EndpointType, IntegrationType, PassthroughBehavior,
+        ApiKeySource, AuthorizationType, AuthorizerType, ConnectionType, ContentHandling, EndpointType,
+        IntegrationType, PassthroughBehavior,
     },
 };
 use turnpike_openapi::{ImportError, Imported, import};
@@ -173,8 +174,19 @@ fn oas30_json_vpc_link_with_refs_and_every_unsupported_construct_warned() {
     let any = &s.resources["/orders/{proxy+}"]["ANY"];
     assert_eq!(any.request_parameters["method.request.path.proxy"], true);
     assert!(any.integration.service_ref.is_none());
-    // The Lambda method is not imported; its resource stays, empty.
-    assert!(s.resources["/invoices"].is_empty());
+    // The Lambda method is an AWS_PROXY integration, which needs its function host set.
+    let invoices = &s.resources["/invoices"]["GET"].integration;
+    assert_eq!(invoices.type_, IntegrationType::AwsProxy);
+    assert!(invoices.function_host.is_none());
+    // The Cognito user pool is an authorizer with the pool's issuer.
+    let cognito = &s.authorizers["cognito"];
+    assert_eq!(cognito.type_, AuthorizerType::CognitoUserPools);
+    assert_eq!(
+        cognito.jwt_configuration.as_ref().map(|j| j.issuer.as_str()),
+        Some("https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc")
+    );
+    assert_eq!(any.authorizer_id.as_deref(), Some("cognito"));
+    assert_eq!(any.authorization_type, Some(AuthorizationType::CognitoUserPools));
     assert_eq!(
         s.endpoint_configuration.as_ref().map(|e| e.types.clone()),
         Some(vec![EndpointType::Private])
@@ -188,20 +200,12 @@ fn oas30_json_vpc_link_with_refs_and_every_unsupported_construct_warned() {
     got.sort();
     let expected = [
         (
-            "/components/securitySchemes/cognito",
-            "authorizers are not supported yet; methods that require this scheme are imported without it",
+            "/paths/~1invoices/get/x-amazon-apigateway-integration",
+            "the function runs on a host speaking the Lambda Invoke API: set integration.functionHost",
         ),
         (
             "/paths/~1invoices/get/x-amazon-apigateway-integration/credentials",
             "the integration member \"credentials\" is not supported; ignored",
-        ),
-        (
-            "/paths/~1invoices/get/x-amazon-apigateway-integration/type",
-            "aws_proxy integrations (AWS services, Lambda) are not supported; the method is not imported",
-        ),
-        (
-            "/paths/~1orders~1{proxy+}/x-amazon-apigateway-any-method/security/0/cognito",
-            "authorizers are not supported yet; the method is imported without this requirement",
         ),
         (
             "/paths/~1orders~1{proxy+}/x-amazon-apigateway-any-method/x-amazon-apigateway-integration/connectionId",
