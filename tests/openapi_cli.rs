@@ -55,12 +55,20 @@ fn import_prints_a_rest_api_manifest_and_warnings_on_stderr() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(
-            "warning: /paths/~1invoices/get/x-amazon-apigateway-integration/type: aws_proxy integrations"
+            "warning: /paths/~1invoices/get/x-amazon-apigateway-integration: the function runs on a host speaking the Lambda Invoke API: set integration.functionHost"
         ),
         "{stderr}"
     );
+    // The Cognito scheme is an authorizer now: no warning, the method names it.
     assert!(
-        stderr.contains("warning: /components/securitySchemes/cognito: authorizers are not supported yet")
+        !stderr.contains("/components/securitySchemes/cognito"),
+        "{stderr}"
+    );
+    assert_eq!(
+        api.spec.resources["/orders/{proxy+}"]["ANY"]
+            .authorizer_id
+            .as_deref(),
+        Some("cognito")
     );
 
     // --strict refuses a document with anything left out; --name names the RestApi.
