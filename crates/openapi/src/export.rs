@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 use turnpike_api::{
     RestApiSpec,
     v1alpha1::rest_api::{
-        AuthorizerSpec, AuthorizerType, IntegrationSpec, MethodSpec, PolicyRule, ProtocolType, ResourcePolicy,
+        AuthorizerSpec, AuthorizerType, IntegrationSpec, IntegrationType, MethodSpec, PolicyRule,
+        ProtocolType, ResourcePolicy,
     },
 };
 
@@ -265,7 +266,7 @@ fn security_scheme(a: &AuthorizerSpec, with_authorizer: bool) -> Value {
     let mut authorizer = Map::new();
     authorizer.insert("type".into(), lowercase(type_));
     if let Some(u) = authorizer_uri {
-        authorizer.insert("authorizerUri".into(), u.clone().into());
+        authorizer.insert("authorizerUri".into(), lambda_uri(u).into());
     }
     if let Some(h) = function_host {
         authorizer.insert(FUNCTION_HOST_EXTENSION.into(), to_json(h));
@@ -297,6 +298,24 @@ fn security_scheme(a: &AuthorizerSpec, with_authorizer: bool) -> Value {
     }
     scheme.insert("x-amazon-apigateway-authorizer".into(), authorizer.into());
     scheme.into()
+}
+
+/// A function as AWS writes it in `uri` and `authorizerUri`: a Lambda function ARN
+/// (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`) becomes
+/// `arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/ARN/invocations`. That form
+/// is kept; a bare function name has no region to write and is kept as it is.
+fn lambda_uri(uri: &str) -> String {
+    let region = uri
+        .strip_prefix("arn:aws:lambda:")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(region, _)| region)
+        .filter(|r| !r.is_empty());
+    match region {
+        Some(region) => {
+            format!("arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{uri}/invocations")
+        }
+        None => uri.to_string(),
+    }
 }
 
 /// The user pool ARN of a Cognito issuer (`https://cognito-idp.REGION.amazonaws.com/POOL`);
@@ -465,7 +484,11 @@ fn integration(spec: &IntegrationSpec) -> Value {
     let mut i = Map::new();
     i.insert("type".into(), lowercase(type_));
     if let Some(u) = uri {
-        i.insert("uri".into(), u.clone().into());
+        let u = match type_ {
+            IntegrationType::AwsProxy => lambda_uri(u),
+            _ => u.clone(),
+        };
+        i.insert("uri".into(), u.into());
     }
     if let Some(m) = http_method {
         i.insert("httpMethod".into(), m.clone().into());
@@ -583,4 +606,31 @@ fn schema_refs(schema: Value, oas3: bool) -> Value {
         });
         name.map(|name| format!("{prefix}{name}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_arns_are_written_in_the_apigateway_form() {
+        let arn = "arn:aws:lambda:eu-west-1:123456789012:function:pets";
+        assert_eq!(
+            lambda_uri(arn),
+            format!("arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/{arn}/invocations")
+        );
+        let aws = format!("arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/{arn}/invocations");
+        assert_eq!(lambda_uri(&aws), aws);
+        assert_eq!(lambda_uri("pets"), "pets");
+        assert_eq!(lambda_uri("arn:aws:lambda::x"), "arn:aws:lambda::x");
+    }
+
+    #[test]
+    fn cognito_issuers_become_user_pool_arns() {
+        assert_eq!(
+            user_pool_arn("https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc").as_deref(),
+            Some("arn:aws:cognito-idp:us-east-1::userpool/us-east-1_abc")
+        );
+        assert_eq!(user_pool_arn("https://issuer.example"), None);
+    }
 }
