@@ -154,3 +154,16 @@ fn export_then_import_through_the_binary_gives_the_same_rest_api() {
     assert!(plain.status.success(), "{}", text(&plain.stderr));
     assert!(!text(&plain.stdout).contains("x-amazon-apigateway"));
 }
+
+#[test]
+fn export_of_a_websocket_api_fails() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/websocket.yaml");
+    let out = turnpike(&["openapi", "export", example.to_str().expect("path")], None);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("a WEBSOCKET API has routes, not resources"),
+        "{}",
+        text(&out.stderr)
+    );
+}
