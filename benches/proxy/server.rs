@@ -159,12 +159,14 @@ fn templated_api_yaml(upstream: SocketAddr) -> String {
         integration:
           type: HTTP
           uri: "http://{upstream}/json/{{proxy}}"
+          requestParameters: {{integration.request.path.proxy: method.request.path.proxy}}
           integrationResponses: [{{statusCode: "200"}}]
     /t/{{proxy+}}:
       POST:
         integration:
           type: HTTP
           uri: "http://{upstream}/json/{{proxy}}"
+          requestParameters: {{integration.request.path.proxy: method.request.path.proxy}}
           requestTemplates:
             application/json: |
               #set($o = $input.path('$'))
