@@ -267,7 +267,11 @@ pub async fn summary(client: &Client, kubeconfig: &Path, data_dir: &Path, pendin
         };
         let ns = s.namespace().unwrap_or_default();
         let api = apis.get(&(ns.clone(), s.spec.rest_api_ref.name.clone()));
-        let path = api.and_then(|a| sample_path(&a.spec)).unwrap_or_default();
+        // Only a call that answers without more than a key: no WebSocket API (curl does not
+        // speak it), no API without a GET, no method behind an authorizer.
+        let Some(path) = api.and_then(|a| sample_path(&a.spec)) else {
+            continue;
+        };
         let stage_ref = (ns, s.spec.rest_api_ref.name.clone(), s.spec.stage_name.clone());
         match keys.get(&stage_ref) {
             Some(key) => out.push_str(&format!("  curl -k -H 'x-api-key: {key}' '{url}{path}'\n")),
@@ -283,13 +287,22 @@ pub async fn summary(client: &Client, kubeconfig: &Path, data_dir: &Path, pendin
     out
 }
 
-/// A GET path of the API to show in a curl command: the first GET resource, its parameters
-/// filled with `1`, without the leading `/` (invoke URLs end with one).
+/// A GET path of the API to show in a curl command: the first GET (or ANY) resource that no
+/// authorizer guards, its parameters filled with `1`, without the leading `/` (invoke URLs end
+/// with one). `None` for a WebSocket API and an API without such a method.
 fn sample_path(spec: &turnpike_api::RestApiSpec) -> Option<String> {
-    let (path, _) = spec
-        .resources
-        .iter()
-        .find(|(_, methods)| methods.contains_key("GET") || methods.contains_key("ANY"))?;
+    if !spec.protocol_type.is_rest() {
+        return None;
+    }
+    let open = |m: &turnpike_api::v1alpha1::rest_api::MethodSpec| {
+        m.authorization_type
+            .is_none_or(|t| t == turnpike_api::v1alpha1::rest_api::AuthorizationType::None)
+    };
+    let (path, _) = spec.resources.iter().find(|(_, methods)| {
+        ["GET", "ANY"]
+            .iter()
+            .any(|verb| methods.get(*verb).is_some_and(open))
+    })?;
     let filled: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
@@ -415,6 +428,20 @@ mod tests {
         let none: turnpike_api::RestApiSpec =
             serde_yaml::from_str("resources:\n  /a: {POST: {integration: {type: MOCK}}}\n").expect("spec");
         assert_eq!(sample_path(&none), None);
+        let guarded: turnpike_api::RestApiSpec = serde_yaml::from_str(
+            "resources:\n  /a: {GET: {authorizationType: JWT, authorizerId: j, integration: {type: MOCK}}}\n  /b: {GET: {integration: {type: MOCK}}}\n",
+        )
+        .expect("spec");
+        assert_eq!(
+            sample_path(&guarded).as_deref(),
+            Some("b"),
+            "skips the guarded method"
+        );
+        let websocket: turnpike_api::RestApiSpec = serde_yaml::from_str(
+            "protocolType: WEBSOCKET\nrouteSelectionExpression: $request.body.action\nroutes:\n  $default: {integration: {type: MOCK}}\n",
+        )
+        .expect("spec");
+        assert_eq!(sample_path(&websocket), None, "curl does not speak WebSocket");
     }
 
     #[test]

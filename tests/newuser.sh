@@ -77,6 +77,7 @@ while IFS= read -r line; do
                  keyed="$line" ;;
     */hello*)    check_body "MOCK" "$line" '"hello, world"' ;;
     */time/*)    check_body "stage cache" "$line" '"producedBy"' ;;
+    */quotes/*)  check_body "shared stage cache" "$line" '"producedBy"' ;;
     */entries*)  check_body "PRIVATE" "$line" '"entries"' ;;
     */orders*)   check_body "validation" "$line" '"orders"'
                  orders="$line" ;;
