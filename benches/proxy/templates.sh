@@ -58,21 +58,7 @@ out=$(post "http://$PROXY/prod/plain/orders")
 echo "$out" | grep -q '"status":"accepted"' || { echo "the plain route answered: $out"; exit 1; }
 
 # run NAME URL: prints "NAME requests/s cpu_us_per_request non2xx"
-run() {
-  local name=$1 url=$2
-  local args=(-t1 -c"$CONNS" -s "$WORK/post.lua" -H "Host: $HOST")
-  taskset -c "$LOAD_CPU" wrk "${args[@]}" -d2s "$url" >/dev/null 2>&1 # warm-up
-  local before after out
-  before=$(cpu_ticks "$PROXY_PID")
-  out=$(taskset -c "$LOAD_CPU" wrk "${args[@]}" -d"${DUR}s" "$url" 2>&1)
-  after=$(cpu_ticks "$PROXY_PID")
-  local rps total non2xx
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  total=$(echo "$out" | awk '/requests in/ {print $1}')
-  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  echo "$name $rps $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$total" \
-    'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }') ${non2xx:-0}"
-}
+run() { wrk_round "$1" "$PROXY_PID" "$2" -s "$WORK/post.lua" -H "Host: $HOST"; }
 
 results=()
 for round in $(seq 1 "$ROUNDS"); do
