@@ -3,19 +3,18 @@
 //! replica's cache holds it, written by the leader every `every` (30 s by default), never on
 //! the request path.
 //!
-//! Each round counts the proxy's [`StageCaches`] (moka's pending evictions applied first) and
-//! applies, with server-side apply under the usage summaries' field manager, the summary of
-//! every stage whose numbers changed since the last round. A caching stage this replica has
-//! not served yet shows 0 entries. Followers write nothing; a new leader starts from nothing
-//! written.
+//! Each round counts the proxy's [`StageCaches`] (moka's pending evictions applied first);
+//! [`crate::summaries`] writes the summary of every stage whose numbers changed. A caching
+//! stage this replica has not served yet shows 0 entries.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use serde_json::{Value, json};
 use tokio::sync::watch;
-use tracing::{debug, warn};
 
-use crate::{metrics::ControllerMetrics, status, usage::USAGE_FIELD_MANAGER};
+use crate::{
+    metrics::ControllerMetrics,
+    summaries::{self, Summary},
+};
 use turnpike_api::v1alpha1::stage::StageCacheSummary;
 use turnpike_core::{compile::Kind, model::ObjectKey};
 use turnpike_proxy::{cache::StageCaches, store::TableStore};
@@ -66,50 +65,19 @@ pub async fn run(
     client: kube::Client,
     table: TableStore,
     caches: Arc<StageCaches>,
-    mut leader: watch::Receiver<bool>,
+    leader: watch::Receiver<bool>,
     every: Duration,
     metrics: Arc<ControllerMetrics>,
 ) {
-    // What was last written per Stage (without the time stamp).
-    let mut written: BTreeMap<ObjectKey, (i64, i64, i64, String)> = BTreeMap::new();
-    loop {
-        tokio::select! {
-            r = leader.changed() => {
-                if r.is_err() { return }
-                written.clear();
-                continue;
-            }
-            _ = tokio::time::sleep(every) => {}
+    let round = |updated: String| {
+        let (table, caches) = (table.clone(), caches.clone());
+        async move {
+            summarize(&table, &caches, &updated)
+                .await
+                .into_iter()
+                .map(|(stage, s)| Summary::new(Kind::Stage, stage, "cache", &s))
+                .collect()
         }
-        if !*leader.borrow() || !table.is_published() {
-            continue;
-        }
-        let updated = status::now_rfc3339();
-        let summaries = summarize(&table, &caches, &updated).await;
-        for (stage, s) in summaries {
-            let numbers = (s.entries, s.size_bytes, s.budget_bytes, s.backend.clone());
-            if written.get(&stage) == Some(&numbers) {
-                continue;
-            }
-            let v = serde_json::to_value(&s).unwrap_or(Value::Null);
-            debug!(stage = %stage.name, entries = s.entries, bytes = s.size_bytes, "writing a stage cache summary");
-            match status::patch_status_as(
-                &client,
-                USAGE_FIELD_MANAGER,
-                Kind::Stage,
-                &stage,
-                &json!({ "cache": v }),
-            )
-            .await
-            {
-                Ok(()) => {
-                    written.insert(stage, numbers);
-                }
-                Err(e) => {
-                    metrics.failure(&e);
-                    warn!(error = %e, "writing a stage cache summary");
-                }
-            }
-        }
-    }
+    };
+    summaries::write_while_leading(client, table.clone(), leader, every, metrics, round).await;
 }

@@ -51,6 +51,7 @@ pub mod replicas;
 pub mod secrets;
 pub mod snapshots;
 pub mod status;
+pub mod summaries;
 pub mod usage;
 
 use std::{sync::Arc, time::Duration};

@@ -4,26 +4,24 @@
 //!
 //! Each round reads the routing table (which keys are in which plans, and the plans' quotas)
 //! and asks the proxy's [`Usage`] what each key used: from Redis when limits are shared (every
-//! replica's requests), else from this process's counters (what this replica admitted). It
-//! then applies, with server-side apply under its own field manager (`turnpike-usage`, so the
-//! status writer's applies neither remove nor fight over it), `status.usage` of every object
-//! whose numbers changed since the last round:
+//! replica's requests), else from this process's counters (what this replica admitted).
+//! [`crate::summaries`] writes `status.usage` of every object whose numbers changed:
 //!
 //! - ApiKey: one entry per plan with a quota, `{usagePlan, period, periodStart, used,
 //!   remaining, updated}`;
 //! - UsagePlan: `{period, periodStart, used, remaining, updated}`, its keys added up.
 //!
-//! Plans without a quota get no summary. Followers write nothing; a new leader starts from
-//! nothing written.
+//! Plans without a quota get no summary.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures::{StreamExt as _, stream};
-use serde_json::{Value, json};
 use tokio::sync::watch;
-use tracing::{debug, warn};
 
-use crate::{metrics::ControllerMetrics, status};
+use crate::{
+    metrics::ControllerMetrics,
+    summaries::{self, Summary},
+};
 use turnpike_api::v1alpha1::usage_plan::{KeyUsageSummary, PlanUsageSummary, QuotaPeriod};
 use turnpike_core::{
     compile::Kind,
@@ -35,9 +33,7 @@ use turnpike_proxy::{
 };
 use turnpike_telemetry::access_log::civil_from_days;
 
-/// The field manager of usage summaries.
-pub const USAGE_FIELD_MANAGER: &str = "turnpike-usage";
-/// How many usage reads and status writes are in flight at once.
+/// How many usage reads are in flight at once.
 const CONCURRENCY: usize = 16;
 
 /// The summaries of one round, by object.
@@ -123,97 +119,37 @@ fn period_start(q: Quota, day: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// The summary without its time stamp, to tell whether the numbers changed.
-fn numbers(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| *k != "updated")
-                .map(|(k, v)| (k.clone(), numbers(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(numbers).collect()),
-        other => other.clone(),
-    }
-}
-
 /// Writes usage summaries while this replica leads, every `every`, until the leadership
 /// channel closes.
 pub async fn run(
     client: kube::Client,
     table: TableStore,
     usage: Arc<Usage>,
-    mut leader: watch::Receiver<bool>,
+    leader: watch::Receiver<bool>,
     every: Duration,
     metrics: Arc<ControllerMetrics>,
 ) {
-    // What was last written per object (numbers only).
-    let mut written: BTreeMap<(Kind, ObjectKey), Value> = BTreeMap::new();
-    loop {
-        tokio::select! {
-            r = leader.changed() => {
-                if r.is_err() { return }
-                written.clear();
-                continue;
-            }
-            _ = tokio::time::sleep(every) => {}
+    let round = |updated: String| {
+        let (table, usage) = (table.clone(), usage.clone());
+        async move {
+            let summaries = summarize(&table, &usage, &updated).await;
+            let keys = summaries
+                .keys
+                .into_iter()
+                .map(|(key, s)| Summary::new(Kind::ApiKey, key, "usage", &s));
+            let plans = summaries
+                .plans
+                .into_iter()
+                .map(|(plan, s)| Summary::new(Kind::UsagePlan, plan, "usage", &s));
+            keys.chain(plans).collect()
         }
-        if !*leader.borrow() || !table.is_published() {
-            continue;
-        }
-        let updated = status::now_rfc3339();
-        let summaries = summarize(&table, &usage, &updated).await;
-        let mut jobs: Vec<(Kind, ObjectKey, Value)> = Vec::new();
-        for (key, s) in summaries.keys {
-            let v = serde_json::to_value(&s).unwrap_or(Value::Null);
-            jobs.push((Kind::ApiKey, key, v));
-        }
-        for (plan, s) in summaries.plans {
-            let v = serde_json::to_value(&s).unwrap_or(Value::Null);
-            jobs.push((Kind::UsagePlan, plan, v));
-        }
-        jobs.retain(|(kind, key, v)| written.get(&(*kind, key.clone())) != Some(&numbers(v)));
-        if jobs.is_empty() {
-            continue;
-        }
-        debug!(writes = jobs.len(), "writing usage summaries");
-        let client = &client;
-        let results: Vec<_> = stream::iter(jobs)
-            .map(|(kind, key, v)| async move {
-                let r =
-                    status::patch_status_as(client, USAGE_FIELD_MANAGER, kind, &key, &json!({ "usage": v }))
-                        .await;
-                (kind, key, v, r)
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        for (kind, key, v, r) in results {
-            match r {
-                Ok(()) => {
-                    written.insert((kind, key), numbers(&v));
-                }
-                Err(e) => {
-                    metrics.failure(&e);
-                    warn!(error = %e, "writing a usage summary");
-                }
-            }
-        }
-    }
+    };
+    summaries::write_while_leading(client, table.clone(), leader, every, metrics, round).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_time_stamp_alone_is_no_change() {
-        let a = json!({"used": 3, "remaining": 7, "updated": "T1"});
-        let b = json!({"used": 3, "remaining": 7, "updated": "T2"});
-        assert_eq!(numbers(&a), numbers(&b));
-        let c = json!([{"used": 4, "remaining": 6, "updated": "T2"}]);
-        assert_ne!(numbers(&json!([a])), numbers(&c));
-    }
 
     #[test]
     fn periods_start_on_utc_day_sunday_and_the_first() {
