@@ -13,58 +13,15 @@ mod redis_support;
 #[path = "support/proxy.rs"]
 mod support;
 
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-};
-
-use controller_support::{Cluster, DEADLINE, eventually};
+use controller_support::{Cluster, DEADLINE, Replica, eventually};
 use redis_support::Redis;
 use serde_json::Value;
 use support::{Answer, ApiSet, Upstream};
 
-/// A `turnpike run` process, killed when dropped.
-struct Replica {
-    child: Child,
-    addresses: Value,
-}
+/// Two replicas share the limits; the leader writes `status.cache` every 300 ms.
+const COMMON: &[&str] = &["--replicas", "2", "--usage-status-interval-ms", "300"];
 
 impl Replica {
-    async fn start(c: &Cluster, dir: &Path, id: &str, extra: &[&str]) -> Replica {
-        let file = dir.join(format!("{id}.json"));
-        let log = std::fs::File::create(dir.join(format!("{id}.log"))).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .args([
-                "run",
-                "--public-addr",
-                "127.0.0.1:0",
-                "--private-addr",
-                "127.0.0.1:0",
-            ])
-            .args(["--admin-addr", "127.0.0.1:0", "--lease-namespace", "default"])
-            .args(["--identity", id, "--replicas", "2"])
-            .args(["--usage-status-interval-ms", "300"])
-            .args(extra)
-            .arg("--addresses-file")
-            .arg(&file)
-            .env("KUBECONFIG", &c.kubeconfig)
-            .env("RUST_LOG", "info,turnpike::access_log=off")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("turnpike runs");
-        let addresses = eventually(&format!("{id} bound its listeners"), DEADLINE, || async {
-            let text = std::fs::read_to_string(&file).ok()?;
-            serde_json::from_str::<Value>(&text).ok()
-        })
-        .await;
-        Replica { child, addresses }
-    }
-
-    fn addr(&self, which: &str) -> String {
-        self.addresses[which].as_str().expect("address").to_string()
-    }
-
     async fn get(&self, api: &str, path: &str) -> Answer {
         let url = format!(
             "https://{}/restapis/{api}/prod/_user_request_{path}",
@@ -79,23 +36,6 @@ impl Replica {
         let req = http::Request::post(url).body(support::empty()).expect("request");
         let a = support::send(&support::client(false), req).await;
         (a.status, a.body.trim().to_string())
-    }
-
-    /// VmRSS of the process, in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -143,7 +83,8 @@ async fn two_processes_share_a_stage_cache_through_redis() {
     let mut redis = Redis::start().await;
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let shared = ["--cache-backend", "redis", "--redis-url", &redis.url()];
+    let url = redis.url();
+    let shared = [COMMON, &["--cache-backend", "redis", "--redis-url", &url]].concat();
     let a = Replica::start(&c, dir.path(), "a", &shared).await;
     let b = Replica::start(&c, dir.path(), "b", &shared).await;
     c.apply(&api(&up, "0.5"));
@@ -225,7 +166,13 @@ async fn the_memory_budget_holds_under_a_stream_of_distinct_keys() {
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let cap = BUDGET.to_string();
-    let r = Replica::start(&c, dir.path(), "m", &["--cache-budget-cap-bytes", &cap]).await;
+    let r = Replica::start(
+        &c,
+        dir.path(),
+        "m",
+        &[COMMON, &["--cache-budget-cap-bytes", &cap]].concat(),
+    )
+    .await;
     c.apply(&api(&up, "0.5"));
     let id = c.api_id("shared").await;
     ready(&c, &[&r], &id).await;

@@ -7,64 +7,11 @@ mod controller_support;
 #[path = "support/proxy.rs"]
 mod support;
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
 use controller_support::*;
-use serde_json::Value;
-
-/// A `turnpike run` process, killed when dropped.
-struct Replica {
-    id: String,
-    child: Child,
-    addresses: Value,
-}
 
 impl Replica {
-    async fn start(c: &Cluster, dir: &Path, id: &str) -> Replica {
-        let file = dir.join(format!("{id}.json"));
-        let log = std::fs::File::create(dir.join(format!("{id}.log"))).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .args([
-                "run",
-                "--public-addr",
-                "127.0.0.1:0",
-                "--private-addr",
-                "127.0.0.1:0",
-                "--admin-addr",
-                "127.0.0.1:0",
-                "--lease-namespace",
-                "default",
-                "--identity",
-                id,
-                "--addresses-file",
-            ])
-            .arg(&file)
-            .env("KUBECONFIG", &c.kubeconfig)
-            .env("RUST_LOG", "info,turnpike::access_log=off")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("turnpike runs");
-        let addresses = eventually(&format!("{id} bound its listeners"), DEADLINE, || async {
-            let text = std::fs::read_to_string(&file).ok()?;
-            serde_json::from_str::<Value>(&text).ok()
-        })
-        .await;
-        Replica {
-            id: id.to_string(),
-            child,
-            addresses,
-        }
-    }
-
-    fn addr(&self, which: &str) -> String {
-        self.addresses[which].as_str().expect("address").to_string()
-    }
-
     async fn status_writes(&self) -> f64 {
         let text = support::get(&format!("http://{}/metrics", self.addr("admin")))
             .await
@@ -85,13 +32,6 @@ impl Replica {
     }
 }
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn holder(c: &Cluster) -> Option<String> {
     c.get("lease/turnpike-controller")?["spec"]["holderIdentity"]
         .as_str()
@@ -104,8 +44,8 @@ async fn two_processes_serve_one_writes_and_sigkill_of_the_leader_hands_over() {
     let dir = tempfile::tempdir().expect("tempdir");
     let logs: PathBuf = dir.path().to_path_buf();
     let mut replicas = vec![
-        Replica::start(&c, &logs, "p1").await,
-        Replica::start(&c, &logs, "p2").await,
+        Replica::start(&c, &logs, "p1", &[]).await,
+        Replica::start(&c, &logs, "p2", &[]).await,
     ];
     c.apply(&mock_stack("ha", "one", ""));
     let api = c.api_id("ha").await;

@@ -321,15 +321,25 @@ async fn an_idle_gateway_gives_its_quota_slice_back() {
 
 #[tokio::test]
 async fn usage_reports_read_every_gateways_history_from_redis() {
-    use turnpike_proxy::usage::ManualClock;
     let redis = Redis::start().await;
+    usage_reports_across_two(vec![redis.url()], false).await;
+}
+
+#[tokio::test]
+async fn usage_reports_read_every_gateways_history_from_a_redis_cluster() {
+    let cluster = Cluster::start().await;
+    usage_reports_across_two(cluster.urls(), true).await;
+}
+
+async fn usage_reports_across_two(urls: Vec<String>, cluster: bool) {
+    use turnpike_proxy::usage::ManualClock;
     let up = Upstream::start().await;
     let yaml = yaml(up.addr, "  quota: {limit: 10, period: WEEK}", "");
     // Tuesday 2026-12-01 noon UTC, then Wednesday.
     let clock = Arc::new(ManualClock::at(1_796_212_800 - 86_400));
     let config = || UsageConfig {
         clock: clock.clone(),
-        ..redis_config(vec![redis.url()], false, FailureMode::Closed)
+        ..redis_config(urls.clone(), cluster, FailureMode::Closed)
     };
     let (a, b) = (gateway(&yaml, config()).await, gateway(&yaml, config()).await);
     let id = api_id(NS, "shop");

@@ -227,3 +227,70 @@ impl Cluster {
         .await
     }
 }
+
+/// A `turnpike run` process (controller + proxy + admin, every listener on port 0) against
+/// the cluster's kubeconfig, its log in `dir/{id}.log`; killed when dropped.
+pub struct Replica {
+    pub id: String,
+    pub child: std::process::Child,
+    addresses: Value,
+}
+
+impl Replica {
+    /// Starts one with `extra` arguments and waits until its listeners are bound.
+    pub async fn start(c: &Cluster, dir: &std::path::Path, id: &str, extra: &[&str]) -> Replica {
+        let file = dir.join(format!("{id}.json"));
+        let log = std::fs::File::create(dir.join(format!("{id}.log"))).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+            .args([
+                "run",
+                "--public-addr",
+                "127.0.0.1:0",
+                "--private-addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--admin-addr", "127.0.0.1:0", "--lease-namespace", "default"])
+            .args(["--identity", id])
+            .args(extra)
+            .arg("--addresses-file")
+            .arg(&file)
+            .env("KUBECONFIG", &c.kubeconfig)
+            .env("RUST_LOG", "info,turnpike::access_log=off")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("turnpike runs");
+        let addresses = eventually(&format!("{id} bound its listeners"), DEADLINE, || async {
+            let text = std::fs::read_to_string(&file).ok()?;
+            serde_json::from_str::<Value>(&text).ok()
+        })
+        .await;
+        Replica {
+            id: id.to_string(),
+            child,
+            addresses,
+        }
+    }
+
+    /// The address of a listener: `public`, `private` or `admin`.
+    pub fn addr(&self, which: &str) -> String {
+        self.addresses[which].as_str().expect("address").to_string()
+    }
+
+    /// VmRSS of the process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
