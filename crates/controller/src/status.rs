@@ -155,8 +155,8 @@ pub struct Writer<S> {
     stores: S,
     metrics: Arc<ControllerMetrics>,
     recorder: Recorder,
-    /// What we last wrote per object (uid, status): the reflector may not have seen our
-    /// write yet, and this keeps us from writing it twice or repeating its Event.
+    /// What we last wrote per object (uid, status) until the reflector shows it: this keeps
+    /// us from writing it twice or repeating its Event meanwhile.
     written: HashMap<(Kind, ObjectKey), (String, Value)>,
 }
 
@@ -285,17 +285,23 @@ impl<S: CurrentStatus> Writer<S> {
     }
 
     /// The write an update needs, if any.
-    fn plan(&self, update: &StatusUpdate, now: &str, snapshot: Option<&String>) -> Option<Job> {
+    fn plan(&mut self, update: &StatusUpdate, now: &str, snapshot: Option<&String>) -> Option<Job> {
         let mut current = self.stores.current(update.kind, &update.object)?;
         // `usage` belongs to the usage summaries' own field manager.
         if let Value::Object(m) = &mut current.status {
             m.remove("usage");
         }
-        let cached = self
+        let key = (update.kind, update.object.clone());
+        // Once the reflector shows what we wrote (or the object was recreated), the store
+        // says it all: forget our copy, so only writes in flight are held twice.
+        if self
             .written
-            .get(&(update.kind, update.object.clone()))
-            .filter(|(uid, _)| *uid == current.uid)
-            .map(|(_, s)| s);
+            .get(&key)
+            .is_some_and(|(uid, s)| *uid != current.uid || *s == current.status)
+        {
+            self.written.remove(&key);
+        }
+        let cached = self.written.get(&key).map(|(_, s)| s);
         let previous = cached.unwrap_or(&current.status);
         let desired = desired_status(
             update,
