@@ -19,6 +19,7 @@
 //! gateway and count as activity.
 
 pub mod connections;
+pub mod relay;
 
 use std::{sync::Arc, time::Duration};
 
@@ -70,6 +71,10 @@ pub struct WebSocketLimits {
     /// At shutdown: how long a closed socket may take to answer the close before it is
     /// dropped.
     pub close_grace: Duration,
+    /// With Redis: how long a replica's record of a connection it holds lives without a
+    /// refresh (refreshed every third of it), so a dead replica's connections answer 410
+    /// after at most this long.
+    pub owner_ttl: Duration,
 }
 
 impl Default for WebSocketLimits {
@@ -80,6 +85,7 @@ impl Default for WebSocketLimits {
             max_frame_bytes: 32 * 1024,
             max_message_bytes: 128 * 1024,
             close_grace: Duration::from_secs(1),
+            owner_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -392,6 +398,9 @@ pub async fn run<IO>(
     let Accepted { session, mut rx, .. } = accepted;
     let id = session.handle.id.clone();
     shared.connections.insert(session.handle.clone());
+    if let Some(relay) = &shared.relay {
+        relay.own(&id).await;
+    }
     shared.metrics.websocket.connect_count.inc();
     shared.metrics.websocket.connections.inc();
     tracing::debug!(connection_id = %id, api = %session.api.id, stage = %session.stage.name, "connected");
@@ -450,6 +459,9 @@ pub async fn run<IO>(
         }
     };
     shared.connections.remove(&id);
+    if let Some(relay) = &shared.relay {
+        relay.disown(&id).await;
+    }
     shared.metrics.websocket.connections.dec();
     if let Some((code, reason)) = close {
         let frame = CloseFrame {
