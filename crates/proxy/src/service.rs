@@ -372,6 +372,7 @@ fn finish(
                 .unwrap_or_default(),
             authorizer_error: ctx.authorizer_error.take(),
             authorizer_latency: ctx.authorizer_latency,
+            websocket: None,
         };
         (Box::new(record), format.clone())
     });

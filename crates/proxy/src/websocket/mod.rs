@@ -56,6 +56,10 @@ use turnpike_core::model::{
     websocket::{CONNECT, DISCONNECT},
 };
 use turnpike_core::routing::{ApiEntry, Miss, StageEntry, StageVariant};
+use turnpike_telemetry::{
+    access_log::{self, AccessRecord, WebSocketEvent},
+    metrics::StageLabels,
+};
 
 /// The limits of WebSocket connections (AWS's by default).
 #[derive(Clone, Debug)]
@@ -131,6 +135,8 @@ struct Session {
     variant: Arc<StageVariant>,
     handle: Arc<Handle>,
     host: Option<HeaderValue>,
+    /// The labels of its metrics.
+    labels: StageLabels,
 }
 
 /// Runs the upgrade request through the phases and `$connect`.
@@ -193,6 +199,7 @@ pub async fn handshake(shared: &Arc<Shared>, conn: &ConnInfo, mut parts: Parts) 
         let reject = Reject::Internal("accept key".into());
         return Handshake::Refused(Box::new(service::answer(ctx, &parts, Err(reject))));
     };
+    log_event(&mut ctx, &session, CONNECT, "CONNECT", None, 200);
     Handshake::Accepted(Accepted {
         accept_key,
         session,
@@ -263,12 +270,17 @@ fn session_of(
     } else {
         stage_arc.canary.as_ref()?.variant.clone()
     };
+    let labels = StageLabels {
+        api: api.id.as_str().to_string(),
+        stage: stage_arc.name.to_string(),
+    };
     Some(Session {
         api,
         stage: stage_arc,
         variant,
         handle,
         host,
+        labels,
     })
 }
 
@@ -401,7 +413,12 @@ pub async fn run<IO>(
     if let Some(relay) = &shared.relay {
         relay.own(&id).await;
     }
-    shared.metrics.websocket.connect_count.inc();
+    shared
+        .metrics
+        .websocket
+        .connect_count
+        .get_or_create(&session.labels)
+        .inc();
     shared.metrics.websocket.connections.inc();
     tracing::debug!(connection_id = %id, api = %session.api.id, stage = %session.stage.name, "connected");
 
@@ -451,7 +468,7 @@ pub async fn run<IO>(
                 }
                 Some(Ok(Message::Close(_) | Message::Frame(_))) => {}
                 Some(Err(WsError::Capacity(_))) => {
-                    shared.metrics.websocket.client_error.inc();
+                    shared.metrics.websocket.client_error.get_or_create(&session.labels).inc();
                     break Some((CloseCode::Size, "Message too big"));
                 }
                 Some(Err(_)) => break None,
@@ -509,10 +526,19 @@ async fn disconnect(shared: &Arc<Shared>, conn: &ConnInfo, session: &Session) {
         headers: None,
         query: None,
     };
-    if let Ok(resp) = call(&mut ctx, session, route, &event).await {
-        // Read the answer to its end, so the backend connection is reused.
-        let _ = resp.into_body().collect().await;
-    }
+    let status = match call(&mut ctx, session, route, &event).await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            // Read the answer to its end, so the backend connection is reused.
+            let _ = resp.into_body().collect().await;
+            status
+        }
+        Err(reject) => {
+            ctx.integration_error.get_or_insert_with(|| reject.to_string());
+            500
+        }
+    };
+    log_event(&mut ctx, session, DISCONNECT, "DISCONNECT", None, status);
 }
 
 /// A request context for a call on an open connection: its own snapshot entries, the
@@ -532,27 +558,33 @@ fn session_ctx<'a>(
 }
 
 /// Routes one message and calls its integration; the reply to send, if any (a two-way
-/// route's answer, or an AWS error frame).
+/// route's answer, or an AWS error frame). Writes the message's access-log line.
 async fn on_message(
     shared: &Arc<Shared>,
     conn: &ConnInfo,
     session: &Session,
     data: Bytes,
 ) -> Option<Message> {
-    shared.metrics.websocket.message_count.inc();
+    let metrics = &shared.metrics.websocket;
+    metrics.message_count.get_or_create(&session.labels).inc();
     let table = shared.store.load();
     let mut ctx = session_ctx(shared, conn, &table, session);
     let ws = session.variant.routes.websocket()?;
+    let message_id = ids::connection_id();
+    let logged = |ctx: &mut RequestCtx<'_>, route_key: &str, status: u16| {
+        log_event(ctx, session, route_key, "MESSAGE", Some(&message_id), status);
+    };
     let Some(route) = ws.route_for(&data) else {
-        shared.metrics.websocket.client_error.inc();
+        metrics.client_error.get_or_create(&session.labels).inc();
+        logged(&mut ctx, "-", 403);
         return Some(error_frame(&ctx, session, "Forbidden"));
     };
     if let Err(reject) = admit(&mut ctx).await {
-        shared.metrics.websocket.client_error.inc();
-        let message = reject.gateway_response().message;
-        return Some(error_frame(&ctx, session, message));
+        metrics.client_error.get_or_create(&session.labels).inc();
+        let answer = reject.gateway_response();
+        logged(&mut ctx, &route.key, answer.status.as_u16());
+        return Some(error_frame(&ctx, session, answer.message));
     }
-    let message_id = ids::connection_id();
     let event = Event {
         route_key: &route.key,
         event_type: "MESSAGE",
@@ -563,13 +595,12 @@ async fn on_message(
     };
     let result = call(&mut ctx, session, route, &event).await;
     if let Some(latency) = ctx.integration_latency {
-        shared
-            .metrics
-            .websocket
+        metrics
             .integration_latency
+            .get_or_create(&session.labels)
             .observe(latency.as_secs_f64() * 1000.0);
     }
-    match result {
+    let (reply, status) = match result {
         Ok(resp) => {
             let status = resp.status();
             let body =
@@ -577,23 +608,86 @@ async fn on_message(
                     .collect()
                     .await;
             if !status.is_success() {
-                shared.metrics.websocket.integration_error.inc();
+                metrics.integration_error.get_or_create(&session.labels).inc();
             }
             match body {
-                Ok(body) if route.two_way => Some(message_of(body.to_bytes())),
-                Ok(_) => None,
+                Ok(body) if route.two_way => (Some(message_of(body.to_bytes())), status.as_u16()),
+                Ok(_) => (None, status.as_u16()),
                 Err(_) => {
-                    shared.metrics.websocket.execution_error.inc();
-                    Some(error_frame(&ctx, session, "Internal server error"))
+                    metrics.execution_error.get_or_create(&session.labels).inc();
+                    (Some(error_frame(&ctx, session, "Internal server error")), 500)
                 }
             }
         }
         Err(reject) => {
             tracing::debug!(connection_id = %session.handle.id, error = %reject, "integration failed");
-            shared.metrics.websocket.integration_error.inc();
-            Some(error_frame(&ctx, session, "Internal server error"))
+            metrics.integration_error.get_or_create(&session.labels).inc();
+            ctx.integration_error.get_or_insert_with(|| reject.to_string());
+            (Some(error_frame(&ctx, session, "Internal server error")), 500)
         }
-    }
+    };
+    logged(&mut ctx, &route.key, status);
+    reply
+}
+
+/// Writes the access-log line of a WebSocket event, in the stage's format (else the
+/// gateway's default): the REST variables, and `$context.connectionId`, `routeKey`,
+/// `eventType` and `messageId`.
+fn log_event(
+    ctx: &mut RequestCtx<'_>,
+    session: &Session,
+    route_key: &str,
+    event_type: &'static str,
+    message_id: Option<&str>,
+    status: u16,
+) {
+    let format = session
+        .stage
+        .access_log
+        .as_ref()
+        .or(ctx.shared.config.default_access_log.as_ref());
+    let Some(format) = format.filter(|_| access_log::enabled()) else {
+        return;
+    };
+    let handle = &session.handle;
+    let record = AccessRecord {
+        request_id: ctx.ids.request_id_str(),
+        extended_request_id: ctx.ids.extended_str(),
+        request_time: std::time::SystemTime::now().checked_sub(ctx.start.elapsed()),
+        http_method: "-".into(),
+        path: "-".into(),
+        protocol: "HTTP/1.1",
+        status,
+        response_latency: ctx.start.elapsed(),
+        integration_latency: ctx.integration_latency,
+        integration_status: ctx.integration_status,
+        integration_error: ctx.integration_error.take(),
+        source_ip: Some(handle.source_ip),
+        user_agent: handle.user_agent.as_deref().map(str::to_string),
+        domain_name: session
+            .host
+            .as_ref()
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()),
+        api_key_id: ctx.key.map(|k| k.id.to_string()),
+        api_key_masked: ctx.key.map(|k| k.digest.masked()),
+        api_id: session.api.id.as_str().to_string(),
+        stage: session.stage.name.to_string(),
+        deployment_id: session.variant.deployment_id.clone(),
+        is_canary: ctx.is_canary(),
+        authorizer: ctx
+            .identity
+            .as_ref()
+            .map(crate::authorizer::Identity::values)
+            .unwrap_or_default(),
+        websocket: Some(WebSocketEvent {
+            connection_id: handle.id.to_string(),
+            route_key: route_key.to_string(),
+            event_type,
+            message_id: message_id.map(str::to_string),
+        }),
+        ..AccessRecord::default()
+    };
+    record.emit(format);
 }
 
 /// AWS's error message to a client: `{"message": "...", "connectionId": "...", "requestId": "..."}`.
