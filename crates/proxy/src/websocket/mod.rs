@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! GET + Upgrade: websocket on a WEBSOCKET API's stage URL
-//!   limits → authority → normalize → route::locate → policy → canary → keys ($connect)
-//!   → authorize ($connect: the seam for authorizers) → throttle → $connect integration
+//!   limits → authority → normalize → route::locate → policy → canary
+//!   → authorize ($connect's authorizer) → keys ($connect) → throttle → $connect integration
 //!   └ a refusal or a non-2xx answer refuses the upgrade with that answer; else 101
 //! each message ─ route selection ($request.body.X, else $default, else a Forbidden frame)
 //!   → throttle → integration (AWS event as the body, `connectionId` header)
@@ -137,6 +137,8 @@ struct Session {
     host: Option<HeaderValue>,
     /// The labels of its metrics.
     labels: StageLabels,
+    /// What `$connect`'s authorizer said, as `requestContext.authorizer` of every event.
+    authorizer: Option<serde_json::Value>,
 }
 
 /// Runs the upgrade request through the phases and `$connect`.
@@ -155,7 +157,10 @@ pub async fn handshake(shared: &Arc<Shared>, conn: &ConnInfo, mut parts: Parts) 
         .map(Box::from);
     let (handle, rx) = Handle::new(ids::connection_id().into(), conn.peer.ip(), user_agent);
     let connected = match connect_phases(&mut ctx, &path, &host, &parts) {
-        Ok(ws) => admit(&mut ctx).await.map(|()| ws.route(CONNECT)),
+        Ok(ws) => match identify(&mut ctx, &parts).await {
+            Ok(()) => admit(&mut ctx).await.map(|()| ws.route(CONNECT)),
+            Err(reject) => Err(reject),
+        },
         Err(reject) => Err(reject),
     };
     let connect_route = match connected {
@@ -166,10 +171,14 @@ pub async fn handshake(shared: &Arc<Shared>, conn: &ConnInfo, mut parts: Parts) 
         let reject = Reject::Internal("upgrade without a stage".into());
         return Handshake::Refused(Box::new(service::answer(ctx, &parts, Err(reject))));
     };
-    let Some(session) = session_of(&table, api, stage, variant, handle, ctx.host.cloned()) else {
+    let Some(mut session) = session_of(&table, api, stage, variant, handle, ctx.host.cloned()) else {
         let reject = Reject::Internal("upgrade on an API that left the table".into());
         return Handshake::Refused(Box::new(service::answer(ctx, &parts, Err(reject))));
     };
+    session.authorizer = ctx
+        .identity
+        .as_ref()
+        .map(crate::authorizer::Identity::to_event_json);
     if let Some(route) = &connect_route {
         let headers = std::mem::take(&mut parts.headers);
         let event = Event {
@@ -234,16 +243,20 @@ fn connect_phases<'a>(
         .ok_or(Reject::NoRoute(Miss::Resource))?;
     if let Some(route) = ws.route(CONNECT) {
         ctx.method = Some(&route.method);
-        phase::keys::authenticate(ctx, &parts.headers)?;
-        authorize(ctx, parts)?;
     }
     Ok(ws)
 }
 
-/// Where an authorizer of `$connect` runs: after the API key, before the throttle and the
-/// integration. No authorizer is configured yet, so every caller passes.
-fn authorize(_ctx: &mut RequestCtx<'_>, _parts: &Parts) -> Result<(), Reject> {
-    Ok(())
+/// `$connect`'s authorizer, then its API key (which the authorizer may supply), as for a REST
+/// method: a refusal refuses the upgrade (401, 403, or 500 for a failed authorizer).
+async fn identify(ctx: &mut RequestCtx<'_>, parts: &Parts) -> Result<(), Reject> {
+    if ctx.method.is_none() {
+        return Ok(());
+    }
+    if phase::authorize::wanted(ctx) {
+        Box::pin(phase::authorize::run(ctx, parts)).await?;
+    }
+    phase::keys::authenticate(ctx, &parts.headers)
 }
 
 /// The throttle (and, on `$connect` with a key, the quota).
@@ -281,6 +294,7 @@ fn session_of(
         handle,
         host,
         labels,
+        authorizer: None,
     })
 }
 
@@ -329,6 +343,9 @@ fn event_json(ctx: &RequestCtx<'_>, session: &Session, event: &Event<'_>) -> Byt
     });
     if let Some(id) = event.message_id {
         request_context["messageId"] = Value::from(id);
+    }
+    if let Some(authorizer) = &session.authorizer {
+        request_context["authorizer"] = authorizer.clone();
     }
     let mut out = Map::new();
     if let Some(headers) = event.headers {
