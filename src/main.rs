@@ -162,6 +162,25 @@ struct NodeArgs {
     /// small machines).
     #[arg(long, env = "TURNPIKE_CACHE_BUDGET_CAP_BYTES", hide = true)]
     cache_budget_cap_bytes: Option<u64>,
+    /// A WebSocket connection with no message either way for this long is closed (1001), in
+    /// seconds (AWS: 10 minutes).
+    #[arg(long, env = "TURNPIKE_WEBSOCKET_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    websocket_idle_timeout_secs: u64,
+    /// A WebSocket connection is closed (1001) after this long, in seconds (AWS: 2 hours).
+    #[arg(long, env = "TURNPIKE_WEBSOCKET_MAX_LIFETIME_SECS", default_value_t = 7200)]
+    websocket_max_lifetime_secs: u64,
+    /// Larger WebSocket frames close the connection with 1009 (AWS: 32 KB).
+    #[arg(long, env = "TURNPIKE_WEBSOCKET_MAX_FRAME_BYTES", default_value_t = 32 * 1024)]
+    websocket_max_frame_bytes: usize,
+    /// Larger WebSocket messages (all frames of one) close the connection with 1009 (AWS:
+    /// 128 KB).
+    #[arg(long, env = "TURNPIKE_WEBSOCKET_MAX_MESSAGE_BYTES", default_value_t = 128 * 1024)]
+    websocket_max_message_bytes: usize,
+    /// With --redis-url: how long a replica's record of a WebSocket connection it holds lives
+    /// without a refresh, in seconds (refreshed every third of it). A dead replica's
+    /// connections answer 410 on `@connections` after at most this long.
+    #[arg(long, env = "TURNPIKE_WEBSOCKET_OWNER_TTL_SECS", default_value_t = 60)]
+    websocket_owner_ttl_secs: u64,
     /// A file holding the admin token: `POST /cache/flush` on the admin listener then takes
     /// `Authorization: Bearer <token>` from any peer. Without it only loopback peers may flush.
     #[arg(long, env = "TURNPIKE_ADMIN_TOKEN_FILE")]
@@ -326,6 +345,7 @@ fn node_config(args: &NodeArgs, local: Option<&local_ports::Ports>) -> anyhow::R
             backend: args.cache_backend,
             budget_cap: args.cache_budget_cap_bytes,
         },
+        websocket: websocket_limits(args)?,
         ..ProxyConfig::default()
     };
     if args.cache_backend == turnpike_proxy::cache::Backend::Redis && args.redis_url.is_empty() {
@@ -337,6 +357,25 @@ fn node_config(args: &NodeArgs, local: Option<&local_ports::Ports>) -> anyhow::R
         usage_status_every: Duration::from_millis(args.usage_status_interval_ms.max(100)),
         admin_token_file: args.admin_token_file.clone(),
         ..NodeConfig::new(controller, proxy, admin_addr)
+    })
+}
+
+/// The WebSocket limits of the command line (each at least one second or one byte; a frame no
+/// larger than a message).
+fn websocket_limits(args: &NodeArgs) -> anyhow::Result<turnpike_proxy::websocket::WebSocketLimits> {
+    let secs = |s: u64| Duration::from_secs(s.max(1));
+    if args.websocket_max_frame_bytes == 0
+        || args.websocket_max_frame_bytes > args.websocket_max_message_bytes
+    {
+        anyhow::bail!("--websocket-max-frame-bytes must be between 1 and --websocket-max-message-bytes");
+    }
+    Ok(turnpike_proxy::websocket::WebSocketLimits {
+        idle_timeout: secs(args.websocket_idle_timeout_secs),
+        max_lifetime: secs(args.websocket_max_lifetime_secs),
+        max_frame_bytes: args.websocket_max_frame_bytes,
+        max_message_bytes: args.websocket_max_message_bytes,
+        owner_ttl: secs(args.websocket_owner_ttl_secs),
+        ..Default::default()
     })
 }
 

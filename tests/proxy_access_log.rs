@@ -5,27 +5,9 @@
 #[path = "support/proxy.rs"]
 mod support;
 
-use std::{
-    io::Write,
-    sync::{Arc, RwLock},
-};
-
 use support::*;
 
 const NS: &str = "logs";
-
-#[derive(Clone, Default)]
-struct Lines(Arc<RwLock<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn yaml(up: std::net::SocketAddr) -> String {
     let custom = "$context.requestId $context.httpMethod $context.resourcePath $context.status $context.isCanaryRequest";
@@ -61,13 +43,7 @@ fn yaml(up: std::net::SocketAddr) -> String {
 
 #[tokio::test]
 async fn one_line_per_request_in_the_stage_format() {
-    let lines = Lines::default();
-    let writer = lines.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("turnpike::access_log=info")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let lines = capture_access_log();
     let up = Upstream::start().await;
     let gw = Gateway::start(table(&yaml(up.addr), 1)).await;
     let api = api_id(NS, "api");
@@ -94,12 +70,12 @@ async fn one_line_per_request_in_the_stage_format() {
     let miss_id = miss.header("x-amzn-requestid").expect("id").to_string();
     // The line is written when the response body ends; give the server a moment to finish.
     for _ in 0..200 {
-        if String::from_utf8_lossy(&lines.0.read().expect("lock")).contains(&miss_id) {
+        if lines.text().contains(&miss_id) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let text = String::from_utf8_lossy(&lines.0.read().expect("lock")).into_owned();
+    let text = lines.text();
     let line_of = |id: &str| {
         text.lines()
             .find(|l| l.contains(id))

@@ -215,6 +215,7 @@ impl Functions {
             let identity = event["authorizationToken"]
                 .as_str()
                 .or_else(|| event["headers"]["x-tenant"].as_str())
+                .or_else(|| event["queryStringParameters"]["tenant"].as_str())
                 .unwrap_or_default()
                 .trim_start_matches("Bearer ")
                 .to_string();
@@ -804,4 +805,151 @@ async fn aws_proxy_integrations_round_trip() {
         let a = get_auth(&client, &gw.url(&api, "prod", path), None).await;
         a.assert(502, r#"{"message": "Internal server error"}"#);
     }
+}
+
+// === $connect of WebSocket APIs ===
+
+/// Two WebSocket APIs whose `$connect` is guarded: `wsreq` by a REQUEST authorizer (identity
+/// from the query string, as browsers cannot set headers), `wsjwt` by a JWT authorizer. Their
+/// `whoami` route is two-way and mirrors the AWS event back to the client.
+fn websocket_apis(up: SocketAddr, functions: SocketAddr, issuer: &str) -> String {
+    let routes = |auth: &str| {
+        format!(
+            "  protocolType: WEBSOCKET\n  routeSelectionExpression: $request.body.action\n  routes:\n\
+             \x20   $connect:\n{auth}      integration: {{type: MOCK, integrationResponses: [{{statusCode: \"200\"}}]}}\n\
+             \x20   whoami:\n      routeResponseSelectionExpression: $default\n      integration: {{type: HTTP_PROXY, uri: 'http://{up}/mirror'}}\n"
+        )
+    };
+    let request = format!(
+        "  authorizers:\n    request:\n      type: REQUEST\n      identitySource: method.request.querystring.tenant\n      authorizerResultTtlInSeconds: 0\n      authorizerUri: request-auth\n      functionHost: {{url: \"http://{functions}\"}}\n{}",
+        routes("      authorizationType: CUSTOM\n      authorizerId: request\n")
+    );
+    let jwt = format!(
+        "  authorizers:\n    oidc:\n      type: JWT\n      jwtConfiguration:\n        issuer: \"{issuer}\"\n        audience: [{AUDIENCE}]\n{}",
+        routes("      authorizationType: JWT\n      authorizerId: oidc\n")
+    );
+    [
+        ApiSet::new(NS, "wsreq").spec(&request).stage("prod").yaml(),
+        ApiSet::new(NS, "wsjwt").spec(&jwt).stage("prod").yaml(),
+    ]
+    .concat()
+}
+
+type WsClient = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to a stage's URL on the plain public listener: the client, or the refusal's status.
+async fn ws_connect(
+    gw: &Gateway,
+    api: &str,
+    query: &str,
+    authorization: Option<&str>,
+) -> Result<WsClient, u16> {
+    use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest as _};
+    let url = format!(
+        "ws://{}/restapis/{api}/prod/_user_request_{query}",
+        gw.public_plain
+    );
+    let mut req = url.into_client_request().expect("request");
+    if let Some(a) = authorization {
+        req.headers_mut()
+            .insert("authorization", a.parse().expect("header"));
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(other) => panic!("not an HTTP refusal: {other}"),
+    }
+}
+
+/// Sends `whoami` and reads the event the backend mirrored: its `requestContext`.
+async fn whoami(ws: &mut WsClient) -> Value {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(r#"{"action":"whoami"}"#))
+        .await
+        .expect("send");
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("an answer in time")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(text) = msg {
+            let event: Value = serde_json::from_str(&text).expect("the mirrored event");
+            return event["requestContext"].clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn connect_routes_run_request_and_jwt_authorizers() {
+    let up = Upstream::start().await;
+    let functions = Functions::start().await;
+    let k1 = key("k1");
+    let issuer = Issuer::start(&[&k1]).await;
+    let gw = Gateway::start(lenient_table(&websocket_apis(
+        up.addr,
+        functions.addr,
+        &issuer.url,
+    )))
+    .await;
+
+    // REQUEST: the identity from the query string; the policy names the $connect route.
+    let api = api_id(NS, "wsreq");
+    let mut ws = ws_connect(&gw, &api, "?tenant=acme", None)
+        .await
+        .expect("allowed");
+    let event = functions.events.load().last().cloned().expect("an event");
+    assert_eq!(event["type"], "REQUEST");
+    assert_eq!(
+        event["methodArn"],
+        format!("arn:aws:execute-api:local:000000000000:{api}/prod/$connect")
+    );
+    assert_eq!(event["queryStringParameters"]["tenant"], "acme");
+    assert_eq!(event["requestContext"]["routeKey"], "$connect");
+    assert_eq!(event["requestContext"]["eventType"], "CONNECT");
+    // The authorizer's answer reaches the events of the connection's messages.
+    let ctx = whoami(&mut ws).await;
+    assert_eq!(ctx["routeKey"], "whoami");
+    assert_eq!(ctx["authorizer"]["principalId"], "p-acme");
+    assert_eq!(ctx["authorizer"]["tenant"], "acme");
+    assert_eq!(ctx["authorizer"]["level"], 3);
+
+    // No identity: 401 without asking the function; Unauthorized: 401; a Deny, explicit or
+    // implicit: 403; a failing function: 500.
+    let before = functions.calls();
+    assert_eq!(ws_connect(&gw, &api, "", None).await.err(), Some(401));
+    assert_eq!(functions.calls(), before, "no identity, no call");
+    for (tenant, status) in [
+        ("unauthorized", 401),
+        ("deny", 403),
+        ("other", 403),
+        ("error", 500),
+    ] {
+        assert_eq!(
+            ws_connect(&gw, &api, &format!("?tenant={tenant}"), None)
+                .await
+                .err(),
+            Some(status),
+            "{tenant}"
+        );
+    }
+
+    // JWT: the token's claims reach the events.
+    let api = api_id(NS, "wsjwt");
+    let token = issuer.token(&k1, issuer.claims(json!({})));
+    let mut ws = ws_connect(&gw, &api, "", Some(&format!("Bearer {token}")))
+        .await
+        .expect("a valid token");
+    let ctx = whoami(&mut ws).await;
+    assert_eq!(ctx["authorizer"]["claims"]["sub"], "user-1");
+    assert_eq!(ctx["authorizer"]["claims"]["email"], "a@b.c");
+    assert_eq!(ws_connect(&gw, &api, "", None).await.err(), Some(401));
+    let expired = issuer.token(&k1, issuer.claims(json!({"exp": now() - 600})));
+    assert_eq!(
+        ws_connect(&gw, &api, "", Some(&format!("Bearer {expired}")))
+            .await
+            .err(),
+        Some(401)
+    );
 }

@@ -326,7 +326,11 @@ async fn chat_connects_with_a_key_routes_by_action_and_broadcasts_through_connec
     alice.close(None).await.expect("close");
     assert!(matches!(backend.next().await, Seen::Disconnect(_)));
     let metrics = gw.metrics_text();
-    assert!(metrics.contains("turnpike_ws_connect_count_total 2"), "{metrics}");
+    let labels = format!("{{api=\"{}\",stage=\"prod\"}}", api_id(NS, "chat"));
+    assert!(
+        metrics.contains(&format!("turnpike_ws_connect_count_total{labels} 2")),
+        "{metrics}"
+    );
     assert!(metrics.contains("turnpike_ws_connections 0"), "{metrics}");
 }
 
@@ -412,4 +416,88 @@ async fn a_table_swap_keeps_every_open_connection_and_a_drain_closes_them_with_1
             disconnected += 1;
         }
     }
+}
+
+/// The JSON access-log lines about connection `id`.
+fn lines_of(lines: &Lines, id: &str) -> Vec<serde_json::Value> {
+    lines
+        .text()
+        .lines()
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["connectionId"] == id)
+        .collect()
+}
+
+#[tokio::test]
+async fn connect_messages_and_disconnect_are_logged_and_counted_per_api_and_stage() {
+    // The global subscriber (the only test of this binary that installs one): the lines of
+    // other tests' connections are told apart by their connection id.
+    let lines = capture_access_log();
+    let (gw, mut backend) = gateway(true, |_| {}).await;
+    let (mut ws, id) = connected(&gw, &mut backend).await;
+    ws.send(Message::text(r#"{"action":"echo","n":1}"#))
+        .await
+        .expect("send");
+    assert_eq!(next_text(&mut ws).await, r#"{"action":"echo","n":1}"#);
+    ws.send(Message::text("not json")).await.expect("send");
+    assert_eq!(next_text(&mut ws).await, r#"{"error":"unknown action"}"#);
+    ws.close(None).await.expect("close");
+    assert!(matches!(backend.next().await, Seen::Disconnect(_)));
+
+    // The $disconnect line is written once its call returns: wait for it, bounded.
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        seen = lines_of(&lines, &id);
+        if seen.iter().any(|l| l["eventType"] == "DISCONNECT") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let events: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|l| {
+            (
+                l["eventType"].as_str().expect("eventType"),
+                l["routeKey"].as_str().expect("routeKey"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("CONNECT", "$connect"),
+            ("MESSAGE", "echo"),
+            ("MESSAGE", "$default"),
+            ("DISCONNECT", "$disconnect"),
+        ],
+        "{seen:?}"
+    );
+    for line in &seen {
+        assert_eq!(line["status"], 200, "{line}");
+        assert_eq!(line["apiId"], api_id(NS, "chat"));
+        assert_eq!(line["stage"], "prod");
+        let message_id = line["messageId"].as_str().expect("messageId");
+        if line["eventType"] == "MESSAGE" {
+            assert!(
+                turnpike_proxy::websocket::connections::is_connection_id(message_id),
+                "{line}"
+            );
+        } else {
+            assert_eq!(message_id, "-");
+        }
+    }
+    assert_ne!(seen[1]["messageId"], seen[2]["messageId"]);
+    assert_eq!(seen[1]["integrationStatus"], "200");
+
+    let metrics = gw.metrics_text();
+    let labels = format!("{{api=\"{}\",stage=\"prod\"}}", api_id(NS, "chat"));
+    for expected in [
+        format!("turnpike_ws_connect_count_total{labels} 1"),
+        format!("turnpike_ws_message_count_total{labels} 2"),
+        format!("turnpike_ws_integration_latency_count{labels} 1"),
+    ] {
+        assert!(metrics.contains(&expected), "{expected} in {metrics}");
+    }
+    assert!(!metrics.contains("turnpike_ws_client_error_total{"), "{metrics}");
 }

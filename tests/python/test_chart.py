@@ -36,6 +36,8 @@ CUSTOM = {
     "limits": {"defaultRateLimit": 2500.5, "defaultBurstLimit": 1000000,
                "redis": {"urlSecret": {"name": "redis", "key": "url"}, "cluster": True, "failureMode": "closed"}},
     "cache": {"backend": "redis"},
+    "websocket": {"idleTimeoutSecs": 300, "maxLifetimeSecs": 3600, "maxFrameBytes": 16384,
+                  "maxMessageBytes": 65536, "ownerTtlSecs": 15},
     "admin": {"tokenSecret": {"name": "turnpike-admin", "key": "token"}},
     "service": {
         "public": {"type": "LoadBalancer", "port": 8443, "externalTrafficPolicy": "Local",
@@ -128,7 +130,9 @@ def test_custom_values_reach_the_manifests():
                 "--watch-namespace=apis", "--allow-underscores-in-headers", "--allow-raw-path-segments",
                 "--default-rate-limit=2500.5", "--default-burst-limit=1000000", "--redis-cluster",
                 "--redis-failure-mode=closed", "--cache-backend=redis",
-                "--admin-token-file=/etc/turnpike/admin/token"]:
+                "--admin-token-file=/etc/turnpike/admin/token", "--websocket-idle-timeout-secs=300",
+                "--websocket-max-lifetime-secs=3600", "--websocket-max-frame-bytes=16384",
+                "--websocket-max-message-bytes=65536", "--websocket-owner-ttl-secs=15"]:
         assert arg in c["args"], (arg, c["args"])
     # The TLS Secret is mounted read-only and its files named on the command line.
     assert {"--tls-cert-file=/etc/turnpike/tls/tls.crt", "--tls-key-file=/etc/turnpike/tls/tls.key"} <= set(c["args"])
@@ -182,6 +186,7 @@ def test_custom_values_reach_the_manifests():
         ({"limits": {"redis": {"url": "http://redis:6379"}}}, "at '/limits/redis/url'"),
         ({"tls": {"secretName": "Wildcard TLS"}}, "at '/tls/secretName'"),
         ({"cache": {"backend": "disk"}}, "at '/cache/backend'"),
+        ({"websocket": {"ownerTtlSecs": 0}}, "at '/websocket/ownerTtlSecs'"),
     ],
 )
 def test_bad_values_are_rejected_with_the_field_named(values, message):

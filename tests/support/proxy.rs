@@ -768,3 +768,37 @@ pub async fn curl(args: &[&str]) -> (u16, String) {
     let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
+
+/// The access-log lines the global subscriber wrote (see [`capture_access_log`]).
+#[derive(Clone, Default)]
+pub struct Lines(Arc<std::sync::RwLock<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.read().expect("lock")).into_owned()
+    }
+}
+
+/// Installs the global subscriber of a test binary: the access log (`turnpike::access_log`)
+/// only, into the returned buffer. Once per binary.
+pub fn capture_access_log() -> Lines {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("turnpike::access_log=info")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+    lines
+}

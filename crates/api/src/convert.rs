@@ -255,9 +255,22 @@ fn websocket_def(
         let ra::RouteSpec {
             api_key_required,
             route_response_selection_expression,
+            authorization_type,
+            authorizer_id,
+            authorization_scopes,
             integration,
         } = route;
         let lifecycle = key == websocket::CONNECT || key == websocket::DISCONNECT;
+        let authorized = authorization_type.is_some_and(|t| t != ra::AuthorizationType::None)
+            || authorizer_id.is_some()
+            || !authorization_scopes.is_empty();
+        if authorized && key != websocket::CONNECT {
+            errors.push(
+                &field.field("authorizationType"),
+                Reason::InvalidRoute,
+                "authorizers run on $connect only",
+            );
+        }
         if api_key_required == &Some(true) && key != websocket::CONNECT {
             errors.push(
                 &field.field("apiKeyRequired"),
@@ -288,6 +301,13 @@ fn websocket_def(
         let method = ra::MethodSpec {
             api_key_required: *api_key_required,
             integration: integration.clone(),
+            authorization_type: authorization_type.filter(|_| key == websocket::CONNECT),
+            authorizer_id: authorizer_id.clone().filter(|_| key == websocket::CONNECT),
+            authorization_scopes: if key == websocket::CONNECT {
+                authorization_scopes.clone()
+            } else {
+                Vec::new()
+            },
             ..Default::default()
         };
         match method_def(&method, &root_path, endpoint_type, namespace, refs, &field) {

@@ -296,3 +296,13 @@ pub fn websocket(bytes: &[u8]) {
         assert_eq!(again.as_deref(), Some(id.as_str()));
     }
 }
+
+/// The `@connections` relay between replicas: an envelope read from Redis never panics, and
+/// what is read encodes back to the same bytes.
+pub fn relay_envelope(bytes: &[u8]) {
+    use crate::websocket::relay::Envelope;
+    if let Some(envelope) = Envelope::decode(bytes) {
+        assert_eq!(envelope.encode(), bytes, "a read envelope encodes back the same");
+        assert_eq!(Envelope::decode(&envelope.encode()), Some(envelope));
+    }
+}

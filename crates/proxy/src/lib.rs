@@ -268,6 +268,8 @@ pub struct Shared {
     pub draining: std::sync::atomic::AtomicBool,
     /// The WebSocket connections this replica holds.
     pub connections: websocket::connections::Connections,
+    /// With Redis: `@connections` calls for connections other replicas hold.
+    pub relay: Option<Arc<websocket::relay::Relay>>,
 }
 
 /// A bound proxy, ready to [`run`](Proxy::run).
@@ -322,6 +324,16 @@ impl Proxy {
             config.cache,
             usage.redis(),
         ));
+        let relay = usage
+            .redis()
+            .zip(config.usage.redis.clone())
+            .map(|(redis, redis_config)| {
+                Arc::new(websocket::relay::Relay::new(
+                    redis,
+                    redis_config,
+                    config.websocket.owner_ttl,
+                ))
+            });
         let authorizers = Arc::new(authorizer::Authorizers::new(
             upstreams.fetcher(),
             config.jwks_min_refresh,
@@ -339,6 +351,7 @@ impl Proxy {
                 authorizers,
                 draining: std::sync::atomic::AtomicBool::new(false),
                 connections: websocket::connections::Connections::default(),
+                relay,
             }),
             certs,
             tls,
@@ -388,6 +401,9 @@ impl Proxy {
             ));
         }
         tokio::spawn(drop_gone_caches(self.shared.clone(), stop.clone()));
+        if let Some(relay) = self.shared.relay.clone() {
+            tokio::spawn(relay.run(self.shared.clone(), stop.clone()));
+        }
         if let Some((chain, key)) = self.shared.config.cert_files.clone() {
             tokio::spawn(self.certs.clone().watch_default_files(
                 chain,

@@ -68,8 +68,7 @@ pub async fn serve(
     if conn.listener == Listener::Private
         && let Some(id) = crate::websocket::connections::target(uri.path())
     {
-        let result =
-            crate::websocket::connections::manage(&shared.connections, &parts.method, &id, body).await;
+        let result = crate::websocket::connections::route(shared, &parts.method, &id, body).await;
         return finish(ctx, summary, result, Some(&parts.headers));
     }
     let mut flow = phases(&mut ctx, &path, &host, &parts);
@@ -373,6 +372,7 @@ fn finish(
                 .unwrap_or_default(),
             authorizer_error: ctx.authorizer_error.take(),
             authorizer_latency: ctx.authorizer_latency,
+            websocket: None,
         };
         (Box::new(record), format.clone())
     });

@@ -108,7 +108,22 @@ pub struct AccessRecord {
     pub authorizer_error: Option<String>,
     /// `authorizer.latency`: how long the authorizer took (0 for a cached answer).
     pub authorizer_latency: Option<Duration>,
+    /// WebSocket APIs: what the line is about (`None` for a REST request).
+    pub websocket: Option<WebSocketEvent>,
 }
+
+/// The WebSocket facts of an access-log line: `$context.connectionId`, `routeKey`,
+/// `eventType` (`CONNECT`, `MESSAGE`, `DISCONNECT`) and `messageId` (messages only).
+#[derive(Clone, Debug, Default)]
+pub struct WebSocketEvent {
+    pub connection_id: String,
+    pub route_key: String,
+    pub event_type: &'static str,
+    pub message_id: Option<String>,
+}
+
+/// The fields a JSON line of a WebSocket event adds.
+const WEBSOCKET_JSON_FIELDS: &[&str] = &["connectionId", "routeKey", "eventType", "messageId"];
 
 // === impl AccessRecord ===
 
@@ -151,7 +166,12 @@ impl AccessRecord {
     fn render_json(&self) -> String {
         let mut out = String::with_capacity(512);
         out.push('{');
-        for (i, name) in JSON_FIELDS.iter().enumerate() {
+        let websocket = if self.websocket.is_some() {
+            WEBSOCKET_JSON_FIELDS
+        } else {
+            &[]
+        };
+        for (i, name) in JSON_FIELDS.iter().chain(websocket).enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -234,6 +254,16 @@ impl AccessRecord {
                 out.push_str(self.validation_error_string.as_deref().unwrap_or_default());
             }
             "authorizer.error" => out.push_str(self.authorizer_error.as_deref().unwrap_or_default()),
+            "connectionId" | "routeKey" | "eventType" | "messageId" => {
+                if let Some(ws) = &self.websocket {
+                    out.push_str(match name {
+                        "connectionId" => &ws.connection_id,
+                        "routeKey" => &ws.route_key,
+                        "eventType" => ws.event_type,
+                        _ => ws.message_id.as_deref().unwrap_or_default(),
+                    });
+                }
+            }
             "authorizer.latency" => {
                 if let Some(d) = self.authorizer_latency {
                     let _ = write!(out, "{}", d.as_millis());
@@ -391,5 +421,33 @@ mod tests {
         assert!(hit.render(&template).ends_with(" HIT"));
         let v: serde_json::Value = serde_json::from_str(&hit.render(&AccessLogFormat::Json)).expect("json");
         assert_eq!(v["cacheStatus"], "HIT");
+    }
+
+    #[test]
+    fn websocket_events_carry_their_connection_route_and_message() {
+        let template = AccessLogFormat::Template(
+            "$context.connectionId $context.routeKey $context.eventType $context.messageId".into(),
+        );
+        assert_eq!(record().render(&template), "- - - -", "a REST request has none");
+        let message = AccessRecord {
+            websocket: Some(WebSocketEvent {
+                connection_id: "AbCdEfGhIjKlMnO=".into(),
+                route_key: "sendmessage".into(),
+                event_type: "MESSAGE",
+                message_id: Some("ZyXwVuTsRqPoNmL=".into()),
+            }),
+            ..record()
+        };
+        assert_eq!(
+            message.render(&template),
+            "AbCdEfGhIjKlMnO= sendmessage MESSAGE ZyXwVuTsRqPoNmL="
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&message.render(&AccessLogFormat::Json)).expect("json");
+        assert_eq!(v["connectionId"], "AbCdEfGhIjKlMnO=");
+        assert_eq!(v["eventType"], "MESSAGE");
+        let rest: serde_json::Value =
+            serde_json::from_str(&record().render(&AccessLogFormat::Json)).expect("json");
+        assert!(rest.get("connectionId").is_none(), "REST lines keep their fields");
     }
 }

@@ -10,11 +10,12 @@
 //! | `turnpike_cache_hit_count` | CacheHitCount | counter (only for methods with caching) |
 //! | `turnpike_cache_miss_count` | CacheMissCount | counter (only for methods with caching) |
 //!
-//! WebSocket APIs have AWS's WebSocket metrics, gateway-wide (no labels): `turnpike_ws_connect_count`
+//! WebSocket APIs have AWS's WebSocket metrics, labelled `api` and `stage` (AWS's `ApiId` and
+//! `Stage` dimensions; bounded by the routing table): `turnpike_ws_connect_count`
 //! (ConnectCount), `turnpike_ws_message_count` (MessageCount), `turnpike_ws_integration_error`
 //! (IntegrationError), `turnpike_ws_client_error` (ClientError), `turnpike_ws_execution_error`
-//! (ExecutionError), `turnpike_ws_integration_latency` (IntegrationLatency, milliseconds) and
-//! the gauge `turnpike_ws_connections` (open connections of this replica).
+//! (ExecutionError), `turnpike_ws_integration_latency` (IntegrationLatency, milliseconds); and
+//! the gauge `turnpike_ws_connections` (open connections of this replica, no labels).
 //!
 //! Every request metric carries the labels `api` (the api id), `stage`, `resource` (the resource path
 //! *template*, never the raw path) and `method` (the resource method: `GET`…, `ANY`, or
@@ -57,6 +58,13 @@ pub struct RouteLabels {
 
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
+/// The labels of the WebSocket metrics: AWS's `ApiId` and `Stage` dimensions.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub api: String,
+    pub stage: String,
+}
+
 /// The request metrics of the proxy. Cheap to share (`Arc<Metrics>`); registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -76,21 +84,21 @@ pub struct Metrics {
     pub websocket: WebSocketMetrics,
 }
 
-/// AWS's WebSocket API metrics, for every WebSocket API of the gateway together.
+/// AWS's WebSocket API metrics, per API and stage.
 #[derive(Debug)]
 pub struct WebSocketMetrics {
     /// Connections accepted (AWS ConnectCount).
-    pub connect_count: Counter,
+    pub connect_count: Family<StageLabels, Counter>,
     /// Messages received from clients (AWS MessageCount).
-    pub message_count: Counter,
+    pub message_count: Family<StageLabels, Counter>,
     /// Integration calls that failed or answered non-2xx (AWS IntegrationError).
-    pub integration_error: Counter,
+    pub integration_error: Family<StageLabels, Counter>,
     /// Messages refused for the client's fault: no route, throttled, too big (AWS ClientError).
-    pub client_error: Counter,
+    pub client_error: Family<StageLabels, Counter>,
     /// Answers the gateway could not deliver (AWS ExecutionError).
-    pub execution_error: Counter,
+    pub execution_error: Family<StageLabels, Counter>,
     /// Milliseconds from integration request to response head (AWS IntegrationLatency).
-    pub integration_latency: Histogram,
+    pub integration_latency: Family<StageLabels, Histogram, fn() -> Histogram>,
     /// Open connections on this replica.
     pub connections: Gauge,
 }
@@ -117,12 +125,12 @@ impl Metrics {
             cache_miss: Family::default(),
             limits_mode: Gauge::default(),
             websocket: WebSocketMetrics {
-                connect_count: Counter::default(),
-                message_count: Counter::default(),
-                integration_error: Counter::default(),
-                client_error: Counter::default(),
-                execution_error: Counter::default(),
-                integration_latency: latency_histogram(),
+                connect_count: Family::default(),
+                message_count: Family::default(),
+                integration_error: Family::default(),
+                client_error: Family::default(),
+                execution_error: Family::default(),
+                integration_latency: Family::new_with_constructor(latency_histogram),
                 connections: Gauge::default(),
             },
         };

@@ -265,6 +265,21 @@ pub struct RouteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_response_selection_expression: Option<String>,
 
+    /// `$connect` only: NONE (the default), CUSTOM (a REQUEST authorizer, its identity from
+    /// the upgrade request's headers or query string) or JWT. A refusal refuses the upgrade
+    /// (401 or 403), and the authorizer's context reaches every event of the connection as
+    /// `requestContext.authorizer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_type: Option<AuthorizationType>,
+
+    /// `$connect` only: the authorizer (a key of `spec.authorizers`) for CUSTOM and JWT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer_id: Option<String>,
+
+    /// `$connect` with JWT only: the token's `scope` claim must hold at least one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_scopes: Vec<String>,
+
     /// The backend the route calls (HTTP_PROXY, HTTP, MOCK, or an in-cluster Service with
     /// connectionType VPC_LINK). HTTP and HTTP_PROXY backends get a POST whose body is the
     /// AWS event (`requestContext.connectionId`, `routeKey`, `eventType`, `body`, ...) and

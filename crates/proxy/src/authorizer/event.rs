@@ -32,11 +32,20 @@ pub struct RequestFacts<'a> {
     pub domain_name: &'a str,
     pub request_time_epoch: u128,
     pub region: &'a str,
+    /// WebSocket APIs: the route the authorizer guards (`$connect`), which names the method
+    /// in its ARN (`…/{stage}/$connect`) in place of the HTTP method and path.
+    pub route_key: Option<&'a str>,
 }
 
 impl RequestFacts<'_> {
     /// The method ARN of the request.
     pub fn method_arn(&self) -> String {
+        if let Some(route) = self.route_key {
+            return format!(
+                "arn:aws:execute-api:{}:{ACCOUNT_ID}:{}/{}/{route}",
+                self.region, self.api_id, self.stage
+            );
+        }
         format!(
             "arn:aws:execute-api:{}:{ACCOUNT_ID}:{}/{}/{}/{}",
             self.region,
@@ -135,6 +144,10 @@ impl RequestFacts<'_> {
     /// The REQUEST authorizer event.
     pub fn request_event(&self) -> Value {
         let mut m = self.request_fields();
+        if let (Some(route), Some(Value::Object(rc))) = (self.route_key, m.get_mut("requestContext")) {
+            rc.insert("routeKey".into(), json!(route));
+            rc.insert("eventType".into(), json!("CONNECT"));
+        }
         m.insert("type".into(), json!("REQUEST"));
         m.insert("methodArn".into(), json!(self.method_arn()));
         Value::Object(m)

@@ -287,6 +287,10 @@ pub fn facts<'c>(ctx: &'c RequestCtx<'_>, parts: &'c Parts) -> RequestFacts<'c> 
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis()),
         region: &ctx.table.hosts.region,
+        route_key: ctx
+            .variant
+            .and_then(|v| v.routes.websocket())
+            .map(|_| turnpike_core::model::websocket::CONNECT),
     }
 }
 

@@ -9,8 +9,9 @@
 //! Served only on the private listener (in-cluster backends), never on the public one, at any
 //! path that ends in `/@connections/{id}`: the AWS form `/{stage}/@connections/{id}` on the
 //! API's host and the local form `/restapis/{apiId}/{stage}/_user_request_/@connections/{id}`
-//! both do. A connection lives on the replica that accepted it; without a shared store a
-//! management call reaches only the connections of the replica it lands on.
+//! both do. A connection lives on the replica that accepted it; with `--redis-url` a call that
+//! lands on another replica is forwarded to it ([`super::relay`]); without Redis a management
+//! call reaches only the connections of the replica it lands on (run one replica).
 
 use std::{
     collections::HashMap,
@@ -115,6 +116,13 @@ impl Connections {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The ids of the open connections.
+    pub fn ids(&self) -> Vec<Box<str>> {
+        self.map
+            .read()
+            .map_or_else(|_| Vec::new(), |m| m.keys().cloned().collect())
+    }
 }
 
 /// The connection id of a management request's path: the last segment after
@@ -139,6 +147,20 @@ pub fn is_connection_id(id: &str) -> bool {
 /// The largest message a push may carry (AWS: 128 KB).
 pub const MAX_PUSH_BYTES: u64 = 128 * 1024;
 
+/// Serves one management request for connection `id`: here when this replica holds it, else
+/// through its owner when replicas share a Redis, else 410.
+pub async fn route(
+    shared: &crate::Shared,
+    method: &Method,
+    id: &str,
+    body: RequestBody,
+) -> Result<Response<ProxyBody>, Reject> {
+    match &shared.relay {
+        Some(relay) if shared.connections.get(id).is_none() => relay.forward(method, id, body).await,
+        _ => manage(&shared.connections, method, id, body).await,
+    }
+}
+
 /// Serves one management request for connection `id` of this replica's registry.
 pub async fn manage(
     connections: &Connections,
@@ -153,13 +175,7 @@ pub async fn manage(
         Method::POST => {
             let data = match crate::phase::validate::collect(body, MAX_PUSH_BYTES).await {
                 Ok(data) => data,
-                Err(Reject::BodyTooLarge) => {
-                    return Ok(error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "PayloadTooLargeException",
-                        "Message too long",
-                    ));
-                }
+                Err(Reject::BodyTooLarge) => return Ok(too_large()),
                 Err(other) => return Err(other),
             };
             push(&handle, Command::Send(data))
@@ -211,8 +227,17 @@ pub fn gone() -> Response<ProxyBody> {
     resp
 }
 
+/// 413 PayloadTooLargeException: a push over [`MAX_PUSH_BYTES`].
+pub fn too_large() -> Response<ProxyBody> {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PayloadTooLargeException",
+        "Message too long",
+    )
+}
+
 /// `x-amzn-ErrorType`.
-const ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
+pub const ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
 
 fn error(status: StatusCode, kind: &'static str, message: &str) -> Response<ProxyBody> {
     let mut resp = json(status, serde_json::json!({ "message": message }).to_string());

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! GET + Upgrade: websocket on a WEBSOCKET API's stage URL
-//!   limits → authority → normalize → route::locate → policy → canary → keys ($connect)
-//!   → authorize ($connect: the seam for authorizers) → throttle → $connect integration
+//!   limits → authority → normalize → route::locate → policy → canary
+//!   → authorize ($connect's authorizer) → keys ($connect) → throttle → $connect integration
 //!   └ a refusal or a non-2xx answer refuses the upgrade with that answer; else 101
 //! each message ─ route selection ($request.body.X, else $default, else a Forbidden frame)
 //!   → throttle → integration (AWS event as the body, `connectionId` header)
@@ -19,6 +19,7 @@
 //! gateway and count as activity.
 
 pub mod connections;
+pub mod relay;
 
 use std::{sync::Arc, time::Duration};
 
@@ -55,6 +56,10 @@ use turnpike_core::model::{
     websocket::{CONNECT, DISCONNECT},
 };
 use turnpike_core::routing::{ApiEntry, Miss, StageEntry, StageVariant};
+use turnpike_telemetry::{
+    access_log::{self, AccessRecord, WebSocketEvent},
+    metrics::StageLabels,
+};
 
 /// The limits of WebSocket connections (AWS's by default).
 #[derive(Clone, Debug)]
@@ -70,6 +75,10 @@ pub struct WebSocketLimits {
     /// At shutdown: how long a closed socket may take to answer the close before it is
     /// dropped.
     pub close_grace: Duration,
+    /// With Redis: how long a replica's record of a connection it holds lives without a
+    /// refresh (refreshed every third of it), so a dead replica's connections answer 410
+    /// after at most this long.
+    pub owner_ttl: Duration,
 }
 
 impl Default for WebSocketLimits {
@@ -80,6 +89,7 @@ impl Default for WebSocketLimits {
             max_frame_bytes: 32 * 1024,
             max_message_bytes: 128 * 1024,
             close_grace: Duration::from_secs(1),
+            owner_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -125,6 +135,10 @@ struct Session {
     variant: Arc<StageVariant>,
     handle: Arc<Handle>,
     host: Option<HeaderValue>,
+    /// The labels of its metrics.
+    labels: StageLabels,
+    /// What `$connect`'s authorizer said, as `requestContext.authorizer` of every event.
+    authorizer: Option<serde_json::Value>,
 }
 
 /// Runs the upgrade request through the phases and `$connect`.
@@ -143,7 +157,10 @@ pub async fn handshake(shared: &Arc<Shared>, conn: &ConnInfo, mut parts: Parts) 
         .map(Box::from);
     let (handle, rx) = Handle::new(ids::connection_id().into(), conn.peer.ip(), user_agent);
     let connected = match connect_phases(&mut ctx, &path, &host, &parts) {
-        Ok(ws) => admit(&mut ctx).await.map(|()| ws.route(CONNECT)),
+        Ok(ws) => match identify(&mut ctx, &parts).await {
+            Ok(()) => admit(&mut ctx).await.map(|()| ws.route(CONNECT)),
+            Err(reject) => Err(reject),
+        },
         Err(reject) => Err(reject),
     };
     let connect_route = match connected {
@@ -154,10 +171,14 @@ pub async fn handshake(shared: &Arc<Shared>, conn: &ConnInfo, mut parts: Parts) 
         let reject = Reject::Internal("upgrade without a stage".into());
         return Handshake::Refused(Box::new(service::answer(ctx, &parts, Err(reject))));
     };
-    let Some(session) = session_of(&table, api, stage, variant, handle, ctx.host.cloned()) else {
+    let Some(mut session) = session_of(&table, api, stage, variant, handle, ctx.host.cloned()) else {
         let reject = Reject::Internal("upgrade on an API that left the table".into());
         return Handshake::Refused(Box::new(service::answer(ctx, &parts, Err(reject))));
     };
+    session.authorizer = ctx
+        .identity
+        .as_ref()
+        .map(crate::authorizer::Identity::to_event_json);
     if let Some(route) = &connect_route {
         let headers = std::mem::take(&mut parts.headers);
         let event = Event {
@@ -187,6 +208,7 @@ pub async fn handshake(shared: &Arc<Shared>, conn: &ConnInfo, mut parts: Parts) 
         let reject = Reject::Internal("accept key".into());
         return Handshake::Refused(Box::new(service::answer(ctx, &parts, Err(reject))));
     };
+    log_event(&mut ctx, &session, CONNECT, "CONNECT", None, 200);
     Handshake::Accepted(Accepted {
         accept_key,
         session,
@@ -221,16 +243,20 @@ fn connect_phases<'a>(
         .ok_or(Reject::NoRoute(Miss::Resource))?;
     if let Some(route) = ws.route(CONNECT) {
         ctx.method = Some(&route.method);
-        phase::keys::authenticate(ctx, &parts.headers)?;
-        authorize(ctx, parts)?;
     }
     Ok(ws)
 }
 
-/// Where an authorizer of `$connect` runs: after the API key, before the throttle and the
-/// integration. No authorizer is configured yet, so every caller passes.
-fn authorize(_ctx: &mut RequestCtx<'_>, _parts: &Parts) -> Result<(), Reject> {
-    Ok(())
+/// `$connect`'s authorizer, then its API key (which the authorizer may supply), as for a REST
+/// method: a refusal refuses the upgrade (401, 403, or 500 for a failed authorizer).
+async fn identify(ctx: &mut RequestCtx<'_>, parts: &Parts) -> Result<(), Reject> {
+    if ctx.method.is_none() {
+        return Ok(());
+    }
+    if phase::authorize::wanted(ctx) {
+        Box::pin(phase::authorize::run(ctx, parts)).await?;
+    }
+    phase::keys::authenticate(ctx, &parts.headers)
 }
 
 /// The throttle (and, on `$connect` with a key, the quota).
@@ -257,12 +283,18 @@ fn session_of(
     } else {
         stage_arc.canary.as_ref()?.variant.clone()
     };
+    let labels = StageLabels {
+        api: api.id.as_str().to_string(),
+        stage: stage_arc.name.to_string(),
+    };
     Some(Session {
         api,
         stage: stage_arc,
         variant,
         handle,
         host,
+        labels,
+        authorizer: None,
     })
 }
 
@@ -311,6 +343,9 @@ fn event_json(ctx: &RequestCtx<'_>, session: &Session, event: &Event<'_>) -> Byt
     });
     if let Some(id) = event.message_id {
         request_context["messageId"] = Value::from(id);
+    }
+    if let Some(authorizer) = &session.authorizer {
+        request_context["authorizer"] = authorizer.clone();
     }
     let mut out = Map::new();
     if let Some(headers) = event.headers {
@@ -392,7 +427,15 @@ pub async fn run<IO>(
     let Accepted { session, mut rx, .. } = accepted;
     let id = session.handle.id.clone();
     shared.connections.insert(session.handle.clone());
-    shared.metrics.websocket.connect_count.inc();
+    if let Some(relay) = &shared.relay {
+        relay.own(&id).await;
+    }
+    shared
+        .metrics
+        .websocket
+        .connect_count
+        .get_or_create(&session.labels)
+        .inc();
     shared.metrics.websocket.connections.inc();
     tracing::debug!(connection_id = %id, api = %session.api.id, stage = %session.stage.name, "connected");
 
@@ -442,7 +485,7 @@ pub async fn run<IO>(
                 }
                 Some(Ok(Message::Close(_) | Message::Frame(_))) => {}
                 Some(Err(WsError::Capacity(_))) => {
-                    shared.metrics.websocket.client_error.inc();
+                    shared.metrics.websocket.client_error.get_or_create(&session.labels).inc();
                     break Some((CloseCode::Size, "Message too big"));
                 }
                 Some(Err(_)) => break None,
@@ -450,6 +493,9 @@ pub async fn run<IO>(
         }
     };
     shared.connections.remove(&id);
+    if let Some(relay) = &shared.relay {
+        relay.disown(&id).await;
+    }
     shared.metrics.websocket.connections.dec();
     if let Some((code, reason)) = close {
         let frame = CloseFrame {
@@ -497,10 +543,19 @@ async fn disconnect(shared: &Arc<Shared>, conn: &ConnInfo, session: &Session) {
         headers: None,
         query: None,
     };
-    if let Ok(resp) = call(&mut ctx, session, route, &event).await {
-        // Read the answer to its end, so the backend connection is reused.
-        let _ = resp.into_body().collect().await;
-    }
+    let status = match call(&mut ctx, session, route, &event).await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            // Read the answer to its end, so the backend connection is reused.
+            let _ = resp.into_body().collect().await;
+            status
+        }
+        Err(reject) => {
+            ctx.integration_error.get_or_insert_with(|| reject.to_string());
+            500
+        }
+    };
+    log_event(&mut ctx, session, DISCONNECT, "DISCONNECT", None, status);
 }
 
 /// A request context for a call on an open connection: its own snapshot entries, the
@@ -520,27 +575,33 @@ fn session_ctx<'a>(
 }
 
 /// Routes one message and calls its integration; the reply to send, if any (a two-way
-/// route's answer, or an AWS error frame).
+/// route's answer, or an AWS error frame). Writes the message's access-log line.
 async fn on_message(
     shared: &Arc<Shared>,
     conn: &ConnInfo,
     session: &Session,
     data: Bytes,
 ) -> Option<Message> {
-    shared.metrics.websocket.message_count.inc();
+    let metrics = &shared.metrics.websocket;
+    metrics.message_count.get_or_create(&session.labels).inc();
     let table = shared.store.load();
     let mut ctx = session_ctx(shared, conn, &table, session);
     let ws = session.variant.routes.websocket()?;
+    let message_id = ids::connection_id();
+    let logged = |ctx: &mut RequestCtx<'_>, route_key: &str, status: u16| {
+        log_event(ctx, session, route_key, "MESSAGE", Some(&message_id), status);
+    };
     let Some(route) = ws.route_for(&data) else {
-        shared.metrics.websocket.client_error.inc();
+        metrics.client_error.get_or_create(&session.labels).inc();
+        logged(&mut ctx, "-", 403);
         return Some(error_frame(&ctx, session, "Forbidden"));
     };
     if let Err(reject) = admit(&mut ctx).await {
-        shared.metrics.websocket.client_error.inc();
-        let message = reject.gateway_response().message;
-        return Some(error_frame(&ctx, session, message));
+        metrics.client_error.get_or_create(&session.labels).inc();
+        let answer = reject.gateway_response();
+        logged(&mut ctx, &route.key, answer.status.as_u16());
+        return Some(error_frame(&ctx, session, answer.message));
     }
-    let message_id = ids::connection_id();
     let event = Event {
         route_key: &route.key,
         event_type: "MESSAGE",
@@ -551,13 +612,12 @@ async fn on_message(
     };
     let result = call(&mut ctx, session, route, &event).await;
     if let Some(latency) = ctx.integration_latency {
-        shared
-            .metrics
-            .websocket
+        metrics
             .integration_latency
+            .get_or_create(&session.labels)
             .observe(latency.as_secs_f64() * 1000.0);
     }
-    match result {
+    let (reply, status) = match result {
         Ok(resp) => {
             let status = resp.status();
             let body =
@@ -565,23 +625,86 @@ async fn on_message(
                     .collect()
                     .await;
             if !status.is_success() {
-                shared.metrics.websocket.integration_error.inc();
+                metrics.integration_error.get_or_create(&session.labels).inc();
             }
             match body {
-                Ok(body) if route.two_way => Some(message_of(body.to_bytes())),
-                Ok(_) => None,
+                Ok(body) if route.two_way => (Some(message_of(body.to_bytes())), status.as_u16()),
+                Ok(_) => (None, status.as_u16()),
                 Err(_) => {
-                    shared.metrics.websocket.execution_error.inc();
-                    Some(error_frame(&ctx, session, "Internal server error"))
+                    metrics.execution_error.get_or_create(&session.labels).inc();
+                    (Some(error_frame(&ctx, session, "Internal server error")), 500)
                 }
             }
         }
         Err(reject) => {
             tracing::debug!(connection_id = %session.handle.id, error = %reject, "integration failed");
-            shared.metrics.websocket.integration_error.inc();
-            Some(error_frame(&ctx, session, "Internal server error"))
+            metrics.integration_error.get_or_create(&session.labels).inc();
+            ctx.integration_error.get_or_insert_with(|| reject.to_string());
+            (Some(error_frame(&ctx, session, "Internal server error")), 500)
         }
-    }
+    };
+    logged(&mut ctx, &route.key, status);
+    reply
+}
+
+/// Writes the access-log line of a WebSocket event, in the stage's format (else the
+/// gateway's default): the REST variables, and `$context.connectionId`, `routeKey`,
+/// `eventType` and `messageId`.
+fn log_event(
+    ctx: &mut RequestCtx<'_>,
+    session: &Session,
+    route_key: &str,
+    event_type: &'static str,
+    message_id: Option<&str>,
+    status: u16,
+) {
+    let format = session
+        .stage
+        .access_log
+        .as_ref()
+        .or(ctx.shared.config.default_access_log.as_ref());
+    let Some(format) = format.filter(|_| access_log::enabled()) else {
+        return;
+    };
+    let handle = &session.handle;
+    let record = AccessRecord {
+        request_id: ctx.ids.request_id_str(),
+        extended_request_id: ctx.ids.extended_str(),
+        request_time: std::time::SystemTime::now().checked_sub(ctx.start.elapsed()),
+        http_method: "-".into(),
+        path: "-".into(),
+        protocol: "HTTP/1.1",
+        status,
+        response_latency: ctx.start.elapsed(),
+        integration_latency: ctx.integration_latency,
+        integration_status: ctx.integration_status,
+        integration_error: ctx.integration_error.take(),
+        source_ip: Some(handle.source_ip),
+        user_agent: handle.user_agent.as_deref().map(str::to_string),
+        domain_name: session
+            .host
+            .as_ref()
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()),
+        api_key_id: ctx.key.map(|k| k.id.to_string()),
+        api_key_masked: ctx.key.map(|k| k.digest.masked()),
+        api_id: session.api.id.as_str().to_string(),
+        stage: session.stage.name.to_string(),
+        deployment_id: session.variant.deployment_id.clone(),
+        is_canary: ctx.is_canary(),
+        authorizer: ctx
+            .identity
+            .as_ref()
+            .map(crate::authorizer::Identity::values)
+            .unwrap_or_default(),
+        websocket: Some(WebSocketEvent {
+            connection_id: handle.id.to_string(),
+            route_key: route_key.to_string(),
+            event_type,
+            message_id: message_id.map(str::to_string),
+        }),
+        ..AccessRecord::default()
+    };
+    record.emit(format);
 }
 
 /// AWS's error message to a client: `{"message": "...", "connectionId": "...", "requestId": "..."}`.
