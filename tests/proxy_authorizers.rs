@@ -952,4 +952,236 @@ async fn connect_routes_run_request_and_jwt_authorizers() {
             .err(),
         Some(401)
     );
+// === gateway responses of authorizers ===
+
+/// The body template of the customized authorizer answers: the `$context.error` values, the
+/// authorizer's `$context.authorizer` values, a request header through `$input.params()` and a
+/// `#if` on the type.
+const AUTH_TEMPLATE: &str = r##"{"type":"$context.error.responseType","message":$context.error.messageString,"why":"$context.authorizer.error","principal":"$!context.authorizer.principalId","tenant":"$input.params('x-tenant')"#if($context.error.responseType == "ACCESS_DENIED"),"denied":true#end}"##;
+
+/// `spec.gatewayResponses` customizing `types` (with a status each, or none) the same way:
+/// `x-type` names the customization, the body is [`AUTH_TEMPLATE`].
+fn auth_responses(types: &[(&str, Option<u16>)]) -> String {
+    let template = serde_json::to_string(AUTH_TEMPLATE).expect("json");
+    let mut y = String::from("  gatewayResponses:\n");
+    for (t, status) in types {
+        y.push_str(&format!("    {t}:\n"));
+        if let Some(s) = status {
+            y.push_str(&format!("      statusCode: \"{s}\"\n"));
+        }
+        y.push_str(&format!(
+            "      responseParameters: {{gatewayresponse.header.x-type: \"'{t}'\"}}\n      responseTemplates:\n        application/json: {template}\n"
+        ));
+    }
+    y
+}
+
+/// An API `name` with spec.cors, a JWT authorizer (`/jwt`), a TOKEN function (`/fn`) and a
+/// TOKEN function whose host refuses connections (`/broken`), and `responses`.
+fn authorizer_responses_api(
+    name: &str,
+    up: SocketAddr,
+    issuer: &str,
+    functions: SocketAddr,
+    closed: SocketAddr,
+    responses: &str,
+) -> String {
+    let backend = format!("http://{up}/echo");
+    let arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:auth/invocations";
+    let method = |authorizer: &str, kind: &str| {
+        format!(
+            "        authorizationType: {kind}\n        authorizerId: {authorizer}\n        integration: {{type: HTTP_PROXY, uri: \"{backend}\"}}"
+        )
+    };
+    ApiSet::new(NS, name)
+        .spec(&format!(
+            "  cors: {{allowOrigins: [\"https://app.example.com\"]}}\n  authorizers:\n    oidc:\n      type: JWT\n      jwtConfiguration:\n        issuer: \"{issuer}\"\n        audience: [{AUDIENCE}]\n    token:\n      type: TOKEN\n      authorizerUri: \"{arn}\"\n      functionHost: {{url: \"http://{functions}\"}}\n    broken:\n      type: TOKEN\n      authorizerUri: \"{arn}\"\n      functionHost: {{url: \"http://{closed}\"}}\n{responses}"
+        ))
+        .method("/jwt", "GET", &method("oidc", "JWT"))
+        .method("/fn", "GET", &method("token", "CUSTOM"))
+        .method("/broken", "GET", &method("broken", "CUSTOM"))
+        .stage("prod")
+        .yaml()
+}
+
+/// What each refusal is: (type, built-in status, built-in body, `x-amzn-ErrorType`).
+const AUTH_REFUSALS: [(&str, u16, &str, &str); 7] = [
+    (
+        "UNAUTHORIZED",
+        401,
+        r#"{"message":"Unauthorized"}"#,
+        "UnauthorizedException",
+    ),
+    (
+        "EXPIRED_TOKEN",
+        401,
+        r#"{"message":"Unauthorized"}"#,
+        "UnauthorizedException",
+    ),
+    (
+        "INVALID_SIGNATURE",
+        401,
+        r#"{"message":"Unauthorized"}"#,
+        "UnauthorizedException",
+    ),
+    (
+        "ACCESS_DENIED",
+        403,
+        r#"{"Message":"User is not authorized to access this resource with an explicit deny"}"#,
+        "AccessDeniedException",
+    ),
+    (
+        "AUTHORIZER_FAILURE",
+        500,
+        r#"{"message": null}"#,
+        "AuthorizerConfigurationException",
+    ),
+    (
+        "AUTHORIZER_FAILURE",
+        500,
+        r#"{"message": null}"#,
+        "AuthorizerConfigurationException",
+    ),
+    (
+        "AUTHORIZER_CONFIGURATION_ERROR",
+        500,
+        r#"{"message": null}"#,
+        "AuthorizerConfigurationException",
+    ),
+];
+
+/// One request per entry of [`AUTH_REFUSALS`], in order, to the API `name`, each from the
+/// allowed origin and with `x-tenant: t-9`.
+async fn auth_refusals(gw: &Gateway, issuer: &Issuer, signer: &Key, name: &str) -> Vec<Answer> {
+    let forged = key(&signer.kid);
+    let valid = issuer.claims(json!({}));
+    let expired = issuer.claims(json!({"exp": now() - 3600}));
+    let tokens = [
+        ("/jwt", None),
+        ("/jwt", Some(issuer.token(signer, expired))),
+        ("/jwt", Some(issuer.token(&forged, valid))),
+        ("/fn", Some("Bearer deny".to_string())),
+        ("/fn", Some("Bearer error".to_string())),
+        ("/fn", Some("Bearer garbage".to_string())),
+        ("/broken", Some("Bearer allow".to_string())),
+    ];
+    let c = client(false);
+    let mut out = Vec::new();
+    for (path, token) in tokens {
+        let mut req = Request::get(gw.url(&api_id(NS, name), "prod", path))
+            .header("origin", "https://app.example.com")
+            .header("x-tenant", "t-9");
+        if let Some(t) = token {
+            req = req.header("authorization", t);
+        }
+        out.push(send(&c, req.body(empty()).expect("request")).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn authorizer_gateway_responses_are_customized_and_fall_back() {
+    let up = Upstream::start().await;
+    let k1 = key("k1");
+    let issuer = Issuer::start(&[&k1]).await;
+    let functions = Functions::start().await;
+    let closed = closed_port().await;
+    let custom: Vec<(&str, Option<u16>)> = vec![
+        ("UNAUTHORIZED", Some(419)),
+        ("EXPIRED_TOKEN", Some(440)),
+        ("INVALID_SIGNATURE", Some(441)),
+        ("ACCESS_DENIED", Some(451)),
+        ("AUTHORIZER_FAILURE", Some(502)),
+        ("AUTHORIZER_CONFIGURATION_ERROR", Some(503)),
+    ];
+    let api = |name: &str, responses: &str| {
+        authorizer_responses_api(name, up.addr, &issuer.url, functions.addr, closed, responses)
+    };
+    let yaml = [
+        api("auth-custom", &auth_responses(&custom)),
+        api(
+            "auth-defaults",
+            &auth_responses(&[("DEFAULT_4XX", None), ("DEFAULT_5XX", None)]),
+        ),
+        api("auth-unauthorized", &auth_responses(&[("UNAUTHORIZED", None)])),
+        api("auth-builtin", ""),
+    ]
+    .concat();
+    let gw = Gateway::start(lenient_table(&yaml)).await;
+
+    let why = |t: &str| match t {
+        "UNAUTHORIZED" => "identity source missing",
+        "EXPIRED_TOKEN" => "the token has expired",
+        "INVALID_SIGNATURE" => "the signature is invalid",
+        "ACCESS_DENIED" => "the policy denies the method explicitly",
+        "AUTHORIZER_CONFIGURATION_ERROR" => "invoking",
+        _ => "",
+    };
+    let message = |t: &str| match t {
+        "ACCESS_DENIED" => "User is not authorized to access this resource with an explicit deny",
+        "AUTHORIZER_FAILURE" | "AUTHORIZER_CONFIGURATION_ERROR" => "Authorizer configuration error",
+        _ => "Unauthorized",
+    };
+    // The customized answer of type `t`, chosen as `shown`; every one carries the CORS headers.
+    let check = |a: &Answer, t: &str, shown: Option<&str>, status: u16, builtin: (&str, &str)| {
+        assert_eq!(a.status, status, "{t}: {a:?}");
+        assert_eq!(a.header("x-amzn-errortype"), Some(builtin.1), "{t}");
+        assert_eq!(
+            a.header("access-control-allow-origin"),
+            Some("https://app.example.com"),
+            "{t}: spec.cors applies to the gateway's answers"
+        );
+        assert_eq!(a.header("vary"), Some("Origin"), "{t}");
+        assert_eq!(a.header("x-type"), shown, "{t}");
+        let Some(_) = shown else {
+            assert_eq!(a.body, builtin.0, "{t}: the built-in answer, byte for byte");
+            return;
+        };
+        let body = a.json();
+        assert_eq!(body["type"], t, "{t}: {}", a.body);
+        assert_eq!(body["message"], message(t), "{t}");
+        assert_eq!(body["tenant"], "t-9", "{t}: $input.params");
+        let cause = body["why"].as_str().expect("why");
+        assert!(
+            cause.contains(why(t)),
+            "{t}: $context.authorizer.error is {cause:?}"
+        );
+        assert_eq!(
+            body["denied"].as_bool(),
+            (t == "ACCESS_DENIED").then_some(true),
+            "{t}"
+        );
+        if t == "ACCESS_DENIED" {
+            assert_eq!(body["principal"], "p", "$context.authorizer.principalId");
+        }
+    };
+
+    // Each type's own customization.
+    let answers = auth_refusals(&gw, &issuer, &k1, "auth-custom").await;
+    for ((t, _, body, error_type), a) in AUTH_REFUSALS.iter().zip(&answers) {
+        let status = custom.iter().find(|(n, _)| n == t).and_then(|(_, s)| *s);
+        check(a, t, Some(t), status.unwrap_or_default(), (body, error_type));
+    }
+    // DEFAULT_4XX / DEFAULT_5XX by the built-in status, which stays.
+    let answers = auth_refusals(&gw, &issuer, &k1, "auth-defaults").await;
+    for ((t, status, body, error_type), a) in AUTH_REFUSALS.iter().zip(&answers) {
+        let shown = if *status >= 500 {
+            "DEFAULT_5XX"
+        } else {
+            "DEFAULT_4XX"
+        };
+        check(a, t, Some(shown), *status, (body, error_type));
+    }
+    // A refused token falls back to UNAUTHORIZED; the others to their built-in answers.
+    let answers = auth_refusals(&gw, &issuer, &k1, "auth-unauthorized").await;
+    for ((t, status, body, error_type), a) in AUTH_REFUSALS.iter().zip(&answers) {
+        let shown =
+            matches!(*t, "UNAUTHORIZED" | "EXPIRED_TOKEN" | "INVALID_SIGNATURE").then_some("UNAUTHORIZED");
+        check(a, t, shown, *status, (body, error_type));
+    }
+    // No customization: every built-in answer, byte for byte.
+    let answers = auth_refusals(&gw, &issuer, &k1, "auth-builtin").await;
+    for ((t, status, body, error_type), a) in AUTH_REFUSALS.iter().zip(&answers) {
+        check(a, t, None, *status, (body, error_type));
+    }
 }

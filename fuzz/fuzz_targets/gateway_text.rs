@@ -1,5 +1,6 @@
 //! The text the gateway parses around a request's body and answer: gateway response templates
-//! (any text parses, or is refused with a message; what parses renders), request models (any
+//! (mapping templates: any text parses or is refused with its line and column; what parses
+//! renders against a gateway answer's `$context`, within the limits), request models (any
 //! JSON object of schemas compiles or is refused, and a compiled model validates any body),
 //! `Accept-Encoding` negotiation, binary media ranges and CORS origin patterns. None may panic.
 //!
@@ -8,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use turnpike_core::model::{BinaryMediaTypes, OriginPattern, Template, compile_models, is_media_range};
+use turnpike_core::model::{BinaryMediaTypes, OriginPattern, compile_models, is_media_range};
+use turnpike_core::template::{Limits, Map, Request, Template, Value};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
@@ -37,16 +39,30 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// A template that parses renders.
+/// A template that parses renders, as a gateway response's does: over an empty payload, with
+/// `$context.error.*`.
 fn template(text: &str) {
     let Ok(t) = Template::parse(text) else {
         return;
     };
-    let mut out = String::new();
-    t.render(
-        &mut out,
-        |v, out| out.push_str(&format!("{v:?}")),
-        |_| Some("value"),
+    let mut context = Map::default();
+    let error = context.child_map("error");
+    error.insert("message".into(), Value::str("Forbidden"));
+    error.insert("messageString".into(), Value::str("\"Forbidden\""));
+    error.insert("responseType".into(), Value::str("INVALID_API_KEY"));
+    let limits = Limits {
+        max_steps: 100_000,
+        max_output: 1 << 20,
+        ..Limits::default()
+    };
+    let _ = t.render(
+        Request {
+            body: "",
+            params: Request::params_of([("id", "1")], [("q", "x")], [("accept", "*/*")]),
+            context,
+            stage_variables: Map::of_strings([("team", "blue")]),
+        },
+        &limits,
     );
 }
 

@@ -22,6 +22,7 @@ const CUSTOM: &[(&str, Option<u16>)] = &[
     ("INTEGRATION_TIMEOUT", None),
     ("REQUEST_TOO_LARGE", Some(400)),
     ("ACCESS_DENIED", Some(401)),
+    ("UNSUPPORTED_MEDIA_TYPE", Some(400)),
 ];
 
 const TEMPLATE: &str = r#"{"type":"$context.error.responseType","message":$context.error.messageString,"id":"$context.requestId","stage":"$context.stage"}"#;
@@ -97,6 +98,14 @@ fn api(name: &str, up: SocketAddr, closed: SocketAddr, extra: &str) -> String {
     /upload:
       POST:
         integration: {{type: HTTP_PROXY, uri: "http://{up}/read-gated"}}
+    /strict:
+      POST:
+        integration:
+          type: HTTP
+          uri: "http://{up}/echo/strict"
+          passthroughBehavior: NEVER
+          requestTemplates: {{application/json: '{{"wrapped": $input.json(''$'')}}'}}
+          integrationResponses: [{{statusCode: "200"}}]
   requestValidators:
     all: {{validateRequestBody: true, validateRequestParameters: true}}
   models:
@@ -189,6 +198,12 @@ async fn refusals(gw: &Gateway, name: &str) -> Vec<(&'static str, u16, Answer)> 
     out.push(("INTEGRATION_FAILURE", 502, send(&c, traced("/refused")).await));
     out.push(("INTEGRATION_TIMEOUT", 504, send(&c, traced("/slow")).await));
     out.push(("REQUEST_TOO_LARGE", 413, streamed_too_large(gw, &id).await));
+    let unmapped = Request::post(gw.plain_url(&id, "prod", "/strict"))
+        .header("x-trace", "t-1")
+        .header("content-type", "text/plain")
+        .body(full("plain"))
+        .expect("request");
+    out.push(("UNSUPPORTED_MEDIA_TYPE", 415, send(&c, unmapped).await));
     out
 }
 
@@ -238,6 +253,7 @@ fn message_of(t: &str) -> &'static str {
         "API_CONFIGURATION_ERROR" => "Internal server error",
         "INTEGRATION_TIMEOUT" => "Endpoint request timed out",
         "REQUEST_TOO_LARGE" => "Request Too Long",
+        "UNSUPPORTED_MEDIA_TYPE" => "Unsupported Media Type",
         other => panic!("no message for {other}"),
     }
 }
@@ -382,4 +398,111 @@ async fn every_type_customized_falls_back_to_its_default_then_to_the_built_in() 
     );
     let a = parse_raw(&raw(gw.public_plain, head.as_bytes()).await);
     a.assert(413, r#"{"message":"Request Too Long"}"#);
+}
+
+/// Gateway response templates are mapping templates: `#set`, `#if`, `$util`, `$input.params()`,
+/// `$stageVariables` and `$context.error.validationErrorString` (the schema's complaint).
+#[tokio::test]
+async fn templates_are_mapping_templates() {
+    let up = Upstream::start().await;
+    let closed = closed_port().await;
+    let template = serde_json::to_string(
+        "#set($e = $context.error)\n{\"type\":\"$e.responseType\",\"validation\":\"$util.escapeJavaScript($e.validationErrorString)\",\"q\":\"$input.params('q')\",\"team\":\"$stageVariables.team\"#if($e.responseType == \"BAD_REQUEST_BODY\"),\"body\":true#end}",
+    )
+    .expect("json");
+    let extra = format!(
+        "  gatewayResponses:\n    BAD_REQUEST_BODY:\n      responseTemplates: {{application/json: {template}}}\n    \
+         BAD_REQUEST_PARAMETERS:\n      responseTemplates: {{application/json: {template}}}\n"
+    );
+    let gw = Gateway::start(table(&api("vtl", up.addr, closed, &extra), 1)).await;
+    let id = api_id(NS, "vtl");
+    let c = client(false);
+
+    let invalid = Request::post(gw.plain_url(&id, "prod", "/body?q=v1"))
+        .header("content-type", "application/json")
+        .body(full("{}"))
+        .expect("request");
+    let a = send(&c, invalid).await;
+    assert_eq!(a.status, 400, "{a:?}");
+    let body = a.json();
+    assert_eq!(body["type"], "BAD_REQUEST_BODY");
+    assert_eq!(body["q"], "v1");
+    assert_eq!(body["team"], "blue");
+    assert_eq!(body["body"], true);
+    let validation = body["validation"].as_str().expect("validation");
+    assert!(
+        validation.starts_with('[') && validation.contains("required property"),
+        "{validation}"
+    );
+
+    let a = send(
+        &c,
+        Request::get(gw.plain_url(&id, "prod", "/needs?q=v2"))
+            .body(empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{a:?}");
+    let body = a.json();
+    assert_eq!(body["type"], "BAD_REQUEST_PARAMETERS");
+    assert_eq!(body["q"], "v2");
+    assert_eq!(body["validation"], "");
+    assert_eq!(body.get("body"), None);
+}
+
+/// `config/examples/gateway-responses.yaml` answers as its comment says.
+#[tokio::test]
+async fn the_gateway_responses_example_answers_as_its_comment_says() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/examples/gateway-responses.yaml"
+    ))
+    .expect("example");
+    let gw = Gateway::start(table(&yaml, 1)).await;
+    let id = api_id("default", "answers");
+    let c = client(false);
+    let call = |method: &str, path: &str, headers: &[(&str, &str)], body: &'static str| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(gw.plain_url(&id, "prod", path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(full(body)).expect("request")
+    };
+
+    let a = send(&c, call("GET", "/nothing?trace=t-1", &[], "")).await;
+    assert_eq!(a.status, 404, "{a:?}");
+    let body = a.json();
+    assert_eq!(body["trace"], "t-1");
+    assert_eq!(body["message"], "no such route");
+    assert_eq!(body["requestId"].as_str(), a.header("x-amzn-requestid"));
+    assert_eq!(a.header("x-team"), Some("platform"));
+    let a = send(&c, call("GET", "/nothing", &[], "")).await;
+    assert_eq!(a.json().get("trace"), None, "{}", a.body);
+    let a = send(&c, call("GET", "/nothing", &[("accept", "text/plain")], "")).await;
+    assert_eq!(a.header("content-type"), Some("text/plain"));
+    assert!(a.body.starts_with("no route for GET /restapis/"), "{}", a.body);
+
+    let json = [("content-type", "application/json")];
+    let a = send(&c, call("POST", "/orders", &json, r#"{"sku":"a"}"#)).await;
+    a.assert(200, r#"{"accepted": true}"#);
+    let a = send(&c, call("POST", "/orders", &json, "{}")).await;
+    assert_eq!(a.status, 422, "{a:?}");
+    assert_eq!(a.json()["message"], "Invalid request body");
+    assert!(
+        a.json()["why"].as_str().is_some_and(|w| w.contains("sku")),
+        "{}",
+        a.body
+    );
+    let a = send(&c, call("POST", "/pets", &[("content-type", "text/plain")], "x")).await;
+    assert_eq!(a.status, 415, "{a:?}");
+    assert_eq!(a.json()["type"], "UNSUPPORTED_MEDIA_TYPE");
+    let a = send(&c, call("GET", "/keyed", &[], "")).await;
+    assert_eq!(a.status, 403, "{a:?}");
+    assert_eq!(a.header("x-error-type"), Some("INVALID_API_KEY"));
+    assert_eq!(
+        a.json(),
+        serde_json::json!({"error": "Forbidden", "team": "platform"})
+    );
 }

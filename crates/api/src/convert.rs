@@ -19,9 +19,9 @@ use turnpike_core::model::{
     MethodSettings, Model, OriginPattern, ParamLocation, ParamRef, ParameterMapping, PassthroughBehavior,
     PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod, Reason, RequestValidation, Resource,
     ResourcePolicy, ResponseType, ResponseValue, RestApiDef, RouteSelection, Segment, ServiceRef, StageDef,
-    StageName, StageSource, Template, Throttle, UnauthorizedCacheControl, UriTemplate, UsagePlanDef,
-    ValueSource, WebSocketDef, WebSocketRoute, compile_models, is_media_range, is_model_name,
-    is_stage_variable_name, websocket,
+    StageName, StageSource, Throttle, UnauthorizedCacheControl, UriTemplate, UsagePlanDef, ValueSource,
+    WebSocketDef, WebSocketRoute, compile_models, is_media_range, is_model_name, is_stage_variable_name,
+    websocket,
 };
 use turnpike_core::template::Template as MappingTemplate;
 
@@ -546,9 +546,11 @@ fn gateway_responses_def(
                 );
                 continue;
             }
-            match Template::parse(raw) {
+            // The mapping-template language, parsed once here; an error names its line and
+            // column, as an integration template's does.
+            match MappingTemplate::parse(raw) {
                 Ok(t) => templates.push((content_type.clone(), t)),
-                Err(e) => errors.push(&tfield, Reason::InvalidGatewayResponse, e),
+                Err(e) => errors.push(&tfield, Reason::InvalidMappingTemplate, e.to_string()),
             }
         }
         out.push((

@@ -94,15 +94,29 @@ pub enum Reject {
     /// checks (AWS UNAUTHORIZED). The cause is in `$context.authorizer.error`.
     #[error("unauthorized")]
     Unauthorized,
+    /// A JWT authorizer's token has expired (AWS EXPIRED_TOKEN; answered as UNAUTHORIZED).
+    #[error("unauthorized: the token has expired")]
+    ExpiredToken,
+    /// A JWT authorizer's token has a signature its issuer's key does not verify (AWS
+    /// INVALID_SIGNATURE; answered as UNAUTHORIZED).
+    #[error("unauthorized: invalid token signature")]
+    InvalidSignature,
     /// The authorizer's policy denies the method (AWS ACCESS_DENIED); `explicit` when a Deny
     /// statement matched.
     #[error("the authorizer's policy denies the method")]
     AuthorizerDenied { explicit: bool },
-    /// The authorizer failed: the function erred, timed out or answered garbage, the issuer's
-    /// keys cannot be fetched, or the method names no authorizer of the API (AWS
-    /// AUTHORIZER_CONFIGURATION_ERROR). The cause is in `$context.authorizer.error`.
+    /// The authorizer cannot be reached or used: its function host does not answer (or not in
+    /// time, or not 2xx), the issuer's keys cannot be fetched, or the method names no
+    /// authorizer of the API (AWS AUTHORIZER_CONFIGURATION_ERROR). The cause is in
+    /// `$context.authorizer.error`.
     #[error("authorizer configuration error")]
     AuthorizerConfiguration,
+    /// The authorizer's function ran and failed to authenticate the caller: it raised an error
+    /// (other than `Unauthorized`) or answered something that is not an authorizer's answer
+    /// (AWS AUTHORIZER_FAILURE; the built-in answer is AUTHORIZER_CONFIGURATION_ERROR's, as in
+    /// AWS). The cause is in `$context.authorizer.error`.
+    #[error("authorizer failure")]
+    AuthorizerFailure,
     /// A bug or impossible configuration in the gateway. Mostly a fixed message, so building
     /// one (e.g. eagerly, for `ok_or`) costs no allocation.
     #[error("internal error: {0}")]
@@ -190,7 +204,8 @@ impl Reject {
             Reject::Internal(_)
             | Reject::ApiConfiguration(_)
             | Reject::LimitsUnavailable
-            | Reject::AuthorizerConfiguration => Source::Internal,
+            | Reject::AuthorizerConfiguration
+            | Reject::AuthorizerFailure => Source::Internal,
             _ => Source::Downstream,
         }
     }
@@ -220,8 +235,11 @@ impl Reject {
             Reject::NoEndpoint => ResponseType::IntegrationFailure,
             Reject::ApiConfiguration(_) => ResponseType::ApiConfigurationError,
             Reject::Unauthorized => ResponseType::Unauthorized,
+            Reject::ExpiredToken => ResponseType::ExpiredToken,
+            Reject::InvalidSignature => ResponseType::InvalidSignature,
             Reject::AuthorizerDenied { .. } => ResponseType::AccessDenied,
             Reject::AuthorizerConfiguration => ResponseType::AuthorizerConfigurationError,
+            Reject::AuthorizerFailure => ResponseType::AuthorizerFailure,
             Reject::Internal(_) => ResponseType::Default5xx,
         }
     }
@@ -385,7 +403,7 @@ impl Reject {
                 None,
                 "Service Unavailable",
             ),
-            Reject::Unauthorized => fixed(
+            Reject::Unauthorized | Reject::ExpiredToken | Reject::InvalidSignature => fixed(
                 StatusCode::UNAUTHORIZED,
                 r#"{"message":"Unauthorized"}"#,
                 Some("UnauthorizedException"),
@@ -403,7 +421,7 @@ impl Reject {
                 Some("AccessDeniedException"),
                 "User is not authorized to access this resource",
             ),
-            Reject::AuthorizerConfiguration => fixed(
+            Reject::AuthorizerConfiguration | Reject::AuthorizerFailure => fixed(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 r#"{"message": null}"#,
                 Some("AuthorizerConfigurationException"),
@@ -490,18 +508,29 @@ fn customize(
         .headers
         .and_then(|h| h.get(header::ACCEPT))
         .and_then(|v| v.to_str().ok());
-    let context = |var: ContextVar, out: &mut String| {
-        write_context(var, &message, response_type, ctx, request, out);
-    };
     let (content_type, body) = match def.template(accept) {
         Some((content_type, template)) => {
-            let mut out = String::with_capacity(64);
-            template.render(&mut out, context, |n| ctx.stage_variable(n));
-            (
-                HeaderValue::from_str(content_type)
-                    .unwrap_or_else(|_| HeaderValue::from_static("application/json")),
-                Bytes::from(out),
-            )
+            let facts = crate::phase::mapping::ErrorFacts {
+                message: &message,
+                response_type,
+                validation_error: match reject {
+                    Reject::InvalidBody { error } => error,
+                    _ => "",
+                },
+            };
+            match crate::phase::mapping::gateway_response(template, ctx, request, &facts) {
+                Ok(out) => (
+                    HeaderValue::from_str(content_type)
+                        .unwrap_or_else(|_| HeaderValue::from_static("application/json")),
+                    Bytes::from(out),
+                ),
+                // A template that fails on this request (a limit, a failing method) leaves the
+                // built-in body: the client still gets the answer's status and headers.
+                Err(e) => {
+                    tracing::debug!(request_id = ?ctx.ids, error = %e, "gateway response template failed");
+                    (HeaderValue::from_static("application/json"), gw.body)
+                }
+            }
         }
         None => (HeaderValue::from_static("application/json"), gw.body),
     };

@@ -132,14 +132,21 @@ gatewayResponses:
       gatewayresponse.header.x-c: context.nope
       gatewayresponse.header.x-d: integration.response.header.x
     responseTemplates:
-      application/json: '{"m":$context.error.mesage}'
+      application/json: "{\"m\": $context.error.messageString}\n#if($x) open"
 "#,
     );
     let errs = errors(rest_api("default", &spec));
     let fields: Vec<&str> = errs
         .iter()
         .map(|(r, m)| {
-            assert_eq!(*r, Reason::InvalidGatewayResponse, "{m}");
+            // A template that does not parse is a mapping template error, with its line and
+            // column; the rest are the gateway response's own.
+            if m.contains("responseTemplates") {
+                assert_eq!(*r, Reason::InvalidMappingTemplate, "{m}");
+                assert!(m.contains(": line 2, column "), "{m}");
+            } else {
+                assert_eq!(*r, Reason::InvalidGatewayResponse, "{m}");
+            }
             m.split(": ").next().unwrap_or_default()
         })
         .collect();

@@ -10,21 +10,27 @@
 //!
 //! A customization may set the status code, headers (`gatewayresponse.header.NAME` from a
 //! static value, the request, `$context` or a stage variable) and body templates by content
-//! type. Templates are the small subset of the mapping-template language a gateway response
-//! needs ([`Template`]): parsed once when the API is validated, rendered per answer.
+//! type. Templates are mapping templates ([`crate::template`], the language of integration
+//! templates): parsed once when the API is validated, rendered per answer with
+//! `$context.error.*`, `$context.requestId`, `$context.authorizer.*`, `$stageVariables` and
+//! `$input.params()`.
 
 use std::fmt;
 
 use crate::model::ParamRef;
+use crate::template::Template;
 
 // === ResponseType ===
 
 /// An AWS gateway response type.
 ///
-/// Some types are accepted and validated but not produced yet: the authorizer ones
-/// (UNAUTHORIZED, AUTHORIZER_FAILURE, AUTHORIZER_CONFIGURATION_ERROR), EXPIRED_TOKEN,
-/// INVALID_SIGNATURE and WAF_FILTERED take effect when those features exist. Until then their
-/// customization is kept and simply never selected.
+/// Every type but two is produced by the gateway (the proxy's `error` module decides which
+/// rejection is which). WAF_FILTERED is accepted and never selected: AWS sends it only when an
+/// AWS WAF web ACL blocks a request, and Turnpike has no web application firewall.
+/// RESOURCE_NOT_FOUND likewise: AWS answers an unknown route with MISSING_AUTHENTICATION_TOKEN,
+/// as Turnpike does. EXPIRED_TOKEN and INVALID_SIGNATURE, which AWS sends for SigV4 (IAM)
+/// credentials, are the answers to a JWT authorizer's expired token and bad signature; they
+/// fall back to UNAUTHORIZED before DEFAULT_4XX ([`ResponseType::fallback`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResponseType {
     Default4xx,
@@ -108,11 +114,14 @@ impl ResponseType {
         ResponseType::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
-    /// The default that stands in for this type when the API does not customize it: DEFAULT_5XX
-    /// for a 5xx answer, else DEFAULT_4XX. `None` for the defaults themselves.
+    /// The type that stands in for this one when the API does not customize it: UNAUTHORIZED
+    /// for EXPIRED_TOKEN and INVALID_SIGNATURE (refused tokens, which AWS's authorizers answer
+    /// as UNAUTHORIZED), DEFAULT_5XX for a 5xx answer, else DEFAULT_4XX. `None` for the
+    /// defaults themselves.
     pub fn fallback(self, status: u16) -> Option<ResponseType> {
         match self {
             ResponseType::Default4xx | ResponseType::Default5xx => None,
+            ResponseType::ExpiredToken | ResponseType::InvalidSignature => Some(ResponseType::Unauthorized),
             _ if status >= 500 => Some(ResponseType::Default5xx),
             _ => Some(ResponseType::Default4xx),
         }
@@ -132,8 +141,8 @@ impl fmt::Display for ResponseType {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GatewayResponses {
     entries: Vec<(ResponseType, GatewayResponseDef)>,
-    /// Whether any customization reads `method.request.*` (then the proxy keeps the request
-    /// headers until the answer is written).
+    /// Whether any customization reads `method.request.*` or `$input` (then the proxy keeps
+    /// the request headers until the answer is written).
     reads_request: bool,
 }
 
@@ -146,6 +155,9 @@ impl GatewayResponses {
             d.headers
                 .iter()
                 .any(|(_, v)| matches!(v, ResponseValue::Request(_)))
+                // `$input.params()` reads the request's headers (a template that merely
+                // mentions "input" keeps them too, which costs a copy, never an answer).
+                || d.templates.iter().any(|(_, t)| t.source().contains("input"))
         });
         GatewayResponses {
             entries,
@@ -163,13 +175,20 @@ impl GatewayResponses {
     }
 
     /// The customization that applies to an answer of type `t` whose built-in status is
-    /// `status`: the type's own, else DEFAULT_4XX or DEFAULT_5XX. `None`: the built-in answer.
+    /// `status`: the type's own, else its fallbacks in order ([`ResponseType::fallback`]).
+    /// `None`: the built-in answer.
     pub fn find(&self, t: ResponseType, status: u16) -> Option<&GatewayResponseDef> {
         if self.entries.is_empty() {
             return None;
         }
-        self.get(t)
-            .or_else(|| t.fallback(status).and_then(|d| self.get(d)))
+        let mut t = Some(t);
+        while let Some(current) = t {
+            if let Some(d) = self.get(current) {
+                return Some(d);
+            }
+            t = current.fallback(status);
+        }
+        None
     }
 
     /// Whether any customization reads `method.request.*`.
@@ -189,7 +208,8 @@ pub struct GatewayResponseDef {
     pub status: Option<u16>,
     /// Response headers (lowercase names), set in order after the built-in ones.
     pub headers: Vec<(String, ResponseValue)>,
-    /// Body templates by content type, sorted by content type. Empty keeps the built-in body.
+    /// Body templates (mapping templates) by content type, sorted by content type. Empty keeps
+    /// the built-in body.
     pub templates: Vec<(String, Template)>,
 }
 
@@ -221,9 +241,10 @@ pub enum ResponseValue {
     StageVariable(String),
 }
 
-// === Template ===
+// === ContextVar ===
 
-/// A `$context` variable a gateway response can read.
+/// A `$context` variable a gateway response header (`context.NAME`) can read; templates see
+/// the same variables in `$context`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ContextVar {
     /// `error.message`: the answer's message, e.g. `Missing Authentication Token`.
@@ -289,165 +310,9 @@ impl ContextVar {
     }
 }
 
-/// The `$name` or `${name}` reference at the start of `after` (the text after a `$`): its
-/// name (letters, digits, `.` and `_`; a trailing `.` is punctuation, as in "… $context.stage.")
-/// and how many bytes of `after` it takes. `None` for a `${` that does not close.
-pub fn reference(after: &str) -> Option<(&str, usize)> {
-    let (braced, body) = match after.strip_prefix('{') {
-        Some(b) => (true, b),
-        None => (false, after),
-    };
-    let end = body
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
-        .unwrap_or(body.len());
-    let name = body[..end].trim_end_matches('.');
-    if braced && !body[name.len()..].starts_with('}') {
-        return None;
-    }
-    Some((name, name.len() + 2 * usize::from(braced)))
-}
-
-/// A piece of a [`Template`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Piece {
-    Literal(Box<str>),
-    /// `$context.NAME` or `${context.NAME}`.
-    Context(ContextVar),
-    /// `$stageVariables.NAME` or `${stageVariables.NAME}`.
-    StageVariable(Box<str>),
-}
-
-/// A body template of a gateway response, parsed once.
-///
-/// The language is the subset of AWS mapping templates a gateway response needs: literal text
-/// with `$context.NAME` and `$stageVariables.NAME` references (also written `${…}`). A `$` that
-/// starts no such reference is literal text, as Velocity leaves an unknown reference as written;
-/// an unknown `$context.` name is refused when the API is validated, so a typo never ships. A
-/// full mapping-template engine can replace this type behind [`Template::render`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Template {
-    pieces: Box<[Piece]>,
-}
-
-impl Template {
-    /// Parses a template; the error names the first unknown `$context` variable or invalid stage
-    /// variable name.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let mut pieces = Vec::new();
-        let mut literal = String::new();
-        let mut rest = raw;
-        while let Some(i) = rest.find('$') {
-            literal.push_str(&rest[..i]);
-            let after = &rest[i + 1..];
-            let reference = reference(after);
-            let name = reference.map_or("", |(name, _)| name);
-            let piece = if reference.is_none() {
-                None
-            } else if let Some(var) = name.strip_prefix("context.") {
-                Some(Piece::Context(ContextVar::parse(var).ok_or_else(|| {
-                    format!(
-                        "unknown variable $context.{var}; a gateway response template may use $context.{{{}}} and $stageVariables.NAME",
-                        ContextVar::names()
-                    )
-                })?))
-            } else if let Some(var) = name.strip_prefix("stageVariables.") {
-                if !crate::model::is_stage_variable_name(var) {
-                    return Err(format!("invalid stage variable name {var:?}"));
-                }
-                Some(Piece::StageVariable(var.into()))
-            } else {
-                None
-            };
-            match piece {
-                Some(p) => {
-                    if !literal.is_empty() {
-                        pieces.push(Piece::Literal(std::mem::take(&mut literal).into()));
-                    }
-                    pieces.push(p);
-                    rest = &after[reference.map_or(0, |(_, len)| len)..];
-                }
-                None => {
-                    literal.push('$');
-                    rest = after;
-                }
-            }
-        }
-        literal.push_str(rest);
-        if !literal.is_empty() {
-            pieces.push(Piece::Literal(literal.into()));
-        }
-        Ok(Template {
-            pieces: pieces.into_boxed_slice(),
-        })
-    }
-
-    pub fn pieces(&self) -> &[Piece] {
-        &self.pieces
-    }
-
-    /// Renders into `out`; `context` writes a `$context` value, `variable` gives a stage
-    /// variable (an unknown one renders empty, as in AWS).
-    pub fn render<'v>(
-        &self,
-        out: &mut String,
-        mut context: impl FnMut(ContextVar, &mut String),
-        mut variable: impl FnMut(&str) -> Option<&'v str>,
-    ) {
-        for piece in &*self.pieces {
-            match piece {
-                Piece::Literal(s) => out.push_str(s),
-                Piece::Context(v) => context(*v, out),
-                Piece::StageVariable(n) => out.push_str(variable(n).unwrap_or_default()),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn render(t: &str) -> String {
-        let t = Template::parse(t).expect("parses");
-        let mut out = String::new();
-        t.render(
-            &mut out,
-            |v, out| match v {
-                ContextVar::ErrorMessageString => out.push_str("\"Forbidden\""),
-                ContextVar::ErrorResponseType => out.push_str("INVALID_API_KEY"),
-                other => out.push_str(&format!("<{other:?}>")),
-            },
-            |n| (n == "team").then_some("blue"),
-        );
-        out
-    }
-
-    #[test]
-    fn templates_render_context_and_stage_variables() {
-        assert_eq!(
-            render(r#"{"message":$context.error.messageString,"type":"$context.error.responseType"}"#),
-            r#"{"message":"Forbidden","type":"INVALID_API_KEY"}"#
-        );
-        assert_eq!(
-            render("${context.requestId}|$stageVariables.team|${stageVariables.none}|"),
-            "<RequestId>|blue||"
-        );
-        // A `$` that starts no known reference stays as written; a trailing dot is text.
-        assert_eq!(
-            render("$5 $input.body ${x} at $context.stage."),
-            "$5 $input.body ${x} at <Stage>."
-        );
-    }
-
-    #[test]
-    fn unknown_context_variables_are_refused() {
-        let e = Template::parse("$context.error.mesage").expect_err("typo");
-        assert!(e.contains("unknown variable $context.error.mesage"), "{e}");
-        assert!(
-            Template::parse("$stageVariables.a-b").is_ok(),
-            "the name ends at '-'"
-        );
-    }
 
     #[test]
     fn fallback_order_is_type_then_default_class_then_built_in() {
@@ -468,6 +333,19 @@ mod tests {
             Some(400)
         );
         assert_eq!(r.find(ResponseType::IntegrationTimeout, 504), None);
+        // A refused token: its own type, else UNAUTHORIZED, else DEFAULT_4XX.
+        assert_eq!(
+            r.find(ResponseType::ExpiredToken, 401).and_then(|d| d.status),
+            Some(400)
+        );
+        let r = GatewayResponses::new(vec![
+            (ResponseType::Unauthorized, def(401)),
+            (ResponseType::Default4xx, def(400)),
+        ]);
+        assert_eq!(
+            r.find(ResponseType::InvalidSignature, 401).and_then(|d| d.status),
+            Some(401)
+        );
         assert!(
             ResponseType::ALL
                 .iter()

@@ -69,6 +69,12 @@ fn configuration(ctx: &mut RequestCtx<'_>, cause: String) -> Reject {
     Reject::AuthorizerConfiguration
 }
 
+/// The function ran and failed to authenticate the caller (AWS AUTHORIZER_FAILURE).
+fn failure(ctx: &mut RequestCtx<'_>, cause: String) -> Reject {
+    ctx.authorizer_error = Some(cause);
+    Reject::AuthorizerFailure
+}
+
 fn unauthorized(ctx: &mut RequestCtx<'_>, cause: impl Into<String>) -> Reject {
     ctx.authorizer_error = Some(cause.into());
     Reject::Unauthorized
@@ -160,7 +166,17 @@ async fn verify_token(
             ctx.identity = Some(Identity::Jwt(Arc::new(claims)));
             Ok(())
         }
-        Err(e) => Err(unauthorized(ctx, e.to_string())),
+        Err(e) => {
+            // Refused tokens are UNAUTHORIZED; an expired one and a bad signature have their
+            // own response types (answered the same unless the API customizes them).
+            let reject = match e {
+                jwt::JwtError::Expired => Reject::ExpiredToken,
+                jwt::JwtError::Signature => Reject::InvalidSignature,
+                _ => Reject::Unauthorized,
+            };
+            ctx.authorizer_error = Some(e.to_string());
+            Err(reject)
+        }
     }
 }
 
@@ -228,11 +244,12 @@ async fn ask_function(
             let answer = match invoke(ctx, function, event).await {
                 Ok(Invoked::Answer(bytes)) => match Answer::parse(&bytes) {
                     Ok(a) => Arc::new(a),
-                    Err(e) => return Err(configuration(ctx, e.to_string())),
+                    Err(e) => return Err(failure(ctx, e.to_string())),
                 },
                 Ok(Invoked::Unauthorized) => {
                     return Err(unauthorized(ctx, "the function answered Unauthorized"));
                 }
+                Ok(Invoked::Failed(cause)) => return Err(failure(ctx, cause)),
                 Err(cause) => return Err(configuration(ctx, cause)),
             };
             if let Some(k) = cache_key {
@@ -300,6 +317,8 @@ pub enum Invoked {
     Answer(Bytes),
     /// The function failed with the error message `Unauthorized` (AWS: 401).
     Unauthorized,
+    /// The function raised another error (`X-Amz-Function-Error`); the cause.
+    Failed(String),
 }
 
 /// `X-Amz-Function-Error`: set by the Invoke API when the function raised.
@@ -321,10 +340,10 @@ pub async fn invoke(
         if message.as_deref() == Some("Unauthorized") {
             return Ok(Invoked::Unauthorized);
         }
-        return Err(format!(
+        return Ok(Invoked::Failed(format!(
             "the function failed: {}",
             message.unwrap_or_else(|| "no errorMessage".into())
-        ));
+        )));
     }
     if !status.is_success() {
         return Err(format!("the function host answered {status}"));

@@ -1,9 +1,8 @@
 //! Mapping templates on the data plane: what a template sees of a request (`$input.params()`,
 //! `$context`, `$stageVariables`) and the rendering of request and response templates for
-//! HTTP and MOCK integrations. The templates themselves were parsed when the routing table
-//! was compiled ([`turnpike_core::template`]); here they only run.
-
-use std::borrow::Cow;
+//! HTTP and MOCK integrations, and of gateway response templates. The templates themselves were
+//! parsed when the routing table was compiled ([`turnpike_core::template`]); here they only
+//! run.
 
 use http::{header, request::Parts};
 use percent_encoding::percent_decode_str;
@@ -28,38 +27,26 @@ pub struct TemplateScope {
 impl TemplateScope {
     /// The scope of the request `parts` (before the integration takes its headers).
     pub fn new(ctx: &RequestCtx<'_>, parts: &Parts) -> Self {
-        let path: Vec<(Cow<'_, str>, Cow<'_, str>)> = ctx
-            .params
-            .iter()
-            .map(|(k, v)| (Cow::Borrowed(k), percent_decode_str(v).decode_utf8_lossy()))
-            .collect();
-        let mut query = Map::default();
-        if let Some(q) = parts.uri.query() {
-            for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-                // The last value of a repeated name wins, as in AWS's single-value map.
-                query.insert(k.into_owned(), Value::Str(v.into_owned()));
-            }
-        }
-        let mut headers = Map::default();
-        for (name, value) in &parts.headers {
-            if let Ok(v) = value.to_str() {
-                headers.insert(name.as_str().to_string(), Value::str(v));
-            }
-        }
-        let params = Map(vec![
-            (
-                "path".into(),
-                Value::Map(Map(path
-                    .into_iter()
-                    .map(|(k, v)| (k.into_owned(), Value::Str(v.into_owned())))
-                    .collect())),
-            ),
-            ("querystring".into(), Value::Map(query)),
-            ("header".into(), Value::Map(headers)),
-        ]);
+        let request = RequestView {
+            headers: Some(&parts.headers),
+            query: parts.uri.query(),
+            method: Some(parts.method.as_str()),
+            path: Some(parts.uri.path()),
+            protocol: crate::service::protocol(parts.version),
+            user_agent: parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+        };
+        Self::of_view(ctx, &request)
+    }
+
+    /// The scope of a request as its answer sees it (a gateway response: the headers only
+    /// when they were kept).
+    pub fn of_view(ctx: &RequestCtx<'_>, request: &RequestView<'_>) -> Self {
         TemplateScope {
-            params,
-            context: context_map(ctx, parts),
+            params: params_map(ctx, request),
+            context: context_map(ctx, request),
             stage_variables: ctx
                 .variant
                 .map(|v| Map::of_strings(v.variables.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
@@ -87,27 +74,49 @@ impl TemplateScope {
     }
 }
 
+/// `$input.params()`: the path parameters (decoded), the query string (the last value of a
+/// repeated name wins, as in AWS's single-value map) and the headers.
+fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>) -> Map {
+    let path: Map = Map(ctx
+        .params
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                Value::Str(percent_decode_str(v).decode_utf8_lossy().into_owned()),
+            )
+        })
+        .collect());
+    let mut query = Map::default();
+    if let Some(q) = request.query {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            query.insert(k.into_owned(), Value::Str(v.into_owned()));
+        }
+    }
+    let mut headers = Map::default();
+    for (name, value) in request.headers.into_iter().flatten() {
+        if let Ok(v) = value.to_str() {
+            headers.insert(name.as_str().to_string(), Value::str(v));
+        }
+    }
+    Map(vec![
+        ("path".into(), Value::Map(path)),
+        ("querystring".into(), Value::Map(query)),
+        ("header".into(), Value::Map(headers)),
+    ])
+}
+
 /// `$context` of a mapping template: the variables gateway responses and access logs know
-/// (but `error.*`), nested by their dots (`identity.sourceIp`).
-fn context_map(ctx: &RequestCtx<'_>, parts: &Parts) -> Map {
-    let request = RequestView {
-        headers: Some(&parts.headers),
-        query: parts.uri.query(),
-        method: Some(parts.method.as_str()),
-        path: Some(parts.uri.path()),
-        protocol: crate::service::protocol(parts.version),
-        user_agent: parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
-    };
+/// (but `error.*`), nested by their dots (`identity.sourceIp`), and `authorizer` when the
+/// method's authorizer ran.
+fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>) -> Map {
     let mut map = Map::default();
     for (var, name) in ContextVar::ALL {
         if name.starts_with("error.") {
             continue;
         }
         let mut value = String::new();
-        write_context(var, "", ResponseType::Default5xx, ctx, &request, &mut value);
+        write_context(var, "", ResponseType::Default5xx, ctx, request, &mut value);
         match name.split_once('.') {
             Some((parent, child)) => {
                 map.child_map(parent).insert(child.to_string(), Value::Str(value));
@@ -117,7 +126,76 @@ fn context_map(ctx: &RequestCtx<'_>, parts: &Parts) -> Map {
             }
         }
     }
+    if let Some(authorizer) = authorizer_map(ctx) {
+        map.insert("authorizer".into(), Value::Map(authorizer));
+    }
     map
+}
+
+/// `$context.authorizer`: `principalId`, a function's context keys or a token's `claims`, and
+/// `error` (why the authorizer refused or failed). `None` when no authorizer ran.
+fn authorizer_map(ctx: &RequestCtx<'_>) -> Option<Map> {
+    if ctx.identity.is_none() && ctx.authorizer_error.is_none() {
+        return None;
+    }
+    let mut map = match ctx
+        .identity
+        .as_ref()
+        .map(|i| Value::from_json(&i.to_event_json()))
+    {
+        Some(Value::Map(m)) => m,
+        _ => Map::default(),
+    };
+    if let Some(principal) = ctx.identity.as_ref().and_then(|i| i.principal_id())
+        && map.get("principalId").is_none()
+    {
+        map.insert("principalId".into(), Value::str(principal));
+    }
+    if let Some(error) = &ctx.authorizer_error {
+        map.insert("error".into(), Value::str(error.as_str()));
+    }
+    Some(map)
+}
+
+/// What a gateway response template reads of the rejection: `$context.error.*`.
+pub struct ErrorFacts<'e> {
+    pub message: &'e str,
+    pub response_type: ResponseType,
+    /// The schema's complaint about the body (`validationErrorString`), else empty.
+    pub validation_error: &'e str,
+}
+
+/// Renders a gateway response's body template: the request's `$context` (with `error.*`),
+/// `$stageVariables` and `$input.params()`, over an empty payload.
+pub fn gateway_response(
+    template: &Template,
+    ctx: &RequestCtx<'_>,
+    request: &RequestView<'_>,
+    error: &ErrorFacts<'_>,
+) -> Result<String, RenderError> {
+    let TemplateScope {
+        params,
+        mut context,
+        stage_variables,
+    } = TemplateScope::of_view(ctx, request);
+    let quoted = serde_json::to_string(error.message).unwrap_or_else(|_| "\"\"".into());
+    let errors = context.child_map("error");
+    errors.insert("message".into(), Value::str(error.message));
+    errors.insert("messageString".into(), Value::Str(quoted));
+    errors.insert("responseType".into(), Value::str(error.response_type.as_str()));
+    errors.insert("validationErrorString".into(), Value::str(error.validation_error));
+    let rendered = template.render(
+        Request {
+            body: "",
+            params,
+            context,
+            stage_variables,
+        },
+        // AWS's limits, not the payload limit: the answer is the API's own text, not a
+        // client's payload.
+        &Limits::default(),
+    )?;
+    Ok(rendered.body)
 }
 
 /// The limits of one rendering: AWS's, with the output held to the payload limit.
