@@ -267,15 +267,20 @@ pub async fn summary(client: &Client, kubeconfig: &Path, data_dir: &Path, pendin
         };
         let ns = s.namespace().unwrap_or_default();
         let api = apis.get(&(ns.clone(), s.spec.rest_api_ref.name.clone()));
-        // Only a call that answers without more than a key: no WebSocket API (curl does not
-        // speak it), no API without a GET, no method behind an authorizer.
-        let Some(path) = api.and_then(|a| sample_path(&a.spec)) else {
+        // Only a call that answers without more than a key or the demo authorizer's token: no
+        // WebSocket API (curl does not speak it), no API without a GET, no method behind
+        // another authorizer.
+        let Some((path, auth)) = api.and_then(|a| {
+            sample_path(&a.spec)
+                .map(|p| (p, ""))
+                .or_else(|| demo_path(&a.spec).map(|p| (p, " -H 'Authorization: Bearer allow'")))
+        }) else {
             continue;
         };
         let stage_ref = (ns, s.spec.rest_api_ref.name.clone(), s.spec.stage_name.clone());
         match keys.get(&stage_ref) {
-            Some(key) => out.push_str(&format!("  curl -k -H 'x-api-key: {key}' '{url}{path}'\n")),
-            None => out.push_str(&format!("  curl -k '{url}{path}'\n")),
+            Some(key) => out.push_str(&format!("  curl -k{auth} -H 'x-api-key: {key}' '{url}{path}'\n")),
+            None => out.push_str(&format!("  curl -k{auth} '{url}{path}'\n")),
         }
     }
     if !pending.is_empty() {
@@ -291,17 +296,49 @@ pub async fn summary(client: &Client, kubeconfig: &Path, data_dir: &Path, pendin
 /// authorizer guards, its parameters filled with `1`, without the leading `/` (invoke URLs end
 /// with one). `None` for a WebSocket API and an API without such a method.
 fn sample_path(spec: &turnpike_api::RestApiSpec) -> Option<String> {
-    if !spec.protocol_type.is_rest() {
-        return None;
-    }
     let open = |m: &turnpike_api::v1alpha1::rest_api::MethodSpec| {
         m.authorization_type
             .is_none_or(|t| t == turnpike_api::v1alpha1::rest_api::AuthorizationType::None)
     };
+    get_path(spec, open)
+}
+
+/// A GET path of the API guarded by the petstore's demo authorizer (a TOKEN authorizer on the
+/// `Authorization` header invoking `demo-authorizer`, which allows `Bearer allow`), as
+/// [`sample_path`] gives it.
+fn demo_path(spec: &turnpike_api::RestApiSpec) -> Option<String> {
+    use turnpike_api::v1alpha1::rest_api::{AuthorizationType, AuthorizerType};
+    let demo = |m: &turnpike_api::v1alpha1::rest_api::MethodSpec| {
+        m.authorization_type == Some(AuthorizationType::Custom)
+            && m.authorizer_id
+                .as_ref()
+                .and_then(|id| spec.authorizers.get(id))
+                .is_some_and(|a| {
+                    a.type_ == AuthorizerType::Token
+                        && a.identity_source
+                            .as_deref()
+                            .is_none_or(|s| s.eq_ignore_ascii_case("method.request.header.Authorization"))
+                        && a.authorizer_uri.as_deref().is_some_and(|u| {
+                            turnpike_core::model::function_name(u).is_ok_and(|n| n == "demo-authorizer")
+                        })
+                })
+    };
+    get_path(spec, demo)
+}
+
+/// The first GET (or ANY) resource whose method passes `wanted`, its parameters filled with
+/// `1`, without the leading `/`; never of a WebSocket API.
+fn get_path(
+    spec: &turnpike_api::RestApiSpec,
+    wanted: impl Fn(&turnpike_api::v1alpha1::rest_api::MethodSpec) -> bool,
+) -> Option<String> {
+    if !spec.protocol_type.is_rest() {
+        return None;
+    }
     let (path, _) = spec.resources.iter().find(|(_, methods)| {
         ["GET", "ANY"]
             .iter()
-            .any(|verb| methods.get(*verb).is_some_and(open))
+            .any(|verb| methods.get(*verb).is_some_and(&wanted))
     })?;
     let filled: Vec<String> = path
         .trim_start_matches('/')
@@ -442,6 +479,26 @@ mod tests {
         )
         .expect("spec");
         assert_eq!(sample_path(&websocket), None, "curl does not speak WebSocket");
+    }
+
+    #[test]
+    fn the_demo_authorizers_get_is_shown_with_its_token() {
+        let guarded = EXAMPLES
+            .iter()
+            .find(|(name, _)| name.ends_with("authorizers.yaml"))
+            .map(|(_, text)| *text)
+            .expect("the authorizers example");
+        let api: RestApi = serde_yaml::Deserializer::from_str(guarded)
+            .next()
+            .map(|doc| serde::Deserialize::deserialize(doc).expect("a RestApi first"))
+            .expect("a document");
+        assert_eq!(sample_path(&api.spec), None, "every GET is guarded");
+        assert_eq!(demo_path(&api.spec).as_deref(), Some("pets/1"));
+        let other: turnpike_api::RestApiSpec = serde_yaml::from_str(
+            "authorizers: {t: {type: TOKEN, authorizerUri: someone-else, functionHost: {url: 'http://f'}}}\nresources:\n  /a: {GET: {authorizationType: CUSTOM, authorizerId: t, integration: {type: MOCK}}}\n",
+        )
+        .expect("spec");
+        assert_eq!(demo_path(&other), None, "another function's token is unknown");
     }
 
     #[test]

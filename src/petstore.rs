@@ -6,7 +6,9 @@
 //! in a cluster. It is served by hyper; nothing in it is Turnpike's data plane.
 //!
 //! Routes: GET `/pets`, `/pets/{id}`, and the same under `/v1` and `/v2`; POST `/soap`, the
-//! SOAP example's backend ([`crate::soap`]). `/v2` answers
+//! SOAP example's backend ([`crate::soap`]); POST
+//! `/2015-03-31/functions/demo-authorizer/invocations`, the Lambda Invoke API of the
+//! authorizers example's demo function ([`demo_authorizer`]). `/v2` answers
 //! add a `name` to each pet, so a canary that calls `/v2` is visible in the body; every answer
 //! carries `x-petstore-release`.
 
@@ -42,6 +44,9 @@ pub async fn serve(listener: TcpListener) {
                 if req.method() == Method::POST && req.uri().path() == "/soap" {
                     return Ok::<_, Infallible>(soap(req).await);
                 }
+                if req.method() == Method::POST && req.uri().path() == DEMO_AUTHORIZER_PATH {
+                    return Ok::<_, Infallible>(invoke_demo_authorizer(req).await);
+                }
                 Ok::<_, Infallible>(answer(req.method(), req.uri().path()))
             });
             if let Err(error) = http1::Builder::new()
@@ -70,6 +75,55 @@ async fn soap(req: Request<Incoming>) -> Response<Full<Bytes>> {
             &json!({"message": "the envelope is too large"}),
         ),
     }
+}
+
+/// Where the demo authorizer is invoked (the Lambda Invoke API of function `demo-authorizer`).
+const DEMO_AUTHORIZER_PATH: &str = "/2015-03-31/functions/demo-authorizer/invocations";
+/// The most bytes of an authorizer event read.
+const MAX_EVENT: usize = 256 * 1024;
+
+/// Invokes [`demo_authorizer`] with the posted event, as a function host would.
+async fn invoke_demo_authorizer(req: Request<Incoming>) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt as _;
+    let event = match http_body_util::Limited::new(req.into_body(), MAX_EVENT)
+        .collect()
+        .await
+    {
+        Ok(body) => serde_json::from_slice(&body.to_bytes()).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(demo_authorizer(&event).to_string())));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The authorizers example's function, answering TOKEN and REQUEST authorizer events as a
+/// Lambda authorizer does: the token `Bearer allow` (TOKEN) or the header `x-tenant: acme`
+/// (REQUEST) is allowed to invoke the method, with principal `demo-user` and a context the
+/// example maps to the backend; anything else gets an explicit Deny (403). A demo, not a
+/// secret: the token is documented in config/examples/authorizers.yaml.
+pub fn demo_authorizer(event: &Value) -> Value {
+    let allowed = match event["type"].as_str() {
+        Some("TOKEN") => event["authorizationToken"] == "Bearer allow",
+        Some("REQUEST") => event["headers"]["x-tenant"] == "acme",
+        _ => false,
+    };
+    let arn = event["methodArn"].as_str().unwrap_or("*");
+    json!({
+        "principalId": if allowed { "demo-user" } else { "anonymous" },
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Action": "execute-api:Invoke",
+                "Effect": if allowed { "Allow" } else { "Deny" },
+                "Resource": arn,
+            }],
+        },
+        "context": {"plan": "demo", "tenant": event["headers"]["x-tenant"].as_str().unwrap_or("")},
+    })
 }
 
 /// Binds `addr` and serves (for `turnpike petstore`).
@@ -174,6 +228,26 @@ mod tests {
             pet,
             json!({"id": 3, "type": "fish", "price": 0.99, "name": "Nemo"})
         );
+    }
+
+    #[test]
+    fn the_demo_authorizer_allows_the_documented_token_only() {
+        let arn = "arn:aws:execute-api:local:000000000000:abc/prod/GET/pets/1";
+        let effect =
+            |event: Value| demo_authorizer(&event)["policyDocument"]["Statement"][0]["Effect"].clone();
+        let token = |t: &str| json!({"type": "TOKEN", "authorizationToken": t, "methodArn": arn});
+        assert_eq!(effect(token("Bearer allow")), "Allow");
+        assert_eq!(
+            demo_authorizer(&token("Bearer allow"))["policyDocument"]["Statement"][0]["Resource"],
+            arn
+        );
+        assert_eq!(effect(token("Bearer other")), "Deny");
+        assert_eq!(effect(token("allow")), "Deny");
+        let request =
+            |tenant: &str| json!({"type": "REQUEST", "headers": {"x-tenant": tenant}, "methodArn": arn});
+        assert_eq!(effect(request("acme")), "Allow");
+        assert_eq!(effect(request("other")), "Deny");
+        assert_eq!(effect(Value::Null), "Deny");
     }
 
     #[test]

@@ -5,6 +5,9 @@
 #[path = "support/proxy.rs"]
 mod support;
 
+#[path = "support/authorizers.rs"]
+mod authorizers;
+
 use support::*;
 
 const NS: &str = "logs";
@@ -41,11 +44,46 @@ fn yaml(up: std::net::SocketAddr) -> String {
     .yaml()
 }
 
+/// An API behind a TOKEN authorizer (`/pets/{id}`, the test function host) and a JWT
+/// authorizer (`/orders`, the test issuer), logging what they said.
+fn authorized_yaml(up: std::net::SocketAddr, functions: std::net::SocketAddr, issuer: &str) -> String {
+    let backend = format!("http://{up}/echo");
+    let format = "$context.requestId principal=$context.authorizer.principalId tenant=$context.authorizer.tenant level=$context.authorizer.level email=$context.authorizer.claims.email error=$context.authorizer.error";
+    ApiSet::new(NS, "guarded")
+        .spec(&format!(
+            "  authorizers:\n    token:\n      type: TOKEN\n      authorizerUri: auth\n      functionHost: {{url: \"http://{functions}\"}}\n    oidc:\n      type: JWT\n      jwtConfiguration:\n        issuer: \"{issuer}\"\n        audience: [{}]",
+            authorizers::AUDIENCE
+        ))
+        .method(
+            "/pets/{id}",
+            "GET",
+            &format!(
+                "        authorizationType: CUSTOM\n        authorizerId: token\n        integration: {{type: HTTP_PROXY, uri: \"{backend}\"}}"
+            ),
+        )
+        .method(
+            "/orders",
+            "GET",
+            &format!(
+                "        authorizationType: JWT\n        authorizerId: oidc\n        integration: {{type: HTTP_PROXY, uri: \"{backend}\"}}"
+            ),
+        )
+        .stage_with("prod", &format!("  accessLogSettings: {{format: \"{format}\"}}"))
+        .yaml()
+}
+
 #[tokio::test]
 async fn one_line_per_request_in_the_stage_format() {
     let lines = capture_access_log();
     let up = Upstream::start().await;
-    let gw = Gateway::start(table(&yaml(up.addr), 1)).await;
+    let functions = authorizers::Functions::start().await;
+    let k1 = authorizers::key("k1");
+    let issuer = authorizers::Issuer::start(&[&k1]).await;
+    let gw = Gateway::start(table(
+        &(yaml(up.addr) + &authorized_yaml(up.addr, functions.addr, &issuer.url)),
+        1,
+    ))
+    .await;
     let api = api_id(NS, "api");
     let a = get(&gw.url(&api, "clf", "/items/1")).await;
     assert_eq!(a.status, 200);
@@ -68,20 +106,8 @@ async fn one_line_per_request_in_the_stage_format() {
     let miss = get(&gw.url(&api, "nostage", "/items/4")).await;
     assert_eq!(miss.status, 403);
     let miss_id = miss.header("x-amzn-requestid").expect("id").to_string();
-    // The line is written when the response body ends; give the server a moment to finish.
-    for _ in 0..200 {
-        if lines.text().contains(&miss_id) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let text = lines.text();
-    let line_of = |id: &str| {
-        text.lines()
-            .find(|l| l.contains(id))
-            .unwrap_or_else(|| panic!("no line for {id} in {text}"))
-            .to_string()
-    };
+    let text = lines.until(&miss_id).await;
+    let line_of = |id: &str| support::line_of(&text, id);
     assert_eq!(text.lines().count(), 6, "{text}");
     let invalid = line_of(&invalid_id);
     assert!(
@@ -120,4 +146,58 @@ async fn one_line_per_request_in_the_stage_format() {
         "{miss}"
     );
     assert!(miss.contains(r#""status":403"#), "{miss}");
+
+    // What the authorizers said: a function's principal and context, a token's claims, and
+    // why an authorizer failed; never the token.
+    let guarded = api_id(NS, "guarded");
+    let client = client(false);
+    let call = |path: &str, token: &str| {
+        let req = http::Request::get(gw.url(&guarded, "prod", path))
+            .header("authorization", token)
+            .body(empty())
+            .expect("request");
+        send(&client, req)
+    };
+    let allowed = call("/pets/7", "Bearer allow").await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    let jwt = issuer.token(&k1, issuer.claims(serde_json::json!({})));
+    let verified = call("/orders", &format!("Bearer {jwt}")).await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    let failed = call("/pets/7", "Bearer error").await;
+    failed.assert(500, r#"{"message": null}"#);
+    let refused = call("/orders", "Bearer not.a.jwt").await;
+    assert_eq!(refused.status, 401);
+    let id = |a: &Answer| a.header("x-amzn-requestid").expect("id").to_string();
+    let (allowed_id, verified_id, failed_id, refused_id) =
+        (id(&allowed), id(&verified), id(&failed), id(&refused));
+    let text = lines.until(&refused_id).await;
+    let line_of = |id: &str| self::support::line_of(&text, id);
+    let allowed = line_of(&allowed_id);
+    assert!(
+        allowed.ends_with(&format!(
+            "{allowed_id} principal=p-allow tenant=allow level=3 email=- error=-"
+        )),
+        "{allowed}"
+    );
+    let verified = line_of(&verified_id);
+    assert!(
+        verified.ends_with(&format!(
+            "{verified_id} principal=user-1 tenant=- level=- email=a@b.c error=-"
+        )),
+        "{verified}"
+    );
+    let failed = line_of(&failed_id);
+    assert!(
+        failed.ends_with(&format!(
+            "{failed_id} principal=- tenant=- level=- email=- error=the function failed: boom"
+        )),
+        "{failed}"
+    );
+    let refused = line_of(&refused_id);
+    assert!(
+        refused.contains(&format!("{refused_id} principal=- "))
+            && refused.contains("error=the token is malformed"),
+        "{refused}"
+    );
+    assert!(!text.contains(&jwt), "the token is never logged");
 }

@@ -1,265 +1,23 @@
 //! Authorizers and function integrations end to end: a real OIDC issuer (discovery + JWKS,
-//! keys generated here) for JWT and COGNITO_USER_POOLS authorizers, and a function host
+//! keys generated here, rotated) for JWT and COGNITO_USER_POOLS authorizers, a function host
 //! speaking the Lambda Invoke API for TOKEN and REQUEST authorizers and AWS_PROXY
-//! integrations. Every answer is AWS's.
+//! integrations, and a real Python handler under the Lambda Runtime Interface Client
+//! (`awslambdaric`) behind a Runtime API. Every answer is AWS's.
 
 #[path = "support/proxy.rs"]
 mod support;
 
-use std::{
-    convert::Infallible,
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+#[path = "support/authorizers.rs"]
+mod authorizers;
 
-use arc_swap::ArcSwap;
-use bytes::Bytes;
+use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
+
+use authorizers::*;
 use http::Request;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use support::*;
 use tokio::net::TcpListener;
-
-const AUDIENCE: &str = "shop-client";
-
-// === a real OIDC issuer ===
-
-/// One signing key: its kid, its PEM (for signing) and its public JWK.
-struct Key {
-    kid: String,
-    pem: String,
-    jwk: Value,
-}
-
-fn key(kid: &str) -> Key {
-    use base64::Engine as _;
-    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-    let raw = pair.public_key_raw();
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    Key {
-        kid: kid.into(),
-        pem: pair.serialize_pem(),
-        jwk: json!({
-            "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
-            "x": b64.encode(&raw[1..33]), "y": b64.encode(&raw[33..65]),
-        }),
-    }
-}
-
-/// Serves `/.well-known/openid-configuration` and `/jwks` (the current keys); counts JWKS
-/// fetches.
-struct Issuer {
-    url: String,
-    jwks: Arc<ArcSwap<Value>>,
-    fetches: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Issuer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Issuer {
-    async fn start(keys: &[&Key]) -> Issuer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let jwks = Arc::new(ArcSwap::from_pointee(jwks_of(keys)));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let (j, f, u) = (jwks.clone(), fetches.clone(), url.clone());
-        let task = tokio::spawn(serve(listener, move |path, _body| match path.as_str() {
-            "/.well-known/openid-configuration" => (
-                200,
-                json!({"issuer": u, "jwks_uri": format!("{u}/jwks")}).to_string(),
-                false,
-            ),
-            "/jwks" => {
-                f.fetch_add(1, Ordering::SeqCst);
-                (200, j.load().to_string(), false)
-            }
-            _ => (404, String::new(), false),
-        }));
-        Issuer {
-            url,
-            jwks,
-            fetches,
-            task,
-        }
-    }
-
-    fn rotate(&self, keys: &[&Key]) {
-        self.jwks.store(Arc::new(jwks_of(keys)));
-    }
-
-    fn token(&self, key: &Key, claims: Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(
-            &header,
-            &claims,
-            &EncodingKey::from_ec_pem(key.pem.as_bytes()).expect("pem"),
-        )
-        .expect("sign")
-    }
-
-    fn claims(&self, extra: Value) -> Value {
-        let mut c =
-            json!({"iss": self.url, "aud": AUDIENCE, "sub": "user-1", "exp": now() + 600, "email": "a@b.c"});
-        if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
-            for (k, v) in extra {
-                c.insert(k.clone(), v.clone());
-            }
-        }
-        c
-    }
-}
-
-fn jwks_of(keys: &[&Key]) -> Value {
-    json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
-/// A small HTTP/1.1 server: `answer(path, body) -> (status, body, function_error)`.
-async fn serve<F>(listener: TcpListener, answer: F)
-where
-    F: Fn(String, Bytes) -> (u16, String, bool) + Send + Sync + 'static,
-{
-    let answer = Arc::new(answer);
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let answer = answer.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let answer = answer.clone();
-                async move {
-                    let path = req.uri().path().to_string();
-                    let body = req
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    let (status, text, function_error) = answer(path, body);
-                    let mut resp = hyper::Response::new(Full::new(Bytes::from(text)));
-                    *resp.status_mut() = http::StatusCode::from_u16(status).expect("status");
-                    if function_error {
-                        resp.headers_mut().insert(
-                            "x-amz-function-error",
-                            http::HeaderValue::from_static("Unhandled"),
-                        );
-                    }
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
-}
-
-// === a function host (Lambda Invoke API) ===
-
-/// Answers TOKEN and REQUEST authorizer events by the identity they carry; records every
-/// event and counts invocations.
-struct Functions {
-    addr: SocketAddr,
-    invocations: Arc<AtomicUsize>,
-    events: Arc<ArcSwap<Vec<Value>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Functions {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn policy(effect: &str, resource: &str) -> Value {
-    json!({"Version": "2012-10-17", "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}]})
-}
-
-impl Functions {
-    async fn start() -> Functions {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let invocations = Arc::new(AtomicUsize::new(0));
-        let events = Arc::new(ArcSwap::from_pointee(Vec::new()));
-        let (n, e) = (invocations.clone(), events.clone());
-        let task = tokio::spawn(serve(listener, move |path, body| {
-            if !path.starts_with("/2015-03-31/functions/") || !path.ends_with("/invocations") {
-                return (404, String::new(), false);
-            }
-            n.fetch_add(1, Ordering::SeqCst);
-            let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            e.rcu(|list| {
-                let mut list = Vec::clone(list);
-                list.push(event.clone());
-                list
-            });
-            let identity = event["authorizationToken"]
-                .as_str()
-                .or_else(|| event["headers"]["x-tenant"].as_str())
-                .or_else(|| event["queryStringParameters"]["tenant"].as_str())
-                .unwrap_or_default()
-                .trim_start_matches("Bearer ")
-                .to_string();
-            let arn = event["methodArn"].as_str().unwrap_or_default().to_string();
-            let allow = |resource: &str| {
-                json!({
-                    "principalId": format!("p-{identity}"),
-                    "policyDocument": policy("Allow", resource),
-                    "context": {"tenant": identity, "level": 3, "admin": true},
-                    "usageIdentifierKey": "AuthorizerKey0123456789abc",
-                })
-                .to_string()
-            };
-            match identity.as_str() {
-                "allow" | "acme" | "cached" => (200, allow(&arn), false),
-                // Allows every GET of every stage of every API, and nothing else.
-                "wild" => (200, allow("arn:aws:execute-api:*:*:*/*/GET/*"), false),
-                "deny" => (
-                    200,
-                    json!({"principalId": "p", "policyDocument": {"Statement": [
-                        {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"},
-                        {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": arn},
-                    ]}})
-                    .to_string(),
-                    false,
-                ),
-                "unauthorized" => (200, json!({"errorMessage": "Unauthorized", "errorType": "Error"}).to_string(), true),
-                "error" => (200, json!({"errorMessage": "boom", "errorType": "Error"}).to_string(), true),
-                "garbage" => (200, "this is not json".into(), false),
-                _ => (200, json!({"principalId": "p", "policyDocument": policy("Allow", "arn:aws:execute-api:*:*:other/*")}).to_string(), false),
-            }
-        }));
-        Functions {
-            addr,
-            invocations,
-            events,
-            task,
-        }
-    }
-
-    fn calls(&self) -> usize {
-        self.invocations.load(Ordering::SeqCst)
-    }
-}
 
 // === helpers ===
 
@@ -478,6 +236,76 @@ async fn unknown_kids_refetch_at_most_once_per_interval() {
             .status,
         200
     );
+}
+
+/// Polls until the issuer has served `n` JWKS fetches (bounded: about ten seconds).
+async fn wait_for_fetches(issuer: &Issuer, n: usize) {
+    for _ in 0..1000 {
+        if issuer.fetches.load(Ordering::SeqCst) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the issuer's keys were fetched {} times, not {n}",
+        issuer.fetches.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test]
+async fn keys_are_refreshed_in_the_background_and_a_failed_refresh_keeps_them() {
+    let up = Upstream::start().await;
+    let k1 = key("k1");
+    let issuer = Issuer::start(&[&k1]).await;
+    // The issuer's JWKS lives two seconds (its Cache-Control); the least lifetime is lowered
+    // so the test does not wait five minutes. Unknown kids refetch at most once a minute (the
+    // default), so a new key can only come from the background refresh.
+    let gw = Gateway::start_with(lenient_table(&jwt_api(up.addr, &issuer.url)), |c| {
+        c.jwks_refresh = turnpike_proxy::authorizer::KeysRefresh {
+            min_age: Duration::from_millis(200),
+            ..Default::default()
+        };
+    })
+    .await;
+    let orders = gw.url(&api_id(NS, "jwt"), "prod", "/orders");
+    let client = client(false);
+    let claims = || issuer.claims(json!({"scope": "orders/read"}));
+    let old = issuer.token(&k1, claims());
+    assert_eq!(
+        get_auth(&client, &orders, Some(("authorization", &old)))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1);
+
+    // The issuer rotates: k1 disappears, k2 signs.
+    let k2 = key("k2");
+    issuer.rotate(&[&k2]);
+    wait_for_fetches(&issuer, 2).await;
+    let new = issuer.token(&k2, claims());
+    let a = get_auth(&client, &orders, Some(("authorization", &new))).await;
+    assert_eq!(
+        a.status, 200,
+        "the new key is known without a fetch by a request: {}",
+        a.body
+    );
+    // The old key is gone, and with it the tokens it signed (even one verified before).
+    assert_unauthorized(
+        &get_auth(&client, &orders, Some(("authorization", &old))).await,
+        "a token of a key rotated out",
+    );
+    assert_eq!(
+        issuer.fetches.load(Ordering::SeqCst),
+        2,
+        "no request fetched the keys"
+    );
+
+    // The issuer fails: the next refresh keeps the keys it has.
+    issuer.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_for_fetches(&issuer, 3).await;
+    let a = get_auth(&client, &orders, Some(("authorization", &new))).await;
+    assert_eq!(a.status, 200, "the keys outlive a failed refresh: {}", a.body);
 }
 
 #[tokio::test]
@@ -1184,4 +1012,107 @@ async fn authorizer_gateway_responses_are_customized_and_fall_back() {
     for ((t, status, body, error_type), a) in AUTH_REFUSALS.iter().zip(&answers) {
         check(a, t, None, *status, (body, error_type));
     }
+// === a real Lambda runtime ===
+
+/// The Python with the Lambda Runtime Interface Client: `TURNPIKE_PYTHON`, else the venv
+/// tests/setup.sh makes (`.venv`, from tests/python/requirements.txt).
+fn lambda_python() -> std::path::PathBuf {
+    std::env::var_os("TURNPIKE_PYTHON").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
+        std::path::PathBuf::from,
+    )
+}
+
+#[tokio::test]
+async fn a_python_handler_under_the_lambda_runtime_interface_client_authorizes_and_answers() {
+    let runtime = RuntimeApi::start().await;
+    let python = lambda_python();
+    assert!(
+        python.exists(),
+        "{} is missing: tests/setup.sh makes it (awslambdaric from tests/python/requirements.txt)",
+        python.display()
+    );
+    let functions = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions");
+    // The runtime process: `python -m awslambdaric app.handler`, as a Lambda container image
+    // runs it, polling the test's Runtime API.
+    let _process = tokio::process::Command::new(&python)
+        .args(["-m", "awslambdaric", "app.handler"])
+        .current_dir(&functions)
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.addr.to_string())
+        .env("PYTHONPATH", &functions)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ric")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start awslambdaric");
+
+    let host = format!("{{url: \"http://{}\"}}", runtime.addr);
+    let function = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:ric/invocations";
+    let yaml = ApiSet::new(NS, "ric")
+        .spec(&format!(
+            "  authorizers:\n    ric:\n      type: TOKEN\n      authorizerResultTtlInSeconds: 0\n      authorizerUri: \"{function}\"\n      functionHost: {host}"
+        ))
+        .method(
+            "/things/{id}",
+            "ANY",
+            &format!(
+                "        authorizationType: CUSTOM\n        authorizerId: ric\n        integration: {{type: AWS_PROXY, uri: \"{function}\", functionHost: {host}}}"
+            ),
+        )
+        .stage("prod")
+        .yaml();
+    let gw = Gateway::start(table(&yaml, 1)).await;
+    let api = api_id(NS, "ric");
+    let client = client(false);
+    let thing = gw.url(&api, "prod", "/things/7?color=red");
+    let post = |token: &'static str, url: String| {
+        let req = Request::post(url)
+            .header("authorization", token)
+            .header("content-type", "application/json")
+            .body(full("{\"n\":1}"))
+            .expect("request");
+        send(&client, req)
+    };
+
+    // Allowed by the handler as authorizer, answered by the handler as AWS_PROXY function,
+    // which sees the authorizer's principal and context.
+    let a = post("Bearer allow", thing.clone()).await;
+    assert_eq!(
+        a.status,
+        201,
+        "{} (runtime init errors: {:?})",
+        a.body,
+        runtime.init_errors.load()
+    );
+    assert_eq!(
+        a.headers
+            .get_all("x-seen")
+            .iter()
+            .map(|v| v.to_str().expect("ascii"))
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let seen = a.json();
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["resource"], "/things/{id}");
+    assert_eq!(seen["path"], "/things/7");
+    assert_eq!(seen["query"]["color"], "red");
+    assert_eq!(seen["principal"], "ric-user");
+    assert_eq!(seen["runtime"], "awslambdaric");
+    assert_eq!(seen["body"], "{\"n\":1}");
+
+    // The handler denies another token: 403; it raises `Unauthorized`: 401.
+    post("Bearer other", thing.clone()).await.assert(
+        403,
+        r#"{"Message":"User is not authorized to access this resource with an explicit deny"}"#,
+    );
+    assert_unauthorized(
+        &post("Bearer unauthorized", thing.clone()).await,
+        "the handler raised Unauthorized",
+    );
+    // No token: 401 without invoking anything.
+    assert_unauthorized(&get_auth(&client, &thing, None).await, "no token");
+    // The handler raises while answering the request: 502 as AWS.
+    post("Bearer allow", gw.url(&api, "prod", "/things/boom"))
+        .await
+        .assert(502, r#"{"message": "Internal server error"}"#);
 }

@@ -788,6 +788,26 @@ impl Lines {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.read().expect("lock")).into_owned()
     }
+
+    /// Everything written, once a line with `id` is (a line is written when the response body
+    /// ends: the server may not have finished; bounded at about two seconds).
+    pub async fn until(&self, id: &str) -> String {
+        for _ in 0..200 {
+            if self.text().contains(id) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.text()
+    }
+}
+
+/// The line of request `id` in `text`.
+pub fn line_of(text: &str, id: &str) -> String {
+    text.lines()
+        .find(|l| l.contains(id))
+        .unwrap_or_else(|| panic!("no line for {id} in {text}"))
+        .to_string()
 }
 
 /// Installs the global subscriber of a test binary: the access log (`turnpike::access_log`)

@@ -241,7 +241,8 @@ pub fn cache_entry(bytes: &[u8]) {
 
 /// Reads `bytes` as an authorizer function's answer (then evaluates its policy against a
 /// fixed method ARN and against the input's first line), and the first line as a JWT (its
-/// header), an identity source and an AWS function URI, as the authorizers read them.
+/// header), an identity source, an AWS function URI and a JWKS response's `Cache-Control`, as
+/// the authorizers read them; the whole input also as a JWKS document.
 /// Never a panic; a wildcard-free pattern matches only itself.
 pub fn authorizer(bytes: &[u8]) {
     use crate::authorizer::{answer, jwt};
@@ -261,6 +262,14 @@ pub fn authorizer(bytes: &[u8]) {
         assert_eq!(answer::wildcard_match(first, ARN), first == ARN);
     }
     let _ = jwt::kid(first);
+    let _ = jwt::KeySet::parse(bytes, std::time::Instant::now());
+    if let Some(age) = jwt::max_age(first) {
+        // A lifetime is a directive's number (or zero for no-cache / no-store), never made up.
+        assert!(
+            age == 0 || first.contains(&age.to_string()),
+            "{first:?} gave {age}"
+        );
+    }
     let _ = turnpike_core::model::IdentitySource::parse(first);
     if let Ok(name) = turnpike_core::model::function_name(first) {
         let target = turnpike_core::model::FunctionTarget {

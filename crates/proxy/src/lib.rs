@@ -166,6 +166,9 @@ pub struct ProxyConfig {
     /// The least time between two fetches of one issuer's JWKS (a token with an unknown `kid`
     /// triggers one). Default 60 s.
     pub jwks_min_refresh: Duration,
+    /// When issuers' keys are refreshed in the background: their `Cache-Control` max-age held
+    /// within 5 minutes and 24 hours (an hour without one).
+    pub jwks_refresh: authorizer::KeysRefresh,
     /// Throttles and quotas: the gateway default, the replica share, the clock.
     pub usage: usage::UsageConfig,
     /// Where the stage caches are kept (`--cache-backend`).
@@ -223,6 +226,7 @@ impl Default for ProxyConfig {
             allow_underscores_in_headers: false,
             allow_raw_path_segments: false,
             jwks_min_refresh: authorizer::DEFAULT_MIN_REFRESH,
+            jwks_refresh: authorizer::KeysRefresh::default(),
             usage: usage::UsageConfig::default(),
             cache: cache::CacheConfig::default(),
             websocket: websocket::WebSocketLimits::default(),
@@ -334,10 +338,8 @@ impl Proxy {
                     config.websocket.owner_ttl,
                 ))
             });
-        let authorizers = Arc::new(authorizer::Authorizers::new(
-            upstreams.fetcher(),
-            config.jwks_min_refresh,
-        ));
+        let authorizers =
+            authorizer::Authorizers::new(upstreams.fetcher(), config.jwks_min_refresh, config.jwks_refresh);
         Ok(Proxy {
             shared: Arc::new(Shared {
                 store,

@@ -37,6 +37,32 @@ pub struct RequestFacts<'a> {
     pub route_key: Option<&'a str>,
 }
 
+/// A method ARN: `arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH` (the path within
+/// the stage, without its leading `/`).
+pub fn method_arn(region: &str, api_id: &str, stage: &str, http_method: &str, stage_path: &str) -> String {
+    let path = stage_path.trim_start_matches('/');
+    let mut arn = String::with_capacity(
+        40 + region.len() + api_id.len() + stage.len() + http_method.len() + path.len(),
+    );
+    for part in [
+        "arn:aws:execute-api:",
+        region,
+        ":",
+        ACCOUNT_ID,
+        ":",
+        api_id,
+        "/",
+        stage,
+        "/",
+        http_method,
+        "/",
+        path,
+    ] {
+        arn.push_str(part);
+    }
+    arn
+}
+
 impl RequestFacts<'_> {
     /// The method ARN of the request.
     pub fn method_arn(&self) -> String {
@@ -46,13 +72,12 @@ impl RequestFacts<'_> {
                 self.region, self.api_id, self.stage
             );
         }
-        format!(
-            "arn:aws:execute-api:{}:{ACCOUNT_ID}:{}/{}/{}/{}",
+        method_arn(
             self.region,
             self.api_id,
             self.stage,
             self.http_method,
-            self.stage_path.trim_start_matches('/')
+            self.stage_path,
         )
     }
 

@@ -52,6 +52,9 @@ pub struct KeySet {
     keys: HashMap<String, (DecodingKey, Option<Algorithm>)>,
     /// When the set was fetched.
     pub fetched: Instant,
+    /// Whether a request used the set since it was fetched: a set nobody uses between two
+    /// background refreshes is forgotten rather than refreshed forever.
+    pub(crate) used: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for KeySet {
@@ -88,12 +91,48 @@ impl KeySet {
         if keys.is_empty() {
             return Err("the JWKS document has no usable key".into());
         }
-        Ok(KeySet { keys, fetched })
+        Ok(KeySet {
+            keys,
+            fetched,
+            used: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     pub fn has(&self, kid: &str) -> bool {
         self.keys.contains_key(kid)
     }
+
+    /// Marks the set used by a request (a read first: no write to a shared line per request).
+    pub(crate) fn mark_used(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.used.load(Relaxed) {
+            self.used.store(true, Relaxed);
+        }
+    }
+}
+
+/// How long a document may be kept by its `Cache-Control`: `max-age=N` (`s-maxage` is for
+/// shared caches and wins, as RFC 9111 says), zero for `no-cache` / `no-store`; `None` when
+/// the header says neither. Directive names are case-insensitive; a malformed `max-age`
+/// counts as none.
+pub fn max_age(cache_control: &str) -> Option<u64> {
+    let mut max_age = None;
+    let mut shared = None;
+    for directive in cache_control.split(',') {
+        let (name, value) = match directive.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+            None => (directive.trim(), None),
+        };
+        let seconds = || value.and_then(|v| v.parse::<u64>().ok());
+        if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+            return Some(0);
+        } else if name.eq_ignore_ascii_case("s-maxage") {
+            shared = shared.or_else(seconds);
+        } else if name.eq_ignore_ascii_case("max-age") {
+            max_age = max_age.or_else(seconds);
+        }
+    }
+    shared.or(max_age)
 }
 
 /// The `kid` of a token (for finding its key before verifying), or why it cannot be read.
@@ -111,6 +150,18 @@ pub fn verify(
     keys: &KeySet,
     settings: &JwtSettings,
     scopes: &[String],
+) -> Result<Map<String, Value>, JwtError> {
+    let claims = verify_signed(token, keys, settings)?;
+    check_claims(&claims, settings, scopes)?;
+    Ok(claims)
+}
+
+/// What does not depend on the method: the signature, `iss`, `exp` and `nbf`. What passes
+/// may be cached until `exp` (see [`expires_at`]); [`check_claims`] still runs per request.
+pub fn verify_signed(
+    token: &str,
+    keys: &KeySet,
+    settings: &JwtSettings,
 ) -> Result<Map<String, Value>, JwtError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
     if !ALGORITHMS.contains(&header.alg) {
@@ -142,14 +193,33 @@ pub fn verify(
             }
             _ => JwtError::Malformed,
         })?;
-    let claims = data.claims;
-    if !settings.audiences.is_empty() && !audience_ok(&claims, &settings.audiences) {
+    Ok(data.claims)
+}
+
+/// The authorizer's audiences and the method's scopes.
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    settings: &JwtSettings,
+    scopes: &[String],
+) -> Result<(), JwtError> {
+    if !settings.audiences.is_empty() && !audience_ok(claims, &settings.audiences) {
         return Err(JwtError::Audience);
     }
-    if !scopes.is_empty() && !scope_ok(&claims, scopes) {
+    if !scopes.is_empty() && !scope_ok(claims, scopes) {
         return Err(JwtError::Scope);
     }
-    Ok(claims)
+    Ok(())
+}
+
+/// The last second (Unix time) a verified token is accepted: its `exp` plus the leeway.
+pub fn expires_at(claims: &Map<String, Value>) -> Option<u64> {
+    let exp = claims.get("exp")?;
+    let secs = exp.as_u64().or_else(|| {
+        exp.as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f as u64)
+    })?;
+    secs.checked_add(LEEWAY_SECS)
 }
 
 /// `aud` (a string or a list) names an accepted audience; or, for an access token without
@@ -308,6 +378,19 @@ mod tests {
     fn base64_url(b: &[u8]) -> String {
         use base64::Engine as _;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    }
+
+    #[test]
+    fn cache_control_gives_the_keys_lifetime() {
+        assert_eq!(max_age("public, max-age=600"), Some(600));
+        assert_eq!(max_age("Max-Age=\"30\", must-revalidate"), Some(30));
+        assert_eq!(max_age("max-age=600, s-maxage=60"), Some(60));
+        assert_eq!(max_age("no-store"), Some(0));
+        assert_eq!(max_age("private, no-cache"), Some(0));
+        assert_eq!(max_age("max-age=-1"), None);
+        assert_eq!(max_age("max-age=99999999999999999999999"), None);
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age(""), None);
     }
 
     #[test]

@@ -4,7 +4,11 @@
 //! Key sets are read lock-free ([`ArcSwap`]): a request whose token's `kid` is in the cached set
 //! never waits. A set is fetched when an issuer is first used, and again when a token names a
 //! `kid` the set does not have — at most once per [`Authorizers::min_refresh`], so a flood of
-//! made-up kids cannot turn into a flood of fetches.
+//! made-up kids cannot turn into a flood of fetches. Once fetched, a set is refreshed in the
+//! background before it goes stale (its `Cache-Control` lifetime, within
+//! [`KeysRefresh`]'s bounds), so a key rotated out at the issuer is dropped, and a new one
+//! taken, without a request paying for the fetch; a failed refresh keeps the keys it has. A set
+//! no request used between two refreshes is forgotten (a later request fetches it again).
 
 pub mod answer;
 pub mod event;
@@ -34,6 +38,40 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(60);
 /// The most function answers cached.
 const MAX_CACHED_ANSWERS: u64 = 100_000;
+/// Background refreshes of issuers' keys: their lifetime is the JWKS response's
+/// `Cache-Control` max-age (or [`KeysRefresh::default_age`] without one), held within
+/// `[min_age, max_age]`; a set is refreshed when nine tenths of it have passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeysRefresh {
+    pub min_age: Duration,
+    pub max_age: Duration,
+    pub default_age: Duration,
+}
+
+impl Default for KeysRefresh {
+    fn default() -> Self {
+        KeysRefresh {
+            min_age: Duration::from_secs(5 * 60),
+            max_age: Duration::from_secs(24 * 3600),
+            default_age: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl KeysRefresh {
+    /// How long after a fetch the set is fetched again, by the response's max-age.
+    pub fn after(&self, max_age: Option<u64>) -> Duration {
+        let age = max_age.map_or(self.default_age, Duration::from_secs);
+        let age = age.clamp(self.min_age, self.max_age.max(self.min_age));
+        // Never a busy loop, whatever the bounds say.
+        (age - age / 10).max(Duration::from_millis(100))
+    }
+}
+
+/// The most verified tokens remembered.
+const MAX_VERIFIED_TOKENS: u64 = 100_000;
+/// The longest a verified token is remembered, whatever its `exp`.
+const MAX_VERIFIED_AGE: Duration = Duration::from_secs(3600);
 
 /// What an authorizer established about the caller, for `$context.authorizer.*`, parameter
 /// mappings, the Lambda proxy event and `apiKeySource: AUTHORIZER`.
@@ -122,6 +160,21 @@ struct Cached {
     until: Instant,
 }
 
+/// A token whose signature, issuer and lifetime were verified: its claims, reused until it
+/// expires while its key is still in the issuer's set.
+#[derive(Clone, Debug)]
+struct Verified {
+    claims: Arc<Map<String, Value>>,
+    kid: Option<String>,
+    /// The last Unix second the token is accepted (`exp` plus the leeway).
+    until: u64,
+}
+
+/// The key of a verified token: SHA-256 over the issuer, the key source and the token, so a
+/// token is never taken for another (a collision is out of reach) and the token itself is not
+/// kept.
+pub type TokenDigest = [u8; 32];
+
 /// The authorizers' shared state.
 pub struct Authorizers {
     fetcher: Fetcher,
@@ -131,7 +184,13 @@ pub struct Authorizers {
     fetching: tokio::sync::Mutex<()>,
     /// The least time between two fetches of one issuer's keys.
     pub min_refresh: Duration,
+    /// When keys are refreshed in the background.
+    refresh: KeysRefresh,
+    /// This state, for the background refresh tasks (which end when it is dropped).
+    me: std::sync::Weak<Authorizers>,
     answers: moka::future::Cache<String, Cached>,
+    /// Verified tokens, so a token is verified once, not on every request.
+    verified: moka::future::Cache<TokenDigest, Verified>,
     /// How many times a function was invoked (a cache miss), for tests and metrics.
     pub invocations: std::sync::atomic::AtomicU64,
 }
@@ -157,9 +216,11 @@ pub enum KeysError {
 // === impl Authorizers ===
 
 impl Authorizers {
-    pub fn new(fetcher: Fetcher, min_refresh: Duration) -> Self {
-        Authorizers {
+    pub fn new(fetcher: Fetcher, min_refresh: Duration, refresh: KeysRefresh) -> Arc<Self> {
+        Arc::new_cyclic(|me| Authorizers {
             fetcher,
+            refresh,
+            me: me.clone(),
             keys: ArcSwap::from_pointee(HashMap::new()),
             fetching: tokio::sync::Mutex::new(()),
             min_refresh,
@@ -169,8 +230,56 @@ impl Authorizers {
                     turnpike_core::model::MAX_AUTHORIZER_TTL_SECS.unsigned_abs(),
                 ))
                 .build(),
+            verified: moka::future::Cache::builder()
+                .max_capacity(MAX_VERIFIED_TOKENS)
+                .time_to_live(MAX_VERIFIED_AGE)
+                .build(),
             invocations: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// The digest a verified token is cached under.
+    pub fn token_digest(settings: &JwtSettings, token: &str) -> TokenDigest {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(settings.issuer.as_bytes());
+        h.update([0]);
+        h.update(source_id(settings).as_bytes());
+        h.update([0]);
+        h.update(token.as_bytes());
+        h.finalize().into()
+    }
+
+    /// The claims of a token verified before, while it has not expired and the issuer still
+    /// has its key (a key removed at the issuer refuses its tokens as soon as the set is
+    /// refreshed).
+    pub async fn verified_claims(
+        &self,
+        digest: &TokenDigest,
+        settings: &JwtSettings,
+    ) -> Option<Arc<Map<String, Value>>> {
+        let v = self.verified.get(digest).await?;
+        if unix_now() > v.until {
+            self.verified.invalidate(digest).await;
+            return None;
         }
+        self.cached_keys(settings, v.kid.as_deref())?;
+        Some(v.claims)
+    }
+
+    /// Remembers a verified token until it expires.
+    pub async fn store_verified(
+        &self,
+        digest: TokenDigest,
+        claims: Arc<Map<String, Value>>,
+        kid: Option<String>,
+    ) {
+        let Some(until) = jwt::expires_at(&claims) else {
+            return;
+        };
+        self.verified
+            .insert(digest, Verified { claims, kid, until })
+            .await;
     }
 
     pub fn fetcher(&self) -> &Fetcher {
@@ -184,7 +293,10 @@ impl Authorizers {
         let set = keys.get(source_id(settings))?;
         match kid {
             Some(kid) if !set.has(kid) => None,
-            _ => Some(Arc::clone(set)),
+            _ => {
+                set.mark_used();
+                Some(Arc::clone(set))
+            }
         }
     }
 
@@ -205,21 +317,86 @@ impl Authorizers {
                 return Err(KeysError::UnknownKid);
             }
         }
-        let set = Arc::new(self.fetch_keys(settings).await?);
+        let (set, max_age) = self.fetch_keys(settings).await?;
+        let set = Arc::new(set);
+        set.mark_used();
         tracing::debug!(issuer = %settings.issuer, ?set, "issuer keys fetched");
+        let mut new_source = false;
         self.keys.rcu(|map| {
             let mut map = HashMap::clone(map);
-            map.insert(id.to_string(), Arc::clone(&set));
+            new_source = map.insert(id.to_string(), Arc::clone(&set)).is_none();
             map
         });
+        if new_source {
+            self.refresh_later(settings.clone(), self.refresh.after(max_age));
+        }
         Ok(set)
     }
 
-    async fn fetch_keys(&self, settings: &JwtSettings) -> Result<KeySet, KeysError> {
+    /// Refreshes an issuer's keys after `wait`, and again by each answer's lifetime, until
+    /// this state is dropped or no request used the keys between two refreshes.
+    fn refresh_later(&self, settings: JwtSettings, mut wait: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let me = self.me.clone();
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(wait).await;
+                let Some(this) = me.upgrade() else {
+                    return;
+                };
+                match this.refresh_keys(&settings).await {
+                    Some(next) => wait = next,
+                    None => return,
+                }
+            }
+        });
+    }
+
+    /// One background refresh: the new set replaces the old; a failure keeps the old (and is
+    /// tried again after [`Self::min_refresh`], at least the least lifetime). `None` when the
+    /// set is no longer wanted.
+    async fn refresh_keys(&self, settings: &JwtSettings) -> Option<Duration> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let id = source_id(settings);
+        let _fetching = self.fetching.lock().await;
+        let current = self.keys.load().get(id).cloned()?;
+        if !current.used.load(Relaxed) {
+            tracing::debug!(issuer = %settings.issuer, "issuer keys unused since their last refresh: forgotten");
+            self.keys.rcu(|map| {
+                let mut map = HashMap::clone(map);
+                if map.get(id).is_some_and(|s| Arc::ptr_eq(s, &current)) {
+                    map.remove(id);
+                }
+                map
+            });
+            return None;
+        }
+        match self.fetch_keys(settings).await {
+            Ok((set, max_age)) => {
+                tracing::debug!(issuer = %settings.issuer, ?set, "issuer keys refreshed");
+                let set = Arc::new(set);
+                self.keys.rcu(|map| {
+                    let mut map = HashMap::clone(map);
+                    map.insert(id.to_string(), Arc::clone(&set));
+                    map
+                });
+                Some(self.refresh.after(max_age))
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %settings.issuer, error = %e, "refreshing the issuer's keys failed; the keys fetched before stay in use");
+                Some(self.min_refresh.max(self.refresh.min_age))
+            }
+        }
+    }
+
+    /// Fetches an issuer's key set, and how long its answer says it may be kept.
+    async fn fetch_keys(&self, settings: &JwtSettings) -> Result<(KeySet, Option<u64>), KeysError> {
         let jwks_uri = match &settings.keys {
             KeySource::JwksUri(u) => u.clone(),
             KeySource::Discovery => {
-                let doc = self.get(&settings.discovery_url()).await?;
+                let (doc, _) = self.get(&settings.discovery_url()).await?;
                 let v: Value = serde_json::from_slice(&doc)
                     .map_err(|e| KeysError::Unavailable(format!("discovery document: {e}")))?;
                 v.get("jwks_uri")
@@ -228,12 +405,14 @@ impl Authorizers {
                     .to_string()
             }
         };
-        let doc = self.get(&jwks_uri).await?;
-        KeySet::parse(&doc, Instant::now()).map_err(KeysError::Unavailable)
+        let (doc, max_age) = self.get(&jwks_uri).await?;
+        let set = KeySet::parse(&doc, Instant::now()).map_err(KeysError::Unavailable)?;
+        Ok((set, max_age))
     }
 
-    async fn get(&self, url: &str) -> Result<Bytes, KeysError> {
-        let (status, _, body) = self
+    /// A document and its `Cache-Control` max-age.
+    async fn get(&self, url: &str) -> Result<(Bytes, Option<u64>), KeysError> {
+        let (status, headers, body) = self
             .fetcher
             .call(
                 Method::GET,
@@ -248,7 +427,11 @@ impl Authorizers {
         if !status.is_success() {
             return Err(KeysError::Unavailable(format!("{url}: status {status}")));
         }
-        Ok(body)
+        let max_age = headers
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(jwt::max_age);
+        Ok((body, max_age))
     }
 
     /// A cached function answer that is still fresh.
@@ -276,6 +459,13 @@ impl Authorizers {
         self.invocations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The key under which an issuer's keys are cached.

@@ -18,7 +18,7 @@ use crate::{
     authorizer::{
         Identity, KeysError,
         answer::{Answer, Verdict},
-        event::RequestFacts,
+        event::{self, RequestFacts},
         jwt,
     },
     ctx::RequestCtx,
@@ -73,6 +73,18 @@ fn configuration(ctx: &mut RequestCtx<'_>, cause: String) -> Reject {
 fn failure(ctx: &mut RequestCtx<'_>, cause: String) -> Reject {
     ctx.authorizer_error = Some(cause);
     Reject::AuthorizerFailure
+}
+
+/// A refused token is UNAUTHORIZED; an expired one and a bad signature have their own
+/// response types (answered the same unless the API customizes them).
+fn refused(ctx: &mut RequestCtx<'_>, e: jwt::JwtError) -> Reject {
+    let reject = match e {
+        jwt::JwtError::Expired => Reject::ExpiredToken,
+        jwt::JwtError::Signature => Reject::InvalidSignature,
+        _ => Reject::Unauthorized,
+    };
+    ctx.authorizer_error = Some(e.to_string());
+    reject
 }
 
 fn unauthorized(ctx: &mut RequestCtx<'_>, cause: impl Into<String>) -> Reject {
@@ -148,36 +160,40 @@ async fn verify_token(
     };
     let raw = values.swap_remove(0);
     let token = strip_bearer(&raw);
-    let kid = match jwt::kid(token) {
-        Ok(kid) => kid,
-        Err(e) => return Err(unauthorized(ctx, e.to_string())),
-    };
     let authorizers = &ctx.shared.authorizers;
-    let keys = match authorizers.cached_keys(settings, kid.as_deref()) {
-        Some(keys) => keys,
-        None => match authorizers.keys(settings, kid.as_deref()).await {
-            Ok(keys) => keys,
-            Err(KeysError::UnknownKid) => return Err(unauthorized(ctx, KeysError::UnknownKid.to_string())),
-            Err(e) => return Err(configuration(ctx, e.to_string())),
-        },
-    };
-    match jwt::verify(token, &keys, settings, scopes) {
-        Ok(claims) => {
-            ctx.identity = Some(Identity::Jwt(Arc::new(claims)));
-            Ok(())
-        }
-        Err(e) => {
-            // Refused tokens are UNAUTHORIZED; an expired one and a bad signature have their
-            // own response types (answered the same unless the API customizes them).
-            let reject = match e {
-                jwt::JwtError::Expired => Reject::ExpiredToken,
-                jwt::JwtError::Signature => Reject::InvalidSignature,
-                _ => Reject::Unauthorized,
+    let digest = crate::authorizer::Authorizers::token_digest(settings, token);
+    let claims = match authorizers.verified_claims(&digest, settings).await {
+        Some(claims) => claims,
+        None => {
+            let kid = match jwt::kid(token) {
+                Ok(kid) => kid,
+                Err(e) => return Err(unauthorized(ctx, e.to_string())),
             };
-            ctx.authorizer_error = Some(e.to_string());
-            Err(reject)
+            let keys = match authorizers.cached_keys(settings, kid.as_deref()) {
+                Some(keys) => keys,
+                None => match authorizers.keys(settings, kid.as_deref()).await {
+                    Ok(keys) => keys,
+                    Err(KeysError::UnknownKid) => {
+                        return Err(unauthorized(ctx, KeysError::UnknownKid.to_string()));
+                    }
+                    Err(e) => return Err(configuration(ctx, e.to_string())),
+                },
+            };
+            match jwt::verify_signed(token, &keys, settings) {
+                Ok(claims) => {
+                    let claims = Arc::new(claims);
+                    authorizers.store_verified(digest, Arc::clone(&claims), kid).await;
+                    claims
+                }
+                Err(e) => return Err(refused(ctx, e)),
+            }
         }
+    };
+    if let Err(e) = jwt::check_claims(&claims, settings, scopes) {
+        return Err(refused(ctx, e));
     }
+    ctx.identity = Some(Identity::Jwt(claims));
+    Ok(())
 }
 
 /// The token of `Bearer TOKEN` (any case), or the value as it is.
@@ -218,10 +234,28 @@ async fn ask_function(
             "the token does not match identityValidationExpression",
         ));
     }
-    let facts = facts(ctx, parts);
-    let method_arn = facts.method_arn();
+    // The event's facts are gathered only when the function is called: a cached answer needs
+    // just the method ARN and the cache key.
+    let api_id = ctx.api.map_or("", |a| a.id.as_str());
+    let stage = ctx.stage.map_or("", |s| s.name.as_str());
+    let method_arn = event::method_arn(
+        &ctx.table.hosts.region,
+        api_id,
+        stage,
+        parts.method.as_str(),
+        ctx.path,
+    );
     let cache_key = (!authorizer.result_ttl.is_zero() && !values.is_empty()).then(|| {
-        let mut key = format!("{}\0{}\0{}", facts.api_id, facts.stage, authorizer.id);
+        let mut key = String::with_capacity(
+            api_id.len()
+                + stage.len()
+                + authorizer.id.len()
+                + values.iter().map(|v| v.len() + 1).sum::<usize>()
+                + 2,
+        );
+        for part in [api_id, "\0", stage, "\0", authorizer.id.as_str()] {
+            key.push_str(part);
+        }
         for v in &values {
             key.push('\0');
             key.push_str(v);
@@ -236,6 +270,7 @@ async fn ask_function(
     let answer = match cached {
         Some(a) => a,
         None => {
+            let facts = facts(ctx, parts);
             let event = match authorizer.kind {
                 AuthorizerKind::Token => facts.token_event(values.first().map_or("", String::as_str)),
                 _ => facts.request_event(),
