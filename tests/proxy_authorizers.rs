@@ -635,6 +635,111 @@ async fn aws_proxy_integrations_round_trip() {
     }
 }
 
+// === a real Lambda runtime ===
+
+/// The Python with the Lambda Runtime Interface Client: `TURNPIKE_PYTHON`, else the venv
+/// tests/setup.sh makes (`.venv`, from tests/python/requirements.txt).
+fn lambda_python() -> std::path::PathBuf {
+    std::env::var_os("TURNPIKE_PYTHON").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
+        std::path::PathBuf::from,
+    )
+}
+
+#[tokio::test]
+async fn a_python_handler_under_the_lambda_runtime_interface_client_authorizes_and_answers() {
+    let runtime = RuntimeApi::start().await;
+    let python = lambda_python();
+    assert!(
+        python.exists(),
+        "{} is missing: tests/setup.sh makes it (awslambdaric from tests/python/requirements.txt)",
+        python.display()
+    );
+    let functions = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions");
+    // The runtime process: `python -m awslambdaric app.handler`, as a Lambda container image
+    // runs it, polling the test's Runtime API.
+    let _process = tokio::process::Command::new(&python)
+        .args(["-m", "awslambdaric", "app.handler"])
+        .current_dir(&functions)
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.addr.to_string())
+        .env("PYTHONPATH", &functions)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ric")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start awslambdaric");
+
+    let host = format!("{{url: \"http://{}\"}}", runtime.addr);
+    let function = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:ric/invocations";
+    let yaml = ApiSet::new(NS, "ric")
+        .spec(&format!(
+            "  authorizers:\n    ric:\n      type: TOKEN\n      authorizerResultTtlInSeconds: 0\n      authorizerUri: \"{function}\"\n      functionHost: {host}"
+        ))
+        .method(
+            "/things/{id}",
+            "ANY",
+            &format!(
+                "        authorizationType: CUSTOM\n        authorizerId: ric\n        integration: {{type: AWS_PROXY, uri: \"{function}\", functionHost: {host}}}"
+            ),
+        )
+        .stage("prod")
+        .yaml();
+    let gw = Gateway::start(table(&yaml, 1)).await;
+    let api = api_id(NS, "ric");
+    let client = client(false);
+    let thing = gw.url(&api, "prod", "/things/7?color=red");
+    let post = |token: &'static str, url: String| {
+        let req = Request::post(url)
+            .header("authorization", token)
+            .header("content-type", "application/json")
+            .body(full("{\"n\":1}"))
+            .expect("request");
+        send(&client, req)
+    };
+
+    // Allowed by the handler as authorizer, answered by the handler as AWS_PROXY function,
+    // which sees the authorizer's principal and context.
+    let a = post("Bearer allow", thing.clone()).await;
+    assert_eq!(
+        a.status,
+        201,
+        "{} (runtime init errors: {:?})",
+        a.body,
+        runtime.init_errors.load()
+    );
+    assert_eq!(
+        a.headers
+            .get_all("x-seen")
+            .iter()
+            .map(|v| v.to_str().expect("ascii"))
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let seen = a.json();
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["resource"], "/things/{id}");
+    assert_eq!(seen["path"], "/things/7");
+    assert_eq!(seen["query"]["color"], "red");
+    assert_eq!(seen["principal"], "ric-user");
+    assert_eq!(seen["runtime"], "awslambdaric");
+    assert_eq!(seen["body"], "{\"n\":1}");
+
+    // The handler denies another token: 403; it raises `Unauthorized`: 401.
+    post("Bearer other", thing.clone()).await.assert(
+        403,
+        r#"{"Message":"User is not authorized to access this resource with an explicit deny"}"#,
+    );
+    assert_unauthorized(
+        &post("Bearer unauthorized", thing.clone()).await,
+        "the handler raised Unauthorized",
+    );
+    // No token: 401 without invoking anything.
+    assert_unauthorized(&get_auth(&client, &thing, None).await, "no token");
+    // The handler raises while answering the request: 502 as AWS.
+    post("Bearer allow", gw.url(&api, "prod", "/things/boom"))
+        .await
+        .assert(502, r#"{"message": "Internal server error"}"#);
+}
+
 // === $connect of WebSocket APIs ===
 
 /// Two WebSocket APIs whose `$connect` is guarded: `wsreq` by a REQUEST authorizer (identity
@@ -780,6 +885,8 @@ async fn connect_routes_run_request_and_jwt_authorizers() {
             .err(),
         Some(401)
     );
+}
+
 // === gateway responses of authorizers ===
 
 /// The body template of the customized authorizer answers: the `$context.error` values, the
@@ -1012,107 +1119,4 @@ async fn authorizer_gateway_responses_are_customized_and_fall_back() {
     for ((t, status, body, error_type), a) in AUTH_REFUSALS.iter().zip(&answers) {
         check(a, t, None, *status, (body, error_type));
     }
-// === a real Lambda runtime ===
-
-/// The Python with the Lambda Runtime Interface Client: `TURNPIKE_PYTHON`, else the venv
-/// tests/setup.sh makes (`.venv`, from tests/python/requirements.txt).
-fn lambda_python() -> std::path::PathBuf {
-    std::env::var_os("TURNPIKE_PYTHON").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
-        std::path::PathBuf::from,
-    )
-}
-
-#[tokio::test]
-async fn a_python_handler_under_the_lambda_runtime_interface_client_authorizes_and_answers() {
-    let runtime = RuntimeApi::start().await;
-    let python = lambda_python();
-    assert!(
-        python.exists(),
-        "{} is missing: tests/setup.sh makes it (awslambdaric from tests/python/requirements.txt)",
-        python.display()
-    );
-    let functions = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/functions");
-    // The runtime process: `python -m awslambdaric app.handler`, as a Lambda container image
-    // runs it, polling the test's Runtime API.
-    let _process = tokio::process::Command::new(&python)
-        .args(["-m", "awslambdaric", "app.handler"])
-        .current_dir(&functions)
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.addr.to_string())
-        .env("PYTHONPATH", &functions)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "ric")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start awslambdaric");
-
-    let host = format!("{{url: \"http://{}\"}}", runtime.addr);
-    let function = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:ric/invocations";
-    let yaml = ApiSet::new(NS, "ric")
-        .spec(&format!(
-            "  authorizers:\n    ric:\n      type: TOKEN\n      authorizerResultTtlInSeconds: 0\n      authorizerUri: \"{function}\"\n      functionHost: {host}"
-        ))
-        .method(
-            "/things/{id}",
-            "ANY",
-            &format!(
-                "        authorizationType: CUSTOM\n        authorizerId: ric\n        integration: {{type: AWS_PROXY, uri: \"{function}\", functionHost: {host}}}"
-            ),
-        )
-        .stage("prod")
-        .yaml();
-    let gw = Gateway::start(table(&yaml, 1)).await;
-    let api = api_id(NS, "ric");
-    let client = client(false);
-    let thing = gw.url(&api, "prod", "/things/7?color=red");
-    let post = |token: &'static str, url: String| {
-        let req = Request::post(url)
-            .header("authorization", token)
-            .header("content-type", "application/json")
-            .body(full("{\"n\":1}"))
-            .expect("request");
-        send(&client, req)
-    };
-
-    // Allowed by the handler as authorizer, answered by the handler as AWS_PROXY function,
-    // which sees the authorizer's principal and context.
-    let a = post("Bearer allow", thing.clone()).await;
-    assert_eq!(
-        a.status,
-        201,
-        "{} (runtime init errors: {:?})",
-        a.body,
-        runtime.init_errors.load()
-    );
-    assert_eq!(
-        a.headers
-            .get_all("x-seen")
-            .iter()
-            .map(|v| v.to_str().expect("ascii"))
-            .collect::<Vec<_>>(),
-        ["a", "b"]
-    );
-    let seen = a.json();
-    assert_eq!(seen["method"], "POST");
-    assert_eq!(seen["resource"], "/things/{id}");
-    assert_eq!(seen["path"], "/things/7");
-    assert_eq!(seen["query"]["color"], "red");
-    assert_eq!(seen["principal"], "ric-user");
-    assert_eq!(seen["runtime"], "awslambdaric");
-    assert_eq!(seen["body"], "{\"n\":1}");
-
-    // The handler denies another token: 403; it raises `Unauthorized`: 401.
-    post("Bearer other", thing.clone()).await.assert(
-        403,
-        r#"{"Message":"User is not authorized to access this resource with an explicit deny"}"#,
-    );
-    assert_unauthorized(
-        &post("Bearer unauthorized", thing.clone()).await,
-        "the handler raised Unauthorized",
-    );
-    // No token: 401 without invoking anything.
-    assert_unauthorized(&get_auth(&client, &thing, None).await, "no token");
-    // The handler raises while answering the request: 502 as AWS.
-    post("Bearer allow", gw.url(&api, "prod", "/things/boom"))
-        .await
-        .assert(502, r#"{"message": "Internal server error"}"#);
 }
