@@ -63,14 +63,16 @@ pub fn method_arn(region: &str, api_id: &str, stage: &str, http_method: &str, st
     arn
 }
 
+/// The ARN of a WebSocket route (`$connect`): `arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/ROUTE`.
+pub fn route_arn(region: &str, api_id: &str, stage: &str, route: &str) -> String {
+    format!("arn:aws:execute-api:{region}:{ACCOUNT_ID}:{api_id}/{stage}/{route}")
+}
+
 impl RequestFacts<'_> {
     /// The method ARN of the request.
     pub fn method_arn(&self) -> String {
         if let Some(route) = self.route_key {
-            return format!(
-                "arn:aws:execute-api:{}:{ACCOUNT_ID}:{}/{}/{route}",
-                self.region, self.api_id, self.stage
-            );
+            return route_arn(self.region, self.api_id, self.stage, route);
         }
         method_arn(
             self.region,

@@ -238,13 +238,11 @@ async fn ask_function(
     // just the method ARN and the cache key.
     let api_id = ctx.api.map_or("", |a| a.id.as_str());
     let stage = ctx.stage.map_or("", |s| s.name.as_str());
-    let method_arn = event::method_arn(
-        &ctx.table.hosts.region,
-        api_id,
-        stage,
-        parts.method.as_str(),
-        ctx.path,
-    );
+    let region = &ctx.table.hosts.region;
+    let method_arn = match connect_route(ctx) {
+        Some(route) => event::route_arn(region, api_id, stage, route),
+        None => event::method_arn(region, api_id, stage, parts.method.as_str(), ctx.path),
+    };
     let cache_key = (!authorizer.result_ttl.is_zero() && !values.is_empty()).then(|| {
         let mut key = String::with_capacity(
             api_id.len()
@@ -339,11 +337,15 @@ pub fn facts<'c>(ctx: &'c RequestCtx<'_>, parts: &'c Parts) -> RequestFacts<'c> 
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis()),
         region: &ctx.table.hosts.region,
-        route_key: ctx
-            .variant
-            .and_then(|v| v.routes.websocket())
-            .map(|_| turnpike_core::model::websocket::CONNECT),
+        route_key: connect_route(ctx),
     }
+}
+
+/// `$connect` when the request opens a WebSocket API's connection: the route its ARN names.
+fn connect_route(ctx: &RequestCtx<'_>) -> Option<&'static str> {
+    ctx.variant
+        .and_then(|v| v.routes.websocket())
+        .map(|_| turnpike_core::model::websocket::CONNECT)
 }
 
 /// What a function invocation gave.
