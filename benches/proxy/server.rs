@@ -9,6 +9,11 @@
 //!   cached route and one that caching is off for (`benches/proxy/cache.sh`),
 //!   `BENCH_TEMPLATED=1` two HTTP routes, one with a request and a response mapping template
 //!   and one without (`benches/proxy/templates.sh`).
+//!   `BENCH_AUTHORIZED=1` two routes behind authorizers (`benches/proxy/authorizers.sh`):
+//!   `/jwt/…` a JWT authorizer of issuer `BENCH_ISSUER` with keys from `BENCH_JWKS_URI`, and
+//!   `/fn/…` a TOKEN authorizer (answer cached 300 s) of the function host `BENCH_FUNCTIONS`.
+//! - `functions ADDR`: a function host speaking the Lambda Invoke API whose authorizer allows
+//!   every method of every API.
 //! - `body`: the 1 KiB JSON body the validated route is sent.
 //!
 //! Build: `cargo build --profile bench --bench proxy_server`.
@@ -228,6 +233,43 @@ spec:
     )
 }
 
+/// The audience and scope of the benchmark's JWT.
+const BENCH_AUDIENCE: &str = "bench";
+
+/// Two routes behind authorizers beside the plain one, all to the same HTTP_PROXY upstream:
+/// `/{stage}/jwt/anything` (a JWT of `issuer`, keys from `jwks_uri`, scope `bench/read`) and
+/// `/{stage}/fn/anything` (a TOKEN authorizer on `Authorization`, answers cached 300 s).
+fn authorized_api_yaml(upstream: SocketAddr, issuer: &str, jwks_uri: &str, functions: &str) -> String {
+    api_yaml(upstream).replace(
+        "  resources:\n",
+        &format!(
+            r#"  authorizers:
+    oidc:
+      type: JWT
+      jwtConfiguration: {{issuer: "{issuer}", jwksUri: "{jwks_uri}", audience: [{BENCH_AUDIENCE}]}}
+    token:
+      type: TOKEN
+      identitySource: method.request.header.Authorization
+      authorizerResultTtlInSeconds: 300
+      authorizerUri: allow
+      functionHost: {{url: "http://{functions}"}}
+  resources:
+    /jwt/{{proxy+}}:
+      ANY:
+        authorizationType: JWT
+        authorizerId: oidc
+        authorizationScopes: [bench/read]
+        integration: {{type: HTTP_PROXY, uri: "http://{upstream}/{{proxy}}"}}
+    /fn/{{proxy+}}:
+      ANY:
+        authorizationType: CUSTOM
+        authorizerId: token
+        integration: {{type: HTTP_PROXY, uri: "http://{upstream}/{{proxy}}"}}
+"#
+        ),
+    )
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -242,6 +284,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             PathBuf::from(&args[4]),
             PathBuf::from(&args[5]),
         )),
+        Some("functions") => rt.block_on(functions(args[1].parse()?)),
         Some("body") => {
             #[allow(clippy::print_stdout)]
             {
@@ -260,7 +303,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => {
             eprintln!(
-                "usage: proxy_server upstream ADDR | turnpike PLAIN TLS UPSTREAM CERT KEY | host | body"
+                "usage: proxy_server upstream ADDR | functions ADDR | turnpike PLAIN TLS UPSTREAM CERT KEY | host | body"
             );
             Ok(())
         }
@@ -357,6 +400,38 @@ async fn respond_forever(mut stream: tokio::net::TcpStream) {
     }
 }
 
+/// The function host: the Lambda Invoke API (`POST /2015-03-31/functions/NAME/invocations`),
+/// answering every authorizer event with an Allow of every method. Called once per token
+/// within the TTL, so hyper's cost does not matter here.
+async fn functions(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    use http_body_util::{BodyExt as _, Full};
+    const ALLOW: &str = r#"{"principalId":"bench-user","policyDocument":{"Version":"2012-10-17","Statement":[{"Action":"execute-api:Invoke","Effect":"Allow","Resource":"arn:aws:execute-api:*"}]},"context":{"tier":"gold"}}"#;
+    let listener = TcpListener::bind(addr).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                let invoke = req.method() == hyper::Method::POST
+                    && req.uri().path().starts_with("/2015-03-31/functions/")
+                    && req.uri().path().ends_with("/invocations");
+                let _ = req.into_body().collect().await;
+                let mut resp = hyper::Response::new(Full::new(bytes::Bytes::from_static(if invoke {
+                    ALLOW.as_bytes()
+                } else {
+                    b""
+                })));
+                if !invoke {
+                    *resp.status_mut() = hyper::StatusCode::NOT_FOUND;
+                }
+                Ok::<_, std::convert::Infallible>(resp)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
 async fn turnpike(
     plain: SocketAddr,
     tls: SocketAddr,
@@ -375,6 +450,14 @@ async fn turnpike(
         cached_api_yaml(upstream)
     } else if std::env::var_os("BENCH_TEMPLATED").is_some() {
         templated_api_yaml(upstream)
+    } else if std::env::var_os("BENCH_AUTHORIZED").is_some() {
+        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+        authorized_api_yaml(
+            upstream,
+            &var("BENCH_ISSUER")?,
+            &var("BENCH_JWKS_URI")?,
+            &var("BENCH_FUNCTIONS")?,
+        )
     } else {
         api_yaml(upstream)
     };

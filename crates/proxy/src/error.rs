@@ -472,7 +472,8 @@ pub struct RequestView<'r> {
 }
 
 /// The answer to a rejected request: the API's customization of its response type (else of
-/// DEFAULT_4XX/DEFAULT_5XX), else the built-in AWS answer. Returns the answer and the
+/// its fallbacks: UNAUTHORIZED for a refused token's type, DEFAULT_4XX/DEFAULT_5XX), else the
+/// built-in AWS answer. Returns the answer and the
 /// `$context.error` values for the access log.
 pub fn answer(
     reject: &Reject,
