@@ -8,7 +8,9 @@
 //!   validated one (`benches/proxy/validation.sh`), `BENCH_CACHED=1` a stage cache with a
 //!   cached route and one that caching is off for (`benches/proxy/cache.sh`),
 //!   `BENCH_TEMPLATED=1` two HTTP routes, one with a request and a response mapping template
-//!   and one without (`benches/proxy/templates.sh`).
+//!   and one without (`benches/proxy/templates.sh`), `BENCH_WEBSOCKET=1` a WebSocket API
+//!   whose `echo` route is two-way through an HTTP integration to the upstream
+//!   (`benches/proxy/websocket.sh`).
 //!   `BENCH_AUTHORIZED=1` two routes behind authorizers (`benches/proxy/authorizers.sh`):
 //!   `/jwt/…` a JWT authorizer of issuer `BENCH_ISSUER` with keys from `BENCH_JWKS_URI`, and
 //!   `/fn/…` a TOKEN authorizer (answer cached 300 s) of the function host `BENCH_FUNCTIONS`.
@@ -154,6 +156,28 @@ fn validated_api_yaml(upstream: SocketAddr) -> String {
 /// Two HTTP (non-proxy) routes to the upstream's JSON answer: `/plain/…` without templates,
 /// `/t/…` with a request template reshaping the posted order and a response template
 /// reshaping the answer, about twenty lines in all (a typical JSON-to-JSON mapping).
+/// The benchmark API as a WebSocket API: `$connect` a MOCK, `echo` (`{"action":"echo"}`) a
+/// two-way route whose HTTP integration's answer (the upstream's fixed body) goes back to the
+/// client.
+fn websocket_api_yaml(upstream: SocketAddr) -> String {
+    api_yaml(upstream).replace(
+        &format!(
+            "  resources:\n    /{{proxy+}}:\n      ANY:\n        integration: {{type: HTTP_PROXY, uri: \"http://{upstream}/{{proxy}}\"}}\n"
+        ),
+        &format!(
+            r#"  protocolType: WEBSOCKET
+  routeSelectionExpression: $request.body.action
+  routes:
+    $connect:
+      integration: {{type: MOCK, integrationResponses: [{{statusCode: "200"}}]}}
+    echo:
+      routeResponseSelectionExpression: $default
+      integration: {{type: HTTP_PROXY, uri: "http://{upstream}/echo"}}
+"#
+        ),
+    )
+}
+
 fn templated_api_yaml(upstream: SocketAddr) -> String {
     api_yaml(upstream).replace(
         "  resources:\n",
@@ -458,6 +482,8 @@ async fn turnpike(
             &var("BENCH_JWKS_URI")?,
             &var("BENCH_FUNCTIONS")?,
         )
+    } else if std::env::var_os("BENCH_WEBSOCKET").is_some() {
+        websocket_api_yaml(upstream)
     } else {
         api_yaml(upstream)
     };

@@ -199,7 +199,8 @@ where
         } = head;
         // A WebSocket upgrade: the connection is the WebSocket API's from here on.
         if matches!(framing, Framing::Empty | Framing::Length(0)) && crate::websocket::is_upgrade(&parts) {
-            match crate::websocket::handshake(&shared, &conn, parts).await {
+            // Boxed: the connection's task holds no room for the handshake once it is done.
+            match Box::pin(crate::websocket::handshake(&shared, &conn, parts)).await {
                 crate::websocket::Handshake::Refused(resp) => {
                     if write_response(&mut io, &mut out, *resp, false, true)
                         .await

@@ -463,7 +463,8 @@ pub async fn run<IO>(
                 Some(Ok(Message::Text(text))) => {
                     session.handle.touch();
                     idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
-                    if let Some(reply) = on_message(&shared, &conn, &session, Bytes::from(text)).await
+                    // Boxed: an idle connection's task holds no room for a message's integration call.
+                    if let Some(reply) = Box::pin(on_message(&shared, &conn, &session, Bytes::from(text))).await
                         && ws.send(reply).await.is_err()
                     {
                         break None;
@@ -472,7 +473,7 @@ pub async fn run<IO>(
                 Some(Ok(Message::Binary(data))) => {
                     session.handle.touch();
                     idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
-                    if let Some(reply) = on_message(&shared, &conn, &session, data).await
+                    if let Some(reply) = Box::pin(on_message(&shared, &conn, &session, data)).await
                         && ws.send(reply).await.is_err()
                     {
                         break None;
@@ -511,7 +512,7 @@ pub async fn run<IO>(
         }
     }
     drop(ws);
-    disconnect(&shared, &conn, &session).await;
+    Box::pin(disconnect(&shared, &conn, &session)).await;
     tracing::debug!(connection_id = %id, "disconnected");
 }
 
