@@ -45,6 +45,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("../config/examples/mock.yaml"),
     ),
     (
+        "config/examples/openapi-import.yaml",
+        include_str!("../config/examples/openapi-import.yaml"),
+    ),
+    (
         "config/examples/petstore.yaml",
         include_str!("../config/examples/petstore.yaml"),
     ),

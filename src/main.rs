@@ -12,6 +12,7 @@ mod local;
 mod openapi;
 mod petstore;
 mod soap;
+mod test_invoke;
 
 /// mimalloc: a request allocates and frees a few dozen small blocks (buffers, header maps,
 /// ids) on one worker thread, which is mimalloc's fast path. In the proxy benchmark it took
@@ -45,6 +46,9 @@ enum Command {
     /// Import an OpenAPI document as a RestApi manifest, or export a RestApi manifest as one.
     #[command(subcommand)]
     Openapi(openapi::OpenapiCommand),
+    /// Run one request through a stage on a gateway's admin listener (AWS TestInvokeMethod)
+    /// and print its execution log and response.
+    TestInvoke(test_invoke::TestInvokeArgs),
     /// Print every CustomResourceDefinition as multi-document YAML.
     Crds,
     /// Print the version.
@@ -258,6 +262,7 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Command::Openapi(command) => openapi::run(command),
+        Command::TestInvoke(args) => runtime()?.block_on(test_invoke::run(args)),
         Command::Run(args) => run(args, cli.log_format),
         #[cfg(feature = "local")]
         Command::Local(args) => run_local(args, cli.log_format),

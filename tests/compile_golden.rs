@@ -8,6 +8,7 @@ use std::{collections::BTreeSet, path::Path};
 use serde::Serialize;
 use turnpike_api::conditions::reasons;
 use turnpike_controller::ingest::{Objects, world};
+use turnpike_controller::openapi::ImportCache;
 use turnpike_core::compile::{CompileConfig, StatusUpdate, compile};
 use turnpike_core::routing::Listener;
 use turnpike_core::routing::RoutingTable;
@@ -141,6 +142,8 @@ fn render(input: &Path) -> String {
     let yaml = std::fs::read_to_string(input).expect("read input");
     let (objects, probes, harness) = split_probes(&yaml);
     let mut objects = Objects::from_yaml(&objects).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+    // As every rebuild does first: RestApis with spec.openApi are imported.
+    objects.expand_open_api(&mut ImportCache::default());
     if harness.record_snapshots {
         // As the leader does at a Deployment's first reconcile.
         objects.record_missing_snapshots();

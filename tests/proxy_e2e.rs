@@ -14,6 +14,8 @@ mod gateway_responses;
 mod mapping_templates;
 #[path = "proxy_e2e/soap.rs"]
 mod soap;
+#[path = "proxy_e2e/test_invoke.rs"]
+mod test_invoke;
 // The SOAP example's backend, as `turnpike local --examples` serves it.
 #[allow(dead_code)]
 #[path = "../src/soap.rs"]
@@ -106,6 +108,30 @@ fn world(up: SocketAddr, closed: SocketAddr, reset: SocketAddr, svc_endpoints: &
               selectionPattern: "418"
               responseTemplates: {{text/plain: "short and stout"}}
             - statusCode: "200"
+    /mock-vtl:
+      ANY:
+        integration:
+          type: MOCK
+          requestTemplates:
+            application/json: |
+              ## AWS's example: the template picks the status from the request.
+              #set($code = $input.path('$.code'))
+              #if($input.params('scope') == "internal")
+              {{"statusCode": 200}}
+              #elseif("$!code" != "")
+              {{"statusCode": $input.json('$.code')}}
+              #else
+              {{"statusCode": 403}}
+              #end
+            text/plain: 'not json'
+          integrationResponses:
+            - statusCode: "403"
+              selectionPattern: "403"
+              responseTemplates: {{application/json: '{{"message": "internal only"}}'}}
+            - statusCode: "201"
+              selectionPattern: "201"
+            - statusCode: "200"
+              responseTemplates: {{application/json: '{{"scope": "$input.params(''scope'')"}}'}}
     /http/{{id}}:
       GET:
         integration:
@@ -582,6 +608,25 @@ async fn mock_integrations() {
     assert_eq!(a.header("content-type"), Some("application/json"));
     let a = get(&e.gw.url(&e.pets, "prod", "/teapot")).await;
     a.assert(418, "short and stout");
+
+    // The request template is VTL: it reads the request to pick the status.
+    let a = get(&e.gw.url(&e.pets, "prod", "/mock-vtl?scope=internal")).await;
+    a.assert(200, r#"{"scope": "internal"}"#);
+    let a = get(&e.gw.url(&e.pets, "prod", "/mock-vtl?scope=public")).await;
+    a.assert(403, r#"{"message": "internal only"}"#);
+    let req = Request::post(e.gw.url(&e.pets, "prod", "/mock-vtl"))
+        .header("content-type", "application/json")
+        .body(full(r#"{"code": 201}"#))
+        .expect("req");
+    let a = send(&client(false), req).await;
+    assert_eq!(a.status, 201, "{a:?}");
+    // A template whose output is not `{"statusCode": ...}` JSON is the API's error.
+    let req = Request::post(e.gw.url(&e.pets, "prod", "/mock-vtl"))
+        .header("content-type", "text/plain")
+        .body(full("hi"))
+        .expect("req");
+    let a = send(&client(false), req).await;
+    a.assert(500, r#"{"message": "Internal server error"}"#);
 }
 
 #[tokio::test]

@@ -56,7 +56,7 @@ fn examples_compile_with_every_object_ready() {
     // petstore, hello (MOCK), shop (canary), partners (usage plan), ledger (PRIVATE), orders
     // (request validation), cors-shop (CORS), clock (stage cache), quotes (shared cache),
     // guarded (authorizers), soap-pets (mapping templates in front of a SOAP backend), chat
-    // (WebSocket), answers (gateway responses).
-    assert_eq!(compiled.table.apis().count(), 13);
+    // (WebSocket), answers (gateway responses), pets-openapi (imported from spec.openApi).
+    assert_eq!(compiled.table.apis().count(), 14);
     assert_eq!(compiled.table.keys().count(), 2);
 }

@@ -84,6 +84,7 @@ pub fn world(routes: usize) -> World {
                 meta: meta("api", &name),
                 def: def.clone(),
                 digest: digest.clone(),
+                open_api: None,
             },
         );
         let dep = format!("{name}-v1");

@@ -185,14 +185,15 @@ impl Gateway {
         )
     }
 
-    /// Serves an admin listener (`/readyz`, `/metrics`, `/usage`) of this gateway on
+    /// Serves an admin listener (`/readyz`, `/metrics`, `/usage`, test invokes) of this gateway on
     /// 127.0.0.1:0, for the rest of the test; returns `http://{addr}`.
     pub async fn serve_admin(&self) -> String {
         let admin = turnpike_proxy::admin::Admin::bind("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("admin")
             .with_usage(self.shared.usage.clone())
-            .with_cache(self.shared.cache.clone());
+            .with_cache(self.shared.cache.clone())
+            .with_test_invoke(self.shared.clone());
         let base = format!("http://{}", admin.local_addr().expect("addr"));
         tokio::spawn(admin.run(self.store.clone(), self.registry.clone(), std::future::pending()));
         base

@@ -59,6 +59,9 @@ pub fn rest_api(namespace: &str, spec: &api::RestApiSpec) -> Result<RestApiDef, 
         protocol_type,
         route_selection_expression,
         routes,
+        // Imported by the controller before conversion (`spec.openApi` is expanded into the
+        // other fields); a spec that still holds it converts as if it did not.
+        open_api: _,
     } = spec;
     let root = FieldPath::spec();
     let mut errors = Errors::default();
@@ -1070,16 +1073,9 @@ fn integration_def(
         mappings.push(ParameterMapping { target, source });
     }
 
-    let mock_status = if kind == IntegrationKind::Mock {
-        mock_status(request_templates).unwrap_or_else(|e| {
-            errors.push(&field.field("requestTemplates"), Reason::InvalidIntegration, e);
-            200
-        })
-    } else {
-        200
-    };
-
-    let request_templates = if kind == IntegrationKind::Http {
+    // MOCK integrations render their request template too: its output is the JSON whose
+    // `statusCode` selects the integration response, as in AWS.
+    let request_templates = if matches!(kind, IntegrationKind::Http | IntegrationKind::Mock) {
         mapping_templates(request_templates, &field.field("requestTemplates"), &mut errors)
     } else {
         Box::default()
@@ -1124,7 +1120,6 @@ fn integration_def(
         timeout: Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(29_000)),
         request_parameters: mappings.into(),
         responses: responses.into(),
-        mock_status,
         insecure_skip_verify: tls_config.as_ref().is_some_and(|t| t.insecure_skip_verification),
         content_handling: content_handling(*request_content_handling),
         cache_key_parameters,
@@ -1284,25 +1279,6 @@ fn integration_response(
         templates,
         content_handling: content_handling(*response_content_handling),
     })
-}
-
-fn mock_status(templates: &BTreeMap<String, String>) -> Result<u16, String> {
-    let Some(template) = templates
-        .get("application/json")
-        .or_else(|| templates.values().next())
-    else {
-        return Ok(200);
-    };
-    let value: serde_json::Value = serde_json::from_str(template)
-        .map_err(|e| format!("a MOCK request template is JSON like {{\"statusCode\": 200}}: {e}"))?;
-    match value.get("statusCode") {
-        None => Ok(200),
-        Some(code) => code
-            .as_u64()
-            .and_then(|c| u16::try_from(c).ok())
-            .filter(|c| (100..=599).contains(c))
-            .ok_or_else(|| format!("statusCode {code} is not an HTTP status code")),
-    }
 }
 
 /// `{prefix}{path|querystring|header}.NAME`.

@@ -9,11 +9,10 @@
 use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::{Resource as _, ResourceExt as _};
+use kube::ResourceExt as _;
 
 use crate::ingest::{self, Objects, snapshot_name};
-use turnpike_api::{RestApi, convert};
-use turnpike_core::compile::{Meta, RestApiObj, Snapshot, World};
+use turnpike_core::compile::{RestApiObj, Snapshot, World};
 use turnpike_core::model::{DeploymentId, ObjectKey};
 
 type Key = (String, String);
@@ -41,10 +40,17 @@ impl ConversionCache {
 
         let mut used_apis = HashMap::with_capacity(objects.rest_apis.len());
         for a in &objects.rest_apis {
-            let key = key_of(a);
+            let expansion = objects
+                .open_api
+                .get(&ObjectKey::new(a.namespace().unwrap_or_default(), a.name_any()));
+            // An imported spec changes with its ConfigMap, not only with the RestApi.
+            let key = key_of(a).map(|(uid, version)| match expansion {
+                Some(e) => (uid, format!("{version}/{}", e.source_version)),
+                None => (uid, version),
+            });
             let obj = match key.as_ref().and_then(|k| self.rest_apis.remove(k)) {
                 Some(obj) => obj,
-                None => rest_api_obj(a),
+                None => ingest::rest_api_obj(a, expansion),
             };
             world.rest_apis.insert(obj.meta.key.clone(), obj.clone());
             if let Some(k) = key {
@@ -77,20 +83,6 @@ impl ConversionCache {
         }
         self.snapshots = used_snapshots;
         world
-    }
-}
-
-/// What [`ingest::world`] makes of a RestApi.
-fn rest_api_obj(a: &RestApi) -> RestApiObj {
-    let meta = Meta {
-        key: ObjectKey::new(a.namespace().unwrap_or_default(), a.name_any()),
-        uid: a.uid().unwrap_or_default(),
-        generation: a.meta().generation.unwrap_or(0),
-    };
-    RestApiObj {
-        def: convert::rest_api(&meta.key.namespace, &a.spec),
-        digest: ingest::spec_digest(&a.spec),
-        meta,
     }
 }
 

@@ -4,6 +4,7 @@
 //! answers, leader or not.
 
 use http::StatusCode;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use turnpike_api::RestApiSpec;
 use turnpike_core::model::DeploymentId;
@@ -61,7 +62,25 @@ impl StageExports {
             })
             .ok_or_else(|| not_found("stage"))?;
         if stage.spec.auto_deploy == Some(true) {
-            return Ok((name, api.spec.clone()));
+            // The live definition is the imported one when the RestApi has `spec.openApi`.
+            let config_maps: Vec<ConfigMap> = self
+                .stores
+                .openapi_config_maps
+                .state()
+                .iter()
+                .map(|c| (**c).clone())
+                .collect();
+            return match crate::openapi::expand(&namespace, &api.spec, &config_maps) {
+                None => Ok((name, api.spec.clone())),
+                Some(e) => match e.spec {
+                    Some(spec) => Ok((name, spec)),
+                    None => Err((
+                        StatusCode::CONFLICT,
+                        "the RestApi's spec.openApi cannot be imported (see its OpenApiImported condition)"
+                            .to_string(),
+                    )),
+                },
+            };
         }
         let deployment = stage
             .spec

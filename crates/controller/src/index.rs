@@ -43,6 +43,7 @@ use tokio::{
 use tracing::{debug, info, instrument, warn};
 
 use crate::ingest::{DEPLOYMENT_LABEL, Objects};
+use crate::openapi::{ImportCache, OPENAPI_CONFIG_MAP_LABEL};
 use crate::{
     Config,
     cache::ConversionCache,
@@ -105,6 +106,8 @@ pub struct Stores {
     pub api_keys: Scoped<ApiKey>,
     /// Only snapshot ConfigMaps (label `turnpike.dev/deployment`).
     pub config_maps: Scoped<ConfigMap>,
+    /// Only ConfigMaps holding OpenAPI documents (label `turnpike.dev/openapi`).
+    pub openapi_config_maps: Scoped<ConfigMap>,
     pub services: Scoped<Service>,
     pub endpoint_slices: Scoped<EndpointSlice>,
 }
@@ -119,6 +122,7 @@ impl Stores {
             self.usage_plans.wait_until_ready(),
             self.api_keys.wait_until_ready(),
             self.config_maps.wait_until_ready(),
+            self.openapi_config_maps.wait_until_ready(),
             self.services.wait_until_ready(),
             self.endpoint_slices.wait_until_ready(),
         );
@@ -246,6 +250,7 @@ pub struct Index {
     /// Snapshots this leader recorded that the ConfigMap watch has not delivered yet.
     pending_snapshots: BTreeMap<ObjectKey, ConfigMap>,
     conversions: ConversionCache,
+    imports: ImportCache,
 }
 
 impl Index {
@@ -262,6 +267,14 @@ impl Index {
         let usage_plans = reflect(&client, ns, all(), &changes, true, t);
         let api_keys = reflect(&client, ns, all(), &changes, true, t);
         let config_maps = reflect(&client, ns, all().labels(DEPLOYMENT_LABEL), &changes, false, t);
+        let openapi_config_maps = reflect(
+            &client,
+            ns,
+            all().labels(OPENAPI_CONFIG_MAP_LABEL),
+            &changes,
+            false,
+            t,
+        );
         let services = reflect(&client, ns, all(), &changes, false, t);
         let endpoint_slices = reflect(&client, ns, all(), &changes, false, t);
         let stores = Stores {
@@ -271,6 +284,7 @@ impl Index {
             usage_plans,
             api_keys,
             config_maps,
+            openapi_config_maps,
             services,
             endpoint_slices,
         };
@@ -280,6 +294,7 @@ impl Index {
             changes,
             pending_snapshots: BTreeMap::new(),
             conversions: ConversionCache::default(),
+            imports: ImportCache::default(),
         };
         (index, tasks)
     }
@@ -362,7 +377,10 @@ impl Index {
             endpoint_slices: clone_all(&self.stores.endpoint_slices),
             secrets: self.secrets.secrets(),
             unlabelled_secrets: self.secrets.unlabelled(),
+            openapi_config_maps: clone_all(&self.stores.openapi_config_maps),
+            open_api: BTreeMap::new(),
         };
+        objects.expand_open_api(&mut self.imports);
         let recorded = if leading {
             snapshots::record(&mut objects, &mut self.pending_snapshots)
         } else {

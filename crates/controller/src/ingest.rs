@@ -20,6 +20,7 @@ use kube::{Resource, ResourceExt};
 use serde::{Deserialize as _, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 
+use crate::openapi::{Expansion, ImportCache, OPENAPI_CONFIG_MAP_LABEL};
 use turnpike_api::{ApiKey, Deployment, RestApi, RestApiSpec, Stage, UsagePlan, convert};
 use turnpike_core::compile::{
     DeploymentObj, Meta, Obj, RestApiObj, ServiceFacts, ServicePortFacts, Snapshot, World,
@@ -134,6 +135,10 @@ pub struct Objects {
     pub secrets: Vec<Secret>,
     /// Referenced Secrets that exist without the label (their data is never read).
     pub unlabelled_secrets: BTreeSet<ObjectKey>,
+    /// ConfigMaps labelled `turnpike.dev/openapi` (documents `spec.openApi` refers to).
+    pub openapi_config_maps: Vec<ConfigMap>,
+    /// How each RestApi with `spec.openApi` was expanded ([`Objects::expand_open_api`]).
+    pub open_api: BTreeMap<ObjectKey, Expansion>,
 }
 
 /// A YAML document could not be read.
@@ -169,7 +174,15 @@ impl Objects {
                 "Stage" => out.stages.push(decode(value, index)?),
                 "UsagePlan" => out.usage_plans.push(decode(value, index)?),
                 "ApiKey" => out.api_keys.push(decode(value, index)?),
-                "ConfigMap" => out.config_maps.push(decode(value, index)?),
+                // As the controller's watches would: documents by their label.
+                "ConfigMap" => {
+                    let cm: ConfigMap = decode(value, index)?;
+                    if cm.labels().contains_key(OPENAPI_CONFIG_MAP_LABEL) {
+                        out.openapi_config_maps.push(cm);
+                    } else {
+                        out.config_maps.push(cm);
+                    }
+                }
                 "Service" => out.services.push(decode(value, index)?),
                 "EndpointSlice" => out.endpoint_slices.push(decode(value, index)?),
                 // As the controller's watch would: only labelled Secrets are read.
@@ -186,6 +199,18 @@ impl Objects {
             }
         }
         Ok(out)
+    }
+
+    /// Imports every RestApi's `spec.openApi` into its spec, in place (see [`crate::openapi`]),
+    /// and keeps the outcomes for the world. Runs before anything else reads the RestApis.
+    pub fn expand_open_api(&mut self, cache: &mut ImportCache) {
+        self.open_api = cache.expand_all(&mut self.rest_apis, &self.openapi_config_maps);
+    }
+
+    /// Whether a RestApi's `spec.openApi` could not be imported.
+    fn import_failed(&self, api: &RestApi) -> bool {
+        let key = ObjectKey::new(api.namespace().unwrap_or_default(), api.name_any());
+        self.open_api.get(&key).is_some_and(|e| e.spec.is_none())
     }
 
     /// Records a snapshot of the current RestApi for every Deployment that has none, as the
@@ -211,7 +236,10 @@ impl Objects {
                 .rest_apis
                 .iter()
                 .find(|a| a.name_any() == d.spec.rest_api_ref.name && a.namespace() == ns);
-            let valid = |a: &RestApi| convert::rest_api(&a.namespace().unwrap_or_default(), &a.spec).is_ok();
+            let valid = |a: &RestApi| {
+                !self.import_failed(a)
+                    && convert::rest_api(&a.namespace().unwrap_or_default(), &a.spec).is_ok()
+            };
             if let Some(api) = api.filter(|a| valid(a)) {
                 recorded.push(snapshot_config_map(d, api));
             }
@@ -248,20 +276,28 @@ fn meta_of<K: Resource>(obj: &K) -> Meta {
     }
 }
 
-/// Builds the world from cluster objects.
+/// A RestApi (its spec already expanded) as compile reads it, with how its `spec.openApi`
+/// import went.
+pub fn rest_api_obj(a: &RestApi, expansion: Option<&Expansion>) -> RestApiObj {
+    let meta = meta_of(a);
+    let def = match expansion.and_then(Expansion::invalid) {
+        Some(invalid) => Err(vec![invalid]),
+        None => convert::rest_api(&meta.key.namespace, &a.spec),
+    };
+    RestApiObj {
+        def,
+        digest: spec_digest(&a.spec),
+        open_api: expansion.map(|e| e.import.clone()),
+        meta,
+    }
+}
+
+/// Builds the world from cluster objects (RestApis expanded by [`Objects::expand_open_api`]).
 pub fn world(objects: &Objects) -> World {
     let mut world = World::default();
     for a in &objects.rest_apis {
-        let meta = meta_of(a);
-        let def = convert::rest_api(&meta.key.namespace, &a.spec);
-        world.rest_apis.insert(
-            meta.key.clone(),
-            RestApiObj {
-                def,
-                digest: spec_digest(&a.spec),
-                meta,
-            },
-        );
+        let obj = rest_api_obj(a, objects.open_api.get(&meta_of(a).key));
+        world.rest_apis.insert(obj.meta.key.clone(), obj);
     }
     let snapshots: BTreeMap<ObjectKey, &ConfigMap> = objects
         .config_maps
@@ -399,6 +435,7 @@ fn ready_endpoints(slices: &[&EndpointSlice], port_name: Option<&str>) -> Vec<So
 /// Reads YAML, records missing snapshots as the leader would, and builds the world.
 pub fn world_from_yaml(yaml: &str) -> Result<World, YamlError> {
     let mut objects = Objects::from_yaml(yaml)?;
+    objects.expand_open_api(&mut ImportCache::default());
     objects.record_missing_snapshots();
     Ok(world(&objects))
 }

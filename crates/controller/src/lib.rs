@@ -1,12 +1,12 @@
 //! The controller: Kubernetes objects in, the live routing table and explaining status out.
 //!
 //! ```text
-//!  reflectors (RestApi, Deployment, Stage, UsagePlan, ApiKey, snapshot ConfigMaps,
-//!  Services, EndpointSlices) + one labelled-Secret watch + a light Pod watch, per scope
+//!  reflectors (RestApi, Deployment, Stage, UsagePlan, ApiKey, snapshot and OpenAPI
+//!  ConfigMaps, Services, EndpointSlices) + one labelled-Secret watch + a light Pod watch, per scope
 //!        │ every event pokes one Notify
 //!        ▼
 //!  index::run: hold-off (100 ms after the last change, at most 1 s after the first)
-//!        │ clone every store → ingest::world → compile (pure) → TableStore::publish
+//!        │ clone every store → openapi import → ingest::world → compile (pure) → publish
 //!        ▼
 //!  status::Writer (leader only): snapshot ConfigMaps, generated Secrets, status by SSA, Events
 //!        ▲
@@ -45,6 +45,7 @@ pub mod ingest;
 pub mod leader;
 pub mod metrics;
 pub mod node;
+pub mod openapi;
 pub mod pods;
 pub mod rbac;
 pub mod replicas;

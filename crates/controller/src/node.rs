@@ -123,6 +123,7 @@ impl Node {
             })?
             .with_usage(proxy.shared().usage.clone())
             .with_cache(proxy.shared().cache.clone())
+            .with_test_invoke(proxy.shared())
             .with_token_file(config.admin_token_file.clone());
         let admin_addr = admin.local_addr().map_err(|source| NodeError::Admin {
             addr: config.admin_addr,

@@ -5,7 +5,8 @@
 //! binding), kept equal by `tests/python/test_rbac.py`. In short:
 //!
 //! - the five Turnpike kinds: list and watch (reflectors); patch only their `status`;
-//! - ConfigMaps: list/watch (only those labelled `turnpike.dev/deployment` are watched) and
+//! - ConfigMaps: list/watch (only those labelled `turnpike.dev/deployment`, snapshots, and
+//!   `turnpike.dev/openapi`, documents `RestApi.spec.openApi` imports, are watched) and
 //!   create (snapshots are immutable: never updated, never deleted by us — the garbage
 //!   collector removes them with their Deployment);
 //! - Secrets: list/watch (one watch per scope, labelled `turnpike.dev/api-key`; a labelled

@@ -12,6 +12,9 @@ pub mod types {
     pub const RESOLVED_REFS: &str = "ResolvedRefs";
     /// The object serves (or, for plans and keys, is enforced) in the published routing table.
     pub const READY: &str = "Ready";
+    /// A RestApi with `spec.openApi`: whether the document was imported, and every member of
+    /// it the spec does not carry, by JSON pointer.
+    pub const OPEN_API_IMPORTED: &str = "OpenApiImported";
 }
 
 /// Condition reasons.
@@ -45,6 +48,17 @@ pub mod reasons {
     pub const INVALID_MAPPING_TEMPLATE: &str = "InvalidMappingTemplate";
     pub const INVALID_ROUTE: &str = "InvalidRoute";
     pub const STAGE_CONFLICT: &str = "StageConflict";
+    /// `spec.openApi` cannot be imported (also the reason of `OpenApiImported=False`).
+    pub const INVALID_OPEN_API: &str = "InvalidOpenApi";
+    /// `spec.openApi.configMapKeyRef` names a ConfigMap or key that is not there, or a
+    /// ConfigMap without the `turnpike.dev/openapi` label.
+    pub const CONFIG_MAP_NOT_FOUND: &str = "ConfigMapNotFound";
+
+    // --- OpenApiImported=True
+    /// The whole document was carried into the spec.
+    pub const IMPORTED: &str = "Imported";
+    /// Imported; the message lists what was left out, by JSON pointer.
+    pub const IMPORTED_WITH_WARNINGS: &str = "ImportedWithWarnings";
 
     // --- ResolvedRefs=False
     pub const REST_API_NOT_FOUND: &str = "RestApiNotFound";
@@ -103,6 +117,10 @@ pub mod reasons {
         INVALID_MAPPING_TEMPLATE,
         INVALID_ROUTE,
         STAGE_CONFLICT,
+        INVALID_OPEN_API,
+        CONFIG_MAP_NOT_FOUND,
+        IMPORTED,
+        IMPORTED_WITH_WARNINGS,
         REST_API_NOT_FOUND,
         REST_API_INVALID,
         DEPLOYMENT_NOT_FOUND,

@@ -36,7 +36,23 @@ fn rest_apis(dir: &Path) -> Vec<(String, RestApiSpec)> {
                     file.display(),
                     value["metadata"]["name"].as_str().unwrap_or("?")
                 );
-                let spec: RestApiSpec = serde_yaml::from_value(value["spec"].clone()).expect("RestApi spec");
+                let mut spec: RestApiSpec =
+                    serde_yaml::from_value(value["spec"].clone()).expect("RestApi spec");
+                if let Some(source) = spec.open_api.take() {
+                    // What the controller serves: the document imported, the spec's resources
+                    // merged over it (the controller's merge; these examples set only resources).
+                    let body = source.body.expect("examples carry their document inline");
+                    let mut imported = import(&body).expect("the example's document imports").spec;
+                    for (path, methods) in std::mem::take(&mut spec.resources) {
+                        imported.resources.entry(path).or_default().extend(methods);
+                    }
+                    assert_eq!(
+                        spec,
+                        RestApiSpec::default(),
+                        "{name}: only resources beside openApi"
+                    );
+                    spec = imported;
+                }
                 if spec.protocol_type == ProtocolType::Websocket {
                     continue;
                 }

@@ -5,9 +5,11 @@
 //! every replica with the shared tier: AWS FlushStageCache; the `turnpike.dev/flush-cache`
 //! Stage annotation flushes every replica) and
 //! `GET /restapis/{apiId}/stages/{stage}/exports/{oas30|swagger}?extensions=...` (AWS
-//! GetExport; `Accept: application/yaml` for YAML), answered by the [`Exports`] it is given.
+//! GetExport; `Accept: application/yaml` for YAML), answered by the [`Exports`] it is given,
+//! and `POST /restapis/{apiId}/stages/{stage}/test-invoke` (AWS TestInvokeMethod: one request
+//! through the stage's routing table with its execution log, see [`crate::test_invoke`]).
 //!
-//! The flush changes what clients get, so it is not open to whoever reaches the admin port
+//! The flush and the test invoke act on the APIs, so they are not open to whoever reaches the admin port
 //! (it listens on every interface in a cluster, for Prometheus): with a token file
 //! (`--admin-token-file`), it takes `Authorization: Bearer <token>`, compared in constant
 //! time, from any peer; without one, only loopback peers (`kubectl port-forward`, `kubectl
@@ -70,6 +72,8 @@ pub struct Admin {
     /// The bearer token the flush takes, read from this file at each flush.
     token_file: Option<Arc<PathBuf>>,
     exports: Option<Arc<dyn Exports>>,
+    /// What test invokes run on (the proxy's state); without it they answer 404.
+    test_invoke: Option<Arc<crate::Shared>>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -89,6 +93,7 @@ impl Admin {
             cache: None,
             token_file: None,
             exports: None,
+            test_invoke: None,
         })
     }
 
@@ -120,6 +125,13 @@ impl Admin {
         self
     }
 
+    /// Serves `POST /restapis/{apiId}/stages/{stage}/test-invoke` over the proxy's state (the
+    /// same access rule as the cache flush).
+    pub fn with_test_invoke(mut self, shared: Arc<crate::Shared>) -> Self {
+        self.test_invoke = Some(shared);
+        self
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.socket.local_addr()
     }
@@ -146,12 +158,30 @@ impl Admin {
             let cache = self.cache.clone();
             let token_file = self.token_file.clone();
             let exports = self.exports.clone();
+            let test_invoke = self.test_invoke.clone();
             let svc = service_fn(move |req: Request<Incoming>| {
                 let (store, registry, usage) = (store.clone(), registry.clone(), usage.clone());
                 let (cache, token_file) = (cache.clone(), token_file.clone());
                 if req.method() == Method::GET && req.uri().path().starts_with("/restapis/") {
                     let answer = export(&req, exports.as_deref());
-                    return futures::future::Either::Left(std::future::ready(Ok::<_, Infallible>(answer)));
+                    return futures::future::Either::Left(futures::future::Either::Left(std::future::ready(
+                        Ok::<_, Infallible>(answer),
+                    )));
+                }
+                if req.method() == Method::POST && req.uri().path().starts_with("/restapis/") {
+                    let (test_invoke, token_file) = (test_invoke.clone(), token_file.clone());
+                    let answer: std::pin::Pin<Box<dyn Future<Output = Result<_, Infallible>> + Send>> =
+                        Box::pin(async move {
+                            if let Some(refused) = may_operate(
+                                peer,
+                                req.headers().get(header::AUTHORIZATION),
+                                token_file.as_deref().map(PathBuf::as_path),
+                            ) {
+                                return Ok(refused);
+                            }
+                            Ok(run_test_invoke(req, test_invoke.as_deref()).await)
+                        });
+                    return futures::future::Either::Left(futures::future::Either::Right(answer));
                 }
                 // Only the method, target and credentials are read: the request (and its body)
                 // is not held across the usage report's awaits.
@@ -159,7 +189,7 @@ impl Admin {
                 let authorization = req.headers().get(header::AUTHORIZATION).cloned();
                 futures::future::Either::Right(async move {
                     if method == Method::POST && uri.path() == "/cache/flush" {
-                        if let Some(refused) = may_flush(
+                        if let Some(refused) = may_operate(
                             peer,
                             authorization.as_ref(),
                             token_file.as_deref().map(PathBuf::as_path),
@@ -198,10 +228,10 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-/// Why a peer may not flush (`None`: it may). With a token file it must present the token
-/// (401 without it or with another; 503 when the file cannot be read: refused, never open);
-/// without one it must be on loopback (403 otherwise).
-fn may_flush(
+/// Why a peer may not flush or test-invoke (`None`: it may). With a token file it must present
+/// the token (401 without it or with another; 503 when the file cannot be read: refused, never
+/// open); without one it must be on loopback (403 otherwise).
+fn may_operate(
     peer: SocketAddr,
     authorization: Option<&http::HeaderValue>,
     token_file: Option<&Path>,
@@ -212,13 +242,14 @@ fn may_flush(
         }
         return Some(text(
             StatusCode::FORBIDDEN,
-            "the cache flush is open to loopback peers only without --admin-token-file\n".into(),
+            "the cache flush and test invokes are open to loopback peers only without --admin-token-file\n"
+                .into(),
         ));
     };
     let token = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "admin token file unreadable: cache flush refused");
+            tracing::warn!(path = %path.display(), error = %e, "admin token file unreadable: admin operation refused");
             return Some(text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the admin token file cannot be read\n".into(),
@@ -235,7 +266,7 @@ fn may_flush(
         _ => {
             let mut r = text(
                 StatusCode::UNAUTHORIZED,
-                "POST /cache/flush takes Authorization: Bearer <admin token>\n".into(),
+                "POST /cache/flush and test-invoke take Authorization: Bearer <admin token>\n".into(),
             );
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
@@ -288,6 +319,55 @@ fn export<B>(req: &Request<B>, exports: Option<&dyn Exports>) -> Response<Full<B
             r
         }
         Err((status, message)) => json_error(status, &message),
+    }
+}
+
+/// `POST /restapis/{apiId}/stages/{stage}/test-invoke[?namespace=NS]`: AWS's
+/// `{status, body, headers, multiValueHeaders, log, latency}`, or `{"message": ...}` with 400
+/// (a malformed request document) or 404 (an unknown API or stage).
+async fn run_test_invoke(req: Request<Incoming>, shared: Option<&crate::Shared>) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt as _;
+    let json = |status: StatusCode, body: String| {
+        let mut r = text(status, body);
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    let error = |status: StatusCode, message: &str| {
+        json(status, serde_json::json!({ "message": message }).to_string())
+    };
+    let uri = req.uri().clone();
+    let segments: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+    let ["restapis", api, "stages", stage, "test-invoke"] = segments[..] else {
+        return error(StatusCode::NOT_FOUND, "not found");
+    };
+    let Some(shared) = shared else {
+        return error(StatusCode::NOT_FOUND, "test invokes are not served here");
+    };
+    let namespace = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "namespace")
+        .map(|(_, v)| v.into_owned());
+    let body = match http_body_util::Limited::new(req.into_body(), crate::test_invoke::MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("reading the request: {e}")),
+    };
+    let request = match crate::test_invoke::TestInvokeRequest::from_json(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("the request is not a test-invoke document: {e}"),
+            );
+        }
+    };
+    match crate::test_invoke::run(shared, api, namespace.as_deref(), stage, request).await {
+        Ok(answer) => json(StatusCode::OK, answer.to_json()),
+        Err((status, message)) => error(status, &message),
     }
 }
 
@@ -386,12 +466,12 @@ mod tests {
     }
 
     #[test]
-    fn without_a_token_only_loopback_peers_may_flush() {
-        assert!(may_flush(peer("127.0.0.1"), None, None).is_none());
-        assert!(may_flush(peer("::1"), None, None).is_none());
-        assert!(may_flush(peer("::ffff:127.0.0.1"), None, None).is_none());
+    fn without_a_token_only_loopback_peers_may_operate() {
+        assert!(may_operate(peer("127.0.0.1"), None, None).is_none());
+        assert!(may_operate(peer("::1"), None, None).is_none());
+        assert!(may_operate(peer("::ffff:127.0.0.1"), None, None).is_none());
         for other in ["10.1.2.3", "192.168.0.9", "::ffff:10.0.0.1", "fd00::1"] {
-            let refused = may_flush(peer(other), None, None).expect(other);
+            let refused = may_operate(peer(other), None, None).expect(other);
             assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{other}");
         }
     }
@@ -404,7 +484,7 @@ mod tests {
         std::fs::write(&file, "s3cret-token\n").expect("write");
         let auth = |v: &str| http::HeaderValue::from_str(v).expect("value");
         let check = |ip: &str, a: Option<&str>| {
-            may_flush(peer(ip), a.map(auth).as_ref(), Some(&file)).map(|r| r.status())
+            may_operate(peer(ip), a.map(auth).as_ref(), Some(&file)).map(|r| r.status())
         };
         assert_eq!(check("10.0.0.5", Some("Bearer s3cret-token")), None);
         assert_eq!(
@@ -429,7 +509,7 @@ mod tests {
         );
         let gone = dir.join("missing");
         assert_eq!(
-            may_flush(peer("127.0.0.1"), None, Some(&gone)).map(|r| r.status()),
+            may_operate(peer("127.0.0.1"), None, Some(&gone)).map(|r| r.status()),
             Some(StatusCode::SERVICE_UNAVAILABLE)
         );
         let _ = std::fs::remove_dir_all(&dir);

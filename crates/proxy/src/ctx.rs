@@ -93,6 +93,8 @@ pub struct RequestCtx<'a> {
     /// Why the authorizer refused or failed (`$context.authorizer.error`).
     pub authorizer_error: Option<String>,
     pub authorizer_latency: Option<Duration>,
+    /// The execution log, for a test invoke only (see [`RequestCtx::trace`]).
+    pub trace: Option<&'a crate::trace::Trace>,
 }
 
 // === impl RequestCtx ===
@@ -127,6 +129,7 @@ impl<'a> RequestCtx<'a> {
             identity: None,
             authorizer_error: None,
             authorizer_latency: None,
+            trace: None,
         }
     }
 
@@ -138,6 +141,15 @@ impl<'a> RequestCtx<'a> {
     /// A stage variable of the chosen variant.
     pub fn stage_variable(&self, name: &str) -> Option<&'a str> {
         self.variant.and_then(|v| v.variable(name))
+    }
+
+    /// Writes a line to the execution log when the request has one (a test invoke); `line`
+    /// runs only then, so real requests pay one branch.
+    #[inline]
+    pub fn trace(&self, line: impl FnOnce() -> String) {
+        if let Some(t) = self.trace {
+            t.log(line());
+        }
     }
 
     pub fn is_canary(&self) -> bool {

@@ -50,8 +50,20 @@ pub const APIGW_ID: HeaderName = HeaderName::from_static("x-amz-apigw-id");
 pub async fn serve(
     shared: &Shared,
     conn: &ConnInfo,
+    parts: Parts,
+    body: RequestBody,
+) -> Response<ResponseBody> {
+    serve_traced(shared, conn, parts, body, None).await
+}
+
+/// [`serve`], writing the execution log into `trace` when given (a test invoke): the same
+/// phases, in the same order, for real and test requests.
+pub async fn serve_traced(
+    shared: &Shared,
+    conn: &ConnInfo,
     mut parts: Parts,
     body: RequestBody,
+    trace: Option<&crate::trace::Trace>,
 ) -> Response<ResponseBody> {
     let table = shared.store.load();
     let ids = RequestIds::new(parts.headers.get(&REQUEST_ID));
@@ -64,6 +76,7 @@ pub async fn serve(
     let host = phase::authority::decide(&parts);
     let mut ctx = RequestCtx::new(shared, conn, &table, ids);
     ctx.host = host.as_ref().ok().and_then(Option::as_ref);
+    ctx.trace = trace;
     // The @connections management API of WebSocket APIs: in-cluster callers only.
     if conn.listener == Listener::Private
         && let Some(id) = crate::websocket::connections::target(uri.path())
@@ -72,6 +85,9 @@ pub async fn serve(
         return finish(ctx, summary, result, Some(&parts.headers));
     }
     let mut flow = phases(&mut ctx, &path, &host, &parts);
+    if ctx.trace.is_some() {
+        trace_method_request(&ctx, &parts, &flow);
+    }
     if matches!(flow, Ok(Flow::Continue)) {
         // The authorizer may wait (a function, a JWKS fetch): boxed, so requests to methods
         // without one carry no room for it in their future.
@@ -129,6 +145,43 @@ pub fn answer(
 ) -> Response<ResponseBody> {
     let summary = Summary::of(parts, &parts.uri);
     finish(ctx, summary, result, Some(&parts.headers))
+}
+
+/// The execution log's account of the method request, once routing has decided.
+fn trace_method_request(ctx: &RequestCtx<'_>, parts: &Parts, flow: &Result<Flow, Reject>) {
+    ctx.trace(|| format!("Starting execution for request: {}", ctx.ids.request_id_str()));
+    if let (Some(resource), Some(key)) = (ctx.resource, ctx.method_key) {
+        ctx.trace(|| format!("HTTP Method: {}, Resource Path: {}", key.as_str(), resource.path));
+        ctx.trace(|| {
+            let params: Vec<String> = ctx.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("Method request path: {{{}}}", params.join(", "))
+        });
+        ctx.trace(|| {
+            format!(
+                "Method request query string: {{{}}}",
+                parts.uri.query().unwrap_or_default()
+            )
+        });
+        ctx.trace(|| {
+            format!(
+                "Method request headers: {}",
+                crate::trace::headers(&parts.headers)
+            )
+        });
+        ctx.trace(|| {
+            let vars: Vec<String> = ctx
+                .variant
+                .map(|v| v.variables.iter().map(|(k, v)| format!("{k}={v}")).collect())
+                .unwrap_or_default();
+            format!("Stage variables: {{{}}}", vars.join(", "))
+        });
+        if let Some(m) = ctx.method {
+            ctx.trace(|| format!("Integration: {:?}", m.integration.kind));
+        }
+    }
+    if let Err(reject) = flow {
+        ctx.trace(|| format!("Execution failed before the integration: {reject}"));
+    }
 }
 
 /// Whether a gateway response of the request's API reads `method.request.*`.

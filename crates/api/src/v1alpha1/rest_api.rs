@@ -128,6 +128,62 @@ pub struct RestApiSpec {
     /// key (the value the selection expression yields, e.g. `sendmessage`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub routes: BTreeMap<String, RouteSpec>,
+
+    /// An OpenAPI 2.0 (Swagger) or 3.0 document, YAML or JSON, with the
+    /// `x-amazon-apigateway-*` extensions (an AWS export as it is), that the controller imports
+    /// into this spec (AWS PutRestApi). `mode: merge` (the default) takes the document's
+    /// definitions first, then this spec's resources, methods, models, authorizers and
+    /// settings override or extend them; `mode: overwrite` makes the document the whole API,
+    /// and the other fields of the spec must then be empty. What the import cannot carry is
+    /// listed, with its JSON pointer, in the `OpenApiImported` condition. A Deployment records
+    /// the imported definition, so later edits of the document reach only autoDeploy stages
+    /// and new Deployments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_api: Option<OpenApiSource>,
+}
+
+/// Where an OpenAPI document to import is: inline, or a key of a ConfigMap.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenApiSource {
+    /// The document itself (at most 6 MB, AWS's import limit). Exactly one of `body` and
+    /// `configMapKeyRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+
+    /// A key of a ConfigMap in the RestApi's namespace holding the document. The ConfigMap
+    /// must carry the label `turnpike.dev/openapi` (any value): the controller watches only
+    /// those. A change of the ConfigMap is imported again at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<ConfigMapKeyRef>,
+
+    /// `merge` (the default) or `overwrite`, as AWS PutRestApi's `mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<OpenApiMode>,
+}
+
+/// A key of a ConfigMap in the same namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKeyRef {
+    /// The ConfigMap's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key in its `data`.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// How an imported document and the spec combine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OpenApiMode {
+    /// The document's definitions, then the spec's on top (the spec wins per resource method,
+    /// model, validator, authorizer, gateway response and setting).
+    #[default]
+    Merge,
+    /// The document is the whole API; the spec's other fields must be empty.
+    Overwrite,
 }
 
 /// An authorizer (AWS's Authorizer fields, plus JWT for any OIDC issuer).
@@ -522,8 +578,10 @@ pub struct IntegrationSpec {
     /// Request templates keyed by content type. For HTTP integrations, mapping templates in
     /// the Velocity subset AWS runs (`$input.json('$.name')`, `$input.params('id')`,
     /// `#foreach`…): the one for the request's Content-Type (`application/json` when it has
-    /// none) becomes the backend request body. At most 300 KB each. For MOCK integrations, a
-    /// template of the form `{"statusCode": 200}` selects the integration response.
+    /// none) becomes the backend request body. At most 300 KB each. For MOCK integrations, the
+    /// same selection and language: the rendered template is JSON whose `statusCode` selects
+    /// the integration response (`{"statusCode": 200}`, or
+    /// `#if($input.params('scope') == "internal"){"statusCode": 200}#else{"statusCode": 403}#end`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub request_templates: BTreeMap<String, String>,
 

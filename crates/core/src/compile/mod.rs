@@ -26,7 +26,7 @@ pub(crate) use status::Conditions;
 pub use status::{Cond, Kind, StatusFields, StatusUpdate};
 pub use world::*;
 
-use crate::conditions::reasons;
+use crate::conditions::{reasons, types};
 use crate::model::{
     ApiId, Backend, DeploymentId, EndpointType, KeyDigest, KeyId, KeyValueSource, ObjectKey, RestApiDef,
     ServiceRef, StageSource, short_id,
@@ -182,10 +182,49 @@ fn finish_rest_apis(
             api_id: Some(info.id.to_string()),
             ..Default::default()
         };
-        statuses.insert(
-            (Kind::RestApi, key.clone()),
-            c.finish(obj.meta.generation, fields),
-        );
+        let mut update = c.finish(obj.meta.generation, fields);
+        if let Some(import) = &obj.open_api {
+            update.conditions.push(open_api_condition(import));
+        }
+        statuses.insert((Kind::RestApi, key.clone()), update);
+    }
+}
+
+/// Most warnings an `OpenApiImported` message lists one by one (the rest are counted): a
+/// condition message is at most 32 KiB.
+const LISTED_IMPORT_WARNINGS: usize = 50;
+
+/// `OpenApiImported`: true when the document was imported (with every warning's JSON pointer
+/// in the message), false with the failure's reason when it was not.
+fn open_api_condition(import: &OpenApiImport) -> Cond {
+    match import {
+        OpenApiImport::Imported { warnings } if warnings.is_empty() => Cond::ok(
+            types::OPEN_API_IMPORTED,
+            reasons::IMPORTED,
+            "the OpenAPI document was imported whole",
+        ),
+        OpenApiImport::Imported { warnings } => {
+            let mut listed: Vec<String> = warnings
+                .iter()
+                .take(LISTED_IMPORT_WARNINGS)
+                .map(|(pointer, message)| format!("{pointer}: {message}"))
+                .collect();
+            if warnings.len() > LISTED_IMPORT_WARNINGS {
+                listed.push(format!("and {} more", warnings.len() - LISTED_IMPORT_WARNINGS));
+            }
+            Cond::ok(
+                types::OPEN_API_IMPORTED,
+                reasons::IMPORTED_WITH_WARNINGS,
+                format!(
+                    "imported; {} member(s) of the document are not carried: {}",
+                    warnings.len(),
+                    listed.join("; ")
+                ),
+            )
+        }
+        OpenApiImport::Failed { reason, message } => {
+            Cond::fail(types::OPEN_API_IMPORTED, reason.as_str(), message.clone())
+        }
     }
 }
 

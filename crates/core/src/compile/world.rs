@@ -32,6 +32,21 @@ pub struct RestApiObj {
     pub def: Result<RestApiDef, Vec<Invalid>>,
     /// sha256 of the canonical spec JSON.
     pub digest: String,
+    /// For a RestApi with `spec.openApi`: how its import went (the controller imports the
+    /// document into the spec before conversion; `def` is the imported definition).
+    pub open_api: Option<OpenApiImport>,
+}
+
+/// How the import of a RestApi's OpenAPI document went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenApiImport {
+    /// Imported; what the spec does not carry: (JSON pointer, why), in document order.
+    Imported { warnings: Vec<(String, String)> },
+    /// Not imported (`def` holds the same failure): why.
+    Failed {
+        reason: crate::model::Reason,
+        message: String,
+    },
 }
 
 /// The recorded snapshot of a Deployment.

@@ -35,6 +35,11 @@ pub enum Reason {
     /// A WebSocket route, route key or route selection expression is malformed, or the
     /// protocol's fields are mixed (routes on a REST API, resources on a WEBSOCKET one).
     InvalidRoute,
+    /// `spec.openApi` cannot be imported: the document is not OpenAPI 2.0 or 3.0, or the spec
+    /// around it does not fit its mode.
+    InvalidOpenApi,
+    /// `spec.openApi.configMapKeyRef` names a ConfigMap (or key) the controller does not see.
+    ConfigMapNotFound,
 }
 
 impl Reason {
@@ -62,6 +67,8 @@ impl Reason {
             Reason::RouteConflict => reasons::ROUTE_CONFLICT,
             Reason::InvalidMappingTemplate => reasons::INVALID_MAPPING_TEMPLATE,
             Reason::InvalidRoute => reasons::INVALID_ROUTE,
+            Reason::InvalidOpenApi => reasons::INVALID_OPEN_API,
+            Reason::ConfigMapNotFound => reasons::CONFIG_MAP_NOT_FOUND,
         }
     }
 }

@@ -346,8 +346,6 @@ pub struct Integration {
     pub request_parameters: Box<[ParameterMapping]>,
     /// For HTTP and MOCK integrations; the default response (no pattern) last.
     pub responses: Box<[IntegrationResponse]>,
-    /// For MOCK: the status code the request template selects (`{"statusCode": 200}`).
-    pub mock_status: u16,
     pub insecure_skip_verify: bool,
     /// How an HTTP integration converts the request payload.
     pub content_handling: Option<super::ContentHandling>,
@@ -355,7 +353,9 @@ pub struct Integration {
     pub cache_key_parameters: Box<[ParamRef]>,
     /// Methods of one namespace share cache entries; `None` is the method's resource.
     pub cache_namespace: Option<String>,
-    /// Request body templates of an HTTP integration, by content type (lower case, sorted).
+    /// Request body templates of an HTTP or MOCK integration, by content type (lower case,
+    /// sorted). A MOCK integration's renders the JSON whose `statusCode` selects its
+    /// integration response (200 without a template).
     pub request_templates: MappingTemplates,
     /// What an HTTP integration does with a payload no request template is for.
     pub passthrough_behavior: PassthroughBehavior,

@@ -279,7 +279,12 @@ fn integration(i: &Integration, key_required: bool) -> String {
         IntegrationKind::AwsProxy => "AWS_PROXY",
     };
     let mut out = match &i.backend {
-        Backend::None => format!("{kind} status={}", i.mock_status),
+        // A MOCK integration's status comes from rendering its request template.
+        Backend::None if i.request_templates.is_empty() => kind.to_string(),
+        Backend::None => {
+            let types: Vec<&str> = i.request_templates.iter().map(|(ct, _)| &**ct).collect();
+            format!("{kind} request-templates={}", types.join(","))
+        }
         Backend::Function(f) => match &f.host {
             crate::model::FunctionHost::Url(u) => format!("{kind} function={} host={u}", f.name),
             crate::model::FunctionHost::Service(s) => {

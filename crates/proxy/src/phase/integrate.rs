@@ -31,6 +31,8 @@ use turnpike_core::{
     template::Rendered,
 };
 
+use crate::trace::{self, Trace};
+
 /// Characters escaped in a mapped query value or path parameter.
 const COMPONENT: &AsciiSet = &CONTROLS
     .add(b' ')
@@ -58,13 +60,15 @@ pub fn run<'c, 'a>(
     body: RequestBody,
 ) -> impl Future<Output = Result<Response<ProxyBody>, Reject>> + 'c {
     let Some(method) = ctx.method else {
-        return Either::Left(Either::Left(ready(Err(Reject::Internal(
+        return Either::Left(Either::Left(Either::Left(ready(Err(Reject::Internal(
             "integration before resolve".into(),
-        )))));
+        ))))));
     };
     let integration = &method.integration;
     match integration.kind {
-        IntegrationKind::Mock => Either::Left(Either::Left(ready(mock(ctx, integration, parts)))),
+        IntegrationKind::Mock => {
+            Either::Left(Either::Left(Either::Right(mock(ctx, integration, parts, body))))
+        }
         IntegrationKind::HttpProxy => Either::Right(Either::Left(http_proxy(ctx, integration, parts, body))),
         IntegrationKind::Http => Either::Right(Either::Right(http(ctx, integration, parts, body))),
         // Boxed: its future holds the whole event; HTTP_PROXY requests should not carry room
@@ -80,20 +84,50 @@ pub fn run<'c, 'a>(
 
 // === MOCK ===
 
-fn mock(
+async fn mock(
     ctx: &RequestCtx<'_>,
     integration: &Integration,
     parts: &Parts,
+    body: RequestBody,
 ) -> Result<Response<ProxyBody>, Reject> {
-    let selected = select(&integration.responses, integration.mock_status).ok_or(
-        Reject::ApiConfiguration("no integration response for the mock status".into()),
-    )?;
+    // Built once, by the first template that runs.
+    let mut scope: Option<TemplateScope> = None;
+    let limits = mapping::limits(ctx);
+    let status = match integration.request_mapping(header_str(&parts.headers, header::CONTENT_TYPE)) {
+        RequestMapping::Unsupported => return Err(Reject::UnsupportedMediaType),
+        RequestMapping::Passthrough => MOCK_STATUS,
+        RequestMapping::Template(_, template) => {
+            let payload =
+                crate::phase::validate::collect(body, ctx.shared.config.limits.max_body_bytes).await?;
+            let rendered = scope
+                .get_or_insert_with(|| TemplateScope::new(ctx, parts))
+                .render(template, &payload, &limits)
+                .map_err(mapping::request_failure)?;
+            ctx.trace(|| {
+                format!(
+                    "Request template output: {}",
+                    trace::body(rendered.body.as_bytes())
+                )
+            });
+            mock_status(&rendered.body)?
+        }
+    };
+    ctx.trace(|| format!("MOCK integration selected status: {status}"));
+    let selected = select(&integration.responses, status).ok_or(Reject::ApiConfiguration(
+        "no integration response for the mock status".into(),
+    ))?;
     let rendered = match selected.template_for(header_str(&parts.headers, header::ACCEPT)) {
         Some((content_type, template)) => {
-            let scope = TemplateScope::new(ctx, parts);
             let out = scope
-                .render(template, b"", &mapping::limits(ctx))
+                .get_or_insert_with(|| TemplateScope::new(ctx, parts))
+                .render(template, b"", &limits)
                 .map_err(mapping::response_failure)?;
+            ctx.trace(|| {
+                format!(
+                    "Method response body after transformations: {}",
+                    trace::body(out.body.as_bytes())
+                )
+            });
             Some((content_type, out))
         }
         None => None,
@@ -101,6 +135,40 @@ fn mock(
     let mut resp = Response::new(ProxyBody::empty());
     apply_response(&mut resp, selected, None, rendered)?;
     Ok(resp)
+}
+
+/// The status of a MOCK integration without a request template for the payload.
+const MOCK_STATUS: u16 = 200;
+
+/// The status a MOCK request template's output selects: the JSON object's `statusCode` (a
+/// number or a numeric string), 200 without one. Output that is not such JSON is the API's
+/// configuration error (500), as in AWS.
+fn mock_status(rendered: &str) -> Result<u16, Reject> {
+    let value: serde_json::Value = serde_json::from_str(rendered).map_err(|e| {
+        Reject::ApiConfiguration(format!("the MOCK request template's output is not JSON: {e}").into())
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err(Reject::ApiConfiguration(
+            "the MOCK request template's output is not a JSON object".into(),
+        ));
+    };
+    let code = match object.get("statusCode") {
+        None => return Ok(MOCK_STATUS),
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().ok(),
+        Some(_) => None,
+    };
+    code.and_then(|c| u16::try_from(c).ok())
+        .filter(|c| (100..=599).contains(c))
+        .ok_or_else(|| {
+            Reject::ApiConfiguration(
+                format!(
+                    "the MOCK request template selects statusCode {}, not an HTTP status",
+                    object["statusCode"]
+                )
+                .into(),
+            )
+        })
 }
 
 /// The integration response for a status: the first whose pattern matches, else the default.
@@ -276,6 +344,12 @@ async fn http(
             let rendered = scope
                 .render(template, &payload, &limits)
                 .map_err(mapping::request_failure)?;
+            ctx.trace(|| {
+                format!(
+                    "Endpoint request body after transformations: {}",
+                    trace::body(rendered.body.as_bytes())
+                )
+            });
             // A Content-Type mapped by requestParameters wins over the template's.
             if !headers.contains_key(header::CONTENT_TYPE)
                 && let Ok(ct) = HeaderValue::from_str(content_type)
@@ -306,6 +380,12 @@ async fn http(
         let rendered = scope
             .render(template, &payload, &limits)
             .map_err(mapping::response_failure)?;
+        ctx.trace(|| {
+            format!(
+                "Method response body after transformations: {}",
+                trace::body(rendered.body.as_bytes())
+            )
+        });
         let mut resp = Response::new(ProxyBody::empty());
         apply_response(
             &mut resp,
@@ -502,6 +582,9 @@ async fn send(
     out: Outgoing,
     reserved: Reserved,
 ) -> Result<Response<ProxyBody>, Reject> {
+    if let Some(t) = ctx.trace {
+        trace_endpoint_request(t, integration, &out);
+    }
     let upstreams = &ctx.shared.upstreams;
     let started = Instant::now();
     let send_to = |out: Outgoing| {
@@ -523,13 +606,57 @@ async fn send(
     match result {
         Ok(resp) => {
             ctx.integration_status = Some(resp.status().as_u16());
-            Ok(resp)
+            match ctx.trace {
+                Some(t) => traced_endpoint_response(t, ctx, resp).await,
+                None => Ok(resp),
+            }
         }
         Err(e) => {
             ctx.integration_error = Some(format!("{e:?}"));
+            ctx.trace(|| format!("Execution failed due to an integration error: {e:?}"));
             Err(e.into())
         }
     }
+}
+
+/// The execution log's account of the request to the backend.
+fn trace_endpoint_request(t: &Trace, integration: &Integration, out: &Outgoing) {
+    match &integration.backend {
+        Backend::Service { service, .. } => t.log(format!(
+            "Endpoint request URI: {} {} (Service {}/{}:{})",
+            out.method, out.url, service.namespace, service.name, service.port
+        )),
+        _ => t.log(format!("Endpoint request URI: {} {}", out.method, out.url)),
+    }
+    t.log(format!(
+        "Endpoint request headers: {}",
+        trace::headers(&out.headers)
+    ));
+}
+
+/// The execution log's account of the backend's answer: a test invoke reads the whole body
+/// (to log it) and hands it on.
+async fn traced_endpoint_response(
+    t: &Trace,
+    ctx: &RequestCtx<'_>,
+    resp: Response<ProxyBody>,
+) -> Result<Response<ProxyBody>, Reject> {
+    let latency = ctx.integration_latency.map_or(0.0, trace::ms);
+    t.log(format!(
+        "Received response. Status: {}, Integration latency: {latency:.3} ms",
+        resp.status().as_u16()
+    ));
+    t.log(format!(
+        "Endpoint response headers: {}",
+        trace::headers(resp.headers())
+    ));
+    let (head, body) = resp.into_parts();
+    let bytes = collect_response(body, ctx.shared.config.limits.max_body_bytes).await?;
+    t.log(format!(
+        "Endpoint response body before transformations: {}",
+        trace::body(&bytes)
+    ));
+    Ok(Response::from_parts(head, ProxyBody::full(bytes)))
 }
 
 /// Sends to one of a Service's ready endpoints, balanced; a connect failure ejects the endpoint
@@ -620,6 +747,26 @@ mod tests {
 
     fn types(list: &[&str]) -> BinaryMediaTypes {
         BinaryMediaTypes(list.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn mock_templates_select_the_status_code() {
+        assert_eq!(mock_status(r#"{"statusCode": 201}"#).ok(), Some(201));
+        assert_eq!(mock_status(r#" {"statusCode": "404"} "#).ok(), Some(404));
+        assert_eq!(mock_status(r#"{"other": 1}"#).ok(), Some(200));
+        for bad in [
+            "statusCode: 200",
+            "[200]",
+            r#"{"statusCode": 700}"#,
+            r#"{"statusCode": true}"#,
+            r#"{"statusCode": -1}"#,
+            "",
+        ] {
+            assert!(
+                matches!(mock_status(bad), Err(Reject::ApiConfiguration(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,12 @@ pub fn check(ctx: &RequestCtx<'_>, method: &Method) -> Result<(), Reject> {
     if ctx.conn.listener != Listener::Private || api.endpoint_type != EndpointType::Private {
         return Ok(());
     }
+    if ctx.trace.is_some() {
+        // A test invoke from the admin listener: its caller is the operator, whom the admin
+        // listener's access rule has checked; the policy is about clients.
+        ctx.trace(|| "Resource policy: not evaluated for a test invoke".to_string());
+        return Ok(());
+    }
     let ip = ctx.conn.peer.ip();
     let namespace = ctx
         .shared

@@ -25,7 +25,6 @@ fn mk_method() -> Arc<MethodDef> {
             timeout: Duration::from_secs(29),
             request_parameters: Box::default(),
             responses: Box::default(),
-            mock_status: 200,
             insecure_skip_verify: false,
             content_handling: None,
             cache_key_parameters: Box::default(),
