@@ -62,6 +62,12 @@ TP_PID=$!
 HOST=$("$BIN" host)
 
 status() { curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" "$@"; }
+# The JWKS server must answer before the first token is checked: a failed key fetch is an
+# AuthorizerConfigurationException, and the keys are not fetched again at once.
+for i in $(seq 1 100); do
+  curl -sf -o /dev/null "$ISSUER/jwks.json" && break
+  sleep 0.1
+done
 for i in $(seq 1 100); do
   [ "$(status "http://$TP/prod/hello")" = 200 ] && break
   sleep 0.1
