@@ -82,6 +82,7 @@ while IFS= read -r line; do
     */orders*)   check_body "validation" "$line" '"orders"'
                  orders="$line" ;;
     */pets*)     check_body "petstore" "$line" '"type":"dog"' ;;
+    */health*)   check_body "OpenAPI import (a merged MOCK)" "$line" '"healthy"' ;;
     *)           fail "unexpected curl line: $line" ;;
   esac
 done < <(grep '^  curl ' first.txt)
