@@ -16,6 +16,7 @@ const GOOD: &str = "GoodKey0123456789abcdefXYZ";
 const OFF: &str = "DisabledKey0123456789abcd";
 const ELSEWHERE: &str = "ElsewhereKey0123456789abc";
 const NO_PLAN: &str = "NoPlanKey0123456789abcdef";
+const PARTNER: &str = "PartnerKey0123456789abcde";
 
 fn yaml(up: SocketAddr) -> String {
     let api = ApiSet::new(NS, "shop")
@@ -23,7 +24,13 @@ fn yaml(up: SocketAddr) -> String {
         .proxy("/open", "GET", &format!("http://{up}/echo/open"))
         .stage("prod")
         .stage("dev")
+        .stage("beta")
         .yaml();
+    // In the beta plan by its labels (the plan's apiKeySelector), naming no plan itself.
+    let partner = api_key_yaml(NS, "partner", PARTNER, &[], true).replace(
+        &format!("metadata: {{name: partner, namespace: {NS}}}"),
+        &format!("metadata: {{name: partner, namespace: {NS}, labels: {{tier: partner}}}}"),
+    );
     [
         api,
         usage_plan_yaml(NS, "gold", &[("shop", "prod")], ""),
@@ -32,6 +39,13 @@ fn yaml(up: SocketAddr) -> String {
         api_key_yaml(NS, "off", OFF, &["gold"], false),
         api_key_yaml(NS, "elsewhere", ELSEWHERE, &["devplan"], true),
         api_key_yaml(NS, "noplan", NO_PLAN, &[], true),
+        usage_plan_yaml(
+            NS,
+            "partners",
+            &[("shop", "beta")],
+            "  apiKeySelector: {matchLabels: {tier: partner}}",
+        ),
+        partner,
     ]
     .concat()
 }
@@ -87,6 +101,18 @@ async fn keys_are_required_valid_enabled_and_in_a_plan_of_the_stage() {
         &get_with_key(&client, &gw.url(&api, "dev", "/pets"), Some(GOOD)).await,
         "prod key on dev",
     );
+    // A key the beta plan selects by label is admitted on beta, and only there; the
+    // unlabelled key in no plan is not selected.
+    let beta = gw.url(&api, "beta", "/pets");
+    assert_eq!(get_with_key(&client, &beta, Some(PARTNER)).await.status, 200);
+    assert_forbidden(
+        &get_with_key(&client, &pets, Some(PARTNER)).await,
+        "selected key on prod",
+    );
+    assert_forbidden(
+        &get_with_key(&client, &beta, Some(NO_PLAN)).await,
+        "unselected key on beta",
+    );
     // Methods without apiKeyRequired need no key, and ignore a wrong one.
     let open = gw.url(&api, "prod", "/open");
     assert_eq!(get_with_key(&client, &open, None).await.status, 200);
@@ -127,9 +153,9 @@ async fn over_http2_and_curl_too() {
 fn the_table_holds_digests_not_values() {
     let table = lenient_table(&yaml("127.0.0.1:9".parse().expect("addr")));
     let shown = format!("{table:?}");
-    for value in [GOOD, OFF, ELSEWHERE, NO_PLAN] {
+    for value in [GOOD, OFF, ELSEWHERE, NO_PLAN, PARTNER] {
         assert!(!shown.contains(value), "a key value is in the table");
     }
     let ids: Vec<&KeyId> = table.keys().map(|k| &k.id).collect();
-    assert_eq!(ids.len(), 4);
+    assert_eq!(ids.len(), 5);
 }

@@ -58,5 +58,5 @@ fn examples_compile_with_every_object_ready() {
     // guarded (authorizers), soap-pets (mapping templates in front of a SOAP backend), chat
     // (WebSocket), answers (gateway responses), pets-openapi (imported from spec.openApi).
     assert_eq!(compiled.table.apis().count(), 14);
-    assert_eq!(compiled.table.keys().count(), 2);
+    assert_eq!(compiled.table.keys().count(), 3);
 }

@@ -13,6 +13,8 @@ writers. Reports:
 - the controller's compile time for the full table: the `took` of the last "routing table
   published" (world + compile + publish, Secret reads excluded) and the mean of
   `turnpike_controller_rebuild_seconds` (Secret reads included);
+- the compile time of the whole table once every key is served: EDITS (default 10) Stage
+  edits, one rebuild each, median and max;
 - the RSS of the gateway process (controller + proxy, not the API server) before the keys and
   after (VmRSS), and per key.
 
@@ -39,6 +41,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = os.environ.get("TURNPIKE_BIN", str(ROOT / "target" / "release" / "turnpike"))
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
 NS = "default"
+# Stage edits after every key is served, each timed as one rebuild of the whole table.
+EDITS = int(os.environ.get("EDITS", "10"))
 
 
 def wait_for(what, fn, deadline=120.0, every=0.05):
@@ -203,10 +207,17 @@ def main() -> None:
         cached = time.monotonic()
         time.sleep(2)  # let the last rebuild's log line land
         rss_after = rss_kib(proc.pid)
-        # JSON log lines carry their fields flattened.
-        took = [json.loads(line).get("took") for line in log_path.read_text().splitlines()
-                if "routing table published" in line]
-        took = [t for t in took if t]
+        took = published(log_path)
+        # Steady state: every key is served; edit the Stage EDITS times, one rebuild each,
+        # and read each rebuild's compile time (the whole table with every key in it).
+        steady = []
+        for e in range(EDITS):
+            before = len(published(log_path))
+            kubectl("patch", "stage", "scale-prod", "-n", NS, "--type", "merge", "-p",
+                    json.dumps({"spec": {"variables": {"edit": str(e)}}}))
+            wait_for("the edit's rebuild", lambda: len(published(log_path)) > before, deadline=60)
+            steady.append(published(log_path)[-1])
+        rss_steady = rss_kib(proc.pid)
         text = metrics()
         s = re.search(r"^turnpike_controller_rebuild_seconds_sum (\S+)$", text, re.M)
         c = re.search(r"^turnpike_controller_rebuild_seconds_count (\S+)$", text, re.M)
@@ -218,13 +229,26 @@ def main() -> None:
         print(f"compile (world + compile + publish) of the last table: {took[-1] if took else 'n/a'}"
               f" (of {len(took)} rebuilds; max {max(took, key=parse_duration) if took else 'n/a'})")
         print(f"rebuild mean incl. Secret reads: {mean * 1000:.1f} ms")
+        steady_s = sorted(parse_duration(t) for t in steady)
+        if steady_s:
+            print(f"compile with all {n} keys, {EDITS} Stage edits: median "
+                  f"{steady_s[len(steady_s) // 2] * 1000:.1f} ms, max {steady_s[-1] * 1000:.1f} ms")
         print(f"RSS: {rss_before / 1024:.1f} MiB before, {rss_after / 1024:.1f} MiB after"
-              f" ({(rss_after - rss_before) / n:.2f} KiB per key with its Secret)")
+              f" ({(rss_after - rss_before) / n:.2f} KiB per key with its Secret),"
+              f" {rss_steady / 1024:.1f} MiB after the edits"
+              f" ({(rss_steady - rss_before) / n:.2f} KiB per key)")
     finally:
         for p in procs:
             p.kill()
             p.wait(timeout=10)
         subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+def published(log_path: pathlib.Path) -> list[str]:
+    """The `took` of every "routing table published" line (JSON lines carry fields flat)."""
+    took = [json.loads(line).get("took") for line in log_path.read_text().splitlines()
+            if "routing table published" in line]
+    return [t for t in took if t]
 
 
 def parse_duration(s: str) -> float:

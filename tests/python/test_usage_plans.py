@@ -6,6 +6,7 @@ cluster, a real `redis-server`, and kubectl.
   leaving one gateway idle: admitted <= quota and >= 99% of it; the usage summary in status
   (`kubectl get usageplans,apikeys` columns) and `/usage` read the shared counters;
 - key rotation through the Secret without a restart, and a generated key Secret end to end;
+- membership by label (a UsagePlan's apiKeySelector), following label changes;
   the usage summary of a single gateway without Redis;
 - without Redis, two gateways count each other through their Leases and each enforces half
   of a quota; once one stops, the other enforces all of it.
@@ -417,6 +418,27 @@ def test_key_rotation_and_a_generated_key_without_restart(crds, gateways, tmp_pa
     )
     # The plan: both keys (rot 7, gen 1), each with 1000 a month.
     assert plan["remaining"] == 2 * 1000 - 8, plan
+
+
+def test_a_plan_takes_in_keys_by_label_and_follows_label_changes(crds, gateways, tmp_path):
+    key = "LabelledKey0123456789abcd"
+    selector = "  quota: {limit: 1000, period: MONTH}\n  apiKeySelector: {matchLabels: {tier: gold}}"
+    unplanned = key_yaml("sel", key).replace("usagePlanRefs: [{name: metered}]", "usagePlanRefs: []")
+    apply(crds, api_yaml(selector) + unplanned)
+    gw = Gateway(crds, tmp_path, "gw", "--replicas", "1")
+    gateways.append(gw)
+    api = api_id(crds)
+    cl = Client()
+    wait_for("the stage is served", lambda: cl.get(gw.public, path(api, "/open"))[0] == 200)
+    assert_forbidden(cl.get(gw.public, path(api, "/q"), key))
+
+    # A label is metadata (no new generation): the change alone brings the key into the plan.
+    crds.kubectl("label", "apikey", "sel", "-n", NS, "tier=gold")
+    wait_for("the labelled key is admitted", lambda: cl.get(gw.public, path(api, "/q"), key)[0] == 200)
+    wait_for("the plan counts it", lambda: status_of(crds, "usageplan/metered").get("apiKeyCount") == 1)
+    crds.kubectl("label", "apikey", "sel", "-n", NS, "tier-")
+    wait_for("the unlabelled key is refused", lambda: cl.get(gw.public, path(api, "/q"), key)[0] == 403)
+    assert gw.proc.poll() is None, "no restart"
 
 
 def test_without_redis_replicas_count_each_other_through_leases(crds, gateways, tmp_path):

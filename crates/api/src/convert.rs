@@ -15,13 +15,13 @@ use turnpike_core::model::{
     AccessLogFormat, ApiKeyDef, ApiKeySource, Backend, BinaryMediaTypes, BodyValidation, CacheSize,
     CanaryDef, ContentHandling, ContextVar, Cors, DEFAULT_CONTENT_TYPE, DeploymentDef, EndpointType, Errors,
     FieldPath, GatewayResponseDef, GatewayResponses, HeaderSource, Integration, IntegrationKind,
-    IntegrationResponse, Invalid, KeyValueSource, MappingTemplates, MethodDef, MethodKey, MethodSelector,
-    MethodSettings, Model, OriginPattern, ParamLocation, ParamRef, ParameterMapping, PassthroughBehavior,
-    PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod, Reason, RequestValidation, Resource,
-    ResourcePolicy, ResponseType, ResponseValue, RestApiDef, RouteSelection, Segment, ServiceRef, StageDef,
-    StageName, StageSource, Throttle, UnauthorizedCacheControl, UriTemplate, UsagePlanDef, ValueSource,
-    WebSocketDef, WebSocketRoute, compile_models, is_media_range, is_model_name, is_stage_variable_name,
-    websocket,
+    IntegrationResponse, Invalid, KeySelector, KeyValueSource, MappingTemplates, MethodDef, MethodKey,
+    MethodSelector, MethodSettings, Model, OriginPattern, ParamLocation, ParamRef, ParameterMapping,
+    PassthroughBehavior, PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod, Reason, RequestValidation,
+    Requirement, Resource, ResourcePolicy, ResponseType, ResponseValue, RestApiDef, RouteSelection, Segment,
+    SelectorOp, ServiceRef, StageDef, StageName, StageSource, Throttle, UnauthorizedCacheControl,
+    UriTemplate, UsagePlanDef, ValueSource, WebSocketDef, WebSocketRoute, compile_models, is_media_range,
+    is_model_name, is_stage_variable_name, websocket,
 };
 use turnpike_core::template::Template as MappingTemplate;
 
@@ -1747,6 +1747,7 @@ pub fn usage_plan(spec: &api::UsagePlanSpec) -> Result<UsagePlanDef, Vec<Invalid
         api_stages,
         throttle,
         quota,
+        api_key_selector,
     } = spec;
     let root = FieldPath::spec();
     let mut errors = Errors::default();
@@ -1835,11 +1836,120 @@ pub fn usage_plan(spec: &api::UsagePlanSpec) -> Result<UsagePlanDef, Vec<Invalid
             })
         },
     );
+    let key_selector = api_key_selector
+        .as_ref()
+        .map(|s| key_selector(s, &root.field("apiKeySelector"), &mut errors));
     errors.finish(UsagePlanDef {
         stages,
         throttle,
         quota,
+        key_selector,
     })
+}
+
+/// A UsagePlan's `apiKeySelector`, with Kubernetes' rules for operators, values and label
+/// syntax.
+fn key_selector(s: &up::ApiKeySelector, field: &FieldPath, errors: &mut Errors) -> KeySelector {
+    let mut requirements = Vec::new();
+    for (k, v) in &s.match_labels {
+        let f = field.field("matchLabels").key(k);
+        check_label(k, v, &f, errors);
+        requirements.push(Requirement {
+            key: k.clone(),
+            op: SelectorOp::In(vec![v.clone()]),
+        });
+    }
+    for (i, r) in s.match_expressions.iter().enumerate() {
+        let f = field.field("matchExpressions").index(i);
+        if let Err(e) = label_key(&r.key) {
+            errors.push(
+                &f.field("key"),
+                Reason::InvalidKeySelector,
+                format!("{:?} {e}", r.key),
+            );
+        }
+        for (j, v) in r.values.iter().enumerate() {
+            if let Err(e) = label_value(v) {
+                errors.push(
+                    &f.field("values").index(j),
+                    Reason::InvalidKeySelector,
+                    format!("{v:?} {e}"),
+                );
+            }
+        }
+        let set = matches!(r.operator, up::SelectorOperator::In | up::SelectorOperator::NotIn);
+        if set == r.values.is_empty() {
+            let want = if set { "at least one value" } else { "no values" };
+            errors.push(
+                &f.field("values"),
+                Reason::InvalidKeySelector,
+                format!("operator {:?} takes {want}", r.operator),
+            );
+        }
+        let op = match r.operator {
+            up::SelectorOperator::In => SelectorOp::In(r.values.clone()),
+            up::SelectorOperator::NotIn => SelectorOp::NotIn(r.values.clone()),
+            up::SelectorOperator::Exists => SelectorOp::Exists,
+            up::SelectorOperator::DoesNotExist => SelectorOp::DoesNotExist,
+        };
+        requirements.push(Requirement {
+            key: r.key.clone(),
+            op,
+        });
+    }
+    KeySelector { requirements }
+}
+
+fn check_label(key: &str, value: &str, field: &FieldPath, errors: &mut Errors) {
+    if let Err(e) = label_key(key) {
+        errors.push(field, Reason::InvalidKeySelector, format!("key {key:?} {e}"));
+    }
+    if let Err(e) = label_value(value) {
+        errors.push(field, Reason::InvalidKeySelector, format!("value {value:?} {e}"));
+    }
+}
+
+/// A label key: an optional DNS subdomain prefix and `/`, then a name (Kubernetes' syntax).
+fn label_key(key: &str) -> Result<(), &'static str> {
+    let name = match key.rsplit_once('/') {
+        Some((prefix, name)) => {
+            let ok = !prefix.is_empty()
+                && prefix.len() <= 253
+                && prefix.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                });
+            if !ok {
+                return Err("has a prefix that is not a DNS subdomain");
+            }
+            name
+        }
+        None => key,
+    };
+    if name.is_empty() {
+        return Err("has an empty name");
+    }
+    label_value(name)
+}
+
+/// A label value: at most 63 alphanumerics, `-`, `_` or `.`, starting and ending with an
+/// alphanumeric (or empty).
+fn label_value(v: &str) -> Result<(), &'static str> {
+    let edge = |b: Option<&u8>| b.is_none_or(u8::is_ascii_alphanumeric);
+    if v.len() > 63
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        || !edge(v.as_bytes().first())
+        || !edge(v.as_bytes().last())
+    {
+        return Err("is not a label: at most 63 alphanumerics, '-', '_' or '.', alphanumeric at each end");
+    }
+    Ok(())
 }
 
 /// The name of the Secret an ApiKey without `valueFrom` gets its generated value in.
@@ -1847,7 +1957,8 @@ pub fn generated_key_secret(api_key_name: &str) -> String {
     format!("{api_key_name}-apikey")
 }
 
-/// Validates an ApiKey spec. `name` is the object's name.
+/// Validates an ApiKey spec. `name` is the object's name; the labels (which `apiKeySelector`s
+/// match) are the caller's to fill in from the object's metadata.
 pub fn api_key(name: &str, spec: &api::ApiKeySpec) -> Result<ApiKeyDef, Vec<Invalid>> {
     let api::ApiKeySpec {
         enabled,
@@ -1904,6 +2015,7 @@ pub fn api_key(name: &str, spec: &api::ApiKeySpec) -> Result<ApiKeyDef, Vec<Inva
         customer_id: customer_id.clone(),
         value,
         usage_plans: plans,
+        labels: BTreeMap::new(),
     })
 }
 

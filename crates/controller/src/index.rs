@@ -13,6 +13,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     fmt::Debug,
+    hash::{Hash as _, Hasher as _},
     sync::Arc,
     time::Duration,
 };
@@ -167,8 +168,9 @@ impl CurrentStatus for Stores {
 ///
 /// With `spec_only`, an update that leaves `metadata.generation` as it was (a status write,
 /// most often our own) updates the store but does not poke: compile reads no status, so the
-/// echo of every status write would only cost a rebuild. The one annotation compile reads
-/// (a Stage's `turnpike.dev/flush-cache`, which moves no generation) pokes when it changes.
+/// echo of every status write would only cost a rebuild. What compile reads beside the spec
+/// moves no generation, so it pokes when it changes: the labels (an ApiKey's, which
+/// `apiKeySelector`s match) and a Stage's `turnpike.dev/flush-cache` annotation.
 fn reflect<K>(
     client: &Client,
     namespaces: &[String],
@@ -201,14 +203,16 @@ where
         let kind = K::kind(&()).to_string();
         let task = tokio::spawn(async move {
             let mut stream = stream.boxed();
-            let mut generations: HashMap<String, (i64, Option<String>)> = HashMap::new();
+            let mut generations: HashMap<String, (i64, u64)> = HashMap::new();
             let seen = |obj: &K| {
                 let meta = obj.meta();
                 let flush = meta
                     .annotations
                     .as_ref()
-                    .and_then(|a| a.get(crate::ingest::FLUSH_CACHE_ANNOTATION).cloned());
-                (meta.generation.unwrap_or(0), flush)
+                    .and_then(|a| a.get(crate::ingest::FLUSH_CACHE_ANNOTATION));
+                let mut h = std::hash::DefaultHasher::new();
+                (flush, &meta.labels).hash(&mut h);
+                (meta.generation.unwrap_or(0), h.finish())
             };
             while let Some(event) = stream.next().await {
                 match event {
@@ -371,7 +375,7 @@ impl Index {
             deployments: clone_all(&self.stores.deployments),
             stages: clone_all(&self.stores.stages),
             usage_plans: clone_all(&self.stores.usage_plans),
-            api_keys: api_keys.iter().map(|k| (**k).clone()).collect(),
+            api_keys: api_keys.clone(),
             config_maps: clone_all(&self.stores.config_maps),
             services: clone_all(&self.stores.services),
             endpoint_slices: clone_all(&self.stores.endpoint_slices),

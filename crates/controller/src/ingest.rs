@@ -7,6 +7,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::{IpAddr, SocketAddr},
+    sync::Arc,
 };
 
 use k8s_openapi::{
@@ -25,7 +26,9 @@ use turnpike_api::{ApiKey, Deployment, RestApi, RestApiSpec, Stage, UsagePlan, c
 use turnpike_core::compile::{
     DeploymentObj, Meta, Obj, RestApiObj, ServiceFacts, ServicePortFacts, Snapshot, World,
 };
-use turnpike_core::model::{API_KEY_SECRET_LABEL, DeploymentId, KeyValueSource, ObjectKey};
+use turnpike_core::model::{
+    API_KEY_SECRET_LABEL, ApiKeyDef, DeploymentId, KeyDigest, KeyValueSource, ObjectKey, SecretData,
+};
 
 /// The ConfigMap key that holds the snapshot (RestApi spec as JSON).
 pub const SNAPSHOT_DATA_KEY: &str = "restapi.json";
@@ -126,13 +129,15 @@ pub struct Objects {
     pub deployments: Vec<Deployment>,
     pub stages: Vec<Stage>,
     pub usage_plans: Vec<UsagePlan>,
-    pub api_keys: Vec<ApiKey>,
+    /// Shared with the reflector's store: a rebuild copies no ApiKey.
+    pub api_keys: Vec<Arc<ApiKey>>,
     /// Snapshot ConfigMaps (others are ignored).
     pub config_maps: Vec<ConfigMap>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
-    /// The referenced Secrets the controller holds (labelled `turnpike.dev/api-key`).
-    pub secrets: Vec<Secret>,
+    /// The referenced Secrets the controller holds (labelled `turnpike.dev/api-key`), as
+    /// digests ([`secret_data`]).
+    pub secrets: BTreeMap<ObjectKey, Arc<SecretData>>,
     /// Referenced Secrets that exist without the label (their data is never read).
     pub unlabelled_secrets: BTreeSet<ObjectKey>,
     /// ConfigMaps labelled `turnpike.dev/openapi` (documents `spec.openApi` refers to).
@@ -173,7 +178,7 @@ impl Objects {
                 "Deployment" => out.deployments.push(decode(value, index)?),
                 "Stage" => out.stages.push(decode(value, index)?),
                 "UsagePlan" => out.usage_plans.push(decode(value, index)?),
-                "ApiKey" => out.api_keys.push(decode(value, index)?),
+                "ApiKey" => out.api_keys.push(Arc::new(decode(value, index)?)),
                 // As the controller's watches would: documents by their label.
                 "ConfigMap" => {
                     let cm: ConfigMap = decode(value, index)?;
@@ -188,10 +193,10 @@ impl Objects {
                 // As the controller's watch would: only labelled Secrets are read.
                 "Secret" => {
                     let secret: Secret = decode(value, index)?;
+                    let key = ObjectKey::new(secret.namespace().unwrap_or_default(), secret.name_any());
                     if secret.labels().contains_key(API_KEY_SECRET_LABEL) {
-                        out.secrets.push(secret);
+                        out.secrets.insert(key, Arc::new(secret_data(&secret)));
                     } else {
-                        let key = ObjectKey::new(secret.namespace().unwrap_or_default(), secret.name_any());
                         out.unlabelled_secrets.insert(key);
                     }
                 }
@@ -342,40 +347,11 @@ pub fn world(objects: &Objects) -> World {
             },
         );
     }
-    let mut wanted_secrets = BTreeSet::new();
     for k in &objects.api_keys {
-        let meta = meta_of(k);
-        let def = convert::api_key(&meta.key.name, &k.spec);
-        if let Ok(d) = &def {
-            wanted_secrets.insert(match &d.value {
-                KeyValueSource::Secret { name, .. } | KeyValueSource::Generated { secret: name } => {
-                    meta.key.sibling(name)
-                }
-            });
-        }
-        world.api_keys.insert(meta.key.clone(), Obj { def, meta });
+        let obj = api_key_obj(k);
+        world.api_keys.insert(obj.meta.key.clone(), Arc::new(obj));
     }
-    world.unlabelled_secrets = objects
-        .unlabelled_secrets
-        .intersection(&wanted_secrets)
-        .cloned()
-        .collect();
-    for s in &objects.secrets {
-        let key = ObjectKey::new(s.namespace().unwrap_or_default(), s.name_any());
-        if !wanted_secrets.contains(&key) {
-            continue;
-        }
-        let mut data: BTreeMap<String, Vec<u8>> = s
-            .data
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.0.clone()))
-            .collect();
-        for (k, v) in s.string_data.iter().flatten() {
-            data.insert(k.clone(), v.clone().into_bytes());
-        }
-        world.secrets.insert(key, data);
-    }
+    add_secrets(&mut world, objects);
     for svc in &objects.services {
         let key = ObjectKey::new(svc.namespace().unwrap_or_default(), svc.name_any());
         let slices: Vec<&EndpointSlice> = objects
@@ -430,6 +406,47 @@ fn ready_endpoints(slices: &[&EndpointSlice], port_name: Option<&str>) -> Vec<So
         }
     }
     out.into_iter().collect()
+}
+
+/// An ApiKey converted, with its labels (which `apiKeySelector`s match).
+pub fn api_key_obj(k: &ApiKey) -> Obj<ApiKeyDef> {
+    let meta = meta_of(k);
+    let def = convert::api_key(&meta.key.name, &k.spec).map(|mut d| {
+        d.labels = k.labels().clone();
+        d
+    });
+    Obj { def, meta }
+}
+
+/// The Secrets and unlabelled Secret names the world's ApiKeys refer to.
+pub(crate) fn add_secrets(world: &mut World, objects: &Objects) {
+    world.secrets.clear();
+    world.unlabelled_secrets.clear();
+    for (key, k) in &world.api_keys {
+        let Ok(def) = &k.def else { continue };
+        let (KeyValueSource::Secret { name, .. } | KeyValueSource::Generated { secret: name }) = &def.value;
+        let secret = key.sibling(name);
+        if let Some(data) = objects.secrets.get(&secret) {
+            world.secrets.insert(secret, data.clone());
+        } else if objects.unlabelled_secrets.contains(&secret) {
+            world.unlabelled_secrets.insert(secret);
+        }
+    }
+}
+
+/// What the controller keeps of an API key Secret: each value's digest (`data`, then
+/// `stringData` over it, as the API server merges them), never the value.
+pub fn secret_data(s: &Secret) -> SecretData {
+    let mut data: SecretData = s
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), KeyDigest::of_secret(&v.0)))
+        .collect();
+    for (k, v) in s.string_data.iter().flatten() {
+        data.insert(k.clone(), KeyDigest::of_secret(v.as_bytes()));
+    }
+    data
 }
 
 /// Reads YAML, records missing snapshots as the leader would, and builds the world.

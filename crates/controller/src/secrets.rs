@@ -42,7 +42,8 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
-use turnpike_core::model::{API_KEY_SECRET_LABEL, ObjectKey};
+use crate::ingest;
+use turnpike_core::model::{API_KEY_SECRET_LABEL, ObjectKey, SecretData};
 
 /// Most reads by name of newly referenced labelled Secrets one rebuild makes.
 pub const READS_PER_SYNC: usize = 256;
@@ -61,8 +62,8 @@ struct Shared {
     referenced: BTreeSet<ObjectKey>,
     /// Every labelled Secret in scope, by name only.
     labelled: BTreeSet<ObjectKey>,
-    /// The referenced labelled Secrets, whole (managed fields stripped).
-    cached: BTreeMap<ObjectKey, Secret>,
+    /// The referenced labelled Secrets, as digests of their values ([`ingest::secret_data`]).
+    cached: BTreeMap<ObjectKey, Arc<SecretData>>,
     /// Per scope: the keys seen by the relist in progress.
     relist: Vec<BTreeSet<ObjectKey>>,
 }
@@ -120,12 +121,11 @@ async fn within<T>(
 // === impl Shared ===
 
 impl Shared {
-    fn put(&mut self, mut s: Secret) -> ObjectKey {
+    fn put(&mut self, s: Secret) -> ObjectKey {
         let key = key_of(&s);
         self.labelled.insert(key.clone());
         if self.referenced.contains(&key) {
-            crate::trim_metadata(&mut s.metadata);
-            self.cached.insert(key.clone(), s);
+            self.cached.insert(key.clone(), Arc::new(ingest::secret_data(&s)));
         } else {
             self.cached.remove(&key);
         }
@@ -281,7 +281,7 @@ impl SecretCache {
             for s in found {
                 let key = key_of(&s);
                 if shared.referenced.contains(&key) && !shared.cached.contains_key(&key) {
-                    shared.cached.insert(key, s);
+                    shared.cached.insert(key, Arc::new(ingest::secret_data(&s)));
                 }
             }
         }
@@ -408,8 +408,8 @@ impl SecretCache {
     }
 
     /// The referenced Secrets held.
-    pub fn secrets(&self) -> Vec<Secret> {
-        self.read().cached.values().cloned().collect()
+    pub fn secrets(&self) -> BTreeMap<ObjectKey, Arc<SecretData>> {
+        self.read().cached.clone()
     }
 
     /// How many Secrets' data is held.

@@ -43,6 +43,7 @@ pub mod reasons {
     pub const INVALID_CORS: &str = "InvalidCors";
     pub const INVALID_CACHE_SETTINGS: &str = "InvalidCacheSettings";
     pub const INVALID_AUTHORIZER: &str = "InvalidAuthorizer";
+    pub const INVALID_KEY_SELECTOR: &str = "InvalidKeySelector";
     pub const ROUTE_CONFLICT: &str = "RouteConflict";
     /// A mapping template does not parse (the message gives its line and column).
     pub const INVALID_MAPPING_TEMPLATE: &str = "InvalidMappingTemplate";
@@ -113,6 +114,7 @@ pub mod reasons {
         INVALID_CORS,
         INVALID_CACHE_SETTINGS,
         INVALID_AUTHORIZER,
+        INVALID_KEY_SELECTOR,
         ROUTE_CONFLICT,
         INVALID_MAPPING_TEMPLATE,
         INVALID_ROUTE,

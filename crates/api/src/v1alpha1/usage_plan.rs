@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Conditions, LocalRef, ThrottleSettings};
 
-/// A usage plan: who (the API keys that name it) may call which stages, how fast and how much.
+/// A usage plan: who (the API keys that name it, or that its selector matches) may call which stages, how fast and how much.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "turnpike.dev",
@@ -42,6 +42,46 @@ pub struct UsagePlanSpec {
     /// The quota of each API key of the plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaSettings>,
+    /// Beyond AWS: the ApiKeys of this namespace whose labels match are in the plan, as if each
+    /// named it in `usagePlanRefs`. Kubernetes label selector semantics: `{}` selects every key
+    /// of the namespace; without the field, only keys that name the plan are in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_selector: Option<ApiKeySelector>,
+}
+
+/// A label selector over ApiKeys (the shape of Kubernetes' `LabelSelector`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeySelector {
+    /// Labels a key must carry with exactly these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    /// Requirements a key's labels must all meet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<SelectorRequirement>,
+}
+
+/// A requirement on one label.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelectorRequirement {
+    /// The label key.
+    pub key: String,
+    /// In, NotIn, Exists or DoesNotExist.
+    pub operator: SelectorOperator,
+    /// The values for In and NotIn (at least one); empty for Exists and DoesNotExist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// How a [`SelectorRequirement`] tests its label.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SelectorOperator {
+    #[default]
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
 }
 
 /// A stage a usage plan applies to.

@@ -28,8 +28,8 @@ pub use world::*;
 
 use crate::conditions::{reasons, types};
 use crate::model::{
-    ApiId, Backend, DeploymentId, EndpointType, KeyDigest, KeyId, KeyValueSource, ObjectKey, RestApiDef,
-    ServiceRef, StageSource, short_id,
+    ApiId, Backend, DeploymentId, EndpointType, KeyDigest, KeyId, KeySelector, KeyValueSource, ObjectKey,
+    RestApiDef, ServiceRef, StageSource, UsagePlanDef, short_id,
 };
 use crate::routing::{
     ApiEntry, CanaryEntry, FastMap, HostSettings, KeyEntry, PlanEntry, ResourceEntry, RouteSet, RoutingTable,
@@ -586,11 +586,16 @@ fn usage_plans(
 ) {
     for (key, obj) in &world.usage_plans {
         let mut c = Conditions::new(Kind::UsagePlan, key);
+        let selector = obj.def.as_ref().ok().and_then(|d| d.key_selector.as_ref());
         let keys_in_plan = world
             .api_keys
             .values()
             .filter(|k| k.meta.key.namespace == key.namespace)
-            .filter(|k| k.def.as_ref().is_ok_and(|d| d.usage_plans.contains(&key.name)))
+            .filter(|k| {
+                k.def.as_ref().is_ok_and(|d| {
+                    d.usage_plans.contains(&key.name) || selector.is_some_and(|s| s.matches(&d.labels))
+                })
+            })
             .count();
         let fields = StatusFields {
             api_key_count: i64::try_from(keys_in_plan).ok(),
@@ -661,7 +666,16 @@ fn api_keys(
     statuses: &mut BTreeMap<(Kind, ObjectKey), StatusUpdate>,
 ) -> Vec<KeyEntry> {
     let mut out: Vec<KeyEntry> = Vec::new();
-    let mut seen: BTreeMap<KeyDigest, ObjectKey> = BTreeMap::new();
+    let mut seen: FastMap<KeyDigest, &ObjectKey> = FastMap::default();
+    // The valid plans that take keys in by label.
+    let selecting: Vec<(&ObjectKey, &UsagePlanDef, &KeySelector)> = world
+        .usage_plans
+        .iter()
+        .filter_map(|(k, p)| {
+            let def = p.def.as_ref().ok()?;
+            Some((k, def, def.key_selector.as_ref()?))
+        })
+        .collect();
     for (key, obj) in &world.api_keys {
         let mut c = Conditions::new(Kind::ApiKey, key);
         let id = KeyId::from_uid(&obj.meta.uid);
@@ -725,11 +739,8 @@ fn api_keys(
                     );
                     None
                 }
-                Some(bytes) => match std::str::from_utf8(bytes)
-                    .map_err(|_| "is not UTF-8".to_string())
-                    .and_then(KeyDigest::of_value)
-                {
-                    Ok(d) => Some(d),
+                Some(value) => match value {
+                    Ok(d) => Some(*d),
                     Err(e) => {
                         // The message says what is wrong with the value, never the value.
                         c.unresolved(
@@ -744,6 +755,19 @@ fn api_keys(
 
         let mut plans = Vec::new();
         let mut covered: BTreeMap<(ObjectKey, String), String> = BTreeMap::new();
+        // One plan per key per stage, as in AWS.
+        let mut cover = |field: &str, name: &str, plan_def: &UsagePlanDef, c: &mut Conditions| {
+            for s in &plan_def.stages {
+                if let Some(other) =
+                    covered.insert((key.sibling(&s.rest_api), s.stage.clone()), name.to_string())
+                {
+                    c.unresolved(
+                        reasons::INVALID_REFERENCE,
+                        format!("{field}: UsagePlans {other:?} and {name:?} both cover stage {}/{}; a key may be in one plan per stage", s.rest_api, s.stage),
+                    );
+                }
+            }
+        };
         for (i, name) in def.usage_plans.iter().enumerate() {
             let plan_key = key.sibling(name);
             let Some(plan) = world.usage_plans.get(&plan_key) else {
@@ -753,20 +777,21 @@ fn api_keys(
                 );
                 continue;
             };
-            // One plan per key per stage, as in AWS.
             if let Ok(plan_def) = &plan.def {
-                for s in &plan_def.stages {
-                    if let Some(other) =
-                        covered.insert((key.sibling(&s.rest_api), s.stage.clone()), name.clone())
-                    {
-                        c.unresolved(
-                            reasons::INVALID_REFERENCE,
-                            format!("spec.usagePlanRefs[{i}].name: UsagePlans {other:?} and {name:?} both cover stage {}/{}; a key may be in one plan per stage", s.rest_api, s.stage),
-                        );
-                    }
-                }
+                cover(&format!("spec.usagePlanRefs[{i}].name"), name, plan_def, &mut c);
             }
             plans.push(plan_key);
+        }
+        for (plan_key, plan_def, selector) in &selecting {
+            if plan_key.namespace != key.namespace
+                || def.usage_plans.contains(&plan_key.name)
+                || !selector.matches(&def.labels)
+            {
+                continue;
+            }
+            let field = format!("metadata.labels (UsagePlan {:?} selects the key)", plan_key.name);
+            cover(&field, &plan_key.name, plan_def, &mut c);
+            plans.push((*plan_key).clone());
         }
 
         if let Some(digest) = digest {
@@ -779,7 +804,7 @@ fn api_keys(
                     ),
                 );
             } else if c.is_resolved() {
-                seen.insert(digest, key.clone());
+                seen.insert(digest, key);
                 out.push(KeyEntry {
                     id,
                     object: key.clone(),

@@ -4,10 +4,11 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::{IpAddr, SocketAddr},
+    sync::Arc,
 };
 
 use crate::model::{
-    ApiKeyDef, DeploymentDef, Invalid, ObjectKey, RestApiDef, ServiceRef, StageDef, UsagePlanDef,
+    ApiKeyDef, DeploymentDef, Invalid, ObjectKey, RestApiDef, SecretData, ServiceRef, StageDef, UsagePlanDef,
 };
 
 /// Identity of an object: its key, uid and generation.
@@ -94,10 +95,12 @@ pub struct World {
     pub deployments: BTreeMap<ObjectKey, DeploymentObj>,
     pub stages: BTreeMap<ObjectKey, Obj<StageDef>>,
     pub usage_plans: BTreeMap<ObjectKey, Obj<UsagePlanDef>>,
-    pub api_keys: BTreeMap<ObjectKey, Obj<ApiKeyDef>>,
+    /// Shared with the controller's conversion cache: a rebuild converts only the keys that
+    /// changed.
+    pub api_keys: BTreeMap<ObjectKey, Arc<Obj<ApiKeyDef>>>,
     pub services: BTreeMap<ObjectKey, ServiceFacts>,
-    /// Only the Secrets API keys refer to.
-    pub secrets: BTreeMap<ObjectKey, BTreeMap<String, Vec<u8>>>,
+    /// Only the Secrets API keys refer to, as digests (shared with the controller's cache).
+    pub secrets: BTreeMap<ObjectKey, Arc<SecretData>>,
     /// Referenced Secrets that exist without the `turnpike.dev/api-key` label (not read).
     pub unlabelled_secrets: BTreeSet<ObjectKey>,
 }

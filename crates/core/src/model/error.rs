@@ -38,6 +38,8 @@ pub enum Reason {
     /// `spec.openApi` cannot be imported: the document is not OpenAPI 2.0 or 3.0, or the spec
     /// around it does not fit its mode.
     InvalidOpenApi,
+    /// A UsagePlan's `apiKeySelector` has a malformed label, operator or value list.
+    InvalidKeySelector,
     /// `spec.openApi.configMapKeyRef` names a ConfigMap (or key) the controller does not see.
     ConfigMapNotFound,
 }
@@ -69,6 +71,7 @@ impl Reason {
             Reason::InvalidRoute => reasons::INVALID_ROUTE,
             Reason::InvalidOpenApi => reasons::INVALID_OPEN_API,
             Reason::ConfigMapNotFound => reasons::CONFIG_MAP_NOT_FOUND,
+            Reason::InvalidKeySelector => reasons::INVALID_KEY_SELECTOR,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Validated usage plans and API keys.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use sha2::{Digest, Sha256};
@@ -45,6 +46,51 @@ pub struct UsagePlanDef {
     pub stages: Vec<PlanStage>,
     pub throttle: Option<Throttle>,
     pub quota: Option<Quota>,
+    /// The ApiKeys of the plan's namespace it takes in by their labels (`spec.apiKeySelector`),
+    /// beside those that name it in `usagePlanRefs`.
+    pub key_selector: Option<KeySelector>,
+}
+
+/// A label selector over ApiKeys, with Kubernetes `LabelSelector` semantics: every
+/// requirement must hold, so an empty selector selects every key.
+///
+/// Written here rather than taken from kube's `Selector`: the model does not depend on kube,
+/// and this is the whole of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeySelector {
+    pub requirements: Vec<Requirement>,
+}
+
+/// One requirement of a [`KeySelector`] (`matchLabels` entries are `In` with one value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    pub key: String,
+    pub op: SelectorOp,
+}
+
+/// How a [`Requirement`] tests its label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SelectorOp {
+    In(Vec<String>),
+    /// Holds when the label is absent, too.
+    NotIn(Vec<String>),
+    Exists,
+    DoesNotExist,
+}
+
+impl KeySelector {
+    /// Whether labels satisfy every requirement.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.requirements.iter().all(|r| {
+            let value = labels.get(&r.key);
+            match &r.op {
+                SelectorOp::In(values) => value.is_some_and(|v| values.contains(v)),
+                SelectorOp::NotIn(values) => !value.is_some_and(|v| values.contains(v)),
+                SelectorOp::Exists => value.is_some(),
+                SelectorOp::DoesNotExist => value.is_none(),
+            }
+        })
+    }
 }
 
 /// Where an API key's value is.
@@ -67,6 +113,8 @@ pub struct ApiKeyDef {
     pub customer_id: Option<String>,
     pub value: KeyValueSource,
     pub usage_plans: Vec<String>,
+    /// The object's labels, which UsagePlans' `apiKeySelector`s match.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The key in a generated Secret that holds the value.
@@ -77,6 +125,13 @@ pub const GENERATED_SECRET_KEY: &str = "value";
 /// watches only Secrets with this label, so one watch serves every key and no other Secret is
 /// ever listed into its cache.
 pub const API_KEY_SECRET_LABEL: &str = "turnpike.dev/api-key";
+
+/// What is kept of one value of an API key Secret: its digest, or why it is not a key value
+/// (the message names no character of it). The value itself is never kept.
+pub type SecretValue = Result<KeyDigest, String>;
+
+/// The values of one API key Secret, by data key, as [`SecretValue`]s.
+pub type SecretData = BTreeMap<String, SecretValue>;
 
 /// The SHA-256 digest of an API key value. Keys are looked up and compared by digest, so the
 /// routing table never holds a key value, and equality is constant-time ([`subtle`]): how long
@@ -109,6 +164,13 @@ impl KeyDigest {
         Ok(Self::digest(value.as_bytes()))
     }
 
+    /// [`KeyDigest::of_value`] of a Secret's bytes.
+    pub fn of_secret(bytes: &[u8]) -> SecretValue {
+        std::str::from_utf8(bytes)
+            .map_err(|_| "is not UTF-8".to_string())
+            .and_then(Self::of_value)
+    }
+
     /// The digest of whatever a caller sent.
     pub fn digest(presented: &[u8]) -> Self {
         KeyDigest(Sha256::digest(presented).into())
@@ -135,6 +197,47 @@ impl fmt::Debug for KeyDigest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_selectors_have_kubernetes_semantics() {
+        let labels: BTreeMap<String, String> = [
+            ("tier".to_string(), "gold".to_string()),
+            ("team".to_string(), "a".to_string()),
+        ]
+        .into();
+        let none = BTreeMap::new();
+        let sel = |key: &str, op: SelectorOp| KeySelector {
+            requirements: vec![Requirement { key: key.into(), op }],
+        };
+        let values = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(KeySelector::default().matches(&labels), "empty selects every key");
+        assert!(KeySelector::default().matches(&none));
+        assert!(sel("tier", SelectorOp::In(values(&["gold", "silver"]))).matches(&labels));
+        assert!(!sel("tier", SelectorOp::In(values(&["silver"]))).matches(&labels));
+        assert!(!sel("tier", SelectorOp::In(values(&["gold"]))).matches(&none));
+        assert!(!sel("tier", SelectorOp::NotIn(values(&["gold"]))).matches(&labels));
+        assert!(
+            sel("tier", SelectorOp::NotIn(values(&["gold"]))).matches(&none),
+            "absent is not in"
+        );
+        assert!(sel("team", SelectorOp::Exists).matches(&labels));
+        assert!(!sel("team", SelectorOp::Exists).matches(&none));
+        assert!(sel("team", SelectorOp::DoesNotExist).matches(&none));
+        assert!(!sel("team", SelectorOp::DoesNotExist).matches(&labels));
+        let both = KeySelector {
+            requirements: vec![
+                Requirement {
+                    key: "tier".into(),
+                    op: SelectorOp::In(values(&["gold"])),
+                },
+                Requirement {
+                    key: "team".into(),
+                    op: SelectorOp::In(values(&["b"])),
+                },
+            ],
+        };
+        assert!(!both.matches(&labels), "every requirement must hold");
+    }
 
     #[test]
     fn key_values_are_20_to_128_alphanumerics() {
