@@ -287,6 +287,9 @@ fn session_of(
         api: api.id.as_str().to_string(),
         stage: stage_arc.name.to_string(),
     };
+    // A copy: the request's value shares the buffer the whole head was read into, which the
+    // connection would otherwise keep for its life.
+    let host = host.and_then(|h| HeaderValue::from_bytes(h.as_bytes()).ok());
     Some(Session {
         api,
         stage: stage_arc,
