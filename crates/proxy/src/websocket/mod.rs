@@ -127,6 +127,14 @@ pub struct Accepted {
     rx: mpsc::Receiver<Command>,
 }
 
+/// A connection the HTTP layer upgraded (101 written), for [`run`].
+pub struct Upgraded<IO> {
+    pub io: IO,
+    /// What the HTTP layer had read past the upgrade request.
+    pub read: Vec<u8>,
+    pub accepted: Accepted,
+}
+
 /// What a connection holds for its life: the snapshot entries it connected with, and what
 /// each event tells the backend about it.
 struct Session {
@@ -408,16 +416,9 @@ async fn call<'a>(
     phase::integrate::run(ctx, &mut parts, RequestBody::full(body)).await
 }
 
-/// Serves an accepted connection until it ends; `read` is what the HTTP layer had read past
-/// the upgrade request.
-pub async fn run<IO>(
-    io: IO,
-    read: Vec<u8>,
-    shared: Arc<Shared>,
-    conn: ConnInfo,
-    accepted: Accepted,
-    stop: CancellationToken,
-) where
+/// Serves an upgraded connection until it ends.
+pub async fn run<IO>(upgraded: Upgraded<IO>, shared: Arc<Shared>, conn: ConnInfo, stop: CancellationToken)
+where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let limits = shared.config.websocket.clone();
@@ -426,6 +427,7 @@ pub async fn run<IO>(
         .write_buffer_size(0)
         .max_frame_size(Some(limits.max_frame_bytes))
         .max_message_size(Some(limits.max_message_bytes));
+    let Upgraded { io, read, accepted } = upgraded;
     let mut ws = WebSocketStream::from_partially_read(io, read, Role::Server, Some(config)).await;
     let Accepted { session, mut rx, .. } = accepted;
     let id = session.handle.id.clone();
