@@ -444,19 +444,20 @@ where
     shared.metrics.websocket.connections.inc();
     tracing::debug!(connection_id = %id, api = %session.api.id, stage = %session.stage.name, "connected");
 
-    let idle = tokio::time::sleep(limits.idle_timeout);
-    tokio::pin!(idle);
-    let lifetime = tokio::time::sleep(limits.max_lifetime);
-    tokio::pin!(lifetime);
+    // One timer for both limits: at each activity it moves to the idle deadline, or to the
+    // end of the connection's lifetime when that comes first.
+    let end = tokio::time::Instant::now() + limits.max_lifetime;
+    let next_deadline = || end.min(tokio::time::Instant::now() + limits.idle_timeout);
+    let deadline = tokio::time::sleep_until(next_deadline());
+    tokio::pin!(deadline);
     let close = loop {
         tokio::select! {
             () = stop.cancelled() => break Some((CloseCode::Away, "Going away")),
-            () = &mut idle => break Some((CloseCode::Away, "Going away")),
-            () = &mut lifetime => break Some((CloseCode::Away, "Going away")),
+            () = &mut deadline => break Some((CloseCode::Away, "Going away")),
             command = rx.recv() => match command {
                 Some(Command::Send(data)) => {
                     session.handle.touch();
-                    idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
+                    deadline.as_mut().reset(next_deadline());
                     if ws.send(message_of(data)).await.is_err() {
                         break None;
                     }
@@ -467,7 +468,7 @@ where
                 None => break None,
                 Some(Ok(Message::Text(text))) => {
                     session.handle.touch();
-                    idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
+                    deadline.as_mut().reset(next_deadline());
                     // Boxed: an idle connection's task holds no room for a message's integration call.
                     if let Some(reply) = Box::pin(on_message(&shared, &conn, &session, Bytes::from(text))).await
                         && ws.send(reply).await.is_err()
@@ -477,7 +478,7 @@ where
                 }
                 Some(Ok(Message::Binary(data))) => {
                     session.handle.touch();
-                    idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
+                    deadline.as_mut().reset(next_deadline());
                     if let Some(reply) = Box::pin(on_message(&shared, &conn, &session, data)).await
                         && ws.send(reply).await.is_err()
                     {
@@ -487,7 +488,7 @@ where
                 // Pongs are queued by the protocol layer and flushed with the next read or
                 // write; pings and pongs keep the connection alive.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                    idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
+                    deadline.as_mut().reset(next_deadline());
                 }
                 Some(Ok(Message::Close(_) | Message::Frame(_))) => {}
                 Some(Err(WsError::Capacity(_))) => {
