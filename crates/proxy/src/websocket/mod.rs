@@ -27,10 +27,7 @@ use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header, request::Parts};
 use http_body_util::BodyExt as _;
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    sync::mpsc,
-};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -124,7 +121,6 @@ pub enum Handshake {
 pub struct Accepted {
     pub accept_key: HeaderValue,
     session: Session,
-    rx: mpsc::Receiver<Command>,
 }
 
 /// A connection the HTTP layer upgraded (101 written), for [`run`].
@@ -163,7 +159,7 @@ pub async fn handshake(shared: &Arc<Shared>, conn: &ConnInfo, mut parts: Parts) 
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(Box::from);
-    let (handle, rx) = Handle::new(ids::connection_id().into(), conn.peer.ip(), user_agent);
+    let handle = Handle::new(ids::connection_id().into(), conn.peer.ip(), user_agent);
     let connected = match connect_phases(&mut ctx, &path, &host, &parts) {
         Ok(ws) => match identify(&mut ctx, &parts).await {
             Ok(()) => admit(&mut ctx).await.map(|()| ws.route(CONNECT)),
@@ -217,11 +213,7 @@ pub async fn handshake(shared: &Arc<Shared>, conn: &ConnInfo, mut parts: Parts) 
         return Handshake::Refused(Box::new(service::answer(ctx, &parts, Err(reject))));
     };
     log_event(&mut ctx, &session, CONNECT, "CONNECT", None, 200);
-    Handshake::Accepted(Accepted {
-        accept_key,
-        session,
-        rx,
-    })
+    Handshake::Accepted(Accepted { accept_key, session })
 }
 
 /// The phases of an upgrade request, up to the `$connect` integration: the API's routes.
@@ -429,7 +421,7 @@ where
         .max_message_size(Some(limits.max_message_bytes));
     let Upgraded { io, read, accepted } = upgraded;
     let mut ws = WebSocketStream::from_partially_read(io, read, Role::Server, Some(config)).await;
-    let Accepted { session, mut rx, .. } = accepted;
+    let session = accepted.session;
     let id = session.handle.id.clone();
     shared.connections.insert(session.handle.clone());
     if let Some(relay) = &shared.relay {
@@ -454,7 +446,7 @@ where
         tokio::select! {
             () = stop.cancelled() => break Some((CloseCode::Away, "Going away")),
             () = &mut deadline => break Some((CloseCode::Away, "Going away")),
-            command = rx.recv() => match command {
+            command = session.handle.next_command() => match command {
                 Some(Command::Send(data)) => {
                     session.handle.touch();
                     deadline.as_mut().reset(next_deadline());
@@ -499,6 +491,8 @@ where
             },
         }
     };
+    // Pushes from here on answer 410, as for a connection that is gone.
+    session.handle.close_commands().await;
     shared.connections.remove(&id);
     if let Some(relay) = &shared.relay {
         relay.disown(&id).await;
