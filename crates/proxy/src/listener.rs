@@ -75,15 +75,16 @@ pub(crate) async fn serve(
         let stop = stop.clone();
         let tls = tls.clone();
         let span = tracing::debug_span!("conn", %peer, listener = ?cfg.listener);
+        let tasks = tracker.clone();
         let connection = async move {
             match tls {
-                None => {
-                    if let Outcome::Http2(io, read) =
-                        h1::serve(stream, shared.clone(), conn.clone(), stop.clone(), true).await
-                    {
+                None => match h1::serve(stream, shared.clone(), conn.clone(), stop.clone(), true).await {
+                    Outcome::Http2(io, read) => {
                         serve_h2(&h2, Rewind::new(io, read), shared, conn, stop).await;
                     }
-                }
+                    Outcome::WebSocket(upgraded) => websocket(&tasks, *upgraded, shared, conn, stop),
+                    Outcome::Closed => {}
+                },
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(shared.config.handshake_timeout, acceptor.accept(stream)).await;
@@ -100,8 +101,10 @@ pub(crate) async fn serve(
                     };
                     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                         serve_h2(&h2, stream, shared, conn, stop).await;
-                    } else {
-                        h1::serve(stream, shared, conn, stop, false).await;
+                    } else if let Outcome::WebSocket(upgraded) =
+                        h1::serve(stream, shared.clone(), conn.clone(), stop.clone(), false).await
+                    {
+                        websocket(&tasks, *upgraded, shared, conn, stop);
                     }
                 }
             }
@@ -112,6 +115,28 @@ pub(crate) async fn serve(
         } else {
             tracker.spawn(connection.instrument(span));
         }
+    }
+}
+
+/// Runs an upgraded WebSocket connection in a task of its own (tracked, so the drain waits
+/// for its close), and lets the connection's task end: an open WebSocket holds only its own
+/// state, not the room the HTTP server and the TLS handshake needed.
+fn websocket<IO>(
+    tasks: &TaskTracker,
+    upgraded: crate::websocket::Upgraded<IO>,
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    stop: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let run = crate::websocket::run(upgraded, shared, conn, stop);
+    // The connection's span, if someone listens at DEBUG.
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        tasks.spawn(run);
+    } else {
+        tasks.spawn(run.instrument(span));
     }
 }
 

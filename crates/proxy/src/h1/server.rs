@@ -63,6 +63,9 @@ pub enum Outcome<IO> {
     Closed,
     /// The client spoke HTTP/2 with prior knowledge: the connection and the bytes read so far.
     Http2(IO, Bytes),
+    /// The connection was upgraded to WebSocket (101 written): the caller runs it in a task of
+    /// its own, so an open WebSocket holds none of this server's state.
+    WebSocket(Box<crate::websocket::Upgraded<IO>>),
 }
 
 /// A parsed request head.
@@ -103,7 +106,6 @@ where
     tokio::pin!(idle);
     // The stop signal is registered once with this task's waker; after that a wake-up is
     // read from `Shared::draining` (set before the token fires), so no wait re-registers it.
-    let ws_stop = stop.clone();
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     let already = std::future::poll_fn(|cx| Poll::Ready(stopped.as_mut().poll(cx).is_ready())).await;
@@ -216,8 +218,11 @@ where
                         // The head buffers are not needed any more: an idle connection holds
                         // only the WebSocket's own.
                         let read = buf.to_vec();
-                        drop((buf, out));
-                        crate::websocket::run(io, read, shared, conn, accepted, ws_stop).await;
+                        return Outcome::WebSocket(Box::new(crate::websocket::Upgraded {
+                            io,
+                            read,
+                            accepted,
+                        }));
                     }
                 }
             }

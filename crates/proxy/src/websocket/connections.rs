@@ -14,7 +14,7 @@
 //! call reaches only the connections of the replica it lands on (run one replica).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     net::IpAddr,
     sync::{
         Arc, RwLock,
@@ -25,7 +25,7 @@ use std::{
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Response, StatusCode, header};
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, Notify};
 
 use crate::{body::ProxyBody, body::RequestBody, error::Reject};
 
@@ -52,26 +52,92 @@ pub struct Handle {
     pub user_agent: Option<Box<str>>,
     /// Milliseconds since the epoch of the last message either way.
     last_active: AtomicU64,
-    tx: mpsc::Sender<Command>,
+    /// The commands waiting for the connection's task. Not a channel: a bounded channel
+    /// allocates room for a block of messages up front, and most connections never get a push.
+    commands: Mutex<Queue>,
+    /// Wakes the connection's task for a command (or the close).
+    queued: Notify,
+}
+
+/// A connection's waiting commands: no allocation while there are none.
+#[derive(Debug, Default)]
+struct Queue {
+    items: VecDeque<Command>,
+    /// The connection's task has stopped taking commands.
+    closed: bool,
+}
+
+/// Why a command was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The connection's task has ended.
+    Closed,
+    /// [`PUSH_QUEUE`] commands are already waiting.
+    Full,
 }
 
 impl Handle {
-    pub fn new(
-        id: Box<str>,
-        source_ip: IpAddr,
-        user_agent: Option<Box<str>>,
-    ) -> (Arc<Handle>, mpsc::Receiver<Command>) {
-        let (tx, rx) = mpsc::channel(PUSH_QUEUE);
+    pub fn new(id: Box<str>, source_ip: IpAddr, user_agent: Option<Box<str>>) -> Arc<Handle> {
         let now = epoch_millis();
-        let handle = Handle {
+        Arc::new(Handle {
             id,
             connected_at: now,
             source_ip,
             user_agent,
             last_active: AtomicU64::new(now),
-            tx,
-        };
-        (Arc::new(handle), rx)
+            commands: Mutex::default(),
+            queued: Notify::new(),
+        })
+    }
+
+    /// Queues a command for the connection's task.
+    pub async fn send(&self, command: Command) -> Result<(), Refused> {
+        {
+            let mut queue = self.commands.lock().await;
+            if queue.closed {
+                return Err(Refused::Closed);
+            }
+            if queue.items.len() >= PUSH_QUEUE {
+                return Err(Refused::Full);
+            }
+            queue.items.push_back(command);
+        }
+        self.queued.notify_one();
+        Ok(())
+    }
+
+    /// The next command, in the order they were queued; `None` once [`Self::close_commands`]
+    /// was called. For the connection's task only (one waiter). Cancel-safe: a command leaves
+    /// the queue only in the poll that returns it.
+    pub async fn next_command(&self) -> Option<Command> {
+        loop {
+            {
+                let mut queue = self.commands.lock().await;
+                if let Some(command) = queue.items.pop_front() {
+                    if queue.items.is_empty() {
+                        // An idle connection holds no room for commands.
+                        queue.items = VecDeque::new();
+                    }
+                    return Some(command);
+                }
+                if queue.closed {
+                    return None;
+                }
+            }
+            // A command queued since the look above left a permit: this returns at once.
+            self.queued.notified().await;
+        }
+    }
+
+    /// Stops taking commands: later ones are refused as [`Refused::Closed`], waiting ones are
+    /// dropped.
+    pub async fn close_commands(&self) {
+        {
+            let mut queue = self.commands.lock().await;
+            queue.closed = true;
+            queue.items = VecDeque::new();
+        }
+        self.queued.notify_one();
     }
 
     /// Notes activity now.
@@ -178,7 +244,7 @@ pub async fn manage(
                 Err(Reject::BodyTooLarge) => return Ok(too_large()),
                 Err(other) => return Err(other),
             };
-            push(&handle, Command::Send(data))
+            push(&handle, Command::Send(data)).await
         }
         Method::GET => {
             let mut identity = serde_json::json!({ "sourceIp": handle.source_ip.to_string() });
@@ -193,7 +259,7 @@ pub async fn manage(
             Ok(json(StatusCode::OK, body.to_string()))
         }
         Method::DELETE => {
-            let resp = push(&handle, Command::Close)?;
+            let resp = push(&handle, Command::Close).await?;
             if resp.status().is_success() {
                 let mut resp = Response::new(ProxyBody::empty());
                 *resp.status_mut() = StatusCode::NO_CONTENT;
@@ -207,11 +273,11 @@ pub async fn manage(
 
 /// Hands a command to the connection's task: 200, or 410 when its task has ended, or 429
 /// when its queue is full.
-fn push(handle: &Handle, command: Command) -> Result<Response<ProxyBody>, Reject> {
-    match handle.tx.try_send(command) {
+async fn push(handle: &Handle, command: Command) -> Result<Response<ProxyBody>, Reject> {
+    match handle.send(command).await {
         Ok(()) => Ok(json(StatusCode::OK, String::new())),
-        Err(mpsc::error::TrySendError::Closed(_)) => Ok(gone()),
-        Err(mpsc::error::TrySendError::Full(_)) => Ok(error(
+        Err(Refused::Closed) => Ok(gone()),
+        Err(Refused::Full) => Ok(error(
             StatusCode::TOO_MANY_REQUESTS,
             "LimitExceededException",
             "Rate exceeded",
@@ -309,6 +375,102 @@ mod tests {
         ] {
             crate::fuzzing::websocket(seed);
         }
+    }
+
+    fn handle() -> Arc<Handle> {
+        Handle::new("AbCdEfGhIjKlMnO=".into(), IpAddr::from([127, 0, 0, 1]), None)
+    }
+
+    fn sent(command: Option<Command>) -> Option<Bytes> {
+        match command {
+            Some(Command::Send(data)) => Some(data),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn commands_arrive_in_order_and_a_full_queue_refuses_the_next() {
+        let handle = handle();
+        for i in 0..PUSH_QUEUE {
+            assert_eq!(
+                handle.send(Command::Send(Bytes::from(i.to_string()))).await,
+                Ok(())
+            );
+        }
+        assert_eq!(handle.send(Command::Close).await, Err(Refused::Full));
+        assert_eq!(sent(handle.next_command().await).as_deref(), Some(&b"0"[..]));
+        // One taken: room for one more.
+        assert_eq!(handle.send(Command::Close).await, Ok(()));
+        for i in 1..PUSH_QUEUE {
+            assert_eq!(
+                sent(handle.next_command().await),
+                Some(Bytes::from(i.to_string()))
+            );
+        }
+        assert!(matches!(handle.next_command().await, Some(Command::Close)));
+    }
+
+    #[tokio::test]
+    async fn an_empty_queue_holds_no_room() {
+        let handle = handle();
+        assert_eq!(handle.commands.lock().await.items.capacity(), 0);
+        assert_eq!(handle.send(Command::Send(Bytes::from_static(b"a"))).await, Ok(()));
+        assert!(handle.commands.lock().await.items.capacity() > 0);
+        assert!(sent(handle.next_command().await).is_some());
+        assert_eq!(handle.commands.lock().await.items.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_task_wakes_for_a_command_and_ends_at_close() {
+        let handle = handle();
+        let waiter = tokio::spawn({
+            let handle = handle.clone();
+            async move {
+                let first = sent(handle.next_command().await);
+                let second = handle.next_command().await.is_none();
+                (first, second)
+            }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(
+            handle.send(Command::Send(Bytes::from_static(b"hi"))).await,
+            Ok(())
+        );
+        tokio::task::yield_now().await;
+        handle.close_commands().await;
+        let (first, ended) = waiter.await.expect("waiter");
+        assert_eq!(first.as_deref(), Some(&b"hi"[..]));
+        assert!(ended);
+    }
+
+    #[tokio::test]
+    async fn a_closed_queue_refuses_and_drops_what_waited() {
+        let handle = handle();
+        assert_eq!(
+            handle.send(Command::Send(Bytes::from_static(b"late"))).await,
+            Ok(())
+        );
+        handle.close_commands().await;
+        assert_eq!(handle.send(Command::Close).await, Err(Refused::Closed));
+        assert!(handle.next_command().await.is_none());
+        let resp = push(&handle, Command::Close).await.expect("answer");
+        assert_eq!(resp.status(), StatusCode::GONE);
+    }
+
+    #[tokio::test]
+    async fn pushes_answer_200_then_429_when_full() {
+        let handle = handle();
+        for _ in 0..PUSH_QUEUE {
+            let resp = push(&handle, Command::Send(Bytes::from_static(b"x")))
+                .await
+                .expect("answer");
+            assert_eq!(resp.status(), StatusCode::OK);
+        }
+        let resp = push(&handle, Command::Send(Bytes::from_static(b"x")))
+            .await
+            .expect("answer");
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[ERROR_TYPE], "LimitExceededException");
     }
 
     #[test]

@@ -27,10 +27,7 @@ use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header, request::Parts};
 use http_body_util::BodyExt as _;
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    sync::mpsc,
-};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -124,7 +121,14 @@ pub enum Handshake {
 pub struct Accepted {
     pub accept_key: HeaderValue,
     session: Session,
-    rx: mpsc::Receiver<Command>,
+}
+
+/// A connection the HTTP layer upgraded (101 written), for [`run`].
+pub struct Upgraded<IO> {
+    pub io: IO,
+    /// What the HTTP layer had read past the upgrade request.
+    pub read: Vec<u8>,
+    pub accepted: Accepted,
 }
 
 /// What a connection holds for its life: the snapshot entries it connected with, and what
@@ -155,7 +159,7 @@ pub async fn handshake(shared: &Arc<Shared>, conn: &ConnInfo, mut parts: Parts) 
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(Box::from);
-    let (handle, rx) = Handle::new(ids::connection_id().into(), conn.peer.ip(), user_agent);
+    let handle = Handle::new(ids::connection_id().into(), conn.peer.ip(), user_agent);
     let connected = match connect_phases(&mut ctx, &path, &host, &parts) {
         Ok(ws) => match identify(&mut ctx, &parts).await {
             Ok(()) => admit(&mut ctx).await.map(|()| ws.route(CONNECT)),
@@ -209,11 +213,7 @@ pub async fn handshake(shared: &Arc<Shared>, conn: &ConnInfo, mut parts: Parts) 
         return Handshake::Refused(Box::new(service::answer(ctx, &parts, Err(reject))));
     };
     log_event(&mut ctx, &session, CONNECT, "CONNECT", None, 200);
-    Handshake::Accepted(Accepted {
-        accept_key,
-        session,
-        rx,
-    })
+    Handshake::Accepted(Accepted { accept_key, session })
 }
 
 /// The phases of an upgrade request, up to the `$connect` integration: the API's routes.
@@ -287,6 +287,9 @@ fn session_of(
         api: api.id.as_str().to_string(),
         stage: stage_arc.name.to_string(),
     };
+    // A copy: the request's value shares the buffer the whole head was read into, which the
+    // connection would otherwise keep for its life.
+    let host = host.and_then(|h| HeaderValue::from_bytes(h.as_bytes()).ok());
     Some(Session {
         api,
         stage: stage_arc,
@@ -405,16 +408,9 @@ async fn call<'a>(
     phase::integrate::run(ctx, &mut parts, RequestBody::full(body)).await
 }
 
-/// Serves an accepted connection until it ends; `read` is what the HTTP layer had read past
-/// the upgrade request.
-pub async fn run<IO>(
-    io: IO,
-    read: Vec<u8>,
-    shared: Arc<Shared>,
-    conn: ConnInfo,
-    accepted: Accepted,
-    stop: CancellationToken,
-) where
+/// Serves an upgraded connection until it ends.
+pub async fn run<IO>(upgraded: Upgraded<IO>, shared: Arc<Shared>, conn: ConnInfo, stop: CancellationToken)
+where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let limits = shared.config.websocket.clone();
@@ -423,8 +419,9 @@ pub async fn run<IO>(
         .write_buffer_size(0)
         .max_frame_size(Some(limits.max_frame_bytes))
         .max_message_size(Some(limits.max_message_bytes));
+    let Upgraded { io, read, accepted } = upgraded;
     let mut ws = WebSocketStream::from_partially_read(io, read, Role::Server, Some(config)).await;
-    let Accepted { session, mut rx, .. } = accepted;
+    let session = accepted.session;
     let id = session.handle.id.clone();
     shared.connections.insert(session.handle.clone());
     if let Some(relay) = &shared.relay {
@@ -439,19 +436,20 @@ pub async fn run<IO>(
     shared.metrics.websocket.connections.inc();
     tracing::debug!(connection_id = %id, api = %session.api.id, stage = %session.stage.name, "connected");
 
-    let idle = tokio::time::sleep(limits.idle_timeout);
-    tokio::pin!(idle);
-    let lifetime = tokio::time::sleep(limits.max_lifetime);
-    tokio::pin!(lifetime);
+    // One timer for both limits: at each activity it moves to the idle deadline, or to the
+    // end of the connection's lifetime when that comes first.
+    let end = tokio::time::Instant::now() + limits.max_lifetime;
+    let next_deadline = || end.min(tokio::time::Instant::now() + limits.idle_timeout);
+    let deadline = tokio::time::sleep_until(next_deadline());
+    tokio::pin!(deadline);
     let close = loop {
         tokio::select! {
             () = stop.cancelled() => break Some((CloseCode::Away, "Going away")),
-            () = &mut idle => break Some((CloseCode::Away, "Going away")),
-            () = &mut lifetime => break Some((CloseCode::Away, "Going away")),
-            command = rx.recv() => match command {
+            () = &mut deadline => break Some((CloseCode::Away, "Going away")),
+            command = session.handle.next_command() => match command {
                 Some(Command::Send(data)) => {
                     session.handle.touch();
-                    idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
+                    deadline.as_mut().reset(next_deadline());
                     if ws.send(message_of(data)).await.is_err() {
                         break None;
                     }
@@ -462,7 +460,7 @@ pub async fn run<IO>(
                 None => break None,
                 Some(Ok(Message::Text(text))) => {
                     session.handle.touch();
-                    idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
+                    deadline.as_mut().reset(next_deadline());
                     // Boxed: an idle connection's task holds no room for a message's integration call.
                     if let Some(reply) = Box::pin(on_message(&shared, &conn, &session, Bytes::from(text))).await
                         && ws.send(reply).await.is_err()
@@ -472,7 +470,7 @@ pub async fn run<IO>(
                 }
                 Some(Ok(Message::Binary(data))) => {
                     session.handle.touch();
-                    idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
+                    deadline.as_mut().reset(next_deadline());
                     if let Some(reply) = Box::pin(on_message(&shared, &conn, &session, data)).await
                         && ws.send(reply).await.is_err()
                     {
@@ -482,7 +480,7 @@ pub async fn run<IO>(
                 // Pongs are queued by the protocol layer and flushed with the next read or
                 // write; pings and pongs keep the connection alive.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                    idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
+                    deadline.as_mut().reset(next_deadline());
                 }
                 Some(Ok(Message::Close(_) | Message::Frame(_))) => {}
                 Some(Err(WsError::Capacity(_))) => {
@@ -493,6 +491,8 @@ pub async fn run<IO>(
             },
         }
     };
+    // Pushes from here on answer 410, as for a connection that is gone.
+    session.handle.close_commands().await;
     shared.connections.remove(&id);
     if let Some(relay) = &shared.relay {
         relay.disown(&id).await;
