@@ -93,16 +93,16 @@ fn templates(c: &mut Criterion) {
     let response_template = Template::parse(RESPONSE_TEMPLATE).expect("the response template parses");
     let body = order::validated_body();
     assert_eq!(body.len(), 1024);
-    let (params, context) = (params(), context());
+    let (params, context, stage_variables) = (params(), context(), Map::default());
     let limits = Limits::default();
     let render = |template: &Template, body: &str| {
         template
             .render(
                 Request {
                     body,
-                    params: params.clone(),
-                    context: context.clone(),
-                    stage_variables: Map::default(),
+                    params: &params,
+                    context: &context,
+                    stage_variables: &stage_variables,
                 },
                 &limits,
             )

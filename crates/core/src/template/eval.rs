@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use super::{
-    Limits, RenderError, Rendered, Request,
+    Limits, RenderError, Rendered, Request, Template,
     ast::{Accessor, BinOp, Block, Expr, Node, Reference},
     methods::{self, Env},
     value::{Map, Value},
@@ -43,7 +43,7 @@ enum Flow {
 }
 
 /// Renders `body` for one request.
-pub(super) fn render(body: &Block, request: Request<'_>, limits: &Limits) -> Result<Rendered> {
+pub(super) fn render(template: &Template, request: Request<'_>, limits: &Limits) -> Result<Rendered> {
     let Request {
         body: payload,
         params,
@@ -51,16 +51,19 @@ pub(super) fn render(body: &Block, request: Request<'_>, limits: &Limits) -> Res
         stage_variables,
     } = request;
     let mut vars = Vars::with_capacity_and_hasher(8, foldhash::fast::FixedState::default());
-    vars.insert("context".into(), Value::Map(context));
-    vars.insert("stageVariables".into(), Value::Map(stage_variables));
+    vars.insert("context".into(), Value::Map(template.context.copy(context)));
+    vars.insert(
+        "stageVariables".into(),
+        Value::Map(template.stage_variables.copy(stage_variables)),
+    );
     vars.insert("input".into(), Value::Input);
     vars.insert("util".into(), Value::Util);
     let mut eval = Eval {
         vars,
         out: String::with_capacity(payload.len().min(limits.max_output) + 256),
-        env: Env::new(payload, &params, limits),
+        env: Env::new(payload, params, limits),
     };
-    eval.block(body)?;
+    eval.block(&template.body)?;
     let context = match eval.vars.remove("context") {
         Some(Value::Map(m)) => m,
         _ => Map::default(),

@@ -128,6 +128,11 @@ impl JsonPath {
         Ok(JsonPath { steps })
     }
 
+    /// Whether the path is `$` itself: it selects the whole document.
+    pub fn is_root(&self) -> bool {
+        self.steps.is_empty()
+    }
+
     /// Whether the path selects at most one value.
     pub fn is_definite(&self) -> bool {
         self.steps

@@ -226,6 +226,13 @@ fn input(name: &str, args: &[Value], env: &mut Env<'_>) -> Result<Value> {
 /// of an indefinite one.
 fn select(path: &str, env: &mut Env<'_>) -> Result<(Option<Value>, bool)> {
     let path = JsonPath::parse(path).map_err(RenderError::Failed)?;
+    if path.is_root() {
+        // The whole document, the common `$input.path('$')`: handed over rather than copied
+        // (a later read parses the payload again).
+        env.json()?;
+        let whole = env.json.take().and_then(|parsed| parsed.ok()).unwrap_or_default();
+        return Ok((Some(whole), true));
+    }
     let json = env.json()?;
     let found = path.select(json);
     Ok(if path.is_definite() {

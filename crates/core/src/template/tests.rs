@@ -1,14 +1,14 @@
 use super::*;
 
-fn request(body: &str) -> Request<'_> {
-    Request {
-        body,
-        params: Request::params_of(
+/// `$input.params()`, `$context` and `$stageVariables` of every test request.
+static SCOPE: std::sync::LazyLock<(Map, Map, Map)> = std::sync::LazyLock::new(|| {
+    (
+        Request::params_of(
             [("id", "42")],
             [("q", "cats"), ("limit", "10")],
             [("Content-Type", "application/json"), ("X-Trace", "abc")],
         ),
-        context: Map(vec![
+        Map(vec![
             ("requestId".into(), Value::str("req-1")),
             ("stage".into(), Value::str("prod")),
             (
@@ -16,7 +16,17 @@ fn request(body: &str) -> Request<'_> {
                 Value::Map(Map(vec![("sourceIp".into(), Value::str("127.0.0.1"))])),
             ),
         ]),
-        stage_variables: Map::of_strings([("env", "test")]),
+        Map::of_strings([("env", "test")]),
+    )
+});
+
+fn request(body: &str) -> Request<'_> {
+    let (params, context, stage_variables) = &*SCOPE;
+    Request {
+        body,
+        params,
+        context,
+        stage_variables,
     }
 }
 
