@@ -58,9 +58,9 @@ fn template(text: &str) {
     let _ = t.render(
         Request {
             body: "",
-            params: Request::params_of([("id", "1")], [("q", "x")], [("accept", "*/*")]),
-            context,
-            stage_variables: Map::of_strings([("team", "blue")]),
+            params: &Request::params_of([("id", "1")], [("q", "x")], [("accept", "*/*")]),
+            context: &context,
+            stage_variables: &Map::of_strings([("team", "blue")]),
         },
         &limits,
     );

@@ -18,11 +18,14 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(template) = Template::parse(template) else {
         return;
     };
+    let params = Request::params_of([("id", "1")], [("q", "a b")], [("Accept", "application/json")]);
+    let context = Map(vec![("requestId".into(), Value::str("r"))]);
+    let stage_variables = Map::of_strings([("v", "x")]);
     let request = Request {
         body: &payload,
-        params: Request::params_of([("id", "1")], [("q", "a b")], [("Accept", "application/json")]),
-        context: Map(vec![("requestId".into(), Value::str("r"))]),
-        stage_variables: Map::of_strings([("v", "x")]),
+        params: &params,
+        context: &context,
+        stage_variables: &stage_variables,
     };
     // Small bounds, so the fuzzer explores more inputs per second.
     let limits = Limits {

@@ -41,9 +41,9 @@ fn corpus_renders_as_expected() {
             .render(
                 Request {
                     body: request["body"].as_str().unwrap_or_default(),
-                    params: map_of(&request["params"]),
-                    context: map_of(&request["context"]),
-                    stage_variables: map_of(&request["stageVariables"]),
+                    params: &map_of(&request["params"]),
+                    context: &map_of(&request["context"]),
+                    stage_variables: &map_of(&request["stageVariables"]),
                 },
                 &Limits::default(),
             )

@@ -12,13 +12,24 @@
 use std::collections::HashMap;
 
 use super::{
-    Limits, RenderError, Rendered, Request,
+    Limits, RenderError, Rendered, Request, Template,
     ast::{Accessor, BinOp, Block, Expr, Node, Reference},
     methods::{self, Env},
     value::{Map, Value},
 };
 
 type Result<T, E = RenderError> = std::result::Result<T, E>;
+
+/// The variables of one rendering. Their names are the template author's, not a client's, so
+/// a fixed-seed fast hash is safe here.
+type Vars = HashMap<Box<str>, Value, foldhash::fast::FixedState>;
+
+/// The evaluated arguments of one reference's accessors, one per accessor; empty (no
+/// allocation) when every accessor is a property read, the common case.
+type Args = Vec<Arg>;
+
+/// The entries of `$foreach`, in order.
+const FOREACH_KEYS: [&str; 5] = ["index", "count", "hasNext", "first", "last"];
 
 /// The largest list a range literal may build outside a `#foreach`.
 const MAX_RANGE: i64 = 10_000;
@@ -32,24 +43,27 @@ enum Flow {
 }
 
 /// Renders `body` for one request.
-pub(super) fn render(body: &Block, request: Request<'_>, limits: &Limits) -> Result<Rendered> {
+pub(super) fn render(template: &Template, request: Request<'_>, limits: &Limits) -> Result<Rendered> {
     let Request {
         body: payload,
         params,
         context,
         stage_variables,
     } = request;
-    let mut vars: HashMap<Box<str>, Value> = HashMap::with_capacity(8);
-    vars.insert("context".into(), Value::Map(context));
-    vars.insert("stageVariables".into(), Value::Map(stage_variables));
+    let mut vars = Vars::with_capacity_and_hasher(8, foldhash::fast::FixedState::default());
+    vars.insert("context".into(), Value::Map(template.context.copy(context)));
+    vars.insert(
+        "stageVariables".into(),
+        Value::Map(template.stage_variables.copy(stage_variables)),
+    );
     vars.insert("input".into(), Value::Input);
     vars.insert("util".into(), Value::Util);
     let mut eval = Eval {
         vars,
         out: String::with_capacity(payload.len().min(limits.max_output) + 256),
-        env: Env::new(payload, &params, limits),
+        env: Env::new(payload, params, limits),
     };
-    eval.block(body)?;
+    eval.block(&template.body)?;
     let context = match eval.vars.remove("context") {
         Some(Value::Map(m)) => m,
         _ => Map::default(),
@@ -61,7 +75,7 @@ pub(super) fn render(body: &Block, request: Request<'_>, limits: &Limits) -> Res
 }
 
 struct Eval<'r> {
-    vars: HashMap<Box<str>, Value>,
+    vars: Vars,
     out: String,
     env: Env<'r>,
 }
@@ -111,18 +125,25 @@ impl Eval<'_> {
             self.env.step()?;
             match node {
                 Node::Text(t) => self.write(t)?,
-                Node::Ref(r) => match self.reference(r)? {
-                    None if !r.quiet => self.write(&r.source)?,
-                    None => {}
-                    Some(v) => {
-                        let mut text = std::mem::take(&mut self.out);
-                        v.write_text(&mut text);
-                        self.out = text;
-                        if self.out.len() > self.env.limits.max_output {
-                            return Err(RenderError::Limit("the output is larger than allowed"));
+                Node::Ref(r) => {
+                    let Some((args, start, owned)) = self.prepare(r)? else {
+                        if !r.quiet {
+                            self.write(&r.source)?;
+                        }
+                        continue;
+                    };
+                    // Written from where the value lives: no copy of it.
+                    match walk(&self.vars, &mut self.env, r, args, start, owned)? {
+                        None if !r.quiet => self.write(&r.source)?,
+                        None => {}
+                        Some(v) => {
+                            v.get().write_text(&mut self.out);
+                            if self.out.len() > self.env.limits.max_output {
+                                return Err(RenderError::Limit("the output is larger than allowed"));
+                            }
                         }
                     }
-                },
+                }
                 Node::Set { target, value } => {
                     let v = self.expr(value)?;
                     self.set(target, v)?;
@@ -185,18 +206,30 @@ impl Eval<'_> {
         for (i, item) in items.into_iter().take(len).enumerate() {
             self.env.step()?;
             let count = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
-            self.vars.insert(var.into(), item);
-            self.vars.insert(
-                "foreach".into(),
-                Value::Map(Map(vec![
-                    ("index".into(), Value::Int(count - 1)),
-                    ("count".into(), Value::Int(count)),
-                    ("hasNext".into(), Value::Bool(i + 1 < len)),
-                    ("first".into(), Value::Bool(i == 0)),
-                    ("last".into(), Value::Bool(i + 1 == len)),
-                ])),
-            );
-            self.vars.insert("velocityCount".into(), Value::Int(count));
+            set_var(&mut self.vars, var, item);
+            let state = [
+                Value::Int(count - 1),
+                Value::Int(count),
+                Value::Bool(i + 1 < len),
+                Value::Bool(i == 0),
+                Value::Bool(i + 1 == len),
+            ];
+            match self.vars.get_mut("foreach") {
+                // The last iteration's `$foreach`, as it made it: its values updated in place.
+                Some(Value::Map(m))
+                    if m.0.len() == FOREACH_KEYS.len()
+                        && m.0.iter().zip(FOREACH_KEYS).all(|((k, _), key)| k == key) =>
+                {
+                    for ((_, slot), value) in m.0.iter_mut().zip(state) {
+                        *slot = value;
+                    }
+                }
+                _ => {
+                    let map = Map(FOREACH_KEYS.iter().map(|k| k.to_string()).zip(state).collect());
+                    set_var(&mut self.vars, "foreach", Value::Map(map));
+                }
+            }
+            set_var(&mut self.vars, "velocityCount", Value::Int(count));
             match self.block(body)? {
                 Flow::Normal => {}
                 Flow::Break => break,
@@ -216,8 +249,11 @@ impl Eval<'_> {
     }
 
     /// The arguments of a reference's accessors, evaluated before the chain is walked.
-    fn chain_args(&mut self, chain: &[Accessor]) -> Result<Vec<Arg>> {
-        let mut args = Vec::with_capacity(chain.len());
+    fn chain_args(&mut self, chain: &[Accessor]) -> Result<Args> {
+        if chain.iter().all(|a| matches!(a, Accessor::Property(_))) {
+            return Ok(Args::new());
+        }
+        let mut args = Args::with_capacity(chain.len());
         for a in chain {
             args.push(match a {
                 Accessor::Property(_) => Arg::None,
@@ -236,11 +272,21 @@ impl Eval<'_> {
 
     /// The value of a reference; `None` when its variable was never set.
     fn reference(&mut self, r: &Reference) -> Result<Option<Value>> {
+        let Some((args, start, owned)) = self.prepare(r)? else {
+            return Ok(None);
+        };
+        Ok(walk(&self.vars, &mut self.env, r, args, start, owned)?.map(Cur::into_owned))
+    }
+
+    /// The first part of reading a reference: its arguments evaluated and, when the chain
+    /// starts with a mutating call (`$map.put(…)`, `$list.add(…)`) on a variable's own value,
+    /// that call made. `None` when the variable was never set; else the arguments, where the
+    /// rest of the chain starts and the mutating call's result.
+    fn prepare(&mut self, r: &Reference) -> Result<Option<(Args, usize, Option<Value>)>> {
         if !self.vars.contains_key(&*r.root) {
             return Ok(None);
         }
         let mut args = self.chain_args(&r.chain)?;
-        // A mutating call (`$map.put(…)`, `$list.add(…)`) on a variable's own value changes it.
         let mutation = r.chain.iter().position(|a| match a {
             Accessor::Call(name, _) => methods::is_mutator(name),
             _ => false,
@@ -265,34 +311,7 @@ impl Eval<'_> {
             owned = Some(result);
             start = k + 1;
         }
-        let Some(root) = self.vars.get(&*r.root) else {
-            return Ok(None);
-        };
-        let mut cur = match owned {
-            Some(v) => Cur::Owned(v),
-            None => Cur::Borrowed(root),
-        };
-        for (accessor, arg) in r.chain.iter().zip(args).skip(start) {
-            self.env.step()?;
-            cur = match (accessor, arg) {
-                (Accessor::Property(name), _) => match cur {
-                    Cur::Borrowed(Value::Map(m)) => {
-                        m.get(name).map_or(Cur::Owned(Value::Null), Cur::Borrowed)
-                    }
-                    Cur::Owned(Value::Map(mut m)) => Cur::Owned(m.remove(name).unwrap_or_default()),
-                    other => Cur::Owned(methods::property(other.get(), name, &mut self.env)?),
-                },
-                (Accessor::Index(_), Arg::Index(key)) => match cur {
-                    Cur::Borrowed(v) => index(v, &key).map_or(Cur::Owned(Value::Null), Cur::Borrowed),
-                    Cur::Owned(v) => Cur::Owned(index(&v, &key).cloned().unwrap_or_default()),
-                },
-                (Accessor::Call(name, _), Arg::Call(values)) => {
-                    Cur::Owned(methods::call(cur.get(), name, values, &mut self.env)?)
-                }
-                _ => Cur::Owned(Value::Null),
-            };
-        }
-        Ok(Some(cur.into_owned()))
+        Ok(Some((args, start, owned)))
     }
 
     /// `#set`: a variable, or a map entry or list element reached from one.
@@ -413,6 +432,55 @@ impl Eval<'_> {
     }
 }
 
+/// Sets a variable, its name allocated only the first time.
+fn set_var(vars: &mut Vars, name: &str, value: Value) {
+    match vars.get_mut(name) {
+        Some(slot) => *slot = value,
+        None => {
+            vars.insert(name.into(), value);
+        }
+    }
+}
+
+/// The rest of a reference's chain from `start`, read from the variables (borrowing while only
+/// reads happen). `None` when its variable was never set.
+fn walk<'v>(
+    vars: &'v Vars,
+    env: &mut Env<'_>,
+    r: &Reference,
+    args: Args,
+    start: usize,
+    owned: Option<Value>,
+) -> Result<Option<Cur<'v>>> {
+    let Some(root) = vars.get(&*r.root) else {
+        return Ok(None);
+    };
+    let mut cur = match owned {
+        Some(v) => Cur::Owned(v),
+        None => Cur::Borrowed(root),
+    };
+    let args = args.into_iter().chain(std::iter::repeat_with(|| Arg::None));
+    for (accessor, arg) in r.chain.iter().zip(args).skip(start) {
+        env.step()?;
+        cur = match (accessor, arg) {
+            (Accessor::Property(name), _) => match cur {
+                Cur::Borrowed(Value::Map(m)) => m.get(name).map_or(Cur::Owned(Value::Null), Cur::Borrowed),
+                Cur::Owned(Value::Map(mut m)) => Cur::Owned(m.remove(name).unwrap_or_default()),
+                other => Cur::Owned(methods::property(other.get(), name, env)?),
+            },
+            (Accessor::Index(_), Arg::Index(key)) => match cur {
+                Cur::Borrowed(v) => index(v, &key).map_or(Cur::Owned(Value::Null), Cur::Borrowed),
+                Cur::Owned(v) => Cur::Owned(index(&v, &key).cloned().unwrap_or_default()),
+            },
+            (Accessor::Call(name, _), Arg::Call(values)) => {
+                Cur::Owned(methods::call(cur.get(), name, values, env)?)
+            }
+            _ => Cur::Owned(Value::Null),
+        };
+    }
+    Ok(Some(cur))
+}
+
 /// `+ - * / %` on numbers (integers stay integers until they overflow); `null` otherwise,
 /// and for a division by zero.
 fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Value {
@@ -466,7 +534,7 @@ fn list_slot(len: usize, i: i64) -> Option<usize> {
 /// The value a chain of properties and indexes reaches from a variable, for changing it.
 /// With `create`, missing map entries (and the variable) become empty maps on the way.
 fn place<'v>(
-    vars: &'v mut HashMap<Box<str>, Value>,
+    vars: &'v mut Vars,
     root: &str,
     chain: &[Accessor],
     args: &[Arg],
@@ -476,7 +544,7 @@ fn place<'v>(
         vars.insert(root.into(), Value::Map(Map::default()));
     }
     let mut cur = vars.get_mut(root)?;
-    for (accessor, arg) in chain.iter().zip(args) {
+    for (accessor, arg) in chain.iter().zip(args.iter().chain(std::iter::repeat(&Arg::None))) {
         cur = match (accessor, arg, cur) {
             (Accessor::Property(name), _, Value::Map(m)) => {
                 if create && !matches!(m.get(name), Some(Value::Map(_) | Value::List(_))) {

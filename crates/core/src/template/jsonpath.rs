@@ -8,6 +8,42 @@
 
 use serde_json::Value as Json;
 
+/// A document a path selects from: a `serde_json::Value`, or a template's own value parsed
+/// from the payload (so a rendering parses the payload once, into what the template reads).
+pub trait Node: Sized {
+    /// The elements, when this is an array.
+    fn items(&self) -> Option<&[Self]>;
+    /// The members in key order, when this is an object.
+    fn members(&self) -> Option<impl Iterator<Item = (&str, &Self)>>;
+    /// The member `name`, when this is an object that has it.
+    fn member(&self, name: &str) -> Option<&Self> {
+        self.members()?.find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+impl Node for Json {
+    fn items(&self) -> Option<&[Json]> {
+        match self {
+            Json::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    fn members(&self) -> Option<impl Iterator<Item = (&str, &Json)>> {
+        match self {
+            Json::Object(map) => Some(map.iter().map(|(k, v)| (k.as_str(), v))),
+            _ => None,
+        }
+    }
+
+    fn member(&self, name: &str) -> Option<&Json> {
+        match self {
+            Json::Object(map) => map.get(name),
+            _ => None,
+        }
+    }
+}
+
 /// The longest path accepted: paths are written by API owners, not sent by clients.
 pub const MAX_PATH: usize = 4096;
 
@@ -92,6 +128,11 @@ impl JsonPath {
         Ok(JsonPath { steps })
     }
 
+    /// Whether the path is `$` itself: it selects the whole document.
+    pub fn is_root(&self) -> bool {
+        self.steps.is_empty()
+    }
+
     /// Whether the path selects at most one value.
     pub fn is_definite(&self) -> bool {
         self.steps
@@ -100,7 +141,7 @@ impl JsonPath {
     }
 
     /// The values the path selects, in document order.
-    pub fn select<'j>(&self, root: &'j Json) -> Vec<&'j Json> {
+    pub fn select<'j, J: Node>(&self, root: &'j J) -> Vec<&'j J> {
         let mut current = vec![root];
         for step in &self.steps {
             let mut next = Vec::new();
@@ -186,27 +227,29 @@ fn bracket(s: &str) -> Result<(Step, &str), String> {
     }
 }
 
-fn index(items: &[Json], i: i64) -> Option<&Json> {
+fn index<J>(items: &[J], i: i64) -> Option<&J> {
     let len = i64::try_from(items.len()).ok()?;
     let i = if i < 0 { len + i } else { i };
     usize::try_from(i).ok().and_then(|i| items.get(i))
 }
 
-fn apply<'j>(step: &Step, v: &'j Json, out: &mut Vec<&'j Json>) {
+fn apply<'j, J: Node>(step: &Step, v: &'j J, out: &mut Vec<&'j J>) {
     match step {
-        Step::Child(n) => out.extend(v.get(n.as_str())),
+        Step::Child(n) => out.extend(v.member(n)),
         Step::Index(i) => {
-            if let Json::Array(items) = v {
+            if let Some(items) = v.items() {
                 out.extend(index(items, *i));
             }
         }
-        Step::Wildcard => match v {
-            Json::Array(items) => out.extend(items),
-            Json::Object(map) => out.extend(map.values()),
-            _ => {}
-        },
+        Step::Wildcard => {
+            if let Some(items) = v.items() {
+                out.extend(items);
+            } else if let Some(members) = v.members() {
+                out.extend(members.map(|(_, v)| v));
+            }
+        }
         Step::Slice(a, b) => {
-            if let Json::Array(items) = v {
+            if let Some(items) = v.items() {
                 let len = i64::try_from(items.len()).unwrap_or(i64::MAX);
                 let clamp = |x: i64| if x < 0 { (len + x).max(0) } else { x.min(len) };
                 let from = clamp(a.unwrap_or(0));
@@ -218,10 +261,9 @@ fn apply<'j>(step: &Step, v: &'j Json, out: &mut Vec<&'j Json>) {
         }
         Step::Union(selectors) => {
             for s in selectors {
-                match (s, v) {
-                    (Selector::Name(n), Json::Object(map)) => out.extend(map.get(n)),
-                    (Selector::Index(i), Json::Array(items)) => out.extend(index(items, *i)),
-                    _ => {}
+                match s {
+                    Selector::Name(n) => out.extend(v.member(n)),
+                    Selector::Index(i) => out.extend(v.items().and_then(|items| index(items, *i))),
                 }
             }
         }
@@ -231,18 +273,19 @@ fn apply<'j>(step: &Step, v: &'j Json, out: &mut Vec<&'j Json>) {
 
 /// Every descendant of `v` (named `name`, if given), parents before children. Iterative, so a
 /// deeply nested document cannot exhaust the stack.
-fn descend<'j>(name: Option<&str>, v: &'j Json, out: &mut Vec<&'j Json>) {
+fn descend<'j, J: Node>(name: Option<&str>, v: &'j J, out: &mut Vec<&'j J>) {
     let mut stack = vec![v];
     while let Some(node) = stack.pop() {
-        let children: Vec<(&str, &'j Json)> = match node {
-            Json::Object(map) => map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
-            Json::Array(items) => items.iter().map(|v| ("", v)).collect(),
-            _ => Vec::new(),
+        let is_object = node.items().is_none();
+        let children: Vec<(&str, &'j J)> = match (node.items(), node.members()) {
+            (Some(items), _) => items.iter().map(|v| ("", v)).collect(),
+            (None, Some(members)) => members.collect(),
+            (None, None) => Vec::new(),
         };
         for (key, child) in &children {
             match name {
                 None => out.push(child),
-                Some(n) if matches!(node, Json::Object(_)) && *key == n => out.push(child),
+                Some(n) if is_object && *key == n => out.push(child),
                 Some(_) => {}
             }
         }

@@ -23,8 +23,9 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub(super) struct Env<'r> {
     payload: &'r str,
     params: &'r Map,
-    /// The payload parsed as JSON, on first use.
-    json: Option<std::result::Result<serde_json::Value, String>>,
+    /// The payload parsed as JSON, on first use (once per rendering, however many
+    /// `$input.path` and `$input.json` read it).
+    json: Option<std::result::Result<Value, String>>,
     regexes: HashMap<String, regex::Regex>,
     steps: u64,
     pub limits: &'r Limits,
@@ -60,13 +61,13 @@ impl<'r> Env<'r> {
     }
 
     /// The payload as JSON: an empty payload is `{}`, as in AWS.
-    fn json(&mut self) -> Result<&serde_json::Value> {
+    fn json(&mut self) -> Result<&Value> {
         let payload = self.payload;
         let parsed = self.json.get_or_insert_with(|| {
             if payload.trim().is_empty() {
-                Ok(serde_json::Value::Object(serde_json::Map::new()))
+                Ok(Value::Map(Map::default()))
             } else {
-                serde_json::from_str(payload).map_err(|e| e.to_string())
+                Value::parse_json(payload).map_err(|e| e.to_string())
             }
         });
         parsed.as_ref().map_err(|e| RenderError::Payload(e.clone()))
@@ -225,15 +226,19 @@ fn input(name: &str, args: &[Value], env: &mut Env<'_>) -> Result<Value> {
 /// of an indefinite one.
 fn select(path: &str, env: &mut Env<'_>) -> Result<(Option<Value>, bool)> {
     let path = JsonPath::parse(path).map_err(RenderError::Failed)?;
+    if path.is_root() {
+        // The whole document, the common `$input.path('$')`: handed over rather than copied
+        // (a later read parses the payload again).
+        env.json()?;
+        let whole = env.json.take().and_then(|parsed| parsed.ok()).unwrap_or_default();
+        return Ok((Some(whole), true));
+    }
     let json = env.json()?;
     let found = path.select(json);
     Ok(if path.is_definite() {
-        (found.first().map(|v| Value::from_json(v)), true)
+        (found.first().map(|v| (*v).clone()), true)
     } else {
-        (
-            Some(Value::List(found.into_iter().map(Value::from_json).collect())),
-            false,
-        )
+        (Some(Value::List(found.into_iter().cloned().collect())), false)
     })
 }
 
@@ -278,9 +283,8 @@ fn util(name: &str, args: &[Value], env: &mut Env<'_>) -> Result<Value> {
             String::from_utf8_lossy(&bytes).into_owned()
         }
         "parseJson" => {
-            let json: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| RenderError::Failed(format!("$util.parseJson: {e}")))?;
-            return Ok(Value::from_json(&json));
+            return Value::parse_json(&text)
+                .map_err(|e| RenderError::Failed(format!("$util.parseJson: {e}")));
         }
         _ => return Ok(Value::Null),
     };

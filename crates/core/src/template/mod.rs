@@ -48,6 +48,10 @@ pub const MAX_TEMPLATE_BYTES: usize = 300 * 1024;
 pub struct Template {
     source: Box<str>,
     body: ast::Block,
+    /// What the template reads of `$context` and of `$stageVariables`: a rendering copies
+    /// only that into its variables.
+    context: ast::Reads,
+    stage_variables: ast::Reads,
 }
 
 impl PartialEq for Template {
@@ -122,17 +126,17 @@ impl Default for Limits {
 }
 
 /// What a template renders against.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Request<'r> {
     /// The payload: the method request's body in a request template, the backend's in a
     /// response template.
     pub body: &'r str,
     /// The method request parameters: maps `path`, `querystring` and `header`.
-    pub params: Map,
-    /// `$context`.
-    pub context: Map,
-    /// `$stageVariables`.
-    pub stage_variables: Map,
+    pub params: &'r Map,
+    /// `$context`. Borrowed: a rendering copies only the entries its template reads.
+    pub context: &'r Map,
+    /// `$stageVariables`, likewise.
+    pub stage_variables: &'r Map,
 }
 
 impl Request<'_> {
@@ -154,7 +158,8 @@ impl Request<'_> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rendered {
     pub body: String,
-    /// `$context` as the template left it (`responseOverride` is read from it).
+    /// `$context` as the template left it (`responseOverride` is read from it): the entries
+    /// of [`Request::context`] the template reads, and what it set.
     pub context: Map,
 }
 
@@ -196,9 +201,12 @@ impl Template {
                 ),
             });
         }
+        let body = parser::parse(source)?;
         Ok(Template {
             source: source.into(),
-            body: parser::parse(source)?,
+            context: ast::Reads::of(&body, "context"),
+            stage_variables: ast::Reads::of(&body, "stageVariables"),
+            body,
         })
     }
 
@@ -208,7 +216,7 @@ impl Template {
 
     /// Renders the template for one request.
     pub fn render(&self, request: Request<'_>, limits: &Limits) -> Result<Rendered, RenderError> {
-        eval::render(&self.body, request, limits)
+        eval::render(self, request, limits)
     }
 }
 

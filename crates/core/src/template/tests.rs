@@ -1,14 +1,14 @@
 use super::*;
 
-fn request(body: &str) -> Request<'_> {
-    Request {
-        body,
-        params: Request::params_of(
+/// `$input.params()`, `$context` and `$stageVariables` of every test request.
+static SCOPE: std::sync::LazyLock<(Map, Map, Map)> = std::sync::LazyLock::new(|| {
+    (
+        Request::params_of(
             [("id", "42")],
             [("q", "cats"), ("limit", "10")],
             [("Content-Type", "application/json"), ("X-Trace", "abc")],
         ),
-        context: Map(vec![
+        Map(vec![
             ("requestId".into(), Value::str("req-1")),
             ("stage".into(), Value::str("prod")),
             (
@@ -16,7 +16,17 @@ fn request(body: &str) -> Request<'_> {
                 Value::Map(Map(vec![("sourceIp".into(), Value::str("127.0.0.1"))])),
             ),
         ]),
-        stage_variables: Map::of_strings([("env", "test")]),
+        Map::of_strings([("env", "test")]),
+    )
+});
+
+fn request(body: &str) -> Request<'_> {
+    let (params, context, stage_variables) = &*SCOPE;
+    Request {
+        body,
+        params,
+        context,
+        stage_variables,
     }
 }
 
@@ -278,4 +288,141 @@ fn limits_hold() {
             .render(request(""), &Limits::default())
             .is_err()
     );
+}
+
+#[test]
+fn payload_json_reads_as_serde_json_would() {
+    // Keys sorted, a repeated key's last value, integers that fit are integers.
+    for text in [
+        r#"{"b":1,"a":{"d":[1,2.5,"x"],"c":null},"b":3,"e":true}"#,
+        r#"[18446744073709551615, -9223372036854775808, 1e400, 0.1, "\u00e9\n"]"#,
+        r#"{"z":{},"y":[],"x":"","a":{"b":{"a":1,"a":2}}}"#,
+        "7",
+    ] {
+        let expected = serde_json::from_str::<serde_json::Value>(text).map(|j| Value::from_json(&j));
+        let got = Value::parse_json(text);
+        assert_eq!(got.ok(), expected.ok(), "{text}");
+    }
+    // Errors are serde_json's, depth bound included.
+    let deep = "[".repeat(200) + &"]".repeat(200);
+    for bad in ["{", "{\"a\":}", "[1,]", deep.as_str()] {
+        let expected = serde_json::from_str::<serde_json::Value>(bad).map_err(|e| e.to_string());
+        assert_eq!(
+            Value::parse_json(bad).map_err(|e| e.to_string()).err(),
+            expected.err(),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn whole_payload_read_twice() {
+    // `$input.path('$')` hands the parsed payload over; a second read parses it again.
+    assert_eq!(
+        render(
+            "#set($a = $input.path('$'))#set($b = $input.path('$'))$a.name $b.name $input.json('$.owner') $input.path('$.tags[1]')"
+        ),
+        r#"Rex Rex {"id":7} b"#
+    );
+    assert_eq!(
+        render("$input.json('$')$input.json('$')")
+            .matches("\"Rex\"")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn foreach_state_updated_in_place_or_rebuilt() {
+    assert_eq!(
+        render(
+            "#foreach($t in $input.path('$.tags'))$foreach.index$foreach.count$foreach.hasNext$foreach.first$foreach.last;#end"
+        ),
+        "01truetruefalse;12truefalsefalse;23falsefalsetrue;"
+    );
+    // A template that changes `$foreach` still sees a fresh one each iteration.
+    assert_eq!(
+        render("#foreach($t in [1..3])#set($foreach.extra = 'x')$foreach.count$foreach.size()#end"),
+        "162636"
+    );
+    assert_eq!(
+        render("#foreach($t in [1..2])#set($foreach.index = 9)$foreach.index#end"),
+        "99"
+    );
+    // The loop variable may be named like the loop's own.
+    assert_eq!(render("#foreach($foreach in [1..2])$velocityCount#end"), "12");
+    assert_eq!(
+        render("#foreach($velocityCount in ['a','b'])$velocityCount#end"),
+        "12"
+    );
+}
+
+#[test]
+fn only_the_context_read_is_copied() {
+    let rendered = |src: &str| {
+        Template::parse(src)
+            .expect("parse")
+            .render(request(""), &Limits::default())
+            .expect("render")
+    };
+    // `$context.key…` copies only `key`; what the template sets comes back too.
+    let r = rendered("$context.stage#set($context.responseOverride.status = 404)");
+    assert_eq!(r.body, "prod");
+    assert_eq!(r.status_override(), Some(404));
+    assert_eq!(r.context.get("stage"), Some(&Value::str("prod")));
+    assert!(r.context.get("requestId").is_none());
+    // Any other use of `$context` sees all of it.
+    for src in [
+        "$context",
+        "$context.keySet()",
+        "$context['stage']",
+        "#set($c = $context)",
+        "#foreach($v in $context)#end",
+        "$util.escapeJavaScript(\"$context\")",
+        "$context.put('k', 'v')",
+    ] {
+        let r = rendered(src);
+        assert!(r.context.0.len() >= 3, "{src}");
+        assert_eq!(r.context.get("requestId"), Some(&Value::str("req-1")), "{src}");
+    }
+    assert_eq!(
+        rendered("$context").body,
+        "{requestId=req-1, stage=prod, identity={sourceIp=127.0.0.1}}"
+    );
+    assert_eq!(
+        rendered("$context['stage'] $context.identity.sourceIp").body,
+        "prod 127.0.0.1"
+    );
+    // Not mentioned: nothing copied; `$stageVariables` likewise.
+    assert!(rendered("plain").context.0.is_empty());
+    assert_eq!(
+        rendered("$stageVariables.env $stageVariables").body,
+        "test {env=test}"
+    );
+    assert_eq!(rendered("$stageVariables.env $stageVariables.none").body, "test ");
+}
+
+#[test]
+fn reads_of_a_template() {
+    use super::ast::Reads;
+    let reads = |src: &str| Reads::of(&parser::parse(src).expect("parse"), "context");
+    assert_eq!(reads("$input.body"), Reads::Nothing);
+    assert_eq!(
+        reads("#if($context.a == 1)$context.b.c#end#set($x = \"${context.a}\")"),
+        Reads::Keys(vec!["a".into(), "b".into()])
+    );
+    assert_eq!(
+        reads("$util.urlEncode($context.a)$input.params($context.b)"),
+        Reads::Keys(vec!["a".into(), "b".into()])
+    );
+    for src in [
+        "$context",
+        "$!{context}",
+        "$context.get('a')",
+        "#set($context = {})",
+        "#foreach($context in [1])#end",
+        "#set($l = [$context])",
+    ] {
+        assert_eq!(reads(src), Reads::All, "{src}");
+    }
 }

@@ -299,3 +299,113 @@ pub fn write_json_string(s: &str, out: &mut String) {
     }
     out.push('"');
 }
+
+// === JSON into values ===
+
+impl Value {
+    /// Parses JSON text straight into a value: the same value as
+    /// `Value::from_json(&serde_json::from_str(text)?)` (objects' keys in `serde_json`'s sorted
+    /// order, a repeated key's last value), without building the `serde_json::Value` first.
+    pub fn parse_json(text: &str) -> Result<Value, serde_json::Error> {
+        serde_json::from_str::<JsonValue>(text).map(|v| v.0)
+    }
+}
+
+/// [`Value`] read from JSON (see [`Value::parse_json`]).
+struct JsonValue(Value);
+
+impl<'de> serde::Deserialize<'de> for JsonValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(JsonVisitor).map(JsonValue)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        Ok(i64::try_from(u).map_or(Value::Float(u as f64), Value::Int))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Float(f))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::Str(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::Str(s))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|v: JsonValue| v.0)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(JsonValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::List(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut entries: Vec<(String, Value)> = Vec::with_capacity(access.size_hint().unwrap_or(0).min(64));
+        while let Some((k, JsonValue(v))) = access.next_entry::<String, JsonValue>()? {
+            entries.push((k, v));
+        }
+        // `serde_json::Map` (a `BTreeMap`): keys sorted, a repeated key keeps its last value.
+        if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries.dedup_by(|later, earlier| {
+                if later.0 == earlier.0 {
+                    earlier.1 = std::mem::take(&mut later.1);
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        Ok(Value::Map(Map(entries)))
+    }
+}
+
+impl super::jsonpath::Node for Value {
+    fn items(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    fn members(&self) -> Option<impl Iterator<Item = (&str, &Value)>> {
+        match self {
+            Value::Map(m) => Some(m.0.iter().map(|(k, v)| (k.as_str(), v))),
+            _ => None,
+        }
+    }
+}

@@ -65,9 +65,9 @@ impl TemplateScope {
         template.render(
             Request {
                 body: &body,
-                params: self.params.clone(),
-                context: self.context.clone(),
-                stage_variables: self.stage_variables.clone(),
+                params: &self.params,
+                context: &self.context,
+                stage_variables: &self.stage_variables,
             },
             limits,
         )
@@ -187,9 +187,9 @@ pub fn gateway_response(
     let rendered = template.render(
         Request {
             body: "",
-            params,
-            context,
-            stage_variables,
+            params: &params,
+            context: &context,
+            stage_variables: &stage_variables,
         },
         // AWS's limits, not the payload limit: the answer is the API's own text, not a
         // client's payload.
