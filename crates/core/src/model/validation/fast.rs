@@ -241,7 +241,7 @@ impl<'s> Builder<'s> {
                     return Some(Node::Bail);
                 };
                 let draft = Draft::default().detect(contents);
-                if draft == Draft::Unknown || has_id(contents.as_object()?) {
+                if draft == Draft::Unknown || contents.as_object().is_some_and(has_id) {
                     return Some(Node::Bail);
                 }
                 Doc {
