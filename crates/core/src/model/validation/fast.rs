@@ -662,7 +662,9 @@ impl Scanner<'_> {
     /// `None` on a control character, a bad escape, a `\u` surrogate (left to `serde_json`)
     /// or invalid UTF-8.
     fn string(&mut self) -> Option<(usize, usize, bool)> {
-        self.i += 1;
+        if !self.eat(b'"') {
+            return None;
+        }
         let start = self.i;
         let mut escaped = false;
         loop {
@@ -694,9 +696,6 @@ impl Scanner<'_> {
 
     /// An object key at `"`: the index of its name in `names` (sorted), if there.
     fn key(&mut self, names: &[Name]) -> Option<Option<usize>> {
-        if self.b.get(self.i) != Some(&b'"') {
-            return None;
-        }
         let (start, end, escaped) = self.string()?;
         let raw = &self.b[start..end];
         let key: &[u8] = if escaped {
@@ -851,6 +850,9 @@ mod tests {
             body(r#","x":[1,]"#),
             body(r#","x":{"a":1,}"#),
             body(r#","x":{a:1}"#),
+            body(r#","x":{i:":1}"#),
+            body(r#","x":{"a":1,b":2}"#),
+            body(r#","x":{"a":{i:":[1]}}"#),
             body(r#","x":'a'"#),
             body(r#","x":"\x""#),
             body(r#","x":"\u12""#),
