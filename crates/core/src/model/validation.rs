@@ -13,6 +13,8 @@
 //! `jsonschema` is a pure crate (no I/O with its default features off), which is why it may
 //! sit in the core.
 
+mod fast;
+
 use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use serde_json::Value;
@@ -38,6 +40,8 @@ pub struct Model {
     name: Box<str>,
     schema: Value,
     validator: Arc<jsonschema::Validator>,
+    /// The one-pass check of bodies the schema accepts; `None` when the schema is beyond it.
+    fast: Option<Arc<fast::Plan>>,
 }
 
 impl PartialEq for Model {
@@ -69,8 +73,38 @@ impl Model {
     /// JSON fails. The error lists every schema failure as `[/path: keyword …, …]` (AWS's
     /// `$context.error.validationErrorString` is such a bracketed list): instance paths and
     /// schema keywords only, never a value of the body.
+    ///
+    /// A body the model's fast path accepts is valid without being parsed into a `Value`;
+    /// every other body (and every invalid one) takes the full parse and validation below.
     pub fn validate(&self, body: &[u8]) -> Result<(), BodyInvalid> {
-        let instance: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        let blank = body.iter().all(u8::is_ascii_whitespace);
+        if !blank && self.fast.as_ref().is_some_and(|plan| plan.accepts(body)) {
+            return Ok(());
+        }
+        self.validate_fully(body, blank)
+    }
+
+    /// Whether the model has a fast path (for tests and benchmarks).
+    #[doc(hidden)]
+    pub fn has_fast_path(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// Whether the fast path alone accepts the body (for tests, fuzzing and benchmarks).
+    #[doc(hidden)]
+    pub fn fast_path_accepts(&self, body: &[u8]) -> bool {
+        !body.iter().all(u8::is_ascii_whitespace) && self.fast.as_ref().is_some_and(|plan| plan.accepts(body))
+    }
+
+    /// The slow path alone: `serde_json`, then the model's validator (for tests, fuzzing and
+    /// benchmarks; [`validate`](Self::validate) is the same answer).
+    #[doc(hidden)]
+    pub fn validate_slowly(&self, body: &[u8]) -> Result<(), BodyInvalid> {
+        self.validate_fully(body, body.iter().all(u8::is_ascii_whitespace))
+    }
+
+    fn validate_fully(&self, body: &[u8], blank: bool) -> Result<(), BodyInvalid> {
+        let instance: Value = if blank {
             Value::Null
         } else {
             serde_json::from_slice(body).map_err(|e| {
@@ -158,18 +192,18 @@ pub fn compile_models(schemas: &BTreeMap<String, Value>) -> BTreeMap<String, Res
                 .map(|v| (format!("{INTERNAL_BASE}{name}"), v.clone()))
         })
         .collect();
+    let compiled_models: BTreeMap<&str, &Value> = rewritten
+        .iter()
+        .filter_map(|(name, r)| Some((*name, r.as_ref().ok()?)))
+        .collect();
     rewritten
-        .into_iter()
-        .map(|(name, result)| {
-            let compiled = result.and_then(|schema| {
-                // `pattern`s run on the `regex` crate (linear time): a model's pattern must not
-                // let a request body make the gateway backtrack for ever.
-                let mut options = jsonschema::options()
-                    .with_draft(jsonschema::Draft::Draft4)
-                    .with_pattern_options(jsonschema::PatternOptions::regex());
+        .iter()
+        .map(|(&name, result)| {
+            let compiled = result.as_ref().map_err(Clone::clone).and_then(|schema| {
+                let mut opts = options(jsonschema::Draft::Draft4);
                 for (uri, contents) in &resources {
                     if uri.strip_prefix(INTERNAL_BASE) != Some(name) {
-                        options = options.with_resource(
+                        opts = opts.with_resource(
                             uri.as_str(),
                             jsonschema::Resource::from_contents(contents.clone()),
                         );
@@ -179,18 +213,29 @@ pub fn compile_models(schemas: &BTreeMap<String, Value>) -> BTreeMap<String, Res
                 if let Value::Object(m) = &mut root {
                     m.insert("id".into(), Value::String(format!("{INTERNAL_BASE}{name}")));
                 }
-                let validator = options
+                let validator = opts
                     .build(&root)
                     .map_err(|e| format!("not a valid JSON Schema (draft 4): {e}"))?;
+                let fast = fast::Plan::build(name, &root, &compiled_models, INTERNAL_BASE, &options);
                 Ok(Arc::new(Model {
                     name: name.into(),
-                    schema,
+                    schema: schema.clone(),
                     validator: Arc::new(validator),
+                    fast: fast.map(Arc::new),
                 }))
             });
             (name.to_string(), compiled)
         })
         .collect()
+}
+
+/// The options every model (and every part of one the fast path compiles) is compiled with.
+/// `pattern`s run on the `regex` crate (linear time): a model's pattern must not let a request
+/// body make the gateway backtrack for ever.
+fn options(draft: jsonschema::Draft) -> jsonschema::ValidationOptions {
+    jsonschema::options()
+        .with_draft(draft)
+        .with_pattern_options(jsonschema::PatternOptions::regex())
 }
 
 /// Rewrites `$ref`s to models (both forms) to their internal URIs; fails on a reference to a

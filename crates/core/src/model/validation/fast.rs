@@ -1,0 +1,973 @@
+//! The fast path of body validation: a body the schema accepts is checked in one pass over its
+//! bytes, without building a `serde_json::Value` of it.
+//!
+//! A [`Plan`] is compiled with the model. Objects (`type: object` with `properties` and
+//! `required`), arrays (`type: array` with one `items` schema and item bounds), bare `type`
+//! checks and references (to another model or `#/…` inside one) are walked here; any other
+//! subschema without references is compiled on its own by `jsonschema` (same draft, same
+//! options as the model) and checks the value at its place, which is the only part of the body
+//! turned into a `Value`. A subschema the plan cannot express exactly becomes [`Node::Bail`].
+//!
+//! The plan only ever says "valid for sure": anything else (a failure, a duplicate key the
+//! schema looks at, a string escape it cannot decode cheaply, deep nesting, a `Bail`) sends the
+//! body down the slow path ([`Model::validate`](super::Model::validate): `serde_json` then the
+//! model's validator), which decides and words the error exactly as before. The scanner is
+//! therefore stricter than `serde_json`, never laxer: it accepts only RFC 8259 JSON with valid
+//! UTF-8 strings, numbers `serde_json` parses to finite values, and nesting well within its
+//! recursion limit.
+
+use std::collections::HashMap;
+
+use jsonschema::Draft;
+use serde_json::{Map, Value};
+
+/// Containers deeper than this go to the slow path (`serde_json` stops at 128).
+const MAX_DEPTH: usize = 64;
+/// Subschemas per plan; a larger schema gets no plan (its bodies take the slow path).
+const MAX_NODES: usize = 512;
+/// Names an object node tracks (properties ∪ required): one bit each.
+const MAX_NAMES: usize = 64;
+
+/// Keywords with no effect on validation, allowed beside structural ones.
+const ANNOTATIONS: &[&str] = &["title", "description", "default", "examples", "$comment"];
+/// Keys that change how references resolve: a subschema holding one anywhere is not compiled
+/// on its own.
+const REFERENCING: &[&str] = &[
+    "$ref",
+    "id",
+    "$id",
+    "$schema",
+    "$anchor",
+    "$dynamicRef",
+    "$dynamicAnchor",
+    "$recursiveRef",
+    "$recursiveAnchor",
+];
+
+/// A model's compiled fast path.
+pub(super) struct Plan {
+    nodes: Vec<Node>,
+}
+
+/// JSON kinds of a `type` check, one bit each.
+const OBJECT: u8 = 1;
+const ARRAY: u8 = 2;
+const STRING: u8 = 4;
+const NUMBER: u8 = 8;
+const BOOLEAN: u8 = 16;
+const NULL: u8 = 32;
+
+enum Node {
+    /// Any value (an empty schema, or annotations only).
+    Any,
+    /// `type` alone (without `integer`): the value's kind is one of these.
+    Kinds(u8),
+    /// `type: object` with `properties` and `required`: names sorted, each with its schema
+    /// (a node index) when it has one, and whether it is required.
+    Object(Vec<Name>),
+    /// `type: array`, one `items` schema, `minItems`, `maxItems`.
+    Array { items: usize, min: u64, max: u64 },
+    /// Any other subschema free of references, compiled on its own: the value is built and
+    /// checked by it.
+    Leaf(Box<jsonschema::Validator>),
+    /// A reference: the node it resolves to.
+    Ref(usize),
+    /// What the plan cannot express: a value here takes the slow path.
+    Bail,
+}
+
+struct Name {
+    name: Box<str>,
+    node: Option<usize>,
+    required: bool,
+}
+
+// === Building ===
+
+/// The documents references reach: the model being compiled first, then the API's other
+/// models (by name) as they are referenced.
+struct Builder<'s> {
+    root_name: &'s str,
+    root: &'s Value,
+    models: &'s std::collections::BTreeMap<&'s str, &'s Value>,
+    options: &'s dyn Fn(Draft) -> jsonschema::ValidationOptions,
+    internal_base: &'s str,
+    nodes: Vec<Node>,
+    /// Node index of each (document, JSON pointer) already built: references may cycle.
+    built: HashMap<(String, String), usize>,
+}
+
+/// The document a subschema lives in: its model's name, contents and draft.
+#[derive(Clone, Copy)]
+struct Doc<'s> {
+    name: &'s str,
+    contents: &'s Value,
+    draft: Draft,
+}
+
+impl Plan {
+    /// The plan of the model `root_name` (its schema as compiled, `root`), whose references
+    /// to the API's other `models` were rewritten to `internal_base` + name. `options` gives
+    /// the validation options the model itself was compiled with, for a draft. `None` when
+    /// the whole model is beyond the plan.
+    pub(super) fn build(
+        root_name: &str,
+        root: &Value,
+        models: &std::collections::BTreeMap<&str, &Value>,
+        internal_base: &str,
+        options: &dyn Fn(Draft) -> jsonschema::ValidationOptions,
+    ) -> Option<Plan> {
+        let mut b = Builder {
+            root_name,
+            root,
+            models,
+            options,
+            internal_base,
+            nodes: Vec::new(),
+            built: HashMap::new(),
+        };
+        let doc = Doc {
+            name: root_name,
+            contents: root,
+            draft: Draft::Draft4,
+        };
+        let root = b.node(doc, "", 0)?;
+        if matches!(b.nodes[root], Node::Bail) {
+            return None;
+        }
+        debug_assert_eq!(root, 0);
+        Some(Plan { nodes: b.nodes })
+    }
+}
+
+impl<'s> Builder<'s> {
+    /// The node of the subschema at `pointer` in `doc`; `None` when the plan grows too large.
+    fn node(&mut self, doc: Doc<'s>, pointer: &str, depth: usize) -> Option<usize> {
+        let key = (doc.name.to_string(), pointer.to_string());
+        if let Some(&i) = self.built.get(&key) {
+            return Some(i);
+        }
+        if self.nodes.len() >= MAX_NODES {
+            return None;
+        }
+        let index = self.nodes.len();
+        self.nodes.push(Node::Bail);
+        if depth > MAX_DEPTH {
+            return Some(index);
+        }
+        self.built.insert(key, index);
+        let node = match doc.contents.pointer(pointer) {
+            Some(schema) => self.compile(doc, pointer, schema, depth)?,
+            None => Node::Bail,
+        };
+        self.nodes[index] = node;
+        Some(index)
+    }
+
+    fn compile(&mut self, doc: Doc<'s>, pointer: &str, schema: &'s Value, depth: usize) -> Option<Node> {
+        let at_root = pointer.is_empty();
+        let map = match schema {
+            Value::Object(m) => m,
+            Value::Bool(true) if doc.draft != Draft::Draft4 => return Some(Node::Any),
+            _ => return Some(self.leaf(doc, schema, at_root)),
+        };
+        if let Some(r) = map.get("$ref") {
+            let legacy = matches!(doc.draft, Draft::Draft4 | Draft::Draft6 | Draft::Draft7);
+            let siblings_ignored = legacy
+                || map
+                    .keys()
+                    .all(|k| k == "$ref" || ANNOTATIONS.contains(&k.as_str()));
+            let Value::String(r) = r else {
+                return Some(Node::Bail);
+            };
+            if !siblings_ignored || (!at_root && has_id(map)) {
+                return Some(Node::Bail);
+            }
+            return self.reference(doc, r, depth);
+        }
+        // Keys that matter only at a document's root: its draft, base URI and the definitions
+        // references reach (a reference is followed where it is).
+        let is_meta = |k: &str| {
+            at_root
+                && (matches!(k, "$schema" | "definitions" | "$defs")
+                    || (doc.name == self.root_name && k == "id"))
+        };
+        let keys = || {
+            map.keys()
+                .map(String::as_str)
+                .filter(|k| !ANNOTATIONS.contains(k) && !is_meta(k))
+        };
+        if keys().next().is_none() {
+            return Some(Node::Any);
+        }
+        let structural = |allowed: &[&str]| keys().all(|k| allowed.contains(&k));
+        match map.get("type") {
+            Some(Value::String(t)) if t == "object" && structural(&["type", "properties", "required"]) => {
+                return self.object(doc, pointer, map, depth);
+            }
+            Some(Value::String(t))
+                if t == "array" && structural(&["type", "items", "minItems", "maxItems"]) =>
+            {
+                if let Some(node) = self.array(doc, pointer, map, depth)? {
+                    return Some(node);
+                }
+            }
+            Some(t) if structural(&["type"]) => {
+                if let Some(kinds) = kinds(t) {
+                    return Some(Node::Kinds(kinds));
+                }
+            }
+            _ => {}
+        }
+        Some(self.leaf(doc, schema, at_root))
+    }
+
+    /// A reference: to a model of the API, or a JSON pointer inside the current document.
+    fn reference(&mut self, doc: Doc<'s>, r: &str, depth: usize) -> Option<Node> {
+        let (target, pointer) = if let Some(fragment) = r.strip_prefix('#') {
+            (doc, fragment)
+        } else if let Some(name) = r.strip_prefix(self.internal_base) {
+            if name.contains('#') {
+                return Some(Node::Bail);
+            }
+            let target = if name == self.root_name {
+                Doc {
+                    name: self.root_name,
+                    contents: self.root,
+                    draft: Draft::Draft4,
+                }
+            } else {
+                let Some(&contents) = self.models.get(name) else {
+                    return Some(Node::Bail);
+                };
+                let draft = Draft::default().detect(contents);
+                if draft == Draft::Unknown || contents.as_object().is_some_and(has_id) {
+                    return Some(Node::Bail);
+                }
+                Doc {
+                    name: self.models.get_key_value(name)?.0,
+                    contents,
+                    draft,
+                }
+            };
+            (target, "")
+        } else {
+            return Some(Node::Bail);
+        };
+        if !(pointer.is_empty() || pointer.starts_with('/')) || pointer.contains('%') {
+            return Some(Node::Bail);
+        }
+        Some(Node::Ref(self.node(target, pointer, depth + 1)?))
+    }
+
+    fn object(
+        &mut self,
+        doc: Doc<'s>,
+        pointer: &str,
+        map: &'s Map<String, Value>,
+        depth: usize,
+    ) -> Option<Node> {
+        let mut names: Vec<Name> = Vec::new();
+        if let Some(props) = map.get("properties") {
+            let Value::Object(props) = props else {
+                return Some(Node::Bail);
+            };
+            for key in props.keys() {
+                let child = format!("{pointer}/properties/{}", escape_pointer(key));
+                let node = self.node(doc, &child, depth + 1)?;
+                names.push(Name {
+                    name: key.as_str().into(),
+                    node: Some(node),
+                    required: false,
+                });
+            }
+        }
+        if let Some(required) = map.get("required") {
+            let Value::Array(required) = required else {
+                return Some(Node::Bail);
+            };
+            for r in required {
+                let Value::String(r) = r else {
+                    return Some(Node::Bail);
+                };
+                match names.iter_mut().find(|n| *n.name == **r) {
+                    Some(n) => n.required = true,
+                    None => names.push(Name {
+                        name: r.as_str().into(),
+                        node: None,
+                        required: true,
+                    }),
+                }
+            }
+        }
+        if names.len() > MAX_NAMES {
+            return Some(Node::Bail);
+        }
+        names.sort_by(|a, b| a.name.cmp(&b.name));
+        Some(Node::Object(names))
+    }
+
+    /// `None` when the array schema is beyond the structural form (a leaf then).
+    fn array(
+        &mut self,
+        doc: Doc<'s>,
+        pointer: &str,
+        map: &'s Map<String, Value>,
+        depth: usize,
+    ) -> Option<Option<Node>> {
+        let bound = |k: &str, default: u64| match map.get(k) {
+            None => Some(default),
+            Some(v) => v.as_u64(),
+        };
+        let (Some(min), Some(max)) = (bound("minItems", 0), bound("maxItems", u64::MAX)) else {
+            return Some(None);
+        };
+        let items = match map.get("items") {
+            None => {
+                let i = self.nodes.len();
+                if i >= MAX_NODES {
+                    return None;
+                }
+                self.nodes.push(Node::Any);
+                i
+            }
+            Some(Value::Object(_) | Value::Bool(_)) => {
+                self.node(doc, &format!("{pointer}/items"), depth + 1)?
+            }
+            Some(_) => return Some(None),
+        };
+        Some(Some(Node::Array { items, min, max }))
+    }
+
+    /// A subschema compiled on its own, when nothing in it depends on where it sits.
+    fn leaf(&self, doc: Doc<'s>, schema: &Value, at_root: bool) -> Node {
+        if (at_root && doc.name == self.root_name) || references(schema) {
+            // The model's own root as a leaf would be the slow path, parsed twice.
+            return Node::Bail;
+        }
+        match (self.options)(doc.draft).build(schema) {
+            Ok(v) => Node::Leaf(Box::new(v)),
+            Err(_) => Node::Bail,
+        }
+    }
+}
+
+fn has_id(map: &Map<String, Value>) -> bool {
+    map.contains_key("id") || map.contains_key("$id")
+}
+
+/// Whether a schema holds a key that takes part in reference resolution, anywhere.
+fn references(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| REFERENCING.contains(&k.as_str()) || references(v)),
+        Value::Array(items) => items.iter().any(references),
+        _ => false,
+    }
+}
+
+/// The kinds of a `type` value, unless it names `integer` (or anything unknown).
+fn kinds(t: &Value) -> Option<u8> {
+    let one = |t: &Value| match t.as_str()? {
+        "object" => Some(OBJECT),
+        "array" => Some(ARRAY),
+        "string" => Some(STRING),
+        "number" => Some(NUMBER),
+        "boolean" => Some(BOOLEAN),
+        "null" => Some(NULL),
+        _ => None,
+    };
+    match t {
+        Value::Array(ts) => ts.iter().try_fold(0, |acc, t| Some(acc | one(t)?)),
+        t => one(t),
+    }
+}
+
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+// === Checking ===
+
+impl Plan {
+    /// Whether the body is valid for sure; `false` means "ask the slow path", which decides.
+    /// The body is not all whitespace (that one is `null`, decided by the caller).
+    pub(super) fn accepts(&self, body: &[u8]) -> bool {
+        let mut s = Scanner {
+            b: body,
+            i: 0,
+            scratch: String::new(),
+        };
+        s.ws();
+        if !self.value(&mut s, 0, 0) {
+            return false;
+        }
+        s.ws();
+        s.i == body.len()
+    }
+
+    fn value(&self, s: &mut Scanner<'_>, mut node: usize, depth: usize) -> bool {
+        let mut hops = 0;
+        while let Some(Node::Ref(next)) = self.nodes.get(node) {
+            node = *next;
+            hops += 1;
+            if hops > MAX_NODES {
+                return false;
+            }
+        }
+        let Some(&c) = s.b.get(s.i) else {
+            return false;
+        };
+        match self.nodes.get(node) {
+            Some(Node::Any) => s.skip_value(depth),
+            Some(Node::Kinds(k)) => kind_of(c) & k != 0 && s.skip_value(depth),
+            Some(Node::Object(names)) => c == b'{' && self.object(s, names, depth),
+            Some(Node::Array { items, min, max }) => c == b'[' && self.array(s, *items, (*min, *max), depth),
+            Some(Node::Leaf(validator)) => {
+                let start = s.i;
+                if !s.skip_value(depth) {
+                    return false;
+                }
+                // Built by `serde_json` itself: the leaf sees exactly the value the slow
+                // path would.
+                match serde_json::from_slice::<Value>(&s.b[start..s.i]) {
+                    Ok(v) => validator.is_valid(&v),
+                    Err(_) => false,
+                }
+            }
+            Some(Node::Ref(_) | Node::Bail) | None => false,
+        }
+    }
+
+    fn object(&self, s: &mut Scanner<'_>, names: &[Name], depth: usize) -> bool {
+        if depth >= MAX_DEPTH {
+            return false;
+        }
+        s.i += 1;
+        s.ws();
+        let mut seen: u64 = 0;
+        if s.eat(b'}') {
+            return names.iter().all(|n| !n.required);
+        }
+        loop {
+            let Some(found) = s.key(names) else {
+                return false;
+            };
+            s.ws();
+            if !s.eat(b':') {
+                return false;
+            }
+            s.ws();
+            let ok = match found {
+                Some(i) => {
+                    let bit = 1u64 << i;
+                    if seen & bit != 0 {
+                        // A duplicate the schema looks at: `serde_json` keeps the last one.
+                        return false;
+                    }
+                    seen |= bit;
+                    match names[i].node {
+                        Some(n) => self.value(s, n, depth + 1),
+                        None => s.skip_value(depth + 1),
+                    }
+                }
+                None => s.skip_value(depth + 1),
+            };
+            if !ok {
+                return false;
+            }
+            match s.after_element(b'}') {
+                Some(true) => continue,
+                Some(false) => break,
+                None => return false,
+            }
+        }
+        names
+            .iter()
+            .enumerate()
+            .all(|(i, n)| !n.required || seen & (1u64 << i) != 0)
+    }
+
+    fn array(&self, s: &mut Scanner<'_>, items: usize, (min, max): (u64, u64), depth: usize) -> bool {
+        if depth >= MAX_DEPTH {
+            return false;
+        }
+        s.i += 1;
+        s.ws();
+        let mut count: u64 = 0;
+        if !s.eat(b']') {
+            loop {
+                if !self.value(s, items, depth + 1) {
+                    return false;
+                }
+                count += 1;
+                match s.after_element(b']') {
+                    Some(true) => continue,
+                    Some(false) => break,
+                    None => return false,
+                }
+            }
+        }
+        count >= min && count <= max
+    }
+}
+
+fn kind_of(c: u8) -> u8 {
+    match c {
+        b'{' => OBJECT,
+        b'[' => ARRAY,
+        b'"' => STRING,
+        b'-' | b'0'..=b'9' => NUMBER,
+        b't' | b'f' => BOOLEAN,
+        b'n' => NULL,
+        _ => 0,
+    }
+}
+
+/// A strict JSON scanner over the body: every method answers `false`/`None` on anything
+/// `serde_json` might treat differently.
+struct Scanner<'b> {
+    b: &'b [u8],
+    i: usize,
+    /// A decoded key with escapes.
+    scratch: String,
+}
+
+impl Scanner<'_> {
+    /// JSON whitespace (RFC 8259, as `serde_json`).
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// After a container's element: `Some(true)` at a comma (another element follows),
+    /// `Some(false)` at the container's end, `None` otherwise.
+    fn after_element(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        if self.eat(b',') {
+            self.ws();
+            Some(true)
+        } else if self.eat(close) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    fn skip_value(&mut self, depth: usize) -> bool {
+        let Some(&c) = self.b.get(self.i) else {
+            return false;
+        };
+        match c {
+            b'{' | b'[' => {
+                if depth >= MAX_DEPTH {
+                    return false;
+                }
+                let close = if c == b'{' { b'}' } else { b']' };
+                self.i += 1;
+                self.ws();
+                if self.eat(close) {
+                    return true;
+                }
+                loop {
+                    if close == b'}' {
+                        if self.string().is_none() {
+                            return false;
+                        }
+                        self.ws();
+                        if !self.eat(b':') {
+                            return false;
+                        }
+                        self.ws();
+                    }
+                    if !self.skip_value(depth + 1) {
+                        return false;
+                    }
+                    match self.after_element(close) {
+                        Some(true) => continue,
+                        Some(false) => return true,
+                        None => return false,
+                    }
+                }
+            }
+            b'"' => self.string().is_some(),
+            b'-' | b'0'..=b'9' => self.number(),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => false,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A number as RFC 8259 writes it, and one `serde_json` parses to a finite value.
+    fn number(&mut self) -> bool {
+        let start = self.i;
+        self.eat(b'-');
+        match self.b.get(self.i) {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return false,
+        }
+        let mut plain = true;
+        if self.eat(b'.') {
+            plain = false;
+            if !self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+                return false;
+            }
+            self.digits();
+        }
+        if self.eat(b'e') || self.eat(b'E') {
+            plain = false;
+            if !self.eat(b'+') {
+                self.eat(b'-');
+            }
+            if !self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+                return false;
+            }
+            self.digits();
+        }
+        // Up to 18 digits is always an i64 or u64; anything else may overflow an f64, which
+        // `serde_json` refuses: let it parse the literal.
+        (plain && self.i - start <= 18)
+            || serde_json::from_slice::<serde_json::Number>(&self.b[start..self.i]).is_ok()
+    }
+
+    fn digits(&mut self) {
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+    }
+
+    /// A string at `"`: its raw contents (between the quotes) and whether they hold escapes.
+    /// `None` on a control character, a bad escape, a `\u` surrogate (left to `serde_json`)
+    /// or invalid UTF-8.
+    fn string(&mut self) -> Option<(usize, usize, bool)> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    match *self.b.get(self.i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
+                        b'u' => {
+                            let code = hex4(self.b.get(self.i + 2..self.i + 6)?)?;
+                            if (0xD800..=0xDFFF).contains(&code) {
+                                return None;
+                            }
+                            self.i += 6;
+                        }
+                        _ => return None,
+                    }
+                }
+                0..=0x1f => return None,
+                _ => self.i += 1,
+            }
+        }
+        let end = self.i;
+        self.i += 1;
+        std::str::from_utf8(&self.b[start..end]).ok()?;
+        Some((start, end, escaped))
+    }
+
+    /// An object key at `"`: the index of its name in `names` (sorted), if there.
+    fn key(&mut self, names: &[Name]) -> Option<Option<usize>> {
+        let (start, end, escaped) = self.string()?;
+        let raw = &self.b[start..end];
+        let key: &[u8] = if escaped {
+            self.scratch.clear();
+            unescape(raw, &mut self.scratch)?;
+            self.scratch.as_bytes()
+        } else {
+            raw
+        };
+        Some(names.binary_search_by(|n| n.name.as_bytes().cmp(key)).ok())
+    }
+}
+
+fn hex4(h: &[u8]) -> Option<u32> {
+    h.iter()
+        .try_fold(0u32, |acc, &c| Some(acc * 16 + char::from(c).to_digit(16)?))
+}
+
+/// Decodes a string's escapes (already checked by [`Scanner::string`]).
+fn unescape(raw: &[u8], out: &mut String) -> Option<()> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            '"' => '"',
+            '\\' => '\\',
+            '/' => '/',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
+                let rest = chars.as_str();
+                let code = hex4(rest.get(..4)?.as_bytes())?;
+                chars = rest.get(4..)?.chars();
+                char::from_u32(code)?
+            }
+            _ => return None,
+        });
+    }
+    Some(())
+}
+
+#[cfg(test)]
+#[path = "../../../../../benches/support/order_model.rs"]
+mod order_model;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::{Value, json};
+
+    use super::super::{Model, compile_models};
+
+    fn compile(pairs: &[(&str, Value)]) -> BTreeMap<String, Model> {
+        compile_models(&pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+            .into_iter()
+            .map(|(k, m)| (k, (*m.expect("compiles")).clone()))
+            .collect()
+    }
+
+    /// The model of `benches/proxy/validation.sh`.
+    fn order() -> BTreeMap<String, Model> {
+        compile_models(&super::order_model::models())
+            .into_iter()
+            .map(|(k, m)| (k, (*m.expect("compiles")).clone()))
+            .collect()
+    }
+
+    /// The answer is the slow path's, and the fast path never accepts what it refuses.
+    fn agree(m: &Model, body: &[u8]) -> bool {
+        let slow = m.validate_slowly(body);
+        assert_eq!(m.validate(body), slow, "{}", String::from_utf8_lossy(body));
+        let fast = m.fast_path_accepts(body);
+        assert!(
+            !fast || slow.is_ok(),
+            "fast path accepted {}",
+            String::from_utf8_lossy(body)
+        );
+        fast
+    }
+
+    const ITEM: &str = r#"{"sku":"a","qty":2,"price":1.5}"#;
+
+    fn body(fields: &str) -> Vec<u8> {
+        format!(
+            r#"{{"id":"o-1","customer":{{"name":"Ann","email":"a@b"}},"items":[{ITEM}],"total":3{fields}}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn valid_bodies_take_the_fast_path() {
+        let models = order();
+        let m = &models["Order"];
+        assert!(m.has_fast_path());
+        for b in [
+            body(""),
+            body(r#","note":"x""#),
+            body(r#","extra":{"deep":[1,2,{"x":null}],"t":true,"f":false},"more":-0.5e-3"#),
+            body(r#","note":"esc \" \\ \/ \b \f \n \r \t \u00e9 é""#),
+            body(r#","n\u006fte":"the key has an escape""#),
+            format!(" \r\n\t{}\n ", String::from_utf8(body("")).unwrap()).into_bytes(),
+        ] {
+            assert!(agree(m, &b), "{}", String::from_utf8_lossy(&b));
+        }
+    }
+
+    #[test]
+    fn invalid_bodies_get_the_slow_paths_exact_error() {
+        let models = order();
+        let m = &models["Order"];
+        for b in [
+            br#"{"id":"UPPER"}"#.to_vec(),
+            body(r#","note":5"#),
+            body(r#","n\u006fte":5"#),
+            br#"{"id":"o","customer":{"name":"A","email":"a@b"},"items":[],"total":1}"#.to_vec(),
+            br#"{"id":"o","customer":{"name":"A","email":"a@b"},"items":[{"sku":"a","qty":0,"price":1}],"total":1}"#.to_vec(),
+            br#"{"id":"o","customer":{"name":"A","email":"a@b"},"items":[{"sku":"a","qty":1,"price":1}],"total":-1}"#.to_vec(),
+            br#"{"id":"o","customer":{"name":"A"},"items":[{"sku":"a","qty":1,"price":1}],"total":1}"#.to_vec(),
+            b"[]".to_vec(),
+            b"null".to_vec(),
+        ] {
+            assert!(!agree(m, &b));
+            assert!(m.validate(&b).is_err());
+        }
+    }
+
+    /// JSON `serde_json` refuses, or that the scanner leaves to it: never accepted by the fast
+    /// path, answered by the slow path.
+    #[test]
+    fn strictness_is_serde_jsons() {
+        let models = order();
+        let m = &models["Order"];
+        let ok = String::from_utf8(body("")).unwrap();
+        let cases: Vec<Vec<u8>> = vec![
+            body(r#","note":"a","#),
+            body(r#","x":01"#),
+            body(r#","x":1."#),
+            body(r#","x":.5"#),
+            body(r#","x":+1"#),
+            body(r#","x":1e"#),
+            body(r#","x":1e400"#),
+            body(r#","x":-"#),
+            body(r#","x":tru"#),
+            body(r#","x":[1,]"#),
+            body(r#","x":{"a":1,}"#),
+            body(r#","x":{a:1}"#),
+            body(r#","x":{i:":1}"#),
+            body(r#","x":{"a":1,b":2}"#),
+            body(r#","x":{"a":{i:":[1]}}"#),
+            body(r#","x":'a'"#),
+            body(r#","x":"\x""#),
+            body(r#","x":"\u12""#),
+            body(r#","x":"\ud83d\ude00""#),
+            body(r#","x":"\udc00""#),
+            body(","),
+            format!("{ok} x").into_bytes(),
+            format!("{ok}{{}}").into_bytes(),
+            format!("\u{c}{ok}").into_bytes(),
+            format!("\u{feff}{ok}").into_bytes(),
+            [&body("")[..body("").len() - 1], b",\"x\":\"\xff\"}"].concat(),
+            [&body("")[..body("").len() - 1], b",\"x\":\"\x01\"}"].concat(),
+            [&body("")[..body("").len() - 1], b",\"x\":\"\xed\xa0\x80\"}"].concat(),
+            // Nesting the scanner leaves to serde_json (which refuses beyond 128).
+            body(&format!(r#","x":{}{}"#, "[".repeat(100), "]".repeat(100))),
+            body(&format!(r#","x":{}{}"#, "[".repeat(200), "]".repeat(200))),
+            // Duplicate keys the schema looks at: serde_json keeps the last.
+            body(r#","total":"no""#),
+            body(r#","id":"UPPER""#),
+        ];
+        for b in &cases {
+            assert!(!agree(m, b), "{}", String::from_utf8_lossy(b));
+        }
+        // A duplicate the schema ignores is as good as one.
+        assert!(agree(m, &body(r#","x":1,"x":"two""#)));
+        // Big numbers are parsed by serde_json: finite ones are fine.
+        assert!(agree(
+            m,
+            &body(r#","x":123456789012345678901234567890,"y":1e300"#)
+        ));
+        // Blank bodies are `null` (and form feed counts as blank there, as before).
+        for b in [&b""[..], b"  ", b"\x0c"] {
+            assert!(!agree(m, b));
+        }
+    }
+
+    #[test]
+    fn referenced_models_keep_their_own_draft() {
+        // `Item` is compiled under the draft its contents name (none: 2020-12) when `Order`
+        // references it, where `integer` accepts 1.0; a model compiled directly is draft 4.
+        let models = order();
+        let item_as_float = br#"{"id":"o","customer":{"name":"A","email":"a@b"},"items":[{"sku":"a","qty":1.0,"price":1}],"total":1}"#;
+        agree(&models["Order"], item_as_float);
+        agree(&models["Item"], br#"{"sku":"a","qty":1.0,"price":1}"#);
+        assert!(agree(&models["Item"], br#"{"sku":"a","qty":1,"price":1}"#));
+    }
+
+    #[test]
+    fn references_inside_a_schema_and_what_the_plan_cannot_express() {
+        let models = compile(&[(
+            "M",
+            json!({
+                "$schema": "http://json-schema.org/draft-04/schema#",
+                "type": "object",
+                "title": "M",
+                "definitions": {"pos": {"type": "integer", "minimum": 0}},
+                "required": ["a"],
+                "properties": {
+                    "a": {"$ref": "#/definitions/pos", "description": "ignored siblings in draft 4", "minimum": 100},
+                    "b": {"anyOf": [{"type": "string"}, {"type": "object", "properties": {"c": {"$ref": "#/definitions/pos"}}}]},
+                    "c": {"type": ["string", "null"]},
+                    "d": {"type": "array", "items": [{"type": "string"}]},
+                    "e": {"type": "object", "additionalProperties": false, "properties": {"x": {}}},
+                    "self": {"$ref": "#/models/M"}
+                }
+            }),
+        )]);
+        let m = &models["M"];
+        assert!(m.has_fast_path());
+        assert!(agree(m, br#"{"a":5}"#));
+        assert!(!agree(m, br#"{"a":-1}"#));
+        assert!(agree(m, br#"{"a":5,"c":null}"#));
+        assert!(agree(m, br#"{"a":5,"c":"s"}"#));
+        assert!(!agree(m, br#"{"a":5,"c":1}"#));
+        // `b` holds a reference in an `anyOf`: the plan cannot check it, the slow path does.
+        assert!(!agree(m, br#"{"a":5,"b":"s"}"#));
+        assert!(m.validate(br#"{"a":5,"b":"s"}"#).is_ok());
+        // Tuple items and additionalProperties are leaves, checked by their own validators.
+        assert!(agree(m, br#"{"a":5,"d":["s",1],"e":{"x":[1]}}"#));
+        assert!(!agree(m, br#"{"a":5,"d":[1]}"#));
+        assert!(!agree(m, br#"{"a":5,"e":{"y":1}}"#));
+        // A model referencing itself.
+        assert!(agree(m, br#"{"a":5,"self":{"a":1,"self":{"a":2}}}"#));
+        assert!(!agree(m, br#"{"a":5,"self":{"a":-1}}"#));
+    }
+
+    #[test]
+    fn a_referenced_model_may_be_a_leaf() {
+        let models = compile(&[
+            (
+                "Bag",
+                json!({"type": "object", "properties": {
+                    "tag": {"$ref": "#/models/Tag"},
+                    "open": {"$ref": "#/models/Open"}
+                }}),
+            ),
+            ("Tag", json!({"type": "string", "enum": ["a", "b"]})),
+            ("Open", json!({"description": "anything"})),
+        ]);
+        let m = &models["Bag"];
+        assert!(m.has_fast_path());
+        assert!(agree(m, br#"{"tag":"a","open":[1,{"x":2}]}"#));
+        assert!(!agree(m, br#"{"tag":"c"}"#));
+        assert!(!agree(m, br#"{"tag":1,"open":null}"#));
+    }
+
+    #[test]
+    fn a_root_the_plan_cannot_express_has_no_fast_path() {
+        let models = compile(&[
+            ("A", json!({"anyOf": [{"type": "string"}, {"type": "object"}]})),
+            ("B", json!({"type": "object", "minProperties": 1})),
+        ]);
+        for m in models.values() {
+            assert!(!m.has_fast_path());
+            assert_eq!(m.validate(b"{}"), m.validate_slowly(b"{}"));
+        }
+    }
+}
