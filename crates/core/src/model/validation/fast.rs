@@ -394,6 +394,12 @@ impl Plan {
     /// Whether the body is valid for sure; `false` means "ask the slow path", which decides.
     /// The body is not all whitespace (that one is `null`, decided by the caller).
     pub(super) fn accepts(&self, body: &[u8]) -> bool {
+        // UTF-8 once for the whole body (strings are then slices of valid text): at least as
+        // strict as `serde_json`, which refuses invalid UTF-8 in strings and anything
+        // non-ASCII outside them.
+        if std::str::from_utf8(body).is_err() {
+            return false;
+        }
         let mut s = Scanner {
             b: body,
             i: 0,
@@ -668,6 +674,14 @@ impl Scanner<'_> {
         let start = self.i;
         let mut escaped = false;
         loop {
+            // Jump to the next quote or backslash; what lies between holds no control
+            // character (checked without a branch per byte).
+            let rest = self.b.get(self.i..)?;
+            let n = memchr::memchr2(b'"', b'\\', rest)?;
+            if rest[..n].iter().fold(false, |bad, &c| bad | (c < 0x20)) {
+                return None;
+            }
+            self.i += n;
             match *self.b.get(self.i)? {
                 b'"' => break,
                 b'\\' => {
@@ -690,7 +704,6 @@ impl Scanner<'_> {
         }
         let end = self.i;
         self.i += 1;
-        std::str::from_utf8(&self.b[start..end]).ok()?;
         Some((start, end, escaped))
     }
 
@@ -705,7 +718,12 @@ impl Scanner<'_> {
         } else {
             raw
         };
-        Some(names.binary_search_by(|n| n.name.as_bytes().cmp(key)).ok())
+        // Objects have few properties: compare lengths first, then bytes.
+        Some(
+            names
+                .iter()
+                .position(|n| n.name.len() == key.len() && n.name.as_bytes() == key),
+        )
     }
 }
 
