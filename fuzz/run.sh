@@ -3,13 +3,13 @@
 # a crash, a hang or a leak fails the run, and the input that caused it is kept in
 # fuzz/artifacts/TARGET/ (reproduce with `cargo +nightly fuzz run TARGET THAT_FILE`).
 #
-#   fuzz/run.sh [SECONDS_PER_TARGET]      (default 15; needs the nightly toolchain and cargo-fuzz)
+#   fuzz/run.sh [SECONDS_PER_TARGET]      (default 10; needs the nightly toolchain and cargo-fuzz)
 #
 # What the fuzzer finds is written to a scratch directory, never into the committed corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds="${1:-15}"
+seconds="${1:-10}"
 targets=(h1_request h1_response chunked normalize_path routing convert cel gateway_text cache_request cache_entry authorizer mapping_template jsonpath openapi_import websocket relay_envelope body_validation)
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT

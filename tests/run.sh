@@ -31,6 +31,6 @@ if [ -d tests/python ]; then
 fi
 
 echo "== fuzz (every target, bounded) (at ${SECONDS}s)"
-./fuzz/run.sh "${FUZZ_SECONDS:-15}"
+./fuzz/run.sh "${FUZZ_SECONDS:-10}"
 echo "== done in ${SECONDS}s"
 
