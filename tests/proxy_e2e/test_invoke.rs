@@ -60,6 +60,21 @@ fn apis(up: SocketAddr) -> String {
     templated + &private
 }
 
+/// `turnpike test-invoke --admin ADMIN --api templated ARGS…`, run off the runtime's threads.
+async fn cli(admin: &str, args: &[&str]) -> std::process::Output {
+    let mut argv = vec!["test-invoke", "--admin", admin, "--api", "templated"];
+    argv.extend_from_slice(args);
+    let argv: Vec<String> = argv.into_iter().map(String::from).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_turnpike"))
+            .args(&argv)
+            .output()
+            .expect("run turnpike test-invoke")
+    })
+    .await
+    .expect("join")
+}
+
 async fn invoke(admin: &str, api: &str, stage: &str, request: Value) -> (u16, Value) {
     let req = Request::post(format!("{admin}/restapis/{api}/stages/{stage}/test-invoke"))
         .header("content-type", "application/json")
@@ -161,29 +176,20 @@ async fn test_invoke_logs_templates_backend_and_mock_status() {
     assert_eq!(a.status, 403, "{}", a.body);
 
     // The CLI prints the log and the response.
-    let admin_url = admin.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .args([
-                "test-invoke",
-                "--admin",
-                &admin_url,
-                "--api",
-                "templated",
-                "--stage",
-                "prod",
-                "POST",
-                "/orders/o-9",
-                "-H",
-                "Content-Type: application/json",
-                "-d",
-                r#"{"total": 3}"#,
-            ])
-            .output()
-            .expect("run turnpike test-invoke")
-    })
-    .await
-    .expect("join");
+    let out = cli(
+        &admin,
+        &[
+            "--stage",
+            "prod",
+            "POST",
+            "/orders/o-9",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"total": 3}"#,
+        ],
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -200,25 +206,7 @@ async fn test_invoke_logs_templates_backend_and_mock_status() {
         assert!(stdout.contains(line), "no {line:?} in\n{stdout}");
     }
     // A MOCK through the CLI, and a refusal is an error exit.
-    let admin_url = admin.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .args([
-                "test-invoke",
-                "--admin",
-                &admin_url,
-                "--api",
-                "templated",
-                "--stage",
-                "nope",
-                "GET",
-                "/mock",
-            ])
-            .output()
-            .expect("run turnpike test-invoke")
-    })
-    .await
-    .expect("join");
+    let out = cli(&admin, &["--stage", "nope", "GET", "/mock"]).await;
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Invalid stage identifier specified"),
