@@ -5,6 +5,9 @@
 #   ./tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A full run builds everything once: incremental caches would only cost time and disk
+# (several GiB across the test binaries). Set CARGO_INCREMENTAL=1 to keep them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 ./tests/setup.sh
 
