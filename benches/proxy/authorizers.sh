@@ -59,6 +59,7 @@ taskset -c "$LOAD_CPU" "$BIN" functions "$FUNCTIONS" & pids+=($!)
 BENCH_AUTHORIZED=1 BENCH_ISSUER="$ISSUER" BENCH_JWKS_URI="$ISSUER/jwks.json" BENCH_FUNCTIONS="$FUNCTIONS" \
   taskset -c "$PROXY_CPU" "$BIN" turnpike "$TP" 127.0.0.1:0 "$UP" "$WORK/cert.pem" "$WORK/key.pem" & pids+=($!)
 TP_PID=$!
+cpu_quota "$TP_PID" turnpike
 HOST=$("$BIN" host)
 
 status() { curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" "$@"; }
@@ -89,6 +90,7 @@ done
 
 echo
 echo "wrk -t1 -c$CONNS -d${DUR}s; proxy on CPU $PROXY_CPU, wrk + upstream + JWKS server + function host on CPU $LOAD_CPU; median of $ROUNDS rounds"
+echo "$(quota_note)"
 echo
 echo "| route | requests/s | proxy CPU µs / request | requests per proxy CPU-second | non-2xx |"
 echo "|---|---:|---:|---:|---:|"

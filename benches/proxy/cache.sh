@@ -73,6 +73,8 @@ for i in $(seq 1 100); do
 done
 # Both really cache the hit route, and neither the others.
 hdr() { curl -s -o /dev/null -D - "$@" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" { print $2 }'; }
+cpu_quota "$NGX_PID" nginx
+cpu_quota "$TP_PID" turnpike
 [ "$(hdr "http://$NGX/c/hello")" = HIT ] || { echo "nginx does not cache /c/"; exit 1; }
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" "http://$TP/prod/c/hello")
 [ "$code" = 200 ] || { echo "turnpike answered $code"; exit 1; }
@@ -127,6 +129,7 @@ cps() { awk -v c="$1" 'BEGIN { if (c > 0) printf "%.0f", 1e6 / c; else print "n/
 echo
 echo "GET, 24-byte answers; wrk -t1 -c$CONNS -d${DUR}s --latency; proxy on CPU $PROXY_CPU, wrk + upstream on CPU $LOAD_CPU;" \
   "$(nproc) CPUs; median of $ROUNDS rounds; load average before: $LOAD_BEFORE"
+echo "$(quota_note)"
 echo
 echo "| target | requests/s | p99 (µs) | proxy CPU µs / request | requests per proxy CPU-second | non-2xx |"
 echo "|---|---:|---:|---:|---:|---:|"

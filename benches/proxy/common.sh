@@ -1,11 +1,47 @@
 # What the scripts in benches/proxy share. Sourced, not run.
 
 # cleanup: for `trap cleanup EXIT`. Stops what the script started (the pids in its `pids`
-# array, and nginx by WORK/nginx.pid) and removes WORK.
+# array, and nginx by WORK/nginx.pid), removes WORK and the CPU quota groups.
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid" 2>/dev/null)" 2>/dev/null || true
   rm -rf "$WORK"
+  local g
+  for g in "${quota_groups[@]}"; do
+    for _ in $(seq 1 50); do rmdir "$g" 2>/dev/null && break; sleep 0.1; done
+  done
+}
+
+# CPU_QUOTA_US (default 50000): the CPU time per 100 ms that `cpu_quota` gives each proxy
+# under test; 0 runs them without a quota.
+CPU_QUOTA_US=${CPU_QUOTA_US:-50000}
+quota_groups=()
+
+# cpu_quota PID NAME: holds PID and its children (nginx's workers) to CPU_QUOTA_US of CPU
+# time per 100 ms with a cgroup v1 `cpu` group of their own, so the proxy is surely the
+# bottleneck and never the load generator or the upstream on the other core: requests/s then
+# measures the proxy, and each proxy of a comparison gets the same share of a core. Without a
+# writable /sys/fs/cgroup/cpu (not root, or cgroup v2 only) it says so and runs unlimited.
+cpu_quota() {
+  local pid=$1 name=$2 group p
+  [ "$CPU_QUOTA_US" -gt 0 ] || return 0
+  group=/sys/fs/cgroup/cpu/turnpike-bench-$$-$name
+  if ! mkdir -p "$group" 2>/dev/null || ! echo 100000 > "$group/cpu.cfs_period_us" 2>/dev/null; then
+    echo "no writable cgroup v1 cpu controller: $name runs without a CPU quota" >&2
+    return 0
+  fi
+  quota_groups+=("$group")
+  echo "$CPU_QUOTA_US" > "$group/cpu.cfs_quota_us"
+  for p in "$pid" $(pgrep -P "$pid" || true); do echo "$p" > "$group/cgroup.procs"; done
+}
+
+# quota_note: how the proxies were held, for the report's heading.
+quota_note() {
+  if [ "${#quota_groups[@]}" -gt 0 ]; then
+    echo "each proxy held to $((CPU_QUOTA_US / 1000)) ms of CPU per 100 ms (cgroup cpu quota)"
+  else
+    echo "no CPU quota"
+  fi
 }
 
 # bench_binary ROOT [PROFILE]: prints the path of the benchmark binary (benches/proxy/server.rs)

@@ -54,6 +54,8 @@ for i in $(seq 1 100); do
 done
 curl -sfk -o /dev/null -H "Host: $HOST" "https://$TP_TLS/prod/x" || { echo "turnpike TLS not answering"; exit 1; }
 curl -sfk -o /dev/null "https://$NGX_TLS/x" || { echo "nginx TLS not answering"; exit 1; }
+cpu_quota "$NGX_PID" nginx
+cpu_quota "$TP_PID" turnpike
 
 HZ=$(getconf CLK_TCK)
 
@@ -127,6 +129,7 @@ median() {
 echo
 echo "wrk -t1 -c$CONNS -d${DUR}s --latency; proxy on CPU $PROXY_CPU, wrk + upstream on CPU $LOAD_CPU; $(nproc) CPUs;" \
   "median of $ROUNDS rounds"
+echo "$(quota_note)"
 echo
 echo "load average before the run: $LOAD_BEFORE"
 echo

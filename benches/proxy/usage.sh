@@ -40,9 +40,11 @@ taskset -c "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save
   >/dev/null & pids+=($!)
 BENCH_METERED=1 taskset -c "$PROXY_CPU" "$BIN" turnpike "$LOCAL" 127.0.0.1:0 "$UP" "$WORK/cert.pem" "$WORK/key.pem" & pids+=($!)
 LOCAL_PID=$!
+cpu_quota "$LOCAL_PID" local
 BENCH_METERED=1 BENCH_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" taskset -c "$PROXY_CPU" \
   "$BIN" turnpike "$SHARED" 127.0.0.1:0 "$UP" "$WORK/cert.pem" "$WORK/key.pem" & pids+=($!)
 SHARED_PID=$!
+cpu_quota "$SHARED_PID" shared
 HOST=$("$BIN" host)
 
 for i in $(seq 1 100); do
@@ -76,6 +78,7 @@ done
 
 echo
 echo "wrk -t1 -c$CONNS -d${DUR}s; proxy on CPU $PROXY_CPU, wrk + upstream + Redis on CPU $LOAD_CPU; median of $ROUNDS rounds"
+echo "$(quota_note)"
 echo
 echo "| target | requests/s | proxy CPU µs / request | requests per proxy CPU-second | non-2xx |"
 echo "|---|---:|---:|---:|---:|"

@@ -44,6 +44,7 @@ LUA
 taskset -c "$LOAD_CPU" "$BIN" upstream "$UP" & pids+=($!)
 BENCH_VALIDATED=1 taskset -c "$PROXY_CPU" "$BIN" turnpike "$PROXY" 127.0.0.1:0 "$UP" "$WORK/cert.pem" "$WORK/key.pem" & pids+=($!)
 PROXY_PID=$!
+cpu_quota "$PROXY_PID" turnpike
 HOST=$("$BIN" host)
 
 post() { curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" -H 'Content-Type: application/json' "$@"; }
@@ -70,6 +71,7 @@ done
 
 echo
 echo "POST with a 1 KiB JSON body; wrk -t1 -c$CONNS -d${DUR}s; proxy on CPU $PROXY_CPU, wrk + upstream on CPU $LOAD_CPU; median of $ROUNDS rounds"
+echo "$(quota_note)"
 echo
 echo "| target | requests/s | proxy CPU µs / request | requests per proxy CPU-second | non-2xx |"
 echo "|---|---:|---:|---:|---:|"

@@ -43,6 +43,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 taskset -c "$LOAD_CPU" "$BIN" upstream "$UP" & pids+=($!)
 BENCH_WEBSOCKET=1 taskset -c "$PROXY_CPU" "$BIN" turnpike "$PROXY" 127.0.0.1:0 "$UP" "$WORK/cert.pem" "$WORK/key.pem" & pids+=($!)
 PROXY_PID=$!
+cpu_quota "$PROXY_PID" turnpike
 API=$("$BIN" host | cut -d. -f1)
 URL="ws://$PROXY/restapis/$API/prod/_user_request_"
 load() { taskset -c "$LOAD_CPU" "$PYTHON" "$ROOT/benches/proxy/ws_load.py" "$@"; }
@@ -90,6 +91,7 @@ echo "(a) $IDLE idle WebSocket connections: proxy RSS $before KiB before, $after
   "$(awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN { printf "%.1f", (a - b) / n }') KiB per connection (target ≤ 16)"
 echo
 echo "(b) {\"action\":\"echo\"} through a two-way HTTP_PROXY route; $CONNS connections for ${DUR}s; proxy on CPU $PROXY_CPU, client + upstream on CPU $LOAD_CPU; median of $ROUNDS rounds"
+echo "$(quota_note)"
 echo
 echo "| messages/s | proxy CPU µs / message | messages per proxy CPU-second |"
 echo "|---:|---:|---:|"
