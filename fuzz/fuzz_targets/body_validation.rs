@@ -32,10 +32,17 @@ static MODELS: LazyLock<Vec<Model>> = LazyLock::new(|| {
                 "required": ["qty"],
                 "properties": {
                     "qty": {"type": "integer", "minimum": 1},
+                    "price": {"type": "number", "minimum": 0, "exclusiveMinimum": true, "maximum": 1e6},
+                    "code": {"type": "string", "minLength": 2, "maxLength": 3, "pattern": "^[a-z\u{e9}]+$"},
+                    "later": {"$ref": "#/models/Later"},
                     "sku": {"enum": ["a", "b", "\u{e9}"]},
                     "self": {"$ref": "#/models/Item"}
                 }
             }),
+        ),
+        (
+            "Later".to_string(),
+            json!({"$schema": "http://json-schema.org/draft-07/schema#", "type": "number", "minimum": -2.5, "exclusiveMaximum": 1.5}),
         ),
         (
             "Draft4".to_string(),

@@ -203,10 +203,7 @@ pub fn compile_models(schemas: &BTreeMap<String, Value>) -> BTreeMap<String, Res
                 let mut opts = options(jsonschema::Draft::Draft4);
                 for (uri, contents) in &resources {
                     if uri.strip_prefix(INTERNAL_BASE) != Some(name) {
-                        opts = opts.with_resource(
-                            uri.as_str(),
-                            jsonschema::Resource::from_contents(contents.clone()),
-                        );
+                        opts = opts.with_resource(uri.as_str(), resource(contents));
                     }
                 }
                 let mut root = schema.clone();
@@ -227,6 +224,15 @@ pub fn compile_models(schemas: &BTreeMap<String, Value>) -> BTreeMap<String, Res
             (name.to_string(), compiled)
         })
         .collect()
+}
+
+/// A model as another model's reference reaches it: draft 4, as every model, unless its
+/// `$schema` names another draft.
+fn resource(contents: &Value) -> jsonschema::Resource {
+    match jsonschema::Draft::Draft4.detect(contents) {
+        jsonschema::Draft::Unknown => jsonschema::Resource::from_contents(contents.clone()),
+        draft => draft.create_resource(contents.clone()),
+    }
 }
 
 /// The options every model (and every part of one the fast path compiles) is compiled with.

@@ -3,7 +3,9 @@
 //!
 //! A [`Plan`] is compiled with the model. Objects (`type: object` with `properties` and
 //! `required`), arrays (`type: array` with one `items` schema and item bounds), bare `type`
-//! checks and references (to another model or `#/…` inside one) are walked here; any other
+//! checks, numbers with bounds, strings with length bounds (their `pattern` run by
+//! `jsonschema` on the decoded string) and references (to another model or `#/…` inside one)
+//! are walked here; any other
 //! subschema without references is compiled on its own by `jsonschema` (same draft, same
 //! options as the model) and checks the value at its place, which is the only part of the body
 //! turned into a `Value`. A subschema the plan cannot express exactly becomes [`Node::Bail`].
@@ -70,10 +72,47 @@ enum Node {
     /// Any other subschema free of references, compiled on its own: the value is built and
     /// checked by it.
     Leaf(Box<jsonschema::Validator>),
+    /// `type: number` or `integer` with bounds: the literal's value, read without
+    /// `serde_json` when that is exact, against each bound.
+    Number { integer: bool, bounds: Box<[Bound]> },
+    /// `type: string` with `minLength`, `maxLength` (in characters) and a `pattern`, checked
+    /// by a validator of the pattern alone.
+    Text {
+        min: u64,
+        max: u64,
+        pattern: Option<Box<jsonschema::Validator>>,
+    },
     /// A reference: the node it resolves to.
     Ref(usize),
     /// What the plan cannot express: a value here takes the slow path.
     Bail,
+}
+
+/// A number's bound: the value must compare with `limit` as `cmp` says. Limits are exact
+/// `f64`s (integers beyond 2^53 are left to `jsonschema`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Bound {
+    cmp: Cmp,
+    limit: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Cmp {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+}
+
+impl Bound {
+    fn holds(self, v: f64) -> bool {
+        match self.cmp {
+            Cmp::Ge => v >= self.limit,
+            Cmp::Gt => v > self.limit,
+            Cmp::Le => v <= self.limit,
+            Cmp::Lt => v < self.limit,
+        }
+    }
 }
 
 struct Name {
@@ -212,6 +251,30 @@ impl<'s> Builder<'s> {
                     return Some(node);
                 }
             }
+            Some(Value::String(t))
+                if (t == "number" || t == "integer")
+                    && structural(&[
+                        "type",
+                        "minimum",
+                        "maximum",
+                        "exclusiveMinimum",
+                        "exclusiveMaximum",
+                    ]) =>
+            {
+                if let Some(bounds) = bounds(doc.draft, map) {
+                    return Some(Node::Number {
+                        integer: t == "integer",
+                        bounds,
+                    });
+                }
+            }
+            Some(Value::String(t))
+                if t == "string" && structural(&["type", "minLength", "maxLength", "pattern"]) =>
+            {
+                if let Some(node) = self.text(doc, map) {
+                    return Some(node);
+                }
+            }
             Some(t) if structural(&["type"]) => {
                 if let Some(kinds) = kinds(t) {
                     return Some(Node::Kinds(kinds));
@@ -240,7 +303,7 @@ impl<'s> Builder<'s> {
                 let Some(&contents) = self.models.get(name) else {
                     return Some(Node::Bail);
                 };
-                let draft = Draft::default().detect(contents);
+                let draft = Draft::Draft4.detect(contents);
                 if draft == Draft::Unknown || contents.as_object().is_some_and(has_id) {
                     return Some(Node::Bail);
                 }
@@ -339,6 +402,28 @@ impl<'s> Builder<'s> {
         Some(Some(Node::Array { items, min, max }))
     }
 
+    /// `type: string` with length bounds and a pattern; `None` for anything unusual (then a
+    /// leaf).
+    fn text(&self, doc: Doc<'s>, map: &Map<String, Value>) -> Option<Node> {
+        let length = |k: &str, default: u64| match map.get(k) {
+            None => Some(default),
+            Some(v) => v.as_u64(),
+        };
+        let pattern = match map.get("pattern") {
+            None => None,
+            Some(p @ Value::String(_)) => {
+                let only = Value::Object(Map::from_iter([("pattern".to_string(), p.clone())]));
+                Some(Box::new((self.options)(doc.draft).build(&only).ok()?))
+            }
+            Some(_) => return None,
+        };
+        Some(Node::Text {
+            min: length("minLength", 0)?,
+            max: length("maxLength", u64::MAX)?,
+            pattern,
+        })
+    }
+
     /// A subschema compiled on its own, when nothing in it depends on where it sits.
     fn leaf(&self, doc: Doc<'s>, schema: &Value, at_root: bool) -> Node {
         if (at_root && doc.name == self.root_name) || references(schema) {
@@ -350,6 +435,98 @@ impl<'s> Builder<'s> {
             Err(_) => Node::Bail,
         }
     }
+}
+
+/// The bounds of a number schema, as its draft reads them: `exclusiveMinimum: true` turns
+/// draft 4's `minimum` strict; later drafts give `exclusiveMinimum` its own limit. `None` for
+/// anything else (a limit that is not an exact `f64`, a keyword of the other draft's form).
+fn bounds(draft: Draft, map: &Map<String, Value>) -> Option<Box<[Bound]>> {
+    let limit = |v: &Value| -> Option<f64> {
+        const EXACT: u64 = 1 << 53;
+        let n = v.as_number()?;
+        if let Some(u) = n.as_u64() {
+            (u <= EXACT).then_some(u as f64)
+        } else if let Some(i) = n.as_i64() {
+            (i.unsigned_abs() <= EXACT).then_some(i as f64)
+        } else {
+            n.as_f64()
+        }
+    };
+    let mut out = Vec::new();
+    for (key, exclusive_key, plain, strict) in [
+        ("minimum", "exclusiveMinimum", Cmp::Ge, Cmp::Gt),
+        ("maximum", "exclusiveMaximum", Cmp::Le, Cmp::Lt),
+    ] {
+        let exclusive = map.get(exclusive_key);
+        if draft == Draft::Draft4 {
+            let strict_too = match exclusive {
+                None => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return None,
+            };
+            match map.get(key) {
+                Some(v) => out.push(Bound {
+                    cmp: if strict_too { strict } else { plain },
+                    limit: limit(v)?,
+                }),
+                None if exclusive.is_some() => return None,
+                None => {}
+            }
+        } else {
+            if let Some(v) = map.get(key) {
+                out.push(Bound {
+                    cmp: plain,
+                    limit: limit(v)?,
+                });
+            }
+            if let Some(v) = exclusive {
+                out.push(Bound {
+                    cmp: strict,
+                    limit: limit(v)?,
+                });
+            }
+        }
+    }
+    Some(out.into_boxed_slice())
+}
+
+/// The value of a number literal (already scanned) when it is exactly what `serde_json` reads:
+/// at most 15 significant digits and 22 decimals, no exponent, so that it is one correctly
+/// rounded division (as `serde_json` computes it, or any correct parser). With `integer`, only
+/// literals without a fraction (what `jsonschema` counts as integers without doubt). `None`
+/// leaves the value to the slow path.
+fn literal_value(lit: &[u8], integer: bool) -> Option<f64> {
+    /// Powers of ten an `f64` holds exactly.
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
+        1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let (negative, digits) = match lit.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, lit),
+    };
+    let mut mantissa: u64 = 0;
+    let mut significant = 0;
+    let mut decimals = 0usize;
+    let mut fraction = false;
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                if mantissa != 0 {
+                    significant += 1;
+                }
+                if significant > 15 {
+                    return None;
+                }
+                decimals += usize::from(fraction);
+            }
+            b'.' if !fraction && !integer => fraction = true,
+            _ => return None,
+        }
+    }
+    let v = mantissa as f64 / *POW10.get(decimals)?;
+    Some(if negative { -v } else { v })
 }
 
 fn has_id(map: &Map<String, Value>) -> bool {
@@ -430,6 +607,36 @@ impl Plan {
             Some(Node::Kinds(k)) => kind_of(c) & k != 0 && s.skip_value(depth),
             Some(Node::Object(names)) => c == b'{' && self.object(s, names, depth),
             Some(Node::Array { items, min, max }) => c == b'[' && self.array(s, *items, (*min, *max), depth),
+            Some(Node::Number { integer, bounds }) => {
+                let start = s.i;
+                if kind_of(c) != NUMBER || !s.number() {
+                    return false;
+                }
+                literal_value(&s.b[start..s.i], *integer).is_some_and(|v| bounds.iter().all(|b| b.holds(v)))
+            }
+            Some(Node::Text { min, max, pattern }) => {
+                let Some((start, end, escaped)) = (c == b'"').then(|| s.string()).flatten() else {
+                    return false;
+                };
+                let text = if escaped {
+                    s.scratch.clear();
+                    if unescape(&s.b[start..end], &mut s.scratch).is_none() {
+                        return false;
+                    }
+                    s.scratch.as_str()
+                } else {
+                    match std::str::from_utf8(&s.b[start..end]) {
+                        Ok(t) => t,
+                        Err(_) => return false,
+                    }
+                };
+                let chars = text.chars().count() as u64;
+                chars >= *min
+                    && chars <= *max
+                    && pattern
+                        .as_ref()
+                        .is_none_or(|p| p.is_valid(&Value::String(text.to_owned())))
+            }
             Some(Node::Leaf(validator)) => {
                 let start = s.i;
                 if !s.skip_value(depth) {
@@ -777,7 +984,10 @@ mod tests {
     fn compile(pairs: &[(&str, Value)]) -> BTreeMap<String, Model> {
         compile_models(&pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
             .into_iter()
-            .map(|(k, m)| (k, (*m.expect("compiles")).clone()))
+            .map(|(k, m)| {
+                let m = (*m.unwrap_or_else(|e| panic!("{k}: {e}"))).clone();
+                (k, m)
+            })
             .collect()
     }
 
@@ -908,13 +1118,19 @@ mod tests {
     }
 
     #[test]
-    fn referenced_models_keep_their_own_draft() {
-        // `Item` is compiled under the draft its contents name (none: 2020-12) when `Order`
-        // references it, where `integer` accepts 1.0; a model compiled directly is draft 4.
+    fn referenced_models_are_draft_4_as_models_are() {
+        // `Item` is draft 4 both on its own and where `Order` references it: `integer`
+        // refuses 1.0 in both places.
         let models = order();
         let item_as_float = br#"{"id":"o","customer":{"name":"A","email":"a@b"},"items":[{"sku":"a","qty":1.0,"price":1}],"total":1}"#;
-        agree(&models["Order"], item_as_float);
-        agree(&models["Item"], br#"{"sku":"a","qty":1.0,"price":1}"#);
+        assert!(!agree(&models["Order"], item_as_float));
+        assert!(models["Order"].validate(item_as_float).is_err());
+        assert!(!agree(&models["Item"], br#"{"sku":"a","qty":1.0,"price":1}"#));
+        assert!(
+            models["Item"]
+                .validate(br#"{"sku":"a","qty":1.0,"price":1}"#)
+                .is_err()
+        );
         assert!(agree(&models["Item"], br#"{"sku":"a","qty":1,"price":1}"#));
     }
 
@@ -975,6 +1191,137 @@ mod tests {
         assert!(agree(m, br#"{"tag":"a","open":[1,{"x":2}]}"#));
         assert!(!agree(m, br#"{"tag":"c"}"#));
         assert!(!agree(m, br#"{"tag":1,"open":null}"#));
+    }
+
+    #[test]
+    fn numbers_are_read_and_bounded_without_serde_json_when_exact() {
+        use super::{Bound, Cmp, bounds, literal_value};
+        assert_eq!(literal_value(b"12", true), Some(12.0));
+        assert_eq!(literal_value(b"-0", true), Some(0.0));
+        assert_eq!(literal_value(b"1234.5", false), Some(1234.5));
+        assert_eq!(literal_value(b"0.000123", false), Some(0.000123));
+        assert_eq!(literal_value(b"-0.1", false), Some(-0.1));
+        assert_eq!(
+            literal_value(b"123456789012345", true),
+            Some(123_456_789_012_345.0)
+        );
+        // What only serde_json reads exactly, and what `integer` leaves to jsonschema.
+        for (lit, integer) in [
+            (&b"1234567890123456"[..], true),
+            (b"0.12345678901234567", false),
+            (b"1e3", false),
+            (b"1.5", true),
+            (b"1.0", true),
+            (b"0.00000000000000000000001", false),
+        ] {
+            assert_eq!(
+                literal_value(lit, integer),
+                None,
+                "{}",
+                String::from_utf8_lossy(lit)
+            );
+        }
+        let b = |m: Value, d| bounds(d, m.as_object().expect("object"));
+        let ge = |limit| Bound { cmp: Cmp::Ge, limit };
+        let gt = |limit| Bound { cmp: Cmp::Gt, limit };
+        let lt = |limit| Bound { cmp: Cmp::Lt, limit };
+        use jsonschema::Draft::{Draft4, Draft7};
+        assert_eq!(b(json!({"minimum": 1}), Draft4).as_deref(), Some(&[ge(1.0)][..]));
+        assert_eq!(
+            b(
+                json!({"minimum": 0, "exclusiveMinimum": true, "maximum": 2.5, "exclusiveMaximum": true}),
+                Draft4
+            )
+            .as_deref(),
+            Some(&[gt(0.0), lt(2.5)][..])
+        );
+        assert_eq!(
+            b(json!({"minimum": 0, "exclusiveMinimum": 1}), Draft7).as_deref(),
+            Some(&[ge(0.0), gt(1.0)][..])
+        );
+        // The other draft's form, and a limit beyond an exact f64: left to jsonschema.
+        assert_eq!(b(json!({"exclusiveMinimum": 1}), Draft4), None);
+        assert_eq!(b(json!({"exclusiveMinimum": true}), Draft4), None);
+        assert_eq!(b(json!({"minimum": 1, "exclusiveMinimum": true}), Draft7), None);
+        assert_eq!(b(json!({"minimum": 9_007_199_254_740_993u64}), Draft4), None);
+    }
+
+    #[test]
+    fn bounded_numbers_agree_with_the_slow_path() {
+        let models = compile(&[(
+            "N",
+            json!({"type": "object", "properties": {
+                "qty": {"type": "integer", "minimum": 1, "maximum": 10},
+                "price": {"type": "number", "minimum": 0, "exclusiveMinimum": true},
+                "big": {"type": "integer", "minimum": 9_007_199_254_740_993u64}
+            }}),
+        )]);
+        let n = &models["N"];
+        for (body, fast) in [
+            (&br#"{"qty":1,"price":0.01}"#[..], true),
+            (br#"{"qty":10,"price":1234.5}"#, true),
+            (br#"{"qty":-0,"price":1}"#, false),
+            (br#"{"qty":11}"#, false),
+            (br#"{"price":0}"#, false),
+            (br#"{"price":-0.0}"#, false),
+            (br#"{"price":"1"}"#, false),
+            // Left to the slow path (serde_json and jsonschema).
+            (br#"{"qty":1.0}"#, false),
+            (br#"{"qty":5e0}"#, false),
+            (br#"{"price":1234567890.1234567}"#, false),
+            // A limit beyond an exact f64: checked by jsonschema (a leaf).
+            (br#"{"big":9007199254740993}"#, true),
+            (br#"{"big":9007199254740992}"#, false),
+        ] {
+            assert_eq!(agree(n, body), fast, "{}", String::from_utf8_lossy(body));
+        }
+        // Draft 4 (a model's own): 1.0 is not an integer.
+        assert!(n.validate(br#"{"qty":1.0}"#).is_err());
+        assert!(n.validate(br#"{"big":9007199254740993}"#).is_ok());
+        assert!(n.validate(br#"{"big":9007199254740992}"#).is_err());
+        // A model referenced under its own draft: draft 7's numeric `exclusiveMaximum` (a
+        // draft 4 model of its own, it does not compile).
+        let schemas = BTreeMap::from([
+            (
+                "Later".to_string(),
+                json!({"$schema": "http://json-schema.org/draft-07/schema#", "type": "number", "exclusiveMaximum": 1.5}),
+            ),
+            (
+                "L".to_string(),
+                json!({"type": "object", "properties": {"x": {"$ref": "#/models/Later"}}}),
+            ),
+        ]);
+        let compiled = compile_models(&schemas);
+        let Some(Ok(l)) = compiled.get("L") else {
+            panic!("L compiles");
+        };
+        assert!(l.has_fast_path());
+        assert!(agree(l, br#"{"x":1.49}"#));
+        assert!(!agree(l, br#"{"x":1.5}"#));
+    }
+
+    #[test]
+    fn bounded_strings_count_characters_and_run_their_pattern() {
+        let models = compile(&[(
+            "S",
+            json!({"type": "object", "properties": {
+                "code": {"type": "string", "minLength": 2, "maxLength": 3, "pattern": "^[a-zé]+$"}
+            }}),
+        )]);
+        let m = &models["S"];
+        for (body, fast) in [
+            (r#"{"code":"ab"}"#, true),
+            (r#"{"code":"éé"}"#, true),
+            (r#"{"code":"\u00e9\u00e9é"}"#, true),
+            (r#"{"code":"a"}"#, false),
+            (r#"{"code":"abcd"}"#, false),
+            (r#"{"code":"AB"}"#, false),
+            (r#"{"code":"a\nb"}"#, false),
+            (r#"{"code":"\ud83d\ude00a"}"#, false),
+            (r#"{"code":12}"#, false),
+        ] {
+            assert_eq!(agree(m, body.as_bytes()), fast, "{body}");
+        }
     }
 
     #[test]
