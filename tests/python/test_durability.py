@@ -37,7 +37,13 @@ def test_kill_9_keeps_every_acknowledged_write(tmp_path):
         threads = [threading.Thread(target=writer, args=(t,), daemon=True) for t in range(4)]
         for t in threads:
             t.start()
-        time.sleep(1.5)
+        # Kill once the writers have made progress (bounded: a loaded machine may be slow).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with lock:
+                if len(acked) >= 50:
+                    break
+            time.sleep(0.05)
         s.kill(signal.SIGKILL)  # while the writers are still writing
         stop.set()
         for t in threads:
