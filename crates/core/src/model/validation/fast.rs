@@ -27,6 +27,8 @@ use serde_json::{Map, Value};
 const MAX_DEPTH: usize = 64;
 /// Subschemas per plan; a larger schema gets no plan (its bodies take the slow path).
 const MAX_NODES: usize = 512;
+/// The bytes of a string looked at one by one before its end is searched with memchr.
+const SHORT: usize = 16;
 /// Names an object node tracks (properties ∪ required): one bit each.
 const MAX_NAMES: usize = 64;
 
@@ -574,11 +576,12 @@ impl Plan {
         // UTF-8 once for the whole body (strings are then slices of valid text): at least as
         // strict as `serde_json`, which refuses invalid UTF-8 in strings and anything
         // non-ASCII outside them.
-        if std::str::from_utf8(body).is_err() {
+        let Ok(text) = std::str::from_utf8(body) else {
             return false;
-        }
+        };
         let mut s = Scanner {
             b: body,
+            text,
             i: 0,
             scratch: String::new(),
         };
@@ -625,9 +628,10 @@ impl Plan {
                     }
                     s.scratch.as_str()
                 } else {
-                    match std::str::from_utf8(&s.b[start..end]) {
-                        Ok(t) => t,
-                        Err(_) => return false,
+                    // Between two quotes: on character boundaries.
+                    match s.text.get(start..end) {
+                        Some(t) => t,
+                        None => return false,
                     }
                 };
                 let chars = text.chars().count() as u64;
@@ -742,6 +746,8 @@ fn kind_of(c: u8) -> u8 {
 /// `serde_json` might treat differently.
 struct Scanner<'b> {
     b: &'b [u8],
+    /// The same bytes as text (checked once).
+    text: &'b str,
     i: usize,
     /// A decoded key with escapes.
     scratch: String,
@@ -849,7 +855,8 @@ impl Scanner<'_> {
             }
             self.digits();
         }
-        if self.eat(b'e') || self.eat(b'E') {
+        let exponent = self.eat(b'e') || self.eat(b'E');
+        if exponent {
             plain = false;
             if !self.eat(b'+') {
                 self.eat(b'-');
@@ -859,9 +866,12 @@ impl Scanner<'_> {
             }
             self.digits();
         }
-        // Up to 18 digits is always an i64 or u64; anything else may overflow an f64, which
+        // Up to 18 digits is always an i64 or u64, and without an exponent a literal of fewer
+        // than 300 characters is a finite f64; anything else may overflow an f64, which
         // `serde_json` refuses: let it parse the literal.
-        (plain && self.i - start <= 18)
+        let len = self.i - start;
+        (plain && len <= 18)
+            || (!exponent && len < 300)
             || serde_json::from_slice::<serde_json::Number>(&self.b[start..self.i]).is_ok()
     }
 
@@ -881,13 +891,25 @@ impl Scanner<'_> {
         let start = self.i;
         let mut escaped = false;
         loop {
-            // Jump to the next quote or backslash; what lies between holds no control
-            // character (checked without a branch per byte).
+            // Jump to the next quote, backslash or control character (refused below). Most
+            // strings are short: their first bytes are looked at one by one, and only a longer
+            // one pays memchr's set-up, then a check without a branch per byte.
             let rest = self.b.get(self.i..)?;
-            let n = memchr::memchr2(b'"', b'\\', rest)?;
-            if rest[..n].iter().fold(false, |bad, &c| bad | (c < 0x20)) {
-                return None;
-            }
+            let n = match rest
+                .iter()
+                .take(SHORT)
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            {
+                Some(n) => n,
+                None => {
+                    let tail = rest.get(SHORT..)?;
+                    let n = memchr::memchr2(b'"', b'\\', tail)?;
+                    if tail[..n].iter().fold(false, |bad, &c| bad | (c < 0x20)) {
+                        return None;
+                    }
+                    SHORT + n
+                }
+            };
             self.i += n;
             match *self.b.get(self.i)? {
                 b'"' => break,
@@ -1094,6 +1116,26 @@ mod tests {
             [&body("")[..body("").len() - 1], b",\"x\":\"\xff\"}"].concat(),
             [&body("")[..body("").len() - 1], b",\"x\":\"\x01\"}"].concat(),
             [&body("")[..body("").len() - 1], b",\"x\":\"\xed\xa0\x80\"}"].concat(),
+            // Control characters and unterminated strings on either side of the first 16
+            // bytes (looked at one by one, then searched).
+            [
+                &body("")[..body("").len() - 1],
+                b",\"x\":\"0123456789abcde\x01\"}",
+            ]
+            .concat(),
+            [
+                &body("")[..body("").len() - 1],
+                b",\"x\":\"0123456789abcdef\x01\"}",
+            ]
+            .concat(),
+            [
+                &body("")[..body("").len() - 1],
+                b",\"x\":\"0123456789abcdefghijklm\nn\"}",
+            ]
+            .concat(),
+            b"{\"id\":\"0123456789abcdef".to_vec(),
+            b"{\"id\":\"0123456789abcdefghi".to_vec(),
+            b"{\"id\":\"0123".to_vec(),
             // Nesting the scanner leaves to serde_json (which refuses beyond 128).
             body(&format!(r#","x":{}{}"#, "[".repeat(100), "]".repeat(100))),
             body(&format!(r#","x":{}{}"#, "[".repeat(200), "]".repeat(200))),
@@ -1103,6 +1145,12 @@ mod tests {
         ];
         for b in &cases {
             assert!(!agree(m, b), "{}", String::from_utf8_lossy(b));
+        }
+        // Strings of every length around the first 16 bytes, with escapes on either side.
+        for n in 0..40 {
+            let text = "y".repeat(n);
+            assert!(agree(m, &body(&format!(r#","note":"{text}""#))), "{n}");
+            assert!(agree(m, &body(&format!(r#","x":"{text}\"\u00e9{text}""#))), "{n}");
         }
         // A duplicate the schema ignores is as good as one.
         assert!(agree(m, &body(r#","x":1,"x":"two""#)));
