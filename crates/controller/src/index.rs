@@ -177,6 +177,7 @@ fn reflect<K>(
     config: watcher::Config,
     changes: &Arc<Notify>,
     spec_only: bool,
+    trim: fn(&mut K),
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Scoped<K>
 where
@@ -197,7 +198,7 @@ where
         let (store, writer) = reflector::store();
         let stream = watcher(api, config.clone())
             .default_backoff()
-            .modify(|o: &mut K| crate::trim_metadata(o.meta_mut()))
+            .modify(trim)
             .reflect(writer);
         let changes = changes.clone();
         let kind = K::kind(&()).to_string();
@@ -246,6 +247,22 @@ where
     Scoped { stores }
 }
 
+/// What the read cache keeps of an object: its metadata without what the controller never
+/// reads ([`crate::trim_metadata`]).
+fn trimmed<K: Resource>(o: &mut K) {
+    crate::trim_metadata(o.meta_mut());
+}
+
+/// What the read cache keeps of an ApiKey: [`trimmed`], and without `status.usage` (one entry
+/// per plan with a quota, for every key), which the usage summaries own and the status writer
+/// leaves out of what it compares.
+fn trimmed_api_key(k: &mut ApiKey) {
+    trimmed(k);
+    if let Some(status) = k.status.as_mut() {
+        status.usage = Vec::new();
+    }
+}
+
 /// The watches and the rebuild loop.
 pub struct Index {
     stores: Stores,
@@ -265,22 +282,17 @@ impl Index {
         let all = watcher::Config::default;
         let mut tasks = Vec::new();
         let t = &mut tasks;
-        let rest_apis = reflect(&client, ns, all(), &changes, true, t);
-        let deployments = reflect(&client, ns, all(), &changes, true, t);
-        let stages = reflect(&client, ns, all(), &changes, true, t);
-        let usage_plans = reflect(&client, ns, all(), &changes, true, t);
-        let api_keys = reflect(&client, ns, all(), &changes, true, t);
-        let config_maps = reflect(&client, ns, all().labels(DEPLOYMENT_LABEL), &changes, false, t);
-        let openapi_config_maps = reflect(
-            &client,
-            ns,
-            all().labels(OPENAPI_CONFIG_MAP_LABEL),
-            &changes,
-            false,
-            t,
-        );
-        let services = reflect(&client, ns, all(), &changes, false, t);
-        let endpoint_slices = reflect(&client, ns, all(), &changes, false, t);
+        let rest_apis = reflect(&client, ns, all(), &changes, true, trimmed, t);
+        let deployments = reflect(&client, ns, all(), &changes, true, trimmed, t);
+        let stages = reflect(&client, ns, all(), &changes, true, trimmed, t);
+        let usage_plans = reflect(&client, ns, all(), &changes, true, trimmed, t);
+        let api_keys = reflect(&client, ns, all(), &changes, true, trimmed_api_key, t);
+        let snapshots = all().labels(DEPLOYMENT_LABEL);
+        let config_maps = reflect(&client, ns, snapshots, &changes, false, trimmed, t);
+        let openapi = all().labels(OPENAPI_CONFIG_MAP_LABEL);
+        let openapi_config_maps = reflect(&client, ns, openapi, &changes, false, trimmed, t);
+        let services = reflect(&client, ns, all(), &changes, false, trimmed, t);
+        let endpoint_slices = reflect(&client, ns, all(), &changes, false, trimmed, t);
         let stores = Stores {
             rest_apis,
             deployments,
