@@ -55,9 +55,9 @@ use crate::{
     snapshots,
     status::{Current, CurrentStatus, GeneratedSecret, Outcome},
 };
-use turnpike_api::{ApiKey, Deployment, RestApi, Stage, UsagePlan, convert};
-use turnpike_core::compile::{Kind, compile};
-use turnpike_core::model::{KeyValueSource, ObjectKey};
+use turnpike_api::{ApiKey, Deployment, RestApi, Stage, UsagePlan};
+use turnpike_core::compile::{CompileCache, Kind, Obj, compile_with};
+use turnpike_core::model::{ApiKeyDef, KeyValueSource, ObjectKey};
 use turnpike_proxy::store::TableStore;
 
 /// One kind's reflector stores, one per watched scope.
@@ -271,6 +271,8 @@ pub struct Index {
     /// Snapshots this leader recorded that the ConfigMap watch has not delivered yet.
     pending_snapshots: BTreeMap<ObjectKey, ConfigMap>,
     conversions: ConversionCache,
+    /// The API keys' outcomes of the last compile, for the next.
+    compiled: CompileCache,
     imports: ImportCache,
 }
 
@@ -310,6 +312,7 @@ impl Index {
             changes,
             pending_snapshots: BTreeMap::new(),
             conversions: ConversionCache::default(),
+            compiled: CompileCache::default(),
             imports: ImportCache::default(),
         };
         (index, tasks)
@@ -377,7 +380,7 @@ impl Index {
         metrics: &ControllerMetrics,
     ) -> Outcome {
         let api_keys = self.stores.api_keys.state();
-        let (wanted, generated_names) = referenced_secrets(&api_keys);
+        let (wanted, generated_names) = referenced_secrets(&self.conversions.api_keys(&api_keys));
         let limit = if first { FIRST_SECRET_SYNC } else { SECRET_SYNC };
         self.secrets.sync(&wanted, limit).await;
         metrics.set_cached_secrets(self.secrets.cached_len());
@@ -408,7 +411,7 @@ impl Index {
         snapshot_names.extend(recorded.lost.iter().cloned());
         let mut world = self.conversions.world(&mut objects);
         snapshots::mark_lost(&mut world, &recorded.lost);
-        let compiled = compile(&world, &config.compile, version);
+        let compiled = compile_with(&world, &config.compile, version, &mut self.compiled);
         table.publish(compiled.table);
         debug!(version, took = ?t.elapsed(), statuses = compiled.statuses.len(), "routing table published");
         let generated = if leading {
@@ -439,13 +442,15 @@ impl Index {
     }
 }
 
-/// The Secrets ApiKeys refer to, and ApiKey → Secret name for the generated ones.
-fn referenced_secrets(api_keys: &[Arc<ApiKey>]) -> (BTreeSet<ObjectKey>, BTreeMap<ObjectKey, String>) {
+/// The Secrets ApiKeys (converted) refer to, and ApiKey → Secret name for the generated ones.
+fn referenced_secrets(
+    api_keys: &[Arc<Obj<ApiKeyDef>>],
+) -> (BTreeSet<ObjectKey>, BTreeMap<ObjectKey, String>) {
     let mut wanted = BTreeSet::new();
     let mut generated = BTreeMap::new();
     for k in api_keys {
-        let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
-        let Ok(def) = convert::api_key(&key.name, &k.spec) else {
+        let key = &k.meta.key;
+        let Ok(def) = &k.def else {
             continue;
         };
         match &def.value {
