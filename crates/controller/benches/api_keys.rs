@@ -149,9 +149,8 @@ fn main() {
         // As the rebuild does, for the Secrets the keys refer to.
         let converted = cache.api_keys(&objects.api_keys);
         convert.push(cpu() - t);
-        drop(converted);
         let t = cpu();
-        let w = cache.world(&mut objects);
+        let w = cache.world_with_keys(&mut objects, converted);
         world.push(cpu() - t);
         let t = cpu();
         drop(compile(&w, &CompileConfig::default(), 1));

@@ -76,6 +76,13 @@ impl ConversionCache {
 
     /// [`ingest::world`] of `objects`, reusing earlier conversions.
     pub fn world(&mut self, objects: &mut Objects) -> World {
+        let keys = self.api_keys(&objects.api_keys);
+        self.world_with_keys(objects, keys)
+    }
+
+    /// [`ConversionCache::world`] with `objects`' ApiKeys already converted by
+    /// [`ConversionCache::api_keys`] (as the rebuild does first, for the Secrets they name).
+    pub fn world_with_keys(&mut self, objects: &mut Objects, keys: Vec<Arc<Obj<ApiKeyDef>>>) -> World {
         let rest_apis = std::mem::take(&mut objects.rest_apis);
         let config_maps = std::mem::take(&mut objects.config_maps);
         let api_keys = std::mem::take(&mut objects.api_keys);
@@ -84,7 +91,7 @@ impl ConversionCache {
         objects.config_maps = config_maps;
         objects.api_keys = api_keys;
 
-        for obj in self.api_keys(&objects.api_keys) {
+        for obj in keys {
             world.api_keys.insert(obj.meta.key.clone(), obj);
         }
         ingest::add_secrets(&mut world, objects);

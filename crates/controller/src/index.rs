@@ -380,7 +380,8 @@ impl Index {
         metrics: &ControllerMetrics,
     ) -> Outcome {
         let api_keys = self.stores.api_keys.state();
-        let (wanted, generated_names) = referenced_secrets(&self.conversions.api_keys(&api_keys));
+        let converted = self.conversions.api_keys(&api_keys);
+        let (wanted, generated_names) = referenced_secrets(&converted);
         let limit = if first { FIRST_SECRET_SYNC } else { SECRET_SYNC };
         self.secrets.sync(&wanted, limit).await;
         metrics.set_cached_secrets(self.secrets.cached_len());
@@ -409,7 +410,7 @@ impl Index {
         let mut snapshot_names = snapshots::names(&objects);
         // A lost snapshot stays named in status, so it is never mistaken for a first record.
         snapshot_names.extend(recorded.lost.iter().cloned());
-        let mut world = self.conversions.world(&mut objects);
+        let mut world = self.conversions.world_with_keys(&mut objects, converted);
         snapshots::mark_lost(&mut world, &recorded.lost);
         let compiled = compile_with(&world, &config.compile, version, &mut self.compiled);
         table.publish(compiled.table);
