@@ -16,7 +16,9 @@ writers. Reports:
 - the compile time of the whole table once every key is served: EDITS (default 10) Stage
   edits, one rebuild each, median and max;
 - the RSS of the gateway process (controller + proxy, not the API server) before the keys and
-  after (VmRSS), and per key.
+  after (VmRSS), and per key; and at the end, from /proc/PID/smaps_rollup, how much of it is
+  anonymous memory and how much is freed memory the allocator has not handed back yet
+  (LazyFree: counted in RSS until the kernel needs it).
 
 Usage: benches/scale/api_keys.py [keys=10000] [writers=8]
 Needs: target/release/turnpike (or $TURNPIKE_BIN), kubectl. Run from the repository root.
@@ -54,6 +56,15 @@ def wait_for(what, fn, deadline=120.0, every=0.05):
         if time.monotonic() > end:
             raise SystemExit(f"timed out waiting for {what}")
         time.sleep(every)
+
+
+def smaps_kib(pid: int) -> dict[str, int]:
+    out = {}
+    for line in pathlib.Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].isdigit():
+            out[parts[0].rstrip(":")] = int(parts[1])
+    return out
 
 
 def rss_kib(pid: int) -> int:
@@ -218,6 +229,7 @@ def main() -> None:
             wait_for("the edit's rebuild", lambda: len(published(log_path)) > before, deadline=60)
             steady.append(published(log_path)[-1])
         rss_steady = rss_kib(proc.pid)
+        smaps = smaps_kib(proc.pid)
         text = metrics()
         s = re.search(r"^turnpike_controller_rebuild_seconds_sum (\S+)$", text, re.M)
         c = re.search(r"^turnpike_controller_rebuild_seconds_count (\S+)$", text, re.M)
@@ -237,6 +249,9 @@ def main() -> None:
               f" ({(rss_after - rss_before) / n:.2f} KiB per key with its Secret),"
               f" {rss_steady / 1024:.1f} MiB after the edits"
               f" ({(rss_steady - rss_before) / n:.2f} KiB per key)")
+        print(f"smaps_rollup after the edits: Rss {smaps.get('Rss', 0) / 1024:.1f} MiB,"
+              f" Anonymous {smaps.get('Anonymous', 0) / 1024:.1f} MiB,"
+              f" LazyFree {smaps.get('LazyFree', 0) / 1024:.1f} MiB")
     finally:
         for p in procs:
             p.kill()

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt as _;
 
 use crate::ingest::{self, Objects, snapshot_name};
+use turnpike_api::ApiKey;
 use turnpike_core::compile::{Obj, RestApiObj, Snapshot, World};
 use turnpike_core::model::{ApiKeyDef, DeploymentId, ObjectKey};
 
@@ -21,6 +22,20 @@ type Key = (String, String);
 fn key_of<K: kube::Resource>(obj: &K) -> Option<Key> {
     let m = obj.meta();
     Some((m.uid.clone()?, m.resource_version.clone()?))
+}
+
+/// Whether `k` converts to `obj` (a conversion of an earlier version of the same object):
+/// the conversion reads the spec, which moves `metadata.generation`, and the labels, which do
+/// not. Without a generation (an API server that keeps none), never.
+fn converts_alike(obj: &Obj<ApiKeyDef>, k: &ApiKey) -> bool {
+    let Some(generation) = k.metadata.generation else {
+        return false;
+    };
+    obj.meta.generation == generation
+        && match &obj.def {
+            Ok(def) => def.labels == *k.labels(),
+            Err(_) => true,
+        }
 }
 
 /// The caches, carried from rebuild to rebuild.
@@ -33,8 +48,41 @@ pub struct ConversionCache {
 }
 
 impl ConversionCache {
+    /// Every ApiKey converted ([`ingest::api_key_obj`]), in the order given: the same `Arc` as
+    /// the last call for a key whose conversion would be the same ([`converts_alike`]). Keeps
+    /// only these keys.
+    pub fn api_keys(&mut self, keys: &[Arc<ApiKey>]) -> Vec<Arc<Obj<ApiKeyDef>>> {
+        // Looked up by reference: a call that finds every key allocates nothing per key.
+        let mut used = HashMap::with_capacity(keys.len());
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let (Some(uid), Some(version)) = (&k.metadata.uid, &k.metadata.resource_version) else {
+                out.push(Arc::new(ingest::api_key_obj(k)));
+                continue;
+            };
+            let entry = match self.api_keys.remove_entry(uid) {
+                Some((uid, (v, obj))) if v == *version => (uid, (v, obj)),
+                // A status write moved the resource version only: keep the conversion, under
+                // the new version.
+                Some((uid, (_, obj))) if converts_alike(&obj, k) => (uid, (version.clone(), obj)),
+                _ => (uid.clone(), (version.clone(), Arc::new(ingest::api_key_obj(k)))),
+            };
+            out.push(entry.1.1.clone());
+            used.insert(entry.0, entry.1);
+        }
+        self.api_keys = used;
+        out
+    }
+
     /// [`ingest::world`] of `objects`, reusing earlier conversions.
     pub fn world(&mut self, objects: &mut Objects) -> World {
+        let keys = self.api_keys(&objects.api_keys);
+        self.world_with_keys(objects, keys)
+    }
+
+    /// [`ConversionCache::world`] with `objects`' ApiKeys already converted by
+    /// [`ConversionCache::api_keys`] (as the rebuild does first, for the Secrets they name).
+    pub fn world_with_keys(&mut self, objects: &mut Objects, keys: Vec<Arc<Obj<ApiKeyDef>>>) -> World {
         let rest_apis = std::mem::take(&mut objects.rest_apis);
         let config_maps = std::mem::take(&mut objects.config_maps);
         let api_keys = std::mem::take(&mut objects.api_keys);
@@ -43,25 +91,9 @@ impl ConversionCache {
         objects.config_maps = config_maps;
         objects.api_keys = api_keys;
 
-        // Labels are metadata: a change to them moves the resource version too.
-        // Looked up by reference: a rebuild that changes nothing allocates nothing here.
-        let mut used_keys = HashMap::with_capacity(objects.api_keys.len());
-        for k in &objects.api_keys {
-            let (Some(uid), Some(version)) = (&k.metadata.uid, &k.metadata.resource_version) else {
-                let obj = Arc::new(ingest::api_key_obj(k));
-                world.api_keys.insert(obj.meta.key.clone(), obj);
-                continue;
-            };
-            let entry = match self.api_keys.remove_entry(uid) {
-                Some((uid, (v, obj))) if v == *version => (uid, (v, obj)),
-                _ => (uid.clone(), (version.clone(), Arc::new(ingest::api_key_obj(k)))),
-            };
-            world
-                .api_keys
-                .insert(entry.1.1.meta.key.clone(), entry.1.1.clone());
-            used_keys.insert(entry.0, entry.1);
+        for obj in keys {
+            world.api_keys.insert(obj.meta.key.clone(), obj);
         }
-        self.api_keys = used_keys;
         ingest::add_secrets(&mut world, objects);
 
         let mut used_apis = HashMap::with_capacity(objects.rest_apis.len());
@@ -115,6 +147,7 @@ impl ConversionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use turnpike_core::model::KeyDigest;
 
     /// Ingest's RestApi and Deployment, and a Stage serving it.
     fn yaml() -> String {
@@ -160,5 +193,148 @@ mod tests {
         assert_eq!(cache.api_keys.len(), 1);
         assert_eq!(cache.snapshots.len(), 1);
         assert_eq!(objects.rest_apis.len(), 1, "objects are given back whole");
+    }
+
+    /// The Stage and plan of [`yaml`], and ApiKeys `names` in the plan, each with a Secret of
+    /// its name holding `value` under `v`; the keys carry a resource version, as watched.
+    fn keyed(names: &[&str]) -> Objects {
+        let mut y = format!(
+            "{}---\napiVersion: turnpike.dev/v1alpha1\nkind: Stage\nmetadata: {{name: prod}}\nspec: {{restApiRef: {{name: shop}}, stageName: prod, deploymentRef: {{name: shop-v1}}}}\n\
+             ---\napiVersion: turnpike.dev/v1alpha1\nkind: UsagePlan\nmetadata: {{name: plan}}\n\
+             spec: {{apiStages: [{{restApiRef: {{name: shop}}, stage: prod}}]}}\n",
+            ingest::tests::VALID
+        );
+        for (i, name) in names.iter().enumerate() {
+            y += &format!(
+                "---\napiVersion: turnpike.dev/v1alpha1\nkind: ApiKey\nmetadata: {{name: {name}}}\n\
+                 spec: {{valueFrom: {{secretKeyRef: {{name: {name}, key: v}}}}, usagePlanRefs: [{{name: plan}}]}}\n\
+                 ---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, labels: {{turnpike.dev/api-key: \"true\"}}}}\n\
+                 stringData: {{v: AbCdEfGhIjKlMnOpQrStUvW{i:03}}}\n"
+            );
+        }
+        let mut objects = Objects::from_yaml(&y).unwrap();
+        objects.record_missing_snapshots();
+        for k in &mut objects.api_keys {
+            Arc::make_mut(k).metadata.resource_version = Some("1".into());
+        }
+        objects
+    }
+
+    /// Compiles `objects` with both caches, checks the outcome is the uncached compile's, and
+    /// returns the ApiKeys' statuses.
+    fn check(
+        conversions: &mut ConversionCache,
+        compiled: &mut turnpike_core::compile::CompileCache,
+        objects: &mut Objects,
+    ) -> Vec<Arc<turnpike_core::compile::StatusUpdate>> {
+        use turnpike_core::compile::{CompileConfig, Kind, compile, compile_with};
+        let config = CompileConfig::default();
+        let plain = compile(&ingest::world(objects), &config, 1);
+        let cached = compile_with(&conversions.world(objects), &config, 1, compiled);
+        assert_eq!(cached.statuses, plain.statuses);
+        let keys = |c: &turnpike_core::compile::Compiled| {
+            let mut keys: Vec<String> = c.table.keys().map(|k| format!("{k:?}")).collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(keys(&cached), keys(&plain));
+        cached
+            .statuses
+            .into_iter()
+            .filter(|s| s.kind == Kind::ApiKey)
+            .collect()
+    }
+
+    fn set_value(objects: &mut Objects, secret: &str, value: &str) {
+        let data = [("v".to_string(), KeyDigest::of_value(value))]
+            .into_iter()
+            .collect();
+        Arc::make_mut(&mut objects.secrets).insert(ObjectKey::new("default", secret), Arc::new(data));
+    }
+
+    /// A rebuild that changes nothing the keys read reuses every key's outcome; one that does
+    /// (a Secret, another key's value, a key gone, the plan) compiles the keys it touches
+    /// again, and every outcome is the uncached compile's.
+    #[test]
+    fn unchanged_keys_reuse_their_outcome_and_changed_inputs_compile_again() {
+        let mut objects = keyed(&["a", "b", "c"]);
+        let (mut conversions, mut compiled) = (ConversionCache::default(), Default::default());
+        let first = check(&mut conversions, &mut compiled, &mut objects);
+        assert_eq!(first.len(), 3);
+        assert!(first.iter().all(|s| s.is_ready()), "{first:#?}");
+
+        // A Stage edit: the keys read nothing of it.
+        objects.stages[0].spec.variables.insert("edit".into(), "1".into());
+        let edited = check(&mut conversions, &mut compiled, &mut objects);
+        assert!(
+            first.iter().zip(&edited).all(|(a, b)| Arc::ptr_eq(a, b)),
+            "reused"
+        );
+
+        // a takes c's value: a (first in order) compiles again and keeps it; c, whose
+        // outcome is cached, finds it taken and is compiled again as a duplicate.
+        set_value(&mut objects, "a", "AbCdEfGhIjKlMnOpQrStUvW002");
+        let taken = check(&mut conversions, &mut compiled, &mut objects);
+        assert!(!Arc::ptr_eq(&edited[0], &taken[0]));
+        assert!(Arc::ptr_eq(&edited[1], &taken[1]), "b is untouched");
+        assert!(!taken[2].is_ready(), "{:#?}", taken[2]);
+        assert!(
+            format!("{:?}", taken[2]).contains("DuplicateApiKey"),
+            "{:#?}",
+            taken[2]
+        );
+        assert_eq!(compiled.len(), 2, "a duplicate's outcome is not kept");
+
+        // Without a, c has its value to itself again.
+        objects.api_keys.remove(0);
+        let gone = check(&mut conversions, &mut compiled, &mut objects);
+        assert_eq!(gone.len(), 2);
+        assert!(gone[1].is_ready(), "{:#?}", gone[1]);
+
+        // An edit of the key itself (a new resource version).
+        Arc::make_mut(&mut objects.api_keys[0]).spec.enabled = false;
+        Arc::make_mut(&mut objects.api_keys[0]).metadata.resource_version = Some("2".into());
+        let disabled = check(&mut conversions, &mut compiled, &mut objects);
+        assert!(!disabled[0].is_ready());
+
+        // Without the plan, every key compiles again and says so.
+        objects.usage_plans.clear();
+        let planless = check(&mut conversions, &mut compiled, &mut objects);
+        assert!(!planless.iter().any(|s| Arc::ptr_eq(s, &disabled[1])));
+        assert!(
+            format!("{planless:?}").contains("UsagePlanNotFound"),
+            "{planless:#?}"
+        );
+    }
+
+    /// A new resource version with the same generation and labels (a status write) keeps the
+    /// conversion; new labels, a new generation or no generation at all convert again.
+    #[test]
+    fn a_status_write_keeps_the_key_conversion() {
+        let mut objects = keyed(&["a"]);
+        Arc::make_mut(&mut objects.api_keys[0]).metadata.generation = Some(1);
+        let mut cache = ConversionCache::default();
+        let first = cache.api_keys(&objects.api_keys);
+        let mut bump = |objects: &mut Objects, version: &str, edit: fn(&mut ApiKey)| {
+            let k = Arc::make_mut(&mut objects.api_keys[0]);
+            k.metadata.resource_version = Some(version.into());
+            edit(k);
+            cache.api_keys(&objects.api_keys).remove(0)
+        };
+        let status = bump(&mut objects, "2", |_| {});
+        assert!(Arc::ptr_eq(&first[0], &status), "a status write");
+        let labelled = bump(&mut objects, "3", |k| {
+            k.metadata.labels = Some([("tier".to_string(), "gold".to_string())].into());
+        });
+        assert!(!Arc::ptr_eq(&status, &labelled), "new labels");
+        assert_eq!(labelled.def.as_ref().unwrap().labels.len(), 1);
+        let disabled = bump(&mut objects, "4", |k| {
+            k.spec.enabled = false;
+            k.metadata.generation = Some(2);
+        });
+        assert!(!Arc::ptr_eq(&labelled, &disabled), "a new generation");
+        assert!(!disabled.def.as_ref().unwrap().enabled);
+        let unversioned = bump(&mut objects, "5", |k| k.metadata.generation = None);
+        assert!(!Arc::ptr_eq(&disabled, &unversioned), "no generation");
     }
 }

@@ -55,9 +55,9 @@ use crate::{
     snapshots,
     status::{Current, CurrentStatus, GeneratedSecret, Outcome},
 };
-use turnpike_api::{ApiKey, Deployment, RestApi, Stage, UsagePlan, convert};
-use turnpike_core::compile::{Kind, compile};
-use turnpike_core::model::{KeyValueSource, ObjectKey};
+use turnpike_api::{ApiKey, Deployment, RestApi, Stage, UsagePlan};
+use turnpike_core::compile::{CompileCache, Kind, Obj, compile_with};
+use turnpike_core::model::{ApiKeyDef, KeyValueSource, ObjectKey};
 use turnpike_proxy::store::TableStore;
 
 /// One kind's reflector stores, one per watched scope.
@@ -177,6 +177,7 @@ fn reflect<K>(
     config: watcher::Config,
     changes: &Arc<Notify>,
     spec_only: bool,
+    trim: fn(&mut K),
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Scoped<K>
 where
@@ -197,7 +198,7 @@ where
         let (store, writer) = reflector::store();
         let stream = watcher(api, config.clone())
             .default_backoff()
-            .modify(|o: &mut K| crate::trim_metadata(o.meta_mut()))
+            .modify(trim)
             .reflect(writer);
         let changes = changes.clone();
         let kind = K::kind(&()).to_string();
@@ -246,6 +247,22 @@ where
     Scoped { stores }
 }
 
+/// What the read cache keeps of an object: its metadata without what the controller never
+/// reads ([`crate::trim_metadata`]).
+fn trimmed<K: Resource>(o: &mut K) {
+    crate::trim_metadata(o.meta_mut());
+}
+
+/// What the read cache keeps of an ApiKey: [`trimmed`], and without `status.usage` (one entry
+/// per plan with a quota, for every key), which the usage summaries own and the status writer
+/// leaves out of what it compares.
+fn trimmed_api_key(k: &mut ApiKey) {
+    trimmed(k);
+    if let Some(status) = k.status.as_mut() {
+        status.usage = Vec::new();
+    }
+}
+
 /// The watches and the rebuild loop.
 pub struct Index {
     stores: Stores,
@@ -254,6 +271,8 @@ pub struct Index {
     /// Snapshots this leader recorded that the ConfigMap watch has not delivered yet.
     pending_snapshots: BTreeMap<ObjectKey, ConfigMap>,
     conversions: ConversionCache,
+    /// The API keys' outcomes of the last compile, for the next.
+    compiled: CompileCache,
     imports: ImportCache,
 }
 
@@ -265,22 +284,17 @@ impl Index {
         let all = watcher::Config::default;
         let mut tasks = Vec::new();
         let t = &mut tasks;
-        let rest_apis = reflect(&client, ns, all(), &changes, true, t);
-        let deployments = reflect(&client, ns, all(), &changes, true, t);
-        let stages = reflect(&client, ns, all(), &changes, true, t);
-        let usage_plans = reflect(&client, ns, all(), &changes, true, t);
-        let api_keys = reflect(&client, ns, all(), &changes, true, t);
-        let config_maps = reflect(&client, ns, all().labels(DEPLOYMENT_LABEL), &changes, false, t);
-        let openapi_config_maps = reflect(
-            &client,
-            ns,
-            all().labels(OPENAPI_CONFIG_MAP_LABEL),
-            &changes,
-            false,
-            t,
-        );
-        let services = reflect(&client, ns, all(), &changes, false, t);
-        let endpoint_slices = reflect(&client, ns, all(), &changes, false, t);
+        let rest_apis = reflect(&client, ns, all(), &changes, true, trimmed, t);
+        let deployments = reflect(&client, ns, all(), &changes, true, trimmed, t);
+        let stages = reflect(&client, ns, all(), &changes, true, trimmed, t);
+        let usage_plans = reflect(&client, ns, all(), &changes, true, trimmed, t);
+        let api_keys = reflect(&client, ns, all(), &changes, true, trimmed_api_key, t);
+        let snapshots = all().labels(DEPLOYMENT_LABEL);
+        let config_maps = reflect(&client, ns, snapshots, &changes, false, trimmed, t);
+        let openapi = all().labels(OPENAPI_CONFIG_MAP_LABEL);
+        let openapi_config_maps = reflect(&client, ns, openapi, &changes, false, trimmed, t);
+        let services = reflect(&client, ns, all(), &changes, false, trimmed, t);
+        let endpoint_slices = reflect(&client, ns, all(), &changes, false, trimmed, t);
         let stores = Stores {
             rest_apis,
             deployments,
@@ -298,6 +312,7 @@ impl Index {
             changes,
             pending_snapshots: BTreeMap::new(),
             conversions: ConversionCache::default(),
+            compiled: CompileCache::default(),
             imports: ImportCache::default(),
         };
         (index, tasks)
@@ -365,7 +380,8 @@ impl Index {
         metrics: &ControllerMetrics,
     ) -> Outcome {
         let api_keys = self.stores.api_keys.state();
-        let (wanted, generated_names) = referenced_secrets(&api_keys);
+        let converted = self.conversions.api_keys(&api_keys);
+        let (wanted, generated_names) = referenced_secrets(&converted);
         let limit = if first { FIRST_SECRET_SYNC } else { SECRET_SYNC };
         self.secrets.sync(&wanted, limit).await;
         metrics.set_cached_secrets(self.secrets.cached_len());
@@ -394,9 +410,9 @@ impl Index {
         let mut snapshot_names = snapshots::names(&objects);
         // A lost snapshot stays named in status, so it is never mistaken for a first record.
         snapshot_names.extend(recorded.lost.iter().cloned());
-        let mut world = self.conversions.world(&mut objects);
+        let mut world = self.conversions.world_with_keys(&mut objects, converted);
         snapshots::mark_lost(&mut world, &recorded.lost);
-        let compiled = compile(&world, &config.compile, version);
+        let compiled = compile_with(&world, &config.compile, version, &mut self.compiled);
         table.publish(compiled.table);
         debug!(version, took = ?t.elapsed(), statuses = compiled.statuses.len(), "routing table published");
         let generated = if leading {
@@ -427,13 +443,15 @@ impl Index {
     }
 }
 
-/// The Secrets ApiKeys refer to, and ApiKey → Secret name for the generated ones.
-fn referenced_secrets(api_keys: &[Arc<ApiKey>]) -> (BTreeSet<ObjectKey>, BTreeMap<ObjectKey, String>) {
+/// The Secrets ApiKeys (converted) refer to, and ApiKey → Secret name for the generated ones.
+fn referenced_secrets(
+    api_keys: &[Arc<Obj<ApiKeyDef>>],
+) -> (BTreeSet<ObjectKey>, BTreeMap<ObjectKey, String>) {
     let mut wanted = BTreeSet::new();
     let mut generated = BTreeMap::new();
     for k in api_keys {
-        let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
-        let Ok(def) = convert::api_key(&key.name, &k.spec) else {
+        let key = &k.meta.key;
+        let Ok(def) = &k.def else {
             continue;
         };
         match &def.value {

@@ -24,11 +24,9 @@ use sha2::{Digest, Sha256};
 use crate::openapi::{Expansion, ImportCache, OPENAPI_CONFIG_MAP_LABEL};
 use turnpike_api::{ApiKey, Deployment, RestApi, RestApiSpec, Stage, UsagePlan, convert};
 use turnpike_core::compile::{
-    DeploymentObj, Meta, Obj, RestApiObj, ServiceFacts, ServicePortFacts, Snapshot, World,
+    DeploymentObj, Meta, Obj, RestApiObj, SecretMap, ServiceFacts, ServicePortFacts, Snapshot, World,
 };
-use turnpike_core::model::{
-    API_KEY_SECRET_LABEL, ApiKeyDef, DeploymentId, KeyDigest, KeyValueSource, ObjectKey, SecretData,
-};
+use turnpike_core::model::{API_KEY_SECRET_LABEL, ApiKeyDef, DeploymentId, KeyDigest, ObjectKey, SecretData};
 
 /// The ConfigMap key that holds the snapshot (RestApi spec as JSON).
 pub const SNAPSHOT_DATA_KEY: &str = "restapi.json";
@@ -136,8 +134,8 @@ pub struct Objects {
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
     /// The referenced Secrets the controller holds (labelled `turnpike.dev/api-key`), as
-    /// digests ([`secret_data`]).
-    pub secrets: BTreeMap<ObjectKey, Arc<SecretData>>,
+    /// digests ([`secret_data`]); shared with the controller's Secret cache.
+    pub secrets: Arc<SecretMap>,
     /// Referenced Secrets that exist without the label (their data is never read).
     pub unlabelled_secrets: BTreeSet<ObjectKey>,
     /// ConfigMaps labelled `turnpike.dev/openapi` (documents `spec.openApi` refers to).
@@ -195,7 +193,7 @@ impl Objects {
                     let secret: Secret = decode(value, index)?;
                     let key = ObjectKey::new(secret.namespace().unwrap_or_default(), secret.name_any());
                     if secret.labels().contains_key(API_KEY_SECRET_LABEL) {
-                        out.secrets.insert(key, Arc::new(secret_data(&secret)));
+                        Arc::make_mut(&mut out.secrets).insert(key, Arc::new(secret_data(&secret)));
                     } else {
                         out.unlabelled_secrets.insert(key);
                     }
@@ -418,35 +416,28 @@ pub fn api_key_obj(k: &ApiKey) -> Obj<ApiKeyDef> {
     Obj { def, meta }
 }
 
-/// The Secrets and unlabelled Secret names the world's ApiKeys refer to.
+/// The Secrets and unlabelled Secret names ApiKeys refer to. The map is shared, not copied:
+/// compile looks up only the Secrets its keys name, so one that no key names (a Secret of a
+/// YAML stream, or one the controller has not dropped yet) changes nothing.
 pub(crate) fn add_secrets(world: &mut World, objects: &Objects) {
-    world.secrets.clear();
-    world.unlabelled_secrets.clear();
-    for (key, k) in &world.api_keys {
-        let Ok(def) = &k.def else { continue };
-        let (KeyValueSource::Secret { name, .. } | KeyValueSource::Generated { secret: name }) = &def.value;
-        let secret = key.sibling(name);
-        if let Some(data) = objects.secrets.get(&secret) {
-            world.secrets.insert(secret, data.clone());
-        } else if objects.unlabelled_secrets.contains(&secret) {
-            world.unlabelled_secrets.insert(secret);
-        }
-    }
+    world.secrets = objects.secrets.clone();
+    world.unlabelled_secrets = objects.unlabelled_secrets.clone();
 }
 
 /// What the controller keeps of an API key Secret: each value's digest (`data`, then
 /// `stringData` over it, as the API server merges them), never the value.
 pub fn secret_data(s: &Secret) -> SecretData {
-    let mut data: SecretData = s
+    let data = s
         .data
         .iter()
         .flatten()
-        .map(|(k, v)| (k.clone(), KeyDigest::of_secret(&v.0)))
-        .collect();
-    for (k, v) in s.string_data.iter().flatten() {
-        data.insert(k.clone(), KeyDigest::of_secret(v.as_bytes()));
-    }
-    data
+        .map(|(k, v)| (k.clone(), KeyDigest::of_secret(&v.0)));
+    let string_data = s
+        .string_data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), KeyDigest::of_secret(v.as_bytes())));
+    data.chain(string_data).collect()
 }
 
 /// Reads YAML, records missing snapshots as the leader would, and builds the world.

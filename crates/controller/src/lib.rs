@@ -15,7 +15,11 @@
 //!
 //! Every replica watches and publishes; only the Lease holder writes to the API server, like
 //! linkerd's policy controller. Rebuilds are full and debounced, like Contour: compile is
-//! cheap enough (≤ 50 ms at 10k routes) that incremental bookkeeping is not worth its bugs.
+//! cheap enough (≤ 50 ms at 10k routes) that incremental bookkeeping is not worth its bugs,
+//! with one exception for what scales with the number of API keys: a key converted
+//! ([`cache::ConversionCache`]) and compiled
+//! ([`CompileCache`](turnpike_core::compile::CompileCache)) once is reused while its spec,
+//! labels, Secret and plans stay as they were.
 //! Nothing is published before every watch has listed once, so `/readyz` (which reads
 //! [`TableStore::is_published`](turnpike_proxy::store::TableStore::is_published)) stays false
 //! until the table reflects the whole cluster.

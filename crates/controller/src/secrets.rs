@@ -43,7 +43,8 @@ use tokio::{
 use tracing::{debug, warn};
 
 use crate::ingest;
-use turnpike_core::model::{API_KEY_SECRET_LABEL, ObjectKey, SecretData};
+use turnpike_core::compile::SecretMap;
+use turnpike_core::model::{API_KEY_SECRET_LABEL, ObjectKey};
 
 /// Most reads by name of newly referenced labelled Secrets one rebuild makes.
 pub const READS_PER_SYNC: usize = 256;
@@ -63,7 +64,9 @@ struct Shared {
     /// Every labelled Secret in scope, by name only.
     labelled: BTreeSet<ObjectKey>,
     /// The referenced labelled Secrets, as digests of their values ([`ingest::secret_data`]).
-    cached: BTreeMap<ObjectKey, Arc<SecretData>>,
+    /// Shared with the rebuild that reads it ([`SecretCache::secrets`]): a change copies the
+    /// map only while a rebuild holds it, and a rebuild copies nothing.
+    cached: Arc<SecretMap>,
     /// Per scope: the keys seen by the relist in progress.
     relist: Vec<BTreeSet<ObjectKey>>,
 }
@@ -121,13 +124,28 @@ async fn within<T>(
 // === impl Shared ===
 
 impl Shared {
+    /// Drops a Secret's data, copying the map (when a rebuild holds it) only if it is there.
+    fn forget(&mut self, key: &ObjectKey) {
+        if self.cached.contains_key(key) {
+            Arc::make_mut(&mut self.cached).remove(key);
+        }
+    }
+
+    /// Keeps the Secrets' data that `keep` says to, copying the map (when a rebuild holds it)
+    /// only if some goes.
+    fn retain(&mut self, keep: impl Fn(&ObjectKey) -> bool) {
+        if !self.cached.keys().all(&keep) {
+            Arc::make_mut(&mut self.cached).retain(|k, _| keep(k));
+        }
+    }
+
     fn put(&mut self, s: Secret) -> ObjectKey {
         let key = key_of(&s);
         self.labelled.insert(key.clone());
         if self.referenced.contains(&key) {
-            self.cached.insert(key.clone(), Arc::new(ingest::secret_data(&s)));
+            Arc::make_mut(&mut self.cached).insert(key.clone(), Arc::new(ingest::secret_data(&s)));
         } else {
-            self.cached.remove(&key);
+            self.forget(&key);
         }
         key
     }
@@ -146,13 +164,13 @@ impl Shared {
             watcher::Event::Delete(s) => {
                 let key = key_of(&s);
                 self.labelled.remove(&key);
-                self.cached.remove(&key);
+                self.forget(&key);
             }
             watcher::Event::InitDone => {
                 let seen = std::mem::take(&mut self.relist[i]);
                 let in_scope = |k: &ObjectKey| scopes[i].as_ref().is_none_or(|ns| *ns == k.namespace);
                 self.labelled.retain(|k| !in_scope(k) || seen.contains(k));
-                self.cached.retain(|k, _| !in_scope(k) || seen.contains(k));
+                self.retain(|k| !in_scope(k) || seen.contains(k));
                 return true;
             }
         }
@@ -239,7 +257,7 @@ impl SecretCache {
         {
             let mut shared = self.write();
             shared.referenced = wanted.clone();
-            shared.cached.retain(|k, _| wanted.contains(k));
+            shared.retain(|k| wanted.contains(k));
         }
         if let Some(tx) = self.synced_tx.take() {
             self.start(tx);
@@ -281,7 +299,7 @@ impl SecretCache {
             for s in found {
                 let key = key_of(&s);
                 if shared.referenced.contains(&key) && !shared.cached.contains_key(&key) {
-                    shared.cached.insert(key, Arc::new(ingest::secret_data(&s)));
+                    Arc::make_mut(&mut shared.cached).insert(key, Arc::new(ingest::secret_data(&s)));
                 }
             }
         }
@@ -407,8 +425,8 @@ impl SecretCache {
         within(limit, checks).await
     }
 
-    /// The referenced Secrets held.
-    pub fn secrets(&self) -> BTreeMap<ObjectKey, Arc<SecretData>> {
+    /// The referenced Secrets held (shared, not copied).
+    pub fn secrets(&self) -> Arc<SecretMap> {
         self.read().cached.clone()
     }
 

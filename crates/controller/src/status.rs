@@ -66,7 +66,7 @@ pub struct Outcome {
     pub leader: bool,
     /// The version of the table published with these statuses.
     pub version: u64,
-    pub statuses: Vec<StatusUpdate>,
+    pub statuses: Vec<Arc<StatusUpdate>>,
     /// Snapshot ConfigMaps recorded by this rebuild, to create.
     pub snapshots: Vec<ConfigMap>,
     /// Deployment → the name of its snapshot ConfigMap (existing or recorded now).

@@ -13,6 +13,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use futures::{StreamExt as _, stream};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -58,8 +59,9 @@ pub async fn write_while_leading<F>(
 ) where
     F: Future<Output = Vec<Summary>>,
 {
-    // What was last written per object and field, time stamps removed.
-    let mut written: BTreeMap<(Kind, ObjectKey, &'static str), Value> = BTreeMap::new();
+    // The digest of what was last written per object and field, time stamps removed: one
+    // per ApiKey, so a digest rather than the value.
+    let mut written: BTreeMap<(Kind, ObjectKey, &'static str), Digest> = BTreeMap::new();
     loop {
         tokio::select! {
             r = leader.changed() => {
@@ -111,16 +113,25 @@ pub async fn write_while_leading<F>(
     }
 }
 
-/// A summary without its time stamps, to tell whether the numbers changed.
-fn numbers(v: &Value) -> Value {
+/// The SHA-256 of a summary's JSON.
+type Digest = [u8; 32];
+
+/// The digest of a summary without its time stamps, to tell whether the numbers changed.
+fn numbers(v: &Value) -> Digest {
+    let json = serde_json::to_vec(&without_time_stamps(v)).unwrap_or_default();
+    Sha256::digest(&json).into()
+}
+
+/// A summary without its `updated` time stamps.
+fn without_time_stamps(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
                 .filter(|(k, _)| *k != "updated")
-                .map(|(k, v)| (k.clone(), numbers(v)))
+                .map(|(k, v)| (k.clone(), without_time_stamps(v)))
                 .collect(),
         ),
-        Value::Array(a) => Value::Array(a.iter().map(numbers).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(without_time_stamps).collect()),
         other => other.clone(),
     }
 }

@@ -28,8 +28,8 @@ pub use world::*;
 
 use crate::conditions::{reasons, types};
 use crate::model::{
-    ApiId, Backend, DeploymentId, EndpointType, KeyDigest, KeyId, KeySelector, KeyValueSource, ObjectKey,
-    RestApiDef, ServiceRef, StageSource, UsagePlanDef, short_id,
+    ApiId, ApiKeyDef, Backend, DeploymentId, EndpointType, KeyDigest, KeyId, KeySelector, KeyValueSource,
+    ObjectKey, RestApiDef, SecretData, ServiceRef, StageSource, UsagePlanDef, short_id,
 };
 use crate::routing::{
     ApiEntry, CanaryEntry, FastMap, HostSettings, KeyEntry, PlanEntry, ResourceEntry, RouteSet, RoutingTable,
@@ -53,8 +53,9 @@ pub struct CompileConfig {
 #[derive(Debug)]
 pub struct Compiled {
     pub table: RoutingTable,
-    /// One update per object of the world, ordered by kind then key.
-    pub statuses: Vec<StatusUpdate>,
+    /// One update per object of the world, ordered by kind then key. Shared: an API key's
+    /// update is kept in the [`CompileCache`] for the next run.
+    pub statuses: Vec<Arc<StatusUpdate>>,
 }
 
 /// The deployment id a stage reports when it serves the live definition (`autoDeploy`).
@@ -62,12 +63,24 @@ pub const LIVE_DEPLOYMENT_ID: &str = "live";
 
 /// Compiles the world into a routing table of version `version`, and the status of every object.
 pub fn compile(world: &World, config: &CompileConfig, version: u64) -> Compiled {
+    compile_with(world, config, version, &mut CompileCache::default())
+}
+
+/// [`compile`], reusing from `cache` the outcome of every API key whose inputs are what they
+/// were in the run that filled it, and leaving in it this run's. The output is the same as
+/// [`compile`]'s for the same world.
+pub fn compile_with(
+    world: &World,
+    config: &CompileConfig,
+    version: u64,
+    cache: &mut CompileCache,
+) -> Compiled {
     let mut statuses: BTreeMap<(Kind, ObjectKey), StatusUpdate> = BTreeMap::new();
     let apis = rest_apis(world);
     let deployments = deployments(world, &apis, &mut statuses);
     let mut stages = stages(world, config, &apis, &deployments, &mut statuses);
     usage_plans(world, &mut stages, &mut statuses);
-    let keys = api_keys(world, &stages, &mut statuses);
+    let (keys, key_statuses) = api_keys(world, &stages, cache);
     let (api_entries, services) = assemble(world, &apis, stages);
     finish_rest_apis(world, &apis, &api_entries, &mut statuses);
 
@@ -80,10 +93,11 @@ pub fn compile(world: &World, config: &CompileConfig, version: u64) -> Compiled 
             services,
         },
     );
-    Compiled {
-        table,
-        statuses: statuses.into_values().collect(),
-    }
+    // ApiKey is the last kind, and its updates come in key order: they go last.
+    let mut all: Vec<Arc<StatusUpdate>> = Vec::with_capacity(statuses.len() + key_statuses.len());
+    all.extend(statuses.into_values().map(Arc::new));
+    all.extend(key_statuses);
+    Compiled { table, statuses: all }
 }
 
 // === RestApis ===
@@ -660,15 +674,126 @@ fn usage_plans(
 
 // === ApiKeys ===
 
+/// What compile keeps from one run to the next: the outcome of every valid API key, with the
+/// inputs it was computed from. A key whose object (the same converted `Arc`, which the
+/// controller's conversion cache keeps while the ApiKey's spec and labels stay), Secret data
+/// and plan context ([`KeyContext`]) are unchanged gets its entry and status back without being
+/// compiled again: a rebuild for a Stage edit, with 10,000 keys, compiles none of them.
+///
+/// Duplicate values are the one input that depends on other keys: an outcome is reused only
+/// when no key before it took the same value, and an outcome that found a duplicate is not
+/// kept.
+#[derive(Debug, Default)]
+pub struct CompileCache {
+    context: Option<KeyContext>,
+    keys: FastMap<ObjectKey, CachedKey>,
+}
+
+impl CompileCache {
+    /// How many API key outcomes are kept.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// What every key's outcome reads besides the key and its Secret: each usage plan (whether it
+/// exists; for a valid one, the stages it covers and its key selector) and the plans bound to
+/// each stage.
+#[derive(Debug, PartialEq)]
+struct KeyContext {
+    plans: Vec<(ObjectKey, Option<PlanScope>)>,
+    stage_plans: Vec<Vec<ObjectKey>>,
+}
+
+/// The stages (RestApi name, stage name) a valid plan covers, and its key selector.
+type PlanScope = (Vec<(String, String)>, Option<KeySelector>);
+
+impl KeyContext {
+    fn of(world: &World, stages: &[StageDraft<'_>]) -> Self {
+        let plans = world
+            .usage_plans
+            .iter()
+            .map(|(key, p)| {
+                let scope = p.def.as_ref().ok().map(|d| {
+                    let covered = d
+                        .stages
+                        .iter()
+                        .map(|s| (s.rest_api.clone(), s.stage.clone()))
+                        .collect();
+                    (covered, d.key_selector.clone())
+                });
+                (key.clone(), scope)
+            })
+            .collect();
+        let stage_plans = stages
+            .iter()
+            .map(|s| {
+                let mut plans: Vec<ObjectKey> = s.plans.keys().cloned().collect();
+                plans.sort_unstable();
+                plans
+            })
+            .collect();
+        KeyContext { plans, stage_plans }
+    }
+}
+
+/// One key's outcome and what it was computed from.
+#[derive(Debug)]
+struct CachedKey {
+    obj: Arc<Obj<ApiKeyDef>>,
+    /// The Secret the key reads, and what was known of it: its data, or whether it exists
+    /// without the label.
+    secret_key: ObjectKey,
+    secret: Option<Arc<SecretData>>,
+    unlabelled: bool,
+    /// The value's digest, when the Secret holds a valid one.
+    digest: Option<KeyDigest>,
+    /// The table entry, when the key took its value (no key before it had it).
+    entry: Option<Arc<KeyEntry>>,
+    status: Arc<StatusUpdate>,
+}
+
+impl CachedKey {
+    /// Whether this outcome is the one compiling `obj` against `world` now would give, with
+    /// the values taken so far in `seen`.
+    fn holds_for(
+        &self,
+        obj: &Arc<Obj<ApiKeyDef>>,
+        world: &World,
+        seen: &FastMap<KeyDigest, &ObjectKey>,
+    ) -> bool {
+        let same_secret = match (world.secrets.get(&self.secret_key), &self.secret) {
+            (Some(now), Some(then)) => Arc::ptr_eq(now, then) || now == then,
+            (None, None) => world.unlabelled_secrets.contains(&self.secret_key) == self.unlabelled,
+            _ => false,
+        };
+        Arc::ptr_eq(&self.obj, obj) && same_secret && self.digest.is_none_or(|d| !seen.contains_key(&d))
+    }
+}
+
+/// The valid plans that take keys in by label.
+type Selecting<'w> = Vec<(&'w ObjectKey, &'w UsagePlanDef, &'w KeySelector)>;
+
+/// Every key's table entry and status, in key order.
 fn api_keys(
     world: &World,
     stages: &[StageDraft<'_>],
-    statuses: &mut BTreeMap<(Kind, ObjectKey), StatusUpdate>,
-) -> Vec<KeyEntry> {
-    let mut out: Vec<KeyEntry> = Vec::new();
+    cache: &mut CompileCache,
+) -> (Vec<Arc<KeyEntry>>, Vec<Arc<StatusUpdate>>) {
+    let context = KeyContext::of(world, stages);
+    if cache.context.as_ref() != Some(&context) {
+        cache.keys.clear();
+        cache.context = Some(context);
+    }
+    let mut previous = std::mem::take(&mut cache.keys);
+    let mut out: Vec<Arc<KeyEntry>> = Vec::new();
+    let mut statuses = Vec::with_capacity(world.api_keys.len());
     let mut seen: FastMap<KeyDigest, &ObjectKey> = FastMap::default();
-    // The valid plans that take keys in by label.
-    let selecting: Vec<(&ObjectKey, &UsagePlanDef, &KeySelector)> = world
+    let selecting: Selecting<'_> = world
         .usage_plans
         .iter()
         .filter_map(|(k, p)| {
@@ -677,164 +802,234 @@ fn api_keys(
         })
         .collect();
     for (key, obj) in &world.api_keys {
-        let mut c = Conditions::new(Kind::ApiKey, key);
-        let id = KeyId::from_uid(&obj.meta.uid);
-        let fields = StatusFields {
-            key_id: Some(id.to_string()),
-            ..Default::default()
-        };
+        if let Some((cached_key, cached)) = previous.remove_entry(key)
+            && cached.holds_for(obj, world, &seen)
+        {
+            if let (Some(entry), Some(digest)) = (&cached.entry, cached.digest) {
+                seen.insert(digest, key);
+                out.push(entry.clone());
+            }
+            statuses.push(cached.status.clone());
+            cache.keys.insert(cached_key, cached);
+            continue;
+        }
         let def = match &obj.def {
             Err(errors) => {
+                let mut c = Conditions::new(Kind::ApiKey, key);
                 c.invalid(errors);
-                statuses.insert((Kind::ApiKey, key.clone()), c.finish(obj.meta.generation, fields));
+                let fields = key_fields(&KeyId::from_uid(&obj.meta.uid));
+                statuses.push(Arc::new(c.finish(obj.meta.generation, fields)));
                 continue;
             }
             Ok(def) => def,
         };
+        let outcome = api_key(world, stages, &selecting, &seen, key, obj, def);
+        let status = Arc::new(outcome.status);
+        let entry = outcome.entry.map(Arc::new);
+        if let Some(e) = &entry {
+            seen.insert(e.digest, key);
+            out.push(e.clone());
+        }
+        statuses.push(status.clone());
+        if !outcome.duplicate {
+            cache.keys.insert(
+                key.clone(),
+                CachedKey {
+                    obj: obj.clone(),
+                    secret_key: outcome.secret_key,
+                    secret: outcome.secret,
+                    unlabelled: outcome.unlabelled,
+                    digest: outcome.digest,
+                    entry,
+                    status,
+                },
+            );
+        }
+    }
+    (out, statuses)
+}
 
-        let (secret, data_key, field) = match &def.value {
-            KeyValueSource::Secret { name, key } => {
-                (name.as_str(), key.as_str(), "spec.valueFrom.secretKeyRef")
-            }
-            KeyValueSource::Generated { secret } => {
-                (secret.as_str(), crate::model::GENERATED_SECRET_KEY, "spec")
-            }
-        };
-        let digest = match world.secrets.get(&key.sibling(secret)) {
-            None if world.unlabelled_secrets.contains(&key.sibling(secret)) => {
-                let name = if matches!(def.value, KeyValueSource::Generated { .. }) {
-                    ""
-                } else {
-                    ".name"
-                };
-                c.unresolved(
-                    reasons::SECRET_NOT_LABELLED,
-                    format!(
-                        "{field}{name}: Secret {secret:?} lacks the label {}; the controller reads only \
-                         labelled Secrets",
-                        crate::model::API_KEY_SECRET_LABEL
-                    ),
-                );
-                None
-            }
-            None if matches!(def.value, KeyValueSource::Generated { .. }) => {
-                c.unresolved(
-                    reasons::SECRET_NOT_FOUND,
-                    format!("{field}: the generated Secret {secret:?} does not exist yet"),
-                );
-                None
-            }
+/// A key's status fields: its id.
+fn key_fields(id: &KeyId) -> StatusFields {
+    StatusFields {
+        key_id: Some(id.to_string()),
+        ..Default::default()
+    }
+}
+
+/// One valid key compiled, and what it read.
+struct KeyOutcome {
+    status: StatusUpdate,
+    entry: Option<KeyEntry>,
+    secret_key: ObjectKey,
+    secret: Option<Arc<SecretData>>,
+    unlabelled: bool,
+    digest: Option<KeyDigest>,
+    /// Whether a key before it had the same value.
+    duplicate: bool,
+}
+
+fn api_key(
+    world: &World,
+    stages: &[StageDraft<'_>],
+    selecting: &Selecting<'_>,
+    seen: &FastMap<KeyDigest, &ObjectKey>,
+    key: &ObjectKey,
+    obj: &Obj<ApiKeyDef>,
+    def: &ApiKeyDef,
+) -> KeyOutcome {
+    let mut c = Conditions::new(Kind::ApiKey, key);
+    let id = KeyId::from_uid(&obj.meta.uid);
+    let fields = key_fields(&id);
+    let (secret, data_key, field) = match &def.value {
+        KeyValueSource::Secret { name, key } => (name.as_str(), key.as_str(), "spec.valueFrom.secretKeyRef"),
+        KeyValueSource::Generated { secret } => (secret.as_str(), crate::model::GENERATED_SECRET_KEY, "spec"),
+    };
+    let secret_key = key.sibling(secret);
+    let secret_data = world.secrets.get(&secret_key).cloned();
+    let unlabelled = secret_data.is_none() && world.unlabelled_secrets.contains(&secret_key);
+    let digest = match &secret_data {
+        None if unlabelled => {
+            let name = if matches!(def.value, KeyValueSource::Generated { .. }) {
+                ""
+            } else {
+                ".name"
+            };
+            c.unresolved(
+                reasons::SECRET_NOT_LABELLED,
+                format!(
+                    "{field}{name}: Secret {secret:?} lacks the label {}; the controller reads only \
+                     labelled Secrets",
+                    crate::model::API_KEY_SECRET_LABEL
+                ),
+            );
+            None
+        }
+        None if matches!(def.value, KeyValueSource::Generated { .. }) => {
+            c.unresolved(
+                reasons::SECRET_NOT_FOUND,
+                format!("{field}: the generated Secret {secret:?} does not exist yet"),
+            );
+            None
+        }
+        None => {
+            c.unresolved(
+                reasons::SECRET_NOT_FOUND,
+                format!("{field}.name: Secret {secret:?} not found"),
+            );
+            None
+        }
+        Some(data) => match data.get(data_key) {
             None => {
                 c.unresolved(
-                    reasons::SECRET_NOT_FOUND,
-                    format!("{field}.name: Secret {secret:?} not found"),
+                    reasons::SECRET_KEY_NOT_FOUND,
+                    format!("{field}.key: Secret {secret:?} has no key {data_key:?}"),
                 );
                 None
             }
-            Some(data) => match data.get(data_key) {
-                None => {
+            Some(value) => match value {
+                Ok(d) => Some(*d),
+                Err(e) => {
+                    // The message says what is wrong with the value, never the value.
                     c.unresolved(
-                        reasons::SECRET_KEY_NOT_FOUND,
-                        format!("{field}.key: Secret {secret:?} has no key {data_key:?}"),
+                        reasons::INVALID_API_KEY,
+                        format!("{field}: the value in Secret {secret:?} is not a valid key: {e}"),
                     );
                     None
                 }
-                Some(value) => match value {
-                    Ok(d) => Some(*d),
-                    Err(e) => {
-                        // The message says what is wrong with the value, never the value.
-                        c.unresolved(
-                            reasons::INVALID_API_KEY,
-                            format!("{field}: the value in Secret {secret:?} is not a valid key: {e}"),
-                        );
-                        None
-                    }
-                },
             },
-        };
+        },
+    };
 
-        let mut plans = Vec::new();
-        let mut covered: BTreeMap<(ObjectKey, String), String> = BTreeMap::new();
-        // One plan per key per stage, as in AWS.
-        let mut cover = |field: &str, name: &str, plan_def: &UsagePlanDef, c: &mut Conditions| {
-            for s in &plan_def.stages {
-                if let Some(other) =
-                    covered.insert((key.sibling(&s.rest_api), s.stage.clone()), name.to_string())
-                {
-                    c.unresolved(
-                        reasons::INVALID_REFERENCE,
-                        format!("{field}: UsagePlans {other:?} and {name:?} both cover stage {}/{}; a key may be in one plan per stage", s.rest_api, s.stage),
-                    );
-                }
-            }
-        };
-        for (i, name) in def.usage_plans.iter().enumerate() {
-            let plan_key = key.sibling(name);
-            let Some(plan) = world.usage_plans.get(&plan_key) else {
-                c.unresolved(
-                    reasons::USAGE_PLAN_NOT_FOUND,
-                    format!("spec.usagePlanRefs[{i}].name: UsagePlan {name:?} not found"),
-                );
-                continue;
-            };
-            if let Ok(plan_def) = &plan.def {
-                cover(&format!("spec.usagePlanRefs[{i}].name"), name, plan_def, &mut c);
-            }
-            plans.push(plan_key);
-        }
-        for (plan_key, plan_def, selector) in &selecting {
-            if plan_key.namespace != key.namespace
-                || def.usage_plans.contains(&plan_key.name)
-                || !selector.matches(&def.labels)
+    let mut plans = Vec::new();
+    let mut covered: BTreeMap<(ObjectKey, String), String> = BTreeMap::new();
+    // One plan per key per stage, as in AWS.
+    let mut cover = |field: &str, name: &str, plan_def: &UsagePlanDef, c: &mut Conditions| {
+        for s in &plan_def.stages {
+            if let Some(other) = covered.insert((key.sibling(&s.rest_api), s.stage.clone()), name.to_string())
             {
-                continue;
-            }
-            let field = format!("metadata.labels (UsagePlan {:?} selects the key)", plan_key.name);
-            cover(&field, &plan_key.name, plan_def, &mut c);
-            plans.push((*plan_key).clone());
-        }
-
-        if let Some(digest) = digest {
-            if let Some(first) = seen.get(&digest) {
                 c.unresolved(
-                    reasons::DUPLICATE_API_KEY,
-                    format!(
-                        "{field}: the same value is already used by ApiKey {:?}",
-                        first.name
-                    ),
+                    reasons::INVALID_REFERENCE,
+                    format!("{field}: UsagePlans {other:?} and {name:?} both cover stage {}/{}; a key may be in one plan per stage", s.rest_api, s.stage),
                 );
-            } else if c.is_resolved() {
-                seen.insert(digest, key);
-                out.push(KeyEntry {
-                    id,
-                    object: key.clone(),
-                    digest,
-                    enabled: def.enabled,
-                    customer_id: def.customer_id.clone(),
-                    plans: plans.clone(),
-                });
             }
         }
-        if c.is_resolved() {
-            if !def.enabled {
-                c.not_ready(
-                    reasons::DISABLED,
-                    "spec.enabled is false: requests with this key are refused",
-                );
-            } else {
-                let stage_count = stages
-                    .iter()
-                    .filter(|s| plans.iter().any(|p| s.plans.contains_key(p)))
-                    .count();
-                c.ready(format!(
-                    "in {} usage plan(s), {stage_count} stage(s)",
-                    plans.len()
-                ));
-            }
+    };
+    for (i, name) in def.usage_plans.iter().enumerate() {
+        let plan_key = key.sibling(name);
+        let Some(plan) = world.usage_plans.get(&plan_key) else {
+            c.unresolved(
+                reasons::USAGE_PLAN_NOT_FOUND,
+                format!("spec.usagePlanRefs[{i}].name: UsagePlan {name:?} not found"),
+            );
+            continue;
+        };
+        if let Ok(plan_def) = &plan.def {
+            cover(&format!("spec.usagePlanRefs[{i}].name"), name, plan_def, &mut c);
         }
-        statuses.insert((Kind::ApiKey, key.clone()), c.finish(obj.meta.generation, fields));
+        plans.push(plan_key);
     }
-    out
+    for (plan_key, plan_def, selector) in selecting {
+        if plan_key.namespace != key.namespace
+            || def.usage_plans.contains(&plan_key.name)
+            || !selector.matches(&def.labels)
+        {
+            continue;
+        }
+        let field = format!("metadata.labels (UsagePlan {:?} selects the key)", plan_key.name);
+        cover(&field, &plan_key.name, plan_def, &mut c);
+        plans.push((*plan_key).clone());
+    }
+
+    let mut entry = None;
+    let mut duplicate = false;
+    if let Some(digest) = digest {
+        if let Some(first) = seen.get(&digest) {
+            duplicate = true;
+            c.unresolved(
+                reasons::DUPLICATE_API_KEY,
+                format!(
+                    "{field}: the same value is already used by ApiKey {:?}",
+                    first.name
+                ),
+            );
+        } else if c.is_resolved() {
+            entry = Some(KeyEntry {
+                id,
+                object: key.clone(),
+                digest,
+                enabled: def.enabled,
+                customer_id: def.customer_id.clone(),
+                plans: plans.clone(),
+            });
+        }
+    }
+    if c.is_resolved() {
+        if !def.enabled {
+            c.not_ready(
+                reasons::DISABLED,
+                "spec.enabled is false: requests with this key are refused",
+            );
+        } else {
+            let stage_count = stages
+                .iter()
+                .filter(|s| plans.iter().any(|p| s.plans.contains_key(p)))
+                .count();
+            c.ready(format!(
+                "in {} usage plan(s), {stage_count} stage(s)",
+                plans.len()
+            ));
+        }
+    }
+    KeyOutcome {
+        status: c.finish(obj.meta.generation, fields),
+        entry,
+        secret_key,
+        secret: secret_data,
+        unlabelled,
+        digest,
+        duplicate,
+    }
 }
 
 // === Assembly ===

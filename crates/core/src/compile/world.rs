@@ -88,6 +88,9 @@ pub struct ServicePortFacts {
     pub endpoints: Vec<SocketAddr>,
 }
 
+/// API key Secrets by name, as digests of their values.
+pub type SecretMap = BTreeMap<ObjectKey, Arc<SecretData>>;
+
 /// Everything compile reads. Built by `crate::ingest` from Kubernetes objects, or by tests.
 #[derive(Clone, Debug, Default)]
 pub struct World {
@@ -99,8 +102,10 @@ pub struct World {
     /// changed.
     pub api_keys: BTreeMap<ObjectKey, Arc<Obj<ApiKeyDef>>>,
     pub services: BTreeMap<ObjectKey, ServiceFacts>,
-    /// Only the Secrets API keys refer to, as digests (shared with the controller's cache).
-    pub secrets: BTreeMap<ObjectKey, Arc<SecretData>>,
+    /// The Secrets API keys refer to, as digests; compile reads only those its keys name.
+    /// Shared with the controller's Secret cache, which holds only referenced ones: a rebuild
+    /// copies none.
+    pub secrets: Arc<SecretMap>,
     /// Referenced Secrets that exist without the `turnpike.dev/api-key` label (not read).
     pub unlabelled_secrets: BTreeSet<ObjectKey>,
 }

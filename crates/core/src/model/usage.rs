@@ -131,7 +131,42 @@ pub const API_KEY_SECRET_LABEL: &str = "turnpike.dev/api-key";
 pub type SecretValue = Result<KeyDigest, String>;
 
 /// The values of one API key Secret, by data key, as [`SecretValue`]s.
-pub type SecretData = BTreeMap<String, SecretValue>;
+///
+/// A sorted slice rather than a map: the controller holds one per referenced Secret, a Secret
+/// holds one value or two, and a `BTreeMap` allocates room for eleven entries (some 800 bytes)
+/// however few it holds. Built like a map: of two entries with the same key, the later wins.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SecretData(Box<[(Box<str>, SecretValue)]>);
+
+impl SecretData {
+    /// The value under a data key.
+    pub fn get(&self, key: &str) -> Option<&SecretValue> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// The data keys and their values, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &SecretValue)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, SecretValue)> for SecretData {
+    fn from_iter<I: IntoIterator<Item = (String, SecretValue)>>(iter: I) -> Self {
+        let map: BTreeMap<String, SecretValue> = iter.into_iter().collect();
+        SecretData(map.into_iter().map(|(k, v)| (k.into_boxed_str(), v)).collect())
+    }
+}
 
 /// The SHA-256 digest of an API key value. Keys are looked up and compared by digest, so the
 /// routing table never holds a key value, and equality is constant-time ([`subtle`]): how long
@@ -276,6 +311,24 @@ mod tests {
         let digest = KeyDigest::of_value(value).expect("valid");
         assert_eq!(digest, KeyDigest::digest(value.as_bytes()));
         assert_ne!(digest, KeyDigest::digest(b"AbCdEfGhIjKlMnOpQrStUvWx13"));
+    }
+
+    #[test]
+    fn secret_data_reads_like_a_map_and_the_later_entry_wins() {
+        let ok = KeyDigest::of_value("AbCdEfGhIjKlMnOpQrStUvWx12");
+        let data: SecretData = [
+            ("value".to_string(), Err("first".to_string())),
+            ("a".to_string(), Err("a".to_string())),
+            ("value".to_string(), ok.clone()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(data.len(), 2);
+        assert_eq!(data.get("value"), Some(&ok));
+        assert_eq!(data.get("a"), Some(&Err("a".to_string())));
+        assert_eq!(data.get("b"), None);
+        assert_eq!(data.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["a", "value"]);
+        assert!(SecretData::default().is_empty());
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub struct RoutingTable {
 pub struct TableParts {
     pub hosts: HostSettings,
     pub apis: Vec<ApiEntry>,
-    pub keys: Vec<KeyEntry>,
+    pub keys: Vec<Arc<KeyEntry>>,
     pub services: Vec<(ServiceRef, Vec<SocketAddr>)>,
 }
 
@@ -97,7 +97,7 @@ impl RoutingTable {
                 .into_iter()
                 .filter_map(|a| Some((pack_id(a.id.as_str())?, Arc::new(a))))
                 .collect(),
-            keys: keys.into_iter().map(|k| (k.digest, Arc::new(k))).collect(),
+            keys: keys.into_iter().map(|k| (k.digest, k)).collect(),
             services: services.into_iter().map(|(s, e)| (s, Arc::from(e))).collect(),
         }
     }
