@@ -23,8 +23,14 @@ pub enum Node {
     /// `#foreach($var in iterable) … #end`.
     Foreach {
         var: Box<str>,
+        /// `var`'s slot.
+        slot: usize,
         iterable: Expr,
         body: Block,
+        /// The items may be lent rather than copied: `iterable` is a list in a variable reached
+        /// by properties and indexes, a variable `body` never names, and `body` only reads
+        /// `var` (see [`lendable`]). Each item is moved into `var` for its iteration and back.
+        lend: bool,
     },
     /// `#break`: leaves the innermost `#foreach`.
     Break,
@@ -36,6 +42,8 @@ pub enum Node {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reference {
     pub root: Box<str>,
+    /// `root`'s slot in the rendering's variables ([`Names`]).
+    pub slot: usize,
     pub chain: Vec<Accessor>,
     /// `$!name`: renders nothing rather than its source text when the value is undefined.
     pub quiet: bool,
@@ -68,6 +76,43 @@ pub enum Expr {
     Not(Box<Expr>),
     Negate(Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
+}
+
+/// The variables a template names, each given a slot when parsed: a rendering keeps its
+/// variables in a vector indexed by slot, not in a map by name. The evaluator's own variables
+/// come first, at the fixed slots below.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Names(Vec<Box<str>>);
+
+impl Names {
+    pub const INPUT: usize = 0;
+    pub const UTIL: usize = 1;
+    pub const CONTEXT: usize = 2;
+    pub const STAGE_VARIABLES: usize = 3;
+    pub const FOREACH: usize = 4;
+    pub const VELOCITY_COUNT: usize = 5;
+
+    /// The slot of `name`, given one if new.
+    pub fn slot(&mut self, name: &str) -> usize {
+        match self.0.iter().position(|n| **n == *name) {
+            Some(at) => at,
+            None => {
+                self.0.push(name.into());
+                self.0.len() - 1
+            }
+        }
+    }
+
+    /// How many slots there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names(SPECIAL.map(Box::from).to_vec())
+    }
 }
 
 /// A binary operator.
@@ -105,7 +150,14 @@ impl Reads {
     /// What a template (`block`) reads of the variable `root`.
     pub fn of(block: &[Node], root: &str) -> Reads {
         let mut reads = Reads::Nothing;
-        reads.block(block, root);
+        visit(block, &mut |seen| match seen {
+            Seen::Read(r) | Seen::SetTarget(r) if &*r.root == root => match r.chain.first() {
+                Some(Accessor::Property(key)) => reads.add(Some(key)),
+                _ => reads.add(None),
+            },
+            Seen::LoopVar(var) if var == root => reads.add(None),
+            _ => {}
+        });
         reads
     }
 
@@ -122,72 +174,12 @@ impl Reads {
         }
     }
 
-    fn block(&mut self, block: &[Node], root: &str) {
-        for node in block {
-            match node {
-                Node::Text(_) | Node::Break | Node::Stop => {}
-                Node::Ref(r) => self.reference(r, root),
-                Node::Set { target, value } => {
-                    self.reference(target, root);
-                    self.expr(value, root);
-                }
-                Node::If { branches, otherwise } => {
-                    for (cond, body) in branches {
-                        self.expr(cond, root);
-                        self.block(body, root);
-                    }
-                    if let Some(body) = otherwise {
-                        self.block(body, root);
-                    }
-                }
-                Node::Foreach { var, iterable, body } => {
-                    if &**var == root {
-                        self.add(None);
-                    }
-                    self.expr(iterable, root);
-                    self.block(body, root);
-                }
-            }
-        }
-    }
-
-    fn reference(&mut self, r: &Reference, root: &str) {
-        if &*r.root == root {
-            match r.chain.first() {
-                Some(Accessor::Property(key)) => self.add(Some(key)),
-                _ => self.add(None),
-            }
-        }
-        for accessor in &r.chain {
-            match accessor {
-                Accessor::Property(_) => {}
-                Accessor::Index(e) => self.expr(e, root),
-                Accessor::Call(_, args) => {
-                    for e in args {
-                        self.expr(e, root);
-                    }
-                }
-            }
-        }
-    }
-
-    fn expr(&mut self, e: &Expr, root: &str) {
-        match e {
-            Expr::Literal(_) => {}
-            Expr::Ref(r) => self.reference(r, root),
-            Expr::Interpolated(block) => self.block(block, root),
-            Expr::List(items) => items.iter().for_each(|e| self.expr(e, root)),
-            Expr::Map(entries) => {
-                for (k, v) in entries {
-                    self.expr(k, root);
-                    self.expr(v, root);
-                }
-            }
-            Expr::Range(a, b) | Expr::Binary(_, a, b) => {
-                self.expr(a, root);
-                self.expr(b, root);
-            }
-            Expr::Not(e) | Expr::Negate(e) => self.expr(e, root),
+    /// Whether the entry `key` may be read.
+    pub fn may_read(&self, key: &str) -> bool {
+        match self {
+            Reads::Nothing => false,
+            Reads::Keys(keys) => keys.iter().any(|k| **k == *key),
+            Reads::All => true,
         }
     }
 
@@ -204,4 +196,121 @@ impl Reads {
             Reads::All => map.clone(),
         }
     }
+}
+
+/// How a [`Reference`] appears in a template, for [`visit`].
+#[derive(Clone, Copy, Debug)]
+pub enum Seen<'a> {
+    /// Read (written out, an argument, an iterable…), or called on.
+    Read(&'a Reference),
+    /// The target of `#set`.
+    SetTarget(&'a Reference),
+    /// The variable of a `#foreach`.
+    LoopVar(&'a str),
+}
+
+/// Calls `f` for every reference and loop variable of `block`, nested ones included.
+pub fn visit<'a>(block: &'a [Node], f: &mut impl FnMut(Seen<'a>)) {
+    for node in block {
+        match node {
+            Node::Text(_) | Node::Break | Node::Stop => {}
+            Node::Ref(r) => visit_reference(r, false, f),
+            Node::Set { target, value } => {
+                visit_reference(target, true, f);
+                visit_expr(value, f);
+            }
+            Node::If { branches, otherwise } => {
+                for (cond, body) in branches {
+                    visit_expr(cond, f);
+                    visit(body, f);
+                }
+                if let Some(body) = otherwise {
+                    visit(body, f);
+                }
+            }
+            Node::Foreach {
+                var, iterable, body, ..
+            } => {
+                f(Seen::LoopVar(var));
+                visit_expr(iterable, f);
+                visit(body, f);
+            }
+        }
+    }
+}
+
+fn visit_reference<'a>(r: &'a Reference, set: bool, f: &mut impl FnMut(Seen<'a>)) {
+    f(if set { Seen::SetTarget(r) } else { Seen::Read(r) });
+    for accessor in &r.chain {
+        match accessor {
+            Accessor::Property(_) => {}
+            Accessor::Index(e) => visit_expr(e, f),
+            Accessor::Call(_, args) => args.iter().for_each(|e| visit_expr(e, f)),
+        }
+    }
+}
+
+fn visit_expr<'a>(e: &'a Expr, f: &mut impl FnMut(Seen<'a>)) {
+    match e {
+        Expr::Literal(_) => {}
+        Expr::Ref(r) => visit_reference(r, false, f),
+        Expr::Interpolated(block) => visit(block, f),
+        Expr::List(items) => items.iter().for_each(|e| visit_expr(e, f)),
+        Expr::Map(entries) => {
+            for (k, v) in entries {
+                visit_expr(k, f);
+                visit_expr(v, f);
+            }
+        }
+        Expr::Range(a, b) | Expr::Binary(_, a, b) => {
+            visit_expr(a, f);
+            visit_expr(b, f);
+        }
+        Expr::Not(e) | Expr::Negate(e) => visit_expr(e, f),
+    }
+}
+
+/// Variables the evaluator itself sets or reads besides the template's own, in the order of
+/// their fixed slots ([`Names::INPUT`]…).
+const SPECIAL: [&str; 6] = [
+    "input",
+    "util",
+    "context",
+    "stageVariables",
+    "foreach",
+    "velocityCount",
+];
+
+/// Whether `#foreach($var in iterable) body` may lend its items (see [`Node::Foreach`]): the
+/// list is reached from an ordinary variable by properties and indexes only, `body` never
+/// names that variable, and `body` never changes `var` (no `#set` of it or through it, no
+/// mutating call on it, no inner `#foreach` over it). Moving an item out of the list and back
+/// is then invisible to the template.
+pub fn lendable(var: &str, iterable: &Expr, body: &[Node], is_mutator: impl Fn(&str) -> bool) -> bool {
+    let Expr::Ref(r) = iterable else {
+        return false;
+    };
+    if SPECIAL.contains(&var)
+        || SPECIAL.contains(&&*r.root)
+        || *r.root == *var
+        || r.chain.iter().any(|a| matches!(a, Accessor::Call(..)))
+    {
+        return false;
+    }
+    let mut ok = true;
+    visit(body, &mut |seen| match seen {
+        Seen::Read(x) | Seen::SetTarget(x) if x.root == r.root => ok = false,
+        Seen::LoopVar(v) if *v == *r.root || v == var => ok = false,
+        Seen::SetTarget(x) if &*x.root == var => ok = false,
+        Seen::Read(x)
+            if &*x.root == var
+                && x.chain
+                    .iter()
+                    .any(|a| matches!(a, Accessor::Call(name, _) if is_mutator(name))) =>
+        {
+            ok = false;
+        }
+        _ => {}
+    });
+    ok
 }

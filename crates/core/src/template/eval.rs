@@ -9,20 +9,41 @@
 //! every string built is held to [`Limits::max_output`]; a `#foreach` stops after
 //! [`Limits::max_iterations`] (Velocity's `maxloops`).
 
-use std::collections::HashMap;
-
 use super::{
     Limits, RenderError, Rendered, Request, Template,
-    ast::{Accessor, BinOp, Block, Expr, Node, Reference},
+    ast::{Accessor, BinOp, Block, Expr, Names, Node, Reference},
     methods::{self, Env},
     value::{Map, Value},
 };
 
 type Result<T, E = RenderError> = std::result::Result<T, E>;
 
-/// The variables of one rendering. Their names are the template author's, not a client's, so
-/// a fixed-seed fast hash is safe here.
-type Vars = HashMap<Box<str>, Value, foldhash::fast::FixedState>;
+/// The variables of one rendering, by slot ([`Names`]): `None` for one never set.
+struct Vars(Vec<Option<Value>>);
+
+impl Vars {
+    fn get(&self, slot: usize) -> Option<&Value> {
+        self.0.get(slot)?.as_ref()
+    }
+
+    fn get_mut(&mut self, slot: usize) -> Option<&mut Value> {
+        self.0.get_mut(slot)?.as_mut()
+    }
+
+    fn contains_key(&self, slot: usize) -> bool {
+        self.get(slot).is_some()
+    }
+
+    fn insert(&mut self, slot: usize, value: Value) {
+        if let Some(v) = self.0.get_mut(slot) {
+            *v = Some(value);
+        }
+    }
+
+    fn remove(&mut self, slot: usize) -> Option<Value> {
+        self.0.get_mut(slot)?.take()
+    }
+}
 
 /// The evaluated arguments of one reference's accessors, one per accessor; empty (no
 /// allocation) when every accessor is a property read, the common case.
@@ -50,21 +71,21 @@ pub(super) fn render(template: &Template, request: Request<'_>, limits: &Limits)
         context,
         stage_variables,
     } = request;
-    let mut vars = Vars::with_capacity_and_hasher(8, foldhash::fast::FixedState::default());
-    vars.insert("context".into(), Value::Map(template.context.copy(context)));
+    let mut vars = Vars(vec![None; template.names.len()]);
+    vars.insert(Names::CONTEXT, Value::Map(template.context.copy(context)));
     vars.insert(
-        "stageVariables".into(),
+        Names::STAGE_VARIABLES,
         Value::Map(template.stage_variables.copy(stage_variables)),
     );
-    vars.insert("input".into(), Value::Input);
-    vars.insert("util".into(), Value::Util);
+    vars.insert(Names::INPUT, Value::Input);
+    vars.insert(Names::UTIL, Value::Util);
     let mut eval = Eval {
         vars,
         out: String::with_capacity(payload.len().min(limits.max_output) + 256),
         env: Env::new(payload, params, limits),
     };
     eval.block(&template.body)?;
-    let context = match eval.vars.remove("context") {
+    let context = match eval.vars.remove(Names::CONTEXT) {
         Some(Value::Map(m)) => m,
         _ => Map::default(),
     };
@@ -98,6 +119,50 @@ impl Cur<'_> {
         match self {
             Cur::Borrowed(v) => v.clone(),
             Cur::Owned(v) => v,
+        }
+    }
+}
+
+/// The items of a `#foreach`.
+enum Items<'a> {
+    /// Its own copy.
+    Owned(std::vec::IntoIter<Value>),
+    /// A variable's list, `len` long, reached through `r` with `args`: each item is moved
+    /// out for its iteration and back after it.
+    Lent {
+        r: &'a Reference,
+        args: Args,
+        len: usize,
+    },
+}
+
+impl Items<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Items::Owned(items) => items.len(),
+            Items::Lent { len, .. } => *len,
+        }
+    }
+
+    /// Item `i` (items are taken in order).
+    fn take(&mut self, vars: &mut Vars, i: usize) -> Option<Value> {
+        match self {
+            Items::Owned(items) => items.next(),
+            Items::Lent { r, args, .. } => match place(vars, r.slot, &r.chain, args, false) {
+                Some(Value::List(items)) => items.get_mut(i).map(std::mem::take),
+                _ => None,
+            },
+        }
+    }
+
+    /// Puts item `i`, which the loop variable `var` holds, back where it was lent from.
+    fn give_back(&mut self, vars: &mut Vars, var: usize, i: usize) {
+        if let Items::Lent { r, args, .. } = self
+            && let Some(item) = vars.get_mut(var).map(std::mem::take)
+            && let Some(Value::List(items)) = place(vars, r.slot, &r.chain, args, false)
+            && let Some(slot) = items.get_mut(i)
+        {
+            *slot = item;
         }
     }
 }
@@ -163,8 +228,14 @@ impl Eval<'_> {
                         }
                     }
                 }
-                Node::Foreach { var, iterable, body } => {
-                    if self.foreach(var, iterable, body)? == Flow::Stop {
+                Node::Foreach {
+                    slot,
+                    iterable,
+                    body,
+                    lend,
+                    ..
+                } => {
+                    if self.foreach(*slot, iterable, body, *lend)? == Flow::Stop {
                         return Ok(Flow::Stop);
                     }
                 }
@@ -175,7 +246,10 @@ impl Eval<'_> {
         Ok(Flow::Normal)
     }
 
-    fn foreach(&mut self, var: &str, iterable: &Expr, body: &Block) -> Result<Flow> {
+    fn foreach(&mut self, var: usize, iterable: &Expr, body: &Block, lend: bool) -> Result<Flow> {
+        if lend && let Expr::Ref(r) = iterable {
+            return self.foreach_lent(var, r, body);
+        }
         let items: Vec<Value> = match iterable {
             // A range is walked, not built: `[1..1000000]` costs what the loop runs.
             Expr::Range(from, to) => {
@@ -196,17 +270,52 @@ impl Eval<'_> {
                 _ => Vec::new(),
             },
         };
-        let saved: [(&str, Option<Value>); 3] = [
+        self.iterate(var, Items::Owned(items.into_iter()), body)
+    }
+
+    /// `#foreach` over a list lent by a variable (see `Node::Foreach::lend`): the variable's
+    /// list when the reference reaches one, else what the reference reads, copied.
+    fn foreach_lent(&mut self, var: usize, r: &Reference, body: &Block) -> Result<Flow> {
+        // The steps the reference's evaluation counts, whichever way it goes.
+        self.env.step()?;
+        if !self.vars.contains_key(r.slot) {
+            return self.iterate(var, Items::Owned(Vec::new().into_iter()), body);
+        }
+        let args = self.chain_args(&r.chain)?;
+        let len = match place(&mut self.vars, r.slot, &r.chain, &args, false) {
+            Some(Value::List(items)) => Some(items.len()),
+            _ => None,
+        };
+        let Some(len) = len else {
+            let items = match walk(&self.vars, &mut self.env, r, args, 0, None)?.map(Cur::into_owned) {
+                Some(Value::List(items)) => items,
+                Some(Value::Map(map)) => map.0.into_iter().map(|(_, v)| v).collect(),
+                _ => Vec::new(),
+            };
+            return self.iterate(var, Items::Owned(items.into_iter()), body);
+        };
+        for _ in &r.chain {
+            self.env.step()?;
+        }
+        self.iterate(var, Items::Lent { r, args, len }, body)
+    }
+
+    /// The loop of `#foreach`: each item in `var`, with `$foreach` and `$velocityCount`.
+    fn iterate(&mut self, var: usize, mut items: Items<'_>, body: &Block) -> Result<Flow> {
+        let saved: [(usize, Option<Value>); 3] = [
             (var, self.vars.remove(var)),
-            ("foreach", self.vars.remove("foreach")),
-            ("velocityCount", self.vars.remove("velocityCount")),
+            (Names::FOREACH, self.vars.remove(Names::FOREACH)),
+            (Names::VELOCITY_COUNT, self.vars.remove(Names::VELOCITY_COUNT)),
         ];
         let len = items.len().min(self.env.limits.max_iterations);
         let mut flow = Flow::Normal;
-        for (i, item) in items.into_iter().take(len).enumerate() {
+        for i in 0..len {
+            let Some(item) = items.take(&mut self.vars, i) else {
+                break;
+            };
             self.env.step()?;
             let count = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
-            set_var(&mut self.vars, var, item);
+            self.vars.insert(var, item);
             let state = [
                 Value::Int(count - 1),
                 Value::Int(count),
@@ -214,7 +323,7 @@ impl Eval<'_> {
                 Value::Bool(i == 0),
                 Value::Bool(i + 1 == len),
             ];
-            match self.vars.get_mut("foreach") {
+            match self.vars.get_mut(Names::FOREACH) {
                 // The last iteration's `$foreach`, as it made it: its values updated in place.
                 Some(Value::Map(m))
                     if m.0.len() == FOREACH_KEYS.len()
@@ -226,11 +335,13 @@ impl Eval<'_> {
                 }
                 _ => {
                     let map = Map(FOREACH_KEYS.iter().map(|k| k.to_string()).zip(state).collect());
-                    set_var(&mut self.vars, "foreach", Value::Map(map));
+                    self.vars.insert(Names::FOREACH, Value::Map(map));
                 }
             }
-            set_var(&mut self.vars, "velocityCount", Value::Int(count));
-            match self.block(body)? {
+            self.vars.insert(Names::VELOCITY_COUNT, Value::Int(count));
+            let ended = self.block(body)?;
+            items.give_back(&mut self.vars, var, i);
+            match ended {
                 Flow::Normal => {}
                 Flow::Break => break,
                 Flow::Stop => {
@@ -239,11 +350,11 @@ impl Eval<'_> {
                 }
             }
         }
-        for (name, value) in saved {
+        for (slot, value) in saved {
             match value {
-                Some(v) => self.vars.insert(name.into(), v),
-                None => self.vars.remove(name),
-            };
+                Some(v) => self.vars.insert(slot, v),
+                None => drop(self.vars.remove(slot)),
+            }
         }
         Ok(flow)
     }
@@ -283,7 +394,7 @@ impl Eval<'_> {
     /// that call made. `None` when the variable was never set; else the arguments, where the
     /// rest of the chain starts and the mutating call's result.
     fn prepare(&mut self, r: &Reference) -> Result<Option<(Args, usize, Option<Value>)>> {
-        if !self.vars.contains_key(&*r.root) {
+        if !self.vars.contains_key(r.slot) {
             return Ok(None);
         }
         let mut args = self.chain_args(&r.chain)?;
@@ -304,7 +415,7 @@ impl Eval<'_> {
                 Arg::Call(v) => v,
                 _ => Vec::new(),
             };
-            let result = match place(&mut self.vars, &r.root, &r.chain[..k], &args[..k], false) {
+            let result = match place(&mut self.vars, r.slot, &r.chain[..k], &args[..k], false) {
                 Some(target) => methods::mutate(target, name, call_args, &mut self.env)?,
                 None => Value::Null,
             };
@@ -320,7 +431,7 @@ impl Eval<'_> {
             return Ok(());
         }
         let Some((last, path)) = target.chain.split_last() else {
-            self.vars.insert(target.root.clone(), value);
+            self.vars.insert(target.slot, value);
             return Ok(());
         };
         if target.chain.iter().any(|a| matches!(a, Accessor::Call(..))) {
@@ -331,7 +442,7 @@ impl Eval<'_> {
         }
         let args = self.chain_args(&target.chain)?;
         let (last_arg, path_args) = args.split_last().unwrap_or((&Arg::None, &[]));
-        let Some(parent) = place(&mut self.vars, &target.root, path, path_args, true) else {
+        let Some(parent) = place(&mut self.vars, target.slot, path, path_args, true) else {
             return Ok(());
         };
         match (last, last_arg, parent) {
@@ -432,16 +543,6 @@ impl Eval<'_> {
     }
 }
 
-/// Sets a variable, its name allocated only the first time.
-fn set_var(vars: &mut Vars, name: &str, value: Value) {
-    match vars.get_mut(name) {
-        Some(slot) => *slot = value,
-        None => {
-            vars.insert(name.into(), value);
-        }
-    }
-}
-
 /// The rest of a reference's chain from `start`, read from the variables (borrowing while only
 /// reads happen). `None` when its variable was never set.
 fn walk<'v>(
@@ -452,7 +553,7 @@ fn walk<'v>(
     start: usize,
     owned: Option<Value>,
 ) -> Result<Option<Cur<'v>>> {
-    let Some(root) = vars.get(&*r.root) else {
+    let Some(root) = vars.get(r.slot) else {
         return Ok(None);
     };
     let mut cur = match owned {
@@ -535,13 +636,13 @@ fn list_slot(len: usize, i: i64) -> Option<usize> {
 /// With `create`, missing map entries (and the variable) become empty maps on the way.
 fn place<'v>(
     vars: &'v mut Vars,
-    root: &str,
+    root: usize,
     chain: &[Accessor],
     args: &[Arg],
     create: bool,
 ) -> Option<&'v mut Value> {
     if create && !vars.contains_key(root) {
-        vars.insert(root.into(), Value::Map(Map::default()));
+        vars.insert(root, Value::Map(Map::default()));
     }
     let mut cur = vars.get_mut(root)?;
     for (accessor, arg) in chain.iter().zip(args.iter().chain(std::iter::repeat(&Arg::None))) {

@@ -48,6 +48,8 @@ pub const MAX_TEMPLATE_BYTES: usize = 300 * 1024;
 pub struct Template {
     source: Box<str>,
     body: ast::Block,
+    /// The slots of its variables.
+    names: ast::Names,
     /// What the template reads of `$context` and of `$stageVariables`: a rendering copies
     /// only that into its variables.
     context: ast::Reads,
@@ -201,17 +203,24 @@ impl Template {
                 ),
             });
         }
-        let body = parser::parse(source)?;
+        let (body, names) = parser::parse(source)?;
         Ok(Template {
             source: source.into(),
             context: ast::Reads::of(&body, "context"),
             stage_variables: ast::Reads::of(&body, "stageVariables"),
             body,
+            names,
         })
     }
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Whether a rendering may read the `$context` entry `key` (a top-level name such as
+    /// `requestId` or `identity`): a caller building `$context` need build only those.
+    pub fn reads_context(&self, key: &str) -> bool {
+        self.context.may_read(key)
     }
 
     /// Renders the template for one request.

@@ -12,7 +12,7 @@
 
 use super::{
     ParseError,
-    ast::{Accessor, BinOp, Block, Expr, Node, Reference},
+    ast::{Accessor, BinOp, Block, Expr, Names, Node, Reference},
     value::Value,
 };
 
@@ -20,11 +20,16 @@ use super::{
 pub const MAX_DEPTH: usize = 64;
 
 /// Parses a whole template.
-pub fn parse(src: &str) -> Result<Block, ParseError> {
-    let mut p = Parser { src, at: 0, depth: 0 };
+pub fn parse(src: &str) -> Result<(Block, Names), ParseError> {
+    let mut p = Parser {
+        src,
+        at: 0,
+        depth: 0,
+        names: Names::default(),
+    };
     let (block, end) = p.block()?;
     match end {
-        End::Eof => Ok(block),
+        End::Eof => Ok((block, p.names)),
         End::Closed(at) => Err(p.error_at(at, "#end without an open #if or #foreach")),
         End::Else(at) | End::ElseIf(at, _) => Err(p.error_at(at, "#else or #elseif without an open #if")),
     }
@@ -42,6 +47,8 @@ struct Parser<'s> {
     src: &'s str,
     at: usize,
     depth: usize,
+    /// The variables named so far, each with its slot.
+    names: Names,
 }
 
 type Result<T, E = ParseError> = std::result::Result<T, E>;
@@ -244,10 +251,13 @@ impl<'s> Parser<'s> {
                     }
                 }
                 flush(text, nodes);
+                let lend = super::ast::lendable(var, &iterable, &body, super::methods::is_mutator);
                 nodes.push(Node::Foreach {
+                    slot: self.names.slot(var),
                     var: var.into(),
                     iterable,
                     body,
+                    lend,
                 });
                 return Ok(None);
             }
@@ -460,6 +470,7 @@ impl<'s> Parser<'s> {
         }
         self.leave();
         Ok(Some(Reference {
+            slot: self.names.slot(root),
             root: root.into(),
             chain,
             quiet,
@@ -818,10 +829,12 @@ impl<'s> Parser<'s> {
             src: &content,
             at: 0,
             depth: self.depth,
+            names: std::mem::take(&mut self.names),
         };
-        let (block, end) = inner
-            .block()
-            .map_err(|e| self.error_at(start, format!("in this string: {}", e.message)))?;
+        let parsed = inner.block();
+        self.names = inner.names;
+        let (block, end) =
+            parsed.map_err(|e| self.error_at(start, format!("in this string: {}", e.message)))?;
         match end {
             End::Eof => Ok(Expr::Interpolated(block)),
             _ => Err(self.error_at(start, "in this string: unbalanced #else or #end")),

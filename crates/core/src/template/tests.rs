@@ -405,7 +405,7 @@ fn only_the_context_read_is_copied() {
 #[test]
 fn reads_of_a_template() {
     use super::ast::Reads;
-    let reads = |src: &str| Reads::of(&parser::parse(src).expect("parse"), "context");
+    let reads = |src: &str| Reads::of(&parser::parse(src).expect("parse").0, "context");
     assert_eq!(reads("$input.body"), Reads::Nothing);
     assert_eq!(
         reads("#if($context.a == 1)$context.b.c#end#set($x = \"${context.a}\")"),
@@ -425,4 +425,119 @@ fn reads_of_a_template() {
     ] {
         assert_eq!(reads(src), Reads::All, "{src}");
     }
+}
+
+/// Whether the template's top-level `#foreach` lends its items.
+fn lends(src: &str) -> bool {
+    let t = Template::parse(src).expect("parse");
+    t.body
+        .iter()
+        .find_map(|n| match n {
+            ast::Node::Foreach { lend, .. } => Some(*lend),
+            _ => None,
+        })
+        .expect("a #foreach")
+}
+
+#[test]
+fn foreach_lends_a_variables_list_only_when_unobservable() {
+    let set = "#set($o = $input.path('$'))";
+    // Read-only bodies over a variable's list, by properties and indexes: lent.
+    assert!(lends(&format!("{set}#foreach($t in $o.tags)$t#end")));
+    assert!(lends(&format!("{set}#foreach($t in $o['tags'])$t.length()#end")));
+    // Anything that could see the list or change the item: copied.
+    for src in [
+        "#foreach($t in $input.path('$.tags'))$t#end",
+        "#foreach($t in [1..3])$t#end",
+        "#foreach($t in $o.tags.subList(0, 1))$t#end",
+        "#foreach($t in $o.tags)$o.tags.size()#end",
+        "#foreach($t in $o.tags)#set($o.x = 1)#end",
+        "#foreach($t in $o.tags)#set($t = 'x')#end",
+        "#foreach($t in $o.tags)#set($t.x = 'x')#end",
+        "#foreach($t in $o.list)$t.add('x')#end",
+        "#foreach($t in $o.list)#foreach($t in [1])#end#end",
+        "#foreach($o in $o.list)$o#end",
+        "#foreach($foreach in $o.list)$foreach#end",
+        "#foreach($t in $context.list)$t#end",
+    ] {
+        assert!(!lends(&format!("{set}{src}")), "{src}");
+    }
+}
+
+#[test]
+fn lent_items_render_as_copied_ones_and_go_back() {
+    let body = r#"{"tags":["a","b","c"],"items":[{"sku":"x","n":[1,2]},{"sku":"y","n":[3]}],"m":{"k":"v"}}"#;
+    let cases = [
+        // Each item, the loop state, and the list as it was after the loop.
+        (
+            "#set($o = $input.path('$'))#foreach($t in $o.tags)$t$foreach.hasNext,#end $o.tags $t",
+            "atrue,btrue,cfalse, [a, b, c] $t",
+        ),
+        // Nested lending loops; an inner loop over the outer item's list.
+        (
+            "#set($o = $input.path('$'))#foreach($i in $o.items)$i.sku:#foreach($n in $i.n)$n#end;#end$o.items",
+            "x:12;y:3;[{n=[1, 2], sku=x}, {n=[3], sku=y}]",
+        ),
+        // #break and #stop put the item back.
+        (
+            "#set($o = $input.path('$'))#foreach($t in $o.tags)#if($t == 'b')#break#end$t#end$o.tags",
+            "a[a, b, c]",
+        ),
+        (
+            "#set($o = $input.path('$'))#foreach($t in $o.tags)$t#if($t == 'b')#stop#end#end$o.tags",
+            "ab",
+        ),
+        // Not a list: the fallback reads the value (a map's values; nothing for others).
+        ("#set($o = $input.path('$'))#foreach($v in $o.m)$v#end", "v"),
+        (
+            "#set($o = $input.path('$'))#foreach($v in $o.missing)$v#end.",
+            ".",
+        ),
+        ("#foreach($v in $never.set)$v#end.", "."),
+        // An index evaluated once, before the loop.
+        (
+            "#set($o = $input.path('$'))#set($k = 'tags')#foreach($t in $o[$k])$t#end",
+            "abc",
+        ),
+        // The loop variable's earlier value comes back after the loop.
+        (
+            "#set($o = $input.path('$'))#set($t = 'before')#foreach($t in $o.tags)#end$t",
+            "before",
+        ),
+    ];
+    for (src, want) in cases {
+        assert_eq!(render_with(src, body), want, "{src}");
+    }
+}
+
+#[test]
+fn lent_loops_count_the_same_steps_as_copying_ones() {
+    let run = |src: &str, max_steps| {
+        Template::parse(src)
+            .expect("parse")
+            .render(
+                request(r#"{"tags":["a","b","c"]}"#),
+                &Limits {
+                    max_steps,
+                    ..Limits::default()
+                },
+            )
+            .map(|r| r.body)
+    };
+    let lent = "#set($o = $input.path('$'))#foreach($t in $o.tags)$t#end";
+    let copied = "#set($o = $input.path('$'))#foreach($t in $o.tags)$t#if(false)$o#end#end";
+    assert!(lends(lent) && !lends(copied));
+    // The copying loop runs its extra `#if` three times (a node and a condition each).
+    let needed = (1..100)
+        .find(|&n| run(lent, n).is_ok())
+        .expect("renders within 100 steps");
+    assert_eq!(run(copied, needed + 6).as_deref(), Ok("abc"));
+    assert!(run(copied, needed + 5).is_err());
+}
+
+#[test]
+fn variables_have_slots_shared_by_interpolated_strings() {
+    let t = Template::parse("#set($a = 1)#set($b = \"$a-$c\")$b#foreach($i in [1])$i#end").expect("parse");
+    assert_eq!(t.names.len(), ast::Names::default().len() + 4);
+    assert_eq!(render("#set($a = 1)#set($b = \"$a-$c\")$b"), "1-$c");
 }

@@ -28,7 +28,7 @@ use turnpike_core::{
         Backend, BinaryMediaTypes, ContentHandling, HeaderSource, Integration, IntegrationKind,
         IntegrationResponse, ParamLocation, RequestMapping, ValueSource,
     },
-    template::Rendered,
+    template::{Rendered, Template},
 };
 
 use crate::trace::{self, Trace};
@@ -90,8 +90,9 @@ async fn mock(
     parts: &Parts,
     body: RequestBody,
 ) -> Result<Response<ProxyBody>, Reject> {
-    // Built once, by the first template that runs.
+    // Built once, by the first template that runs, for all of the integration's templates.
     let mut scope: Option<TemplateScope> = None;
+    let templates = integration_templates(integration);
     let limits = mapping::limits(ctx);
     let status = match integration.request_mapping(header_str(&parts.headers, header::CONTENT_TYPE)) {
         RequestMapping::Unsupported => return Err(Reject::UnsupportedMediaType),
@@ -100,7 +101,7 @@ async fn mock(
             let payload =
                 crate::phase::validate::collect(body, ctx.shared.config.limits.max_body_bytes).await?;
             let rendered = scope
-                .get_or_insert_with(|| TemplateScope::new(ctx, parts))
+                .get_or_insert_with(|| TemplateScope::new(ctx, parts, templates.clone()))
                 .render(template, &payload, &limits)
                 .map_err(mapping::request_failure)?;
             ctx.trace(|| {
@@ -119,7 +120,7 @@ async fn mock(
     let rendered = match selected.template_for(header_str(&parts.headers, header::ACCEPT)) {
         Some((content_type, template)) => {
             let out = scope
-                .get_or_insert_with(|| TemplateScope::new(ctx, parts))
+                .get_or_insert_with(|| TemplateScope::new(ctx, parts, templates.clone()))
                 .render(template, b"", &limits)
                 .map_err(mapping::response_failure)?;
             ctx.trace(|| {
@@ -135,6 +136,16 @@ async fn mock(
     let mut resp = Response::new(ProxyBody::empty());
     apply_response(&mut resp, selected, None, rendered)?;
     Ok(resp)
+}
+
+/// Every mapping template of an integration: its request templates, then its responses'.
+fn integration_templates(integration: &Integration) -> impl Iterator<Item = &Template> + Clone {
+    let responses = integration.responses.iter().flat_map(|r| r.templates.iter());
+    integration
+        .request_templates
+        .iter()
+        .chain(responses)
+        .map(|(_, t)| t)
 }
 
 /// The status of a MOCK integration without a request template for the payload.
@@ -331,7 +342,7 @@ async fn http(
     }
     let scope = (!integration.request_templates.is_empty()
         || integration.responses.iter().any(|r| !r.templates.is_empty()))
-    .then(|| TemplateScope::new(ctx, parts));
+    .then(|| TemplateScope::new(ctx, parts, integration_templates(integration)));
     let limits = mapping::limits(ctx);
     let body_limit = ctx.shared.config.limits.max_body_bytes;
     let body = match (

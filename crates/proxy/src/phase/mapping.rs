@@ -25,8 +25,13 @@ pub struct TemplateScope {
 }
 
 impl TemplateScope {
-    /// The scope of the request `parts` (before the integration takes its headers).
-    pub fn new(ctx: &RequestCtx<'_>, parts: &Parts) -> Self {
+    /// The scope of the request `parts` (before the integration takes its headers) for
+    /// `templates`: its `$context` holds the entries they may read.
+    pub fn new<'t>(
+        ctx: &RequestCtx<'_>,
+        parts: &Parts,
+        templates: impl Iterator<Item = &'t Template> + Clone,
+    ) -> Self {
         let request = RequestView {
             headers: Some(&parts.headers),
             query: parts.uri.query(),
@@ -38,15 +43,17 @@ impl TemplateScope {
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok()),
         };
-        Self::of_view(ctx, &request)
+        Self::of_view(ctx, &request, &|key| {
+            templates.clone().any(|t| t.reads_context(key))
+        })
     }
 
     /// The scope of a request as its answer sees it (a gateway response: the headers only
-    /// when they were kept).
-    pub fn of_view(ctx: &RequestCtx<'_>, request: &RequestView<'_>) -> Self {
+    /// when they were kept), its `$context` holding the top-level entries `wanted` names.
+    pub fn of_view(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: &dyn Fn(&str) -> bool) -> Self {
         TemplateScope {
             params: params_map(ctx, request),
-            context: context_map(ctx, request),
+            context: context_map(ctx, request, wanted),
             stage_variables: ctx
                 .variant
                 .map(|v| Map::of_strings(v.variables.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
@@ -108,11 +115,13 @@ fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>) -> Map {
 
 /// `$context` of a mapping template: the variables gateway responses and access logs know
 /// (but `error.*`), nested by their dots (`identity.sourceIp`), and `authorizer` when the
-/// method's authorizer ran.
-fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>) -> Map {
+/// method's authorizer ran; of these, the top-level entries `wanted` names (a template reads
+/// only what it names, and some values cost a clock read or a formatting).
+fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: &dyn Fn(&str) -> bool) -> Map {
     let mut map = Map::default();
     for (var, name) in ContextVar::ALL {
-        if name.starts_with("error.") {
+        let top: &str = name.split_once('.').map_or(name, |(parent, _)| parent);
+        if top == "error" || !wanted(top) {
             continue;
         }
         let mut value = String::new();
@@ -125,6 +134,9 @@ fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>) -> Map {
                 map.insert(name.to_string(), Value::Str(value));
             }
         }
+    }
+    if !wanted("authorizer") {
+        return map;
     }
     if let Some(authorizer) = authorizer_map(ctx) {
         map.insert("authorizer".into(), Value::Map(authorizer));
@@ -177,7 +189,7 @@ pub fn gateway_response(
         params,
         mut context,
         stage_variables,
-    } = TemplateScope::of_view(ctx, request);
+    } = TemplateScope::of_view(ctx, request, &|key| template.reads_context(key));
     let quoted = serde_json::to_string(error.message).unwrap_or_else(|_| "\"\"".into());
     let errors = context.child_map("error");
     errors.insert("message".into(), Value::str(error.message));
