@@ -340,9 +340,12 @@ async fn http(
     if !query.is_empty() {
         append_query(&mut url, &query);
     }
-    let scope = (!integration.request_templates.is_empty()
-        || integration.responses.iter().any(|r| !r.templates.is_empty()))
-    .then(|| TemplateScope::new(ctx, parts, integration_templates(integration)));
+    let templates = integration_templates(integration);
+    let scope = templates
+        .clone()
+        .next()
+        .is_some()
+        .then(|| TemplateScope::new(ctx, parts, templates));
     let limits = mapping::limits(ctx);
     let body_limit = ctx.shared.config.limits.max_body_bytes;
     let body = match (

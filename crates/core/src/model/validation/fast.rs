@@ -27,8 +27,6 @@ use serde_json::{Map, Value};
 const MAX_DEPTH: usize = 64;
 /// Subschemas per plan; a larger schema gets no plan (its bodies take the slow path).
 const MAX_NODES: usize = 512;
-/// The bytes of a string looked at one by one before its end is searched with memchr.
-const SHORT: usize = 16;
 /// Names an object node tracks (properties ∪ required): one bit each.
 const MAX_NAMES: usize = 64;
 
@@ -891,25 +889,13 @@ impl Scanner<'_> {
         let start = self.i;
         let mut escaped = false;
         loop {
-            // Jump to the next quote, backslash or control character (refused below). Most
-            // strings are short: their first bytes are looked at one by one, and only a longer
-            // one pays memchr's set-up, then a check without a branch per byte.
+            // Jump to the next quote or backslash; what lies between holds no control
+            // character (checked without a branch per byte).
             let rest = self.b.get(self.i..)?;
-            let n = match rest
-                .iter()
-                .take(SHORT)
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-            {
-                Some(n) => n,
-                None => {
-                    let tail = rest.get(SHORT..)?;
-                    let n = memchr::memchr2(b'"', b'\\', tail)?;
-                    if tail[..n].iter().fold(false, |bad, &c| bad | (c < 0x20)) {
-                        return None;
-                    }
-                    SHORT + n
-                }
-            };
+            let n = memchr::memchr2(b'"', b'\\', rest)?;
+            if rest[..n].iter().fold(false, |bad, &c| bad | (c < 0x20)) {
+                return None;
+            }
             self.i += n;
             match *self.b.get(self.i)? {
                 b'"' => break,
@@ -1116,8 +1102,7 @@ mod tests {
             [&body("")[..body("").len() - 1], b",\"x\":\"\xff\"}"].concat(),
             [&body("")[..body("").len() - 1], b",\"x\":\"\x01\"}"].concat(),
             [&body("")[..body("").len() - 1], b",\"x\":\"\xed\xa0\x80\"}"].concat(),
-            // Control characters and unterminated strings on either side of the first 16
-            // bytes (looked at one by one, then searched).
+            // Control characters and unterminated strings, short and long.
             [
                 &body("")[..body("").len() - 1],
                 b",\"x\":\"0123456789abcde\x01\"}",
@@ -1146,7 +1131,7 @@ mod tests {
         for b in &cases {
             assert!(!agree(m, b), "{}", String::from_utf8_lossy(b));
         }
-        // Strings of every length around the first 16 bytes, with escapes on either side.
+        // Strings of every length up to 39, with escapes on either side.
         for n in 0..40 {
             let text = "y".repeat(n);
             assert!(agree(m, &body(&format!(r#","note":"{text}""#))), "{n}");
