@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${1:-10}"
-targets=(h1_request h1_response chunked normalize_path routing convert cel gateway_text cache_request cache_entry authorizer mapping_template jsonpath openapi_import websocket relay_envelope body_validation)
+targets=(h1_request h1_response chunked normalize_path routing convert cel gateway_text cache_request cache_entry authorizer mapping_template jsonpath openapi_import websocket relay_envelope body_validation template_tape)
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 

@@ -45,10 +45,25 @@ pub struct Reference {
     /// `root`'s slot in the rendering's variables ([`Names`]).
     pub slot: usize,
     pub chain: Vec<Accessor>,
+    /// Where the chain's first call is, when that call changes its receiver (`$map.put(…)`):
+    /// [`Reference::mutation_of`] the chain.
+    pub mutation: Option<usize>,
+    /// Every accessor is a property read (`$o.customer.name`): nothing to evaluate first.
+    pub properties_only: bool,
     /// `$!name`: renders nothing rather than its source text when the value is undefined.
     pub quiet: bool,
     /// The reference as written, rendered when its variable is undefined (as Velocity does).
     pub source: Box<str>,
+}
+
+impl Reference {
+    /// Where `chain`'s first call is, if it changes its receiver.
+    pub fn mutation_of(chain: &[Accessor]) -> Option<usize> {
+        chain
+            .iter()
+            .position(|a| matches!(a, Accessor::Call(..)))
+            .filter(|k| matches!(&chain[*k], Accessor::Call(name, _) if super::methods::is_mutator(name)))
+    }
 }
 
 /// One step of a reference.

@@ -13,6 +13,7 @@ use super::{
     Limits, RenderError, Rendered, Request, Template,
     ast::{Accessor, BinOp, Block, Expr, Names, Node, Reference},
     methods::{self, Env},
+    tape::NodeRef,
     value::{Map, Value},
 };
 
@@ -85,7 +86,7 @@ pub(super) fn render(template: &Template, request: Request<'_>, limits: &Limits)
         env: Env::new(payload, params, limits),
     };
     eval.block(&template.body)?;
-    let context = match eval.vars.remove(Names::CONTEXT) {
+    let context = match eval.vars.remove(Names::CONTEXT).map(Value::into_plain) {
         Some(Value::Map(m)) => m,
         _ => Map::default(),
     };
@@ -104,21 +105,37 @@ struct Eval<'r> {
 /// A value read through a reference: borrowed from a variable while only reads happen.
 enum Cur<'v> {
     Borrowed(&'v Value),
+    /// A node of a JSON payload a variable holds ([`Value::Json`]).
+    Node(NodeRef<'v>),
     Owned(Value),
 }
 
 impl Cur<'_> {
-    fn get(&self) -> &Value {
+    /// The value, for a method: a JSON node built ([`Value::into_plain`]).
+    fn plain(&self) -> std::borrow::Cow<'_, Value> {
+        use std::borrow::Cow;
         match self {
-            Cur::Borrowed(v) => v,
+            Cur::Borrowed(Value::Json(j)) | Cur::Owned(Value::Json(j)) => Cow::Owned(j.to_value()),
+            Cur::Borrowed(v) => Cow::Borrowed(v),
+            Cur::Owned(v) => Cow::Borrowed(v),
+            Cur::Node(n) => Cow::Owned(n.to_value()),
+        }
+    }
+
+    /// The value to keep; a JSON node stays a reference into its payload.
+    fn into_owned(self) -> Value {
+        match self {
+            Cur::Borrowed(v) => v.clone(),
+            Cur::Node(n) => n.to_lazy(),
             Cur::Owned(v) => v,
         }
     }
 
-    fn into_owned(self) -> Value {
+    fn write_text(&self, out: &mut String) {
         match self {
-            Cur::Borrowed(v) => v.clone(),
-            Cur::Owned(v) => v,
+            Cur::Borrowed(v) => v.write_text(out),
+            Cur::Node(n) => n.write_text(out),
+            Cur::Owned(v) => v.write_text(out),
         }
     }
 }
@@ -148,7 +165,7 @@ impl Items<'_> {
     fn take(&mut self, vars: &mut Vars, i: usize) -> Option<Value> {
         match self {
             Items::Owned(items) => items.next(),
-            Items::Lent { r, args, .. } => match place(vars, r.slot, &r.chain, args, false) {
+            Items::Lent { r, args, .. } => match place(vars, r.slot, &r.chain, args, Place::Lend) {
                 Some(Value::List(items)) => items.get_mut(i).map(std::mem::take),
                 _ => None,
             },
@@ -159,7 +176,7 @@ impl Items<'_> {
     fn give_back(&mut self, vars: &mut Vars, var: usize, i: usize) {
         if let Items::Lent { r, args, .. } = self
             && let Some(item) = vars.get_mut(var).map(std::mem::take)
-            && let Some(Value::List(items)) = place(vars, r.slot, &r.chain, args, false)
+            && let Some(Value::List(items)) = place(vars, r.slot, &r.chain, args, Place::Lend)
             && let Some(slot) = items.get_mut(i)
         {
             *slot = item;
@@ -191,32 +208,34 @@ impl Eval<'_> {
             match node {
                 Node::Text(t) => self.write(t)?,
                 Node::Ref(r) => {
-                    let Some((args, start, owned)) = self.prepare(r)? else {
-                        if !r.quiet {
-                            self.write(&r.source)?;
-                        }
-                        continue;
-                    };
                     // Written from where the value lives: no copy of it.
-                    match walk(&self.vars, &mut self.env, r, args, start, owned)? {
-                        None if !r.quiet => self.write(&r.source)?,
-                        None => {}
-                        Some(v) => {
-                            v.get().write_text(&mut self.out);
-                            if self.out.len() > self.env.limits.max_output {
-                                return Err(RenderError::Limit("the output is larger than allowed"));
+                    let found = if r.properties_only {
+                        walk_properties(&self.vars, &mut self.env, r)?
+                    } else {
+                        match self.prepare(r)? {
+                            Some((args, start, owned)) => {
+                                walk(&self.vars, &mut self.env, r, args, start, owned)?
                             }
+                            None => None,
                         }
+                    };
+                    match found {
+                        None if !r.quiet => self.out.push_str(&r.source),
+                        None => {}
+                        Some(v) => v.write_text(&mut self.out),
+                    }
+                    if self.out.len() > self.env.limits.max_output {
+                        return Err(RenderError::Limit("the output is larger than allowed"));
                     }
                 }
                 Node::Set { target, value } => {
-                    let v = self.expr(value)?;
+                    let v = self.expr_lazy(value)?;
                     self.set(target, v)?;
                 }
                 Node::If { branches, otherwise } => {
                     let mut taken = None;
                     for (cond, body) in branches {
-                        if self.expr(cond)?.truthy() {
+                        if self.expr_lazy(cond)?.truthy() {
                             taken = Some(body);
                             break;
                         }
@@ -264,9 +283,10 @@ impl Eval<'_> {
                     _ => Vec::new(),
                 }
             }
-            other => match self.expr(other)? {
+            other => match self.expr_lazy(other)? {
                 Value::List(items) => items,
                 Value::Map(map) => map.0.into_iter().map(|(_, v)| v).collect(),
+                Value::Json(j) => j.node().lazy_items(),
                 _ => Vec::new(),
             },
         };
@@ -282,15 +302,19 @@ impl Eval<'_> {
             return self.iterate(var, Items::Owned(Vec::new().into_iter()), body);
         }
         let args = self.chain_args(&r.chain)?;
-        let len = match place(&mut self.vars, r.slot, &r.chain, &args, false) {
+        let len = match place(&mut self.vars, r.slot, &r.chain, &args, Place::Lend) {
             Some(Value::List(items)) => Some(items.len()),
             _ => None,
         };
         let Some(len) = len else {
-            let items = match walk(&self.vars, &mut self.env, r, args, 0, None)?.map(Cur::into_owned) {
-                Some(Value::List(items)) => items,
-                Some(Value::Map(map)) => map.0.into_iter().map(|(_, v)| v).collect(),
-                _ => Vec::new(),
+            let items = match walk(&self.vars, &mut self.env, r, args, 0, None)? {
+                Some(Cur::Node(n)) => n.lazy_items(),
+                other => match other.map(Cur::into_owned) {
+                    Some(Value::List(items)) => items,
+                    Some(Value::Map(map)) => map.0.into_iter().map(|(_, v)| v).collect(),
+                    Some(Value::Json(j)) => j.node().lazy_items(),
+                    _ => Vec::new(),
+                },
             };
             return self.iterate(var, Items::Owned(items.into_iter()), body);
         };
@@ -383,6 +407,9 @@ impl Eval<'_> {
 
     /// The value of a reference; `None` when its variable was never set.
     fn reference(&mut self, r: &Reference) -> Result<Option<Value>> {
+        if r.properties_only {
+            return Ok(walk_properties(&self.vars, &mut self.env, r)?.map(Cur::into_owned));
+        }
         let Some((args, start, owned)) = self.prepare(r)? else {
             return Ok(None);
         };
@@ -398,16 +425,9 @@ impl Eval<'_> {
             return Ok(None);
         }
         let mut args = self.chain_args(&r.chain)?;
-        let mutation = r.chain.iter().position(|a| match a {
-            Accessor::Call(name, _) => methods::is_mutator(name),
-            _ => false,
-        });
-        let first_call = r.chain.iter().position(|a| matches!(a, Accessor::Call(..)));
         let mut start = 0;
         let mut owned = None;
-        if let Some(k) = mutation
-            && first_call == Some(k)
-        {
+        if let Some(k) = r.mutation {
             let Accessor::Call(name, _) = &r.chain[k] else {
                 return Ok(None);
             };
@@ -415,7 +435,7 @@ impl Eval<'_> {
                 Arg::Call(v) => v,
                 _ => Vec::new(),
             };
-            let result = match place(&mut self.vars, r.slot, &r.chain[..k], &args[..k], false) {
+            let result = match place(&mut self.vars, r.slot, &r.chain[..k], &args[..k], Place::Change) {
                 Some(target) => methods::mutate(target, name, call_args, &mut self.env)?,
                 None => Value::Null,
             };
@@ -442,7 +462,7 @@ impl Eval<'_> {
         }
         let args = self.chain_args(&target.chain)?;
         let (last_arg, path_args) = args.split_last().unwrap_or((&Arg::None, &[]));
-        let Some(parent) = place(&mut self.vars, target.slot, path, path_args, true) else {
+        let Some(parent) = place(&mut self.vars, target.slot, path, path_args, Place::Create) else {
             return Ok(());
         };
         match (last, last_arg, parent) {
@@ -466,11 +486,24 @@ impl Eval<'_> {
         Ok(())
     }
 
+    /// An expression's value where a JSON node may stay one ([`Value::Json`]): what `#set`
+    /// stores, `#if` tests and `#foreach` walks.
+    fn expr_lazy(&mut self, e: &Expr) -> Result<Value> {
+        match e {
+            Expr::Ref(r) => {
+                self.env.step()?;
+                Ok(self.reference(r)?.unwrap_or_default())
+            }
+            other => self.expr(other),
+        }
+    }
+
+    /// An expression's value, built: what operators and methods work on.
     fn expr(&mut self, e: &Expr) -> Result<Value> {
         self.env.step()?;
         Ok(match e {
             Expr::Literal(v) => v.clone(),
-            Expr::Ref(r) => self.reference(r)?.unwrap_or_default(),
+            Expr::Ref(r) => self.reference(r)?.unwrap_or_default().into_plain(),
             Expr::Interpolated(block) => {
                 let outer = std::mem::take(&mut self.out);
                 let result = self.block(block);
@@ -560,26 +593,69 @@ fn walk<'v>(
         Some(v) => Cur::Owned(v),
         None => Cur::Borrowed(root),
     };
-    let args = args.into_iter().chain(std::iter::repeat_with(|| Arg::None));
-    for (accessor, arg) in r.chain.iter().zip(args).skip(start) {
+    // `args` is empty when every accessor is a property, else one per accessor.
+    let mut args = args.into_iter();
+    for (i, accessor) in r.chain.iter().enumerate() {
+        let arg = args.next().unwrap_or(Arg::None);
+        if i < start {
+            continue;
+        }
         env.step()?;
+        // A JSON payload a variable holds is walked where it lies.
+        if let Cur::Borrowed(Value::Json(j)) = cur {
+            cur = Cur::Node(j.node());
+        }
         cur = match (accessor, arg) {
-            (Accessor::Property(name), _) => match cur {
-                Cur::Borrowed(Value::Map(m)) => m.get(name).map_or(Cur::Owned(Value::Null), Cur::Borrowed),
-                Cur::Owned(Value::Map(mut m)) => Cur::Owned(m.remove(name).unwrap_or_default()),
-                other => Cur::Owned(methods::property(other.get(), name, env)?),
-            },
+            (Accessor::Property(name), _) => property(cur, name, env)?,
             (Accessor::Index(_), Arg::Index(key)) => match cur {
+                Cur::Node(n) => json_index(n, &key).map_or(Cur::Owned(Value::Null), Cur::Node),
+                Cur::Owned(Value::Json(j)) => {
+                    Cur::Owned(json_index(j.node(), &key).map_or(Value::Null, NodeRef::to_lazy))
+                }
                 Cur::Borrowed(v) => index(v, &key).map_or(Cur::Owned(Value::Null), Cur::Borrowed),
                 Cur::Owned(v) => Cur::Owned(index(&v, &key).cloned().unwrap_or_default()),
             },
             (Accessor::Call(name, _), Arg::Call(values)) => {
-                Cur::Owned(methods::call(cur.get(), name, values, env)?)
+                Cur::Owned(methods::call(&cur.plain(), name, values, env)?)
             }
             _ => Cur::Owned(Value::Null),
         };
     }
     Ok(Some(cur))
+}
+
+/// The chain of a reference made of properties only (`$o.customer.name`, the common case):
+/// [`walk`] without arguments to evaluate.
+fn walk_properties<'v>(vars: &'v Vars, env: &mut Env<'_>, r: &Reference) -> Result<Option<Cur<'v>>> {
+    let Some(root) = vars.get(r.slot) else {
+        return Ok(None);
+    };
+    let mut cur = Cur::Borrowed(root);
+    for accessor in &r.chain {
+        let Accessor::Property(name) = accessor else {
+            return Ok(Some(Cur::Owned(Value::Null)));
+        };
+        env.step()?;
+        cur = property(cur, name, env)?;
+    }
+    Ok(Some(cur))
+}
+
+/// `cur.name`: a map's or a JSON object's entry, else a bean-style property.
+fn property<'v>(cur: Cur<'v>, name: &str, env: &mut Env<'_>) -> Result<Cur<'v>> {
+    Ok(match cur {
+        Cur::Borrowed(Value::Map(m)) => m.get(name).map_or(Cur::Owned(Value::Null), Cur::Borrowed),
+        // A JSON payload a variable holds is walked where it lies.
+        Cur::Borrowed(Value::Json(j)) if j.node().is_object() => {
+            j.node().member(name).map_or(Cur::Owned(Value::Null), Cur::Node)
+        }
+        Cur::Node(n) if n.is_object() => n.member(name).map_or(Cur::Owned(Value::Null), Cur::Node),
+        Cur::Owned(Value::Json(j)) if j.node().is_object() => {
+            Cur::Owned(j.node().member(name).map_or(Value::Null, NodeRef::to_lazy))
+        }
+        Cur::Owned(Value::Map(mut m)) => Cur::Owned(m.remove(name).unwrap_or_default()),
+        other => Cur::Owned(methods::property(&other.plain(), name, env)?),
+    })
 }
 
 /// `+ - * / %` on numbers (integers stay integers until they overflow); `null` otherwise,
@@ -615,6 +691,15 @@ fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Value {
     }
 }
 
+/// `node[key]`, as [`index`] reads a built value.
+fn json_index<'t>(node: NodeRef<'t>, key: &Value) -> Option<NodeRef<'t>> {
+    if node.is_array() {
+        node.item(key.as_int()?)
+    } else {
+        node.member(&key.to_text())
+    }
+}
+
 /// `value[key]`: a list element (negative counts from the end) or a map entry.
 fn index<'v>(value: &'v Value, key: &Value) -> Option<&'v Value> {
     match value {
@@ -632,20 +717,40 @@ fn list_slot(len: usize, i: i64) -> Option<usize> {
     usize::try_from(if i < 0 { len + i } else { i }).ok()
 }
 
+/// What [`place`] reaches a value for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// To lend its items to a `#foreach`: a JSON payload is not reached into.
+    Lend,
+    /// To change it: JSON on the way is built.
+    Change,
+    /// To set in it: JSON on the way is built, and missing map entries (and the variable)
+    /// become empty maps.
+    Create,
+}
+
 /// The value a chain of properties and indexes reaches from a variable, for changing it.
-/// With `create`, missing map entries (and the variable) become empty maps on the way.
 fn place<'v>(
     vars: &'v mut Vars,
     root: usize,
     chain: &[Accessor],
     args: &[Arg],
-    create: bool,
+    to: Place,
 ) -> Option<&'v mut Value> {
+    let create = to == Place::Create;
     if create && !vars.contains_key(root) {
         vars.insert(root, Value::Map(Map::default()));
     }
+    let build = |v: &mut Value| {
+        if to != Place::Lend
+            && let Value::Json(j) = v
+        {
+            *v = j.to_value();
+        }
+    };
     let mut cur = vars.get_mut(root)?;
     for (accessor, arg) in chain.iter().zip(args.iter().chain(std::iter::repeat(&Arg::None))) {
+        build(cur);
         cur = match (accessor, arg, cur) {
             (Accessor::Property(name), _, Value::Map(m)) => {
                 if create && !matches!(m.get(name), Some(Value::Map(_) | Value::List(_))) {
@@ -661,5 +766,6 @@ fn place<'v>(
             _ => return None,
         };
     }
+    build(cur);
     Some(cur)
 }

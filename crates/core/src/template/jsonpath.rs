@@ -65,6 +65,13 @@ enum Step {
     Descendants(Option<String>),
 }
 
+/// A step of a definite path: a member name, or an index (negative from the end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key<'p> {
+    Name(&'p str),
+    Index(i64),
+}
+
 /// A member of a union: `['a','b']` or `[0,2]`.
 #[derive(Clone, Debug, PartialEq)]
 enum Selector {
@@ -138,6 +145,17 @@ impl JsonPath {
         self.steps
             .iter()
             .all(|s| matches!(s, Step::Child(_) | Step::Index(_)))
+    }
+
+    /// The steps of a definite path ([`JsonPath::is_definite`]); `None` for another.
+    pub fn keys(&self) -> Option<impl Iterator<Item = Key<'_>>> {
+        self.is_definite().then(|| {
+            self.steps.iter().filter_map(|s| match s {
+                Step::Child(name) => Some(Key::Name(name)),
+                Step::Index(i) => Some(Key::Index(*i)),
+                _ => None,
+            })
+        })
     }
 
     /// The values the path selects, in document order.

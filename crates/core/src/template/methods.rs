@@ -10,7 +10,8 @@ use base64::Engine as _;
 
 use super::{
     Limits, RenderError,
-    jsonpath::JsonPath,
+    jsonpath::{JsonPath, Key},
+    tape,
     value::{Map, Value},
 };
 
@@ -24,8 +25,10 @@ pub(super) struct Env<'r> {
     payload: &'r str,
     params: &'r Map,
     /// The payload parsed as JSON, on first use (once per rendering, however many
-    /// `$input.path` and `$input.json` read it).
+    /// `$input.path` and `$input.json` read it): a reference into its tape.
     json: Option<std::result::Result<Value, String>>,
+    /// The payload built, for the paths that cannot walk the tape (wildcards, slices…).
+    built: Option<Value>,
     regexes: HashMap<String, regex::Regex>,
     steps: u64,
     pub limits: &'r Limits,
@@ -37,6 +40,7 @@ impl<'r> Env<'r> {
             payload,
             params,
             json: None,
+            built: None,
             regexes: HashMap::new(),
             steps: 0,
             limits,
@@ -63,14 +67,19 @@ impl<'r> Env<'r> {
     /// The payload as JSON: an empty payload is `{}`, as in AWS.
     fn json(&mut self) -> Result<&Value> {
         let payload = self.payload;
-        let parsed = self.json.get_or_insert_with(|| {
-            if payload.trim().is_empty() {
-                Ok(Value::Map(Map::default()))
-            } else {
-                Value::parse_json(payload).map_err(|e| e.to_string())
-            }
-        });
+        let parsed = self.json.get_or_insert_with(|| tape::parse(payload));
         parsed.as_ref().map_err(|e| RenderError::Payload(e.clone()))
+    }
+
+    /// The payload as JSON, built.
+    fn built_json(&mut self) -> Result<&Value> {
+        if self.built.is_none() {
+            let built = self.json()?.clone().into_plain();
+            self.built = Some(built);
+        }
+        self.built
+            .as_ref()
+            .ok_or_else(|| RenderError::Failed("the payload".into()))
     }
 
     fn regex(&mut self, pattern: &str) -> Result<&regex::Regex> {
@@ -226,14 +235,25 @@ fn input(name: &str, args: &[Value], env: &mut Env<'_>) -> Result<Value> {
 /// of an indefinite one.
 fn select(path: &str, env: &mut Env<'_>) -> Result<(Option<Value>, bool)> {
     let path = JsonPath::parse(path).map_err(RenderError::Failed)?;
-    if path.is_root() {
-        // The whole document, the common `$input.path('$')`: handed over rather than copied
-        // (a later read parses the payload again).
-        env.json()?;
-        let whole = env.json.take().and_then(|parsed| parsed.ok()).unwrap_or_default();
-        return Ok((Some(whole), true));
+    // A definite path (`$`, `$.a.b[0]`) is walked on the tape: what it reaches stays a
+    // reference into the payload.
+    if let Some(mut keys) = path.keys()
+        && let Value::Json(root) = env.json()?
+    {
+        let mut node = root.node();
+        let found = keys.try_fold((), |(), key| {
+            node = match key {
+                Key::Name(name) => node.member(name)?,
+                Key::Index(i) => node.item(i)?,
+            };
+            Some(())
+        });
+        return Ok((found.map(|()| node.to_lazy()), true));
     }
-    let json = env.json()?;
+    if path.is_root() {
+        return Ok((Some(env.json()?.clone()), true));
+    }
+    let json = env.built_json()?;
     let found = path.select(json);
     Ok(if path.is_definite() {
         (found.first().map(|v| (*v).clone()), true)
@@ -283,8 +303,7 @@ fn util(name: &str, args: &[Value], env: &mut Env<'_>) -> Result<Value> {
             String::from_utf8_lossy(&bytes).into_owned()
         }
         "parseJson" => {
-            return Value::parse_json(&text)
-                .map_err(|e| RenderError::Failed(format!("$util.parseJson: {e}")));
+            return tape::parse(&text).map_err(|e| RenderError::Failed(format!("$util.parseJson: {e}")));
         }
         _ => return Ok(Value::Null),
     };

@@ -12,6 +12,8 @@
 //! - [`eval`]: walks the tree against one [`Request`], within [`Limits`].
 //! - [`methods`]: what `$input`, `$util` and method calls on strings, lists and maps do.
 //! - [`jsonpath`]: the JSONPath of `$input.path` and `$input.json`.
+//! - [`tape`]: JSON payloads indexed once and read in place, built into values only where a
+//!   template changes them or hands them to a method.
 //! - [`value`]: the values (Java's, as Velocity sees them) and how they print.
 //!
 //! The language: `$ref`, `${ref}`, `$!ref`, property, index and method chains; `#set`, `#if` /
@@ -34,6 +36,7 @@ mod eval;
 pub mod jsonpath;
 mod methods;
 mod parser;
+pub mod tape;
 mod value;
 
 use std::fmt;

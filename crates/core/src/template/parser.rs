@@ -472,6 +472,8 @@ impl<'s> Parser<'s> {
         Ok(Some(Reference {
             slot: self.names.slot(root),
             root: root.into(),
+            mutation: Reference::mutation_of(&chain),
+            properties_only: chain.iter().all(|a| matches!(a, Accessor::Property(_))),
             chain,
             quiet,
             source: self.src[start..self.at].into(),

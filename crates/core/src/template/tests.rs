@@ -541,3 +541,64 @@ fn variables_have_slots_shared_by_interpolated_strings() {
     assert_eq!(t.names.len(), ast::Names::default().len() + 4);
     assert_eq!(render("#set($a = 1)#set($b = \"$a-$c\")$b"), "1-$c");
 }
+
+/// The payload is read through its JSON tape: what a template reads, changes, compares and
+/// passes to methods is what the built value would give.
+#[test]
+fn payload_values_read_in_place_behave_as_built_ones() {
+    let body = r#"{"b":{"n":2,"s":"x\ty","l":[3,"q",{"k":true}],"nul":null,"f":2.50},"a":[1,2],"b":{"n":5,"s":"last","l":[1,2,3],"e":"","m":{"z":1,"y":2}}}"#;
+    let r = |src: &str| render_with(src, body);
+    // A repeated key: the last one, as the built value keeps it.
+    assert_eq!(
+        r("#set($o = $input.path('$'))$o.b.n $o.b.s $o.b.l $o.b.m"),
+        "5 last [1, 2, 3] {y=2, z=1}"
+    );
+    assert_eq!(
+        r("#set($o = $input.path('$'))$o"),
+        "{a=[1, 2], b={e=, l=[1, 2, 3], m={y=2, z=1}, n=5, s=last}}"
+    );
+    // Methods and operators see built values.
+    assert_eq!(
+        r("#set($o = $input.path('$'))$o.b.l.size() $o.b.s.toUpperCase() $o.b.m.keySet() $o.a.contains(2)"),
+        "3 LAST [y, z] true"
+    );
+    assert_eq!(
+        r("#set($o = $input.path('$'))#if($o.b.s == 'last')eq#end #if($o.b.e)set#end"),
+        "eq set"
+    );
+    assert_eq!(
+        r("#set($o = $input.path('$.b'))#foreach($i in $o.l)$i#if($foreach.hasNext),#end#end"),
+        "1,2,3"
+    );
+    assert_eq!(r("#foreach($v in $input.path('$.b.m'))$v;#end"), "2;1;");
+    assert_eq!(
+        r("$input.path('$.b.l[-1]') $input.path('$.a[5]') $input.json('$.b.m') $input.json('$.b.s')"),
+        "3  {\"y\":2,\"z\":1} \"last\""
+    );
+    assert_eq!(r("$input.path('$..n') $input.path('$.a[*]')"), "[5] [1, 2]");
+    // Changes build the value in its variable; the payload itself is untouched.
+    assert_eq!(
+        r(
+            "#set($o = $input.path('$'))#set($o.b.n = 9)$o.b.l.add(4)$o.b.put('t', 1)$o.b.n $o.b.l $o.b.t $input.path('$.b.n') $input.path('$.b.l')"
+        ),
+        "true9 [1, 2, 3, 4] 1 5 [1, 2, 3]"
+    );
+    // A JSON value set into a map, and one given back through `$context`.
+    let t = Template::parse("#set($m = {})#set($m.x = $input.path('$.b'))$m.x.s #set($context.responseOverride.status = $input.path('$.b.n'))#set($context.responseOverride.header.X = $input.path('$.b.s'))").unwrap();
+    let out = t
+        .render(request(&body.replace("\"n\":5", "\"n\":201")), &Limits::default())
+        .unwrap();
+    assert_eq!(out.body, "last ");
+    assert_eq!(out.status_override(), Some(201));
+    assert_eq!(out.header_overrides(), [("X".to_string(), "last".to_string())]);
+    // `$util.parseJson` reads the same way.
+    assert_eq!(
+        r(r#"#set($j = $util.parseJson('{"k":[1.0,"\u00e9"],"k":[2.5e0,"v"]}'))$j.k[0] $j.k[1] $j.k.size()"#),
+        "2.5 v 2"
+    );
+    // A payload that is not JSON fails with serde_json's message.
+    let t = Template::parse("$input.path('$')").unwrap();
+    assert!(
+        matches!(t.render(request("{\"a\":"), &Limits::default()), Err(RenderError::Payload(m)) if m.contains("EOF"))
+    );
+}

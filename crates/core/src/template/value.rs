@@ -19,6 +19,10 @@ pub enum Value {
     Input,
     /// `$util`: the helper functions.
     Util,
+    /// A string, array or object of a parsed JSON payload, not yet built ([`super::tape`]):
+    /// what `$input.path` returns, read and written in place. Anything that changes it or
+    /// hands it to a method gets it built first ([`Value::into_plain`]).
+    Json(super::tape::Json),
 }
 
 /// An insertion-ordered map (Java's `LinkedHashMap`, as JSON objects come out of `parseJson`).
@@ -92,6 +96,30 @@ impl Value {
         matches!(self, Value::Null)
     }
 
+    /// The value with every [`Value::Json`] in it built: what methods, operators and
+    /// changes work on.
+    pub fn into_plain(self) -> Value {
+        match self {
+            Value::Json(j) => j.to_value(),
+            Value::List(items) if items.iter().any(Value::has_json) => {
+                Value::List(items.into_iter().map(Value::into_plain).collect())
+            }
+            Value::Map(m) if m.0.iter().any(|(_, v)| v.has_json()) => {
+                Value::Map(Map(m.0.into_iter().map(|(k, v)| (k, v.into_plain())).collect()))
+            }
+            other => other,
+        }
+    }
+
+    fn has_json(&self) -> bool {
+        match self {
+            Value::Json(_) => true,
+            Value::List(items) => items.iter().any(Value::has_json),
+            Value::Map(m) => m.0.iter().any(|(_, v)| v.has_json()),
+            _ => false,
+        }
+    }
+
     /// Velocity's truth: `null` and `false` are false, everything else is true.
     pub fn truthy(&self) -> bool {
         !matches!(self, Value::Null | Value::Bool(false))
@@ -134,11 +162,10 @@ impl Value {
         match self {
             Value::Null => {}
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            Value::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
             Value::Float(f) => write_double(*f, out),
             Value::Str(s) => out.push_str(s),
+            Value::Json(j) => j.node().write_text(out),
             Value::List(items) => {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
@@ -195,6 +222,7 @@ impl Value {
     /// The value as compact JSON (for `$input.json`): strings quoted and escaped.
     pub fn write_json(&self, out: &mut String) {
         match self {
+            Value::Json(j) => j.to_value().write_json(out),
             Value::Null | Value::Input | Value::Util => out.push_str("null"),
             Value::Bool(_) | Value::Int(_) => self.write_text(out),
             Value::Float(f) if f.is_finite() => {
@@ -230,6 +258,9 @@ impl Value {
     /// Velocity's `==`: numbers by value, same kinds by value, other kinds by their text.
     pub fn loose_eq(&self, other: &Value) -> bool {
         match (self, other) {
+            (Value::Json(_), _) | (_, Value::Json(_)) => {
+                self.clone().into_plain().loose_eq(&other.clone().into_plain())
+            }
             (Value::Null, Value::Null) => true,
             (Value::Null, _) | (_, Value::Null) => false,
             (a, b) if a.as_f64().is_some() && b.as_f64().is_some() => match (a, b) {
@@ -249,6 +280,9 @@ impl Value {
     /// Ordering for `<`, `>`…: numbers, or strings; anything else does not compare.
     pub fn compare(&self, other: &Value) -> Option<std::cmp::Ordering> {
         match (self, other) {
+            (Value::Json(_), _) | (_, Value::Json(_)) => {
+                self.clone().into_plain().compare(&other.clone().into_plain())
+            }
             (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
             (Value::Str(a), Value::Str(b)) => Some(a.cmp(b)),
             (a, b) => a.as_f64()?.partial_cmp(&b.as_f64()?),
@@ -257,7 +291,7 @@ impl Value {
 }
 
 /// Java's `Double.toString` for the common cases: `1.0`, `0.5`, `1.0E21`.
-fn write_double(f: f64, out: &mut String) {
+pub(super) fn write_double(f: f64, out: &mut String) {
     if f.is_nan() {
         out.push_str("NaN");
     } else if f.is_infinite() {
@@ -378,19 +412,24 @@ impl<'de> serde::de::Visitor<'de> for JsonVisitor {
         while let Some((k, JsonValue(v))) = access.next_entry::<String, JsonValue>()? {
             entries.push((k, v));
         }
-        // `serde_json::Map` (a `BTreeMap`): keys sorted, a repeated key keeps its last value.
-        if !entries.is_sorted_by(|a, b| a.0 < b.0) {
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            entries.dedup_by(|later, earlier| {
-                if later.0 == earlier.0 {
-                    earlier.1 = std::mem::take(&mut later.1);
-                    true
-                } else {
-                    false
-                }
-            });
-        }
+        sort_members(&mut entries);
         Ok(Value::Map(Map(entries)))
+    }
+}
+
+/// An object's members as `serde_json::Map` (a `BTreeMap`) keeps them: keys sorted, a repeated
+/// key keeping its last value.
+pub(super) fn sort_members(entries: &mut Vec<(String, Value)>) {
+    if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                earlier.1 = std::mem::take(&mut later.1);
+                true
+            } else {
+                false
+            }
+        });
     }
 }
 

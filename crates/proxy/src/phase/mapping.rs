@@ -68,7 +68,11 @@ impl TemplateScope {
         payload: &[u8],
         limits: &Limits,
     ) -> Result<Rendered, RenderError> {
-        let body = String::from_utf8_lossy(payload);
+        // UTF-8 is checked at SIMD speed; only a payload that is not pays for the repair.
+        let body = match std::str::from_utf8(payload) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(payload),
+        };
         template.render(
             Request {
                 body: &body,
@@ -119,14 +123,21 @@ fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>) -> Map {
 /// only what it names, and some values cost a clock read or a formatting).
 fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: &dyn Fn(&str) -> bool) -> Map {
     let mut map = Map::default();
+    // The variables come grouped by their top-level entry (`identity.*`): `wanted` is asked
+    // once per group.
+    let mut group = ("", false);
     for (var, name) in ContextVar::ALL {
-        let top: &str = name.split_once('.').map_or(name, |(parent, _)| parent);
-        if top == "error" || !wanted(top) {
+        let dot = name.bytes().position(|b| b == b'.');
+        let top = dot.map_or(name, |at| &name[..at]);
+        if top != group.0 {
+            group = (top, top != "error" && wanted(top));
+        }
+        if !group.1 {
             continue;
         }
         let mut value = String::new();
         write_context(var, "", ResponseType::Default5xx, ctx, request, &mut value);
-        match name.split_once('.') {
+        match dot.map(|at| (&name[..at], &name[at + 1..])) {
             Some((parent, child)) => {
                 map.child_map(parent).insert(child.to_string(), Value::Str(value));
             }

@@ -1,0 +1,796 @@
+//! JSON payloads as templates read them: the text checked and indexed once into a flat list of
+//! nodes (a tape), with no value built. `$input.path('$')` hands out a reference into the tape
+//! ([`Json`]); reading `$o.items[0].sku` walks it; writing a string or a number copies it from
+//! the payload's text. Only what a template changes, or passes to a method, is built into a
+//! [`Value`] ([`Json::to_value`]): the same value [`Value::parse_json`] gives (objects' keys
+//! sorted, a repeated key's last value), so the laziness cannot be seen.
+//!
+//! Written here rather than taken from a crate: JSON crates either build an owned tree
+//! (`serde_json`, the cost this avoids: an allocation per string, array and object) or borrow
+//! the input for a lifetime (`simd-json`, `jiter`), and a template's values live in variables
+//! that cannot carry one. The tape owns its text and its nodes are offsets into it, so a
+//! reference into it is an `Arc` and an index. The grammar is RFC 8259's, as strict as
+//! `serde_json` (the fuzz target `template_tape` holds the two to the same answers); a text
+//! the tape refuses is handed to `serde_json` for its error message.
+
+use std::{fmt, sync::Arc};
+
+use super::value::{Map, Value, write_double};
+
+/// How deep arrays and objects may nest (`serde_json`'s bound).
+const MAX_DEPTH: usize = 128;
+
+/// A parsed JSON text.
+pub struct Tape {
+    text: Box<str>,
+    nodes: Vec<Node>,
+}
+
+/// One JSON value. A container's children follow it, up to `next`; an object's children are
+/// key (a string node), value, key, value…
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    kind: Kind,
+    /// A string's text between its quotes; a number's text; a container's `[` or `{`.
+    start: u32,
+    end: u32,
+    /// The index of the node after this one's subtree.
+    next: u32,
+    /// An `Int`'s value, a `Float`'s bits.
+    num: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Null,
+    False,
+    True,
+    Int,
+    Float,
+    /// A float whose JSON text is the text Java writes for it ([`is_java_double`]).
+    Decimal,
+    /// A string with no escape: its text is its value.
+    Str,
+    /// A string with escapes.
+    EscStr,
+    Array,
+    Object,
+}
+
+/// A string, array or object inside a [`Tape`]: a [`Value::Json`]. (Scalars other than strings
+/// are read into their [`Value`] at once: they cost nothing to hold.)
+#[derive(Clone)]
+pub struct Json {
+    tape: Arc<Tape>,
+    at: u32,
+}
+
+/// A node of a tape, borrowed: what a reference's walk holds between steps.
+#[derive(Clone, Copy)]
+pub struct NodeRef<'t> {
+    tape: &'t Arc<Tape>,
+    at: u32,
+}
+
+/// Parses `text` (an empty or blank text is `{}`, as AWS reads an empty payload); the error is
+/// `serde_json`'s message.
+pub fn parse(text: &str) -> Result<Value, String> {
+    if text.trim_ascii().is_empty() {
+        return Ok(Value::Map(Map::default()));
+    }
+    match read(text) {
+        Some(value) => Ok(value),
+        // Refused: `serde_json` says why (and, were the two to disagree, its value stands).
+        None => Value::parse_json(text).map_err(|e| e.to_string()),
+    }
+}
+
+/// The tape alone: `text`'s value, or `None` if it is not one JSON value (with whitespace
+/// around).
+pub fn read(text: &str) -> Option<Value> {
+    let tape = Tape::parse(text)?;
+    Some(
+        NodeRef {
+            tape: &Arc::new(tape),
+            at: 0,
+        }
+        .to_lazy(),
+    )
+}
+
+// === impl Tape ===
+
+impl Tape {
+    /// The tape of `text`, or `None` if it is not one JSON value (with whitespace around).
+    fn parse(text: &str) -> Option<Tape> {
+        let len = u32::try_from(text.len()).ok()?;
+        let mut p = Parser {
+            bytes: text.as_bytes(),
+            pos: 0,
+            nodes: Vec::with_capacity(text.len() / 8 + 4),
+        };
+        p.value(MAX_DEPTH)?;
+        p.skip_ws();
+        if p.pos != len as usize {
+            return None;
+        }
+        Some(Tape {
+            text: text.into(),
+            nodes: p.nodes,
+        })
+    }
+
+    fn node(&self, at: u32) -> Option<&Node> {
+        self.nodes.get(at as usize)
+    }
+
+    fn raw(&self, node: &Node) -> &str {
+        self.text
+            .get(node.start as usize..node.end as usize)
+            .unwrap_or_default()
+    }
+
+    /// Whether the string node `key` is `name`.
+    fn key_is(&self, key: &Node, name: &str) -> bool {
+        if key.kind == Kind::Str {
+            // Lengths first: most keys differ there.
+            return key.end.wrapping_sub(key.start) as usize == name.len()
+                && self.text.as_bytes().get(key.start as usize..key.end as usize) == Some(name.as_bytes());
+        }
+        let raw = self.raw(key);
+        {
+            let mut s = String::with_capacity(raw.len());
+            unescape(raw, &mut s);
+            s == name
+        }
+    }
+
+    /// A string node's value, appended to `out`.
+    fn write_str(&self, node: &Node, out: &mut String) {
+        let raw = self.raw(node);
+        if node.kind == Kind::Str {
+            out.push_str(raw);
+        } else {
+            unescape(raw, out);
+        }
+    }
+}
+
+struct Parser<'b> {
+    bytes: &'b [u8],
+    pos: usize,
+    nodes: Vec<Node>,
+}
+
+impl Parser<'_> {
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn push(&mut self, kind: Kind, start: usize, end: usize, num: u64) -> Option<usize> {
+        let at = self.nodes.len();
+        self.nodes.push(Node {
+            kind,
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(end).ok()?,
+            next: u32::try_from(at + 1).ok()?,
+            num,
+        });
+        Some(at)
+    }
+
+    /// One value (whitespace before it skipped), `depth` levels of nesting left.
+    fn value(&mut self, depth: usize) -> Option<()> {
+        self.skip_ws();
+        let start = self.pos;
+        match *self.bytes.get(start)? {
+            b'"' => self.string(),
+            b'[' | b'{' => self.container(depth),
+            b't' => self.literal(b"true", Kind::True),
+            b'f' => self.literal(b"false", Kind::False),
+            b'n' => self.literal(b"null", Kind::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], kind: Kind) -> Option<()> {
+        let start = self.pos;
+        if !self.bytes[start..].starts_with(word) {
+            return None;
+        }
+        self.pos += word.len();
+        self.push(kind, start, self.pos, 0).map(drop)
+    }
+
+    fn container(&mut self, depth: usize) -> Option<()> {
+        let depth = depth.checked_sub(1).filter(|d| *d > 0)?;
+        let start = self.pos;
+        let object = self.bytes[start] == b'{';
+        let close = if object { b'}' } else { b']' };
+        let at = self.push(
+            if object { Kind::Object } else { Kind::Array },
+            start,
+            start + 1,
+            0,
+        )?;
+        self.pos += 1;
+        self.skip_ws();
+        if self.bytes.get(self.pos) == Some(&close) {
+            self.pos += 1;
+        } else {
+            loop {
+                if object {
+                    self.skip_ws();
+                    if self.bytes.get(self.pos) != Some(&b'"') {
+                        return None;
+                    }
+                    self.string()?;
+                    self.skip_ws();
+                    if self.bytes.get(self.pos) != Some(&b':') {
+                        return None;
+                    }
+                    self.pos += 1;
+                }
+                self.value(depth)?;
+                self.skip_ws();
+                match self.bytes.get(self.pos) {
+                    Some(b',') => self.pos += 1,
+                    Some(b) if *b == close => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        let next = u32::try_from(self.nodes.len()).ok()?;
+        self.nodes[at].next = next;
+        self.nodes[at].end = u32::try_from(self.pos).ok()?;
+        Some(())
+    }
+
+    /// A string; `pos` at its opening quote.
+    fn string(&mut self) -> Option<()> {
+        let b = self.bytes;
+        let start = self.pos + 1;
+        let mut i = start;
+        let mut escaped = false;
+        loop {
+            // Plain characters are skipped in bulk, to the next quote or backslash; none of
+            // them may be a control character (RFC 8259 §7), checked in one vectorised pass.
+            let rest = b.get(i..)?;
+            let n = memchr::memchr2(b'"', b'\\', rest)?;
+            if rest[..n].iter().fold(false, |bad, &c| bad | (c < 0x20)) {
+                return None;
+            }
+            i += n;
+            if b[i] == b'"' {
+                break;
+            }
+            escaped = true;
+            i = escape(b, i + 1)?;
+        }
+        self.pos = i + 1;
+        let kind = if escaped { Kind::EscStr } else { Kind::Str };
+        self.push(kind, start, i, 0).map(drop)
+    }
+
+    /// A number, as RFC 8259 writes them: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+    fn number(&mut self) -> Option<()> {
+        let b = self.bytes;
+        let start = self.pos;
+        let negative = b[start] == b'-';
+        let int_start = start + usize::from(negative);
+        let mut i = int_start;
+        match b.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => i += digits(b, i),
+            _ => return None,
+        }
+        let int = &b[int_start..i];
+        let mut frac: &[u8] = &[];
+        if b.get(i) == Some(&b'.') {
+            let n = digits(b, i + 1);
+            if n == 0 {
+                return None;
+            }
+            frac = &b[i + 1..i + 1 + n];
+            i += 1 + n;
+        }
+        let mut exponent = false;
+        if let Some(b'e' | b'E') = b.get(i) {
+            i += 1;
+            if let Some(b'+' | b'-') = b.get(i) {
+                i += 1;
+            }
+            let n = digits(b, i);
+            if n == 0 {
+                return None;
+            }
+            i += n;
+            exponent = true;
+        }
+        self.pos = i;
+        // ASCII by construction.
+        let text = || std::str::from_utf8(&b[start..i]).ok();
+        let (kind, num) = if frac.is_empty() && !exponent {
+            // Up to 18 digits always fit an i64: added up here rather than parsed again.
+            let exact = if int.len() <= 18 {
+                Some(decimal(int))
+            } else {
+                text()?.parse::<i64>().ok()
+            };
+            match exact {
+                // `-0` is a float, as `serde_json` reads it.
+                Some(0) if negative => (Kind::Float, (-0.0f64).to_bits()),
+                Some(n) if int.len() <= 18 => (Kind::Int, (if negative { -n } else { n }) as u64),
+                Some(n) => (Kind::Int, n as u64),
+                None => (
+                    Kind::Float,
+                    text()?.parse::<f64>().ok().filter(|f| f.is_finite())?.to_bits(),
+                ),
+            }
+        } else {
+            // Clinger's fast path: up to 15 digits are exact in a double, and so is 10ⁿ for
+            // n ≤ 22, so one division rounds correctly. Longer numbers and exponents are
+            // parsed in full.
+            let f = if !exponent && int.len() + frac.len() <= 15 {
+                let m = decimal(int) * POW10_I64[frac.len()] + decimal(frac);
+                let f = m as f64 / POW10[frac.len()];
+                if negative { -f } else { f }
+            } else {
+                text()?.parse::<f64>().ok().filter(|f| f.is_finite())?
+            };
+            let kind = if !exponent && is_java_double(int, frac) {
+                Kind::Decimal
+            } else {
+                Kind::Float
+            };
+            (kind, f.to_bits())
+        };
+        self.push(kind, start, i, num).map(drop)
+    }
+}
+
+/// Powers of ten exact in a double (up to the fast path's 15 digits).
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+const POW10_I64: [i64; 16] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+    100_000_000_000,
+    1_000_000_000_000,
+    10_000_000_000_000,
+    100_000_000_000_000,
+    1_000_000_000_000_000,
+];
+
+/// The value of at most 18 decimal digits.
+fn decimal(digits: &[u8]) -> i64 {
+    digits.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))
+}
+
+fn digits(b: &[u8], from: usize) -> usize {
+    b.get(from..)
+        .map_or(0, |rest| rest.iter().take_while(|c| c.is_ascii_digit()).count())
+}
+
+/// Checks the escape after a `\` at `i`; returns where the string goes on.
+fn escape(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(i + 1),
+        b'u' => {
+            let unit = hex4(b, i + 1)?;
+            match unit {
+                // A leading surrogate must be followed by a trailing one.
+                0xD800..=0xDBFF => {
+                    if b.get(i + 5..i + 7)? != b"\\u" {
+                        return None;
+                    }
+                    let low = hex4(b, i + 7)?;
+                    (0xDC00..=0xDFFF).contains(&low).then_some(i + 11)
+                }
+                0xDC00..=0xDFFF => None,
+                _ => Some(i + 5),
+            }
+        }
+        _ => None,
+    }
+}
+
+fn hex4(b: &[u8], at: usize) -> Option<u32> {
+    let hex = std::str::from_utf8(b.get(at..at + 4)?).ok()?;
+    if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(hex, 16).ok()
+}
+
+/// Appends the value of a string's text `raw`, which [`escape`] checked.
+fn unescape(raw: &str, out: &mut String) {
+    let mut rest = raw;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let b = rest.as_bytes();
+        let mut used = 2;
+        let c = match b.get(at + 1) {
+            Some(b'b') => '\u{8}',
+            Some(b'f') => '\u{c}',
+            Some(b'n') => '\n',
+            Some(b'r') => '\r',
+            Some(b't') => '\t',
+            Some(b'u') => {
+                let unit = hex4(b, at + 2).unwrap_or(0xFFFD);
+                used = 6;
+                if (0xD800..=0xDBFF).contains(&unit) {
+                    let low = hex4(b, at + 8).unwrap_or(0xDC00);
+                    used = 12;
+                    char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low.wrapping_sub(0xDC00) & 0x3FF))
+                        .unwrap_or('\u{FFFD}')
+                } else {
+                    char::from_u32(unit).unwrap_or('\u{FFFD}')
+                }
+            }
+            Some(&other) => char::from(other),
+            None => break,
+        };
+        out.push(c);
+        rest = rest.get(at + used..).unwrap_or_default();
+    }
+    out.push_str(rest);
+}
+
+// === impl NodeRef ===
+
+impl<'t> NodeRef<'t> {
+    fn node(&self) -> Option<&'t Node> {
+        self.tape.node(self.at)
+    }
+
+    /// The node as a value to hold: scalars other than strings read at once, the rest a
+    /// reference into the tape.
+    pub fn to_lazy(self) -> Value {
+        let Some(node) = self.node() else {
+            return Value::Null;
+        };
+        match node.kind {
+            Kind::Null => Value::Null,
+            Kind::False => Value::Bool(false),
+            Kind::True => Value::Bool(true),
+            Kind::Int => Value::Int(node.num as i64),
+            Kind::Float | Kind::Decimal => Value::Float(f64::from_bits(node.num)),
+            Kind::Str | Kind::EscStr | Kind::Array | Kind::Object => Value::Json(Json {
+                tape: Arc::clone(self.tape),
+                at: self.at,
+            }),
+        }
+    }
+
+    /// The node built into a value (what `serde_json` would have given).
+    pub fn to_value(self) -> Value {
+        let Some(node) = self.node() else {
+            return Value::Null;
+        };
+        match node.kind {
+            Kind::Str | Kind::EscStr => {
+                let mut s = String::with_capacity(node.end.saturating_sub(node.start) as usize);
+                self.tape.write_str(node, &mut s);
+                Value::Str(s)
+            }
+            Kind::Array => Value::List(self.children().map(NodeRef::to_value).collect()),
+            Kind::Object => {
+                let mut entries: Vec<(String, Value)> = self
+                    .members()
+                    .map(|(k, v)| {
+                        let mut key = String::new();
+                        self.tape.write_str(k.node().unwrap_or(node), &mut key);
+                        (key, v.to_value())
+                    })
+                    .collect();
+                super::value::sort_members(&mut entries);
+                Value::Map(Map(entries))
+            }
+            _ => self.to_lazy(),
+        }
+    }
+
+    pub fn is_object(&self) -> bool {
+        self.node().is_some_and(|n| n.kind == Kind::Object)
+    }
+
+    pub fn is_array(&self) -> bool {
+        self.node().is_some_and(|n| n.kind == Kind::Array)
+    }
+
+    /// A container's children (an object's keys and values alternate).
+    fn children(self) -> impl Iterator<Item = NodeRef<'t>> {
+        let end = self.node().map_or(self.at, |n| n.next);
+        let mut at = self.at + 1;
+        std::iter::from_fn(move || {
+            if at >= end {
+                return None;
+            }
+            let child = NodeRef { tape: self.tape, at };
+            at = child.node().map_or(end, |n| n.next);
+            Some(child)
+        })
+    }
+
+    /// An object's members in document order, repeated keys included.
+    fn members(self) -> impl Iterator<Item = (NodeRef<'t>, NodeRef<'t>)> {
+        let mut children = self.children();
+        std::iter::from_fn(move || Some((children.next()?, children.next()?)))
+    }
+
+    /// An object's member `name` (the last, if repeated); `None` if absent or not an object.
+    pub fn member(self, name: &str) -> Option<NodeRef<'t>> {
+        let nodes = &self.tape.nodes;
+        let node = nodes.get(self.at as usize)?;
+        if node.kind != Kind::Object {
+            return None;
+        }
+        let (mut at, end) = (self.at as usize + 1, node.next as usize);
+        let mut found = None;
+        while at < end {
+            // A key is a string: its value is the next node.
+            let (key, value) = (nodes.get(at)?, nodes.get(at + 1)?);
+            if self.tape.key_is(key, name) {
+                found = Some(at + 1);
+            }
+            at = value.next as usize;
+        }
+        Some(NodeRef {
+            tape: self.tape,
+            at: u32::try_from(found?).ok()?,
+        })
+    }
+
+    /// An array's item `i` (negative counts from the end); `None` if out of range or not an
+    /// array.
+    pub fn item(self, i: i64) -> Option<NodeRef<'t>> {
+        if !self.is_array() {
+            return None;
+        }
+        let i = if i < 0 {
+            let len = i64::try_from(self.item_count()).ok()?;
+            usize::try_from(len + i).ok()?
+        } else {
+            usize::try_from(i).ok()?
+        };
+        self.children().nth(i)
+    }
+
+    /// What a `#foreach` walks: an array's items (as [`NodeRef::to_lazy`] holds them), an
+    /// object's values in key order; nothing for anything else.
+    pub fn lazy_items(self) -> Vec<Value> {
+        match self.node().map(|n| n.kind) {
+            Some(Kind::Array) => self.children().map(NodeRef::to_lazy).collect(),
+            Some(Kind::Object) => match self.to_value() {
+                Value::Map(m) => m.0.into_iter().map(|(_, v)| v).collect(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    /// How many items an array has.
+    fn item_count(self) -> usize {
+        self.children().count()
+    }
+
+    /// Appends the node's text as a template writes it (Java's `toString()`).
+    pub fn write_text(self, out: &mut String) {
+        let Some(node) = self.node() else { return };
+        match node.kind {
+            Kind::Null => {}
+            Kind::False => out.push_str("false"),
+            Kind::True => out.push_str("true"),
+            // JSON writes an integer as Java does.
+            Kind::Int => out.push_str(self.tape.raw(node)),
+            // Java writes this double as JSON did.
+            Kind::Decimal => out.push_str(self.tape.raw(node)),
+            Kind::Float => write_double(f64::from_bits(node.num), out),
+            Kind::Str | Kind::EscStr => self.tape.write_str(node, out),
+            Kind::Array | Kind::Object => self.to_value().write_text(out),
+        }
+    }
+}
+
+/// Whether a JSON number with integer digits `int` and fraction digits `frac` (no exponent)
+/// is written as Java's `Double.toString` writes its value: plain decimal notation (Java's
+/// from 10⁻³ to 10⁷), a fraction without trailing zeros (or just `.0`), and at most 15
+/// significant digits, so that no shorter text reads back as the same double.
+fn is_java_double(int: &[u8], frac: &[u8]) -> bool {
+    if frac.is_empty() || int.len() > 7 {
+        return false;
+    }
+    if frac == b"0" {
+        return true;
+    }
+    if frac.last() == Some(&b'0') {
+        return false;
+    }
+    let significant = if int == b"0" {
+        let zeros = frac.iter().take_while(|c| **c == b'0').count();
+        // 0.001 is the smallest number Java writes plainly.
+        if zeros > 2 {
+            return false;
+        }
+        frac.len() - zeros
+    } else {
+        int.len() + frac.len()
+    };
+    significant <= 15
+}
+
+// === impl Json ===
+
+impl Json {
+    pub fn node(&self) -> NodeRef<'_> {
+        NodeRef {
+            tape: &self.tape,
+            at: self.at,
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        self.node().to_value()
+    }
+}
+
+impl PartialEq for Json {
+    fn eq(&self, other: &Json) -> bool {
+        self.to_value() == other.to_value()
+    }
+}
+
+impl fmt::Debug for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A container's text runs from its bracket to its closing one; a string's, between
+        // its quotes.
+        let text = self.tape.node(self.at).map_or("", |n| self.tape.raw(n));
+        write!(f, "Json({text})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same(text: &str) {
+        let lazy = parse(text).map(|v| v.into_plain());
+        let eager = Value::parse_json(text).map_err(|e| e.to_string());
+        assert_eq!(lazy, eager, "{text}");
+    }
+
+    #[test]
+    fn reads_what_serde_json_reads() {
+        for text in [
+            "{}",
+            "[]",
+            " [1, -2, 3.5, -0, 0.0, 1e3, 1E-2, 12345678901234567890, -9223372036854775808] ",
+            r#"{"b": 1, "a": [true, false, null], "b": 2}"#,
+            r#"{"s": "plain", "e": "q\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "k\u0041": 1}"#,
+            r#"[[[[]]], {"x": {"y": {}}}]"#,
+            "\"top\"",
+            "7",
+        ] {
+            same(text);
+        }
+    }
+
+    #[test]
+    fn refuses_what_serde_json_refuses_with_its_message() {
+        for text in [
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "01",
+            "1.",
+            "-",
+            "1e",
+            "\"\\x\"",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"a\nb\"",
+            "[1] 2",
+            "tru",
+            "nul",
+            "1e999",
+            "{1: 2}",
+            "\"\\ud800\\u0041\"",
+        ] {
+            assert!(Tape::parse(text).is_none(), "{text}");
+            same(text);
+        }
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert!(parse(&deep).is_err());
+        same(&("[".repeat(127) + &"]".repeat(127)));
+        same(&("[".repeat(128) + &"]".repeat(128)));
+    }
+
+    #[test]
+    fn members_items_and_text() {
+        let doc = parse(r#"{"a": {"b": [10, "x\ty", 2.50, 0.5, 1e2]}, "a": {"b": [1]}, "c": "d"}"#).unwrap();
+        let Value::Json(j) = &doc else { panic!("{doc:?}") };
+        let root = j.node();
+        assert!(root.member("missing").is_none());
+        let b = root.member("a").and_then(|a| a.member("b")).unwrap();
+        assert_eq!(b.item_count(), 1, "the last `a` wins");
+        let doc = parse(r#"{"b": [10, "x\ty", 2.50, 0.5, 1e2, -0.001, 0.0001, 12345678.5]}"#).unwrap();
+        let Value::Json(j) = &doc else { panic!() };
+        let b = j.node().member("b").unwrap();
+        let texts: Vec<String> = (0..8)
+            .map(|i| {
+                let mut s = String::new();
+                b.item(i).unwrap().write_text(&mut s);
+                s
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "10",
+                "x\ty",
+                "2.5",
+                "0.5",
+                "100.0",
+                "-0.001",
+                "1.0E-4",
+                "1.23456785E7"
+            ]
+        );
+        assert!(b.item(8).is_none());
+        let mut last = String::new();
+        b.item(-1).unwrap().write_text(&mut last);
+        assert_eq!(last, "1.23456785E7");
+    }
+
+    #[test]
+    fn java_doubles_written_from_the_text_agree_with_the_value() {
+        for raw in [
+            "0.5",
+            "1.0",
+            "1.00",
+            "1.50",
+            "0.001",
+            "0.0001",
+            "1234567.5",
+            "12345678.5",
+            "0.0",
+            "-0.0",
+            "3.141592653589793",
+            "0.1234567890123456",
+            "9999999.9",
+            "-2.25",
+            "0.010",
+            "1e2",
+            "123456789012345.6",
+        ] {
+            let mut slow = String::new();
+            write_double(raw.parse().unwrap(), &mut slow);
+            let mut fast = String::new();
+            NodeRef {
+                tape: &Arc::new(Tape::parse(raw).unwrap()),
+                at: 0,
+            }
+            .write_text(&mut fast);
+            assert_eq!(fast, slow, "{raw}");
+            // The fast path reads the same double as a full parse.
+            assert_eq!(read(raw), Some(Value::Float(raw.parse().unwrap())), "{raw}");
+        }
+    }
+}
