@@ -226,6 +226,15 @@ impl Template {
         self.context.may_read(key)
     }
 
+    /// The top-level `$context` entries a rendering may read: `None` when it may read any.
+    pub fn context_reads(&self) -> Option<&[Box<str>]> {
+        match &self.context {
+            ast::Reads::Nothing => Some(&[]),
+            ast::Reads::Keys(keys) => Some(keys),
+            ast::Reads::All => None,
+        }
+    }
+
     /// Renders the template for one request.
     pub fn render(&self, request: Request<'_>, limits: &Limits) -> Result<Rendered, RenderError> {
         eval::render(self, request, limits)

@@ -30,7 +30,7 @@ impl TemplateScope {
     pub fn new<'t>(
         ctx: &RequestCtx<'_>,
         parts: &Parts,
-        templates: impl Iterator<Item = &'t Template> + Clone,
+        templates: impl Iterator<Item = &'t Template>,
     ) -> Self {
         let request = RequestView {
             headers: Some(&parts.headers),
@@ -43,9 +43,16 @@ impl TemplateScope {
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok()),
         };
-        Self::of_view(ctx, &request, &|key| {
-            templates.clone().any(|t| t.reads_context(key))
-        })
+        // The entries the templates name, gathered once: a template usually names one or two.
+        let mut keys: Vec<&str> = Vec::new();
+        let mut all = false;
+        for t in templates {
+            match t.context_reads() {
+                Some(reads) => keys.extend(reads.iter().map(|k| &**k)),
+                None => all = true,
+            }
+        }
+        Self::of_view(ctx, &request, &|key| all || keys.contains(&key))
     }
 
     /// The scope of a request as its answer sees it (a gateway response: the headers only
