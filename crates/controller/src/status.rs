@@ -224,8 +224,24 @@ struct Job {
     kind: Kind,
     key: ObjectKey,
     uid: String,
-    desired: Value,
+    desired: Compact,
     event: Option<kube::runtime::events::Event>,
+}
+
+/// A status as JSON text: the writes of a rebuild that created 10,000 keys, and what they
+/// wrote until the reflector shows it, are held in a fraction of the memory of their `Value`s
+/// (a map node per object). Read back into a `Value` to be sent or compared.
+#[derive(Debug, Clone)]
+struct Compact(Box<str>);
+
+impl Compact {
+    fn of(status: &Value) -> Self {
+        Compact(status.to_string().into_boxed_str())
+    }
+
+    fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
 }
 
 /// The leader's writer.
@@ -236,7 +252,7 @@ pub struct Writer<S> {
     recorder: Recorder,
     /// What we last wrote per object (uid, status) until the reflector shows it: this keeps
     /// us from writing it twice or repeating its Event meanwhile.
-    written: HashMap<(Kind, ObjectKey), (String, Value)>,
+    written: HashMap<(Kind, ObjectKey), (String, Compact)>,
     settled: Settled,
 }
 
@@ -340,7 +356,7 @@ impl<S: CurrentStatus> Writer<S> {
                     if !leading {
                         return (job, Ok(()));
                     }
-                    let r = patch_status(&client, job.kind, &job.key, &job.desired).await;
+                    let r = patch_status(&client, job.kind, &job.key, &job.desired.value()).await;
                     (job, r)
                 }
             })
@@ -422,22 +438,26 @@ impl<S: CurrentStatus> Writer<S> {
         let key = (update.kind, update.object.clone());
         // Once the reflector shows what we wrote (or the object was recreated), the store
         // says it all: forget our copy, so only writes in flight are held twice.
-        if self
-            .written
-            .get(&key)
-            .is_some_and(|(uid, s)| *uid != current.uid || *s == current.status)
-        {
-            self.written.remove(&key);
-        }
-        let cached = self.written.get(&key).map(|(_, s)| s);
-        let previous = cached.unwrap_or(&current.status);
+        let cached = match self.written.get(&key) {
+            Some((uid, s)) => {
+                let s = s.value();
+                if *uid != current.uid || s == current.status {
+                    self.written.remove(&key);
+                    None
+                } else {
+                    Some(s)
+                }
+            }
+            None => None,
+        };
+        let previous = cached.as_ref().unwrap_or(&current.status);
         let desired = desired_status(
             update,
             previous.get("conditions").unwrap_or(&Value::Null),
             now,
             snapshot.map(String::as_str),
         );
-        if desired == current.status || Some(&desired) == cached {
+        if desired == current.status || Some(&desired) == cached.as_ref() {
             return Plan::Settled;
         }
         let event = events::ready_transition(previous.get("conditions").unwrap_or(&Value::Null), update);
@@ -445,7 +465,7 @@ impl<S: CurrentStatus> Writer<S> {
             kind: update.kind,
             key: update.object.clone(),
             uid: current.uid,
-            desired,
+            desired: Compact::of(&desired),
             event,
         }))
     }
@@ -762,6 +782,36 @@ mod tests {
         w.forget();
         assert!(w.jobs(&outcome(&[&a2, &b]), "T10").is_empty());
         assert_eq!(w.stores.lookups(), looked + 6);
+    }
+
+    /// A write the reflector has not shown yet is held as JSON text: it is not made twice,
+    /// and it is forgotten once the store shows it.
+    #[tokio::test]
+    async fn a_write_in_flight_is_not_made_twice() {
+        let mut w = writer();
+        let a = key_update("a");
+        w.stores.set(Kind::ApiKey, &a.object, Value::Null);
+        let mut jobs = w.jobs(&outcome(&[&a]), "T1");
+        assert_eq!(jobs.len(), 1);
+        let job = jobs.remove(0);
+        let desired = job.desired.value();
+        assert_eq!(
+            desired,
+            desired_status(&a, &Value::Null, "T1", None),
+            "read back whole"
+        );
+        w.written.insert((job.kind, job.key), (job.uid, job.desired));
+
+        // Compiled again before the reflector shows the write: nothing to write, and the
+        // transition time is the one written.
+        let again = key_update("a");
+        w.stores.changed.mark(a.object.clone());
+        assert!(w.jobs(&outcome(&[&again]), "T2").is_empty());
+        assert_eq!(w.written.len(), 1);
+
+        w.stores.set(Kind::ApiKey, &a.object, desired);
+        assert!(w.jobs(&outcome(&[&again]), "T3").is_empty());
+        assert!(w.written.is_empty(), "the store says it all");
     }
 
     /// A Deployment's snapshot name is looked at on every outcome (it is not part of the
