@@ -53,7 +53,7 @@ use crate::{
     pods::PodIndex,
     secrets::SecretCache,
     snapshots,
-    status::{Current, CurrentStatus, GeneratedSecret, Outcome},
+    status::{Changed, ChangedSince, Current, CurrentStatus, GeneratedSecret, Outcome},
 };
 use turnpike_api::{ApiKey, Deployment, RestApi, Stage, UsagePlan};
 use turnpike_core::compile::{CompileCache, Kind, Obj, compile_with};
@@ -111,6 +111,8 @@ pub struct Stores {
     pub openapi_config_maps: Scoped<ConfigMap>,
     pub services: Scoped<Service>,
     pub endpoint_slices: Scoped<EndpointSlice>,
+    /// The objects of the kinds with a status that changed since the status writer looked.
+    changed: Arc<Changed>,
 }
 
 impl Stores {
@@ -161,12 +163,17 @@ impl CurrentStatus for Stores {
             Kind::ApiKey => current_of(&self.api_keys, key, |o| to_value(o.status.as_ref())),
         }
     }
+
+    fn take_changed(&self) -> ChangedSince {
+        self.changed.take()
+    }
 }
 
 /// Starts a reflector for `K` per scope (`namespaces` empty: one for every namespace); every
 /// event pokes `changes`.
 ///
-/// With `spec_only`, an update that leaves `metadata.generation` as it was (a status write,
+/// `spec_only` is given for the kinds compile writes a status for: each event marks its
+/// object there (a relist, every object) for the status writer, and an update that leaves `metadata.generation` as it was (a status write,
 /// most often our own) updates the store but does not poke: compile reads no status, so the
 /// echo of every status write would only cost a rebuild. What compile reads beside the spec
 /// moves no generation, so it pokes when it changes: the labels (an ApiKey's, which
@@ -176,7 +183,7 @@ fn reflect<K>(
     namespaces: &[String],
     config: watcher::Config,
     changes: &Arc<Notify>,
-    spec_only: bool,
+    spec_only: Option<&Arc<Changed>>,
     trim: fn(&mut K),
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Scoped<K>
@@ -201,6 +208,8 @@ where
             .modify(trim)
             .reflect(writer);
         let changes = changes.clone();
+        let status = spec_only.cloned();
+        let spec_only = status.is_some();
         let kind = K::kind(&()).to_string();
         let task = tokio::spawn(async move {
             let mut stream = stream.boxed();
@@ -216,6 +225,16 @@ where
                 (meta.generation.unwrap_or(0), h.finish())
             };
             while let Some(event) = stream.next().await {
+                if let (Some(status), Ok(event)) = (&status, &event) {
+                    match event {
+                        watcher::Event::Apply(obj) | watcher::Event::Delete(obj) => {
+                            let key = ObjectKey::new(obj.namespace().unwrap_or_default(), obj.name_any());
+                            status.mark(key);
+                        }
+                        watcher::Event::Init | watcher::Event::InitApply(_) => {}
+                        watcher::Event::InitDone => status.mark_everything(),
+                    }
+                }
                 match event {
                     Err(e) => {
                         warn!(%kind, error = %e, "watch failed; retrying with backoff");
@@ -280,21 +299,23 @@ impl Index {
     /// Starts every reflector. The returned tasks run until aborted.
     pub fn start(client: Client, config: &Config) -> (Index, Vec<JoinHandle<()>>) {
         let changes = Arc::new(Notify::new());
+        let changed = Arc::new(Changed::default());
+        let status = Some(&changed);
         let ns = &config.namespaces;
         let all = watcher::Config::default;
         let mut tasks = Vec::new();
         let t = &mut tasks;
-        let rest_apis = reflect(&client, ns, all(), &changes, true, trimmed, t);
-        let deployments = reflect(&client, ns, all(), &changes, true, trimmed, t);
-        let stages = reflect(&client, ns, all(), &changes, true, trimmed, t);
-        let usage_plans = reflect(&client, ns, all(), &changes, true, trimmed, t);
-        let api_keys = reflect(&client, ns, all(), &changes, true, trimmed_api_key, t);
+        let rest_apis = reflect(&client, ns, all(), &changes, status, trimmed, t);
+        let deployments = reflect(&client, ns, all(), &changes, status, trimmed, t);
+        let stages = reflect(&client, ns, all(), &changes, status, trimmed, t);
+        let usage_plans = reflect(&client, ns, all(), &changes, status, trimmed, t);
+        let api_keys = reflect(&client, ns, all(), &changes, status, trimmed_api_key, t);
         let snapshots = all().labels(DEPLOYMENT_LABEL);
-        let config_maps = reflect(&client, ns, snapshots, &changes, false, trimmed, t);
+        let config_maps = reflect(&client, ns, snapshots, &changes, None, trimmed, t);
         let openapi = all().labels(OPENAPI_CONFIG_MAP_LABEL);
-        let openapi_config_maps = reflect(&client, ns, openapi, &changes, false, trimmed, t);
-        let services = reflect(&client, ns, all(), &changes, false, trimmed, t);
-        let endpoint_slices = reflect(&client, ns, all(), &changes, false, trimmed, t);
+        let openapi_config_maps = reflect(&client, ns, openapi, &changes, None, trimmed, t);
+        let services = reflect(&client, ns, all(), &changes, None, trimmed, t);
+        let endpoint_slices = reflect(&client, ns, all(), &changes, None, trimmed, t);
         let stores = Stores {
             rest_apis,
             deployments,
@@ -305,6 +326,7 @@ impl Index {
             openapi_config_maps,
             services,
             endpoint_slices,
+            changed,
         };
         let index = Index {
             stores,

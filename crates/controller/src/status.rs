@@ -10,7 +10,11 @@
 //! 3. for every object whose status would change, applies it with server-side apply on the
 //!    status subresource (field manager `turnpike`, force). Conditions keep their
 //!    `lastTransitionTime` when their status did not change and carry `observedGeneration`;
-//!    an object whose status is already what compile says is not written at all,
+//!    an object whose status is already what compile says is not written at all. An update
+//!    found written before (the same `Arc`, which compile's cache hands back for an API key
+//!    whose inputs stayed) of an object the reflector has not changed since ([`Changed`]) is
+//!    not even looked at: a rebuild of 10,000 unchanged keys costs the writer no
+//!    serialization and no allocation per key,
 //! 4. publishes an Event when `Ready` changes.
 //!
 //! Followers drop outcomes. Outcomes computed while not leading are ignored even by a new
@@ -18,8 +22,9 @@
 //! outcome that includes the snapshots only a leader records.
 
 use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
+    collections::{BTreeMap, HashMap, HashSet},
+    hash::{Hash, Hasher},
+    sync::{Arc, RwLock},
     time::Duration,
 };
 
@@ -85,7 +90,81 @@ pub struct Current {
 /// Where the writer reads the objects' current status (the reflector stores).
 pub trait CurrentStatus: Send + Sync + 'static {
     fn current(&self, kind: Kind, key: &ObjectKey) -> Option<Current>;
+
+    /// The objects whose entry changed since the last call (see [`Changed`]).
+    fn take_changed(&self) -> ChangedSince;
 }
+
+/// The objects whose reflector entry changed since the status writer last asked: the reflector
+/// tasks [`Changed::mark`] each object an event brings, after the store has it, and the writer
+/// [`Changed::take`]s them on every outcome. Keys of every kind share one set (an ApiKey and a
+/// Stage of the same name mark each other, which only costs a look).
+#[derive(Debug, Default)]
+pub struct Changed(RwLock<ChangedSince>);
+
+/// What [`Changed::take`] returns.
+#[derive(Debug, Default)]
+pub struct ChangedSince {
+    /// A watch listed again (its store may have dropped or replaced any object).
+    everything: bool,
+    objects: HashSet<ObjectKey>,
+}
+
+impl Changed {
+    fn lock(&self) -> std::sync::RwLockWriteGuard<'_, ChangedSince> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The object `key` changed (or is gone).
+    pub fn mark(&self, key: ObjectKey) {
+        let mut c = self.lock();
+        if !c.everything {
+            c.objects.insert(key);
+        }
+    }
+
+    /// Any object may have changed.
+    pub fn mark_everything(&self) {
+        let mut c = self.lock();
+        c.everything = true;
+        c.objects = HashSet::new();
+    }
+
+    /// What changed since the last call.
+    pub fn take(&self) -> ChangedSince {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+impl ChangedSince {
+    pub fn contains(&self, key: &ObjectKey) -> bool {
+        self.everything || self.objects.contains(key)
+    }
+}
+
+/// A compile outcome, compared and hashed by address: the same `Arc` is the same outcome.
+#[derive(Debug, Clone)]
+struct SameUpdate(Arc<StatusUpdate>);
+
+impl PartialEq for SameUpdate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SameUpdate {}
+
+impl Hash for SameUpdate {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.0), state);
+    }
+}
+
+/// The updates the last outcome found already written (the object's status in the store, or
+/// our write of it not yet seen there). Holding the `Arc`s keeps an address from being reused
+/// by another outcome.
+#[derive(Debug, Default)]
+struct Settled(HashSet<SameUpdate>);
 
 /// The status to apply: compile's fields and conditions, with `observedGeneration` and
 /// `lastTransitionTime` (kept from `previous` — the object's `status.conditions` — for a
@@ -145,8 +224,24 @@ struct Job {
     kind: Kind,
     key: ObjectKey,
     uid: String,
-    desired: Value,
+    desired: Compact,
     event: Option<kube::runtime::events::Event>,
+}
+
+/// A status as JSON text: the writes of a rebuild that created 10,000 keys, and what they
+/// wrote until the reflector shows it, are held in a fraction of the memory of their `Value`s
+/// (a map node per object). Read back into a `Value` to be sent or compared.
+#[derive(Debug, Clone)]
+struct Compact(Box<str>);
+
+impl Compact {
+    fn of(status: &Value) -> Self {
+        Compact(status.to_string().into_boxed_str())
+    }
+
+    fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
 }
 
 /// The leader's writer.
@@ -157,7 +252,17 @@ pub struct Writer<S> {
     recorder: Recorder,
     /// What we last wrote per object (uid, status) until the reflector shows it: this keeps
     /// us from writing it twice or repeating its Event meanwhile.
-    written: HashMap<(Kind, ObjectKey), (String, Value)>,
+    written: HashMap<(Kind, ObjectKey), (String, Compact)>,
+    settled: Settled,
+}
+
+/// What [`Writer::plan`] found.
+enum Plan {
+    /// The status is what compile says (in the store, or as we wrote it).
+    Settled,
+    Write(Box<Job>),
+    /// The object is not in the store.
+    Unknown,
 }
 
 impl<S: CurrentStatus> Writer<S> {
@@ -175,6 +280,7 @@ impl<S: CurrentStatus> Writer<S> {
             metrics,
             recorder,
             written: HashMap::new(),
+            settled: Settled::default(),
         }
     }
 
@@ -198,7 +304,7 @@ impl<S: CurrentStatus> Writer<S> {
                     if r.is_err() { return }
                     // A new term starts from what the cluster says, not from what we wrote
                     // in an earlier one.
-                    self.written.clear();
+                    self.forget();
                     retry = None;
                     continue;
                 }
@@ -206,6 +312,8 @@ impl<S: CurrentStatus> Writer<S> {
             }
             let outcome = outcomes.borrow_and_update().clone();
             if !*leader.borrow() || !outcome.leader {
+                // What changed meanwhile is of no use to a writer that will start afresh.
+                self.forget();
                 continue;
             }
             retry = if self.write(&outcome, &leader).await {
@@ -234,12 +342,7 @@ impl<S: CurrentStatus> Writer<S> {
                 warn!(error = %e, api_key = %g.api_key.name_any(), "creating a generated API key Secret");
             }
         }
-        let now = now_rfc3339();
-        let jobs: Vec<Job> = outcome
-            .statuses
-            .iter()
-            .filter_map(|u| self.plan(u, &now, outcome.snapshot_names.get(&u.object)))
-            .collect();
+        let jobs = self.jobs(outcome, &now_rfc3339());
         if jobs.is_empty() {
             return ok;
         }
@@ -253,7 +356,7 @@ impl<S: CurrentStatus> Writer<S> {
                     if !leading {
                         return (job, Ok(()));
                     }
-                    let r = patch_status(&client, job.kind, &job.key, &job.desired).await;
+                    let r = patch_status(&client, job.kind, &job.key, &job.desired.value()).await;
                     (job, r)
                 }
             })
@@ -284,9 +387,50 @@ impl<S: CurrentStatus> Writer<S> {
         ok
     }
 
+    /// Forgets what this writer knows of the objects: the next outcome looks at every one.
+    fn forget(&mut self) {
+        self.written.clear();
+        self.settled.0.clear();
+        self.stores.take_changed();
+    }
+
+    /// The writes `outcome` needs. An update of the last outcome that was settled then, of an
+    /// object the reflector has not changed since, is settled still: it is passed over
+    /// without a look at the store.
+    fn jobs(&mut self, outcome: &Outcome, now: &str) -> Vec<Job> {
+        let changed = self.stores.take_changed();
+        let last = std::mem::replace(
+            &mut self.settled,
+            Settled(HashSet::with_capacity(outcome.statuses.len())),
+        );
+        let mut jobs = Vec::new();
+        for u in &outcome.statuses {
+            let update = SameUpdate(u.clone());
+            let snapshot = match u.kind {
+                Kind::Deployment => outcome.snapshot_names.get(&u.object),
+                _ => None,
+            };
+            let unchanged = snapshot.is_none() && !changed.contains(&u.object);
+            if unchanged && last.0.contains(&update) {
+                self.settled.0.insert(update);
+                continue;
+            }
+            match self.plan(u, now, snapshot) {
+                Plan::Settled if snapshot.is_none() => {
+                    self.settled.0.insert(update);
+                }
+                Plan::Write(job) => jobs.push(*job),
+                Plan::Settled | Plan::Unknown => {}
+            }
+        }
+        jobs
+    }
+
     /// The write an update needs, if any.
-    fn plan(&mut self, update: &StatusUpdate, now: &str, snapshot: Option<&String>) -> Option<Job> {
-        let mut current = self.stores.current(update.kind, &update.object)?;
+    fn plan(&mut self, update: &StatusUpdate, now: &str, snapshot: Option<&String>) -> Plan {
+        let Some(mut current) = self.stores.current(update.kind, &update.object) else {
+            return Plan::Unknown;
+        };
         // `usage` belongs to the usage summaries' own field manager.
         if let Value::Object(m) = &mut current.status {
             m.remove("usage");
@@ -294,32 +438,36 @@ impl<S: CurrentStatus> Writer<S> {
         let key = (update.kind, update.object.clone());
         // Once the reflector shows what we wrote (or the object was recreated), the store
         // says it all: forget our copy, so only writes in flight are held twice.
-        if self
-            .written
-            .get(&key)
-            .is_some_and(|(uid, s)| *uid != current.uid || *s == current.status)
-        {
-            self.written.remove(&key);
-        }
-        let cached = self.written.get(&key).map(|(_, s)| s);
-        let previous = cached.unwrap_or(&current.status);
+        let cached = match self.written.get(&key) {
+            Some((uid, s)) => {
+                let s = s.value();
+                if *uid != current.uid || s == current.status {
+                    self.written.remove(&key);
+                    None
+                } else {
+                    Some(s)
+                }
+            }
+            None => None,
+        };
+        let previous = cached.as_ref().unwrap_or(&current.status);
         let desired = desired_status(
             update,
             previous.get("conditions").unwrap_or(&Value::Null),
             now,
             snapshot.map(String::as_str),
         );
-        if desired == current.status || Some(&desired) == cached {
-            return None;
+        if desired == current.status || Some(&desired) == cached.as_ref() {
+            return Plan::Settled;
         }
         let event = events::ready_transition(previous.get("conditions").unwrap_or(&Value::Null), update);
-        Some(Job {
+        Plan::Write(Box::new(Job {
             kind: update.kind,
             key: update.object.clone(),
             uid: current.uid,
-            desired,
+            desired: Compact::of(&desired),
             event,
-        })
+        }))
     }
 
     async fn record_snapshot(&self, cm: &ConfigMap) -> Result<(), Error> {
@@ -515,6 +663,180 @@ mod tests {
         assert_eq!(p["metadata"], json!({"name": "prod", "namespace": "shop"}));
         assert_eq!(p["status"]["snapshot"], "turnpike-snapshot-abc123");
         assert!(p.get("spec").is_none());
+    }
+
+    /// A store of statuses that counts its look-ups.
+    #[derive(Default)]
+    struct Fake {
+        statuses: RwLock<HashMap<(Kind, ObjectKey), Value>>,
+        changed: Changed,
+        lookups: std::sync::atomic::AtomicUsize,
+    }
+
+    impl CurrentStatus for Fake {
+        fn current(&self, kind: Kind, key: &ObjectKey) -> Option<Current> {
+            self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let status = self.statuses.read().unwrap().get(&(kind, key.clone()))?.clone();
+            Some(Current {
+                uid: "uid".into(),
+                status,
+            })
+        }
+
+        fn take_changed(&self) -> ChangedSince {
+            self.changed.take()
+        }
+    }
+
+    impl Fake {
+        /// The object's status, as the store would show it.
+        fn set(&self, kind: Kind, key: &ObjectKey, status: Value) {
+            self.statuses.write().unwrap().insert((kind, key.clone()), status);
+            self.changed.mark(key.clone());
+        }
+
+        fn lookups(&self) -> usize {
+            self.lookups.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    fn writer() -> Writer<Fake> {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        Writer::new(
+            client,
+            Fake::default(),
+            Arc::new(ControllerMetrics::default()),
+            "test",
+        )
+    }
+
+    fn key_update(name: &str) -> Arc<StatusUpdate> {
+        Arc::new(StatusUpdate {
+            kind: Kind::ApiKey,
+            object: ObjectKey::new("shop", name),
+            ..update(true)
+        })
+    }
+
+    fn outcome(statuses: &[&Arc<StatusUpdate>]) -> Outcome {
+        Outcome {
+            leader: true,
+            statuses: statuses.iter().map(|u| Arc::clone(u)).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// An update settled by the last outcome, of an object that did not change since, is
+    /// passed over without a look; any change of the object, another `Arc`, a relist or a new
+    /// term looks again.
+    #[tokio::test]
+    async fn a_settled_update_of_an_unchanged_object_is_not_looked_at() {
+        let mut w = writer();
+        let (a, b) = (key_update("a"), key_update("b"));
+        let written = |u: &StatusUpdate| desired_status(u, &Value::Null, "T0", None);
+        w.stores.set(Kind::ApiKey, &a.object, written(&a));
+        w.stores.set(Kind::ApiKey, &b.object, Value::Null);
+
+        let jobs = w.jobs(&outcome(&[&a, &b]), "T1");
+        assert_eq!(jobs.len(), 1, "b is written");
+        assert_eq!(jobs[0].key, b.object);
+        assert_eq!(w.stores.lookups(), 2);
+
+        // Neither changed: a is passed over; b, not settled, is looked at again.
+        let jobs = w.jobs(&outcome(&[&a, &b]), "T2");
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(w.stores.lookups(), 3);
+
+        // b's write shows in the store: both settled, then neither is looked at.
+        w.stores.set(Kind::ApiKey, &b.object, written(&b));
+        assert!(w.jobs(&outcome(&[&a, &b]), "T3").is_empty());
+        assert_eq!(w.stores.lookups(), 4);
+        assert!(w.jobs(&outcome(&[&a, &b]), "T4").is_empty());
+        assert_eq!(w.stores.lookups(), 4, "nothing looked at");
+
+        // Someone else changed a's status: looked at and written back.
+        w.stores.set(Kind::ApiKey, &a.object, json!({"conditions": []}));
+        let jobs = w.jobs(&outcome(&[&a, &b]), "T5");
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].key, a.object);
+        assert_eq!(w.stores.lookups(), 5);
+        w.stores.set(Kind::ApiKey, &a.object, written(&a));
+        assert!(w.jobs(&outcome(&[&a, &b]), "T6").is_empty());
+        let looked = w.stores.lookups();
+
+        // An equal update in another `Arc` (compiled again): looked at, and found settled.
+        let a2 = key_update("a");
+        assert!(w.jobs(&outcome(&[&a2, &b]), "T7").is_empty());
+        assert_eq!(w.stores.lookups(), looked + 1);
+
+        // A relist may have changed anything.
+        w.stores.changed.mark_everything();
+        assert!(w.jobs(&outcome(&[&a2, &b]), "T8").is_empty());
+        assert_eq!(w.stores.lookups(), looked + 3);
+        w.stores.changed.mark(ObjectKey::new("shop", "b"));
+        assert!(w.jobs(&outcome(&[&a2, &b]), "T9").is_empty());
+        assert_eq!(w.stores.lookups(), looked + 4, "only b");
+
+        // A new term starts afresh.
+        w.forget();
+        assert!(w.jobs(&outcome(&[&a2, &b]), "T10").is_empty());
+        assert_eq!(w.stores.lookups(), looked + 6);
+    }
+
+    /// A write the reflector has not shown yet is held as JSON text: it is not made twice,
+    /// and it is forgotten once the store shows it.
+    #[tokio::test]
+    async fn a_write_in_flight_is_not_made_twice() {
+        let mut w = writer();
+        let a = key_update("a");
+        w.stores.set(Kind::ApiKey, &a.object, Value::Null);
+        let mut jobs = w.jobs(&outcome(&[&a]), "T1");
+        assert_eq!(jobs.len(), 1);
+        let job = jobs.remove(0);
+        let desired = job.desired.value();
+        assert_eq!(
+            desired,
+            desired_status(&a, &Value::Null, "T1", None),
+            "read back whole"
+        );
+        w.written.insert((job.kind, job.key), (job.uid, job.desired));
+
+        // Compiled again before the reflector shows the write: nothing to write, and the
+        // transition time is the one written.
+        let again = key_update("a");
+        w.stores.changed.mark(a.object.clone());
+        assert!(w.jobs(&outcome(&[&again]), "T2").is_empty());
+        assert_eq!(w.written.len(), 1);
+
+        w.stores.set(Kind::ApiKey, &a.object, desired);
+        assert!(w.jobs(&outcome(&[&again]), "T3").is_empty());
+        assert!(w.written.is_empty(), "the store says it all");
+    }
+
+    /// A Deployment's snapshot name is looked at on every outcome (it is not part of the
+    /// update), and only a Deployment gets one.
+    #[tokio::test]
+    async fn a_snapshot_is_a_deployments_and_is_always_looked_at() {
+        let mut w = writer();
+        let deployment = Arc::new(StatusUpdate {
+            kind: Kind::Deployment,
+            ..update(true)
+        });
+        let key = key_update("prod");
+        let name = "turnpike-snapshot-abc123".to_string();
+        let snapshot = desired_status(&deployment, &Value::Null, "T0", Some(&name));
+        w.stores.set(Kind::Deployment, &deployment.object, snapshot);
+        let plain = desired_status(&key, &Value::Null, "T0", None);
+        w.stores.set(Kind::ApiKey, &key.object, plain);
+        let mut o = outcome(&[&deployment, &key]);
+        o.snapshot_names.insert(deployment.object.clone(), name);
+        assert!(
+            w.jobs(&o, "T1").is_empty(),
+            "the ApiKey of the same name has no snapshot"
+        );
+        assert!(w.jobs(&o, "T2").is_empty());
+        assert_eq!(w.stores.lookups(), 3, "the Deployment twice, the ApiKey once");
     }
 
     #[test]
