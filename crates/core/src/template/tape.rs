@@ -134,8 +134,14 @@ impl Tape {
     fn key_is(&self, key: &Node, name: &str) -> bool {
         if key.kind == Kind::Str {
             // Lengths first: most keys differ there.
-            return key.end.wrapping_sub(key.start) as usize == name.len()
-                && self.text.as_bytes().get(key.start as usize..key.end as usize) == Some(name.as_bytes());
+            if key.end.wrapping_sub(key.start) as usize != name.len() {
+                return false;
+            }
+            let Some(raw) = self.text.as_bytes().get(key.start as usize..key.end as usize) else {
+                return false;
+            };
+            // Keys are short: compared in place rather than through a `memcmp` call.
+            return raw.iter().zip(name.as_bytes()).all(|(a, b)| a == b);
         }
         let raw = self.raw(key);
         {
@@ -173,9 +179,10 @@ impl Parser<'_> {
         let at = self.nodes.len();
         self.nodes.push(Node {
             kind,
-            start: u32::try_from(start).ok()?,
-            end: u32::try_from(end).ok()?,
-            next: u32::try_from(at + 1).ok()?,
+            // Positions and counts fit: `Tape::parse` refuses a text longer than `u32::MAX`.
+            start: start as u32,
+            end: end as u32,
+            next: (at + 1) as u32,
             num,
         });
         Some(at)
@@ -259,14 +266,24 @@ impl Parser<'_> {
         let mut i = start;
         let mut escaped = false;
         loop {
-            // Plain characters are skipped in bulk, to the next quote or backslash; none of
-            // them may be a control character (RFC 8259 §7), checked in one vectorised pass.
-            let rest = b.get(i..)?;
-            let n = memchr::memchr2(b'"', b'\\', rest)?;
-            if rest[..n].iter().fold(false, |bad, &c| bad | (c < 0x20)) {
+            // Short strings (keys, most values) end within a few bytes, found by a plain loop
+            // over a table. Longer ones are skipped in bulk to the next quote or backslash and
+            // checked for control characters (RFC 8259 §7) in one vectorised pass.
+            let short_end = b.len().min(i + 24);
+            while i < short_end && !STOPS_STRING[usize::from(b[i])] {
+                i += 1;
+            }
+            if i == short_end {
+                let rest = b.get(i..)?;
+                let n = memchr::memchr2(b'"', b'\\', rest)?;
+                if rest[..n].iter().fold(false, |bad, &c| bad | (c < 0x20)) {
+                    return None;
+                }
+                i += n;
+            }
+            if b[i] < 0x20 {
                 return None;
             }
-            i += n;
             if b[i] == b'"' {
                 break;
             }
@@ -382,6 +399,19 @@ const POW10_I64: [i64; 16] = [
 fn decimal(digits: &[u8]) -> i64 {
     digits.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))
 }
+
+/// The bytes that end a run of plain characters in a string: `"`, `\` and control characters.
+const STOPS_STRING: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 fn digits(b: &[u8], from: usize) -> usize {
     b.get(from..)
@@ -720,6 +750,24 @@ mod tests {
         assert!(parse(&deep).is_err());
         same(&("[".repeat(127) + &"]".repeat(127)));
         same(&("[".repeat(128) + &"]".repeat(128)));
+    }
+
+    #[test]
+    fn strings_short_and_long_end_where_serde_json_ends_them() {
+        // The first bytes are scanned one by one, the rest in bulk: both ways, around the seam.
+        for n in [0, 1, 23, 24, 25, 60] {
+            let plain = "x".repeat(n);
+            same(&format!("[\"{plain}\"]"));
+            same(&format!("[\"{plain}\\n{plain}\", \"{plain}\"]"));
+            for bad in [
+                format!("[\"{plain}\u{1}\"]"),
+                format!("[\"{plain}\\n{plain}\n\"]"),
+                format!("[\"{plain}"),
+            ] {
+                assert!(read(&bad).is_none(), "{bad:?}");
+                same(&bad);
+            }
+        }
     }
 
     #[test]
