@@ -213,6 +213,19 @@ impl Reads {
     }
 }
 
+/// Whether `block` never changes the variable `root`: no `#set` of it or through it, no
+/// mutating call on it, no `#foreach` over it as the loop variable.
+pub fn untouched(block: &[Node], root: &str) -> bool {
+    let mut untouched = true;
+    visit(block, &mut |seen| match seen {
+        Seen::SetTarget(r) if &*r.root == root => untouched = false,
+        Seen::Read(r) if &*r.root == root && r.mutation.is_some() => untouched = false,
+        Seen::LoopVar(var) if var == root => untouched = false,
+        _ => {}
+    });
+    untouched
+}
+
 /// How a [`Reference`] appears in a template, for [`visit`].
 #[derive(Clone, Copy, Debug)]
 pub enum Seen<'a> {

@@ -84,6 +84,7 @@ pub(super) fn render(template: &Template, request: Request<'_>, limits: &Limits)
         vars,
         out: String::with_capacity(payload.len().min(limits.max_output) + 256),
         env: Env::new(payload, params, limits),
+        foreach_untouched: template.foreach_untouched,
     };
     eval.block(&template.body)?;
     let context = match eval.vars.remove(Names::CONTEXT).map(Value::into_plain) {
@@ -100,6 +101,9 @@ struct Eval<'r> {
     vars: Vars,
     out: String,
     env: Env<'r>,
+    /// The template never changes `$foreach` ([`Template::foreach_untouched`]): a five-entry
+    /// map there is the one `#foreach` made, keys in place.
+    foreach_untouched: bool,
 }
 
 /// A value read through a reference: borrowed from a variable while only reads happen.
@@ -351,7 +355,8 @@ impl Eval<'_> {
                 // The last iteration's `$foreach`, as it made it: its values updated in place.
                 Some(Value::Map(m))
                     if m.0.len() == FOREACH_KEYS.len()
-                        && m.0.iter().zip(FOREACH_KEYS).all(|((k, _), key)| k == key) =>
+                        && (self.foreach_untouched
+                            || m.0.iter().zip(FOREACH_KEYS).all(|((k, _), key)| k == key)) =>
                 {
                     for ((_, slot), value) in m.0.iter_mut().zip(state) {
                         *slot = value;

@@ -57,6 +57,8 @@ pub struct Template {
     /// only that into its variables.
     context: ast::Reads,
     stage_variables: ast::Reads,
+    /// No `#set`, mutating call or loop changes `$foreach` itself.
+    foreach_untouched: bool,
 }
 
 impl PartialEq for Template {
@@ -211,6 +213,7 @@ impl Template {
             source: source.into(),
             context: ast::Reads::of(&body, "context"),
             stage_variables: ast::Reads::of(&body, "stageVariables"),
+            foreach_untouched: ast::untouched(&body, "foreach"),
             body,
             names,
         })

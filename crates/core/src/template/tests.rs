@@ -349,6 +349,20 @@ fn foreach_state_updated_in_place_or_rebuilt() {
         render("#foreach($t in [1..2])#set($foreach.index = 9)$foreach.index#end"),
         "99"
     );
+    // Renamed keys (the count unchanged): still a fresh `$foreach` each iteration.
+    assert_eq!(
+        render(
+            "#foreach($t in [1..2])#set($r = $foreach.remove('index'))$foreach.put('indey', 7)($foreach.indey/$foreach.index)#end"
+        ),
+        "(7/)(7/)"
+    );
+    assert!(!Template::parse("$foreach.put('a', 1)").unwrap().foreach_untouched);
+    assert!(!Template::parse("#set($foreach.a = 1)").unwrap().foreach_untouched);
+    assert!(
+        Template::parse("#foreach($i in [1])$foreach.hasNext $foreach.toString().length()#end")
+            .unwrap()
+            .foreach_untouched
+    );
     // The loop variable may be named like the loop's own.
     assert_eq!(render("#foreach($foreach in [1..2])$velocityCount#end"), "12");
     assert_eq!(
