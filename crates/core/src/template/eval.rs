@@ -114,7 +114,16 @@ enum Cur<'v> {
     Owned(Value),
 }
 
-impl Cur<'_> {
+impl<'v> Cur<'v> {
+    /// A variable's value, or a part of one, borrowed: a JSON payload is held as its node, so
+    /// the next step reads it in place.
+    fn of(v: &'v Value) -> Cur<'v> {
+        match v {
+            Value::Json(j) => Cur::Node(j.node()),
+            other => Cur::Borrowed(other),
+        }
+    }
+
     /// The value, for a method: a JSON node built ([`Value::into_plain`]).
     fn plain(&self) -> std::borrow::Cow<'_, Value> {
         use std::borrow::Cow;
@@ -287,12 +296,7 @@ impl Eval<'_> {
                     _ => Vec::new(),
                 }
             }
-            other => match self.expr_lazy(other)? {
-                Value::List(items) => items,
-                Value::Map(map) => map.0.into_iter().map(|(_, v)| v).collect(),
-                Value::Json(j) => j.node().lazy_items(),
-                _ => Vec::new(),
-            },
+            other => items_of(self.expr_lazy(other)?),
         };
         self.iterate(var, Items::Owned(items.into_iter()), body)
     }
@@ -311,15 +315,9 @@ impl Eval<'_> {
             _ => None,
         };
         let Some(len) = len else {
-            let items = match walk(&self.vars, &mut self.env, r, args, 0, None)? {
-                Some(Cur::Node(n)) => n.lazy_items(),
-                other => match other.map(Cur::into_owned) {
-                    Some(Value::List(items)) => items,
-                    Some(Value::Map(map)) => map.0.into_iter().map(|(_, v)| v).collect(),
-                    Some(Value::Json(j)) => j.node().lazy_items(),
-                    _ => Vec::new(),
-                },
-            };
+            let items = walk(&self.vars, &mut self.env, r, args, 0, None)?
+                .map(Cur::into_owned)
+                .map_or_else(Vec::new, items_of);
             return self.iterate(var, Items::Owned(items.into_iter()), body);
         };
         for _ in &r.chain {
@@ -596,7 +594,7 @@ fn walk<'v>(
     };
     let mut cur = match owned {
         Some(v) => Cur::Owned(v),
-        None => Cur::Borrowed(root),
+        None => Cur::of(root),
     };
     // `args` is empty when every accessor is a property, else one per accessor.
     let mut args = args.into_iter();
@@ -606,10 +604,6 @@ fn walk<'v>(
             continue;
         }
         env.step()?;
-        // A JSON payload a variable holds is walked where it lies.
-        if let Cur::Borrowed(Value::Json(j)) = cur {
-            cur = Cur::Node(j.node());
-        }
         cur = match (accessor, arg) {
             (Accessor::Property(name), _) => property(cur, name, env)?,
             (Accessor::Index(_), Arg::Index(key)) => match cur {
@@ -617,7 +611,7 @@ fn walk<'v>(
                 Cur::Owned(Value::Json(j)) => {
                     Cur::Owned(json_index(j.node(), &key).map_or(Value::Null, NodeRef::to_lazy))
                 }
-                Cur::Borrowed(v) => index(v, &key).map_or(Cur::Owned(Value::Null), Cur::Borrowed),
+                Cur::Borrowed(v) => index(v, &key).map_or(Cur::Owned(Value::Null), Cur::of),
                 Cur::Owned(v) => Cur::Owned(index(&v, &key).cloned().unwrap_or_default()),
             },
             (Accessor::Call(name, _), Arg::Call(values)) => {
@@ -635,7 +629,7 @@ fn walk_properties<'v>(vars: &'v Vars, env: &mut Env<'_>, r: &Reference) -> Resu
     let Some(root) = vars.get(r.slot) else {
         return Ok(None);
     };
-    let mut cur = Cur::Borrowed(root);
+    let mut cur = Cur::of(root);
     for accessor in &r.chain {
         let Accessor::Property(name) = accessor else {
             return Ok(Some(Cur::Owned(Value::Null)));
@@ -649,11 +643,7 @@ fn walk_properties<'v>(vars: &'v Vars, env: &mut Env<'_>, r: &Reference) -> Resu
 /// `cur.name`: a map's or a JSON object's entry, else a bean-style property.
 fn property<'v>(cur: Cur<'v>, name: &str, env: &mut Env<'_>) -> Result<Cur<'v>> {
     Ok(match cur {
-        Cur::Borrowed(Value::Map(m)) => m.get(name).map_or(Cur::Owned(Value::Null), Cur::Borrowed),
-        // A JSON payload a variable holds is walked where it lies.
-        Cur::Borrowed(Value::Json(j)) if j.node().is_object() => {
-            j.node().member(name).map_or(Cur::Owned(Value::Null), Cur::Node)
-        }
+        Cur::Borrowed(Value::Map(m)) => m.get(name).map_or(Cur::Owned(Value::Null), Cur::of),
         Cur::Node(n) if n.is_object() => n.member(name).map_or(Cur::Owned(Value::Null), Cur::Node),
         Cur::Owned(Value::Json(j)) if j.node().is_object() => {
             Cur::Owned(j.node().member(name).map_or(Value::Null, NodeRef::to_lazy))
@@ -661,6 +651,17 @@ fn property<'v>(cur: Cur<'v>, name: &str, env: &mut Env<'_>) -> Result<Cur<'v>> 
         Cur::Owned(Value::Map(mut m)) => Cur::Owned(m.remove(name).unwrap_or_default()),
         other => Cur::Owned(methods::property(&other.plain(), name, env)?),
     })
+}
+
+/// What `#foreach` walks of a value: a list's items, a map's values (a JSON array's items, a
+/// JSON object's values in key order); nothing of anything else.
+fn items_of(value: Value) -> Vec<Value> {
+    match value {
+        Value::List(items) => items,
+        Value::Map(map) => map.0.into_iter().map(|(_, v)| v).collect(),
+        Value::Json(j) => j.node().lazy_items(),
+        _ => Vec::new(),
+    }
 }
 
 /// `+ - * / %` on numbers (integers stay integers until they overflow); `null` otherwise,
