@@ -73,13 +73,11 @@ impl<'r> Env<'r> {
 
     /// The payload as JSON, built.
     fn built_json(&mut self) -> Result<&Value> {
-        if self.built.is_none() {
-            let built = self.json()?.clone().into_plain();
-            self.built = Some(built);
-        }
-        self.built
-            .as_ref()
-            .ok_or_else(|| RenderError::Failed("the payload".into()))
+        let built = match self.built.take() {
+            Some(built) => built,
+            None => self.json()?.clone().into_plain(),
+        };
+        Ok(self.built.insert(built))
     }
 
     fn regex(&mut self, pattern: &str) -> Result<&regex::Regex> {
