@@ -176,6 +176,27 @@ impl Reads {
         reads
     }
 
+    /// What a template (`block`) reads of `$input.params()`: the names it looks up with
+    /// `$input.params('name')`, or all of it (the whole map, a section, a name computed
+    /// at render time, or `$input` handed on).
+    pub fn of_params(block: &[Node]) -> Reads {
+        let mut reads = Reads::Nothing;
+        visit(block, &mut |seen| match seen {
+            Seen::Read(r) | Seen::SetTarget(r) if &*r.root == "input" => match r.chain.first() {
+                Some(Accessor::Call(name, args)) if &**name == "params" => match args.as_slice() {
+                    [Expr::Literal(Value::Str(key))] => reads.add(Some(key)),
+                    _ => reads.add(None),
+                },
+                Some(Accessor::Call(name, _) | Accessor::Property(name))
+                    if matches!(&**name, "path" | "json" | "body") => {}
+                _ => reads.add(None),
+            },
+            Seen::LoopVar("input") => reads.add(None),
+            _ => {}
+        });
+        reads
+    }
+
     fn add(&mut self, key: Option<&str>) {
         match (key, &mut *self) {
             (_, Reads::All) => {}

@@ -57,6 +57,8 @@ pub struct Template {
     /// only that into its variables.
     context: ast::Reads,
     stage_variables: ast::Reads,
+    /// The names it looks up in `$input.params()`: a caller need put only those in.
+    params: ast::Reads,
     /// No `#set`, mutating call or loop changes `$foreach` itself.
     foreach_untouched: bool,
 }
@@ -213,6 +215,7 @@ impl Template {
             source: source.into(),
             context: ast::Reads::of(&body, "context"),
             stage_variables: ast::Reads::of(&body, "stageVariables"),
+            params: ast::Reads::of_params(&body),
             foreach_untouched: ast::untouched(&body, "foreach"),
             body,
             names,
@@ -232,6 +235,17 @@ impl Template {
     /// The top-level `$context` entries a rendering may read: `None` when it may read any.
     pub fn context_reads(&self) -> Option<&[Box<str>]> {
         match &self.context {
+            ast::Reads::Nothing => Some(&[]),
+            ast::Reads::Keys(keys) => Some(keys),
+            ast::Reads::All => None,
+        }
+    }
+
+    /// The names a rendering may look up in `$input.params()` (with `$input.params('name')`,
+    /// in the path, then the query string, then the headers): `None` when it may read any.
+    /// A caller building [`Request::params`] need put in only those.
+    pub fn param_reads(&self) -> Option<&[Box<str>]> {
+        match &self.params {
             ast::Reads::Nothing => Some(&[]),
             ast::Reads::Keys(keys) => Some(keys),
             ast::Reads::All => None,

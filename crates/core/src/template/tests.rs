@@ -441,6 +441,55 @@ fn reads_of_a_template() {
     }
 }
 
+#[test]
+fn params_read_by_name_or_whole() {
+    let names = |src: &str| {
+        Template::parse(src)
+            .expect("parse")
+            .param_reads()
+            .map(<[_]>::to_vec)
+    };
+    assert_eq!(
+        names("$input.body $input.json('$') $input.path('$.a')"),
+        Some(vec![])
+    );
+    assert_eq!(
+        names("$input.params('id')#if($input.params(\"q\") == '')$input.params('id')#end"),
+        Some(vec!["id".into(), "q".into()])
+    );
+    for src in [
+        "$input.params()",
+        "$input.params().header.get('x')",
+        "$input.params($name)",
+        "$input.params",
+        "#set($i = $input)$i.params('id')",
+        "#foreach($input in [1])#end",
+        "$input",
+    ] {
+        assert_eq!(names(src), None, "{src}");
+    }
+    // What a named read finds is all a caller need put in.
+    let params = Request::params_of([("id", "7")], [("q", "x")], [("X-Id", "h")]);
+    let only = Request::params_of([], [], [("x-id", "h")]);
+    for (src, map) in [("$input.params('x-id')", &only), ("$input.params('X-ID')", &only)] {
+        let render = |params: &Map| {
+            Template::parse(src)
+                .expect("parse")
+                .render(
+                    Request {
+                        params,
+                        ..request("")
+                    },
+                    &Limits::default(),
+                )
+                .expect("render")
+                .body
+        };
+        assert_eq!(render(map), render(&params), "{src}");
+        assert_eq!(render(map), "h");
+    }
+}
+
 /// Whether the template's top-level `#foreach` lends its items.
 fn lends(src: &str) -> bool {
     let t = Template::parse(src).expect("parse");

@@ -43,23 +43,36 @@ impl TemplateScope {
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok()),
         };
-        // The entries the templates name, gathered once: a template usually names one or two.
-        let mut keys: Vec<&str> = Vec::new();
-        let mut all = false;
+        // The `$context` entries and parameters the templates name, gathered once: a template
+        // usually names one or two of each.
+        let (mut keys, mut all_keys) = (Vec::<&str>::new(), false);
+        let (mut names, mut all_names) = (Vec::<&str>::new(), false);
         for t in templates {
             match t.context_reads() {
                 Some(reads) => keys.extend(reads.iter().map(|k| &**k)),
-                None => all = true,
+                None => all_keys = true,
+            }
+            match t.param_reads() {
+                Some(reads) => names.extend(reads.iter().map(|k| &**k)),
+                None => all_names = true,
             }
         }
-        Self::of_view(ctx, &request, &|key| all || keys.contains(&key))
+        Self::of_view(ctx, &request, &|key| all_keys || keys.contains(&key), &|name| {
+            all_names || names.iter().any(|n| n.eq_ignore_ascii_case(name))
+        })
     }
 
     /// The scope of a request as its answer sees it (a gateway response: the headers only
-    /// when they were kept), its `$context` holding the top-level entries `wanted` names.
-    pub fn of_view(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: &dyn Fn(&str) -> bool) -> Self {
+    /// when they were kept): its `$context` holding the top-level entries `wanted` names, its
+    /// parameters those `wanted_param` names (compared without case: header names have none).
+    pub fn of_view(
+        ctx: &RequestCtx<'_>,
+        request: &RequestView<'_>,
+        wanted: &dyn Fn(&str) -> bool,
+        wanted_param: &dyn Fn(&str) -> bool,
+    ) -> Self {
         TemplateScope {
-            params: params_map(ctx, request),
+            params: params_map(ctx, request, wanted_param),
             context: context_map(ctx, request, wanted),
             stage_variables: ctx
                 .variant
@@ -93,11 +106,13 @@ impl TemplateScope {
 }
 
 /// `$input.params()`: the path parameters (decoded), the query string (the last value of a
-/// repeated name wins, as in AWS's single-value map) and the headers.
-fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>) -> Map {
+/// repeated name wins, as in AWS's single-value map) and the headers; of these, the ones
+/// `wanted` names.
+fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: &dyn Fn(&str) -> bool) -> Map {
     let path: Map = Map(ctx
         .params
         .iter()
+        .filter(|(k, _)| wanted(k))
         .map(|(k, v)| {
             (
                 k.to_string(),
@@ -108,11 +123,16 @@ fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>) -> Map {
     let mut query = Map::default();
     if let Some(q) = request.query {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-            query.insert(k.into_owned(), Value::Str(v.into_owned()));
+            if wanted(&k) {
+                query.insert(k.into_owned(), Value::Str(v.into_owned()));
+            }
         }
     }
     let mut headers = Map::default();
     for (name, value) in request.headers.into_iter().flatten() {
+        if !wanted(name.as_str()) {
+            continue;
+        }
         if let Ok(v) = value.to_str() {
             headers.insert(name.as_str().to_string(), Value::str(v));
         }
@@ -207,7 +227,11 @@ pub fn gateway_response(
         params,
         mut context,
         stage_variables,
-    } = TemplateScope::of_view(ctx, request, &|key| template.reads_context(key));
+    } = TemplateScope::of_view(ctx, request, &|key| template.reads_context(key), &|name| {
+        template
+            .param_reads()
+            .is_none_or(|names| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+    });
     let quoted = serde_json::to_string(error.message).unwrap_or_else(|_| "\"\"".into());
     let errors = context.child_map("error");
     errors.insert("message".into(), Value::str(error.message));
