@@ -13,7 +13,7 @@ use super::{
     Limits, RenderError, Rendered, Request, Template,
     ast::{Accessor, BinOp, Block, Expr, Names, Node, Reference},
     methods::{self, Env},
-    tape::NodeRef,
+    tape::{JsonItems, NodeRef},
     value::{Map, Value},
 };
 
@@ -151,12 +151,22 @@ impl<'v> Cur<'v> {
             Cur::Owned(v) => v.write_text(out),
         }
     }
+
+    fn truthy(&self) -> bool {
+        match self {
+            Cur::Borrowed(v) => v.truthy(),
+            Cur::Node(n) => n.truthy(),
+            Cur::Owned(v) => v.truthy(),
+        }
+    }
 }
 
 /// The items of a `#foreach`.
 enum Items<'a> {
     /// Its own copy.
     Owned(std::vec::IntoIter<Value>),
+    /// A JSON array's items, read from the payload one by one.
+    Json(JsonItems),
     /// A variable's list, `len` long, reached through `r` with `args`: each item is moved
     /// out for its iteration and back after it.
     Lent {
@@ -170,6 +180,7 @@ impl Items<'_> {
     fn len(&self) -> usize {
         match self {
             Items::Owned(items) => items.len(),
+            Items::Json(items) => items.len(),
             Items::Lent { len, .. } => *len,
         }
     }
@@ -178,6 +189,7 @@ impl Items<'_> {
     fn take(&mut self, vars: &mut Vars, i: usize) -> Option<Value> {
         match self {
             Items::Owned(items) => items.next(),
+            Items::Json(items) => items.next(),
             Items::Lent { r, args, .. } => match place(vars, r.slot, &r.chain, args, Place::Lend) {
                 Some(Value::List(items)) => items.get_mut(i).map(std::mem::take),
                 _ => None,
@@ -248,7 +260,7 @@ impl Eval<'_> {
                 Node::If { branches, otherwise } => {
                     let mut taken = None;
                     for (cond, body) in branches {
-                        if self.expr_lazy(cond)?.truthy() {
+                        if self.condition(cond)? {
                             taken = Some(body);
                             break;
                         }
@@ -282,7 +294,7 @@ impl Eval<'_> {
         if lend && let Expr::Ref(r) = iterable {
             return self.foreach_lent(var, r, body);
         }
-        let items: Vec<Value> = match iterable {
+        let items = match iterable {
             // A range is walked, not built: `[1..1000000]` costs what the loop runs.
             Expr::Range(from, to) => {
                 let (from, to) = (self.expr(from)?.as_int(), self.expr(to)?.as_int());
@@ -291,14 +303,19 @@ impl Eval<'_> {
                         let n = self.env.limits.max_iterations as i64;
                         let step = if a <= b { 1 } else { -1 };
                         let len = (b - a).saturating_abs().saturating_add(1).min(n);
-                        (0..len).map(|i| Value::Int(a + i * step)).collect()
+                        Items::Owned(
+                            (0..len)
+                                .map(|i| Value::Int(a + i * step))
+                                .collect::<Vec<_>>()
+                                .into_iter(),
+                        )
                     }
-                    _ => Vec::new(),
+                    _ => Items::Owned(Vec::new().into_iter()),
                 }
             }
             other => items_of(self.expr_lazy(other)?),
         };
-        self.iterate(var, Items::Owned(items.into_iter()), body)
+        self.iterate(var, items, body)
     }
 
     /// `#foreach` over a list lent by a variable (see `Node::Foreach::lend`): the variable's
@@ -317,8 +334,8 @@ impl Eval<'_> {
         let Some(len) = len else {
             let items = walk(&self.vars, &mut self.env, r, args, 0, None)?
                 .map(Cur::into_owned)
-                .map_or_else(Vec::new, items_of);
-            return self.iterate(var, Items::Owned(items.into_iter()), body);
+                .unwrap_or_default();
+            return self.iterate(var, items_of(items), body);
         };
         for _ in &r.chain {
             self.env.step()?;
@@ -357,7 +374,7 @@ impl Eval<'_> {
                             || m.0.iter().zip(FOREACH_KEYS).all(|((k, _), key)| k == key)) =>
                 {
                     for ((_, slot), value) in m.0.iter_mut().zip(state) {
-                        *slot = value;
+                        set_scalar(slot, value);
                     }
                 }
                 _ => {
@@ -365,7 +382,10 @@ impl Eval<'_> {
                     self.vars.insert(Names::FOREACH, Value::Map(map));
                 }
             }
-            self.vars.insert(Names::VELOCITY_COUNT, Value::Int(count));
+            match self.vars.get_mut(Names::VELOCITY_COUNT) {
+                Some(slot) => set_scalar(slot, Value::Int(count)),
+                None => self.vars.insert(Names::VELOCITY_COUNT, Value::Int(count)),
+            }
             let ended = self.block(body)?;
             items.give_back(&mut self.vars, var, i);
             match ended {
@@ -487,6 +507,19 @@ impl Eval<'_> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Whether a condition (`#if`, `#elseif`) holds: a reference's value is tested where it
+    /// lives.
+    fn condition(&mut self, e: &Expr) -> Result<bool> {
+        match e {
+            Expr::Ref(r) if r.properties_only => {
+                // The step `expr_lazy` counts.
+                self.env.step()?;
+                Ok(walk_properties(&self.vars, &mut self.env, r)?.is_some_and(|c| c.truthy()))
+            }
+            other => Ok(self.expr_lazy(other)?.truthy()),
+        }
     }
 
     /// An expression's value where a JSON node may stay one ([`Value::Json`]): what `#set`
@@ -644,7 +677,11 @@ fn walk_properties<'v>(vars: &'v Vars, env: &mut Env<'_>, r: &Reference) -> Resu
 fn property<'v>(cur: Cur<'v>, name: &str, env: &mut Env<'_>) -> Result<Cur<'v>> {
     Ok(match cur {
         Cur::Borrowed(Value::Map(m)) => m.get(name).map_or(Cur::Owned(Value::Null), Cur::of),
-        Cur::Node(n) if n.is_object() => n.member(name).map_or(Cur::Owned(Value::Null), Cur::Node),
+        Cur::Node(n) => match n.member(name) {
+            Some(found) => Cur::Node(found),
+            None if n.is_object() => Cur::Owned(Value::Null),
+            None => Cur::Owned(methods::property(&n.to_value(), name, env)?),
+        },
         Cur::Owned(Value::Json(j)) if j.node().is_object() => {
             Cur::Owned(j.node().member(name).map_or(Value::Null, NodeRef::to_lazy))
         }
@@ -655,12 +692,26 @@ fn property<'v>(cur: Cur<'v>, name: &str, env: &mut Env<'_>) -> Result<Cur<'v>> 
 
 /// What `#foreach` walks of a value: a list's items, a map's values (a JSON array's items, a
 /// JSON object's values in key order); nothing of anything else.
-fn items_of(value: Value) -> Vec<Value> {
-    match value {
+fn items_of(value: Value) -> Items<'static> {
+    let items = match value {
         Value::List(items) => items,
         Value::Map(map) => map.0.into_iter().map(|(_, v)| v).collect(),
-        Value::Json(j) => j.node().lazy_items(),
+        Value::Json(j) => match j.items() {
+            Some(items) => return Items::Json(items),
+            None => j.node().lazy_items(),
+        },
         _ => Vec::new(),
+    };
+    Items::Owned(items.into_iter())
+}
+
+/// Sets a `$foreach` entry or `$velocityCount`: a number or flag is written in place, where
+/// an assignment would first drop the old value.
+fn set_scalar(slot: &mut Value, value: Value) {
+    match (slot, value) {
+        (Value::Int(old), Value::Int(new)) => *old = new,
+        (Value::Bool(old), Value::Bool(new)) => *old = new,
+        (slot, value) => *slot = value,
     }
 }
 

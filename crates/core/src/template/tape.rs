@@ -27,10 +27,12 @@ pub struct Tape {
 }
 
 /// One JSON value. A container's children follow it, up to `next`; an object's children are
-/// key (a string node), value, key, value…
+/// its members' values, each holding its key.
 #[derive(Clone, Copy, Debug)]
 struct Node {
     kind: Kind,
+    /// A member's key, when the node is an object's member ([`Key::NONE`] otherwise).
+    key: Key,
     /// A string's text between its quotes; a number's text; a container's `[` or `{`.
     start: u32,
     end: u32,
@@ -38,6 +40,23 @@ struct Node {
     next: u32,
     /// An `Int`'s value, a `Float`'s bits.
     num: u64,
+}
+
+/// An object member's key: its text between the quotes.
+#[derive(Clone, Copy, Debug)]
+struct Key {
+    start: u32,
+    end: u32,
+    /// The text has escapes: its value is not its text.
+    escaped: bool,
+}
+
+impl Key {
+    const NONE: Key = Key {
+        start: 0,
+        end: 0,
+        escaped: false,
+    };
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +128,7 @@ impl Tape {
             pos: 0,
             nodes: Vec::with_capacity(text.len() / 8 + 4),
         };
-        p.value(MAX_DEPTH)?;
+        p.value(MAX_DEPTH, Key::NONE)?;
         p.skip_ws();
         if p.pos != len as usize {
             return None;
@@ -130,9 +149,9 @@ impl Tape {
             .unwrap_or_default()
     }
 
-    /// Whether the string node `key` is `name`.
-    fn key_is(&self, key: &Node, name: &str) -> bool {
-        if key.kind == Kind::Str {
+    /// Whether `key` is `name`.
+    fn key_is(&self, key: Key, name: &str) -> bool {
+        if !key.escaped {
             // Lengths first: most keys differ there.
             if key.end.wrapping_sub(key.start) as usize != name.len() {
                 return false;
@@ -143,11 +162,21 @@ impl Tape {
             // Keys are short: compared in place rather than through a `memcmp` call.
             return raw.iter().zip(name.as_bytes()).all(|(a, b)| a == b);
         }
-        let raw = self.raw(key);
-        {
-            let mut s = String::with_capacity(raw.len());
-            unescape(raw, &mut s);
-            s == name
+        let mut s = String::new();
+        self.write_key(key, &mut s);
+        s == name
+    }
+
+    /// A key's value, appended to `out`.
+    fn write_key(&self, key: Key, out: &mut String) {
+        let raw = self
+            .text
+            .get(key.start as usize..key.end as usize)
+            .unwrap_or_default();
+        if key.escaped {
+            unescape(raw, out);
+        } else {
+            out.push_str(raw);
         }
     }
 
@@ -175,10 +204,11 @@ impl Parser<'_> {
         }
     }
 
-    fn push(&mut self, kind: Kind, start: usize, end: usize, num: u64) -> Option<usize> {
+    fn push(&mut self, kind: Kind, key: Key, start: usize, end: usize, num: u64) -> Option<usize> {
         let at = self.nodes.len();
         self.nodes.push(Node {
             kind,
+            key,
             // Positions and counts fit: `Tape::parse` refuses a text longer than `u32::MAX`.
             start: start as u32,
             end: end as u32,
@@ -188,37 +218,43 @@ impl Parser<'_> {
         Some(at)
     }
 
-    /// One value (whitespace before it skipped), `depth` levels of nesting left.
-    fn value(&mut self, depth: usize) -> Option<()> {
+    /// One value (whitespace before it skipped), `depth` levels of nesting left; `key` is its
+    /// key in an object.
+    fn value(&mut self, depth: usize, key: Key) -> Option<()> {
         self.skip_ws();
         let start = self.pos;
         match *self.bytes.get(start)? {
-            b'"' => self.string(),
-            b'[' | b'{' => self.container(depth),
-            b't' => self.literal(b"true", Kind::True),
-            b'f' => self.literal(b"false", Kind::False),
-            b'n' => self.literal(b"null", Kind::Null),
-            b'-' | b'0'..=b'9' => self.number(),
+            b'"' => {
+                let (start, end, escaped) = self.string()?;
+                let kind = if escaped { Kind::EscStr } else { Kind::Str };
+                self.push(kind, key, start, end, 0).map(drop)
+            }
+            b'[' | b'{' => self.container(depth, key),
+            b't' => self.literal(b"true", Kind::True, key),
+            b'f' => self.literal(b"false", Kind::False, key),
+            b'n' => self.literal(b"null", Kind::Null, key),
+            b'-' | b'0'..=b'9' => self.number(key),
             _ => None,
         }
     }
 
-    fn literal(&mut self, word: &[u8], kind: Kind) -> Option<()> {
+    fn literal(&mut self, word: &[u8], kind: Kind, key: Key) -> Option<()> {
         let start = self.pos;
         if !self.bytes[start..].starts_with(word) {
             return None;
         }
         self.pos += word.len();
-        self.push(kind, start, self.pos, 0).map(drop)
+        self.push(kind, key, start, self.pos, 0).map(drop)
     }
 
-    fn container(&mut self, depth: usize) -> Option<()> {
+    fn container(&mut self, depth: usize, key: Key) -> Option<()> {
         let depth = depth.checked_sub(1).filter(|d| *d > 0)?;
         let start = self.pos;
         let object = self.bytes[start] == b'{';
         let close = if object { b'}' } else { b']' };
         let at = self.push(
             if object { Kind::Object } else { Kind::Array },
+            key,
             start,
             start + 1,
             0,
@@ -229,19 +265,26 @@ impl Parser<'_> {
             self.pos += 1;
         } else {
             loop {
+                let mut key = Key::NONE;
                 if object {
                     self.skip_ws();
                     if self.bytes.get(self.pos) != Some(&b'"') {
                         return None;
                     }
-                    self.string()?;
+                    let (start, end, escaped) = self.string()?;
+                    // Positions fit: `Tape::parse` refuses a text longer than `u32::MAX`.
+                    key = Key {
+                        start: start as u32,
+                        end: end as u32,
+                        escaped,
+                    };
                     self.skip_ws();
                     if self.bytes.get(self.pos) != Some(&b':') {
                         return None;
                     }
                     self.pos += 1;
                 }
-                self.value(depth)?;
+                self.value(depth, key)?;
                 self.skip_ws();
                 match self.bytes.get(self.pos) {
                     Some(b',') => self.pos += 1,
@@ -259,8 +302,9 @@ impl Parser<'_> {
         Some(())
     }
 
-    /// A string; `pos` at its opening quote.
-    fn string(&mut self) -> Option<()> {
+    /// A string, `pos` at its opening quote: where its text starts and ends, and whether it
+    /// has escapes.
+    fn string(&mut self) -> Option<(usize, usize, bool)> {
         let b = self.bytes;
         let start = self.pos + 1;
         let mut i = start;
@@ -291,12 +335,11 @@ impl Parser<'_> {
             i = escape(b, i + 1)?;
         }
         self.pos = i + 1;
-        let kind = if escaped { Kind::EscStr } else { Kind::Str };
-        self.push(kind, start, i, 0).map(drop)
+        Some((start, i, escaped))
     }
 
     /// A number, as RFC 8259 writes them: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
-    fn number(&mut self) -> Option<()> {
+    fn number(&mut self, key: Key) -> Option<()> {
         let b = self.bytes;
         let start = self.pos;
         let negative = b[start] == b'-';
@@ -368,7 +411,7 @@ impl Parser<'_> {
             };
             (kind, f.to_bits())
         };
-        self.push(kind, start, i, num).map(drop)
+        self.push(kind, key, start, i, num).map(drop)
     }
 }
 
@@ -414,8 +457,11 @@ const STOPS_STRING: [bool; 256] = {
 };
 
 fn digits(b: &[u8], from: usize) -> usize {
-    b.get(from..)
-        .map_or(0, |rest| rest.iter().take_while(|c| c.is_ascii_digit()).count())
+    let mut i = from;
+    while let Some(b'0'..=b'9') = b.get(i) {
+        i += 1;
+    }
+    i - from
 }
 
 /// Checks the escape after a `\` at `i`; returns where the string goes on.
@@ -523,10 +569,12 @@ impl<'t> NodeRef<'t> {
             Kind::Array => Value::List(self.children().map(NodeRef::to_value).collect()),
             Kind::Object => {
                 let mut entries: Vec<(String, Value)> = self
-                    .members()
-                    .map(|(k, v)| {
+                    .children()
+                    .map(|v| {
                         let mut key = String::new();
-                        self.tape.write_str(k.node().unwrap_or(node), &mut key);
+                        if let Some(child) = v.node() {
+                            self.tape.write_key(child.key, &mut key);
+                        }
                         (key, v.to_value())
                     })
                     .collect();
@@ -537,6 +585,12 @@ impl<'t> NodeRef<'t> {
         }
     }
 
+    /// Whether the value tests true in `#if`: all but `null` and `false`.
+    pub fn truthy(&self) -> bool {
+        self.node()
+            .is_some_and(|n| !matches!(n.kind, Kind::Null | Kind::False))
+    }
+
     pub fn is_object(&self) -> bool {
         self.node().is_some_and(|n| n.kind == Kind::Object)
     }
@@ -545,7 +599,7 @@ impl<'t> NodeRef<'t> {
         self.node().is_some_and(|n| n.kind == Kind::Array)
     }
 
-    /// A container's children (an object's keys and values alternate).
+    /// A container's children (an object's member values, each holding its key).
     fn children(self) -> impl Iterator<Item = NodeRef<'t>> {
         let end = self.node().map_or(self.at, |n| n.next);
         let mut at = self.at + 1;
@@ -559,12 +613,6 @@ impl<'t> NodeRef<'t> {
         })
     }
 
-    /// An object's members in document order, repeated keys included.
-    fn members(self) -> impl Iterator<Item = (NodeRef<'t>, NodeRef<'t>)> {
-        let mut children = self.children();
-        std::iter::from_fn(move || Some((children.next()?, children.next()?)))
-    }
-
     /// An object's member `name` (the last, if repeated); `None` if absent or not an object.
     pub fn member(self, name: &str) -> Option<NodeRef<'t>> {
         let nodes = &self.tape.nodes;
@@ -572,19 +620,18 @@ impl<'t> NodeRef<'t> {
         if node.kind != Kind::Object {
             return None;
         }
-        let (mut at, end) = (self.at as usize + 1, node.next as usize);
+        let (mut at, end) = (self.at + 1, node.next);
         let mut found = None;
         while at < end {
-            // A key is a string: its value is the next node.
-            let (key, value) = (nodes.get(at)?, nodes.get(at + 1)?);
-            if self.tape.key_is(key, name) {
-                found = Some(at + 1);
+            let child = nodes.get(at as usize)?;
+            if self.tape.key_is(child.key, name) {
+                found = Some(at);
             }
-            at = value.next as usize;
+            at = child.next;
         }
         Some(NodeRef {
             tape: self.tape,
-            at: u32::try_from(found?).ok()?,
+            at: found?,
         })
     }
 
@@ -603,8 +650,8 @@ impl<'t> NodeRef<'t> {
         self.children().nth(i)
     }
 
-    /// What a `#foreach` walks: an array's items (as [`NodeRef::to_lazy`] holds them), an
-    /// object's values in key order; nothing for anything else.
+    /// What a `#foreach` walks: an array's items (as [`NodeRef::to_lazy`] holds them; see
+    /// also [`Json::items`]), an object's values in key order; nothing for anything else.
     pub fn lazy_items(self) -> Vec<Value> {
         match self.node().map(|n| n.kind) {
             Some(Kind::Array) => self.children().map(NodeRef::to_lazy).collect(),
@@ -679,7 +726,50 @@ impl Json {
     pub fn to_value(&self) -> Value {
         self.node().to_value()
     }
+
+    /// An array's items one by one, as [`NodeRef::to_lazy`] holds them; `None` if this is no
+    /// array.
+    pub fn items(&self) -> Option<JsonItems> {
+        let node = self.node();
+        if !node.is_array() {
+            return None;
+        }
+        Some(JsonItems {
+            len: node.item_count(),
+            at: self.at + 1,
+            array: self.clone(),
+        })
+    }
 }
+
+/// The items of a JSON array ([`Json::items`]).
+pub struct JsonItems {
+    array: Json,
+    /// The next item's node.
+    at: u32,
+    /// How many are left.
+    len: usize,
+}
+
+impl Iterator for JsonItems {
+    type Item = Value;
+
+    fn next(&mut self) -> Option<Value> {
+        self.len = self.len.checked_sub(1)?;
+        let item = NodeRef {
+            tape: &self.array.tape,
+            at: self.at,
+        };
+        self.at = item.node()?.next;
+        Some(item.to_lazy())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len, Some(self.len))
+    }
+}
+
+impl ExactSizeIterator for JsonItems {}
 
 impl PartialEq for Json {
     fn eq(&self, other: &Json) -> bool {
