@@ -26,8 +26,11 @@ pub fn reference(kind: Kind, key: &ObjectKey, uid: &str) -> ObjectReference {
 /// The Event for a change of `Ready` between the conditions an object had (`previous`, the
 /// `status.conditions` array, or null) and the ones it gets, if any.
 ///
-/// The first status an object gets counts as a change, so a new object that is not Ready
-/// says why in `kubectl describe` as well as in its conditions.
+/// The first status an object gets counts as a change when it is not Ready, so a new object
+/// that is not Ready says why in `kubectl describe` as well as in its conditions. A new
+/// object that is Ready gets no Event: its condition says so, and a bulk apply (ten thousand
+/// ApiKeys) would otherwise write as many Events, which the cluster keeps for an hour and
+/// the recorder holds for its series.
 pub fn ready_transition(previous: &Value, update: &StatusUpdate) -> Option<Event> {
     let new = update.condition(types::READY)?;
     let old = previous
@@ -40,7 +43,11 @@ pub fn ready_transition(previous: &Value, update: &StatusUpdate) -> Option<Event
     if old_status == Some(new_status) {
         return None;
     }
-    let from = old_status.unwrap_or("Unknown");
+    let from = match old_status {
+        Some(from) => from,
+        None if new.status => return None,
+        None => "Unknown",
+    };
     Some(Event {
         type_: if new.status {
             EventType::Normal
@@ -120,9 +127,16 @@ mod tests {
     }
 
     #[test]
-    fn the_first_status_is_a_transition_from_unknown() {
-        let ev = ready_transition(&Value::Null, &update(true, "Ready")).expect("event");
+    fn a_first_status_is_an_event_only_when_not_ready() {
+        let ev = ready_transition(&Value::Null, &update(false, "NotAccepted")).expect("event");
+        assert_eq!(ev.type_, EventType::Warning);
+        assert!(ev.note.unwrap().starts_with("Ready Unknown→False"));
+        assert!(ready_transition(&Value::Null, &update(true, "Ready")).is_none());
+        assert!(ready_transition(&json!([]), &update(true, "Ready")).is_none());
+        // Recovering is news.
+        let prev = json!([{"type": "Ready", "status": "False", "reason": "X"}]);
+        let ev = ready_transition(&prev, &update(true, "Ready")).expect("event");
         assert_eq!(ev.type_, EventType::Normal);
-        assert!(ev.note.unwrap().starts_with("Ready Unknown→True"));
+        assert!(ev.note.unwrap().starts_with("Ready False→True"));
     }
 }
