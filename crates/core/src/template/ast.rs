@@ -247,6 +247,22 @@ pub fn untouched(block: &[Node], root: &str) -> bool {
     untouched
 }
 
+/// Whether `block` reads `$foreach` only as `$foreach.index`, `.count`, `.hasNext`, `.first`
+/// or `.last` (each on its own), and never changes it: then a rendering need not build the
+/// map, and reads the loop's state instead.
+pub fn foreach_state_only(block: &[Node], keys: &[&str]) -> bool {
+    let mut only = true;
+    visit(block, &mut |seen| match seen {
+        Seen::Read(r) if &*r.root == "foreach" => {
+            only &= matches!(r.chain.as_slice(), [Accessor::Property(k)] if keys.contains(&&**k));
+        }
+        Seen::SetTarget(r) if &*r.root == "foreach" => only = false,
+        Seen::LoopVar("foreach") => only = false,
+        _ => {}
+    });
+    only
+}
+
 /// How a [`Reference`] appears in a template, for [`visit`].
 #[derive(Clone, Copy, Debug)]
 pub enum Seen<'a> {

@@ -51,7 +51,7 @@ impl Vars {
 type Args = Vec<Arg>;
 
 /// The entries of `$foreach`, in order.
-const FOREACH_KEYS: [&str; 5] = ["index", "count", "hasNext", "first", "last"];
+pub(super) const FOREACH_KEYS: [&str; 5] = ["index", "count", "hasNext", "first", "last"];
 
 /// The largest list a range literal may build outside a `#foreach`.
 const MAX_RANGE: i64 = 10_000;
@@ -85,6 +85,7 @@ pub(super) fn render(template: &Template, request: Request<'_>, limits: &Limits)
         out: String::with_capacity(payload.len().min(limits.max_output) + 256),
         env: Env::new(payload, params, limits),
         foreach_untouched: template.foreach_untouched,
+        loops: template.foreach_state_only.then(Vec::new),
     };
     eval.block(&template.body)?;
     let context = match eval.vars.remove(Names::CONTEXT).map(Value::into_plain) {
@@ -104,6 +105,32 @@ struct Eval<'r> {
     /// The template never changes `$foreach` ([`Template::foreach_untouched`]): a five-entry
     /// map there is the one `#foreach` made, keys in place.
     foreach_untouched: bool,
+    /// When the template reads `$foreach` only entry by entry
+    /// ([`Template::foreach_state_only`]): the running loops, innermost last, whose state
+    /// those reads take in place of a `$foreach` map.
+    loops: Option<Vec<LoopState>>,
+}
+
+/// Where a `#foreach` is: item `index` of `len`.
+#[derive(Clone, Copy)]
+struct LoopState {
+    index: usize,
+    len: usize,
+}
+
+impl LoopState {
+    /// `$foreach.<key>`.
+    fn entry(self, key: &str) -> Value {
+        let count = i64::try_from(self.index).unwrap_or(i64::MAX).saturating_add(1);
+        match key {
+            "index" => Value::Int(count - 1),
+            "count" => Value::Int(count),
+            "hasNext" => Value::Bool(self.index + 1 < self.len),
+            "first" => Value::Bool(self.index == 0),
+            "last" => Value::Bool(self.index + 1 == self.len),
+            _ => Value::Null,
+        }
+    }
 }
 
 /// A value read through a reference: borrowed from a variable while only reads happen.
@@ -235,7 +262,7 @@ impl Eval<'_> {
                 Node::Ref(r) => {
                     // Written from where the value lives: no copy of it.
                     let found = if r.properties_only {
-                        walk_properties(&self.vars, &mut self.env, r)?
+                        walk_properties(&self.vars, &mut self.env, self.loops.as_deref(), r)?
                     } else {
                         match self.prepare(r)? {
                             Some((args, start, owned)) => {
@@ -351,6 +378,9 @@ impl Eval<'_> {
             (Names::VELOCITY_COUNT, self.vars.remove(Names::VELOCITY_COUNT)),
         ];
         let len = items.len().min(self.env.limits.max_iterations);
+        if let Some(loops) = &mut self.loops {
+            loops.push(LoopState { index: 0, len });
+        }
         let mut flow = Flow::Normal;
         for i in 0..len {
             let Some(item) = items.take(&mut self.vars, i) else {
@@ -359,28 +389,13 @@ impl Eval<'_> {
             self.env.step()?;
             let count = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
             self.vars.insert(var, item);
-            let state = [
-                Value::Int(count - 1),
-                Value::Int(count),
-                Value::Bool(i + 1 < len),
-                Value::Bool(i == 0),
-                Value::Bool(i + 1 == len),
-            ];
-            match self.vars.get_mut(Names::FOREACH) {
-                // The last iteration's `$foreach`, as it made it: its values updated in place.
-                Some(Value::Map(m))
-                    if m.0.len() == FOREACH_KEYS.len()
-                        && (self.foreach_untouched
-                            || m.0.iter().zip(FOREACH_KEYS).all(|((k, _), key)| k == key)) =>
-                {
-                    for ((_, slot), value) in m.0.iter_mut().zip(state) {
-                        set_scalar(slot, value);
-                    }
+            if let Some(loops) = &mut self.loops {
+                // `$foreach.*` is read from here: no map to keep.
+                if let Some(state) = loops.last_mut() {
+                    state.index = i;
                 }
-                _ => {
-                    let map = Map(FOREACH_KEYS.iter().map(|k| k.to_string()).zip(state).collect());
-                    self.vars.insert(Names::FOREACH, Value::Map(map));
-                }
+            } else {
+                self.foreach_map(i, len);
             }
             match self.vars.get_mut(Names::VELOCITY_COUNT) {
                 Some(slot) => set_scalar(slot, Value::Int(count)),
@@ -397,6 +412,9 @@ impl Eval<'_> {
                 }
             }
         }
+        if let Some(loops) = &mut self.loops {
+            loops.pop();
+        }
         for (slot, value) in saved {
             match value {
                 Some(v) => self.vars.insert(slot, v),
@@ -404,6 +422,35 @@ impl Eval<'_> {
             }
         }
         Ok(flow)
+    }
+
+    /// Sets `$foreach` for item `i` of `len`: the map the last iteration made, its values
+    /// updated in place, or a new one.
+    fn foreach_map(&mut self, i: usize, len: usize) {
+        let count = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
+        let state = [
+            Value::Int(count - 1),
+            Value::Int(count),
+            Value::Bool(i + 1 < len),
+            Value::Bool(i == 0),
+            Value::Bool(i + 1 == len),
+        ];
+        match self.vars.get_mut(Names::FOREACH) {
+            // The last iteration's `$foreach`, as it made it: its values updated in place.
+            Some(Value::Map(m))
+                if m.0.len() == FOREACH_KEYS.len()
+                    && (self.foreach_untouched
+                        || m.0.iter().zip(FOREACH_KEYS).all(|((k, _), key)| k == key)) =>
+            {
+                for ((_, slot), value) in m.0.iter_mut().zip(state) {
+                    set_scalar(slot, value);
+                }
+            }
+            _ => {
+                let map = Map(FOREACH_KEYS.iter().map(|k| k.to_string()).zip(state).collect());
+                self.vars.insert(Names::FOREACH, Value::Map(map));
+            }
+        }
     }
 
     /// The arguments of a reference's accessors, evaluated before the chain is walked.
@@ -431,7 +478,9 @@ impl Eval<'_> {
     /// The value of a reference; `None` when its variable was never set.
     fn reference(&mut self, r: &Reference) -> Result<Option<Value>> {
         if r.properties_only {
-            return Ok(walk_properties(&self.vars, &mut self.env, r)?.map(Cur::into_owned));
+            return Ok(
+                walk_properties(&self.vars, &mut self.env, self.loops.as_deref(), r)?.map(Cur::into_owned),
+            );
         }
         let Some((args, start, owned)) = self.prepare(r)? else {
             return Ok(None);
@@ -516,7 +565,10 @@ impl Eval<'_> {
             Expr::Ref(r) if r.properties_only => {
                 // The step `expr_lazy` counts.
                 self.env.step()?;
-                Ok(walk_properties(&self.vars, &mut self.env, r)?.is_some_and(|c| c.truthy()))
+                Ok(
+                    walk_properties(&self.vars, &mut self.env, self.loops.as_deref(), r)?
+                        .is_some_and(|c| c.truthy()),
+                )
             }
             other => Ok(self.expr_lazy(other)?.truthy()),
         }
@@ -657,11 +709,33 @@ fn walk<'v>(
 }
 
 /// The chain of a reference made of properties only (`$o.customer.name`, the common case):
-/// [`walk`] without arguments to evaluate.
-fn walk_properties<'v>(vars: &'v Vars, env: &mut Env<'_>, r: &Reference) -> Result<Option<Cur<'v>>> {
+/// [`walk`] without arguments to evaluate. `loops` holds the running loops' state when
+/// `$foreach` is read from it ([`Eval::loops`]).
+fn walk_properties<'v>(
+    vars: &'v Vars,
+    env: &mut Env<'_>,
+    loops: Option<&[LoopState]>,
+    r: &Reference,
+) -> Result<Option<Cur<'v>>> {
+    if r.slot == Names::FOREACH
+        && let Some(loops) = loops
+        && let [Accessor::Property(key)] = r.chain.as_slice()
+    {
+        env.step()?;
+        return Ok(loops.last().map(|state| Cur::Owned(state.entry(key))));
+    }
     let Some(root) = vars.get(r.slot) else {
         return Ok(None);
     };
+    // A JSON payload's members are looked up on the tape, and the steps counted together.
+    if let Value::Json(j) = root
+        && let Some(found) = json_members(j.node(), &r.chain)
+    {
+        for _ in &r.chain {
+            env.step()?;
+        }
+        return Ok(Some(found.map_or(Cur::Owned(Value::Null), Cur::Node)));
+    }
     let mut cur = Cur::of(root);
     for accessor in &r.chain {
         let Accessor::Property(name) = accessor else {
@@ -671,6 +745,26 @@ fn walk_properties<'v>(vars: &'v Vars, env: &mut Env<'_>, r: &Reference) -> Resu
         cur = property(cur, name, env)?;
     }
     Ok(Some(cur))
+}
+
+/// A chain of properties read from JSON node `node` while each step is on an object: the
+/// member it reaches (`Some(None)` for a missing one, which reads as `null`); `None` when a
+/// step is on something else (a string's `.empty`…), for [`property`] to read.
+fn json_members<'t>(mut node: NodeRef<'t>, chain: &[Accessor]) -> Option<Option<NodeRef<'t>>> {
+    for accessor in chain {
+        let Accessor::Property(name) = accessor else {
+            return None;
+        };
+        if !node.is_object() {
+            return None;
+        }
+        match node.member(name) {
+            Some(found) => node = found,
+            // What follows reads properties of `null`: `null` again.
+            None => return Some(None),
+        }
+    }
+    Some(Some(node))
 }
 
 /// `cur.name`: a map's or a JSON object's entry, else a bean-style property.

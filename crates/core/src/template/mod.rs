@@ -61,6 +61,8 @@ pub struct Template {
     params: ast::Reads,
     /// No `#set`, mutating call or loop changes `$foreach` itself.
     foreach_untouched: bool,
+    /// `$foreach` is read only entry by entry ([`ast::foreach_state_only`]).
+    foreach_state_only: bool,
 }
 
 impl PartialEq for Template {
@@ -217,6 +219,7 @@ impl Template {
             stage_variables: ast::Reads::of(&body, "stageVariables"),
             params: ast::Reads::of_params(&body),
             foreach_untouched: ast::untouched(&body, "foreach"),
+            foreach_state_only: ast::foreach_state_only(&body, &eval::FOREACH_KEYS),
             body,
             names,
         })

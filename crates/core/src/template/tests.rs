@@ -372,6 +372,65 @@ fn foreach_state_updated_in_place_or_rebuilt() {
 }
 
 #[test]
+fn foreach_read_entry_by_entry_renders_as_the_map_does() {
+    let state_only = |src: &str| Template::parse(src).expect("parse").foreach_state_only;
+    assert!(state_only(
+        "#foreach($i in [1])$foreach.hasNext #if($foreach.last)x#end#end"
+    ));
+    assert!(state_only("no loop at all"));
+    for src in [
+        "$foreach",
+        "$foreach.size()",
+        "$foreach.index.toString()",
+        "$foreach.other",
+        "#set($foreach.index = 1)",
+        "#set($f = $foreach)",
+        "#foreach($foreach in [1])#end",
+    ] {
+        assert!(!state_only(src), "{src}");
+    }
+    // Each template renders the same read from the loop's state and, with a bare `$foreach`
+    // that never runs added, from the map.
+    for src in [
+        "#foreach($t in $input.path('$.tags'))$foreach.index$foreach.count$foreach.hasNext$foreach.first$foreach.last;#end",
+        "#foreach($a in [1..3])#foreach($b in ['x','y'])$a$b$foreach.index$foreach.hasNext,#end|$foreach.index$foreach.last;#end",
+        "#foreach($a in [1..5])#if($foreach.index == 2)#break#end$foreach.count#end$foreach.index",
+        "$foreach.hasNext #foreach($a in [])$foreach.first#end $!foreach.count.",
+        "#foreach($a in [1..2])#set($s = \"$foreach.index/$foreach.last\")$s #end",
+        "#foreach($t in $input.path('$.tags'))#if($foreach.hasNext && !$foreach.first)$t#end#end",
+    ] {
+        assert!(state_only(src), "{src}");
+        let with_map = format!("{src}#if(false)$foreach#end");
+        assert!(!state_only(&with_map));
+        assert_eq!(render(src), render(&with_map), "{src}");
+    }
+}
+
+#[test]
+fn payload_properties_read_on_the_tape_or_as_values() {
+    // `render`'s payload: {"name":"Rex","tags":[…],"owner":{"id":7},"price":1.5}.
+    for (src, want) in [
+        ("#set($o = $input.path('$'))$o.owner.id", "7"),
+        // A missing member, and anything read from it, is null: written as nothing.
+        (
+            "#set($o = $input.path('$'))[$o.nope][$o.nope.deeper][$!o.owner.nope]",
+            "[][][]",
+        ),
+        // A property of a string or a list is the value's own.
+        (
+            "#set($o = $input.path('$'))$o.name.empty $o.tags.empty $o.owner.id.class.",
+            "false false .",
+        ),
+        (
+            "#set($o = $input.path('$'))#if($o.owner.id)y#end#if($o.nope)n#end",
+            "y",
+        ),
+    ] {
+        assert_eq!(render(src), want, "{src}");
+    }
+}
+
+#[test]
 fn only_the_context_read_is_copied() {
     let rendered = |src: &str| {
         Template::parse(src)
