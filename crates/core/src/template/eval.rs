@@ -734,7 +734,11 @@ fn walk_properties<'v>(
         for _ in &r.chain {
             env.step()?;
         }
-        return Ok(Some(found.map_or(Cur::Owned(Value::Null), Cur::Node)));
+        // Not `map_or`: its `null` would be made, and dropped, on every read.
+        return Ok(Some(match found {
+            Some(node) => Cur::Node(node),
+            None => Cur::Owned(Value::Null),
+        }));
     }
     let mut cur = Cur::of(root);
     for accessor in &r.chain {
