@@ -210,15 +210,6 @@ impl Reads {
         }
     }
 
-    /// Whether the entry `key` may be read.
-    pub fn may_read(&self, key: &str) -> bool {
-        match self {
-            Reads::Nothing => false,
-            Reads::Keys(keys) => keys.iter().any(|k| **k == *key),
-            Reads::All => true,
-        }
-    }
-
     /// The entries of `map` the template may read, copied.
     pub fn copy(&self, map: &Map) -> Map {
         match self {

@@ -229,12 +229,6 @@ impl Template {
         &self.source
     }
 
-    /// Whether a rendering may read the `$context` entry `key` (a top-level name such as
-    /// `requestId` or `identity`): a caller building `$context` need build only those.
-    pub fn reads_context(&self, key: &str) -> bool {
-        self.context.may_read(key)
-    }
-
     /// The top-level `$context` entries a rendering may read: `None` when it may read any.
     pub fn context_reads(&self) -> Option<&[Box<str>]> {
         match &self.context {

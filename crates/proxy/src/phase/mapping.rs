@@ -57,7 +57,12 @@ impl TemplateScope {
                 None => all_names = true,
             }
         }
-        Self::of_view(ctx, &request, &|key| all_keys || keys.contains(&key), &|name| {
+        let context = if all_keys {
+            Wanted::All
+        } else {
+            Wanted::Only(&keys)
+        };
+        Self::of_view(ctx, &request, context, &|name| {
             all_names || names.iter().any(|n| n.eq_ignore_ascii_case(name))
         })
     }
@@ -68,7 +73,7 @@ impl TemplateScope {
     pub fn of_view(
         ctx: &RequestCtx<'_>,
         request: &RequestView<'_>,
-        wanted: &dyn Fn(&str) -> bool,
+        wanted: Wanted<'_>,
         wanted_param: &dyn Fn(&str) -> bool,
     ) -> Self {
         TemplateScope {
@@ -144,27 +149,33 @@ fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: &dyn Fn(&
     ])
 }
 
+/// Which top-level `$context` entries a scope holds: every one, or those listed (what the
+/// templates name, [`Template::context_reads`]).
+#[derive(Clone, Copy)]
+pub enum Wanted<'a> {
+    All,
+    Only(&'a [&'a str]),
+}
+
+impl Wanted<'_> {
+    fn has(self, key: &str) -> bool {
+        match self {
+            Wanted::All => true,
+            Wanted::Only(keys) => keys.contains(&key),
+        }
+    }
+}
+
 /// `$context` of a mapping template: the variables gateway responses and access logs know
 /// (but `error.*`), nested by their dots (`identity.sourceIp`), and `authorizer` when the
 /// method's authorizer ran; of these, the top-level entries `wanted` names (a template reads
 /// only what it names, and some values cost a clock read or a formatting).
-fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: &dyn Fn(&str) -> bool) -> Map {
+fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: Wanted<'_>) -> Map {
     let mut map = Map::default();
-    // The variables come grouped by their top-level entry (`identity.*`): `wanted` is asked
-    // once per group.
-    let mut group = ("", false);
-    for (var, name) in ContextVar::ALL {
-        let dot = name.bytes().position(|b| b == b'.');
-        let top = dot.map_or(name, |at| &name[..at]);
-        if top != group.0 {
-            group = (top, top != "error" && wanted(top));
-        }
-        if !group.1 {
-            continue;
-        }
+    let mut add = |var: ContextVar, name: &str| {
         let mut value = String::new();
         write_context(var, "", ResponseType::Default5xx, ctx, request, &mut value);
-        match dot.map(|at| (&name[..at], &name[at + 1..])) {
+        match name.split_once('.') {
             Some((parent, child)) => {
                 map.child_map(parent).insert(child.to_string(), Value::Str(value));
             }
@@ -172,8 +183,32 @@ fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: &dyn Fn(
                 map.insert(name.to_string(), Value::Str(value));
             }
         }
+    };
+    let top = |name: &'static str| name.split_once('.').map_or(name, |(top, _)| top);
+    match wanted {
+        Wanted::All => {
+            for (var, name) in ContextVar::ALL {
+                if top(name) != "error" {
+                    add(var, name);
+                }
+            }
+        }
+        // A template names one or two entries: each is looked for, rather than every
+        // variable asked whether it is named.
+        Wanted::Only(keys) => {
+            for (i, key) in keys.iter().enumerate() {
+                if *key == "error" || keys[..i].contains(key) {
+                    continue;
+                }
+                for (var, name) in ContextVar::ALL {
+                    if top(name) == *key {
+                        add(var, name);
+                    }
+                }
+            }
+        }
     }
-    if !wanted("authorizer") {
+    if !wanted.has("authorizer") {
         return map;
     }
     if let Some(authorizer) = authorizer_map(ctx) {
@@ -223,11 +258,19 @@ pub fn gateway_response(
     request: &RequestView<'_>,
     error: &ErrorFacts<'_>,
 ) -> Result<String, RenderError> {
+    let keys: Vec<&str> = template
+        .context_reads()
+        .map(|reads| reads.iter().map(|k| &**k).collect())
+        .unwrap_or_default();
+    let wanted = match template.context_reads() {
+        Some(_) => Wanted::Only(&keys),
+        None => Wanted::All,
+    };
     let TemplateScope {
         params,
         mut context,
         stage_variables,
-    } = TemplateScope::of_view(ctx, request, &|key| template.reads_context(key), &|name| {
+    } = TemplateScope::of_view(ctx, request, wanted, &|name| {
         template
             .param_reads()
             .is_none_or(|names| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
