@@ -166,6 +166,12 @@ impl Wanted<'_> {
     }
 }
 
+/// Whether the variable `name` (`identity.sourceIp`) is, or is under, the top-level entry
+/// `key`. Lengths first: most names differ there.
+fn in_entry(name: &str, key: &str) -> bool {
+    name == key || (name.as_bytes().get(key.len()) == Some(&b'.') && name.starts_with(key))
+}
+
 /// `$context` of a mapping template: the variables gateway responses and access logs know
 /// (but `error.*`), nested by their dots (`identity.sourceIp`), and `authorizer` when the
 /// method's authorizer ran; of these, the top-level entries `wanted` names (a template reads
@@ -184,11 +190,10 @@ fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: Wanted<'
             }
         }
     };
-    let top = |name: &'static str| name.split_once('.').map_or(name, |(top, _)| top);
     match wanted {
         Wanted::All => {
             for (var, name) in ContextVar::ALL {
-                if top(name) != "error" {
+                if !in_entry(name, "error") {
                     add(var, name);
                 }
             }
@@ -201,7 +206,7 @@ fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: Wanted<'
                     continue;
                 }
                 for (var, name) in ContextVar::ALL {
-                    if top(name) == *key {
+                    if in_entry(name, key) {
                         add(var, name);
                     }
                 }
@@ -315,4 +320,25 @@ pub fn request_failure(e: RenderError) -> Reject {
 /// A response template's failure: always the API's configuration.
 pub fn response_failure(e: RenderError) -> Reject {
     Reject::ApiConfiguration(format!("response template: {e}").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_entry;
+
+    #[test]
+    fn context_variables_fall_under_their_top_level_entry() {
+        assert!(in_entry("requestId", "requestId"));
+        assert!(in_entry("identity.sourceIp", "identity"));
+        for (name, key) in [
+            ("identity.sourceIp", "ident"),
+            ("requestIdX", "requestId"),
+            ("requestId", "requestIdX"),
+            ("resourcePath", "path"),
+            ("path", "resourcePath"),
+            ("error.message", "errors"),
+        ] {
+            assert!(!in_entry(name, key), "{name} under {key}");
+        }
+    }
 }
