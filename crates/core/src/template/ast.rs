@@ -210,6 +210,15 @@ impl Reads {
         }
     }
 
+    /// The entries read: `None` when any may be.
+    pub fn names(&self) -> Option<&[Box<str>]> {
+        match self {
+            Reads::Nothing => Some(&[]),
+            Reads::Keys(keys) => Some(keys),
+            Reads::All => None,
+        }
+    }
+
     /// The entries of `map` the template may read, copied.
     pub fn copy(&self, map: &Map) -> Map {
         match self {

@@ -427,14 +427,7 @@ impl Eval<'_> {
     /// Sets `$foreach` for item `i` of `len`: the map the last iteration made, its values
     /// updated in place, or a new one.
     fn foreach_map(&mut self, i: usize, len: usize) {
-        let count = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
-        let state = [
-            Value::Int(count - 1),
-            Value::Int(count),
-            Value::Bool(i + 1 < len),
-            Value::Bool(i == 0),
-            Value::Bool(i + 1 == len),
-        ];
+        let state = FOREACH_KEYS.map(|key| LoopState { index: i, len }.entry(key));
         match self.vars.get_mut(Names::FOREACH) {
             // The last iteration's `$foreach`, as it made it: its values updated in place.
             Some(Value::Map(m))
@@ -794,9 +787,10 @@ fn items_of(value: Value) -> Items<'static> {
     let items = match value {
         Value::List(items) => items,
         Value::Map(map) => map.0.into_iter().map(|(_, v)| v).collect(),
+        // An array is read item by item; an object is built, for its values in key order.
         Value::Json(j) => match j.items() {
             Some(items) => return Items::Json(items),
-            None => j.node().lazy_items(),
+            None => return items_of(j.to_value()),
         },
         _ => Vec::new(),
     };

@@ -231,22 +231,14 @@ impl Template {
 
     /// The top-level `$context` entries a rendering may read: `None` when it may read any.
     pub fn context_reads(&self) -> Option<&[Box<str>]> {
-        match &self.context {
-            ast::Reads::Nothing => Some(&[]),
-            ast::Reads::Keys(keys) => Some(keys),
-            ast::Reads::All => None,
-        }
+        self.context.names()
     }
 
     /// The names a rendering may look up in `$input.params()` (with `$input.params('name')`,
     /// in the path, then the query string, then the headers): `None` when it may read any.
     /// A caller building [`Request::params`] need put in only those.
     pub fn param_reads(&self) -> Option<&[Box<str>]> {
-        match &self.params {
-            ast::Reads::Nothing => Some(&[]),
-            ast::Reads::Keys(keys) => Some(keys),
-            ast::Reads::All => None,
-        }
+        self.params.names()
     }
 
     /// Renders the template for one request.

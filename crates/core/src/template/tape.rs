@@ -169,24 +169,21 @@ impl Tape {
 
     /// A key's value, appended to `out`.
     fn write_key(&self, key: Key, out: &mut String) {
-        let raw = self
-            .text
-            .get(key.start as usize..key.end as usize)
-            .unwrap_or_default();
-        if key.escaped {
-            unescape(raw, out);
-        } else {
-            out.push_str(raw);
-        }
+        self.write_string(key.start, key.end, key.escaped, out);
     }
 
     /// A string node's value, appended to `out`.
     fn write_str(&self, node: &Node, out: &mut String) {
-        let raw = self.raw(node);
-        if node.kind == Kind::Str {
-            out.push_str(raw);
-        } else {
+        self.write_string(node.start, node.end, node.kind == Kind::EscStr, out);
+    }
+
+    /// The value of the string whose text (between its quotes) runs from `start` to `end`.
+    fn write_string(&self, start: u32, end: u32, escaped: bool, out: &mut String) {
+        let raw = self.text.get(start as usize..end as usize).unwrap_or_default();
+        if escaped {
             unescape(raw, out);
+        } else {
+            out.push_str(raw);
         }
     }
 }
@@ -204,7 +201,7 @@ impl Parser<'_> {
         }
     }
 
-    fn push(&mut self, kind: Kind, key: Key, start: usize, end: usize, num: u64) -> Option<usize> {
+    fn push(&mut self, kind: Kind, key: Key, start: usize, end: usize, num: u64) -> usize {
         let at = self.nodes.len();
         self.nodes.push(Node {
             kind,
@@ -215,7 +212,7 @@ impl Parser<'_> {
             next: (at + 1) as u32,
             num,
         });
-        Some(at)
+        at
     }
 
     /// One value (whitespace before it skipped), `depth` levels of nesting left; `key` is its
@@ -227,7 +224,8 @@ impl Parser<'_> {
             b'"' => {
                 let (start, end, escaped) = self.string()?;
                 let kind = if escaped { Kind::EscStr } else { Kind::Str };
-                self.push(kind, key, start, end, 0).map(drop)
+                self.push(kind, key, start, end, 0);
+                Some(())
             }
             b'[' | b'{' => self.container(depth, key),
             b't' => self.literal(b"true", Kind::True, key),
@@ -244,7 +242,8 @@ impl Parser<'_> {
             return None;
         }
         self.pos += word.len();
-        self.push(kind, key, start, self.pos, 0).map(drop)
+        self.push(kind, key, start, self.pos, 0);
+        Some(())
     }
 
     fn container(&mut self, depth: usize, key: Key) -> Option<()> {
@@ -258,7 +257,7 @@ impl Parser<'_> {
             start,
             start + 1,
             0,
-        )?;
+        );
         self.pos += 1;
         self.skip_ws();
         if self.bytes.get(self.pos) == Some(&close) {
@@ -411,7 +410,8 @@ impl Parser<'_> {
             };
             (kind, f.to_bits())
         };
-        self.push(kind, key, start, i, num).map(drop)
+        self.push(kind, key, start, i, num);
+        Some(())
     }
 }
 
@@ -648,19 +648,6 @@ impl<'t> NodeRef<'t> {
             usize::try_from(i).ok()?
         };
         self.children().nth(i)
-    }
-
-    /// What a `#foreach` walks: an array's items (as [`NodeRef::to_lazy`] holds them; see
-    /// also [`Json::items`]), an object's values in key order; nothing for anything else.
-    pub fn lazy_items(self) -> Vec<Value> {
-        match self.node().map(|n| n.kind) {
-            Some(Kind::Array) => self.children().map(NodeRef::to_lazy).collect(),
-            Some(Kind::Object) => match self.to_value() {
-                Value::Map(m) => m.0.into_iter().map(|(_, v)| v).collect(),
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        }
     }
 
     /// How many items an array has.

@@ -45,40 +45,31 @@ impl TemplateScope {
         };
         // The `$context` entries and parameters the templates name, gathered once: a template
         // usually names one or two of each.
-        let (mut keys, mut all_keys) = (Vec::<&str>::new(), false);
-        let (mut names, mut all_names) = (Vec::<&str>::new(), false);
+        let (mut keys, mut names) = (Some(Vec::new()), Some(Vec::new()));
         for t in templates {
-            match t.context_reads() {
-                Some(reads) => keys.extend(reads.iter().map(|k| &**k)),
-                None => all_keys = true,
-            }
-            match t.param_reads() {
-                Some(reads) => names.extend(reads.iter().map(|k| &**k)),
-                None => all_names = true,
-            }
+            gather(&mut keys, t.context_reads());
+            gather(&mut names, t.param_reads());
         }
-        let context = if all_keys {
-            Wanted::All
-        } else {
-            Wanted::Only(&keys)
-        };
-        Self::of_view(ctx, &request, context, &|name| {
-            all_names || names.iter().any(|n| n.eq_ignore_ascii_case(name))
-        })
+        Self::of_view(
+            ctx,
+            &request,
+            Wanted::of(keys.as_deref()),
+            Wanted::of(names.as_deref()),
+        )
     }
 
     /// The scope of a request as its answer sees it (a gateway response: the headers only
-    /// when they were kept): its `$context` holding the top-level entries `wanted` names, its
-    /// parameters those `wanted_param` names (compared without case: header names have none).
+    /// when they were kept): its `$context` holding the top-level entries `context` names,
+    /// its parameters those `params` names.
     pub fn of_view(
         ctx: &RequestCtx<'_>,
         request: &RequestView<'_>,
-        wanted: Wanted<'_>,
-        wanted_param: &dyn Fn(&str) -> bool,
+        context: Wanted<'_>,
+        params: Wanted<'_>,
     ) -> Self {
         TemplateScope {
-            params: params_map(ctx, request, wanted_param),
-            context: context_map(ctx, request, wanted),
+            params: params_map(ctx, request, params),
+            context: context_map(ctx, request, context),
             stage_variables: ctx
                 .variant
                 .map(|v| Map::of_strings(v.variables.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
@@ -112,12 +103,13 @@ impl TemplateScope {
 
 /// `$input.params()`: the path parameters (decoded), the query string (the last value of a
 /// repeated name wins, as in AWS's single-value map) and the headers; of these, the ones
-/// `wanted` names.
-fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: &dyn Fn(&str) -> bool) -> Map {
+/// `wanted` names (compared without case: header names have none, and a superset does no
+/// harm).
+fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: Wanted<'_>) -> Map {
     let path: Map = Map(ctx
         .params
         .iter()
-        .filter(|(k, _)| wanted(k))
+        .filter(|(k, _)| wanted.has_ignoring_case(k))
         .map(|(k, v)| {
             (
                 k.to_string(),
@@ -128,14 +120,14 @@ fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: &dyn Fn(&
     let mut query = Map::default();
     if let Some(q) = request.query {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-            if wanted(&k) {
+            if wanted.has_ignoring_case(&k) {
                 query.insert(k.into_owned(), Value::Str(v.into_owned()));
             }
         }
     }
     let mut headers = Map::default();
     for (name, value) in request.headers.into_iter().flatten() {
-        if !wanted(name.as_str()) {
+        if !wanted.has_ignoring_case(name.as_str()) {
             continue;
         }
         if let Ok(v) = value.to_str() {
@@ -149,19 +141,41 @@ fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: &dyn Fn(&
     ])
 }
 
-/// Which top-level `$context` entries a scope holds: every one, or those listed (what the
-/// templates name, [`Template::context_reads`]).
+/// Adds a template's reads (`None`: it may read any name) to the names `into` gathers
+/// (`None`: every name).
+fn gather<'t>(into: &mut Option<Vec<&'t str>>, reads: Option<&'t [Box<str>]>) {
+    match (into.as_mut(), reads) {
+        (Some(names), Some(reads)) => names.extend(reads.iter().map(|k| &**k)),
+        _ => *into = None,
+    }
+}
+
+/// Which top-level `$context` entries, or which parameters, a scope holds: every one, or
+/// those listed (what the templates name: [`Template::context_reads`],
+/// [`Template::param_reads`]).
 #[derive(Clone, Copy)]
 pub enum Wanted<'a> {
     All,
     Only(&'a [&'a str]),
 }
 
-impl Wanted<'_> {
+impl<'a> Wanted<'a> {
+    /// `names`, or every one for `None`.
+    fn of(names: Option<&'a [&'a str]>) -> Self {
+        names.map_or(Wanted::All, Wanted::Only)
+    }
+
     fn has(self, key: &str) -> bool {
         match self {
             Wanted::All => true,
             Wanted::Only(keys) => keys.contains(&key),
+        }
+    }
+
+    fn has_ignoring_case(self, name: &str) -> bool {
+        match self {
+            Wanted::All => true,
+            Wanted::Only(names) => names.iter().any(|n| n.eq_ignore_ascii_case(name)),
         }
     }
 }
@@ -263,23 +277,19 @@ pub fn gateway_response(
     request: &RequestView<'_>,
     error: &ErrorFacts<'_>,
 ) -> Result<String, RenderError> {
-    let keys: Vec<&str> = template
-        .context_reads()
-        .map(|reads| reads.iter().map(|k| &**k).collect())
-        .unwrap_or_default();
-    let wanted = match template.context_reads() {
-        Some(_) => Wanted::Only(&keys),
-        None => Wanted::All,
-    };
+    let (mut keys, mut names) = (Some(Vec::new()), Some(Vec::new()));
+    gather(&mut keys, template.context_reads());
+    gather(&mut names, template.param_reads());
     let TemplateScope {
         params,
         mut context,
         stage_variables,
-    } = TemplateScope::of_view(ctx, request, wanted, &|name| {
-        template
-            .param_reads()
-            .is_none_or(|names| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
-    });
+    } = TemplateScope::of_view(
+        ctx,
+        request,
+        Wanted::of(keys.as_deref()),
+        Wanted::of(names.as_deref()),
+    );
     let quoted = serde_json::to_string(error.message).unwrap_or_else(|_| "\"\"".into());
     let errors = context.child_map("error");
     errors.insert("message".into(), Value::str(error.message));
