@@ -261,6 +261,9 @@ impl Eval<'_> {
                 Node::Text(t) => self.write(t)?,
                 Node::Ref(r) => {
                     // Written from where the value lives: no copy of it.
+                    if r.properties_only && self.write_json_members(r)? {
+                        continue;
+                    }
                     let found = if r.properties_only {
                         walk_properties(&self.vars, &mut self.env, self.loops.as_deref(), r)?
                     } else {
@@ -315,6 +318,28 @@ impl Eval<'_> {
             }
         }
         Ok(Flow::Normal)
+    }
+
+    /// Writes a chain of properties read from a JSON payload (`$o.customer.name`, the common
+    /// case) from the tape, as [`walk_properties`] reads it; `false` when the reference is no
+    /// such chain (its variable holds something else, or a step is not on an object).
+    fn write_json_members(&mut self, r: &Reference) -> Result<bool> {
+        let found = match self.vars.get(r.slot) {
+            Some(Value::Json(j)) if r.slot != Names::FOREACH => match json_members(j.node(), &r.chain) {
+                Some(found) => found,
+                None => return Ok(false),
+            },
+            _ => return Ok(false),
+        };
+        self.env.steps(r.chain.len())?;
+        // A missing member reads as `null`, which writes nothing.
+        if let Some(node) = found {
+            node.write_text(&mut self.out);
+            if self.out.len() > self.env.limits.max_output {
+                return Err(RenderError::Limit("the output is larger than allowed"));
+            }
+        }
+        Ok(true)
     }
 
     fn foreach(&mut self, var: usize, iterable: &Expr, body: &Block, lend: bool) -> Result<Flow> {
@@ -692,9 +717,13 @@ fn walk<'v>(
                 Cur::Borrowed(v) => index(v, &key).map_or(Cur::Owned(Value::Null), Cur::of),
                 Cur::Owned(v) => Cur::Owned(index(&v, &key).cloned().unwrap_or_default()),
             },
-            (Accessor::Call(name, _), Arg::Call(values)) => {
-                Cur::Owned(methods::call(&cur.plain(), name, values, env)?)
-            }
+            (Accessor::Call(name, _), Arg::Call(values)) => match cur {
+                // A string of the payload is read where it is, not copied first.
+                Cur::Node(n) if let Some(s) = n.as_plain_str() => {
+                    Cur::Owned(methods::string(s, name, &values, env)?)
+                }
+                cur => Cur::Owned(methods::call(&cur.plain(), name, values, env)?),
+            },
             _ => Cur::Owned(Value::Null),
         };
     }
@@ -724,9 +753,7 @@ fn walk_properties<'v>(
     if let Value::Json(j) = root
         && let Some(found) = json_members(j.node(), &r.chain)
     {
-        for _ in &r.chain {
-            env.step()?;
-        }
+        env.steps(r.chain.len())?;
         // Not `map_or`: its `null` would be made, and dropped, on every read.
         return Ok(Some(match found {
             Some(node) => Cur::Node(node),

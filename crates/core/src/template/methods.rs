@@ -30,7 +30,8 @@ pub(super) struct Env<'r> {
     /// The payload built, for the paths that cannot walk the tape (wildcards, slices…).
     built: Option<Value>,
     regexes: HashMap<String, regex::Regex>,
-    steps: u64,
+    /// How many more steps the rendering may take ([`Limits::max_steps`]).
+    steps_left: u64,
     pub limits: &'r Limits,
 }
 
@@ -42,18 +43,25 @@ impl<'r> Env<'r> {
             json: None,
             built: None,
             regexes: HashMap::new(),
-            steps: 0,
+            steps_left: limits.max_steps,
             limits,
         }
     }
 
     /// Counts one evaluation step.
     pub fn step(&mut self) -> Result<()> {
-        self.steps += 1;
-        if self.steps > self.limits.max_steps {
-            return Err(RenderError::Limit("the template ran more steps than allowed"));
+        self.steps(1)
+    }
+
+    /// Counts `n` evaluation steps.
+    pub fn steps(&mut self, n: usize) -> Result<()> {
+        match self.steps_left.checked_sub(n as u64) {
+            Some(left) => {
+                self.steps_left = left;
+                Ok(())
+            }
+            None => Err(RenderError::Limit("the template ran more steps than allowed")),
         }
-        Ok(())
     }
 
     /// Holds a string being built to the output bound.
@@ -288,7 +296,10 @@ fn util(name: &str, args: &[Value], env: &mut Env<'_>) -> Result<Value> {
     if arg.is_null() {
         return Ok(Value::Null);
     }
-    let text = arg.to_text();
+    let text = match arg {
+        Value::Str(s) => std::borrow::Cow::Borrowed(s.as_str()),
+        other => std::borrow::Cow::Owned(other.to_text()),
+    };
     let out = match name {
         "escapeJavaScript" => escape_javascript(&text),
         "urlEncode" => form_urlencoded::byte_serialize(text.as_bytes()).collect(),
@@ -388,7 +399,8 @@ fn char_count(s: &str, byte: usize) -> i64 {
     i64::try_from(s[..byte].chars().count()).unwrap_or(i64::MAX)
 }
 
-fn string(s: &str, name: &str, args: &[Value], env: &mut Env<'_>) -> Result<Value> {
+/// A method called on a string.
+pub(super) fn string(s: &str, name: &str, args: &[Value], env: &mut Env<'_>) -> Result<Value> {
     let arg0 = str_arg(args, 0);
     Ok(match (name, args.len()) {
         ("length" | "size", 0) => Value::Int(i64::try_from(s.chars().count()).unwrap_or(i64::MAX)),

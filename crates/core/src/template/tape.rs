@@ -591,6 +591,12 @@ impl<'t> NodeRef<'t> {
             .is_some_and(|n| !matches!(n.kind, Kind::Null | Kind::False))
     }
 
+    /// A string's value when it has no escape, read in place; `None` for anything else.
+    pub fn as_plain_str(&self) -> Option<&'t str> {
+        let node = self.node()?;
+        (node.kind == Kind::Str).then(|| self.tape.raw(node))
+    }
+
     pub fn is_object(&self) -> bool {
         self.node().is_some_and(|n| n.kind == Kind::Object)
     }
