@@ -201,6 +201,7 @@ impl Parser<'_> {
         }
     }
 
+    #[inline(always)]
     fn push(&mut self, kind: Kind, key: Key, start: usize, end: usize, num: u64) -> usize {
         let at = self.nodes.len();
         self.nodes.push(Node {
@@ -303,6 +304,7 @@ impl Parser<'_> {
 
     /// A string, `pos` at its opening quote: where its text starts and ends, and whether it
     /// has escapes.
+    #[inline(always)]
     fn string(&mut self) -> Option<(usize, usize, bool)> {
         let b = self.bytes;
         let start = self.pos + 1;
