@@ -178,6 +178,7 @@ impl Tape {
     }
 
     /// The value of the string whose text (between its quotes) runs from `start` to `end`.
+    #[inline(always)]
     fn write_string(&self, start: u32, end: u32, escaped: bool, out: &mut String) {
         let raw = self.text.get(start as usize..end as usize).unwrap_or_default();
         if escaped {
