@@ -247,6 +247,17 @@ pub fn untouched(block: &[Node], root: &str) -> bool {
     untouched
 }
 
+/// Whether `block` reads the variable `root` anywhere.
+pub fn reads(block: &[Node], root: &str) -> bool {
+    let mut read = false;
+    visit(block, &mut |seen| {
+        if let Seen::Read(r) = seen {
+            read |= &*r.root == root;
+        }
+    });
+    read
+}
+
 /// Whether `block` reads `$foreach` only as `$foreach.index`, `.count`, `.hasNext`, `.first`
 /// or `.last` (each on its own), and never changes it: then a rendering need not build the
 /// map, and reads the loop's state instead.

@@ -86,6 +86,7 @@ pub(super) fn render(template: &Template, request: Request<'_>, limits: &Limits)
         env: Env::new(payload, params, limits),
         foreach_untouched: template.foreach_untouched,
         loops: template.foreach_state_only.then(Vec::new),
+        velocity_count: template.reads_velocity_count,
     };
     eval.block(&template.body)?;
     let context = match eval.vars.remove(Names::CONTEXT).map(Value::into_plain) {
@@ -109,6 +110,9 @@ struct Eval<'r> {
     /// ([`Template::foreach_state_only`]): the running loops, innermost last, whose state
     /// those reads take in place of a `$foreach` map.
     loops: Option<Vec<LoopState>>,
+    /// The template reads `$velocityCount` ([`Template::reads_velocity_count`]): each
+    /// `#foreach` sets it.
+    velocity_count: bool,
 }
 
 /// Where a `#foreach` is: item `index` of `len`.
@@ -119,6 +123,18 @@ struct LoopState {
 }
 
 impl LoopState {
+    /// Whether `$foreach.<key>` tests true: what [`LoopState::entry`] is, without making it.
+    fn holds(self, key: &str) -> bool {
+        match key {
+            "hasNext" => self.index + 1 < self.len,
+            "first" => self.index == 0,
+            "last" => self.index + 1 == self.len,
+            // Numbers test true; anything else is `null`.
+            "index" | "count" => true,
+            _ => false,
+        }
+    }
+
     /// `$foreach.<key>`.
     fn entry(self, key: &str) -> Value {
         let count = i64::try_from(self.index).unwrap_or(i64::MAX).saturating_add(1);
@@ -422,9 +438,11 @@ impl Eval<'_> {
             } else {
                 self.foreach_map(i, len);
             }
-            match self.vars.get_mut(Names::VELOCITY_COUNT) {
-                Some(slot) => set_scalar(slot, Value::Int(count)),
-                None => self.vars.insert(Names::VELOCITY_COUNT, Value::Int(count)),
+            if self.velocity_count {
+                match self.vars.get_mut(Names::VELOCITY_COUNT) {
+                    Some(slot) => set_scalar(slot, Value::Int(count)),
+                    None => self.vars.insert(Names::VELOCITY_COUNT, Value::Int(count)),
+                }
             }
             let ended = self.block(body)?;
             items.give_back(&mut self.vars, var, i);
@@ -580,6 +598,16 @@ impl Eval<'_> {
     /// lives.
     fn condition(&mut self, e: &Expr) -> Result<bool> {
         match e {
+            // `#if($foreach.hasNext)`: the running loop's state, tested where it is.
+            Expr::Ref(r)
+                if r.slot == Names::FOREACH
+                    && let Some(loops) = &self.loops
+                    && let [Accessor::Property(key)] = r.chain.as_slice() =>
+            {
+                // The steps `expr_lazy` and the walk count.
+                self.env.steps(2)?;
+                Ok(loops.last().is_some_and(|state| state.holds(key)))
+            }
             Expr::Ref(r) if r.properties_only => {
                 // The step `expr_lazy` counts.
                 self.env.step()?;

@@ -63,6 +63,8 @@ pub struct Template {
     foreach_untouched: bool,
     /// `$foreach` is read only entry by entry ([`ast::foreach_state_only`]).
     foreach_state_only: bool,
+    /// `$velocityCount` is read somewhere: else a `#foreach` need not keep it.
+    reads_velocity_count: bool,
 }
 
 impl PartialEq for Template {
@@ -220,6 +222,7 @@ impl Template {
             params: ast::Reads::of_params(&body),
             foreach_untouched: ast::untouched(&body, "foreach"),
             foreach_state_only: ast::foreach_state_only(&body, &eval::FOREACH_KEYS),
+            reads_velocity_count: ast::reads(&body, "velocityCount"),
             body,
             names,
         })

@@ -128,6 +128,13 @@ fn directives() {
         render("#foreach($i in [1..3])$foreach.index:$velocityCount #end"),
         "0:1 1:2 2:3 "
     );
+    // Each entry of `$foreach` tested as `#if` tests its value; outside a loop, nothing. Read
+    // from the loop's state, and (an entry that is not one of its five) from the map.
+    let tests = "#foreach($i in [1..3])#if($foreach.first)F#end#if($foreach.last)L#end\
+                 #if($foreach.index)I#end#if($foreach.count)C#end#if($foreach.hasNext)N#end;#end\
+                 #if($foreach.first)x#end";
+    assert_eq!(render(tests), "FICN;ICN;LIC;");
+    assert_eq!(render(&format!("{tests}$!foreach.other")), "FICN;ICN;LIC;");
     assert_eq!(render("#foreach($i in [5..1])#if($i == 3)#break#end$i#end"), "54");
     assert_eq!(render("a#stop b"), "a");
     assert_eq!(render("x## comment\ny#* block\ncomment *#z"), "x\nyz");
