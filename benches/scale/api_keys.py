@@ -16,9 +16,12 @@ writers. Reports:
 - the compile time of the whole table once every key is served: EDITS (default 10) Stage
   edits, one rebuild each, median and max;
 - the RSS of the gateway process (controller + proxy, not the API server) before the keys and
-  after (VmRSS), and per key; and at the end, from /proc/PID/smaps_rollup, how much of it is
+  after (VmRSS), and per key; after the edits, from /proc/PID/smaps_rollup, how much of it is
   anonymous memory and how much is freed memory the allocator has not handed back yet
-  (LazyFree: counted in RSS until the kernel needs it).
+  (LazyFree: counted in RSS until the kernel needs it);
+- then the first gateway is stopped and a new one started with every key there: how long
+  until it serves them all, and its RSS over the first one's base (what the keys hold,
+  without the churn of their creation).
 
 Usage: benches/scale/api_keys.py [keys=10000] [writers=8]
 Needs: target/release/turnpike (or $TURNPIKE_BIN), kubectl. Run from the repository root.
@@ -153,14 +156,18 @@ def main() -> None:
 
         kubectl("apply", "-f", str(ROOT / "crds"))
         kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=30s")
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [BIN, "--log-format", "json", "run", "--public-addr", "127.0.0.1:0",
-                 "--private-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-                 "--addresses-file", str(work / "gateway.json"), "--identity", "scale"],
-                stdout=subprocess.DEVNULL, stderr=log, env=dict(env, KUBECONFIG=kubeconfig),
-            )
-        procs.append(proc)
+        def gateway(log_path: pathlib.Path, addresses: pathlib.Path) -> subprocess.Popen:
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(
+                    [BIN, "--log-format", "json", "run", "--public-addr", "127.0.0.1:0",
+                     "--private-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+                     "--addresses-file", str(addresses), "--identity", "scale"],
+                    stdout=subprocess.DEVNULL, stderr=log, env=dict(env, KUBECONFIG=kubeconfig),
+                )
+            procs.append(proc)
+            return proc
+
+        proc = gateway(log_path, work / "gateway.json")
         addrs = wait_for("gateway.json", lambda: (work / "gateway.json").exists()
                          and json.loads((work / "gateway.json").read_text()))
         kubectl("apply", "-f", "-", stdin=BASE)
@@ -231,6 +238,22 @@ def main() -> None:
         rss_steady = rss_kib(proc.pid)
         smaps = smaps_kib(proc.pid)
         text = metrics()
+        # A gateway that starts with every key there: what the keys themselves hold, without
+        # the churn of their creation (the first gateway stopped; the new one leads).
+        proc.terminate()
+        proc.wait(timeout=60)
+        proc = gateway(work / "turnpike-2.log", work / "gateway-2.json")
+        addrs = wait_for("gateway-2.json", lambda: (work / "gateway-2.json").exists()
+                         and json.loads((work / "gateway-2.json").read_text()))
+        url = f"https://{addrs['public']}/restapis/{api}/prod/_user_request_/k"
+        restarted = time.monotonic()
+        wait_for("every writer's last key admitted after the restart",
+                 lambda: all(status(value(i)) == 200 for i in lasts), deadline=300, every=0.05)
+        wait_for(f"{n} cached Secrets after the restart",
+                 lambda: metric("turnpike_controller_cached_secrets") >= n, deadline=300)
+        restart_served = time.monotonic() - restarted
+        time.sleep(2)
+        rss_restarted = rss_kib(proc.pid)
         s = re.search(r"^turnpike_controller_rebuild_seconds_sum (\S+)$", text, re.M)
         c = re.search(r"^turnpike_controller_rebuild_seconds_count (\S+)$", text, re.M)
         mean = float(s.group(1)) / float(c.group(1)) if s and c and float(c.group(1)) else float("nan")
@@ -249,6 +272,9 @@ def main() -> None:
               f" ({(rss_after - rss_before) / n:.2f} KiB per key with its Secret),"
               f" {rss_steady / 1024:.1f} MiB after the edits"
               f" ({(rss_steady - rss_before) / n:.2f} KiB per key)")
+        print(f"a gateway started with the {n} keys there: every key served in {restart_served:.2f} s;"
+              f" RSS {rss_restarted / 1024:.1f} MiB"
+              f" ({(rss_restarted - rss_before) / n:.2f} KiB per key over the first gateway's base)")
         print(f"smaps_rollup after the edits: Rss {smaps.get('Rss', 0) / 1024:.1f} MiB,"
               f" Anonymous {smaps.get('Anonymous', 0) / 1024:.1f} MiB,"
               f" LazyFree {smaps.get('LazyFree', 0) / 1024:.1f} MiB")
