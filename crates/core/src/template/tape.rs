@@ -219,6 +219,9 @@ impl Parser<'_> {
 
     /// One value (whitespace before it skipped), `depth` levels of nesting left; `key` is its
     /// key in an object.
+    ///
+    /// Inlined where it is called: only a container costs a call (and recursion).
+    #[inline(always)]
     fn value(&mut self, depth: usize, key: Key) -> Option<()> {
         self.skip_ws();
         let start = self.pos;
@@ -248,6 +251,7 @@ impl Parser<'_> {
         Some(())
     }
 
+    #[inline(never)]
     fn container(&mut self, depth: usize, key: Key) -> Option<()> {
         let depth = depth.checked_sub(1).filter(|d| *d > 0)?;
         let start = self.pos;
