@@ -123,27 +123,29 @@ struct LoopState {
 }
 
 impl LoopState {
-    /// Whether `$foreach.<key>` tests true: what [`LoopState::entry`] is, without making it.
-    fn holds(self, key: &str) -> bool {
+    /// `$foreach.hasNext`, `.first` and `.last`; `None` for another key.
+    fn flag(self, key: &str) -> Option<bool> {
         match key {
-            "hasNext" => self.index + 1 < self.len,
-            "first" => self.index == 0,
-            "last" => self.index + 1 == self.len,
-            // Numbers test true; anything else is `null`.
-            "index" | "count" => true,
-            _ => false,
+            "hasNext" => Some(self.index + 1 < self.len),
+            "first" => Some(self.index == 0),
+            "last" => Some(self.index + 1 == self.len),
+            _ => None,
         }
+    }
+
+    /// Whether `$foreach.<key>` tests true in `#if`: [`LoopState::entry`]'s truth, without
+    /// making it (its numbers are true, anything else `null`).
+    fn holds(self, key: &str) -> bool {
+        self.flag(key).unwrap_or(matches!(key, "index" | "count"))
     }
 
     /// `$foreach.<key>`.
     fn entry(self, key: &str) -> Value {
         let count = i64::try_from(self.index).unwrap_or(i64::MAX).saturating_add(1);
-        match key {
-            "index" => Value::Int(count - 1),
-            "count" => Value::Int(count),
-            "hasNext" => Value::Bool(self.index + 1 < self.len),
-            "first" => Value::Bool(self.index == 0),
-            "last" => Value::Bool(self.index + 1 == self.len),
+        match (key, self.flag(key)) {
+            (_, Some(flag)) => Value::Bool(flag),
+            ("index", _) => Value::Int(count - 1),
+            ("count", _) => Value::Int(count),
             _ => Value::Null,
         }
     }
@@ -340,14 +342,19 @@ impl Eval<'_> {
     /// case) from the tape, as [`walk_properties`] reads it; `false` when the reference is no
     /// such chain (its variable holds something else, or a step is not on an object).
     fn write_json_members(&mut self, r: &Reference) -> Result<bool> {
-        let found = match self.vars.get(r.slot) {
-            Some(Value::Json(j)) if r.slot != Names::FOREACH => match json_members(j.node(), &r.chain) {
-                Some(found) => found,
-                None => return Ok(false),
-            },
-            _ => return Ok(false),
+        // `$foreach` read from the loop's state is no variable's value.
+        if r.slot == Names::FOREACH && self.loops.is_some() {
+            return Ok(false);
+        }
+        let Some(found) = self
+            .vars
+            .get(r.slot)
+            .map(|root| json_chain(root, &mut self.env, &r.chain))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(false);
         };
-        self.env.steps(r.chain.len())?;
         // A missing member reads as `null`, which writes nothing.
         if let Some(node) = found {
             node.write_text(&mut self.out);
@@ -777,11 +784,7 @@ fn walk_properties<'v>(
     let Some(root) = vars.get(r.slot) else {
         return Ok(None);
     };
-    // A JSON payload's members are looked up on the tape, and the steps counted together.
-    if let Value::Json(j) = root
-        && let Some(found) = json_members(j.node(), &r.chain)
-    {
-        env.steps(r.chain.len())?;
+    if let Some(found) = json_chain(root, env, &r.chain)? {
         // Not `map_or`: its `null` would be made, and dropped, on every read.
         return Ok(Some(match found {
             Some(node) => Cur::Node(node),
@@ -797,6 +800,24 @@ fn walk_properties<'v>(
         cur = property(cur, name, env)?;
     }
     Ok(Some(cur))
+}
+
+/// A chain of properties read from a variable's value `root` when it is a JSON payload and
+/// each step is on an object: looked up on the tape, the steps counted together
+/// ([`json_members`]); `None` when the chain is no such read.
+fn json_chain<'v>(
+    root: &'v Value,
+    env: &mut Env<'_>,
+    chain: &[Accessor],
+) -> Result<Option<Option<NodeRef<'v>>>> {
+    let Value::Json(j) = root else {
+        return Ok(None);
+    };
+    let Some(found) = json_members(j.node(), chain) else {
+        return Ok(None);
+    };
+    env.steps(chain.len())?;
+    Ok(Some(found))
 }
 
 /// A chain of properties read from JSON node `node` while each step is on an object: the
@@ -900,7 +921,7 @@ fn json_index<'t>(node: NodeRef<'t>, key: &Value) -> Option<NodeRef<'t>> {
     if node.is_array() {
         node.item(key.as_int()?)
     } else {
-        node.member(&key.to_text())
+        node.member(&key.text())
     }
 }
 
@@ -911,7 +932,7 @@ fn index<'v>(value: &'v Value, key: &Value) -> Option<&'v Value> {
             .as_int()
             .and_then(|i| list_slot(items.len(), i))
             .and_then(|i| items.get(i)),
-        Value::Map(m) => m.get(&key.to_text()),
+        Value::Map(m) => m.get(&key.text()),
         _ => None,
     }
 }

@@ -157,7 +157,7 @@ pub(super) fn mutate(receiver: &mut Value, name: &str, args: Vec<Value>, env: &m
             }
             Value::Null
         }
-        (Value::Map(m), "remove", Some(k), None) => m.remove(&k.to_text()).unwrap_or_default(),
+        (Value::Map(m), "remove", Some(k), None) => m.remove(&k.text()).unwrap_or_default(),
         (Value::Map(m), "clear", None, None) => {
             m.0.clear();
             Value::Null
@@ -296,10 +296,7 @@ fn util(name: &str, args: &[Value], env: &mut Env<'_>) -> Result<Value> {
     if arg.is_null() {
         return Ok(Value::Null);
     }
-    let text = match arg {
-        Value::Str(s) => std::borrow::Cow::Borrowed(s.as_str()),
-        other => std::borrow::Cow::Owned(other.to_text()),
-    };
+    let text = arg.text();
     let out = match name {
         "escapeJavaScript" => escape_javascript(&text),
         "urlEncode" => form_urlencoded::byte_serialize(text.as_bytes()).collect(),
@@ -545,12 +542,9 @@ fn map(m: &Map, name: &str, args: &[Value]) -> Value {
     match (name, args.len()) {
         ("size", 0) => Value::Int(i64::try_from(m.0.len()).unwrap_or(i64::MAX)),
         ("isEmpty", 0) => Value::Bool(m.0.is_empty()),
-        ("get", 1) => m.get(&args[0].to_text()).cloned().unwrap_or_default(),
-        ("getOrDefault", 2) => m
-            .get(&args[0].to_text())
-            .cloned()
-            .unwrap_or_else(|| args[1].clone()),
-        ("containsKey", 1) => Value::Bool(m.get(&args[0].to_text()).is_some()),
+        ("get", 1) => m.get(&args[0].text()).cloned().unwrap_or_default(),
+        ("getOrDefault", 2) => m.get(&args[0].text()).cloned().unwrap_or_else(|| args[1].clone()),
+        ("containsKey", 1) => Value::Bool(m.get(&args[0].text()).is_some()),
         ("containsValue", 1) => Value::Bool(m.0.iter().any(|(_, v)| v.loose_eq(&args[0]))),
         ("keySet", 0) => Value::List(m.0.iter().map(|(k, _)| Value::str(k)).collect()),
         ("values", 0) => Value::List(m.0.iter().map(|(_, v)| v.clone()).collect()),

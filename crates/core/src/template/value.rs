@@ -150,6 +150,15 @@ impl Value {
         }
     }
 
+    /// [`Value::to_text`], borrowed when the value is a string: what reads the text without
+    /// keeping it take.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Value::Str(s) => std::borrow::Cow::Borrowed(s),
+            other => std::borrow::Cow::Owned(other.to_text()),
+        }
+    }
+
     /// The value as Java's `toString()` would write it; `null` is empty.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
@@ -273,7 +282,7 @@ impl Value {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.loose_eq(y))
             }
             (Value::Map(a), Value::Map(b)) => a == b,
-            (a, b) => a.to_text() == b.to_text(),
+            (a, b) => a.text() == b.text(),
         }
     }
 
