@@ -1,7 +1,10 @@
 //! The syntax tree of a parsed template. Built once by [`super::parser`], walked per request by
 //! [`super::eval`]; it owns no request data.
 
-use super::value::{Map, Value};
+use super::{
+    tape::Name,
+    value::{Map, Value},
+};
 
 /// A sequence of nodes: a template body, a branch of `#if`, the body of `#foreach`.
 pub type Block = Vec<Node>;
@@ -70,7 +73,7 @@ impl Reference {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Accessor {
     /// `.name`: a map key (or a bean-style property such as `.size`, `.empty`).
-    Property(Box<str>),
+    Property(Name),
     /// `[expr]`: a list index or a map key.
     Index(Expr),
     /// `.name(args…)`.
@@ -187,8 +190,8 @@ impl Reads {
                     [Expr::Literal(Value::Str(key))] => reads.add(Some(key)),
                     _ => reads.add(None),
                 },
-                Some(Accessor::Call(name, _) | Accessor::Property(name))
-                    if matches!(&**name, "path" | "json" | "body") => {}
+                Some(Accessor::Call(name, _)) if matches!(&**name, "path" | "json" | "body") => {}
+                Some(Accessor::Property(name)) if matches!(&**name, "path" | "json" | "body") => {}
                 _ => reads.add(None),
             },
             Seen::LoopVar("input") => reads.add(None),

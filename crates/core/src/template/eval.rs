@@ -831,7 +831,7 @@ fn json_members<'t>(mut node: NodeRef<'t>, chain: &[Accessor]) -> Option<Option<
         if !node.is_object() {
             return None;
         }
-        match node.member(name) {
+        match node.member_named(name) {
             Some(found) => node = found,
             // What follows reads properties of `null`: `null` again.
             None => return Some(None),

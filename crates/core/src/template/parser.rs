@@ -13,6 +13,7 @@
 use super::{
     ParseError,
     ast::{Accessor, BinOp, Block, Expr, Names, Node, Reference},
+    tape::Name,
     value::Value,
 };
 
@@ -446,7 +447,7 @@ impl<'s> Parser<'s> {
                         let args = self.args(b')')?;
                         chain.push(Accessor::Call(name.into(), args));
                     } else {
-                        chain.push(Accessor::Property(name.into()));
+                        chain.push(Accessor::Property(Name::new(name)));
                     }
                 }
                 Some(b'[') => {

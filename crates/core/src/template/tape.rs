@@ -38,7 +38,8 @@ struct Node {
     end: u32,
     /// The index of the node after this one's subtree.
     next: u32,
-    /// An `Int`'s value, a `Float`'s bits.
+    /// An `Int`'s value, a `Float`'s bits; an object's last member's index (its own when it
+    /// is empty).
     num: u64,
 }
 
@@ -49,6 +50,10 @@ struct Key {
     end: u32,
     /// The text has escapes: its value is not its text.
     escaped: bool,
+    /// The index of the member before this one in its object; the object's, for the first.
+    /// Members are looked up from the last one back: the first match is the value of a
+    /// repeated key (the last, as `serde_json` reads it).
+    prev: u32,
 }
 
 impl Key {
@@ -56,6 +61,7 @@ impl Key {
         start: 0,
         end: 0,
         escaped: false,
+        prev: 0,
     };
 }
 
@@ -82,6 +88,46 @@ enum Kind {
 pub struct Json {
     tape: Arc<Tape>,
     at: u32,
+}
+
+/// An object member's name as a template looks it up: its text and its first eight bytes as
+/// one word (zero-padded), so that most keys are told apart, or matched, in one comparison.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Name {
+    text: Box<str>,
+    head: u64,
+}
+
+impl Name {
+    pub fn new(text: &str) -> Name {
+        Name {
+            head: head_of(text.as_bytes()),
+            text: text.into(),
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+/// The first eight bytes of `b` (fewer when it is shorter) as a little-endian word, the rest
+/// zero.
+fn head_of(b: &[u8]) -> u64 {
+    b.iter()
+        .take(8)
+        .enumerate()
+        .fold(0, |w, (i, &c)| w | (u64::from(c) << (8 * i)))
 }
 
 /// A node of a tape, borrowed: what a reference's walk holds between steps.
@@ -165,6 +211,40 @@ impl Tape {
         let mut s = String::new();
         self.write_key(key, &mut s);
         s == name
+    }
+
+    /// Whether `key` is `name`, whose first eight bytes are `head` ([`head_of`]): a key with
+    /// no escape and of `name`'s length is read as one word, masked to that length, and
+    /// compared with `head`; only a longer one compares its tail.
+    #[inline(always)]
+    fn key_matches(&self, key: &Key, name: &str, head: u64) -> bool {
+        let len = key.end.wrapping_sub(key.start) as usize;
+        if key.escaped {
+            return self.key_is_cold(*key, name);
+        }
+        if len != name.len() {
+            return false;
+        }
+        let text = self.text.as_bytes();
+        let start = key.start as usize;
+        // A key is followed by at least `":` and a value: the word is mostly within the text.
+        let Some(word) = text.get(start..start + 8) else {
+            return self.key_is_cold(*key, name);
+        };
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let mask = if len >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * len)) - 1
+        };
+        word & mask == head && (len <= 8 || text.get(start + 8..start + len) == name.as_bytes().get(8..))
+    }
+
+    /// [`Tape::key_is`] out of the lookup's loop: for escaped keys and the text's last bytes.
+    #[cold]
+    #[inline(never)]
+    fn key_is_cold(&self, key: Key, name: &str) -> bool {
+        self.key_is(key, name)
     }
 
     /// A key's value, appended to `out`.
@@ -266,6 +346,8 @@ impl Parser<'_> {
         );
         self.pos += 1;
         self.skip_ws();
+        // An object's last member so far: the next one's `prev`.
+        let mut last = at;
         if self.bytes.get(self.pos) == Some(&close) {
             self.pos += 1;
         } else {
@@ -282,7 +364,9 @@ impl Parser<'_> {
                         start: start as u32,
                         end: end as u32,
                         escaped,
+                        prev: last as u32,
                     };
+                    last = self.nodes.len();
                     self.skip_ws();
                     if self.bytes.get(self.pos) != Some(&b':') {
                         return None;
@@ -304,6 +388,7 @@ impl Parser<'_> {
         let next = u32::try_from(self.nodes.len()).ok()?;
         self.nodes[at].next = next;
         self.nodes[at].end = u32::try_from(self.pos).ok()?;
+        self.nodes[at].num = last as u64;
         Some(())
     }
 
@@ -628,24 +713,32 @@ impl<'t> NodeRef<'t> {
 
     /// An object's member `name` (the last, if repeated); `None` if absent or not an object.
     pub fn member(self, name: &str) -> Option<NodeRef<'t>> {
-        let nodes = &self.tape.nodes;
-        let node = nodes.get(self.at as usize)?;
+        self.member_with(name, head_of(name.as_bytes()))
+    }
+
+    /// [`NodeRef::member`] of a name made ready for lookups.
+    pub fn member_named(self, name: &Name) -> Option<NodeRef<'t>> {
+        self.member_with(&name.text, name.head)
+    }
+
+    /// Looked up from the last member back: the first key that matches is the value.
+    #[inline(always)]
+    fn member_with(self, name: &str, head: u64) -> Option<NodeRef<'t>> {
+        let tape = &**self.tape;
+        let node = tape.nodes.get(self.at as usize)?;
         if node.kind != Kind::Object {
             return None;
         }
-        let (mut at, end) = (self.at + 1, node.next);
-        let mut found = None;
-        while at < end {
-            let child = nodes.get(at as usize)?;
-            if self.tape.key_is(child.key, name) {
-                found = Some(at);
+        // Children come after their container: each step goes down, and ends.
+        let mut at = node.num as u32;
+        while at > self.at {
+            let child = tape.nodes.get(at as usize)?;
+            if tape.key_matches(&child.key, name, head) {
+                return Some(NodeRef { tape: self.tape, at });
             }
-            at = child.next;
+            at = child.key.prev;
         }
-        Some(NodeRef {
-            tape: self.tape,
-            at: found?,
-        })
+        None
     }
 
     /// An array's item `i` (negative counts from the end); `None` if out of range or not an
@@ -857,6 +950,65 @@ mod tests {
                 assert!(read(&bad).is_none(), "{bad:?}");
                 same(&bad);
             }
+        }
+    }
+
+    #[test]
+    fn members_are_found_by_word_and_the_last_of_a_repeated_key_wins() {
+        let text = r#"{"id": 1, "sku": 2, "skv": 3, "customer": 4, "customerId": 5, "x": {}, "e\u0069": 6,
+            "sku": 7, "nested": {"a": {"b": 8}, "c": 9}, "abcdefghijk": 10, "abcdefghijl": 11, "z":12}"#;
+        let doc = parse(text).unwrap();
+        let Value::Json(j) = &doc else { panic!("{doc:?}") };
+        let root = j.node();
+        let int = |n: Option<NodeRef<'_>>| match n.map(NodeRef::to_lazy) {
+            Some(Value::Int(i)) => Some(i),
+            other => panic!("{other:?}"),
+        };
+        let named = |name: &str| root.member_named(&Name::new(name));
+        assert_eq!(int(named("id")), Some(1));
+        assert_eq!(int(named("sku")), Some(7), "the last `sku` wins");
+        assert_eq!(int(named("skv")), Some(3));
+        assert_eq!(int(named("customer")), Some(4), "eight bytes: the word alone");
+        assert_eq!(
+            int(named("customerId")),
+            Some(5),
+            "longer: the word, then the tail"
+        );
+        assert_eq!(int(named("abcdefghijk")), Some(10));
+        assert_eq!(int(named("abcdefghijl")), Some(11));
+        assert_eq!(
+            int(named("ei")),
+            Some(6),
+            "an escaped key is compared by its value"
+        );
+        assert_eq!(int(named("z")), Some(12), "a key near the end of the text");
+        for missing in [
+            "",
+            "s",
+            "sk",
+            "skw",
+            "customeR",
+            "customerI",
+            "abcdefghijm",
+            "e\\u0069",
+        ] {
+            assert!(named(missing).is_none(), "{missing}");
+        }
+        assert!(named("x").unwrap().member("a").is_none(), "an empty object");
+        let nested = named("nested").unwrap();
+        assert_eq!(int(nested.member("a").and_then(|a| a.member("b"))), Some(8));
+        assert_eq!(int(nested.member("c")), Some(9));
+        assert!(nested.member("b").is_none(), "a grandchild is no member");
+        // The same answers by `member`, and from `serde_json`'s value.
+        let Value::Map(built) = Value::parse_json(text).unwrap() else {
+            panic!()
+        };
+        for (key, value) in &built.0 {
+            assert_eq!(
+                root.member(key).map(NodeRef::to_value).as_ref(),
+                Some(value),
+                "{key}"
+            );
         }
     }
 
