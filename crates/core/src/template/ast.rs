@@ -77,7 +77,37 @@ pub enum Accessor {
     /// `[expr]`: a list index or a map key.
     Index(Expr),
     /// `.name(args…)`.
-    Call(Box<str>, Vec<Expr>),
+    Call(Box<str>, CallArgs),
+}
+
+/// A call's arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallArgs {
+    pub exprs: Vec<Expr>,
+    /// Their values when every one is a literal (`$input.path('$')`, `$input.params('id')`):
+    /// lent to each call rather than evaluated and copied for it.
+    pub literals: Option<Vec<Value>>,
+}
+
+impl CallArgs {
+    pub fn new(exprs: Vec<Expr>) -> CallArgs {
+        let literals = exprs
+            .iter()
+            .map(|e| match e {
+                Expr::Literal(v) => Some(v.clone()),
+                _ => None,
+            })
+            .collect();
+        CallArgs { exprs, literals }
+    }
+}
+
+impl std::ops::Deref for CallArgs {
+    type Target = [Expr];
+
+    fn deref(&self) -> &[Expr] {
+        &self.exprs
+    }
 }
 
 /// An expression inside a directive or a method call.
@@ -186,7 +216,7 @@ impl Reads {
         let mut reads = Reads::Nothing;
         visit(block, &mut |seen| match seen {
             Seen::Read(r) | Seen::SetTarget(r) if &*r.root == "input" => match r.chain.first() {
-                Some(Accessor::Call(name, args)) if &**name == "params" => match args.as_slice() {
+                Some(Accessor::Call(name, args)) if &**name == "params" => match &args[..] {
                     [Expr::Literal(Value::Str(key))] => reads.add(Some(key)),
                     _ => reads.add(None),
                 },

@@ -496,9 +496,22 @@ impl Eval<'_> {
         }
     }
 
-    /// The arguments of a reference's accessors, evaluated before the chain is walked.
+    /// The arguments of a reference's accessors, evaluated before the chain is walked: none
+    /// (no allocation) when every accessor is a property or a call whose arguments are
+    /// literals, which [`walk`] lends from the tree.
     fn chain_args(&mut self, chain: &[Accessor]) -> Result<Args> {
-        if chain.iter().all(|a| matches!(a, Accessor::Property(_))) {
+        let mut literals = 0;
+        let lent = chain.iter().all(|a| match a {
+            Accessor::Property(_) => true,
+            Accessor::Call(_, call) => {
+                literals += call.exprs.len();
+                call.literals.is_some()
+            }
+            Accessor::Index(_) => false,
+        });
+        if lent {
+            // The steps their evaluation would count.
+            self.env.steps(literals)?;
             return Ok(Args::new());
         }
         let mut args = Args::with_capacity(chain.len());
@@ -508,7 +521,7 @@ impl Eval<'_> {
                 Accessor::Index(e) => Arg::Index(self.expr(e)?),
                 Accessor::Call(_, exprs) => {
                     let mut values = Vec::with_capacity(exprs.len());
-                    for e in exprs {
+                    for e in exprs.iter() {
                         values.push(self.expr(e)?);
                     }
                     Arg::Call(values)
@@ -546,11 +559,15 @@ impl Eval<'_> {
             let Accessor::Call(name, _) = &r.chain[k] else {
                 return Ok(None);
             };
-            let call_args = match std::mem::replace(&mut args[k], Arg::None) {
-                Arg::Call(v) => v,
-                _ => Vec::new(),
+            let Accessor::Call(_, call) = &r.chain[k] else {
+                return Ok(None);
             };
-            let result = match place(&mut self.vars, r.slot, &r.chain[..k], &args[..k], Place::Change) {
+            let call_args = match args.get_mut(k).map(|a| std::mem::replace(a, Arg::None)) {
+                Some(Arg::Call(v)) => v,
+                _ => call.literals.clone().unwrap_or_default(),
+            };
+            let path_args = args.get(..k).unwrap_or_default();
+            let result = match place(&mut self.vars, r.slot, &r.chain[..k], path_args, Place::Change) {
                 Some(target) => methods::mutate(target, name, call_args, &mut self.env)?,
                 None => Value::Null,
             };
@@ -752,13 +769,20 @@ fn walk<'v>(
                 Cur::Borrowed(v) => index(v, &key).map_or(Cur::Owned(Value::Null), Cur::of),
                 Cur::Owned(v) => Cur::Owned(index(&v, &key).cloned().unwrap_or_default()),
             },
-            (Accessor::Call(name, _), Arg::Call(values)) => match cur {
-                // A string of the payload is read where it is, not copied first.
-                Cur::Node(n) if let Some(s) = n.as_plain_str() => {
-                    Cur::Owned(methods::string(s, name, &values, env)?)
+            (Accessor::Call(name, call), arg) => {
+                let values = match &arg {
+                    Arg::Call(values) => values.as_slice(),
+                    // Literals, lent ([`Eval::chain_args`]).
+                    _ => call.literals.as_deref().unwrap_or_default(),
+                };
+                match cur {
+                    // A string of the payload is read where it is, not copied first.
+                    Cur::Node(n) if let Some(s) = n.as_plain_str() => {
+                        Cur::Owned(methods::string(s, name, values, env)?)
+                    }
+                    cur => Cur::Owned(methods::call(&cur.plain(), name, values, env)?),
                 }
-                cur => Cur::Owned(methods::call(&cur.plain(), name, values, env)?),
-            },
+            }
             _ => Cur::Owned(Value::Null),
         };
     }

@@ -127,13 +127,13 @@ pub(super) fn property(receiver: &Value, name: &str, env: &mut Env<'_>) -> Resul
 }
 
 /// A method call that does not change its receiver.
-pub(super) fn call(receiver: &Value, name: &str, args: Vec<Value>, env: &mut Env<'_>) -> Result<Value> {
+pub(super) fn call(receiver: &Value, name: &str, args: &[Value], env: &mut Env<'_>) -> Result<Value> {
     match receiver {
-        Value::Input => input(name, &args, env),
-        Value::Util => util(name, &args, env),
-        Value::Str(s) => string(s, name, &args, env),
-        Value::List(items) => Ok(list(items, name, &args)),
-        Value::Map(m) => Ok(map(m, name, &args)),
+        Value::Input => input(name, args, env),
+        Value::Util => util(name, args, env),
+        Value::Str(s) => string(s, name, args, env),
+        Value::List(items) => Ok(list(items, name, args)),
+        Value::Map(m) => Ok(map(m, name, args)),
         Value::Null => Ok(Value::Null),
         other => Ok(match name {
             "toString" => Value::Str(other.to_text()),

@@ -12,7 +12,7 @@
 
 use super::{
     ParseError,
-    ast::{Accessor, BinOp, Block, Expr, Names, Node, Reference},
+    ast::{Accessor, BinOp, Block, CallArgs, Expr, Names, Node, Reference},
     tape::Name,
     value::Value,
 };
@@ -445,7 +445,7 @@ impl<'s> Parser<'s> {
                     if self.peek() == Some(b'(') {
                         self.at += 1;
                         let args = self.args(b')')?;
-                        chain.push(Accessor::Call(name.into(), args));
+                        chain.push(Accessor::Call(name.into(), CallArgs::new(args)));
                     } else {
                         chain.push(Accessor::Property(Name::new(name)));
                     }
