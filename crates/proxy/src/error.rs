@@ -586,8 +586,8 @@ pub(crate) fn write_context(
         },
         ContextVar::ErrorResponseType => out.push_str(response_type.as_str()),
         // Written from the ids' bytes (ASCII: borrowed, not copied).
-        ContextVar::RequestId => out.push_str(&String::from_utf8_lossy(ctx.ids.request_id())),
-        ContextVar::ExtendedRequestId => out.push_str(&String::from_utf8_lossy(ctx.ids.extended())),
+        ContextVar::RequestId => out.push_str(ctx.ids.request_id_text()),
+        ContextVar::ExtendedRequestId => out.push_str(ctx.ids.extended_text()),
         ContextVar::ApiId => out.push_str(ctx.api.map_or("", |a| a.id.as_str())),
         ContextVar::Stage => out.push_str(ctx.stage.map_or("", |s| s.name.as_str())),
         ContextVar::ResourcePath => out.push_str(ctx.resource.map_or("", |r| r.path.as_str())),

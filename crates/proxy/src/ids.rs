@@ -81,12 +81,22 @@ impl RequestIds {
         &self.extended
     }
 
+    /// `x-amzn-RequestId` as text, borrowed.
+    pub fn request_id_text(&self) -> &str {
+        ascii(self.request_id())
+    }
+
+    /// `x-amz-apigw-id` as text, borrowed.
+    pub fn extended_text(&self) -> &str {
+        ascii(&self.extended)
+    }
+
     pub fn request_id_str(&self) -> String {
-        String::from_utf8_lossy(self.request_id()).into_owned()
+        self.request_id_text().to_owned()
     }
 
     pub fn extended_str(&self) -> String {
-        String::from_utf8_lossy(&self.extended).into_owned()
+        self.extended_text().to_owned()
     }
 
     /// `x-amzn-RequestId` as a header value (for writers that take a map).
@@ -105,8 +115,15 @@ impl RequestIds {
 
 impl fmt::Debug for RequestIds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(self.request_id()))
+        f.write_str(self.request_id_text())
     }
+}
+
+/// An id's text. Ids are ASCII (hex, base64, or a client's id checked to be a UUID), which
+/// `from_utf8` confirms word by word; were one not, it would read as empty rather than be
+/// repaired.
+fn ascii(id: &[u8]) -> &str {
+    std::str::from_utf8(id).unwrap_or_default()
 }
 
 /// Ids are base64 and hex: always valid header values.
