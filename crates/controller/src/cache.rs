@@ -307,6 +307,24 @@ mod tests {
         );
     }
 
+    /// Keys with the same outcome share one copy of their conditions; a key whose outcome
+    /// differs has its own.
+    #[test]
+    fn keys_with_the_same_outcome_share_their_conditions() {
+        let mut objects = keyed(&["a", "b", "c"]);
+        let (mut conversions, mut compiled) = (ConversionCache::default(), Default::default());
+        let first = check(&mut conversions, &mut compiled, &mut objects);
+        assert!(Arc::ptr_eq(&first[0].conditions, &first[1].conditions));
+        assert!(Arc::ptr_eq(&first[1].conditions, &first[2].conditions));
+
+        Arc::make_mut(&mut objects.api_keys[1]).spec.enabled = false;
+        Arc::make_mut(&mut objects.api_keys[1]).metadata.resource_version = Some("2".into());
+        let edited = check(&mut conversions, &mut compiled, &mut objects);
+        assert!(Arc::ptr_eq(&edited[0].conditions, &edited[2].conditions));
+        assert!(!Arc::ptr_eq(&edited[0].conditions, &edited[1].conditions));
+        assert_ne!(edited[0].conditions, edited[1].conditions, "{:#?}", edited[1]);
+    }
+
     /// A new resource version with the same generation and labels (a status write) keeps the
     /// conversion; new labels, a new generation or no generation at all convert again.
     #[test]

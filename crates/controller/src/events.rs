@@ -91,6 +91,8 @@ fn truncate(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use serde_json::json;
 
     use super::*;
@@ -101,12 +103,12 @@ mod tests {
             kind: Kind::Stage,
             object: ObjectKey::new("shop", "prod"),
             observed_generation: 2,
-            conditions: vec![Cond {
+            conditions: Arc::new([Cond {
                 type_: types::READY,
                 status: ready,
                 reason,
                 message: "because".into(),
-            }],
+            }]),
             fields: StatusFields::default(),
         }
     }

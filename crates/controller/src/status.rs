@@ -600,7 +600,7 @@ mod tests {
             kind: Kind::Stage,
             object: ObjectKey::new("shop", "prod"),
             observed_generation: 3,
-            conditions: vec![
+            conditions: Arc::new([
                 Cond::ok(types::ACCEPTED, reasons::ACCEPTED, "the spec is valid"),
                 if ready {
                     Cond::ok(types::READY, reasons::READY, "ready")
@@ -611,7 +611,7 @@ mod tests {
                         "spec.deploymentRef: gone",
                     )
                 },
-            ],
+            ]),
             fields: StatusFields {
                 deployment_id: Some("abc123".into()),
                 invoke_url: Some("https://x/prod".into()),
@@ -648,7 +648,9 @@ mod tests {
     fn a_message_change_keeps_the_transition_time() {
         let before = desired_status(&update(false), &Value::Null, "T1", None);
         let mut u = update(false);
-        u.conditions[1].message = "spec.deploymentRef: still gone".into();
+        let mut conditions = u.conditions.to_vec();
+        conditions[1].message = "spec.deploymentRef: still gone".into();
+        u.conditions = conditions.into();
         let after = desired_status(&u, &before["conditions"], "T2", None);
         assert_eq!(after["conditions"][1]["lastTransitionTime"], "T1");
         assert_ne!(after, before);

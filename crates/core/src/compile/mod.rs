@@ -18,7 +18,7 @@ mod status;
 mod world;
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashSet},
     sync::Arc,
 };
 
@@ -198,7 +198,9 @@ fn finish_rest_apis(
         };
         let mut update = c.finish(obj.meta.generation, fields);
         if let Some(import) = &obj.open_api {
-            update.conditions.push(open_api_condition(import));
+            let mut conditions = update.conditions.to_vec();
+            conditions.push(open_api_condition(import));
+            update.conditions = conditions.into();
         }
         statuses.insert((Kind::RestApi, key.clone()), update);
     }
@@ -683,10 +685,14 @@ fn usage_plans(
 /// Duplicate values are the one input that depends on other keys: an outcome is reused only
 /// when no key before it took the same value, and an outcome that found a duplicate is not
 /// kept.
+///
+/// It also keeps one copy of each set of conditions the keys have: 10,000 ready keys share
+/// their three conditions rather than hold 10,000 copies of them.
 #[derive(Debug, Default)]
 pub struct CompileCache {
     context: Option<KeyContext>,
     keys: FastMap<ObjectKey, CachedKey>,
+    conditions: HashSet<Arc<[Cond]>, foldhash::fast::RandomState>,
 }
 
 impl CompileCache {
@@ -823,7 +829,8 @@ fn api_keys(
             }
             Ok(def) => def,
         };
-        let outcome = api_key(world, stages, &selecting, &seen, key, obj, def);
+        let mut outcome = api_key(world, stages, &selecting, &seen, key, obj, def);
+        outcome.status.conditions = shared(&mut cache.conditions, &outcome.status.conditions);
         let status = Arc::new(outcome.status);
         let entry = outcome.entry.map(Arc::new);
         if let Some(e) = &entry {
@@ -846,7 +853,23 @@ fn api_keys(
             );
         }
     }
+    // Only the sets some key still has.
+    cache.conditions.retain(|c| Arc::strong_count(c) > 1);
     (out, statuses)
+}
+
+/// The copy of `conditions` that `kept` holds, kept there if it holds none.
+fn shared(
+    kept: &mut HashSet<Arc<[Cond]>, foldhash::fast::RandomState>,
+    conditions: &Arc<[Cond]>,
+) -> Arc<[Cond]> {
+    match kept.get(conditions) {
+        Some(c) => c.clone(),
+        None => {
+            kept.insert(conditions.clone());
+            conditions.clone()
+        }
+    }
 }
 
 /// A key's status fields: its id.

@@ -1,6 +1,8 @@
 //! Status as an output of compile: conditions (without timestamps, which the writer adds) and
 //! each kind's own status fields.
 
+use std::sync::Arc;
+
 use crate::conditions::{reasons, types};
 use crate::model::{Invalid, ObjectKey};
 
@@ -15,7 +17,7 @@ pub enum Kind {
 }
 
 /// A condition as compile decides it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Cond {
     #[serde(rename = "type")]
     pub type_: &'static str,
@@ -71,8 +73,9 @@ pub struct StatusUpdate {
     pub kind: Kind,
     pub object: ObjectKey,
     pub observed_generation: i64,
-    /// Accepted, ResolvedRefs, Ready, in that order.
-    pub conditions: Vec<Cond>,
+    /// Accepted, ResolvedRefs, Ready, in that order. Shared: most API keys have the same
+    /// three, and compile keeps one copy of them (see `CompileCache`).
+    pub conditions: Arc<[Cond]>,
     #[serde(flatten)]
     pub fields: StatusFields,
 }
@@ -194,7 +197,7 @@ impl Conditions {
             kind: self.kind,
             object: self.object,
             observed_generation: generation,
-            conditions: vec![accepted, resolved, ready],
+            conditions: Arc::new([accepted, resolved, ready]),
             fields,
         }
     }
