@@ -38,12 +38,34 @@ fn converts_alike(obj: &Obj<ApiKeyDef>, k: &ApiKey) -> bool {
         }
 }
 
+/// An ApiKey's conversion, for the resource version it was made or last found good for.
+#[derive(Debug)]
+struct KeyConversion {
+    version: String,
+    obj: Arc<Obj<ApiKeyDef>>,
+    /// The last [`ConversionCache::api_keys`] call that had the key.
+    call: u64,
+}
+
+impl KeyConversion {
+    fn new(version: &str, obj: Arc<Obj<ApiKeyDef>>, call: u64) -> Self {
+        KeyConversion {
+            version: version.to_owned(),
+            obj,
+            call,
+        }
+    }
+}
+
 /// The caches, carried from rebuild to rebuild.
 #[derive(Debug, Default)]
 pub struct ConversionCache {
     rest_apis: HashMap<Key, RestApiObj>,
-    /// By uid: the resource version converted, and the conversion.
-    api_keys: HashMap<String, (String, Arc<Obj<ApiKeyDef>>)>,
+    /// By uid: the resource version converted, and the conversion. Updated in place, so a
+    /// rebuild holds one map of every key's conversion, not two.
+    api_keys: HashMap<String, KeyConversion>,
+    /// The number of [`ConversionCache::api_keys`] calls: what each entry was last used by.
+    api_key_calls: u64,
     snapshots: HashMap<Key, Snapshot>,
 }
 
@@ -52,25 +74,38 @@ impl ConversionCache {
     /// the last call for a key whose conversion would be the same ([`converts_alike`]). Keeps
     /// only these keys.
     pub fn api_keys(&mut self, keys: &[Arc<ApiKey>]) -> Vec<Arc<Obj<ApiKeyDef>>> {
+        self.api_key_calls += 1;
+        let call = self.api_key_calls;
         // Looked up by reference: a call that finds every key allocates nothing per key.
-        let mut used = HashMap::with_capacity(keys.len());
         let mut out = Vec::with_capacity(keys.len());
+        let mut used = 0;
         for k in keys {
             let (Some(uid), Some(version)) = (&k.metadata.uid, &k.metadata.resource_version) else {
                 out.push(Arc::new(ingest::api_key_obj(k)));
                 continue;
             };
-            let entry = match self.api_keys.remove_entry(uid) {
-                Some((uid, (v, obj))) if v == *version => (uid, (v, obj)),
+            used += 1;
+            let Some(entry) = self.api_keys.get_mut(uid) else {
+                let obj = Arc::new(ingest::api_key_obj(k));
+                out.push(obj.clone());
+                self.api_keys
+                    .insert(uid.clone(), KeyConversion::new(version, obj, call));
+                continue;
+            };
+            entry.call = call;
+            if entry.version != *version {
                 // A status write moved the resource version only: keep the conversion, under
                 // the new version.
-                Some((uid, (_, obj))) if converts_alike(&obj, k) => (uid, (version.clone(), obj)),
-                _ => (uid.clone(), (version.clone(), Arc::new(ingest::api_key_obj(k)))),
-            };
-            out.push(entry.1.1.clone());
-            used.insert(entry.0, entry.1);
+                if !converts_alike(&entry.obj, k) {
+                    entry.obj = Arc::new(ingest::api_key_obj(k));
+                }
+                entry.version.clone_from(version);
+            }
+            out.push(entry.obj.clone());
         }
-        self.api_keys = used;
+        if self.api_keys.len() > used {
+            self.api_keys.retain(|_, e| e.call == call);
+        }
         out
     }
 

@@ -795,8 +795,9 @@ fn api_keys(
         cache.keys.clear();
         cache.context = Some(context);
     }
-    let mut previous = std::mem::take(&mut cache.keys);
     let mut out: Vec<Arc<KeyEntry>> = Vec::new();
+    // Outcomes of this world's keys in the cache, reused or new: any beyond are of keys gone.
+    let mut kept = 0;
     let mut statuses = Vec::with_capacity(world.api_keys.len());
     let mut seen: FastMap<KeyDigest, &ObjectKey> = FastMap::default();
     let selecting: Selecting<'_> = world
@@ -808,7 +809,9 @@ fn api_keys(
         })
         .collect();
     for (key, obj) in &world.api_keys {
-        if let Some((cached_key, cached)) = previous.remove_entry(key)
+        // The cache is updated in place (not rebuilt beside the last one): a rebuild holds
+        // one map of 10,000 outcomes at a time, not two.
+        if let Some(cached) = cache.keys.get(key)
             && cached.holds_for(obj, world, &seen)
         {
             if let (Some(entry), Some(digest)) = (&cached.entry, cached.digest) {
@@ -816,7 +819,7 @@ fn api_keys(
                 out.push(entry.clone());
             }
             statuses.push(cached.status.clone());
-            cache.keys.insert(cached_key, cached);
+            kept += 1;
             continue;
         }
         let def = match &obj.def {
@@ -825,6 +828,7 @@ fn api_keys(
                 c.invalid(errors);
                 let fields = key_fields(&KeyId::from_uid(&obj.meta.uid));
                 statuses.push(Arc::new(c.finish(obj.meta.generation, fields)));
+                cache.keys.remove(key);
                 continue;
             }
             Ok(def) => def,
@@ -838,22 +842,31 @@ fn api_keys(
             out.push(e.clone());
         }
         statuses.push(status.clone());
-        if !outcome.duplicate {
-            cache.keys.insert(
-                key.clone(),
-                CachedKey {
-                    obj: obj.clone(),
-                    secret_key: outcome.secret_key,
-                    secret: outcome.secret,
-                    unlabelled: outcome.unlabelled,
-                    digest: outcome.digest,
-                    entry,
-                    status,
-                },
-            );
+        if outcome.duplicate {
+            cache.keys.remove(key);
+            continue;
+        }
+        let cached = CachedKey {
+            obj: obj.clone(),
+            secret_key: outcome.secret_key,
+            secret: outcome.secret,
+            unlabelled: outcome.unlabelled,
+            digest: outcome.digest,
+            entry,
+            status,
+        };
+        kept += 1;
+        match cache.keys.get_mut(key) {
+            Some(slot) => *slot = cached,
+            None => {
+                cache.keys.insert(key.clone(), cached);
+            }
         }
     }
-    // Only the sets some key still has.
+    // Only the keys of this world, and the condition sets some key still has.
+    if cache.keys.len() > kept {
+        cache.keys.retain(|k, _| world.api_keys.contains_key(k));
+    }
     cache.conditions.retain(|c| Arc::strong_count(c) > 1);
     (out, statuses)
 }
