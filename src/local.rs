@@ -442,7 +442,7 @@ mod tests {
             compiled
                 .statuses
                 .iter()
-                .find(|s| s.object.name == name)
+                .find(|s| *s.object.name == *name)
                 .and_then(|s| s.fields.invoke_url.clone())
                 .unwrap_or_default()
         };

@@ -16,8 +16,8 @@ pub fn reference(kind: Kind, key: &ObjectKey, uid: &str) -> ObjectReference {
     ObjectReference {
         api_version: Some(format!("{GROUP}/{VERSION}")),
         kind: Some(format!("{kind:?}")),
-        name: Some(key.name.clone()),
-        namespace: Some(key.namespace.clone()),
+        name: Some(key.name.to_string()),
+        namespace: Some(key.namespace.to_string()),
         uid: Some(uid.to_string()),
         ..Default::default()
     }

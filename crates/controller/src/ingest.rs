@@ -356,7 +356,8 @@ pub fn world(objects: &Objects) -> World {
             .endpoint_slices
             .iter()
             .filter(|s| {
-                s.namespace() == svc.namespace() && s.labels().get(SERVICE_NAME_LABEL) == Some(&key.name)
+                s.namespace() == svc.namespace()
+                    && s.labels().get(SERVICE_NAME_LABEL).map(String::as_str) == Some(&*key.name)
             })
             .collect();
         let ports = svc

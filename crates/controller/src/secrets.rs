@@ -168,7 +168,7 @@ impl Shared {
             }
             watcher::Event::InitDone => {
                 let seen = std::mem::take(&mut self.relist[i]);
-                let in_scope = |k: &ObjectKey| scopes[i].as_ref().is_none_or(|ns| *ns == k.namespace);
+                let in_scope = |k: &ObjectKey| scopes[i].as_ref().is_none_or(|ns| **ns == *k.namespace);
                 self.labelled.retain(|k| !in_scope(k) || seen.contains(k));
                 self.retain(|k| !in_scope(k) || seen.contains(k));
                 return true;

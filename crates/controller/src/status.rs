@@ -555,8 +555,8 @@ pub async fn patch_status_as(
     };
     r.map_err(|source| Error::Status {
         kind: kind_name(kind),
-        namespace: key.namespace.clone(),
-        name: key.name.clone(),
+        namespace: key.namespace.to_string(),
+        name: key.name.to_string(),
         source,
     })
 }

@@ -77,7 +77,7 @@ pub async fn summarize(table: &TableStore, usage: &Usage, updated: &str) -> Summ
     for (key, plan, q, used) in counted {
         let remaining = q.limit.saturating_sub(used);
         out.keys.entry(key).or_default().push(KeyUsageSummary {
-            usage_plan: plan.name.clone(),
+            usage_plan: plan.name.to_string(),
             period: period(q.period),
             period_start: period_start(q, day),
             used: count(used),

@@ -136,9 +136,9 @@ pub async fn run(
         let entry = match table.api(api) {
             Some(e) => e.clone(),
             None => {
-                let mut named = table
-                    .apis()
-                    .filter(|a| a.object.name == api && namespace.is_none_or(|ns| a.object.namespace == ns));
+                let mut named = table.apis().filter(|a| {
+                    *a.object.name == *api && namespace.is_none_or(|ns| *a.object.namespace == *ns)
+                });
                 let first = named.next().ok_or_else(|| not_found("API"))?.clone();
                 if named.next().is_some() {
                     return Err((

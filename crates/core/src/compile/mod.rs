@@ -466,7 +466,7 @@ fn stages<'w>(
         let api_key = key.sibling(&def.rest_api);
         let owner = owners.get(&(api_key.clone(), def.name.as_str())).copied();
         if owner != Some(key) {
-            let owner = owner.map_or_else(String::new, |o| o.name.clone());
+            let owner = owner.map_or_else(String::new, |o| o.name.to_string());
             c.reject(
                 reasons::STAGE_CONFLICT,
                 format!(
@@ -609,7 +609,8 @@ fn usage_plans(
             .filter(|k| k.meta.key.namespace == key.namespace)
             .filter(|k| {
                 k.def.as_ref().is_ok_and(|d| {
-                    d.usage_plans.contains(&key.name) || selector.is_some_and(|s| s.matches(&d.labels))
+                    d.usage_plans.iter().any(|p| **p == *key.name)
+                        || selector.is_some_and(|s| s.matches(&d.labels))
                 })
             })
             .count();
@@ -1007,7 +1008,7 @@ fn api_key(
     }
     for (plan_key, plan_def, selector) in selecting {
         if plan_key.namespace != key.namespace
-            || def.usage_plans.contains(&plan_key.name)
+            || def.usage_plans.iter().any(|p| **p == *plan_key.name)
             || !selector.matches(&def.labels)
         {
             continue;

@@ -1,27 +1,34 @@
 //! Identifiers: object keys and the short AWS-style ids derived from object uids.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use sha2::{Digest, Sha256};
 
 /// A namespaced object name.
+///
+/// The names are shared, not copied: the controller holds a key's name in its world, its
+/// compile cache, its status and its table entry, 10,000 times over with as many API keys, and
+/// a clone costs two reference counts rather than two allocations.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct ObjectKey {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl ObjectKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl AsRef<str>, name: impl AsRef<str>) -> Self {
         ObjectKey {
-            namespace: namespace.into(),
-            name: name.into(),
+            namespace: Arc::from(namespace.as_ref()),
+            name: Arc::from(name.as_ref()),
         }
     }
 
-    /// Another object's key in the same namespace.
+    /// Another object's key in the same namespace (which it shares).
     pub fn sibling(&self, name: &str) -> Self {
-        ObjectKey::new(self.namespace.clone(), name)
+        ObjectKey {
+            namespace: self.namespace.clone(),
+            name: Arc::from(name),
+        }
     }
 }
 
