@@ -1,6 +1,6 @@
 //! The controller's rebuild with many API keys, offline: the time of each step of
-//! `Index::rebuild` (copying the cached objects out, converting the keys for the Secrets they
-//! refer to, building the world, compiling) and the memory per key of the cached objects and
+//! `Index::rebuild` (copying the cached objects out, taking the keys' conversions for the
+//! Secrets they refer to, building the world, compiling) and the memory per key of the cached objects and
 //! of what a rebuild leaves (table, statuses, conversion and compile caches): resident (what
 //! the allocator keeps, free pages included) and live (the bytes each part holds, counted by
 //! the allocator wrapper, part by part).
@@ -26,6 +26,7 @@ use std::alloc::System;
 use turnpike_api::v1alpha1::api_key::ApiKeyStatus;
 use turnpike_controller::cache::ConversionCache;
 use turnpike_controller::ingest::Objects;
+use turnpike_controller::keys::KeyStore;
 use turnpike_core::compile::{CompileCache, CompileConfig, Compiled, compile, compile_with};
 
 /// The system allocator, counted: the bytes each part holds, exactly, where the resident set
@@ -145,7 +146,10 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(10_000);
     let base = rss();
-    let cached = objects(keys);
+    // The keys as the watch keeps them; the other objects as the reflectors do.
+    let mut cached = objects(keys);
+    let store = KeyStore::offline();
+    store.relist(&std::mem::take(&mut cached.api_keys));
     let held = rss() - base;
 
     let mut cache = ConversionCache::default();
@@ -159,7 +163,7 @@ fn main() {
         copy.push(cpu() - t);
         let t = cpu();
         // As the rebuild does, for the Secrets the keys refer to.
-        let converted = cache.api_keys(&objects.api_keys);
+        let converted = store.converted();
         convert.push(cpu() - t);
         let t = cpu();
         let w = cache.world_with_keys(&mut objects, converted);
@@ -210,13 +214,11 @@ fn main() {
     let statuses = freed(Box::new(move || drop(statuses)));
     let compile_cache = freed(Box::new(move || drop(compile_cache)));
     let conversions = freed(Box::new(move || drop(cache)));
-    let mut cached = cached;
-    let api_keys = std::mem::take(&mut cached.api_keys);
-    let api_keys = freed(Box::new(move || drop(api_keys)));
+    let api_keys = freed(Box::new(move || drop(store)));
     let secrets = freed(Box::new(move || drop(cached)));
     println!(
-        "live per key: ApiKeys as watched {api_keys} B; Secrets as cached {secrets} B; \
-         conversions {conversions} B; compile cache {compile_cache} B; statuses {statuses} B; \
+        "live per key: ApiKeys as kept {api_keys} B; Secrets as cached {secrets} B; \
+         other kinds' conversions {conversions} B; compile cache {compile_cache} B; statuses {statuses} B; \
          table {table} B; in all {} B",
         api_keys + secrets + conversions + compile_cache + statuses + table
     );

@@ -1,7 +1,8 @@
 //! Conversions that a rebuild would otherwise repeat for objects that did not change: the
-//! validation of every RestApi and every ApiKey, and the reading of every snapshot ConfigMap
-//! (JSON, digest, validation). Entries are keyed by uid and resourceVersion — any change to the object makes
-//! a new key — and every rebuild keeps only the entries it used.
+//! validation of every RestApi and the reading of every snapshot ConfigMap (JSON, digest,
+//! validation). Entries are keyed by uid and resourceVersion — any change to the object makes
+//! a new key — and every rebuild keeps only the entries it used. (ApiKeys, which may number
+//! 10,000, are converted once as the watch delivers them: [`KeyStore`](crate::keys::KeyStore).)
 //!
 //! The world is otherwise built by [`ingest::world`]; this only replaces its two costly maps
 //! with the same values, computed once per object version.
@@ -13,7 +14,6 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt as _;
 
 use crate::ingest::{self, Objects, snapshot_name};
-use turnpike_api::ApiKey;
 use turnpike_core::compile::{Obj, RestApiObj, Snapshot, World};
 use turnpike_core::model::{ApiKeyDef, DeploymentId, ObjectKey};
 
@@ -24,99 +24,17 @@ fn key_of<K: kube::Resource>(obj: &K) -> Option<Key> {
     Some((m.uid.clone()?, m.resource_version.clone()?))
 }
 
-/// Whether `k` converts to `obj` (a conversion of an earlier version of the same object):
-/// the conversion reads the spec, which moves `metadata.generation`, and the labels, which do
-/// not. Without a generation (an API server that keeps none), never.
-fn converts_alike(obj: &Obj<ApiKeyDef>, k: &ApiKey) -> bool {
-    let Some(generation) = k.metadata.generation else {
-        return false;
-    };
-    obj.meta.generation == generation
-        && match &obj.def {
-            Ok(def) => def.labels == *k.labels(),
-            Err(_) => true,
-        }
-}
-
-/// An ApiKey's conversion, for the resource version it was made or last found good for.
-#[derive(Debug)]
-struct KeyConversion {
-    version: String,
-    obj: Arc<Obj<ApiKeyDef>>,
-    /// The last [`ConversionCache::api_keys`] call that had the key.
-    call: u64,
-}
-
-impl KeyConversion {
-    fn new(version: &str, obj: Arc<Obj<ApiKeyDef>>, call: u64) -> Self {
-        KeyConversion {
-            version: version.to_owned(),
-            obj,
-            call,
-        }
-    }
-}
-
 /// The caches, carried from rebuild to rebuild.
 #[derive(Debug, Default)]
 pub struct ConversionCache {
     rest_apis: HashMap<Key, RestApiObj>,
-    /// By uid: the resource version converted, and the conversion. Updated in place, so a
-    /// rebuild holds one map of every key's conversion, not two.
-    api_keys: HashMap<String, KeyConversion>,
-    /// The number of [`ConversionCache::api_keys`] calls: what each entry was last used by.
-    api_key_calls: u64,
     snapshots: HashMap<Key, Snapshot>,
 }
 
 impl ConversionCache {
-    /// Every ApiKey converted ([`ingest::api_key_obj`]), in the order given: the same `Arc` as
-    /// the last call for a key whose conversion would be the same ([`converts_alike`]). Keeps
-    /// only these keys.
-    pub fn api_keys(&mut self, keys: &[Arc<ApiKey>]) -> Vec<Arc<Obj<ApiKeyDef>>> {
-        self.api_key_calls += 1;
-        let call = self.api_key_calls;
-        // Looked up by reference: a call that finds every key allocates nothing per key.
-        let mut out = Vec::with_capacity(keys.len());
-        let mut used = 0;
-        for k in keys {
-            let (Some(uid), Some(version)) = (&k.metadata.uid, &k.metadata.resource_version) else {
-                out.push(Arc::new(ingest::api_key_obj(k)));
-                continue;
-            };
-            used += 1;
-            let Some(entry) = self.api_keys.get_mut(uid) else {
-                let obj = Arc::new(ingest::api_key_obj(k));
-                out.push(obj.clone());
-                self.api_keys
-                    .insert(uid.clone(), KeyConversion::new(version, obj, call));
-                continue;
-            };
-            entry.call = call;
-            if entry.version != *version {
-                // A status write moved the resource version only: keep the conversion, under
-                // the new version.
-                if !converts_alike(&entry.obj, k) {
-                    entry.obj = Arc::new(ingest::api_key_obj(k));
-                }
-                entry.version.clone_from(version);
-            }
-            out.push(entry.obj.clone());
-        }
-        if self.api_keys.len() > used {
-            self.api_keys.retain(|_, e| e.call == call);
-        }
-        out
-    }
-
-    /// [`ingest::world`] of `objects`, reusing earlier conversions.
-    pub fn world(&mut self, objects: &mut Objects) -> World {
-        let keys = self.api_keys(&objects.api_keys);
-        self.world_with_keys(objects, keys)
-    }
-
-    /// [`ConversionCache::world`] with `objects`' ApiKeys already converted by
-    /// [`ConversionCache::api_keys`] (as the rebuild does first, for the Secrets they name).
+    /// [`ingest::world`] of `objects` with the ApiKeys converted already (`keys`, from the
+    /// [`KeyStore`](crate::keys::KeyStore): `objects.api_keys` is not read), reusing earlier
+    /// conversions of the other kinds.
     pub fn world_with_keys(&mut self, objects: &mut Objects, keys: Vec<Arc<Obj<ApiKeyDef>>>) -> World {
         let rest_apis = std::mem::take(&mut objects.rest_apis);
         let config_maps = std::mem::take(&mut objects.config_maps);
@@ -182,7 +100,31 @@ impl ConversionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::KeyStore;
     use turnpike_core::model::KeyDigest;
+
+    /// What a rebuild converts with: the ApiKeys as the watch keeps them, and the cache.
+    struct Rebuild {
+        keys: KeyStore,
+        conversions: ConversionCache,
+    }
+
+    impl Default for Rebuild {
+        fn default() -> Self {
+            Rebuild {
+                keys: KeyStore::offline(),
+                conversions: ConversionCache::default(),
+            }
+        }
+    }
+
+    impl Rebuild {
+        /// The world of `objects`, its ApiKeys listed as the watch would.
+        fn world(&mut self, objects: &mut Objects) -> World {
+            self.keys.relist(&objects.api_keys);
+            self.conversions.world_with_keys(objects, self.keys.converted())
+        }
+    }
 
     /// Ingest's RestApi and Deployment, and a Stage serving it.
     fn yaml() -> String {
@@ -217,16 +159,16 @@ mod tests {
         }
         let config = turnpike_core::compile::CompileConfig::default();
         let plain = turnpike_core::compile::compile(&ingest::world(&objects), &config, 1);
-        let mut cache = ConversionCache::default();
+        let mut cache = Rebuild::default();
         for _ in 0..2 {
             let cached = turnpike_core::compile::compile(&cache.world(&mut objects), &config, 1);
             assert_eq!(cached.statuses, plain.statuses);
             assert_eq!(cached.table.route_count(), plain.table.route_count());
             assert_eq!(cached.table.keys().count(), 1);
         }
-        assert_eq!(cache.rest_apis.len(), 1);
-        assert_eq!(cache.api_keys.len(), 1);
-        assert_eq!(cache.snapshots.len(), 1);
+        assert_eq!(cache.conversions.rest_apis.len(), 1);
+        assert_eq!(cache.keys.state().len(), 1);
+        assert_eq!(cache.conversions.snapshots.len(), 1);
         assert_eq!(objects.rest_apis.len(), 1, "objects are given back whole");
     }
 
@@ -250,7 +192,9 @@ mod tests {
         let mut objects = Objects::from_yaml(&y).unwrap();
         objects.record_missing_snapshots();
         for k in &mut objects.api_keys {
-            Arc::make_mut(k).metadata.resource_version = Some("1".into());
+            let meta = &mut Arc::make_mut(k).metadata;
+            meta.resource_version = Some("1".into());
+            meta.generation = Some(1);
         }
         objects
     }
@@ -258,7 +202,7 @@ mod tests {
     /// Compiles `objects` with both caches, checks the outcome is the uncached compile's, and
     /// returns the ApiKeys' statuses.
     fn check(
-        conversions: &mut ConversionCache,
+        conversions: &mut Rebuild,
         compiled: &mut turnpike_core::compile::CompileCache,
         objects: &mut Objects,
     ) -> Vec<Arc<turnpike_core::compile::StatusUpdate>> {
@@ -293,7 +237,7 @@ mod tests {
     #[test]
     fn unchanged_keys_reuse_their_outcome_and_changed_inputs_compile_again() {
         let mut objects = keyed(&["a", "b", "c"]);
-        let (mut conversions, mut compiled) = (ConversionCache::default(), Default::default());
+        let (mut conversions, mut compiled) = (Rebuild::default(), Default::default());
         let first = check(&mut conversions, &mut compiled, &mut objects);
         assert_eq!(first.len(), 3);
         assert!(first.iter().all(|s| s.is_ready()), "{first:#?}");
@@ -326,9 +270,9 @@ mod tests {
         assert_eq!(gone.len(), 2);
         assert!(gone[1].is_ready(), "{:#?}", gone[1]);
 
-        // An edit of the key itself (a new resource version).
+        // An edit of the key itself (a new generation).
         Arc::make_mut(&mut objects.api_keys[0]).spec.enabled = false;
-        Arc::make_mut(&mut objects.api_keys[0]).metadata.resource_version = Some("2".into());
+        Arc::make_mut(&mut objects.api_keys[0]).metadata.generation = Some(2);
         let disabled = check(&mut conversions, &mut compiled, &mut objects);
         assert!(!disabled[0].is_ready());
 
@@ -347,47 +291,16 @@ mod tests {
     #[test]
     fn keys_with_the_same_outcome_share_their_conditions() {
         let mut objects = keyed(&["a", "b", "c"]);
-        let (mut conversions, mut compiled) = (ConversionCache::default(), Default::default());
+        let (mut conversions, mut compiled) = (Rebuild::default(), Default::default());
         let first = check(&mut conversions, &mut compiled, &mut objects);
         assert!(Arc::ptr_eq(&first[0].conditions, &first[1].conditions));
         assert!(Arc::ptr_eq(&first[1].conditions, &first[2].conditions));
 
         Arc::make_mut(&mut objects.api_keys[1]).spec.enabled = false;
-        Arc::make_mut(&mut objects.api_keys[1]).metadata.resource_version = Some("2".into());
+        Arc::make_mut(&mut objects.api_keys[1]).metadata.generation = Some(2);
         let edited = check(&mut conversions, &mut compiled, &mut objects);
         assert!(Arc::ptr_eq(&edited[0].conditions, &edited[2].conditions));
         assert!(!Arc::ptr_eq(&edited[0].conditions, &edited[1].conditions));
         assert_ne!(edited[0].conditions, edited[1].conditions, "{:#?}", edited[1]);
-    }
-
-    /// A new resource version with the same generation and labels (a status write) keeps the
-    /// conversion; new labels, a new generation or no generation at all convert again.
-    #[test]
-    fn a_status_write_keeps_the_key_conversion() {
-        let mut objects = keyed(&["a"]);
-        Arc::make_mut(&mut objects.api_keys[0]).metadata.generation = Some(1);
-        let mut cache = ConversionCache::default();
-        let first = cache.api_keys(&objects.api_keys);
-        let mut bump = |objects: &mut Objects, version: &str, edit: fn(&mut ApiKey)| {
-            let k = Arc::make_mut(&mut objects.api_keys[0]);
-            k.metadata.resource_version = Some(version.into());
-            edit(k);
-            cache.api_keys(&objects.api_keys).remove(0)
-        };
-        let status = bump(&mut objects, "2", |_| {});
-        assert!(Arc::ptr_eq(&first[0], &status), "a status write");
-        let labelled = bump(&mut objects, "3", |k| {
-            k.metadata.labels = Some([("tier".to_string(), "gold".to_string())].into());
-        });
-        assert!(!Arc::ptr_eq(&status, &labelled), "new labels");
-        assert_eq!(labelled.def.as_ref().unwrap().labels.len(), 1);
-        let disabled = bump(&mut objects, "4", |k| {
-            k.spec.enabled = false;
-            k.metadata.generation = Some(2);
-        });
-        assert!(!Arc::ptr_eq(&labelled, &disabled), "a new generation");
-        assert!(!disabled.def.as_ref().unwrap().enabled);
-        let unversioned = bump(&mut objects, "5", |k| k.metadata.generation = None);
-        assert!(!Arc::ptr_eq(&disabled, &unversioned), "no generation");
     }
 }

@@ -49,13 +49,14 @@ use crate::{
     Config,
     cache::ConversionCache,
     debounce,
+    keys::KeyStore,
     metrics::ControllerMetrics,
     pods::PodIndex,
     secrets::SecretCache,
     snapshots,
     status::{Changed, ChangedSince, Current, CurrentStatus, GeneratedSecret, Outcome},
 };
-use turnpike_api::{ApiKey, Deployment, RestApi, Stage, UsagePlan};
+use turnpike_api::{Deployment, RestApi, Stage, UsagePlan};
 use turnpike_core::compile::{CompileCache, Kind, Obj, compile_with};
 use turnpike_core::model::{ApiKeyDef, KeyValueSource, ObjectKey};
 use turnpike_proxy::store::TableStore;
@@ -104,7 +105,8 @@ pub struct Stores {
     pub deployments: Scoped<Deployment>,
     pub stages: Scoped<Stage>,
     pub usage_plans: Scoped<UsagePlan>,
-    pub api_keys: Scoped<ApiKey>,
+    /// Not a reflector: each key converted as it arrives ([`KeyStore`]).
+    pub api_keys: KeyStore,
     /// Only snapshot ConfigMaps (label `turnpike.dev/deployment`).
     pub config_maps: Scoped<ConfigMap>,
     /// Only ConfigMaps holding OpenAPI documents (label `turnpike.dev/openapi`).
@@ -160,7 +162,10 @@ impl CurrentStatus for Stores {
             Kind::Deployment => current_of(&self.deployments, key, |o| to_value(o.status.as_ref())),
             Kind::Stage => current_of(&self.stages, key, |o| to_value(o.status.as_ref())),
             Kind::UsagePlan => current_of(&self.usage_plans, key, |o| to_value(o.status.as_ref())),
-            Kind::ApiKey => current_of(&self.api_keys, key, |o| to_value(o.status.as_ref())),
+            Kind::ApiKey => self.api_keys.get(key).map(|k| Current {
+                uid: k.obj.meta.uid.clone(),
+                status: to_value(k.status.as_ref()),
+            }),
         }
     }
 
@@ -272,16 +277,6 @@ fn trimmed<K: Resource>(o: &mut K) {
     crate::trim_metadata(o.meta_mut());
 }
 
-/// What the read cache keeps of an ApiKey: [`trimmed`], and without `status.usage` (one entry
-/// per plan with a quota, for every key), which the usage summaries own and the status writer
-/// leaves out of what it compares.
-fn trimmed_api_key(k: &mut ApiKey) {
-    trimmed(k);
-    if let Some(status) = k.status.as_mut() {
-        status.usage = Vec::new();
-    }
-}
-
 /// The watches and the rebuild loop.
 pub struct Index {
     stores: Stores,
@@ -309,7 +304,7 @@ impl Index {
         let deployments = reflect(&client, ns, all(), &changes, status, trimmed, t);
         let stages = reflect(&client, ns, all(), &changes, status, trimmed, t);
         let usage_plans = reflect(&client, ns, all(), &changes, status, trimmed, t);
-        let api_keys = reflect(&client, ns, all(), &changes, status, trimmed_api_key, t);
+        let api_keys = KeyStore::start(&client, ns, &changes, &changed, t);
         let snapshots = all().labels(DEPLOYMENT_LABEL);
         let config_maps = reflect(&client, ns, snapshots, &changes, None, trimmed, t);
         let openapi = all().labels(OPENAPI_CONFIG_MAP_LABEL);
@@ -402,7 +397,7 @@ impl Index {
         metrics: &ControllerMetrics,
     ) -> Outcome {
         let api_keys = self.stores.api_keys.state();
-        let converted = self.conversions.api_keys(&api_keys);
+        let converted: Vec<_> = api_keys.iter().map(|k| k.obj.clone()).collect();
         let (wanted, generated_names) = referenced_secrets(&converted);
         let limit = if first { FIRST_SECRET_SYNC } else { SECRET_SYNC };
         self.secrets.sync(&wanted, limit).await;
@@ -413,7 +408,8 @@ impl Index {
             deployments: clone_all(&self.stores.deployments),
             stages: clone_all(&self.stores.stages),
             usage_plans: clone_all(&self.stores.usage_plans),
-            api_keys: api_keys.clone(),
+            // Converted already: `converted`.
+            api_keys: Vec::new(),
             config_maps: clone_all(&self.stores.config_maps),
             services: clone_all(&self.stores.services),
             endpoint_slices: clone_all(&self.stores.endpoint_slices),
@@ -441,12 +437,13 @@ impl Index {
             api_keys
                 .iter()
                 .filter_map(|k| {
-                    let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
-                    let secret = generated_names.get(&key)?.clone();
+                    let key = k.key();
+                    let secret = generated_names.get(key)?.clone();
                     self.secrets
                         .known_missing(&key.sibling(&secret))
                         .then(|| GeneratedSecret {
-                            api_key: k.clone(),
+                            api_key: key.clone(),
+                            uid: k.obj.meta.uid.clone(),
                             secret,
                         })
                 })

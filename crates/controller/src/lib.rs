@@ -17,7 +17,7 @@
 //! linkerd's policy controller. Rebuilds are full and debounced, like Contour: compile is
 //! cheap enough (≤ 50 ms at 10k routes) that incremental bookkeeping is not worth its bugs,
 //! with one exception for what scales with the number of API keys: a key converted
-//! ([`cache::ConversionCache`]) and compiled
+//! ([`keys::KeyStore`], as the watch delivers it) and compiled
 //! ([`CompileCache`](turnpike_core::compile::CompileCache)) once is reused while its spec,
 //! labels, Secret and plans stay as they were.
 //! Nothing is published before every watch has listed once, so `/readyz` (which reads
@@ -46,6 +46,7 @@ pub mod events;
 pub mod exports;
 pub mod index;
 pub mod ingest;
+pub mod keys;
 pub mod leader;
 pub mod metrics;
 pub mod node;

@@ -60,7 +60,9 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// A Secret to generate for an ApiKey without `valueFrom`.
 #[derive(Clone, Debug)]
 pub struct GeneratedSecret {
-    pub api_key: Arc<ApiKey>,
+    /// The ApiKey, which owns the Secret.
+    pub api_key: ObjectKey,
+    pub uid: String,
     pub secret: String,
 }
 
@@ -339,7 +341,7 @@ impl<S: CurrentStatus> Writer<S> {
             if let Err(e) = self.generate_secret(g).await {
                 ok = false;
                 self.metrics.failure(&e);
-                warn!(error = %e, api_key = %g.api_key.name_any(), "creating a generated API key Secret");
+                warn!(error = %e, api_key = %g.api_key, "creating a generated API key Secret");
             }
         }
         let jobs = self.jobs(outcome, &now_rfc3339());
@@ -501,21 +503,29 @@ impl<S: CurrentStatus> Writer<S> {
     }
 
     async fn generate_secret(&self, g: &GeneratedSecret) -> Result<(), Error> {
-        let ns = g.api_key.namespace().unwrap_or_default();
+        let ns = g.api_key.namespace.to_string();
         let value: String = rand::rng()
             .sample_iter(Alphanumeric)
             .take(40)
             .map(char::from)
             .collect();
-        let owner: Option<OwnerReference> = g.api_key.controller_owner_ref(&());
+        // As `Resource::controller_owner_ref` makes it for the ApiKey.
+        let owner = OwnerReference {
+            api_version: ApiKey::api_version(&()).into_owned(),
+            kind: ApiKey::kind(&()).into_owned(),
+            name: g.api_key.name.to_string(),
+            uid: g.uid.clone(),
+            controller: Some(true),
+            ..Default::default()
+        };
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(g.secret.clone()),
                 namespace: Some(ns.clone()),
-                owner_references: owner.map(|o| vec![o]),
+                owner_references: Some(vec![owner]),
                 labels: Some(BTreeMap::from([(
                     "turnpike.dev/api-key".to_string(),
-                    g.api_key.name_any(),
+                    g.api_key.name.to_string(),
                 )])),
                 ..Default::default()
             },

@@ -1,0 +1,404 @@
+//! The ApiKeys as the controller keeps them: converted once, when the watch delivers them.
+//!
+//! A cluster may hold 10,000 keys, and the controller reads three things of each: the
+//! conversion compile takes ([`Obj<ApiKeyDef>`]), the status the status writer compares, and
+//! the identity a generated Secret's owner reference names. A reflector would keep the whole
+//! typed object besides the conversion; [`KeyStore`] keeps one [`WatchedKey`] per key instead,
+//! made when the watch delivers the key. A delivery that leaves the conversion as it was (a
+//! status write: the same `metadata.generation` and labels) keeps the same `Arc`, so compile
+//! reuses the key's outcome, and pokes no rebuild.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+use futures::StreamExt as _;
+use kube::{
+    Api, Client, ResourceExt as _,
+    runtime::{WatchStreamExt as _, watcher},
+};
+use tokio::{
+    sync::{Notify, watch},
+    task::JoinHandle,
+};
+use tracing::warn;
+
+use crate::{ingest, status::Changed};
+use turnpike_api::{ApiKey, v1alpha1::api_key::ApiKeyStatus};
+use turnpike_core::compile::Obj;
+use turnpike_core::model::{ApiKeyDef, ObjectKey};
+
+/// What the controller keeps of one ApiKey.
+#[derive(Debug)]
+pub struct WatchedKey {
+    /// The conversion compile reads (its `meta` names the key: namespace, name, uid).
+    pub obj: Arc<Obj<ApiKeyDef>>,
+    /// The status as last written, without `usage` (the usage summaries' own field), for the
+    /// status writer.
+    pub status: Option<ApiKeyStatus>,
+}
+
+impl WatchedKey {
+    /// `k` as kept, with the conversion of `previous` when `k` converts alike (see
+    /// [`converts_alike`]).
+    pub fn of(k: &ApiKey, previous: Option<&WatchedKey>) -> WatchedKey {
+        let obj = match previous {
+            Some(p) if converts_alike(&p.obj, k) => p.obj.clone(),
+            _ => Arc::new(ingest::api_key_obj(k)),
+        };
+        let status = k.status.clone().map(|mut s| {
+            s.usage = Vec::new();
+            s
+        });
+        WatchedKey { obj, status }
+    }
+
+    /// The key's namespace and name.
+    pub fn key(&self) -> &ObjectKey {
+        &self.obj.meta.key
+    }
+}
+
+/// Whether `k` converts to `obj`, a conversion of an earlier version of the same object: the
+/// conversion reads the spec, which moves `metadata.generation`, and the labels, which do not.
+/// Without a generation (an API server that keeps none), never.
+pub(crate) fn converts_alike(obj: &Obj<ApiKeyDef>, k: &ApiKey) -> bool {
+    let Some(generation) = k.metadata.generation else {
+        return false;
+    };
+    k.metadata.uid.as_deref() == Some(obj.meta.uid.as_str())
+        && obj.meta.generation == generation
+        && match &obj.def {
+            Ok(def) => def.labels == *k.labels(),
+            Err(_) => true,
+        }
+}
+
+type Keys = HashMap<ObjectKey, Arc<WatchedKey>>;
+
+/// One watched scope's keys, and whether its watch has listed once.
+#[derive(Clone)]
+struct Scope {
+    keys: Arc<RwLock<Keys>>,
+    ready: watch::Receiver<bool>,
+}
+
+/// The ApiKeys of every watched scope.
+#[derive(Clone)]
+pub struct KeyStore {
+    scopes: Vec<Scope>,
+}
+
+impl KeyStore {
+    /// Starts one watch of ApiKeys per scope (`namespaces` empty: one for every namespace).
+    /// Every change pokes `changes`, but for a delivery that leaves the conversion as it was;
+    /// every delivery marks its key in `changed` for the status writer (a relist, every key).
+    pub fn start(
+        client: &Client,
+        namespaces: &[String],
+        changes: &Arc<Notify>,
+        changed: &Arc<Changed>,
+        tasks: &mut Vec<JoinHandle<()>>,
+    ) -> KeyStore {
+        let mut scopes = Vec::new();
+        for namespace in crate::scopes(namespaces) {
+            let api: Api<ApiKey> = match &namespace {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            };
+            let keys = Arc::new(RwLock::new(Keys::new()));
+            let (watch, ready) = Watch::new(&keys, changes, changed);
+            tasks.push(tokio::spawn(watch.run(api)));
+            scopes.push(Scope { keys, ready });
+        }
+        KeyStore { scopes }
+    }
+
+    /// Every key of every scope.
+    pub fn state(&self) -> Vec<Arc<WatchedKey>> {
+        self.scopes
+            .iter()
+            .flat_map(|s| read(&s.keys).values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Every key's conversion.
+    pub fn converted(&self) -> Vec<Arc<Obj<ApiKeyDef>>> {
+        self.state().iter().map(|k| k.obj.clone()).collect()
+    }
+
+    /// One key.
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<WatchedKey>> {
+        self.scopes.iter().find_map(|s| read(&s.keys).get(key).cloned())
+    }
+
+    /// Waits until every scope has listed once.
+    pub async fn wait_until_ready(&self) {
+        for s in &self.scopes {
+            let mut ready = s.ready.clone();
+            // An error: the watch task ended, and nothing will list any more.
+            let _ = ready.wait_for(|r| *r).await;
+        }
+    }
+
+    /// A store with no watch and one scope, listed: for tests and benchmarks that hold typed
+    /// ApiKeys ([`KeyStore::relist`]).
+    pub fn offline() -> KeyStore {
+        let (_, ready) = watch::channel(true);
+        KeyStore {
+            scopes: vec![Scope {
+                keys: Arc::default(),
+                ready,
+            }],
+        }
+    }
+
+    /// Lists `keys` into the first scope as a watch's relist does: each key keeps its
+    /// conversion when it converts alike; keys not listed are gone.
+    pub fn relist(&self, keys: &[Arc<ApiKey>]) {
+        let Some(scope) = self.scopes.first() else {
+            return;
+        };
+        let listed = {
+            let kept = read(&scope.keys);
+            keys.iter().map(|k| keep(&kept, k)).collect()
+        };
+        *write(&scope.keys) = listed;
+    }
+}
+
+/// `k` as kept, keyed, with its conversion in `keys` when it converts alike.
+fn keep(keys: &Keys, k: &ApiKey) -> (ObjectKey, Arc<WatchedKey>) {
+    let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
+    let kept = WatchedKey::of(k, keys.get(&key).map(|p| &**p));
+    (key, Arc::new(kept))
+}
+
+fn read(keys: &RwLock<Keys>) -> std::sync::RwLockReadGuard<'_, Keys> {
+    keys.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write(keys: &RwLock<Keys>) -> std::sync::RwLockWriteGuard<'_, Keys> {
+    keys.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One scope's watch task.
+struct Watch {
+    keys: Arc<RwLock<Keys>>,
+    changes: Arc<Notify>,
+    changed: Arc<Changed>,
+    ready: watch::Sender<bool>,
+    /// During a (re)list, the keys listed so far: they replace the scope's keys when the list
+    /// is done, as a reflector's store does.
+    relist: Option<Keys>,
+}
+
+impl Watch {
+    /// A watch task's state, and whether it has listed once.
+    fn new(
+        keys: &Arc<RwLock<Keys>>,
+        changes: &Arc<Notify>,
+        changed: &Arc<Changed>,
+    ) -> (Watch, watch::Receiver<bool>) {
+        let (ready_tx, ready) = watch::channel(false);
+        let w = Watch {
+            keys: keys.clone(),
+            changes: changes.clone(),
+            changed: changed.clone(),
+            ready: ready_tx,
+            relist: None,
+        };
+        (w, ready)
+    }
+
+    async fn run(mut self, api: Api<ApiKey>) {
+        let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => self.apply(event),
+                Err(e) => warn!(kind = "ApiKey", error = %e, "watch failed; retrying with backoff"),
+            }
+        }
+    }
+
+    fn apply(&mut self, event: watcher::Event<ApiKey>) {
+        match event {
+            watcher::Event::Init => self.relist = Some(Keys::new()),
+            watcher::Event::InitApply(k) => {
+                let (key, kept) = keep(&read(&self.keys), &k);
+                self.relist.get_or_insert_default().insert(key, kept);
+            }
+            watcher::Event::InitDone => {
+                let listed = self.relist.take().unwrap_or_default();
+                *write(&self.keys) = listed;
+                self.changed.mark_everything();
+                self.ready.send_replace(true);
+                self.changes.notify_one();
+            }
+            watcher::Event::Apply(k) => {
+                let mut keys = write(&self.keys);
+                let (key, kept) = keep(&keys, &k);
+                self.changed.mark(key.clone());
+                // Compile reads the conversion only: a status write (most often ours) leaves
+                // it, and costs no rebuild.
+                let converted = keys.get(&key).is_none_or(|p| !Arc::ptr_eq(&p.obj, &kept.obj));
+                keys.insert(key, kept);
+                drop(keys);
+                if converted {
+                    self.changes.notify_one();
+                }
+            }
+            watcher::Event::Delete(k) => {
+                let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
+                self.changed.mark(key.clone());
+                write(&self.keys).remove(&key);
+                self.changes.notify_one();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ingest::Objects;
+
+    fn api_key(name: &str, labels: &[(&str, &str)]) -> ApiKey {
+        let y = format!(
+            "apiVersion: turnpike.dev/v1alpha1\nkind: ApiKey\nmetadata: {{name: {name}, namespace: default}}\n\
+             spec: {{valueFrom: {{secretKeyRef: {{name: {name}, key: v}}}}}}\n"
+        );
+        let mut k = Objects::from_yaml(&y).unwrap().api_keys.remove(0);
+        let meta = &mut Arc::make_mut(&mut k).metadata;
+        meta.uid = Some(format!("uid-{name}"));
+        meta.generation = Some(1);
+        meta.resource_version = Some("1".into());
+        meta.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        Arc::unwrap_or_clone(k)
+    }
+
+    /// A delivery with the same generation and labels (a status write) keeps the conversion;
+    /// new labels, a new generation, no generation at all or a new object of the same name
+    /// convert again.
+    #[test]
+    fn a_status_write_keeps_the_conversion() {
+        let first = WatchedKey::of(&api_key("a", &[]), None);
+        let again = |edit: fn(&mut ApiKey), previous: &WatchedKey| {
+            let mut k = api_key("a", &[]);
+            edit(&mut k);
+            WatchedKey::of(&k, Some(previous))
+        };
+        let status = again(
+            |k| {
+                k.metadata.resource_version = Some("2".into());
+                k.status = Some(ApiKeyStatus {
+                    key_id: Some("abc".into()),
+                    ..Default::default()
+                });
+            },
+            &first,
+        );
+        assert!(Arc::ptr_eq(&first.obj, &status.obj), "a status write");
+        assert_eq!(
+            status.status.as_ref().and_then(|s| s.key_id.as_deref()),
+            Some("abc")
+        );
+        let labelled = again(
+            |k| k.metadata.labels = Some([("tier".into(), "gold".into())].into()),
+            &status,
+        );
+        assert!(!Arc::ptr_eq(&status.obj, &labelled.obj), "new labels");
+        assert_eq!(labelled.obj.def.as_ref().unwrap().labels.len(), 1);
+        let disabled = again(
+            |k| {
+                k.spec.enabled = false;
+                k.metadata.generation = Some(2);
+            },
+            &first,
+        );
+        assert!(!Arc::ptr_eq(&first.obj, &disabled.obj), "a new generation");
+        assert!(!disabled.obj.def.as_ref().unwrap().enabled);
+        let unversioned = again(|k| k.metadata.generation = None, &first);
+        assert!(!Arc::ptr_eq(&first.obj, &unversioned.obj), "no generation");
+        let recreated = again(|k| k.metadata.uid = Some("uid-new".into()), &first);
+        assert!(!Arc::ptr_eq(&first.obj, &recreated.obj), "a new object");
+        assert_eq!(recreated.obj.meta.uid, "uid-new");
+    }
+
+    /// Whether `changes` was poked since the last call.
+    async fn poked(changes: &Notify) -> bool {
+        tokio::time::timeout(Duration::from_millis(10), changes.notified())
+            .await
+            .is_ok()
+    }
+
+    /// The watch's events as a reflector applies them: a list replaces the keys when done
+    /// (and makes the store ready), an update or a delete changes one; every change pokes a
+    /// rebuild but a status write, and marks the key for the status writer.
+    #[tokio::test]
+    async fn events_keep_the_keys_and_poke_only_for_what_compile_reads() {
+        let keys = Arc::new(RwLock::new(Keys::new()));
+        let (changes, changed) = (Arc::new(Notify::new()), Arc::new(Changed::default()));
+        let (mut w, ready) = Watch::new(&keys, &changes, &changed);
+        let key = |n: &str| ObjectKey::new("default", n);
+        w.apply(watcher::Event::Init);
+        w.apply(watcher::Event::InitApply(api_key("a", &[])));
+        w.apply(watcher::Event::InitApply(api_key("b", &[])));
+        assert!(read(&keys).is_empty(), "a list shows when it is done");
+        assert!(!*ready.borrow());
+        w.apply(watcher::Event::InitDone);
+        assert_eq!(read(&keys).len(), 2);
+        assert!(*ready.borrow());
+        assert!(poked(&changes).await);
+        assert!(changed.take().contains(&key("zzz")), "a list marks every object");
+        let a = read(&keys)[&key("a")].obj.clone();
+
+        let mut status_write = api_key("a", &[]);
+        status_write.metadata.resource_version = Some("2".into());
+        w.apply(watcher::Event::Apply(status_write));
+        assert!(!poked(&changes).await, "a status write costs no rebuild");
+        assert!(Arc::ptr_eq(&a, &read(&keys)[&key("a")].obj));
+        let since = changed.take();
+        assert!(since.contains(&key("a")) && !since.contains(&key("b")));
+
+        w.apply(watcher::Event::Apply(api_key("a", &[("tier", "gold")])));
+        assert!(poked(&changes).await, "new labels: a rebuild");
+        assert!(!Arc::ptr_eq(&a, &read(&keys)[&key("a")].obj));
+
+        w.apply(watcher::Event::Delete(api_key("b", &[])));
+        assert!(poked(&changes).await);
+        assert!(changed.take().contains(&key("b")));
+        assert!(!read(&keys).contains_key(&key("b")));
+
+        // A relist keeps the conversion of a key that converts alike, and drops what it
+        // does not list.
+        let a = read(&keys)[&key("a")].obj.clone();
+        w.apply(watcher::Event::Init);
+        w.apply(watcher::Event::InitApply(api_key("a", &[("tier", "gold")])));
+        w.apply(watcher::Event::InitApply(api_key("c", &[])));
+        w.apply(watcher::Event::InitDone);
+        let listed = read(&keys);
+        assert_eq!(listed.len(), 2);
+        assert!(Arc::ptr_eq(&a, &listed[&key("a")].obj));
+        assert!(listed.contains_key(&key("c")));
+    }
+
+    /// The offline store lists typed ApiKeys as the watch does.
+    #[test]
+    fn an_offline_store_relists_as_the_watch() {
+        let store = KeyStore::offline();
+        store.relist(&[Arc::new(api_key("a", &[])), Arc::new(api_key("b", &[]))]);
+        let a = store.get(&ObjectKey::new("default", "a")).unwrap().obj.clone();
+        store.relist(&[Arc::new(api_key("a", &[]))]);
+        assert_eq!(store.converted().len(), 1);
+        assert!(Arc::ptr_eq(&a, &store.converted()[0]));
+    }
+}
