@@ -143,10 +143,10 @@ where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
     let obj = store.get(&ObjectRef::new(&key.name).within(&key.namespace))?;
-    Some(Current {
-        uid: obj.meta().uid.clone().unwrap_or_default(),
-        status: status(&obj),
-    })
+    Some(Current::of(
+        obj.meta().uid.clone().unwrap_or_default(),
+        status(&obj),
+    ))
 }
 
 fn to_value<T: Serialize>(status: Option<&T>) -> Value {
@@ -162,10 +162,7 @@ impl CurrentStatus for Stores {
             Kind::Deployment => current_of(&self.deployments, key, |o| to_value(o.status.as_ref())),
             Kind::Stage => current_of(&self.stages, key, |o| to_value(o.status.as_ref())),
             Kind::UsagePlan => current_of(&self.usage_plans, key, |o| to_value(o.status.as_ref())),
-            Kind::ApiKey => self.api_keys.get(key).map(|k| Current {
-                uid: k.obj.meta.uid.clone(),
-                status: to_value(k.status.as_ref()),
-            }),
+            Kind::ApiKey => self.api_keys.get(key).map(|k| k.current()),
         }
     }
 

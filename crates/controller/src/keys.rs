@@ -1,8 +1,9 @@
 //! The ApiKeys as the controller keeps them: converted once, when the watch delivers them.
 //!
 //! A cluster may hold 10,000 keys, and the controller reads three things of each: the
-//! conversion compile takes ([`Obj<ApiKeyDef>`]), the status the status writer compares, and
-//! the identity a generated Secret's owner reference names. A reflector would keep the whole
+//! conversion compile takes ([`Obj<ApiKeyDef>`]), what the status writer reads of the status
+//! (its digest, and each condition's type, status and transition time: [`Current`]), and the
+//! identity a generated Secret's owner reference names. A reflector would keep the whole
 //! typed object besides the conversion; [`KeyStore`] keeps one [`WatchedKey`] per key instead,
 //! made when the watch delivers the key. A delivery that leaves the conversion as it was (a
 //! status write: the same `metadata.generation` and labels) keeps the same `Arc`, so compile
@@ -24,7 +25,12 @@ use tokio::{
 };
 use tracing::warn;
 
-use crate::{ingest, status::Changed};
+use serde_json::{Value, json};
+
+use crate::{
+    ingest,
+    status::{Changed, Current, StatusDigest},
+};
 use turnpike_api::{ApiKey, v1alpha1::api_key::ApiKeyStatus};
 use turnpike_core::compile::Obj;
 use turnpike_core::model::{ApiKeyDef, ObjectKey};
@@ -34,9 +40,43 @@ use turnpike_core::model::{ApiKeyDef, ObjectKey};
 pub struct WatchedKey {
     /// The conversion compile reads (its `meta` names the key: namespace, name, uid).
     pub obj: Arc<Obj<ApiKeyDef>>,
-    /// The status as last written, without `usage` (the usage summaries' own field), for the
-    /// status writer.
-    pub status: Option<ApiKeyStatus>,
+    /// What the status writer reads of the status.
+    status: KeptStatus,
+}
+
+/// What the status writer reads of a key's status ([`Current`]), as compact as it goes: its
+/// digest, and its conditions with only `type`, `status` and `lastTransitionTime`, as JSON text.
+#[derive(Debug)]
+struct KeptStatus {
+    digest: StatusDigest,
+    conditions: Option<Box<str>>,
+}
+
+impl KeptStatus {
+    fn of(uid: &str, status: Option<&ApiKeyStatus>) -> KeptStatus {
+        let status = status
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(Value::Null);
+        let current = Current::of(uid.to_owned(), status);
+        let conditions = current.conditions.as_array().map(|all| {
+            let read: Vec<Value> = all
+                .iter()
+                .map(|c| {
+                    let field = |f: &str| c.get(f).cloned().unwrap_or(Value::Null);
+                    json!({
+                        "type": field("type"),
+                        "status": field("status"),
+                        "lastTransitionTime": field("lastTransitionTime"),
+                    })
+                })
+                .collect();
+            Value::Array(read).to_string().into_boxed_str()
+        });
+        KeptStatus {
+            digest: current.digest,
+            conditions,
+        }
+    }
 }
 
 impl WatchedKey {
@@ -47,11 +87,20 @@ impl WatchedKey {
             Some(p) if converts_alike(&p.obj, k) => p.obj.clone(),
             _ => Arc::new(ingest::api_key_obj(k)),
         };
-        let status = k.status.clone().map(|mut s| {
-            s.usage = Vec::new();
-            s
-        });
+        let status = KeptStatus::of(&obj.meta.uid, k.status.as_ref());
         WatchedKey { obj, status }
+    }
+
+    /// The status, as the status writer reads it.
+    pub fn current(&self) -> Current {
+        let conditions = self.status.conditions.as_deref();
+        Current {
+            uid: self.obj.meta.uid.clone(),
+            conditions: conditions
+                .and_then(|c| serde_json::from_str(c).ok())
+                .unwrap_or(Value::Null),
+            digest: self.status.digest,
+        }
     }
 
     /// The key's namespace and name.
@@ -307,9 +356,10 @@ mod tests {
             &first,
         );
         assert!(Arc::ptr_eq(&first.obj, &status.obj), "a status write");
-        assert_eq!(
-            status.status.as_ref().and_then(|s| s.key_id.as_deref()),
-            Some("abc")
+        assert_ne!(
+            status.current().digest,
+            first.current().digest,
+            "the status is new"
         );
         let labelled = again(
             |k| k.metadata.labels = Some([("tier".into(), "gold".into())].into()),
@@ -389,6 +439,50 @@ mod tests {
         assert_eq!(listed.len(), 2);
         assert!(Arc::ptr_eq(&a, &listed[&key("a")].obj));
         assert!(listed.contains_key(&key("c")));
+    }
+
+    /// A status the writer wrote, read back through the typed ApiKey, has the digest of what
+    /// the writer wrote: the writer sees it settled, and writes it no second time. Its
+    /// conditions keep what the writer reads of them.
+    #[test]
+    fn a_written_status_reads_back_as_settled() {
+        use turnpike_core::compile::{Cond, Kind, StatusFields, StatusUpdate};
+        let update = StatusUpdate {
+            kind: Kind::ApiKey,
+            object: ObjectKey::new("default", "a"),
+            observed_generation: 1,
+            conditions: Arc::new([
+                Cond::ok("Accepted", "Accepted", "the spec is valid"),
+                Cond::fail(
+                    "Ready",
+                    "SecretNotFound",
+                    "spec.valueFrom.secretKeyRef.name: gone",
+                ),
+            ]),
+            fields: StatusFields {
+                key_id: Some("abcdefghij".into()),
+                ..Default::default()
+            },
+        };
+        let desired = crate::status::desired_status(&update, &Value::Null, "2026-12-04T10:00:00Z", None);
+        let mut k = api_key("a", &[]);
+        k.status = Some(serde_json::from_value(desired.clone()).unwrap());
+        let kept = WatchedKey::of(&k, None);
+        let current = kept.current();
+        assert_eq!(current.digest, StatusDigest::of(&desired));
+        assert_eq!(current.uid, "uid-a");
+        assert_eq!(
+            current.conditions,
+            json!([
+                {"type": "Accepted", "status": "True", "lastTransitionTime": "2026-12-04T10:00:00Z"},
+                {"type": "Ready", "status": "False", "lastTransitionTime": "2026-12-04T10:00:00Z"},
+            ])
+        );
+        let none = WatchedKey::of(&api_key("a", &[]), None).current();
+        assert_eq!(
+            (none.conditions, none.digest),
+            (Value::Null, StatusDigest::of(&Value::Null))
+        );
     }
 
     /// The offline store lists typed ApiKeys as the watch does.

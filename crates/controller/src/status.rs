@@ -45,6 +45,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 use tracing::{debug, instrument, warn};
 
+use sha2::{Digest as _, Sha256};
+
 use crate::ingest::DIGEST_ANNOTATION;
 use crate::{Error, FIELD_MANAGER, events, metrics::ControllerMetrics};
 use turnpike_api::{ApiKey, Deployment, GROUP, RestApi, Stage, UsagePlan, VERSION};
@@ -81,12 +83,82 @@ pub struct Outcome {
     pub generated: Vec<GeneratedSecret>,
 }
 
-/// An object as the reflector last saw it.
+/// An object's status as the store last saw it: what the writer compares and keeps.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Current {
     pub uid: String,
-    /// `status`, or null.
-    pub status: Value,
+    /// `status.conditions` (or null): the writer reads each one's `type`, `status` and
+    /// `lastTransitionTime`, which a condition that keeps its status keeps.
+    pub conditions: Value,
+    /// The whole status, as a digest: the writer writes only a status that differs.
+    pub digest: StatusDigest,
+}
+
+impl Current {
+    /// The status `status` (or null) of the object `uid`, without `usage` (the usage
+    /// summaries' own field, which the writer leaves alone).
+    pub fn of(uid: String, mut status: Value) -> Current {
+        if let Value::Object(m) = &mut status {
+            m.remove("usage");
+        }
+        let digest = StatusDigest::of(&status);
+        let conditions = match status {
+            Value::Object(mut m) => m.remove("conditions").unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        Current {
+            uid,
+            conditions,
+            digest,
+        }
+    }
+}
+
+/// A digest of a JSON value (SHA-256, 128 bits): equal for equal values, whatever the order
+/// of their objects' keys. A store of 10,000 ApiKeys keeps this of each status rather than
+/// the status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusDigest([u8; 16]);
+
+impl StatusDigest {
+    pub fn of(value: &Value) -> StatusDigest {
+        let mut h = Sha256::new();
+        feed(&mut h, value);
+        let mut out = [0; 16];
+        out.copy_from_slice(&h.finalize()[..16]);
+        StatusDigest(out)
+    }
+}
+
+/// Feeds `value` to `h`, each part tagged and length-prefixed so that no two values feed the
+/// same bytes; an object's keys in sorted order.
+fn feed(h: &mut Sha256, value: &Value) {
+    fn text(h: &mut Sha256, tag: u8, s: &str) {
+        h.update([tag]);
+        h.update((s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    }
+    match value {
+        Value::Null => h.update([0]),
+        Value::Bool(b) => h.update([1, u8::from(*b)]),
+        Value::Number(n) => text(h, 2, &n.to_string()),
+        Value::String(s) => text(h, 3, s),
+        Value::Array(items) => {
+            h.update([4]);
+            h.update((items.len() as u64).to_le_bytes());
+            items.iter().for_each(|v| feed(h, v));
+        }
+        Value::Object(m) => {
+            h.update([5]);
+            h.update((m.len() as u64).to_le_bytes());
+            let mut entries: Vec<_> = m.iter().collect();
+            entries.sort_unstable_by_key(|(k, _)| *k);
+            for (k, v) in entries {
+                text(h, 3, k);
+                feed(h, v);
+            }
+        }
+    }
 }
 
 /// Where the writer reads the objects' current status (the reflector stores).
@@ -227,6 +299,7 @@ struct Job {
     key: ObjectKey,
     uid: String,
     desired: Compact,
+    digest: StatusDigest,
     event: Option<kube::runtime::events::Event>,
 }
 
@@ -252,9 +325,9 @@ pub struct Writer<S> {
     stores: S,
     metrics: Arc<ControllerMetrics>,
     recorder: Recorder,
-    /// What we last wrote per object (uid, status) until the reflector shows it: this keeps
-    /// us from writing it twice or repeating its Event meanwhile.
-    written: HashMap<(Kind, ObjectKey), (String, Compact)>,
+    /// What we last wrote per object (uid, status, its digest) until the store shows it: this
+    /// keeps us from writing it twice or repeating its Event meanwhile.
+    written: HashMap<(Kind, ObjectKey), (String, Compact, StatusDigest)>,
     settled: Settled,
 }
 
@@ -377,7 +450,8 @@ impl<S: CurrentStatus> Writer<S> {
                             debug!(error = %e, "publishing an event");
                         }
                     }
-                    self.written.insert((job.kind, job.key), (job.uid, job.desired));
+                    self.written
+                        .insert((job.kind, job.key), (job.uid, job.desired, job.digest));
                 }
                 Err(e) => {
                     ok = false;
@@ -430,44 +504,37 @@ impl<S: CurrentStatus> Writer<S> {
 
     /// The write an update needs, if any.
     fn plan(&mut self, update: &StatusUpdate, now: &str, snapshot: Option<&String>) -> Plan {
-        let Some(mut current) = self.stores.current(update.kind, &update.object) else {
+        // Without `usage`, which belongs to the usage summaries' own field manager.
+        let Some(current) = self.stores.current(update.kind, &update.object) else {
             return Plan::Unknown;
         };
-        // `usage` belongs to the usage summaries' own field manager.
-        if let Value::Object(m) = &mut current.status {
-            m.remove("usage");
-        }
         let key = (update.kind, update.object.clone());
-        // Once the reflector shows what we wrote (or the object was recreated), the store
-        // says it all: forget our copy, so only writes in flight are held twice.
+        // Once the store shows what we wrote (or the object was recreated), the store says
+        // it all: forget our copy, so only writes in flight are held twice.
         let cached = match self.written.get(&key) {
-            Some((uid, s)) => {
-                let s = s.value();
-                if *uid != current.uid || s == current.status {
-                    self.written.remove(&key);
-                    None
-                } else {
-                    Some(s)
-                }
+            Some((uid, _, digest)) if *uid != current.uid || *digest == current.digest => {
+                self.written.remove(&key);
+                None
             }
+            Some((_, s, digest)) => Some((s.value(), *digest)),
             None => None,
         };
-        let previous = cached.as_ref().unwrap_or(&current.status);
-        let desired = desired_status(
-            update,
-            previous.get("conditions").unwrap_or(&Value::Null),
-            now,
-            snapshot.map(String::as_str),
-        );
-        if desired == current.status || Some(&desired) == cached.as_ref() {
+        let previous = match &cached {
+            Some((s, _)) => s.get("conditions").unwrap_or(&Value::Null),
+            None => &current.conditions,
+        };
+        let desired = desired_status(update, previous, now, snapshot.map(String::as_str));
+        let digest = StatusDigest::of(&desired);
+        if digest == current.digest || cached.as_ref().is_some_and(|(_, d)| *d == digest) {
             return Plan::Settled;
         }
-        let event = events::ready_transition(previous.get("conditions").unwrap_or(&Value::Null), update);
+        let event = events::ready_transition(previous, update);
         Plan::Write(Box::new(Job {
             kind: update.kind,
             key: update.object.clone(),
             uid: current.uid,
             desired: Compact::of(&desired),
+            digest,
             event,
         }))
     }
@@ -677,6 +744,25 @@ mod tests {
         assert!(p.get("spec").is_none());
     }
 
+    /// A digest tells values apart, types included, and not the order of an object's keys;
+    /// `usage` is no part of what the writer compares.
+    #[test]
+    fn a_status_digest_is_of_the_value() {
+        let d = |v: Value| StatusDigest::of(&v);
+        assert_eq!(
+            d(json!({"a": 1, "b": [true, null]})),
+            d(json!({"b": [true, null], "a": 1}))
+        );
+        assert_ne!(d(json!({"a": 1})), d(json!({"a": "1"})));
+        assert_ne!(d(json!({"a": [1, 2]})), d(json!({"a": [2, 1]})));
+        assert_ne!(d(json!(["ab", "c"])), d(json!(["a", "bc"])));
+        assert_ne!(d(json!({"a": null})), d(json!({})));
+        let with_usage = Current::of("u".into(), json!({"keyId": "k", "usage": [1], "conditions": [1]}));
+        let without = Current::of("u".into(), json!({"keyId": "k", "conditions": [1]}));
+        assert_eq!(with_usage, without);
+        assert_eq!(without.conditions, json!([1]));
+    }
+
     /// A store of statuses that counts its look-ups.
     #[derive(Default)]
     struct Fake {
@@ -689,10 +775,7 @@ mod tests {
         fn current(&self, kind: Kind, key: &ObjectKey) -> Option<Current> {
             self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let status = self.statuses.read().unwrap().get(&(kind, key.clone()))?.clone();
-            Some(Current {
-                uid: "uid".into(),
-                status,
-            })
+            Some(Current::of("uid".into(), status))
         }
 
         fn take_changed(&self) -> ChangedSince {
@@ -812,7 +895,8 @@ mod tests {
             desired_status(&a, &Value::Null, "T1", None),
             "read back whole"
         );
-        w.written.insert((job.kind, job.key), (job.uid, job.desired));
+        w.written
+            .insert((job.kind, job.key), (job.uid, job.desired, job.digest));
 
         // Compiled again before the reflector shows the write: nothing to write, and the
         // transition time is the one written.
