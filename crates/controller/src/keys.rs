@@ -19,17 +19,16 @@ use kube::{
     Api, Client, ResourceExt as _,
     runtime::{WatchStreamExt as _, watcher},
 };
+use serde_json::{Value, json};
 use tokio::{
     sync::{Notify, watch},
     task::JoinHandle,
 };
 use tracing::warn;
 
-use serde_json::{Value, json};
-
 use crate::{
     ingest,
-    status::{Changed, Current, StatusDigest},
+    status::{Changed, Current, StatusDigest, read_status},
 };
 use turnpike_api::{ApiKey, v1alpha1::api_key::ApiKeyStatus};
 use turnpike_core::compile::Obj;
@@ -53,12 +52,12 @@ struct KeptStatus {
 }
 
 impl KeptStatus {
-    fn of(uid: &str, status: Option<&ApiKeyStatus>) -> KeptStatus {
+    fn of(status: Option<&ApiKeyStatus>) -> KeptStatus {
         let status = status
             .and_then(|s| serde_json::to_value(s).ok())
             .unwrap_or(Value::Null);
-        let current = Current::of(uid.to_owned(), status);
-        let conditions = current.conditions.as_array().map(|all| {
+        let (conditions, digest) = read_status(status);
+        let conditions = conditions.as_array().map(|all| {
             let read: Vec<Value> = all
                 .iter()
                 .map(|c| {
@@ -72,10 +71,7 @@ impl KeptStatus {
                 .collect();
             Value::Array(read).to_string().into_boxed_str()
         });
-        KeptStatus {
-            digest: current.digest,
-            conditions,
-        }
+        KeptStatus { digest, conditions }
     }
 }
 
@@ -87,7 +83,7 @@ impl WatchedKey {
             Some(p) if converts_alike(&p.obj, k) => p.obj.clone(),
             _ => Arc::new(ingest::api_key_obj(k)),
         };
-        let status = KeptStatus::of(&obj.meta.uid, k.status.as_ref());
+        let status = KeptStatus::of(k.status.as_ref());
         WatchedKey { obj, status }
     }
 
@@ -112,7 +108,7 @@ impl WatchedKey {
 /// Whether `k` converts to `obj`, a conversion of an earlier version of the same object: the
 /// conversion reads the spec, which moves `metadata.generation`, and the labels, which do not.
 /// Without a generation (an API server that keeps none), never.
-pub(crate) fn converts_alike(obj: &Obj<ApiKeyDef>, k: &ApiKey) -> bool {
+fn converts_alike(obj: &Obj<ApiKeyDef>, k: &ApiKey) -> bool {
     let Some(generation) = k.metadata.generation else {
         return false;
     };

@@ -42,10 +42,9 @@ use kube::{
 use rand::{Rng as _, distr::Alphanumeric};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tracing::{debug, instrument, warn};
-
-use sha2::{Digest as _, Sha256};
 
 use crate::ingest::DIGEST_ANNOTATION;
 use crate::{Error, FIELD_MANAGER, events, metrics::ControllerMetrics};
@@ -97,15 +96,8 @@ pub struct Current {
 impl Current {
     /// The status `status` (or null) of the object `uid`, without `usage` (the usage
     /// summaries' own field, which the writer leaves alone).
-    pub fn of(uid: String, mut status: Value) -> Current {
-        if let Value::Object(m) = &mut status {
-            m.remove("usage");
-        }
-        let digest = StatusDigest::of(&status);
-        let conditions = match status {
-            Value::Object(mut m) => m.remove("conditions").unwrap_or(Value::Null),
-            _ => Value::Null,
-        };
+    pub fn of(uid: String, status: Value) -> Current {
+        let (conditions, digest) = read_status(status);
         Current {
             uid,
             conditions,
@@ -114,50 +106,33 @@ impl Current {
     }
 }
 
-/// A digest of a JSON value (SHA-256, 128 bits): equal for equal values, whatever the order
-/// of their objects' keys. A store of 10,000 ApiKeys keeps this of each status rather than
-/// the status.
+/// What the writer reads of `status` (or null): its conditions (or null), and the digest of
+/// the whole status without `usage`.
+pub(crate) fn read_status(mut status: Value) -> (Value, StatusDigest) {
+    if let Value::Object(m) = &mut status {
+        m.remove("usage");
+    }
+    let digest = StatusDigest::of(&status);
+    let conditions = match status {
+        Value::Object(mut m) => m.remove("conditions").unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    (conditions, digest)
+}
+
+/// A digest of a JSON value (SHA-256 of its JSON text, 128 bits): equal for equal values, as
+/// a `Value`'s objects are BTreeMaps that serialize in key order (the same canonical form as
+/// [`ingest::spec_digest`](crate::ingest::spec_digest)). A store of 10,000 ApiKeys keeps this
+/// of each status rather than the status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StatusDigest([u8; 16]);
 
 impl StatusDigest {
     pub fn of(value: &Value) -> StatusDigest {
-        let mut h = Sha256::new();
-        feed(&mut h, value);
+        let json = serde_json::to_vec(value).unwrap_or_default();
         let mut out = [0; 16];
-        out.copy_from_slice(&h.finalize()[..16]);
+        out.copy_from_slice(&Sha256::digest(&json)[..16]);
         StatusDigest(out)
-    }
-}
-
-/// Feeds `value` to `h`, each part tagged and length-prefixed so that no two values feed the
-/// same bytes; an object's keys in sorted order.
-fn feed(h: &mut Sha256, value: &Value) {
-    fn text(h: &mut Sha256, tag: u8, s: &str) {
-        h.update([tag]);
-        h.update((s.len() as u64).to_le_bytes());
-        h.update(s.as_bytes());
-    }
-    match value {
-        Value::Null => h.update([0]),
-        Value::Bool(b) => h.update([1, u8::from(*b)]),
-        Value::Number(n) => text(h, 2, &n.to_string()),
-        Value::String(s) => text(h, 3, s),
-        Value::Array(items) => {
-            h.update([4]);
-            h.update((items.len() as u64).to_le_bytes());
-            items.iter().for_each(|v| feed(h, v));
-        }
-        Value::Object(m) => {
-            h.update([5]);
-            h.update((m.len() as u64).to_le_bytes());
-            let mut entries: Vec<_> = m.iter().collect();
-            entries.sort_unstable_by_key(|(k, _)| *k);
-            for (k, v) in entries {
-                text(h, 3, k);
-                feed(h, v);
-            }
-        }
     }
 }
 
