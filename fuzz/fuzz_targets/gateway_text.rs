@@ -59,7 +59,7 @@ fn template(text: &str) {
         Request {
             body: "",
             params: &Request::params_of([("id", "1")], [("q", "x")], [("accept", "*/*")]),
-            context: &context,
+            context: &Value::Map(context),
             stage_variables: &Map::of_strings([("team", "blue")]),
         },
         &limits,

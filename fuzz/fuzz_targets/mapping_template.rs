@@ -1,7 +1,8 @@
 //! Mapping templates: any text parses or is refused with a line and column; what parses
 //! renders against a payload (the rest of the input) within the limits, or fails with an
 //! error. Neither may panic, hang or grow without bound. A template renders the same whether
-//! `$foreach` comes from the loop's state or from its map.
+//! `$foreach` comes from the loop's state or from its map, and whether `$context` is read in
+//! place or from a copy.
 //!
 //! Input: the template, a NUL byte, then the payload.
 #![no_main]
@@ -21,7 +22,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         return;
     };
     let params = Request::params_of([("id", "1")], [("q", "a b")], [("Accept", "application/json")]);
-    let context = Map(vec![("requestId".into(), Value::str("r"))]);
+    let context = Value::Map(Map(vec![("requestId".into(), Value::str("r"))]));
     let stage_variables = Map::of_strings([("v", "x")]);
     let request = Request {
         body: &payload,
@@ -45,6 +46,14 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if !source.contains("fuzzForeachMap")
         && let Ok(mapped) = Template::parse(&format!("#set($fuzzForeachMap = $foreach)\n{source}"))
         && let (Ok(a), Ok(b)) = (&rendered, mapped.render(request, &limits))
+    {
+        assert_eq!(a.body, b.body, "{source:?}");
+    }
+    // A template that only reads `$context` reads the request's in place; one that may change
+    // it (a `#set` of it that never runs is enough) reads a copy. Both read the same.
+    if !source.contains("fuzzContextCopy")
+        && let Ok(copied) = Template::parse(&format!("#if(false)#set($context = $fuzzContextCopy)#end{source}"))
+        && let (Ok(a), Ok(b)) = (&rendered, copied.render(request, &limits))
     {
         assert_eq!(a.body, b.body, "{source:?}");
     }

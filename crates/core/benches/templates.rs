@@ -93,7 +93,7 @@ fn templates(c: &mut Criterion) {
     let response_template = Template::parse(RESPONSE_TEMPLATE).expect("the response template parses");
     let body = order::validated_body();
     assert_eq!(body.len(), 1024);
-    let (params, context, stage_variables) = (params(), context(), Map::default());
+    let (params, context, stage_variables) = (params(), Value::Map(context()), Map::default());
     let limits = Limits::default();
     let render = |template: &Template, body: &str| {
         template
@@ -119,6 +119,9 @@ fn templates(c: &mut Criterion) {
             .body
             .contains(r#""source": "bench""#)
     );
+    c.bench_function("the 1 KiB order read into a tape", |b| {
+        b.iter(|| turnpike_core::template::tape::read(std::hint::black_box(&body)))
+    });
     c.bench_function("request template over a 1 KiB order", |b| {
         b.iter(|| render(&request_template, std::hint::black_box(&body)))
     });

@@ -42,7 +42,7 @@ fn corpus_renders_as_expected() {
                 Request {
                     body: request["body"].as_str().unwrap_or_default(),
                     params: &map_of(&request["params"]),
-                    context: &map_of(&request["context"]),
+                    context: &Value::Map(map_of(&request["context"])),
                     stage_variables: &map_of(&request["stageVariables"]),
                 },
                 &Limits::default(),

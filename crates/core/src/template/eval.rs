@@ -19,16 +19,25 @@ use super::{
 
 type Result<T, E = RenderError> = std::result::Result<T, E>;
 
-/// The variables of one rendering, by slot ([`Names`]): `None` for one never set.
-struct Vars(Vec<Option<Value>>);
+/// The variables of one rendering, by slot ([`Names`]): `None` for one never set. `$context`
+/// is read where the request holds it when the template never changes it
+/// ([`Template::context_untouched`]): a rendering copies nothing for it.
+struct Vars<'r> {
+    slots: Vec<Option<Value>>,
+    context: Option<&'r Value>,
+}
 
-impl Vars {
+impl Vars<'_> {
     fn get(&self, slot: usize) -> Option<&Value> {
-        self.0.get(slot)?.as_ref()
+        match self.slots.get(slot)? {
+            Some(v) => Some(v),
+            None if slot == Names::CONTEXT => self.context,
+            None => None,
+        }
     }
 
     fn get_mut(&mut self, slot: usize) -> Option<&mut Value> {
-        self.0.get_mut(slot)?.as_mut()
+        self.slots.get_mut(slot)?.as_mut()
     }
 
     fn contains_key(&self, slot: usize) -> bool {
@@ -36,13 +45,13 @@ impl Vars {
     }
 
     fn insert(&mut self, slot: usize, value: Value) {
-        if let Some(v) = self.0.get_mut(slot) {
+        if let Some(v) = self.slots.get_mut(slot) {
             *v = Some(value);
         }
     }
 
     fn remove(&mut self, slot: usize) -> Option<Value> {
-        self.0.get_mut(slot)?.take()
+        self.slots.get_mut(slot)?.take()
     }
 }
 
@@ -72,8 +81,19 @@ pub(super) fn render(template: &Template, request: Request<'_>, limits: &Limits)
         context,
         stage_variables,
     } = request;
-    let mut vars = Vars(vec![None; template.names.len()]);
-    vars.insert(Names::CONTEXT, Value::Map(template.context.copy(context)));
+    let mut vars = Vars {
+        slots: vec![None; template.names.len()],
+        context: None,
+    };
+    if template.context_untouched {
+        vars.context = Some(context);
+    } else {
+        let copy = match context {
+            Value::Map(m) => template.context.copy(m),
+            _ => Map::default(),
+        };
+        vars.insert(Names::CONTEXT, Value::Map(copy));
+    }
     vars.insert(
         Names::STAGE_VARIABLES,
         Value::Map(template.stage_variables.copy(stage_variables)),
@@ -100,7 +120,7 @@ pub(super) fn render(template: &Template, request: Request<'_>, limits: &Limits)
 }
 
 struct Eval<'r> {
-    vars: Vars,
+    vars: Vars<'r>,
     out: String,
     env: Env<'r>,
     /// The template never changes `$foreach` ([`Template::foreach_untouched`]): a five-entry
@@ -231,7 +251,7 @@ impl Items<'_> {
     }
 
     /// Item `i` (items are taken in order).
-    fn take(&mut self, vars: &mut Vars, i: usize) -> Option<Value> {
+    fn take(&mut self, vars: &mut Vars<'_>, i: usize) -> Option<Value> {
         match self {
             Items::Owned(items) => items.next(),
             Items::Json(items) => items.next(),
@@ -243,7 +263,7 @@ impl Items<'_> {
     }
 
     /// Puts item `i`, which the loop variable `var` holds, back where it was lent from.
-    fn give_back(&mut self, vars: &mut Vars, var: usize, i: usize) {
+    fn give_back(&mut self, vars: &mut Vars<'_>, var: usize, i: usize) {
         if let Items::Lent { r, args, .. } = self
             && let Some(item) = vars.get_mut(var).map(std::mem::take)
             && let Some(Value::List(items)) = place(vars, r.slot, &r.chain, args, Place::Lend)
@@ -737,7 +757,7 @@ impl Eval<'_> {
 /// The rest of a reference's chain from `start`, read from the variables (borrowing while only
 /// reads happen). `None` when its variable was never set.
 fn walk<'v>(
-    vars: &'v Vars,
+    vars: &'v Vars<'_>,
     env: &mut Env<'_>,
     r: &Reference,
     args: Args,
@@ -793,7 +813,7 @@ fn walk<'v>(
 /// [`walk`] without arguments to evaluate. `loops` holds the running loops' state when
 /// `$foreach` is read from it ([`Eval::loops`]).
 fn walk_properties<'v>(
-    vars: &'v Vars,
+    vars: &'v Vars<'_>,
     env: &mut Env<'_>,
     loops: Option<&[LoopState]>,
     r: &Reference,
@@ -980,7 +1000,7 @@ enum Place {
 
 /// The value a chain of properties and indexes reaches from a variable, for changing it.
 fn place<'v>(
-    vars: &'v mut Vars,
+    vars: &'v mut Vars<'_>,
     root: usize,
     chain: &[Accessor],
     args: &[Arg],

@@ -61,6 +61,8 @@ pub struct Template {
     params: ast::Reads,
     /// No `#set`, mutating call or loop changes `$foreach` itself.
     foreach_untouched: bool,
+    /// Likewise for `$context`: a rendering reads the request's in place.
+    context_untouched: bool,
     /// `$foreach` is read only entry by entry ([`ast::foreach_state_only`]).
     foreach_state_only: bool,
     /// `$velocityCount` is read somewhere: else a `#foreach` need not keep it.
@@ -146,8 +148,9 @@ pub struct Request<'r> {
     pub body: &'r str,
     /// The method request parameters: maps `path`, `querystring` and `header`.
     pub params: &'r Map,
-    /// `$context`. Borrowed: a rendering copies only the entries its template reads.
-    pub context: &'r Map,
+    /// `$context`, a map. Borrowed: a template that never changes it reads it in place;
+    /// one that does starts from a copy of the entries it reads.
+    pub context: &'r Value,
     /// `$stageVariables`, likewise.
     pub stage_variables: &'r Map,
 }
@@ -171,8 +174,9 @@ impl Request<'_> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rendered {
     pub body: String,
-    /// `$context` as the template left it (`responseOverride` is read from it): the entries
-    /// of [`Request::context`] the template reads, and what it set.
+    /// `$context` as the template left it when it changes it (`responseOverride` is read
+    /// from it): the entries of [`Request::context`] the template reads, and what it set.
+    /// Empty when the template only reads `$context` (it is the request's, unchanged).
     pub context: Map,
 }
 
@@ -221,6 +225,7 @@ impl Template {
             stage_variables: ast::Reads::of(&body, "stageVariables"),
             params: ast::Reads::of_params(&body),
             foreach_untouched: ast::untouched(&body, "foreach"),
+            context_untouched: ast::untouched(&body, "context"),
             foreach_state_only: ast::foreach_state_only(&body, &eval::FOREACH_KEYS),
             reads_velocity_count: ast::reads(&body, "velocityCount"),
             body,

@@ -1,21 +1,21 @@
 use super::*;
 
 /// `$input.params()`, `$context` and `$stageVariables` of every test request.
-static SCOPE: std::sync::LazyLock<(Map, Map, Map)> = std::sync::LazyLock::new(|| {
+static SCOPE: std::sync::LazyLock<(Map, Value, Map)> = std::sync::LazyLock::new(|| {
     (
         Request::params_of(
             [("id", "42")],
             [("q", "cats"), ("limit", "10")],
             [("Content-Type", "application/json"), ("X-Trace", "abc")],
         ),
-        Map(vec![
+        Value::Map(Map(vec![
             ("requestId".into(), Value::str("req-1")),
             ("stage".into(), Value::str("prod")),
             (
                 "identity".into(),
                 Value::Map(Map(vec![("sourceIp".into(), Value::str("127.0.0.1"))])),
             ),
-        ]),
+        ])),
         Map::of_strings([("env", "test")]),
     )
 });
@@ -451,20 +451,38 @@ fn only_the_context_read_is_copied() {
     assert_eq!(r.status_override(), Some(404));
     assert_eq!(r.context.get("stage"), Some(&Value::str("prod")));
     assert!(r.context.get("requestId").is_none());
-    // Any other use of `$context` sees all of it.
+    // A template that changes `$context` any other way starts from all of it.
     for src in [
-        "$context",
-        "$context.keySet()",
-        "$context['stage']",
-        "#set($c = $context)",
-        "#foreach($v in $context)#end",
-        "$util.escapeJavaScript(\"$context\")",
+        "#foreach($context in [1])#end$context.put('k', 'v')",
         "$context.put('k', 'v')",
+        "#set($context = {'k': 'v'})",
     ] {
         let r = rendered(src);
-        assert!(r.context.0.len() >= 3, "{src}");
-        assert_eq!(r.context.get("requestId"), Some(&Value::str("req-1")), "{src}");
+        assert!(r.context.get("k").is_some(), "{src}");
     }
+    let r = rendered("$context.put('k', 'v')");
+    assert_eq!(r.context.get("requestId"), Some(&Value::str("req-1")));
+    // One that only reads it reads the request's in place, whichever way: nothing comes
+    // back.
+    for (src, body) in [
+        ("$context.keySet()", "[requestId, stage, identity]"),
+        ("$context['stage']", "prod"),
+        ("#set($c = $context)$c.stage", "prod"),
+        (
+            "#foreach($v in $context)$v,#end",
+            "req-1,prod,{sourceIp=127.0.0.1},",
+        ),
+        ("$util.escapeJavaScript(\"$context.stage\")", "prod"),
+    ] {
+        let r = rendered(src);
+        assert_eq!(r.body, body, "{src}");
+        assert!(r.context.0.is_empty(), "{src}");
+    }
+    // A copy changed is not the request's `$context`.
+    assert_eq!(
+        rendered("#set($c = $context)#set($old = $c.put('stage', 'x'))$c.stage $context.stage").body,
+        "x prod"
+    );
     assert_eq!(
         rendered("$context").body,
         "{requestId=req-1, stage=prod, identity={sourceIp=127.0.0.1}}"

@@ -20,7 +20,8 @@ use crate::{
 /// parameters, `$context` and `$stageVariables`. Built once per request that runs a template.
 pub struct TemplateScope {
     params: Map,
-    context: Map,
+    /// A map.
+    context: Value,
     stage_variables: Map,
 }
 
@@ -69,11 +70,8 @@ impl TemplateScope {
     ) -> Self {
         TemplateScope {
             params: params_map(ctx, request, params),
-            context: context_map(ctx, request, context),
-            stage_variables: ctx
-                .variant
-                .map(|v| Map::of_strings(v.variables.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-                .unwrap_or_default(),
+            context: Value::Map(context_map(ctx, request, context)),
+            stage_variables: stage_variables_map(ctx),
         }
     }
 
@@ -99,6 +97,13 @@ impl TemplateScope {
             limits,
         )
     }
+}
+
+/// `$stageVariables`: the stage's, or its canary's.
+fn stage_variables_map(ctx: &RequestCtx<'_>) -> Map {
+    ctx.variant
+        .map(|v| Map::of_strings(v.variables.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+        .unwrap_or_default()
 }
 
 /// `$input.params()`: the path parameters (decoded), the query string (the last value of a
@@ -280,16 +285,9 @@ pub fn gateway_response(
     let (mut keys, mut names) = (Some(Vec::new()), Some(Vec::new()));
     gather(&mut keys, template.context_reads());
     gather(&mut names, template.param_reads());
-    let TemplateScope {
-        params,
-        mut context,
-        stage_variables,
-    } = TemplateScope::of_view(
-        ctx,
-        request,
-        Wanted::of(keys.as_deref()),
-        Wanted::of(names.as_deref()),
-    );
+    let params = params_map(ctx, request, Wanted::of(names.as_deref()));
+    let mut context = context_map(ctx, request, Wanted::of(keys.as_deref()));
+    let stage_variables = stage_variables_map(ctx);
     let quoted = serde_json::to_string(error.message).unwrap_or_else(|_| "\"\"".into());
     let errors = context.child_map("error");
     errors.insert("message".into(), Value::str(error.message));
@@ -300,7 +298,7 @@ pub fn gateway_response(
         Request {
             body: "",
             params: &params,
-            context: &context,
+            context: &Value::Map(context),
             stage_variables: &stage_variables,
         },
         // AWS's limits, not the payload limit: the answer is the API's own text, not a
