@@ -749,3 +749,18 @@ fn payload_values_read_in_place_behave_as_built_ones() {
         matches!(t.render(request("{\"a\":"), &Limits::default()), Err(RenderError::Payload(m)) if m.contains("EOF"))
     );
 }
+
+#[test]
+fn context_read_in_place_and_from_a_copy_renders_the_same() {
+    // A `#set` of `$context` to a variable never set leaves it as it was and writes nothing,
+    // but makes the template copy it (as the fuzz target `mapping_template` does).
+    let body = r#"{"errorMessage": "{\"errorType\": \"NotFound\"}", "n": [1, 2]}"#;
+    for src in [
+        "#set($e = $util.parseJson($input.path('$.errorMessage')))\n{\"type\": \"$e.errorType\", \"id\": \"$context.requestId\"}\n",
+        "$context $context.identity.sourceIp #foreach($k in $context.keySet())$k #end",
+        "#foreach($i in $input.path('$.n'))$context.stage$i#end",
+    ] {
+        let copied = format!("#set($context = $fuzzContextCopy)\n{src}");
+        assert_eq!(render_with(src, body), render_with(&copied, body), "{src}");
+    }
+}
