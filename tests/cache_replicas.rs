@@ -212,11 +212,13 @@ async fn the_memory_budget_holds_under_a_stream_of_distinct_keys() {
         entries <= BUDGET / BODY as i64,
         "{entries} entries of 64 KiB in a budget of {BUDGET}"
     );
-    // Unbounded, the measured stream would add 62.5 MiB; allow the allocator generous slack.
+    // Unbounded, the measured stream would add at least 62.5 MiB of answers. Bounded, what
+    // the process grows by is freed 64 KiB blocks the allocator keeps between purges, which
+    // has reached 32 MiB on a busy machine: the bound sits between the two.
     let grown = after.saturating_sub(before);
     eprintln!("cache {s}; RSS {before} → {after} KiB");
     assert!(
-        grown < 32 * 1024,
+        grown < 48 * 1024,
         "RSS grew by {grown} KiB ({before} → {after} KiB)"
     );
 }
