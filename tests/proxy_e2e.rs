@@ -614,6 +614,15 @@ async fn mock_integrations() {
     a.assert(200, r#"{"scope": "internal"}"#);
     let a = get(&e.gw.url(&e.pets, "prod", "/mock-vtl?scope=public")).await;
     a.assert(403, r#"{"message": "internal only"}"#);
+    // A name is compared decoded, the last of a repeated one wins, other names are skipped.
+    let url = "/mock-vtl?a=1&sc%6Fpe=public&&x=y=z&s+cope=public&scope=intern%61l";
+    let a = get(&e.gw.url(&e.pets, "prod", url)).await;
+    a.assert(200, r#"{"scope": "internal"}"#);
+    let a = get(&e
+        .gw
+        .url(&e.pets, "prod", "/mock-vtl?scope=internal&sc%6Fpe=public"))
+    .await;
+    a.assert(403, r#"{"message": "internal only"}"#);
     let req = Request::post(e.gw.url(&e.pets, "prod", "/mock-vtl"))
         .header("content-type", "application/json")
         .body(full(r#"{"code": 201}"#))
