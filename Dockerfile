@@ -18,17 +18,22 @@ COPY crates/telemetry/Cargo.toml crates/telemetry/
 COPY crates/proxy/Cargo.toml crates/proxy/
 COPY crates/controller/Cargo.toml crates/controller/
 COPY crates/apiserver/Cargo.toml crates/apiserver/
+COPY crates/openapi/Cargo.toml crates/openapi/
+# Cargo reads every target a manifest names, benches included: each gets a stub too
+# (tests/dockerfile.rs runs this step against the manifests).
 RUN set -eu; \
-    for c in core api telemetry proxy controller apiserver; do \
+    for c in core api telemetry proxy controller apiserver openapi; do \
       mkdir -p crates/$c/src && : > crates/$c/src/lib.rs; \
     done; \
-    mkdir -p src benches/proxy; \
+    mkdir -p src benches/proxy crates/core/benches crates/controller/benches; \
     echo 'fn main() {}' > src/main.rs; \
-    for b in routing routing_memory apiserver propagation proxy/server; do \
-      echo 'fn main() {}' > benches/$b.rs; \
+    for b in benches/routing benches/routing_memory benches/apiserver benches/propagation \
+      benches/proxy/server crates/core/benches/validation crates/core/benches/templates \
+      crates/controller/benches/api_keys; do \
+      echo 'fn main() {}' > $b.rs; \
     done; \
     cargo build --release --locked --bin turnpike; \
-    rm -rf src crates/*/src
+    rm -rf src crates/*/src crates/*/benches
 
 # 2. Turnpike itself. Sources are touched so Cargo never takes a stub's build for them.
 COPY crates crates
