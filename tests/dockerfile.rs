@@ -157,3 +157,45 @@ fn a_step_that_misses_a_manifest_fails_here() {
         .expect("bash runs");
     assert!(!out.status.success(), "a workspace without crates/openapi loaded");
 }
+
+/// `NAME=value` pairs of the runtime image's `ENV` lines that set `MIMALLOC_*`.
+fn image_allocator_env(dockerfile: &str) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("ENV "))
+        .flat_map(str::split_whitespace)
+        .filter(|p| p.starts_with("MIMALLOC_"))
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+#[test]
+fn cargo_runs_with_the_allocator_settings_of_the_image() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    let image = image_allocator_env(&dockerfile);
+    assert!(!image.is_empty(), "the image sets the allocator's settings");
+    let config = std::fs::read_to_string(root.join(".cargo/config.toml")).expect(".cargo/config.toml");
+    let mut cargo: Vec<(String, String)> = config
+        .lines()
+        .filter(|l| l.starts_with("MIMALLOC_"))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect();
+    cargo.sort();
+    assert_eq!(
+        cargo, image,
+        ".cargo/config.toml [env] and the Dockerfile's ENV differ"
+    );
+    // Cargo hands them to what it runs: this test among them.
+    for (k, v) in &image {
+        assert_eq!(
+            std::env::var(k).ok().as_ref(),
+            Some(v),
+            "{k} in a test's environment"
+        );
+    }
+}

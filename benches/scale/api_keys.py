@@ -23,6 +23,9 @@ writers. Reports:
   until it serves them all, and its RSS over the first one's base (what the keys hold,
   without the churn of their creation).
 
+The gateways run with the allocator settings the image sets (the Dockerfile's `ENV
+MIMALLOC_*`), unless the environment sets them.
+
 Usage: benches/scale/api_keys.py [keys=10000] [writers=8]
 Needs: target/release/turnpike (or $TURNPIKE_BIN), kubectl. Run from the repository root.
 """
@@ -46,6 +49,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = os.environ.get("TURNPIKE_BIN", str(ROOT / "target" / "release" / "turnpike"))
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
 NS = "default"
+# The allocator settings of the image (the Dockerfile's ENV: why there).
+MIMALLOC_ENV = dict(
+    pair.split("=", 1)
+    for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("ENV MIMALLOC_")
+    for pair in line.split()[1:]
+)
 # Stage edits after every key is served, each timed as one rebuild of the whole table.
 EDITS = int(os.environ.get("EDITS", "10"))
 
@@ -136,7 +145,9 @@ def main() -> None:
     work = pathlib.Path(tempfile.mkdtemp(prefix="turnpike-scale-"))
     data = work / "data"
     log_path = work / "turnpike.log"
-    env = dict(os.environ, RUST_LOG="warn,turnpike_controller::index=debug")
+    # The allocator settings the image sets (Dockerfile), unless the caller sets others.
+    env = dict(MIMALLOC_ENV, **os.environ)
+    env["RUST_LOG"] = "warn,turnpike_controller::index=debug"
     procs = []
     with open(work / "apiserver.log", "wb") as log:
         procs.append(subprocess.Popen(
