@@ -107,28 +107,29 @@ fn cargo_loads(script: &str) -> String {
 }
 
 /// Runs `script` in `dir` with its build made into a workspace load.
-fn run(dir: &Path, script: &str) {
+fn replay(dir: &Path, script: &str) -> std::process::Output {
     let script = cargo_loads(script);
     assert!(
         script.contains("cargo fetch"),
         "the step builds with something else than `cargo build --release --locked --bin turnpike`: {script}"
     );
-    let out = Command::new("bash")
+    Command::new("bash")
         .args(["-c", &script])
         .current_dir(dir)
         .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "the Dockerfile step failed:\n{script}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .expect("bash runs")
+}
+
+/// The repository's Dockerfile, and where the repository is.
+fn dockerfile() -> (PathBuf, String) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    (root, text)
 }
 
 #[test]
 fn the_build_steps_load_the_workspace() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    let (root, dockerfile) = dockerfile();
     let steps = steps(&dockerfile);
     assert_eq!(steps.len(), 2, "a dependency step and a source step");
     let scratch = tempfile::tempdir().expect("tempdir");
@@ -136,25 +137,26 @@ fn the_build_steps_load_the_workspace() {
         for (from, to) in &step.copies {
             copy_step(&root, scratch.path(), from, to);
         }
-        run(scratch.path(), &step.script);
+        let out = replay(scratch.path(), &step.script);
+        assert!(
+            out.status.success(),
+            "the Dockerfile step failed:\n{}\n{}",
+            step.script,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn a_step_that_misses_a_manifest_fails_here() {
     // The replay itself: a dependency step without one crate's manifest cannot load.
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    let (root, dockerfile) = dockerfile();
     let first = steps(&dockerfile).into_iter().next().expect("a first step");
     let scratch = tempfile::tempdir().expect("tempdir");
     for (from, to) in first.copies.iter().filter(|(from, _)| !from.contains("openapi")) {
         copy_step(&root, scratch.path(), from, to);
     }
-    let out = Command::new("bash")
-        .args(["-c", &cargo_loads(&first.script)])
-        .current_dir(scratch.path())
-        .output()
-        .expect("bash runs");
+    let out = replay(scratch.path(), &first.script);
     assert!(!out.status.success(), "a workspace without crates/openapi loaded");
 }
 
@@ -174,8 +176,7 @@ fn image_allocator_env(dockerfile: &str) -> Vec<(String, String)> {
 
 #[test]
 fn cargo_runs_with_the_allocator_settings_of_the_image() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    let (root, dockerfile) = dockerfile();
     let image = image_allocator_env(&dockerfile);
     assert!(!image.is_empty(), "the image sets the allocator's settings");
     let config = std::fs::read_to_string(root.join(".cargo/config.toml")).expect(".cargo/config.toml");
