@@ -3,7 +3,7 @@
 //! Converters destructure the CRD structs exhaustively, so adding a field to a CRD stops the
 //! build until the field is handled here.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use ipnet::IpNet;
 
@@ -1979,12 +1979,12 @@ pub fn api_key(name: &str, spec: &api::ApiKeySpec) -> Result<ApiKeyDef, Vec<Inva
                 errors.push(&field.field("key"), Reason::InvalidApiKey, "must not be empty");
             }
             KeyValueSource::Secret {
-                name: secret_key_ref.name.clone(),
-                key: secret_key_ref.key.clone(),
+                name: Arc::from(secret_key_ref.name.as_str()),
+                key: Box::from(secret_key_ref.key.as_str()),
             }
         }
         None => KeyValueSource::Generated {
-            secret: generated_key_secret(name),
+            secret: Arc::from(generated_key_secret(name)),
         },
     };
     let field = root.field("usagePlanRefs");

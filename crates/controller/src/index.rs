@@ -470,15 +470,11 @@ fn referenced_secrets(
         let Ok(def) = &k.def else {
             continue;
         };
-        match &def.value {
-            KeyValueSource::Secret { name, .. } => {
-                wanted.insert(key.sibling(name));
-            }
-            KeyValueSource::Generated { secret } => {
-                wanted.insert(key.sibling(secret));
-                generated.insert(key.clone(), secret.clone());
-            }
+        let (secret, _) = def.secret(key);
+        if let KeyValueSource::Generated { secret } = &def.value {
+            generated.insert(key.clone(), secret.to_string());
         }
+        wanted.insert(secret);
     }
     (wanted, generated)
 }

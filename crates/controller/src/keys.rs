@@ -15,6 +15,7 @@ use std::{
 };
 
 use futures::StreamExt as _;
+use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Client, ResourceExt as _,
     runtime::{WatchStreamExt as _, watcher},
@@ -28,10 +29,11 @@ use tracing::warn;
 
 use crate::{
     ingest,
-    status::{Changed, Current, StatusDigest, read_status},
+    status::{Changed, Current, StatusDigest, TIME_FORMAT, read_status},
 };
 use turnpike_api::{ApiKey, v1alpha1::api_key::ApiKeyStatus};
 use turnpike_core::compile::Obj;
+use turnpike_core::conditions::types;
 use turnpike_core::model::{ApiKeyDef, ObjectKey};
 
 /// What the controller keeps of one ApiKey.
@@ -44,11 +46,11 @@ pub struct WatchedKey {
 }
 
 /// What the status writer reads of a key's status ([`Current`]), as compact as it goes: its
-/// digest, and its conditions with only `type`, `status` and `lastTransitionTime`, as JSON text.
+/// digest, and its conditions with only `type`, `status` and `lastTransitionTime`.
 #[derive(Debug)]
 struct KeptStatus {
     digest: StatusDigest,
-    conditions: Option<Box<str>>,
+    conditions: KeptConditions,
 }
 
 impl KeptStatus {
@@ -57,7 +59,42 @@ impl KeptStatus {
             .and_then(|s| serde_json::to_value(s).ok())
             .unwrap_or(Value::Null);
         let (conditions, digest) = read_status(status);
-        let conditions = conditions.as_array().map(|all| {
+        KeptStatus {
+            digest,
+            conditions: KeptConditions::of(&conditions),
+        }
+    }
+}
+
+/// A key's `status.conditions` as the status writer reads them. The conditions the controller
+/// writes (a known type, `True` or `False`, a transition time in whole seconds) take 16 bytes
+/// each; anything else is kept as its JSON text. Either reads back as the same JSON.
+#[derive(Debug)]
+enum KeptConditions {
+    Absent,
+    Compact(Box<[KeptCondition]>),
+    Text(Box<str>),
+}
+
+/// One condition the controller wrote: its type (an index into [`TYPES`]), status and
+/// `lastTransitionTime` (seconds since the epoch).
+#[derive(Debug)]
+struct KeptCondition {
+    type_: u8,
+    status: bool,
+    since: i64,
+}
+
+/// The condition types a key's status holds.
+const TYPES: [&str; 3] = [types::ACCEPTED, types::RESOLVED_REFS, types::READY];
+
+impl KeptConditions {
+    fn of(conditions: &Value) -> KeptConditions {
+        let Some(all) = conditions.as_array() else {
+            return KeptConditions::Absent;
+        };
+        let compact: Option<Box<[KeptCondition]>> = all.iter().map(KeptCondition::of).collect();
+        compact.map(KeptConditions::Compact).unwrap_or_else(|| {
             let read: Vec<Value> = all
                 .iter()
                 .map(|c| {
@@ -69,9 +106,50 @@ impl KeptStatus {
                     })
                 })
                 .collect();
-            Value::Array(read).to_string().into_boxed_str()
-        });
-        KeptStatus { digest, conditions }
+            KeptConditions::Text(Value::Array(read).to_string().into_boxed_str())
+        })
+    }
+
+    fn value(&self) -> Value {
+        match self {
+            KeptConditions::Absent => Value::Null,
+            KeptConditions::Compact(all) => all.iter().map(KeptCondition::value).collect(),
+            KeptConditions::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        }
+    }
+}
+
+impl KeptCondition {
+    /// `c` in 16 bytes, when it reads back exactly.
+    fn of(c: &Value) -> Option<KeptCondition> {
+        let type_ = c.get("type")?.as_str()?;
+        let type_ = TYPES.iter().position(|t| *t == type_)?;
+        let status = match c.get("status")?.as_str()? {
+            "True" => true,
+            "False" => false,
+            _ => return None,
+        };
+        let time = c.get("lastTransitionTime")?.as_str()?;
+        let since: Timestamp = time.parse().ok()?;
+        let kept = KeptCondition {
+            type_: u8::try_from(type_).ok()?,
+            status,
+            since: since.as_second(),
+        };
+        (kept.time()?.as_str() == time).then_some(kept)
+    }
+
+    fn time(&self) -> Option<String> {
+        let t = Timestamp::from_second(self.since).ok()?;
+        Some(t.strftime(TIME_FORMAT).to_string())
+    }
+
+    fn value(&self) -> Value {
+        json!({
+            "type": TYPES[usize::from(self.type_)],
+            "status": if self.status { "True" } else { "False" },
+            "lastTransitionTime": self.time(),
+        })
     }
 }
 
@@ -89,12 +167,9 @@ impl WatchedKey {
 
     /// The status, as the status writer reads it.
     pub fn current(&self) -> Current {
-        let conditions = self.status.conditions.as_deref();
         Current {
             uid: self.obj.meta.uid.clone(),
-            conditions: conditions
-                .and_then(|c| serde_json::from_str(c).ok())
-                .unwrap_or(Value::Null),
+            conditions: self.status.conditions.value(),
             digest: self.status.digest,
         }
     }
@@ -217,7 +292,8 @@ impl KeyStore {
 fn keep(keys: &Keys, k: &ApiKey) -> (ObjectKey, Arc<WatchedKey>) {
     let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
     let kept = WatchedKey::of(k, keys.get(&key).map(|p| &**p));
-    (key, Arc::new(kept))
+    // The map's key shares its names with the conversion's.
+    (kept.key().clone(), Arc::new(kept))
 }
 
 fn read(keys: &RwLock<Keys>) -> std::sync::RwLockReadGuard<'_, Keys> {
@@ -443,6 +519,7 @@ mod tests {
     #[test]
     fn a_written_status_reads_back_as_settled() {
         use turnpike_core::compile::{Cond, Kind, StatusFields, StatusUpdate};
+        use turnpike_core::model::KeyId;
         let update = StatusUpdate {
             kind: Kind::ApiKey,
             object: ObjectKey::new("default", "a"),
@@ -456,7 +533,7 @@ mod tests {
                 ),
             ]),
             fields: StatusFields {
-                key_id: Some("abcdefghij".into()),
+                key_id: KeyId::parse("abcdefghij"),
                 ..Default::default()
             },
         };
@@ -479,6 +556,39 @@ mod tests {
             (none.conditions, none.digest),
             (Value::Null, StatusDigest::of(&Value::Null))
         );
+    }
+
+    /// Conditions as the controller writes them are kept in 16 bytes each; any other
+    /// condition (an unknown type or status, a time with a fraction or an offset, a missing
+    /// field) keeps its JSON text; both read back as the JSON they were read from.
+    #[test]
+    fn kept_conditions_read_back_as_they_were() {
+        assert_eq!(std::mem::size_of::<KeptCondition>(), 16);
+        let written = json!([
+            {"type": "Accepted", "status": "True", "lastTransitionTime": "2026-12-04T10:00:00Z"},
+            {"type": "Ready", "status": "False", "lastTransitionTime": "1970-01-01T00:00:00Z"},
+        ]);
+        let kept = KeptConditions::of(&written);
+        assert!(matches!(kept, KeptConditions::Compact(_)), "{kept:?}");
+        assert_eq!(kept.value(), written);
+        for odd in [
+            json!({"type": "Degraded", "status": "True", "lastTransitionTime": "2026-12-04T10:00:00Z"}),
+            json!({"type": "Ready", "status": "Unknown", "lastTransitionTime": "2026-12-04T10:00:00Z"}),
+            json!({"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-04T10:00:00.5Z"}),
+            json!({"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-04T11:00:00+01:00"}),
+            json!({"type": "Ready", "status": "True"}),
+        ] {
+            let all = json!([written[0].clone(), odd.clone()]);
+            let kept = KeptConditions::of(&all);
+            assert!(matches!(kept, KeptConditions::Text(_)), "{odd}");
+            let mut expected = odd.clone();
+            if expected.get("lastTransitionTime").is_none() {
+                expected["lastTransitionTime"] = Value::Null;
+            }
+            assert_eq!(kept.value(), json!([written[0].clone(), expected]), "{odd}");
+        }
+        assert_eq!(KeptConditions::of(&Value::Null).value(), Value::Null);
+        assert_eq!(KeptConditions::of(&json!([])).value(), json!([]));
     }
 
     /// The offline store lists typed ApiKeys as the watch does.

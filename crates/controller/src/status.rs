@@ -263,9 +263,12 @@ pub fn status_patch(kind: Kind, key: &ObjectKey, status: &Value) -> Value {
     })
 }
 
-/// Now, as Kubernetes writes `metav1.Time` (RFC 3339, whole seconds, UTC).
+/// How Kubernetes writes `metav1.Time`: RFC 3339, whole seconds, UTC.
+pub(crate) const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
+
+/// Now, as Kubernetes writes `metav1.Time`.
 pub fn now_rfc3339() -> String {
-    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    Timestamp::now().strftime(TIME_FORMAT).to_string()
 }
 
 /// One status write to make.

@@ -58,7 +58,7 @@ pub async fn summarize(table: &TableStore, usage: &Usage, updated: &str) -> Summ
         .flat_map(|k| {
             k.plans
                 .iter()
-                .filter_map(|p| Some((k.object.clone(), k.id.clone(), p.clone(), *plans.get(p)?)))
+                .filter_map(|p| Some((k.object.clone(), k.id, p.clone(), *plans.get(p)?)))
         })
         .collect();
     let counted: Vec<(ObjectKey, ObjectKey, Quota, u64)> = stream::iter(wanted)

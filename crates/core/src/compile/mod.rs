@@ -193,7 +193,7 @@ fn finish_rest_apis(
             );
         }
         let fields = StatusFields {
-            api_id: Some(info.id.to_string()),
+            api_id: Some(info.id),
             ..Default::default()
         };
         let mut update = c.finish(obj.meta.generation, fields);
@@ -400,7 +400,7 @@ fn deployments<'w>(
                                     out.insert(
                                         key.clone(),
                                         DeployInfo {
-                                            id: id.clone(),
+                                            id,
                                             rest_api: api_key,
                                             def: snapshot,
                                             routes,
@@ -687,13 +687,15 @@ fn usage_plans(
 /// when no key before it took the same value, and an outcome that found a duplicate is not
 /// kept.
 ///
-/// It also keeps one copy of each set of conditions the keys have: 10,000 ready keys share
-/// their three conditions rather than hold 10,000 copies of them.
+/// It also keeps one copy of each set of conditions the keys have, and of each set of plans
+/// they are in: 10,000 ready keys of one plan share their three conditions and their plan list
+/// rather than hold 10,000 copies of them.
 #[derive(Debug, Default)]
 pub struct CompileCache {
     context: Option<KeyContext>,
     keys: FastMap<ObjectKey, CachedKey>,
-    conditions: HashSet<Arc<[Cond]>, foldhash::fast::RandomState>,
+    conditions: Shared<Cond>,
+    plans: Shared<ObjectKey>,
 }
 
 impl CompileCache {
@@ -752,9 +754,8 @@ impl KeyContext {
 #[derive(Debug)]
 struct CachedKey {
     obj: Arc<Obj<ApiKeyDef>>,
-    /// The Secret the key reads, and what was known of it: its data, or whether it exists
-    /// without the label.
-    secret_key: ObjectKey,
+    /// What was known of the Secret the key reads: its data, or whether it exists without
+    /// the label.
     secret: Option<Arc<SecretData>>,
     unlabelled: bool,
     /// The value's digest, when the Secret holds a valid one.
@@ -773,9 +774,13 @@ impl CachedKey {
         world: &World,
         seen: &FastMap<KeyDigest, &ObjectKey>,
     ) -> bool {
-        let same_secret = match (world.secrets.get(&self.secret_key), &self.secret) {
+        let Ok(def) = &self.obj.def else {
+            return false;
+        };
+        let (secret, _) = def.secret(&self.obj.meta.key);
+        let same_secret = match (world.secrets.get(&secret), &self.secret) {
             (Some(now), Some(then)) => Arc::ptr_eq(now, then) || now == then,
-            (None, None) => world.unlabelled_secrets.contains(&self.secret_key) == self.unlabelled,
+            (None, None) => world.unlabelled_secrets.contains(&secret) == self.unlabelled,
             _ => false,
         };
         Arc::ptr_eq(&self.obj, obj) && same_secret && self.digest.is_none_or(|d| !seen.contains_key(&d))
@@ -836,6 +841,9 @@ fn api_keys(
         };
         let mut outcome = api_key(world, stages, &selecting, &seen, key, obj, def);
         outcome.status.conditions = shared(&mut cache.conditions, &outcome.status.conditions);
+        if let Some(e) = &mut outcome.entry {
+            e.plans = shared(&mut cache.plans, &e.plans);
+        }
         let status = Arc::new(outcome.status);
         let entry = outcome.entry.map(Arc::new);
         if let Some(e) = &entry {
@@ -849,7 +857,6 @@ fn api_keys(
         }
         let cached = CachedKey {
             obj: obj.clone(),
-            secret_key: outcome.secret_key,
             secret: outcome.secret,
             unlabelled: outcome.unlabelled,
             digest: outcome.digest,
@@ -869,19 +876,20 @@ fn api_keys(
         cache.keys.retain(|k, _| world.api_keys.contains_key(k));
     }
     cache.conditions.retain(|c| Arc::strong_count(c) > 1);
+    cache.plans.retain(|p| Arc::strong_count(p) > 1);
     (out, statuses)
 }
 
-/// The copy of `conditions` that `kept` holds, kept there if it holds none.
-fn shared(
-    kept: &mut HashSet<Arc<[Cond]>, foldhash::fast::RandomState>,
-    conditions: &Arc<[Cond]>,
-) -> Arc<[Cond]> {
-    match kept.get(conditions) {
+/// One copy of each of many equal values (conditions, a key's plans), shared.
+type Shared<T> = HashSet<Arc<[T]>, foldhash::fast::RandomState>;
+
+/// The copy of `value` that `kept` holds, kept there if it holds none.
+fn shared<T: Eq + std::hash::Hash>(kept: &mut Shared<T>, value: &Arc<[T]>) -> Arc<[T]> {
+    match kept.get(value) {
         Some(c) => c.clone(),
         None => {
-            kept.insert(conditions.clone());
-            conditions.clone()
+            kept.insert(value.clone());
+            value.clone()
         }
     }
 }
@@ -889,7 +897,7 @@ fn shared(
 /// A key's status fields: its id.
 fn key_fields(id: &KeyId) -> StatusFields {
     StatusFields {
-        key_id: Some(id.to_string()),
+        key_id: Some(*id),
         ..Default::default()
     }
 }
@@ -898,7 +906,6 @@ fn key_fields(id: &KeyId) -> StatusFields {
 struct KeyOutcome {
     status: StatusUpdate,
     entry: Option<KeyEntry>,
-    secret_key: ObjectKey,
     secret: Option<Arc<SecretData>>,
     unlabelled: bool,
     digest: Option<KeyDigest>,
@@ -918,11 +925,12 @@ fn api_key(
     let mut c = Conditions::new(Kind::ApiKey, key);
     let id = KeyId::from_uid(&obj.meta.uid);
     let fields = key_fields(&id);
-    let (secret, data_key, field) = match &def.value {
-        KeyValueSource::Secret { name, key } => (name.as_str(), key.as_str(), "spec.valueFrom.secretKeyRef"),
-        KeyValueSource::Generated { secret } => (secret.as_str(), crate::model::GENERATED_SECRET_KEY, "spec"),
+    let (secret_key, data_key) = def.secret(key);
+    let field = match &def.value {
+        KeyValueSource::Secret { .. } => "spec.valueFrom.secretKeyRef",
+        KeyValueSource::Generated { .. } => "spec",
     };
-    let secret_key = key.sibling(secret);
+    let secret = &*secret_key.name;
     let secret_data = world.secrets.get(&secret_key).cloned();
     let unlabelled = secret_data.is_none() && world.unlabelled_secrets.contains(&secret_key);
     let digest = match &secret_data {
@@ -1037,7 +1045,7 @@ fn api_key(
                 digest,
                 enabled: def.enabled,
                 customer_id: def.customer_id.clone(),
-                plans: plans.clone(),
+                plans: plans.as_slice().into(),
             });
         }
     }
@@ -1061,7 +1069,6 @@ fn api_key(
     KeyOutcome {
         status: c.finish(obj.meta.generation, fields),
         entry,
-        secret_key,
         secret: secret_data,
         unlabelled,
         digest,
@@ -1136,7 +1143,7 @@ fn assemble(
             );
         }
         entries.push(ApiEntry {
-            id: info.id.clone(),
+            id: info.id,
             object: api_key,
             endpoint_type: settings.endpoint_type,
             api_key_source: settings.api_key_source,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::conditions::{reasons, types};
-use crate::model::{Invalid, ObjectKey};
+use crate::model::{ApiId, Invalid, KeyId, ObjectKey};
 
 /// The kinds compile reports on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -46,12 +46,13 @@ impl Cond {
     }
 }
 
-/// The kind-specific status fields.
+/// The kind-specific status fields. The API and key ids are held inline: an ApiKey's status,
+/// one of 10,000, allocates nothing for its id. (A stage's deployment id may be `live`.)
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusFields {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub api_id: Option<String>,
+    pub api_id: Option<ApiId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,7 +62,7 @@ pub struct StatusFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invoke_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
+    pub key_id: Option<KeyId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_count: Option<i64>,
 }

@@ -1,6 +1,10 @@
 //! Identifiers: object keys and the short AWS-style ids derived from object uids.
 
-use std::{fmt, sync::Arc};
+use std::{
+    collections::HashSet,
+    fmt,
+    sync::{Arc, OnceLock, PoisonError, RwLock},
+};
 
 use sha2::{Digest, Sha256};
 
@@ -16,9 +20,11 @@ pub struct ObjectKey {
 }
 
 impl ObjectKey {
+    /// The key of `name` in `namespace`, whose name is shared with every other key of the
+    /// namespace (see [`namespace`]).
     pub fn new(namespace: impl AsRef<str>, name: impl AsRef<str>) -> Self {
         ObjectKey {
-            namespace: Arc::from(namespace.as_ref()),
+            namespace: self::namespace(namespace.as_ref()),
             name: Arc::from(name.as_ref()),
         }
     }
@@ -28,6 +34,27 @@ impl ObjectKey {
         ObjectKey {
             namespace: self.namespace.clone(),
             name: Arc::from(name),
+        }
+    }
+}
+
+/// The one copy of a namespace's name every [`ObjectKey`] made by [`ObjectKey::new`] shares:
+/// a cluster has few namespaces and may have 10,000 keys (and as many Secrets) in one, which
+/// then hold a reference each rather than a copy each. A namespace's name stays after its
+/// objects are gone; namespaces are few, and creating one takes a cluster administrator.
+pub fn namespace(name: &str) -> Arc<str> {
+    static NAMESPACES: OnceLock<RwLock<HashSet<Arc<str>>>> = OnceLock::new();
+    let all = NAMESPACES.get_or_init(RwLock::default);
+    if let Some(n) = all.read().unwrap_or_else(PoisonError::into_inner).get(name) {
+        return n.clone();
+    }
+    let mut all = all.write().unwrap_or_else(PoisonError::into_inner);
+    match all.get(name) {
+        Some(n) => n.clone(),
+        None => {
+            let n: Arc<str> = Arc::from(name);
+            all.insert(n.clone());
+            n
         }
     }
 }
@@ -53,9 +80,11 @@ pub fn short_id(seed: &str, len: usize) -> String {
 macro_rules! short_id_type {
     ($(#[$doc:meta])* $name:ident, $len:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Held inline, ASCII only: 10,000 API keys carry their id in their table entry and
+        /// their status without an allocation each.
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+        pub struct $name([u8; $len]);
 
         impl $name {
             /// The length of the id.
@@ -63,29 +92,53 @@ macro_rules! short_id_type {
 
             /// The id derived from an object uid.
             pub fn from_uid(uid: &str) -> Self {
-                $name(short_id(uid, $len))
+                let id = short_id(uid, $len);
+                let mut out = [0; $len];
+                out.copy_from_slice(id.as_bytes());
+                $name(out)
             }
 
             /// Accepts an id that has the right shape.
             pub fn parse(s: &str) -> Option<Self> {
-                let ok = s.len() == $len && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-                ok.then(|| $name(s.to_string()))
+                let ok = s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+                let bytes: [u8; $len] = s.as_bytes().try_into().ok()?;
+                ok.then_some($name(bytes))
             }
 
             pub fn as_str(&self) -> &str {
-                &self.0
+                // Always ASCII (made by `from_uid` or checked by `parse`).
+                std::str::from_utf8(&self.0).unwrap_or_default()
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self.as_str(), f)
+            }
+        }
+
+        /// As the string's: `Borrow<str>` lets a map keyed by ids be read with a `&str`.
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.as_str().hash(state)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
             }
         }
 
         impl std::borrow::Borrow<str> for $name {
             fn borrow(&self) -> &str {
-                &self.0
+                self.as_str()
             }
         }
     };
@@ -116,9 +169,30 @@ mod tests {
         let a = ApiId::from_uid("6f1e0a52-0000-4000-8000-000000000001");
         assert_eq!(a, ApiId::from_uid("6f1e0a52-0000-4000-8000-000000000001"));
         assert_ne!(a, ApiId::from_uid("6f1e0a52-0000-4000-8000-000000000002"));
-        assert_eq!(ApiId::parse(a.as_str()), Some(a.clone()));
+        assert_eq!(ApiId::parse(a.as_str()), Some(a));
         assert_eq!(DeploymentId::from_uid("x").as_str().len(), 6);
         assert!(ApiId::parse("ABCDEFGHIJ").is_none());
         assert!(ApiId::parse("abc").is_none());
+        assert!(ApiId::parse("abcdefgh\u{e9}").is_none());
+    }
+
+    /// Keys of one namespace share its name.
+    #[test]
+    fn keys_share_their_namespace() {
+        let (a, b) = (ObjectKey::new("ns-shared", "a"), ObjectKey::new("ns-shared", "b"));
+        assert!(Arc::ptr_eq(&a.namespace, &b.namespace));
+        assert_eq!(&*ObjectKey::new("ns-other", "a").namespace, "ns-other");
+    }
+
+    /// An id reads, prints, serializes and hashes as its string.
+    #[test]
+    fn ids_are_their_strings() {
+        let k = KeyId::from_uid("u");
+        assert_eq!(k.as_str().len(), KeyId::LEN);
+        assert_eq!(format!("{k}"), k.as_str());
+        assert_eq!(format!("{k:?}"), format!("{:?}", k.as_str()));
+        assert_eq!(serde_json::to_value(k).unwrap(), serde_json::json!(k.as_str()));
+        let by_id: std::collections::HashMap<KeyId, u8> = [(k, 1)].into();
+        assert_eq!(by_id.get(k.as_str()), Some(&1));
     }
 }

@@ -265,8 +265,8 @@ pub struct KeyEntry {
     pub digest: KeyDigest,
     pub enabled: bool,
     pub customer_id: Option<String>,
-    /// The usage plans the key is in.
-    pub plans: Vec<ObjectKey>,
+    /// The usage plans the key is in (one list shared by the keys in the same plans).
+    pub plans: Arc<[ObjectKey]>,
 }
 
 /// The compiled routes of one deployment (or live definition).

@@ -358,7 +358,7 @@ impl Usage {
         let shared = shared.clone();
         let bucket_name = (!token).then(|| name.redis_name());
         let quota_name = quota.map(|(m, _)| quota_name(m.plan, m.key));
-        let owned = metered.map(|m| (m.plan.clone(), m.key.clone(), m.quota));
+        let owned = metered.map(|m| (m.plan.clone(), *m.key, m.quota));
         let lease = lease.map(|(_, q, l)| (q, l));
         Admission::Later(Box::pin(async move {
             let _refilling = match &bucket_name {
@@ -420,7 +420,7 @@ impl Usage {
         let day = quota::day_of(now);
         let id = self.id(("quota", m.plan, m.key));
         // Under Redis the local counter only keeps the per-day history.
-        self.key_usage(id, None, day, || (m.plan.clone(), m.key.clone()))
+        self.key_usage(id, None, day, || (m.plan.clone(), *m.key))
             .record(day);
     }
 
@@ -490,7 +490,7 @@ impl Usage {
         let id = self.id(("quota", m.plan, m.key));
         let day = quota::day_of(now);
         let quota = m.quota.map(|q| share_quota(q, self.replicas()));
-        let usage = self.key_usage(id, quota, day, || (m.plan.clone(), m.key.clone()));
+        let usage = self.key_usage(id, quota, day, || (m.plan.clone(), *m.key));
         if usage.try_take(day) {
             usage.record(day);
             Ok(())
@@ -555,7 +555,7 @@ impl Usage {
         let mut out: Vec<(KeyId, Arc<KeyUsage>)> = names
             .iter()
             .filter(|(_, (p, _))| p == plan)
-            .filter_map(|(id, (_, key))| Some((key.clone(), keys.get(id)?.clone())))
+            .filter_map(|(id, (_, key))| Some((*key, keys.get(id)?.clone())))
             .collect();
         out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         out

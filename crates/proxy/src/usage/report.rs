@@ -72,12 +72,7 @@ async fn report(usage: &Usage, store: &TableStore, query: &str) -> Result<String
     // The plan's keys: those the table puts in it, and any this process counted.
     let mut keys: Vec<KeyId> = usage.plan_usage(&plan).into_iter().map(|(k, _)| k).collect();
     if usage.shared_usage() {
-        keys.extend(
-            table
-                .keys()
-                .filter(|k| k.plans.contains(&plan))
-                .map(|k| k.id.clone()),
-        );
+        keys.extend(table.keys().filter(|k| k.plans.contains(&plan)).map(|k| k.id));
     }
     keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     keys.dedup();
