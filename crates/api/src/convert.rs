@@ -2012,7 +2012,7 @@ pub fn api_key(name: &str, spec: &api::ApiKeySpec) -> Result<ApiKeyDef, Vec<Inva
     }
     errors.finish(ApiKeyDef {
         enabled: *enabled,
-        customer_id: customer_id.clone(),
+        customer_id: customer_id.as_deref().map(Arc::from),
         value,
         usage_plans: plans,
         labels: BTreeMap::new(),

@@ -228,7 +228,7 @@ mod tests {
         let data = [("v".to_string(), KeyDigest::of_value(value))]
             .into_iter()
             .collect();
-        Arc::make_mut(&mut objects.secrets).insert(ObjectKey::new("default", secret), Arc::new(data));
+        Arc::make_mut(&mut objects.secrets).insert(ObjectKey::new("default", secret), data);
     }
 
     /// A rebuild that changes nothing the keys read reuses every key's outcome; one that does

@@ -193,7 +193,7 @@ impl Objects {
                     let secret: Secret = decode(value, index)?;
                     let key = ObjectKey::new(secret.namespace().unwrap_or_default(), secret.name_any());
                     if secret.labels().contains_key(API_KEY_SECRET_LABEL) {
-                        Arc::make_mut(&mut out.secrets).insert(key, Arc::new(secret_data(&secret)));
+                        Arc::make_mut(&mut out.secrets).insert(key, secret_data(&secret));
                     } else {
                         out.unlabelled_secrets.insert(key);
                     }

@@ -143,7 +143,7 @@ impl Shared {
         let key = key_of(&s);
         self.labelled.insert(key.clone());
         if self.referenced.contains(&key) {
-            Arc::make_mut(&mut self.cached).insert(key.clone(), Arc::new(ingest::secret_data(&s)));
+            Arc::make_mut(&mut self.cached).insert(key.clone(), ingest::secret_data(&s));
         } else {
             self.forget(&key);
         }
@@ -299,7 +299,7 @@ impl SecretCache {
             for s in found {
                 let key = key_of(&s);
                 if shared.referenced.contains(&key) && !shared.cached.contains_key(&key) {
-                    Arc::make_mut(&mut shared.cached).insert(key, Arc::new(ingest::secret_data(&s)));
+                    Arc::make_mut(&mut shared.cached).insert(key, ingest::secret_data(&s));
                 }
             }
         }

@@ -343,7 +343,7 @@ fn deployments<'w>(
         let mut c = Conditions::new(Kind::Deployment, key);
         let id = DeploymentId::from_uid(&obj.meta.uid);
         let mut fields = StatusFields {
-            deployment_id: Some(id.to_string()),
+            deployment_id: Some(id.as_str().into()),
             ..Default::default()
         };
         match &obj.def {
@@ -371,7 +371,7 @@ fn deployments<'w>(
                         digest,
                         def: snapshot,
                     } => {
-                        fields.digest = Some(digest.clone());
+                        fields.digest = Some(digest.as_str().into());
                         match (snapshot.as_ref(), api) {
                             (Err(errors), _) => {
                                 let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -487,7 +487,7 @@ fn stages<'w>(
             continue;
         };
         let private = api.live.is_some_and(|d| d.endpoint_type == EndpointType::Private);
-        fields.invoke_url = Some(invoke_url(config, &api.id, def.name.as_str(), private));
+        fields.invoke_url = Some(invoke_url(config, &api.id, def.name.as_str(), private).into());
 
         let resolve = |name: &str,
                        field: &str,
@@ -546,14 +546,14 @@ fn stages<'w>(
             statuses.insert((Kind::Stage, key.clone()), c.finish(obj.meta.generation, fields));
             continue;
         };
-        fields.deployment_id = Some(primary.0.clone());
+        fields.deployment_id = Some(primary.0.as_str().into());
 
         // A canary that does not resolve leaves the stage serving its primary deployment only.
         let canary = def.canary.as_ref().and_then(|canary| match &canary.deployment {
             Some(name) => resolve(name, "spec.canarySettings.deploymentRef.name", &mut c),
             None => Some(primary.clone()),
         });
-        fields.canary_deployment_id = canary.as_ref().map(|(id, _, _)| id.clone());
+        fields.canary_deployment_id = canary.as_ref().map(|(id, _, _)| id.as_str().into());
         for (reason, message) in service_problems(world, primary.1) {
             // The field path is the deployment's, not this object's.
             c.unresolved(reason, format!("in deployment {}, {message}", primary.0));
@@ -756,7 +756,7 @@ struct CachedKey {
     obj: Arc<Obj<ApiKeyDef>>,
     /// What was known of the Secret the key reads: its data, or whether it exists without
     /// the label.
-    secret: Option<Arc<SecretData>>,
+    secret: Option<SecretData>,
     unlabelled: bool,
     /// The value's digest, when the Secret holds a valid one.
     digest: Option<KeyDigest>,
@@ -779,7 +779,7 @@ impl CachedKey {
         };
         let (secret, _) = def.secret(&self.obj.meta.key);
         let same_secret = match (world.secrets.get(&secret), &self.secret) {
-            (Some(now), Some(then)) => Arc::ptr_eq(now, then) || now == then,
+            (Some(now), Some(then)) => now.same(then) || now == then,
             (None, None) => world.unlabelled_secrets.contains(&secret) == self.unlabelled,
             _ => false,
         };
@@ -906,7 +906,7 @@ fn key_fields(id: &KeyId) -> StatusFields {
 struct KeyOutcome {
     status: StatusUpdate,
     entry: Option<KeyEntry>,
-    secret: Option<Arc<SecretData>>,
+    secret: Option<SecretData>,
     unlabelled: bool,
     digest: Option<KeyDigest>,
     /// Whether a key before it had the same value.

@@ -46,21 +46,22 @@ impl Cond {
     }
 }
 
-/// The kind-specific status fields. The API and key ids are held inline: an ApiKey's status,
-/// one of 10,000, allocates nothing for its id. (A stage's deployment id may be `live`.)
+/// The kind-specific status fields, as small as they go: an ApiKey's status is one of 10,000.
+/// The API and key ids are held inline; the other texts are boxed, not `String`s. (A stage's
+/// deployment id may be `live`, so it is text.)
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_id: Option<ApiId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub deployment_id: Option<String>,
+    pub deployment_id: Option<Box<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub canary_deployment_id: Option<String>,
+    pub canary_deployment_id: Option<Box<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
+    pub digest: Option<Box<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub invoke_url: Option<String>,
+    pub invoke_url: Option<Box<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<KeyId>,
     #[serde(skip_serializing_if = "Option::is_none")]

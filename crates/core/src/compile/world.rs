@@ -89,7 +89,7 @@ pub struct ServicePortFacts {
 }
 
 /// API key Secrets by name, as digests of their values.
-pub type SecretMap = BTreeMap<ObjectKey, Arc<SecretData>>;
+pub type SecretMap = BTreeMap<ObjectKey, SecretData>;
 
 /// Everything compile reads. Built by `crate::ingest` from Kubernetes objects, or by tests.
 #[derive(Clone, Debug, Default)]

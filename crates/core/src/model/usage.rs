@@ -112,7 +112,7 @@ pub enum KeyValueSource {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiKeyDef {
     pub enabled: bool,
-    pub customer_id: Option<String>,
+    pub customer_id: Option<Arc<str>>,
     pub value: KeyValueSource,
     pub usage_plans: Vec<String>,
     /// The object's labels, which UsagePlans' `apiKeySelector`s match.
@@ -153,8 +153,9 @@ pub type SecretValue = Result<KeyDigest, String>;
 /// A sorted slice rather than a map: the controller holds one per referenced Secret, a Secret
 /// holds one value or two, and a `BTreeMap` allocates room for eleven entries (some 800 bytes)
 /// however few it holds. Built like a map: of two entries with the same key, the later wins.
+/// Cloned by reference: the Secret cache, a rebuild and the compile cache share one copy.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct SecretData(Box<[(Box<str>, SecretValue)]>);
+pub struct SecretData(Arc<[(Box<str>, SecretValue)]>);
 
 impl SecretData {
     /// The value under a data key.
@@ -176,6 +177,11 @@ impl SecretData {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Whether `other` is this very data (a clone of it), not only equal to it.
+    pub fn same(&self, other: &SecretData) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 

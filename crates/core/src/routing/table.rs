@@ -264,7 +264,7 @@ pub struct KeyEntry {
     pub object: ObjectKey,
     pub digest: KeyDigest,
     pub enabled: bool,
-    pub customer_id: Option<String>,
+    pub customer_id: Option<Arc<str>>,
     /// The usage plans the key is in (one list shared by the keys in the same plans).
     pub plans: Arc<[ObjectKey]>,
 }
