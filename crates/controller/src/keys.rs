@@ -15,12 +15,11 @@ use std::{
 };
 
 use futures::StreamExt as _;
-use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Client, ResourceExt as _,
     runtime::{WatchStreamExt as _, watcher},
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::{
     sync::{Notify, watch},
     task::JoinHandle,
@@ -29,11 +28,10 @@ use tracing::warn;
 
 use crate::{
     ingest,
-    status::{Changed, Current, StatusDigest, TIME_FORMAT, read_status},
+    status::{Changed, Current, KeptConditions, StatusDigest, read_status},
 };
 use turnpike_api::{ApiKey, v1alpha1::api_key::ApiKeyStatus};
 use turnpike_core::compile::Obj;
-use turnpike_core::conditions::types;
 use turnpike_core::model::{ApiKeyDef, ObjectKey};
 
 /// What the controller keeps of one ApiKey.
@@ -63,93 +61,6 @@ impl KeptStatus {
             digest,
             conditions: KeptConditions::of(&conditions),
         }
-    }
-}
-
-/// A key's `status.conditions` as the status writer reads them. The conditions the controller
-/// writes (a known type, `True` or `False`, a transition time in whole seconds) take 16 bytes
-/// each; anything else is kept as its JSON text. Either reads back as the same JSON.
-#[derive(Debug)]
-enum KeptConditions {
-    Absent,
-    Compact(Box<[KeptCondition]>),
-    Text(Box<str>),
-}
-
-/// One condition the controller wrote: its type (an index into [`TYPES`]), status and
-/// `lastTransitionTime` (seconds since the epoch).
-#[derive(Debug)]
-struct KeptCondition {
-    type_: u8,
-    status: bool,
-    since: i64,
-}
-
-/// The condition types a key's status holds.
-const TYPES: [&str; 3] = [types::ACCEPTED, types::RESOLVED_REFS, types::READY];
-
-impl KeptConditions {
-    fn of(conditions: &Value) -> KeptConditions {
-        let Some(all) = conditions.as_array() else {
-            return KeptConditions::Absent;
-        };
-        let compact: Option<Box<[KeptCondition]>> = all.iter().map(KeptCondition::of).collect();
-        compact.map(KeptConditions::Compact).unwrap_or_else(|| {
-            let read: Vec<Value> = all
-                .iter()
-                .map(|c| {
-                    let field = |f: &str| c.get(f).cloned().unwrap_or(Value::Null);
-                    json!({
-                        "type": field("type"),
-                        "status": field("status"),
-                        "lastTransitionTime": field("lastTransitionTime"),
-                    })
-                })
-                .collect();
-            KeptConditions::Text(Value::Array(read).to_string().into_boxed_str())
-        })
-    }
-
-    fn value(&self) -> Value {
-        match self {
-            KeptConditions::Absent => Value::Null,
-            KeptConditions::Compact(all) => all.iter().map(KeptCondition::value).collect(),
-            KeptConditions::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
-        }
-    }
-}
-
-impl KeptCondition {
-    /// `c` in 16 bytes, when it reads back exactly.
-    fn of(c: &Value) -> Option<KeptCondition> {
-        let type_ = c.get("type")?.as_str()?;
-        let type_ = TYPES.iter().position(|t| *t == type_)?;
-        let status = match c.get("status")?.as_str()? {
-            "True" => true,
-            "False" => false,
-            _ => return None,
-        };
-        let time = c.get("lastTransitionTime")?.as_str()?;
-        let since: Timestamp = time.parse().ok()?;
-        let kept = KeptCondition {
-            type_: u8::try_from(type_).ok()?,
-            status,
-            since: since.as_second(),
-        };
-        (kept.time()?.as_str() == time).then_some(kept)
-    }
-
-    fn time(&self) -> Option<String> {
-        let t = Timestamp::from_second(self.since).ok()?;
-        Some(t.strftime(TIME_FORMAT).to_string())
-    }
-
-    fn value(&self) -> Value {
-        json!({
-            "type": TYPES[usize::from(self.type_)],
-            "status": if self.status { "True" } else { "False" },
-            "lastTransitionTime": self.time(),
-        })
     }
 }
 
@@ -386,6 +297,7 @@ mod tests {
 
     use super::*;
     use crate::ingest::Objects;
+    use serde_json::json;
 
     fn api_key(name: &str, labels: &[(&str, &str)]) -> ApiKey {
         let y = format!(
@@ -556,39 +468,6 @@ mod tests {
             (none.conditions, none.digest),
             (Value::Null, StatusDigest::of(&Value::Null))
         );
-    }
-
-    /// Conditions as the controller writes them are kept in 16 bytes each; any other
-    /// condition (an unknown type or status, a time with a fraction or an offset, a missing
-    /// field) keeps its JSON text; both read back as the JSON they were read from.
-    #[test]
-    fn kept_conditions_read_back_as_they_were() {
-        assert_eq!(std::mem::size_of::<KeptCondition>(), 16);
-        let written = json!([
-            {"type": "Accepted", "status": "True", "lastTransitionTime": "2026-12-04T10:00:00Z"},
-            {"type": "Ready", "status": "False", "lastTransitionTime": "1970-01-01T00:00:00Z"},
-        ]);
-        let kept = KeptConditions::of(&written);
-        assert!(matches!(kept, KeptConditions::Compact(_)), "{kept:?}");
-        assert_eq!(kept.value(), written);
-        for odd in [
-            json!({"type": "Degraded", "status": "True", "lastTransitionTime": "2026-12-04T10:00:00Z"}),
-            json!({"type": "Ready", "status": "Unknown", "lastTransitionTime": "2026-12-04T10:00:00Z"}),
-            json!({"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-04T10:00:00.5Z"}),
-            json!({"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-04T11:00:00+01:00"}),
-            json!({"type": "Ready", "status": "True"}),
-        ] {
-            let all = json!([written[0].clone(), odd.clone()]);
-            let kept = KeptConditions::of(&all);
-            assert!(matches!(kept, KeptConditions::Text(_)), "{odd}");
-            let mut expected = odd.clone();
-            if expected.get("lastTransitionTime").is_none() {
-                expected["lastTransitionTime"] = Value::Null;
-            }
-            assert_eq!(kept.value(), json!([written[0].clone(), expected]), "{odd}");
-        }
-        assert_eq!(KeptConditions::of(&Value::Null).value(), Value::Null);
-        assert_eq!(KeptConditions::of(&json!([])).value(), json!([]));
     }
 
     /// The offline store lists typed ApiKeys as the watch does.

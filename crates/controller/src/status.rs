@@ -50,6 +50,7 @@ use crate::ingest::DIGEST_ANNOTATION;
 use crate::{Error, FIELD_MANAGER, events, metrics::ControllerMetrics};
 use turnpike_api::{ApiKey, Deployment, GROUP, RestApi, Stage, UsagePlan, VERSION};
 use turnpike_core::compile::{Kind, StatusUpdate};
+use turnpike_core::conditions::types;
 use turnpike_core::model::{GENERATED_SECRET_KEY, ObjectKey};
 
 /// How many status patches are in flight at once.
@@ -133,6 +134,100 @@ impl StatusDigest {
         let mut out = [0; 16];
         out.copy_from_slice(&Sha256::digest(&json)[..16]);
         StatusDigest(out)
+    }
+}
+
+/// An object's `status.conditions` as the writer reads them (`type`, `status`,
+/// `lastTransitionTime`): what the key store keeps of each of 10,000 ApiKeys, and what the
+/// writer keeps of a write in flight. The conditions the controller writes (a known type,
+/// `True` or `False`, a transition time in whole seconds) take 16 bytes each; anything else
+/// is kept as its JSON text. Either reads back as the same JSON.
+#[derive(Debug)]
+pub(crate) enum KeptConditions {
+    Absent,
+    Compact(Box<[KeptCondition]>),
+    Text(Box<str>),
+}
+
+/// One condition the controller wrote: its type (an index into [`TYPES`]), status and
+/// `lastTransitionTime` (seconds since the epoch).
+#[derive(Debug)]
+pub(crate) struct KeptCondition {
+    type_: u8,
+    status: bool,
+    since: i64,
+}
+
+/// The condition types the controller writes.
+const TYPES: [&str; 4] = [
+    types::ACCEPTED,
+    types::RESOLVED_REFS,
+    types::READY,
+    types::OPEN_API_IMPORTED,
+];
+
+impl KeptConditions {
+    pub(crate) fn of(conditions: &Value) -> KeptConditions {
+        let Some(all) = conditions.as_array() else {
+            return KeptConditions::Absent;
+        };
+        let compact: Option<Box<[KeptCondition]>> = all.iter().map(KeptCondition::of).collect();
+        compact.map(KeptConditions::Compact).unwrap_or_else(|| {
+            let read: Vec<Value> = all
+                .iter()
+                .map(|c| {
+                    let field = |f: &str| c.get(f).cloned().unwrap_or(Value::Null);
+                    json!({
+                        "type": field("type"),
+                        "status": field("status"),
+                        "lastTransitionTime": field("lastTransitionTime"),
+                    })
+                })
+                .collect();
+            KeptConditions::Text(Value::Array(read).to_string().into_boxed_str())
+        })
+    }
+
+    pub(crate) fn value(&self) -> Value {
+        match self {
+            KeptConditions::Absent => Value::Null,
+            KeptConditions::Compact(all) => all.iter().map(KeptCondition::value).collect(),
+            KeptConditions::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        }
+    }
+}
+
+impl KeptCondition {
+    /// `c` in 16 bytes, when it reads back exactly.
+    fn of(c: &Value) -> Option<KeptCondition> {
+        let type_ = c.get("type")?.as_str()?;
+        let type_ = TYPES.iter().position(|t| *t == type_)?;
+        let status = match c.get("status")?.as_str()? {
+            "True" => true,
+            "False" => false,
+            _ => return None,
+        };
+        let time = c.get("lastTransitionTime")?.as_str()?;
+        let since: Timestamp = time.parse().ok()?;
+        let kept = KeptCondition {
+            type_: u8::try_from(type_).ok()?,
+            status,
+            since: since.as_second(),
+        };
+        (kept.time()?.as_str() == time).then_some(kept)
+    }
+
+    fn time(&self) -> Option<String> {
+        let t = Timestamp::from_second(self.since).ok()?;
+        Some(t.strftime(TIME_FORMAT).to_string())
+    }
+
+    fn value(&self) -> Value {
+        json!({
+            "type": TYPES[usize::from(self.type_)],
+            "status": if self.status { "True" } else { "False" },
+            "lastTransitionTime": self.time(),
+        })
     }
 }
 
@@ -277,6 +372,8 @@ struct Job {
     key: ObjectKey,
     uid: String,
     desired: Compact,
+    /// What is kept of the write once it is made.
+    conditions: KeptConditions,
     digest: StatusDigest,
     event: Option<kube::runtime::events::Event>,
 }
@@ -303,9 +400,10 @@ pub struct Writer<S> {
     stores: S,
     metrics: Arc<ControllerMetrics>,
     recorder: Recorder,
-    /// What we last wrote per object (uid, status, its digest) until the store shows it: this
+    /// What we last wrote per object (uid, its conditions, the status's digest) until the
+    /// store shows it: this
     /// keeps us from writing it twice or repeating its Event meanwhile.
-    written: HashMap<(Kind, ObjectKey), (String, Compact, StatusDigest)>,
+    written: HashMap<(Kind, ObjectKey), (String, KeptConditions, StatusDigest)>,
     settled: Settled,
 }
 
@@ -429,7 +527,7 @@ impl<S: CurrentStatus> Writer<S> {
                         }
                     }
                     self.written
-                        .insert((job.kind, job.key), (job.uid, job.desired, job.digest));
+                        .insert((job.kind, job.key), (job.uid, job.conditions, job.digest));
                 }
                 Err(e) => {
                     ok = false;
@@ -494,11 +592,11 @@ impl<S: CurrentStatus> Writer<S> {
                 self.written.remove(&key);
                 None
             }
-            Some((_, s, digest)) => Some((s.value(), *digest)),
+            Some((_, conditions, digest)) => Some((conditions.value(), *digest)),
             None => None,
         };
         let previous = match &cached {
-            Some((s, _)) => s.get("conditions").unwrap_or(&Value::Null),
+            Some((conditions, _)) => conditions,
             None => &current.conditions,
         };
         let desired = desired_status(update, previous, now, snapshot.map(String::as_str));
@@ -511,6 +609,7 @@ impl<S: CurrentStatus> Writer<S> {
             kind: update.kind,
             key: update.object.clone(),
             uid: current.uid,
+            conditions: KeptConditions::of(&desired["conditions"]),
             desired: Compact::of(&desired),
             digest,
             event,
@@ -857,8 +956,41 @@ mod tests {
         assert_eq!(w.stores.lookups(), looked + 6);
     }
 
-    /// A write the reflector has not shown yet is held as JSON text: it is not made twice,
-    /// and it is forgotten once the store shows it.
+    /// Conditions as the controller writes them are kept in 16 bytes each; any other
+    /// condition (an unknown type or status, a time with a fraction or an offset, a missing
+    /// field) keeps its JSON text; both read back as the JSON they were read from.
+    #[test]
+    fn kept_conditions_read_back_as_they_were() {
+        assert_eq!(std::mem::size_of::<KeptCondition>(), 16);
+        let written = json!([
+            {"type": "Accepted", "status": "True", "lastTransitionTime": "2026-12-04T10:00:00Z"},
+            {"type": "Ready", "status": "False", "lastTransitionTime": "1970-01-01T00:00:00Z"},
+        ]);
+        let kept = KeptConditions::of(&written);
+        assert!(matches!(kept, KeptConditions::Compact(_)), "{kept:?}");
+        assert_eq!(kept.value(), written);
+        for odd in [
+            json!({"type": "Degraded", "status": "True", "lastTransitionTime": "2026-12-04T10:00:00Z"}),
+            json!({"type": "Ready", "status": "Unknown", "lastTransitionTime": "2026-12-04T10:00:00Z"}),
+            json!({"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-04T10:00:00.5Z"}),
+            json!({"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-04T11:00:00+01:00"}),
+            json!({"type": "Ready", "status": "True"}),
+        ] {
+            let all = json!([written[0].clone(), odd.clone()]);
+            let kept = KeptConditions::of(&all);
+            assert!(matches!(kept, KeptConditions::Text(_)), "{odd}");
+            let mut expected = odd.clone();
+            if expected.get("lastTransitionTime").is_none() {
+                expected["lastTransitionTime"] = Value::Null;
+            }
+            assert_eq!(kept.value(), json!([written[0].clone(), expected]), "{odd}");
+        }
+        assert_eq!(KeptConditions::of(&Value::Null).value(), Value::Null);
+        assert_eq!(KeptConditions::of(&json!([])).value(), json!([]));
+    }
+
+    /// A write the reflector has not shown yet is held (its conditions and digest): it is not
+    /// made twice, and it is forgotten once the store shows it.
     #[tokio::test]
     async fn a_write_in_flight_is_not_made_twice() {
         let mut w = writer();
@@ -874,7 +1006,7 @@ mod tests {
             "read back whole"
         );
         w.written
-            .insert((job.kind, job.key), (job.uid, job.desired, job.digest));
+            .insert((job.kind, job.key), (job.uid, job.conditions, job.digest));
 
         // Compiled again before the reflector shows the write: nothing to write, and the
         // transition time is the one written.
