@@ -690,10 +690,14 @@ fn usage_plans(
 /// It also keeps one copy of each set of conditions the keys have, and of each set of plans
 /// they are in: 10,000 ready keys of one plan share their three conditions and their plan list
 /// rather than hold 10,000 copies of them.
+///
+/// The outcomes are a list in key order, walked beside the world's keys (in the same order):
+/// no hashing, and no room for a map's empty slots (a map of 10,000 outcomes held as many
+/// again empty).
 #[derive(Debug, Default)]
 pub struct CompileCache {
     context: Option<KeyContext>,
-    keys: FastMap<ObjectKey, CachedKey>,
+    keys: Vec<CachedKey>,
     conditions: Shared<Cond>,
     plans: Shared<ObjectKey>,
 }
@@ -766,6 +770,11 @@ struct CachedKey {
 }
 
 impl CachedKey {
+    /// The key's namespace and name: what the outcomes are ordered by.
+    fn key(&self) -> &ObjectKey {
+        &self.obj.meta.key
+    }
+
     /// Whether this outcome is the one compiling `obj` against `world` now would give, with
     /// the values taken so far in `seen`.
     fn holds_for(
@@ -802,8 +811,10 @@ fn api_keys(
         cache.context = Some(context);
     }
     let mut out: Vec<Arc<KeyEntry>> = Vec::new();
-    // Outcomes of this world's keys in the cache, reused or new: any beyond are of keys gone.
-    let mut kept = 0;
+    // The last outcomes, in key order, as the world's keys are walked; what this world
+    // keeps, in the same order.
+    let mut last = std::mem::take(&mut cache.keys).into_iter().peekable();
+    let mut kept = Vec::with_capacity(world.api_keys.len());
     let mut statuses = Vec::with_capacity(world.api_keys.len());
     let mut seen: FastMap<KeyDigest, &ObjectKey> = FastMap::default();
     let selecting: Selecting<'_> = world
@@ -815,9 +826,8 @@ fn api_keys(
         })
         .collect();
     for (key, obj) in &world.api_keys {
-        // The cache is updated in place (not rebuilt beside the last one): a rebuild holds
-        // one map of 10,000 outcomes at a time, not two.
-        if let Some(cached) = cache.keys.get(key)
+        while last.next_if(|c| c.key() < key).is_some() {}
+        if let Some(cached) = last.next_if(|c| c.key() == key)
             && cached.holds_for(obj, world, &seen)
         {
             if let (Some(entry), Some(digest)) = (&cached.entry, cached.digest) {
@@ -825,7 +835,7 @@ fn api_keys(
                 out.push(entry.clone());
             }
             statuses.push(cached.status.clone());
-            kept += 1;
+            kept.push(cached);
             continue;
         }
         let def = match &obj.def {
@@ -834,7 +844,6 @@ fn api_keys(
                 c.invalid(errors);
                 let fields = key_fields(&KeyId::from_uid(&obj.meta.uid));
                 statuses.push(Arc::new(c.finish(obj.meta.generation, fields)));
-                cache.keys.remove(key);
                 continue;
             }
             Ok(def) => def,
@@ -852,7 +861,6 @@ fn api_keys(
         }
         statuses.push(status.clone());
         if outcome.duplicate {
-            cache.keys.remove(key);
             continue;
         }
         let cached = CachedKey {
@@ -863,18 +871,12 @@ fn api_keys(
             entry,
             status,
         };
-        kept += 1;
-        match cache.keys.get_mut(key) {
-            Some(slot) => *slot = cached,
-            None => {
-                cache.keys.insert(key.clone(), cached);
-            }
-        }
+        kept.push(cached);
     }
-    // Only the keys of this world, and the condition sets some key still has.
-    if cache.keys.len() > kept {
-        cache.keys.retain(|k, _| world.api_keys.contains_key(k));
-    }
+    // The outcomes of this world's keys (those of keys gone are dropped with `last`), and
+    // the condition sets and plan lists some key still has.
+    drop(last);
+    cache.keys = kept;
     cache.conditions.retain(|c| Arc::strong_count(c) > 1);
     cache.plans.retain(|p| Arc::strong_count(p) > 1);
     (out, statuses)
