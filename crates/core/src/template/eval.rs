@@ -9,6 +9,8 @@
 //! every string built is held to [`Limits::max_output`]; a `#foreach` stops after
 //! [`Limits::max_iterations`] (Velocity's `maxloops`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::{
     Limits, RenderError, Rendered, Request, Template,
     ast::{Accessor, BinOp, Block, Expr, Names, Node, Reference},
@@ -102,13 +104,14 @@ pub(super) fn render(template: &Template, request: Request<'_>, limits: &Limits)
     vars.insert(Names::UTIL, Value::Util);
     let mut eval = Eval {
         vars,
-        out: String::with_capacity(payload.len().min(limits.max_output) + 256),
+        out: String::with_capacity(template.output_hint.capacity(payload, limits)),
         env: Env::new(payload, params, limits),
         foreach_untouched: template.foreach_untouched,
-        loops: template.foreach_state_only.then(Vec::new),
+        loops: template.foreach_state_only.then_some(None),
         velocity_count: template.reads_velocity_count,
     };
     eval.block(&template.body)?;
+    template.output_hint.record(eval.out.len());
     let context = match eval.vars.remove(Names::CONTEXT).map(Value::into_plain) {
         Some(Value::Map(m)) => m,
         _ => Map::default(),
@@ -119,6 +122,37 @@ pub(super) fn render(template: &Template, request: Request<'_>, limits: &Limits)
     })
 }
 
+/// The length of a template's last output, which sizes the next rendering's buffer: most
+/// templates write about as much each time, and a buffer sized by the payload is mostly too
+/// large (a larger allocation costs more) or too small (grown, and copied, on the way).
+#[derive(Debug, Default)]
+pub(super) struct OutputHint(AtomicUsize);
+
+impl OutputHint {
+    /// The buffer to start a rendering of `payload` with.
+    fn capacity(&self, payload: &str, limits: &Limits) -> usize {
+        match self.0.load(Ordering::Relaxed) {
+            // None yet: the payload's length, and some.
+            0 => payload.len().min(limits.max_output) + 256,
+            // A little room for an output that grows.
+            last => last + last / 16 + 32,
+        }
+    }
+
+    fn record(&self, len: usize) {
+        // Written only when it changes: renderings on other threads keep their cache line.
+        if self.0.load(Ordering::Relaxed) != len {
+            self.0.store(len, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Clone for OutputHint {
+    fn clone(&self) -> Self {
+        OutputHint(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
 struct Eval<'r> {
     vars: Vars<'r>,
     out: String,
@@ -127,9 +161,10 @@ struct Eval<'r> {
     /// map there is the one `#foreach` made, keys in place.
     foreach_untouched: bool,
     /// When the template reads `$foreach` only entry by entry
-    /// ([`Template::foreach_state_only`]): the running loops, innermost last, whose state
-    /// those reads take in place of a `$foreach` map.
-    loops: Option<Vec<LoopState>>,
+    /// ([`Template::foreach_state_only`]): the innermost running loop's state (`None` outside
+    /// any loop), which those reads take in place of a `$foreach` map. An outer loop's state
+    /// waits on the stack of [`Eval::iterate`], so no rendering allocates for it.
+    loops: Option<Option<LoopState>>,
     /// The template reads `$velocityCount` ([`Template::reads_velocity_count`]): each
     /// `#foreach` sets it.
     velocity_count: bool,
@@ -302,8 +337,14 @@ impl Eval<'_> {
                     if r.properties_only && self.write_json_members(r)? {
                         continue;
                     }
+                    if let Some(arg) = escaped_argument(r)
+                        && matches!(self.vars.get(Names::UTIL), Some(Value::Util))
+                    {
+                        self.write_escaped(arg)?;
+                        continue;
+                    }
                     let found = if r.properties_only {
-                        walk_properties(&self.vars, &mut self.env, self.loops.as_deref(), r)?
+                        walk_properties(&self.vars, &mut self.env, self.loops, r)?
                     } else {
                         match self.prepare(r)? {
                             Some((args, start, owned)) => {
@@ -385,6 +426,32 @@ impl Eval<'_> {
         Ok(true)
     }
 
+    /// Writes `$util.escapeJavaScript(arg)` as [`walk`] would, counting the same steps and
+    /// failing the same way, but escaped straight into the output: neither the argument's
+    /// text nor the escaped string is made first.
+    fn write_escaped(&mut self, arg: &Reference) -> Result<()> {
+        // The argument's step (`expr`), then the call's (`walk`).
+        self.env.step()?;
+        let value = self.reference(arg)?.unwrap_or_default();
+        self.env.step()?;
+        if value.is_null() {
+            return Ok(());
+        }
+        let start = self.out.len();
+        match &value {
+            Value::Str(s) => methods::escape_javascript_into(s, &mut self.out),
+            Value::Json(j) if let Some(s) = j.node().as_plain_str() => {
+                methods::escape_javascript_into(s, &mut self.out);
+            }
+            other => methods::escape_javascript_into(&other.clone().into_plain().to_text(), &mut self.out),
+        }
+        self.env.check_len(self.out.len() - start)?;
+        if self.out.len() > self.env.limits.max_output {
+            return Err(RenderError::Limit("the output is larger than allowed"));
+        }
+        Ok(())
+    }
+
     fn foreach(&mut self, var: usize, iterable: &Expr, body: &Block, lend: bool) -> Result<Flow> {
         if lend && let Expr::Ref(r) = iterable {
             return self.foreach_lent(var, r, body);
@@ -446,9 +513,11 @@ impl Eval<'_> {
             (Names::VELOCITY_COUNT, self.vars.remove(Names::VELOCITY_COUNT)),
         ];
         let len = items.len().min(self.env.limits.max_iterations);
-        if let Some(loops) = &mut self.loops {
-            loops.push(LoopState { index: 0, len });
-        }
+        // The enclosing loop's state, put back when this one ends.
+        let outer = self
+            .loops
+            .as_mut()
+            .map(|state| state.replace(LoopState { index: 0, len }));
         let mut flow = Flow::Normal;
         for i in 0..len {
             let Some(item) = items.take(&mut self.vars, i) else {
@@ -459,7 +528,7 @@ impl Eval<'_> {
             self.vars.insert(var, item);
             if let Some(loops) = &mut self.loops {
                 // `$foreach.*` is read from here: no map to keep.
-                if let Some(state) = loops.last_mut() {
+                if let Some(state) = loops {
                     state.index = i;
                 }
             } else {
@@ -482,8 +551,8 @@ impl Eval<'_> {
                 }
             }
         }
-        if let Some(loops) = &mut self.loops {
-            loops.pop();
+        if let (Some(state), Some(outer)) = (&mut self.loops, outer) {
+            *state = outer;
         }
         for (slot, value) in saved {
             match value {
@@ -554,9 +623,7 @@ impl Eval<'_> {
     /// The value of a reference; `None` when its variable was never set.
     fn reference(&mut self, r: &Reference) -> Result<Option<Value>> {
         if r.properties_only {
-            return Ok(
-                walk_properties(&self.vars, &mut self.env, self.loops.as_deref(), r)?.map(Cur::into_owned),
-            );
+            return Ok(walk_properties(&self.vars, &mut self.env, self.loops, r)?.map(Cur::into_owned));
         }
         let Some((args, start, owned)) = self.prepare(r)? else {
             return Ok(None);
@@ -645,20 +712,17 @@ impl Eval<'_> {
             // `#if($foreach.hasNext)`: the running loop's state, tested where it is.
             Expr::Ref(r)
                 if r.slot == Names::FOREACH
-                    && let Some(loops) = &self.loops
+                    && let Some(state) = self.loops
                     && let [Accessor::Property(key)] = r.chain.as_slice() =>
             {
                 // The steps `expr_lazy` and the walk count.
                 self.env.steps(2)?;
-                Ok(loops.last().is_some_and(|state| state.holds(key)))
+                Ok(state.is_some_and(|state| state.holds(key)))
             }
             Expr::Ref(r) if r.properties_only => {
                 // The step `expr_lazy` counts.
                 self.env.step()?;
-                Ok(
-                    walk_properties(&self.vars, &mut self.env, self.loops.as_deref(), r)?
-                        .is_some_and(|c| c.truthy()),
-                )
+                Ok(walk_properties(&self.vars, &mut self.env, self.loops, r)?.is_some_and(|c| c.truthy()))
             }
             other => Ok(self.expr_lazy(other)?.truthy()),
         }
@@ -810,20 +874,20 @@ fn walk<'v>(
 }
 
 /// The chain of a reference made of properties only (`$o.customer.name`, the common case):
-/// [`walk`] without arguments to evaluate. `loops` holds the running loops' state when
-/// `$foreach` is read from it ([`Eval::loops`]).
+/// [`walk`] without arguments to evaluate. `loops` holds the innermost running loop's state
+/// when `$foreach` is read from it ([`Eval::loops`]).
 fn walk_properties<'v>(
     vars: &'v Vars<'_>,
     env: &mut Env<'_>,
-    loops: Option<&[LoopState]>,
+    loops: Option<Option<LoopState>>,
     r: &Reference,
 ) -> Result<Option<Cur<'v>>> {
     if r.slot == Names::FOREACH
-        && let Some(loops) = loops
+        && let Some(state) = loops
         && let [Accessor::Property(key)] = r.chain.as_slice()
     {
         env.step()?;
-        return Ok(loops.last().map(|state| Cur::Owned(state.entry(key))));
+        return Ok(state.map(|state| Cur::Owned(state.entry(key))));
     }
     let Some(root) = vars.get(r.slot) else {
         return Ok(None);
@@ -899,6 +963,21 @@ fn property<'v>(cur: Cur<'v>, name: &str, env: &mut Env<'_>) -> Result<Cur<'v>> 
         Cur::Owned(Value::Map(mut m)) => Cur::Owned(m.remove(name).unwrap_or_default()),
         other => Cur::Owned(methods::property(&other.plain(), name, env)?),
     })
+}
+
+/// The argument of `$util.escapeJavaScript($ref)`, the usual way a template writes a string
+/// into JSON: `Some` when `r` is that call, with a reference as its one argument.
+fn escaped_argument(r: &Reference) -> Option<&Reference> {
+    if r.slot != Names::UTIL || r.mutation.is_some() {
+        return None;
+    }
+    match r.chain.as_slice() {
+        [Accessor::Call(name, call)] if &**name == "escapeJavaScript" => match call.exprs.as_slice() {
+            [Expr::Ref(arg)] => Some(arg),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// What `#foreach` walks of a value: a list's items, a map's values (a JSON array's items, a

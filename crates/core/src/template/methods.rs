@@ -321,9 +321,22 @@ fn util(name: &str, args: &[Value], env: &mut Env<'_>) -> Result<Value> {
 /// escaped; control characters as `\b \f \n \r \t` or `\u00XX`; everything outside ASCII as
 /// `\uXXXX` UTF-16 units.
 pub fn escape_javascript(s: &str) -> String {
-    use std::fmt::Write as _;
     let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
+    escape_javascript_into(s, &mut out);
+    out
+}
+
+/// [`escape_javascript`], appended to `out`.
+pub fn escape_javascript_into(s: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    // Runs of characters written as they are go out in one piece.
+    let mut plain = 0;
+    for (at, c) in s.char_indices() {
+        if !matches!(c, '\'' | '"' | '\\' | '/') && (' '..='~').contains(&c) {
+            continue;
+        }
+        out.push_str(&s[plain..at]);
+        plain = at + c.len_utf8();
         match c {
             '\'' => out.push_str("\\'"),
             '"' => out.push_str("\\\""),
@@ -346,7 +359,7 @@ pub fn escape_javascript(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    out.push_str(&s[plain..]);
 }
 
 /// Java's `URLDecoder.decode(s, "UTF-8")`: `+` is a space, `%XX` a byte; a bad escape fails.

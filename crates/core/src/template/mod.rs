@@ -67,6 +67,8 @@ pub struct Template {
     foreach_state_only: bool,
     /// `$velocityCount` is read somewhere: else a `#foreach` need not keep it.
     reads_velocity_count: bool,
+    /// How long its last output was.
+    output_hint: eval::OutputHint,
 }
 
 impl PartialEq for Template {
@@ -228,6 +230,7 @@ impl Template {
             context_untouched: ast::untouched(&body, "context"),
             foreach_state_only: ast::foreach_state_only(&body, &eval::FOREACH_KEYS),
             reads_velocity_count: ast::reads(&body, "velocityCount"),
+            output_hint: eval::OutputHint::default(),
             body,
             names,
         })

@@ -764,3 +764,77 @@ fn context_read_in_place_and_from_a_copy_renders_the_same() {
         assert_eq!(render_with(src, body), render_with(&copied, body), "{src}");
     }
 }
+
+#[test]
+fn escaped_straight_into_the_output_as_through_a_call() {
+    // `$util.escapeJavaScript($ref)` is written without a call; through another variable
+    // holding `$util` it is the call itself. Each pair renders alike, within the same steps.
+    let body = r#"{"s":"a\"b'c/d\\e\u00e9\ud83d\ude00\n","n":2.50,"o":{"k":[1,"x"]},"z":null,"p":"plain"}"#;
+    let run = |src: &str, max_steps| {
+        Template::parse(src)
+            .expect("parse")
+            .render(
+                request(body),
+                &Limits {
+                    max_steps,
+                    ..Limits::default()
+                },
+            )
+            .map(|r| r.body)
+    };
+    for arg in [
+        "$o.s",
+        "$o.p",
+        "$o.n",
+        "$o.o",
+        "$o.o.k",
+        "$o.z",
+        "$o.missing",
+        "$undefined",
+        "$context.requestId",
+        "$m",
+        "$l",
+        "$input.path('$.s')",
+        "$input.json('$.o')",
+        "$o.p.length()",
+        "$foreach.index",
+    ] {
+        let head = "#set($o = $input.path('$'))#set($m = {'a': \"q'\"})#set($l = [1, 'x/y'])";
+        let fast = format!("{head}#set($v = $util)[$util.escapeJavaScript({arg})]");
+        let call = format!("{head}#set($u = $util)[$u.escapeJavaScript({arg})]");
+        let needed = (1..200)
+            .find(|&n| run(&call, n).is_ok())
+            .expect("renders within 200 steps");
+        assert_eq!(run(&fast, needed), run(&call, needed), "{arg}");
+        assert_eq!(run(&fast, needed - 1), run(&call, needed - 1), "{arg}");
+    }
+    assert_eq!(
+        render_with("$util.escapeJavaScript($input.path('$.s'))", body),
+        r#"a\"b\'c\/d\\e\u00E9\uD83D\uDE00\n"#
+    );
+    // A string escaped past the output bound fails as the call does.
+    let limits = Limits {
+        max_output: 8,
+        ..Limits::default()
+    };
+    let long = Template::parse("#set($o = $input.path('$'))$util.escapeJavaScript($o.s)").expect("parse");
+    let called = Template::parse("#set($o = $input.path('$'))#set($u = $util)$u.escapeJavaScript($o.s)")
+        .expect("parse");
+    assert_eq!(
+        long.render(request(body), &limits).map(|r| r.body),
+        called.render(request(body), &limits).map(|r| r.body)
+    );
+}
+
+#[test]
+fn output_buffer_sized_by_the_last_rendering() {
+    let t = Template::parse("#foreach($i in [1..$input.path('$.n')])x#end").expect("parse");
+    for n in [3, 1, 200, 2, 0, 50] {
+        let body = format!(r#"{{"n":{n}}}"#);
+        let want = if n == 0 { "xx".to_string() } else { "x".repeat(n) };
+        assert_eq!(
+            t.render(request(&body), &Limits::default()).map(|r| r.body),
+            Ok(want)
+        );
+    }
+}
