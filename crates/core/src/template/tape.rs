@@ -13,7 +13,7 @@
 //! `serde_json` (the fuzz target `template_tape` holds the two to the same answers); a text
 //! the tape refuses is handed to `serde_json` for its error message.
 
-use std::{fmt, sync::Arc};
+use std::{cell::Cell, fmt, sync::Arc};
 
 use super::value::{Map, Value, write_double};
 
@@ -22,8 +22,62 @@ const MAX_DEPTH: usize = 128;
 
 /// A parsed JSON text.
 pub struct Tape {
-    text: Box<str>,
+    text: String,
     nodes: Vec<Node>,
+}
+
+/// The buffers of the last tape dropped on a thread, which the next tape built there takes:
+/// a rendering reads one or two payloads, and their text and nodes were two allocations each,
+/// mostly above the allocator's small sizes (its slow path).
+#[derive(Default)]
+struct Spare {
+    text: String,
+    nodes: Vec<Node>,
+}
+
+thread_local! {
+    static SPARE: Cell<Spare> = const {
+        Cell::new(Spare {
+            text: String::new(),
+            nodes: Vec::new(),
+        })
+    };
+}
+
+/// The largest buffers kept for the next tape (about 160 KiB of nodes, 64 KiB of text): a
+/// thread holds no more than that for a payload it is done with.
+const MAX_SPARE_NODES: usize = 4096;
+const MAX_SPARE_TEXT: usize = 64 * 1024;
+
+impl Spare {
+    /// This thread's spare buffers (empty ones if it has none).
+    fn take() -> Spare {
+        SPARE.try_with(Cell::take).unwrap_or_default()
+    }
+
+    /// Keeps the buffers, emptied, for the next tape; too large ones are freed.
+    fn keep(mut self) {
+        if self.nodes.capacity() > MAX_SPARE_NODES {
+            self.nodes = Vec::new();
+        }
+        if self.text.capacity() > MAX_SPARE_TEXT {
+            self.text = String::new();
+        }
+        self.nodes.clear();
+        self.text.clear();
+        // A thread being torn down keeps nothing.
+        let _ = SPARE.try_with(|spare| spare.set(self));
+    }
+}
+
+impl Drop for Tape {
+    fn drop(&mut self) {
+        Spare {
+            text: std::mem::take(&mut self.text),
+            nodes: std::mem::take(&mut self.nodes),
+        }
+        .keep();
+    }
 }
 
 /// One JSON value. A container's children follow it, up to `next`; an object's children are
@@ -169,18 +223,31 @@ impl Tape {
     /// The tape of `text`, or `None` if it is not one JSON value (with whitespace around).
     fn parse(text: &str) -> Option<Tape> {
         let len = u32::try_from(text.len()).ok()?;
+        let Spare {
+            text: mut copy,
+            mut nodes,
+        } = Spare::take();
+        nodes.reserve(text.len() / 8 + 4);
         let mut p = Parser {
             bytes: text.as_bytes(),
             pos: 0,
-            nodes: Vec::with_capacity(text.len() / 8 + 4),
+            nodes,
         };
-        p.value(MAX_DEPTH, Key::NONE)?;
-        p.skip_ws();
-        if p.pos != len as usize {
+        let parsed = p.value(MAX_DEPTH, Key::NONE).and_then(|()| {
+            p.skip_ws();
+            (p.pos == len as usize).then_some(())
+        });
+        if parsed.is_none() {
+            Spare {
+                text: copy,
+                nodes: p.nodes,
+            }
+            .keep();
             return None;
         }
+        copy.push_str(text);
         Some(Tape {
-            text: text.into(),
+            text: copy,
             nodes: p.nodes,
         })
     }
@@ -933,6 +1000,36 @@ mod tests {
         assert!(parse(&deep).is_err());
         same(&("[".repeat(127) + &"]".repeat(127)));
         same(&("[".repeat(128) + &"]".repeat(128)));
+    }
+
+    #[test]
+    fn tapes_built_one_after_another_reuse_buffers_and_read_alike() {
+        // Each tape takes the buffers the last one left, larger or smaller than it needs, and
+        // one refused halfway leaves them for the next.
+        let big = format!("[{}]", vec![r#"{"k":"v","n":1.5}"#; 300].join(","));
+        let huge = format!("[{}]", vec!["1"; 3 * MAX_SPARE_NODES].join(","));
+        for text in [
+            big.as_str(),
+            r#"{"a":[1,2,{"b":"c"}]}"#,
+            "[1,2,",
+            "7",
+            &huge,
+            r#"{"x":"y\n"}"#,
+            "{",
+            big.as_str(),
+        ] {
+            same(text);
+            same(text);
+        }
+        let first = parse(&big).unwrap();
+        let second = parse(r#"{"a":1}"#).unwrap();
+        assert_eq!(first.clone().into_plain(), Value::parse_json(&big).unwrap());
+        assert_eq!(second.into_plain(), Value::parse_json(r#"{"a":1}"#).unwrap());
+        drop(first);
+        assert_eq!(
+            parse("[true]").unwrap().into_plain(),
+            Value::parse_json("[true]").unwrap()
+        );
     }
 
     #[test]
