@@ -337,10 +337,7 @@ impl Eval<'_> {
                     if r.properties_only && self.write_json_members(r)? {
                         continue;
                     }
-                    if let Some(arg) = escaped_argument(r)
-                        && matches!(self.vars.get(Names::UTIL), Some(Value::Util))
-                    {
-                        self.write_escaped(arg)?;
+                    if matches!(r.slot, Names::INPUT | Names::UTIL) && self.write_direct(r)? {
                         continue;
                     }
                     let found = if r.properties_only {
@@ -422,6 +419,37 @@ impl Eval<'_> {
             if self.out.len() > self.env.limits.max_output {
                 return Err(RenderError::Limit("the output is larger than allowed"));
             }
+        }
+        Ok(true)
+    }
+
+    /// Writes the two calls templates make most, `$util.escapeJavaScript($ref)` and
+    /// `$input.params('name')`, without their values made first; `false` when `r` is
+    /// neither (or its variable holds something else than `$util` or `$input`).
+    #[inline(never)]
+    fn write_direct(&mut self, r: &Reference) -> Result<bool> {
+        if r.mutation.is_some() {
+            return Ok(false);
+        }
+        let [Accessor::Call(name, call)] = r.chain.as_slice() else {
+            return Ok(false);
+        };
+        match (self.vars.get(r.slot), &**name, call.exprs.as_slice()) {
+            (Some(Value::Util), "escapeJavaScript", [Expr::Ref(arg)]) => self.write_escaped(arg)?,
+            (Some(Value::Input), "params", [_]) => {
+                let Some([Value::Str(param)]) = call.literals.as_deref() else {
+                    return Ok(false);
+                };
+                // The steps of the literal argument and of the call, as [`walk`] counts them.
+                self.env.steps(2)?;
+                if let Some(value) = self.env.param(param) {
+                    self.out.push_str(value);
+                }
+                if self.out.len() > self.env.limits.max_output {
+                    return Err(RenderError::Limit("the output is larger than allowed"));
+                }
+            }
+            _ => return Ok(false),
         }
         Ok(true)
     }
@@ -963,21 +991,6 @@ fn property<'v>(cur: Cur<'v>, name: &str, env: &mut Env<'_>) -> Result<Cur<'v>> 
         Cur::Owned(Value::Map(mut m)) => Cur::Owned(m.remove(name).unwrap_or_default()),
         other => Cur::Owned(methods::property(&other.plain(), name, env)?),
     })
-}
-
-/// The argument of `$util.escapeJavaScript($ref)`, the usual way a template writes a string
-/// into JSON: `Some` when `r` is that call, with a reference as its one argument.
-fn escaped_argument(r: &Reference) -> Option<&Reference> {
-    if r.slot != Names::UTIL || r.mutation.is_some() {
-        return None;
-    }
-    match r.chain.as_slice() {
-        [Accessor::Call(name, call)] if &**name == "escapeJavaScript" => match call.exprs.as_slice() {
-            [Expr::Ref(arg)] => Some(arg),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 /// What `#foreach` walks of a value: a list's items, a map's values (a JSON array's items, a

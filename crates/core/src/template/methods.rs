@@ -64,6 +64,11 @@ impl<'r> Env<'r> {
         }
     }
 
+    /// `$input.params(name)`'s value, if the request has one.
+    pub fn param(&self, name: &str) -> Option<&'r str> {
+        param(self.params, name)
+    }
+
     /// Holds a string being built to the output bound.
     pub fn check_len(&self, len: usize) -> Result<()> {
         if len > self.limits.max_output {

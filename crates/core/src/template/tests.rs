@@ -827,6 +827,55 @@ fn escaped_straight_into_the_output_as_through_a_call() {
 }
 
 #[test]
+fn params_written_straight_into_the_output_as_through_a_call() {
+    let run = |src: &str, max_steps| {
+        Template::parse(src)
+            .expect("parse")
+            .render(
+                request("{}"),
+                &Limits {
+                    max_steps,
+                    ..Limits::default()
+                },
+            )
+            .map(|r| r.body)
+    };
+    for args in [
+        "'id'",
+        "'q'",
+        "'x-trace'",
+        "'missing'",
+        "''",
+        "1",
+        "'id', 'q'",
+        "$context.stage",
+        "",
+    ] {
+        let fast = format!("#set($v = $input)[$input.params({args})]");
+        let call = format!("#set($i = $input)[$i.params({args})]");
+        let needed = (1..100)
+            .find(|&n| run(&call, n).is_ok())
+            .expect("renders within 100 steps");
+        assert_eq!(run(&fast, needed), run(&call, needed), "{args}");
+        assert_eq!(run(&fast, needed - 1), run(&call, needed - 1), "{args}");
+    }
+    assert_eq!(
+        render("$input.params('id')/$input.params('limit')/$input.params('X-TRACE')/$input.params('no')."),
+        "42/10/abc/."
+    );
+    // Written past the output bound, it fails as the call does.
+    let limits = Limits {
+        max_output: 3,
+        ..Limits::default()
+    };
+    let t = Template::parse("ab$input.params('q')").expect("parse");
+    assert_eq!(
+        t.render(request("{}"), &limits).map(|r| r.body),
+        Err(RenderError::Limit("the output is larger than allowed"))
+    );
+}
+
+#[test]
 fn output_buffer_sized_by_the_last_rendering() {
     let t = Template::parse("#foreach($i in [1..$input.path('$.n')])x#end").expect("parse");
     for n in [3, 1, 200, 2, 0, 50] {
