@@ -126,6 +126,7 @@ fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: Wanted<'_
     if let Some(q) = request.query {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
             if wanted.has_ignoring_case(&k) {
+                wanted.size(&mut query);
                 query.insert(k.into_owned(), Value::Str(v.into_owned()));
             }
         }
@@ -136,6 +137,7 @@ fn params_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: Wanted<'_
             continue;
         }
         if let Ok(v) = value.to_str() {
+            wanted.size(&mut headers);
             headers.insert(name.as_str().to_string(), Value::str(v));
         }
     }
@@ -177,6 +179,18 @@ impl<'a> Wanted<'a> {
         }
     }
 
+    /// Gives `map` room for the entries wanted, when it has none yet: its first entry is one
+    /// allocation of that size rather than a vector grown from nothing (a slower path), and a
+    /// map nothing is wanted for stays unallocated.
+    fn size(self, map: &mut Map) {
+        if map.0.capacity() == 0 {
+            map.0 = Vec::with_capacity(match self {
+                Wanted::All => 8,
+                Wanted::Only(names) => names.len(),
+            });
+        }
+    }
+
     fn has_ignoring_case(self, name: &str) -> bool {
         match self {
             Wanted::All => true,
@@ -198,13 +212,16 @@ fn in_entry(name: &str, key: &str) -> bool {
 fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: Wanted<'_>) -> Map {
     let mut map = Map::default();
     let mut add = |var: ContextVar, name: &str| {
-        let mut value = String::new();
+        // Room for the usual values (ids are 36 bytes): written without growing.
+        let mut value = String::with_capacity(48);
         write_context(var, "", ResponseType::Default5xx, ctx, request, &mut value);
         match name.split_once('.') {
             Some((parent, child)) => {
+                wanted.size(&mut map);
                 map.child_map(parent).insert(child.to_string(), Value::Str(value));
             }
             None => {
+                wanted.size(&mut map);
                 map.insert(name.to_string(), Value::Str(value));
             }
         }
