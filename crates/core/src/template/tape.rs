@@ -503,20 +503,24 @@ impl Parser<'_> {
         let negative = b[start] == b'-';
         let int_start = start + usize::from(negative);
         let mut i = int_start;
+        // The digits' values are added up as they are scanned (wrapping past 18 digits, where
+        // they are not used: the text is parsed instead).
+        let mut int_value = 0;
         match b.get(i)? {
             b'0' => i += 1,
-            b'1'..=b'9' => i += digits(b, i),
+            b'1'..=b'9' => i = digits_value(b, i, &mut int_value),
             _ => return None,
         }
         let int = &b[int_start..i];
         let mut frac: &[u8] = &[];
+        let mut frac_value = 0;
         if b.get(i) == Some(&b'.') {
-            let n = digits(b, i + 1);
-            if n == 0 {
+            let end = digits_value(b, i + 1, &mut frac_value);
+            if end == i + 1 {
                 return None;
             }
-            frac = &b[i + 1..i + 1 + n];
-            i += 1 + n;
+            frac = &b[i + 1..end];
+            i = end;
         }
         let mut exponent = false;
         if let Some(b'e' | b'E') = b.get(i) {
@@ -537,7 +541,7 @@ impl Parser<'_> {
         let (kind, num) = if frac.is_empty() && !exponent {
             // Up to 18 digits always fit an i64: added up here rather than parsed again.
             let exact = if int.len() <= 18 {
-                Some(decimal(int))
+                Some(int_value)
             } else {
                 text()?.parse::<i64>().ok()
             };
@@ -556,7 +560,7 @@ impl Parser<'_> {
             // n ≤ 22, so one division rounds correctly. Longer numbers and exponents are
             // parsed in full.
             let f = if !exponent && int.len() + frac.len() <= 15 {
-                let m = decimal(int) * POW10_I64[frac.len()] + decimal(frac);
+                let m = int_value * POW10_I64[frac.len()] + frac_value;
                 let f = m as f64 / POW10[frac.len()];
                 if negative { -f } else { f }
             } else {
@@ -597,9 +601,15 @@ const POW10_I64: [i64; 16] = [
     1_000_000_000_000_000,
 ];
 
-/// The value of at most 18 decimal digits.
-fn decimal(digits: &[u8]) -> i64 {
-    digits.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))
+/// Scans the decimal digits from `from`, adding their value to `value` (wrapping: exact up
+/// to 18 digits); returns where they end.
+fn digits_value(b: &[u8], from: usize, value: &mut i64) -> usize {
+    let mut i = from;
+    while let Some(&d @ b'0'..=b'9') = b.get(i) {
+        *value = value.wrapping_mul(10).wrapping_add(i64::from(d - b'0'));
+        i += 1;
+    }
+    i
 }
 
 /// The bytes that end a run of plain characters in a string: `"`, `\` and control characters.
@@ -1000,6 +1010,45 @@ mod tests {
         assert!(parse(&deep).is_err());
         same(&("[".repeat(127) + &"]".repeat(127)));
         same(&("[".repeat(128) + &"]".repeat(128)));
+    }
+
+    #[test]
+    fn numbers_of_every_length_read_as_serde_json_reads_them() {
+        // Digits added up while scanned: exact up to 18, parsed from the text beyond. (Past
+        // 15 significant digits with a fraction or an exponent, or past 19 digits, `serde_json`
+        // without its `float_roundtrip` feature may round a last bit differently from the
+        // standard library: not compared here.)
+        let digits = "9876543210987654321";
+        for n in 1..=digits.len() {
+            let int = &digits[..n];
+            for frac in [
+                "",
+                ".5",
+                ".05",
+                ".1234567",
+                ".000000000000000001",
+                ".123456789012345678",
+            ] {
+                for exp in ["", "e3", "E-2"] {
+                    if (!frac.is_empty() || !exp.is_empty()) && n + frac.len().saturating_sub(1) > 15 {
+                        continue;
+                    }
+                    for sign in ["", "-"] {
+                        same(&format!("{sign}{int}{frac}{exp}"));
+                        same(&format!("[{sign}0{frac}{exp}, {sign}{int}{frac}{exp}]"));
+                    }
+                }
+            }
+        }
+        for text in [
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "-0",
+            "-0.0",
+        ] {
+            same(text);
+        }
     }
 
     #[test]
