@@ -422,6 +422,9 @@ pub(super) fn string(s: &str, name: &str, args: &[Value], env: &mut Env<'_>) -> 
         ("isEmpty", 0) => Value::Bool(s.is_empty()),
         ("toString" | "trim" | "strip", 0) if name == "toString" => Value::str(s),
         ("trim" | "strip", 0) => Value::str(s.trim()),
+        // ASCII, the usual case, by the byte (what the Unicode mappings give it).
+        ("toLowerCase", 0) if s.is_ascii() => Value::Str(s.to_ascii_lowercase()),
+        ("toUpperCase", 0) if s.is_ascii() => Value::Str(s.to_ascii_uppercase()),
         ("toLowerCase", 0) => Value::Str(s.to_lowercase()),
         ("toUpperCase", 0) => Value::Str(s.to_uppercase()),
         ("contains", 1) => Value::Bool(arg0.is_some_and(|a| s.contains(a.as_str()))),

@@ -876,6 +876,20 @@ fn params_written_straight_into_the_output_as_through_a_call() {
 }
 
 #[test]
+fn case_changed_by_the_byte_for_ascii_as_by_the_unicode_mappings() {
+    let ascii: String = (0u8..128).map(char::from).collect();
+    assert_eq!(ascii.to_ascii_uppercase(), ascii.to_uppercase());
+    assert_eq!(ascii.to_ascii_lowercase(), ascii.to_lowercase());
+    assert_eq!(
+        render_with(
+            "$input.path('$.a').toUpperCase()|$input.path('$.a').toLowerCase()|$input.path('$.b').toUpperCase()|$input.path('$.b').toLowerCase()",
+            r#"{"a":"Mixed Case 9!","b":"straße ÉTÉ ǅ"}"#
+        ),
+        "MIXED CASE 9!|mixed case 9!|STRASSE ÉTÉ Ǆ|straße été ǆ"
+    );
+}
+
+#[test]
 fn output_buffer_sized_by_the_last_rendering() {
     let t = Template::parse("#foreach($i in [1..$input.path('$.n')])x#end").expect("parse");
     for n in [3, 1, 200, 2, 0, 50] {
