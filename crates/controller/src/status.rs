@@ -378,9 +378,9 @@ struct Job {
     event: Option<kube::runtime::events::Event>,
 }
 
-/// A status as JSON text: the writes of a rebuild that created 10,000 keys, and what they
-/// wrote until the reflector shows it, are held in a fraction of the memory of their `Value`s
-/// (a map node per object). Read back into a `Value` to be sent or compared.
+/// A status as JSON text: the writes of a rebuild that created 10,000 keys are held in a
+/// fraction of the memory of their `Value`s (a map node per object). Read back into a `Value`
+/// to be sent.
 #[derive(Debug, Clone)]
 struct Compact(Box<str>);
 
