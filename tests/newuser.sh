@@ -106,16 +106,21 @@ out="$(run_curl "${shop/curl -k/$never}")"
 out="$(run_curl "${shop/curl -k/$always}")"
 [[ "$out" == *$'\n200' && "$out" == *'"name"'* ]] && ok "the canary answers v2" || fail "the canary: $out"
 "$kubectl" patch stage shop-prod --type=merge -p '{"spec":{"canarySettings":{"percentTraffic":100}}}'
+# The edit serves once the Stage's Ready condition observes its generation (the controller
+# writes status after it publishes the table): a request answered by the canary before then
+# may be the old 10%.
+generation="$("$kubectl" get stage shop-prod -o jsonpath='{.metadata.generation}')"
 shifted=""
 for _ in $(seq 1 100); do
-  [[ "$(run_curl "$shop")" == *'"name"'* ]] && { shifted=1; break; }
+  observed="$("$kubectl" get stage shop-prod -o jsonpath='{.status.conditions[?(@.type=="Ready")].observedGeneration}')"
+  [ "$observed" = "$generation" ] && { shifted=1; break; }
   sleep 0.1
 done
 if [ -n "$shifted" ]; then
   v2=0; for _ in $(seq 1 20); do [[ "$(run_curl "$shop")" == *'"name"'* ]] && v2=$((v2 + 1)); done
   [ "$v2" = 20 ] && ok "percentTraffic 100: 20 of 20 requests on the canary" || fail "percentTraffic 100: $v2 of 20 on the canary"
 else
-  fail "the canary edit did not shift traffic"
+  fail "the canary edit was not observed (generation $generation, observed ${observed:-none})"
 fi
 
 echo "== 5. Ctrl-C and start again"
