@@ -44,6 +44,35 @@ fn render(src: &str) -> String {
     )
 }
 
+/// `src` rendered over the payload `body` within `max_steps` steps.
+fn render_within(src: &str, body: &str, max_steps: u64) -> Result<String, RenderError> {
+    Template::parse(src)
+        .expect("parse")
+        .render(
+            request(body),
+            &Limits {
+                max_steps,
+                ..Limits::default()
+            },
+        )
+        .map(|r| r.body)
+}
+
+/// `fast` renders over `body` as `call` does with the steps `call` needs (at most `most`),
+/// and fails as it does with one step fewer.
+fn renders_as_at_the_step_bound(fast: &str, call: &str, body: &str, most: u64) {
+    let needed = (1..most)
+        .find(|&n| render_within(call, body, n).is_ok())
+        .expect("renders within the steps given");
+    for steps in [needed, needed - 1] {
+        assert_eq!(
+            render_within(fast, body, steps),
+            render_within(call, body, steps),
+            "{fast} / {call} in {steps} steps"
+        );
+    }
+}
+
 #[test]
 fn text_and_references() {
     assert_eq!(render("plain $5 text #1 50%"), "plain $5 text #1 50%");
@@ -659,18 +688,7 @@ fn lent_items_render_as_copied_ones_and_go_back() {
 
 #[test]
 fn lent_loops_count_the_same_steps_as_copying_ones() {
-    let run = |src: &str, max_steps| {
-        Template::parse(src)
-            .expect("parse")
-            .render(
-                request(r#"{"tags":["a","b","c"]}"#),
-                &Limits {
-                    max_steps,
-                    ..Limits::default()
-                },
-            )
-            .map(|r| r.body)
-    };
+    let run = |src: &str, max_steps| render_within(src, r#"{"tags":["a","b","c"]}"#, max_steps);
     let lent = "#set($o = $input.path('$'))#foreach($t in $o.tags)$t#end";
     let copied = "#set($o = $input.path('$'))#foreach($t in $o.tags)$t#if(false)$o#end#end";
     assert!(lends(lent) && !lends(copied));
@@ -770,18 +788,6 @@ fn escaped_straight_into_the_output_as_through_a_call() {
     // `$util.escapeJavaScript($ref)` is written without a call; through another variable
     // holding `$util` it is the call itself. Each pair renders alike, within the same steps.
     let body = r#"{"s":"a\"b'c/d\\e\u00e9\ud83d\ude00\n","n":2.50,"o":{"k":[1,"x"]},"z":null,"p":"plain"}"#;
-    let run = |src: &str, max_steps| {
-        Template::parse(src)
-            .expect("parse")
-            .render(
-                request(body),
-                &Limits {
-                    max_steps,
-                    ..Limits::default()
-                },
-            )
-            .map(|r| r.body)
-    };
     for arg in [
         "$o.s",
         "$o.p",
@@ -802,11 +808,7 @@ fn escaped_straight_into_the_output_as_through_a_call() {
         let head = "#set($o = $input.path('$'))#set($m = {'a': \"q'\"})#set($l = [1, 'x/y'])";
         let fast = format!("{head}#set($v = $util)[$util.escapeJavaScript({arg})]");
         let call = format!("{head}#set($u = $util)[$u.escapeJavaScript({arg})]");
-        let needed = (1..200)
-            .find(|&n| run(&call, n).is_ok())
-            .expect("renders within 200 steps");
-        assert_eq!(run(&fast, needed), run(&call, needed), "{arg}");
-        assert_eq!(run(&fast, needed - 1), run(&call, needed - 1), "{arg}");
+        renders_as_at_the_step_bound(&fast, &call, body, 200);
     }
     assert_eq!(
         render_with("$util.escapeJavaScript($input.path('$.s'))", body),
@@ -828,18 +830,6 @@ fn escaped_straight_into_the_output_as_through_a_call() {
 
 #[test]
 fn params_written_straight_into_the_output_as_through_a_call() {
-    let run = |src: &str, max_steps| {
-        Template::parse(src)
-            .expect("parse")
-            .render(
-                request("{}"),
-                &Limits {
-                    max_steps,
-                    ..Limits::default()
-                },
-            )
-            .map(|r| r.body)
-    };
     for args in [
         "'id'",
         "'q'",
@@ -853,11 +843,7 @@ fn params_written_straight_into_the_output_as_through_a_call() {
     ] {
         let fast = format!("#set($v = $input)[$input.params({args})]");
         let call = format!("#set($i = $input)[$i.params({args})]");
-        let needed = (1..100)
-            .find(|&n| run(&call, n).is_ok())
-            .expect("renders within 100 steps");
-        assert_eq!(run(&fast, needed), run(&call, needed), "{args}");
-        assert_eq!(run(&fast, needed - 1), run(&call, needed - 1), "{args}");
+        renders_as_at_the_step_bound(&fast, &call, "{}", 100);
     }
     assert_eq!(
         render("$input.params('id')/$input.params('limit')/$input.params('X-TRACE')/$input.params('no')."),
