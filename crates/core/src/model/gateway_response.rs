@@ -300,6 +300,26 @@ impl ContextVar {
         ContextVar::ALL.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
     }
 
+    /// The variables at or under the top-level `$context` entry `key` (`identity` holds
+    /// three), as bits of their index in [`ContextVar::ALL`].
+    pub fn mask_under(key: &str) -> u32 {
+        ContextVar::ALL
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, name))| in_entry(name, key))
+            .fold(0, |mask, (i, _)| mask | 1 << i)
+    }
+
+    /// The variables of the bits of `mask` ([`ContextVar::mask_under`]), with their names.
+    pub fn of_mask(mask: u32) -> impl Iterator<Item = (ContextVar, &'static str)> {
+        let mut left = mask & ((1 << ContextVar::ALL.len()) - 1);
+        std::iter::from_fn(move || {
+            let i = left.trailing_zeros() as usize;
+            left &= left.checked_sub(1)?;
+            ContextVar::ALL.get(i).copied()
+        })
+    }
+
     /// The names of every variable, for error messages.
     pub fn names() -> String {
         ContextVar::ALL
@@ -310,9 +330,52 @@ impl ContextVar {
     }
 }
 
+/// Whether the variable `name` (`identity.sourceIp`) is, or is under, the top-level entry
+/// `key`. Lengths first: most names differ there.
+pub fn in_entry(name: &str, key: &str) -> bool {
+    name == key || (name.as_bytes().get(key.len()) == Some(&b'.') && name.starts_with(key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_variables_fall_under_their_top_level_entry() {
+        assert!(in_entry("requestId", "requestId"));
+        assert!(in_entry("identity.sourceIp", "identity"));
+        for (name, key) in [
+            ("identity.sourceIp", "ident"),
+            ("requestIdX", "requestId"),
+            ("requestId", "requestIdX"),
+            ("resourcePath", "path"),
+            ("path", "resourcePath"),
+            ("error.message", "errors"),
+        ] {
+            assert!(!in_entry(name, key), "{name} under {key}");
+        }
+    }
+
+    #[test]
+    fn a_mask_holds_the_variables_under_its_entries() {
+        let names = |mask| ContextVar::of_mask(mask).map(|(_, n)| n).collect::<Vec<_>>();
+        assert_eq!(names(ContextVar::mask_under("requestId")), ["requestId"]);
+        assert_eq!(
+            names(ContextVar::mask_under("identity") | ContextVar::mask_under("stage")),
+            [
+                "stage",
+                "identity.sourceIp",
+                "identity.userAgent",
+                "identity.apiKeyId"
+            ]
+        );
+        assert_eq!(names(ContextVar::mask_under("nothing")), Vec::<&str>::new());
+        assert_eq!(names(u32::MAX).len(), ContextVar::ALL.len());
+        for (i, (var, name)) in ContextVar::ALL.iter().enumerate() {
+            assert_eq!(ContextVar::mask_under(name), 1 << i, "{name}");
+            assert_eq!(ContextVar::of_mask(1 << i).collect::<Vec<_>>(), [(*var, *name)]);
+        }
+    }
 
     #[test]
     fn fallback_order_is_type_then_default_class_then_built_in() {

@@ -41,6 +41,8 @@ mod value;
 
 use std::fmt;
 
+use crate::model::ContextVar;
+
 pub use value::{Map, Value};
 
 /// AWS's limit on a mapping template's size.
@@ -57,6 +59,11 @@ pub struct Template {
     /// only that into its variables.
     context: ast::Reads,
     stage_variables: ast::Reads,
+    /// The `$context` variables it may read, as [`ContextVar::mask_under`] bits (`error.*`
+    /// aside: only a gateway response has them); `None` when it may read any.
+    context_vars: Option<u32>,
+    /// It may read `$context.authorizer`.
+    reads_authorizer: bool,
     /// The names it looks up in `$input.params()`: a caller need put only those in.
     params: ast::Reads,
     /// No `#set`, mutating call or loop changes `$foreach` itself.
@@ -221,9 +228,20 @@ impl Template {
             });
         }
         let (body, names) = parser::parse(source)?;
+        let context = ast::Reads::of(&body, "context");
+        let context_vars = context.names().map(|keys| {
+            keys.iter()
+                .fold(0, |mask, key| mask | ContextVar::mask_under(key))
+                & !ContextVar::mask_under("error")
+        });
+        let reads_authorizer = context
+            .names()
+            .is_none_or(|keys| keys.iter().any(|k| &**k == "authorizer"));
         Ok(Template {
             source: source.into(),
-            context: ast::Reads::of(&body, "context"),
+            context_vars,
+            reads_authorizer,
+            context,
             stage_variables: ast::Reads::of(&body, "stageVariables"),
             params: ast::Reads::of_params(&body),
             foreach_untouched: ast::untouched(&body, "foreach"),
@@ -240,9 +258,17 @@ impl Template {
         &self.source
     }
 
-    /// The top-level `$context` entries a rendering may read: `None` when it may read any.
-    pub fn context_reads(&self) -> Option<&[Box<str>]> {
-        self.context.names()
+    /// The `$context` variables a rendering may read, as bits of their index in
+    /// [`ContextVar::ALL`] (`error.*` never among them); `None` when it may read any. A caller
+    /// building [`Request::context`] need put in only those, and `authorizer` when
+    /// [`Template::reads_authorizer`].
+    pub fn context_vars(&self) -> Option<u32> {
+        self.context_vars
+    }
+
+    /// Whether a rendering may read `$context.authorizer`.
+    pub fn reads_authorizer(&self) -> bool {
+        self.reads_authorizer
     }
 
     /// The names a rendering may look up in `$input.params()` (with `$input.params('name')`,

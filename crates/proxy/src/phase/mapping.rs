@@ -44,33 +44,16 @@ impl TemplateScope {
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok()),
         };
-        // The `$context` entries and parameters the templates name, gathered once: a template
-        // usually names one or two of each.
-        let (mut keys, mut names) = (Some(Vec::new()), Some(Vec::new()));
+        // The `$context` variables and parameters the templates name, gathered once: a
+        // template usually names one or two of each.
+        let (mut context, mut names) = (ContextWanted::NONE, Some(Vec::new()));
         for t in templates {
-            gather(&mut keys, t.context_reads());
+            context.add(t);
             gather(&mut names, t.param_reads());
         }
-        Self::of_view(
-            ctx,
-            &request,
-            Wanted::of(keys.as_deref()),
-            Wanted::of(names.as_deref()),
-        )
-    }
-
-    /// The scope of a request as its answer sees it (a gateway response: the headers only
-    /// when they were kept): its `$context` holding the top-level entries `context` names,
-    /// its parameters those `params` names.
-    pub fn of_view(
-        ctx: &RequestCtx<'_>,
-        request: &RequestView<'_>,
-        context: Wanted<'_>,
-        params: Wanted<'_>,
-    ) -> Self {
         TemplateScope {
-            params: params_map(ctx, request, params),
-            context: Value::Map(context_map(ctx, request, context)),
+            params: params_map(ctx, &request, Wanted::of(names.as_deref())),
+            context: Value::Map(context_map(ctx, &request, context)),
             stage_variables: stage_variables_map(ctx),
         }
     }
@@ -157,11 +140,10 @@ fn gather<'t>(into: &mut Option<Vec<&'t str>>, reads: Option<&'t [Box<str>]>) {
     }
 }
 
-/// Which top-level `$context` entries, or which parameters, a scope holds: every one, or
-/// those listed (what the templates name: [`Template::context_reads`],
+/// Which parameters a scope holds: every one, or those listed (what the templates name:
 /// [`Template::param_reads`]).
 #[derive(Clone, Copy)]
-pub enum Wanted<'a> {
+enum Wanted<'a> {
     All,
     Only(&'a [&'a str]),
 }
@@ -170,13 +152,6 @@ impl<'a> Wanted<'a> {
     /// `names`, or every one for `None`.
     fn of(names: Option<&'a [&'a str]>) -> Self {
         names.map_or(Wanted::All, Wanted::Only)
-    }
-
-    fn has(self, key: &str) -> bool {
-        match self {
-            Wanted::All => true,
-            Wanted::Only(keys) => keys.contains(&key),
-        }
     }
 
     /// Gives `map` room for the entries wanted, when it has none yet: its first entry is one
@@ -199,57 +174,49 @@ impl<'a> Wanted<'a> {
     }
 }
 
-/// Whether the variable `name` (`identity.sourceIp`) is, or is under, the top-level entry
-/// `key`. Lengths first: most names differ there.
-fn in_entry(name: &str, key: &str) -> bool {
-    name == key || (name.as_bytes().get(key.len()) == Some(&b'.') && name.starts_with(key))
+/// The `$context` a set of templates may read: the variables ([`Template::context_vars`]:
+/// `None` for every one) and whether `authorizer`.
+#[derive(Clone, Copy)]
+struct ContextWanted {
+    vars: Option<u32>,
+    authorizer: bool,
+}
+
+impl ContextWanted {
+    const NONE: ContextWanted = ContextWanted {
+        vars: Some(0),
+        authorizer: false,
+    };
+
+    /// What `template` reads, too.
+    fn add(&mut self, template: &Template) {
+        self.vars = self.vars.zip(template.context_vars()).map(|(a, b)| a | b);
+        self.authorizer |= template.reads_authorizer();
+    }
 }
 
 /// `$context` of a mapping template: the variables gateway responses and access logs know
 /// (but `error.*`), nested by their dots (`identity.sourceIp`), and `authorizer` when the
-/// method's authorizer ran; of these, the top-level entries `wanted` names (a template reads
-/// only what it names, and some values cost a clock read or a formatting).
-fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: Wanted<'_>) -> Map {
-    let mut map = Map::default();
-    let mut add = |var: ContextVar, name: &str| {
+/// method's authorizer ran; of these, those `wanted` (a template reads only what it names,
+/// and some values cost a clock read or a formatting).
+fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: ContextWanted) -> Map {
+    let mask = wanted.vars.unwrap_or(!ContextVar::mask_under("error")) & !ContextVar::mask_under("error");
+    // Room for each variable wanted: the first entry is one allocation of that size.
+    let mut map = Map(Vec::with_capacity(mask.count_ones() as usize));
+    for (var, name) in ContextVar::of_mask(mask) {
         // Room for the usual values (ids are 36 bytes): written without growing.
         let mut value = String::with_capacity(48);
         write_context(var, "", ResponseType::Default5xx, ctx, request, &mut value);
         match name.split_once('.') {
             Some((parent, child)) => {
-                wanted.size(&mut map);
                 map.child_map(parent).insert(child.to_string(), Value::Str(value));
             }
             None => {
-                wanted.size(&mut map);
                 map.insert(name.to_string(), Value::Str(value));
             }
         }
-    };
-    match wanted {
-        Wanted::All => {
-            for (var, name) in ContextVar::ALL {
-                if !in_entry(name, "error") {
-                    add(var, name);
-                }
-            }
-        }
-        // A template names one or two entries: each is looked for, rather than every
-        // variable asked whether it is named.
-        Wanted::Only(keys) => {
-            for (i, key) in keys.iter().enumerate() {
-                if *key == "error" || keys[..i].contains(key) {
-                    continue;
-                }
-                for (var, name) in ContextVar::ALL {
-                    if in_entry(name, key) {
-                        add(var, name);
-                    }
-                }
-            }
-        }
     }
-    if !wanted.has("authorizer") {
+    if !wanted.authorizer {
         return map;
     }
     if let Some(authorizer) = authorizer_map(ctx) {
@@ -299,11 +266,12 @@ pub fn gateway_response(
     request: &RequestView<'_>,
     error: &ErrorFacts<'_>,
 ) -> Result<String, RenderError> {
-    let (mut keys, mut names) = (Some(Vec::new()), Some(Vec::new()));
-    gather(&mut keys, template.context_reads());
+    let mut wanted = ContextWanted::NONE;
+    wanted.add(template);
+    let mut names = Some(Vec::new());
     gather(&mut names, template.param_reads());
     let params = params_map(ctx, request, Wanted::of(names.as_deref()));
-    let mut context = context_map(ctx, request, Wanted::of(keys.as_deref()));
+    let mut context = context_map(ctx, request, wanted);
     let stage_variables = stage_variables_map(ctx);
     let quoted = serde_json::to_string(error.message).unwrap_or_else(|_| "\"\"".into());
     let errors = context.child_map("error");
@@ -345,25 +313,4 @@ pub fn request_failure(e: RenderError) -> Reject {
 /// A response template's failure: always the API's configuration.
 pub fn response_failure(e: RenderError) -> Reject {
     Reject::ApiConfiguration(format!("response template: {e}").into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::in_entry;
-
-    #[test]
-    fn context_variables_fall_under_their_top_level_entry() {
-        assert!(in_entry("requestId", "requestId"));
-        assert!(in_entry("identity.sourceIp", "identity"));
-        for (name, key) in [
-            ("identity.sourceIp", "ident"),
-            ("requestIdX", "requestId"),
-            ("requestId", "requestIdX"),
-            ("resourcePath", "path"),
-            ("path", "resourcePath"),
-            ("error.message", "errors"),
-        ] {
-            assert!(!in_entry(name, key), "{name} under {key}");
-        }
-    }
 }
