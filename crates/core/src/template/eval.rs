@@ -15,7 +15,7 @@ use super::{
     Limits, RenderError, Rendered, Request, Template,
     ast::{Accessor, BinOp, Block, Expr, Names, Node, Reference},
     methods::{self, Env},
-    tape::{JsonItems, NodeRef},
+    tape::{JsonItems, Name, NodeRef},
     value::{Map, Value},
 };
 
@@ -189,9 +189,21 @@ impl LoopState {
     }
 
     /// Whether `$foreach.<key>` tests true in `#if`: [`LoopState::entry`]'s truth, without
-    /// making it (its numbers are true, anything else `null`).
-    fn holds(self, key: &str) -> bool {
-        self.flag(key).unwrap_or(matches!(key, "index" | "count"))
+    /// making it (its numbers are true, anything else `null`). The key is told by its
+    /// [`Name::head`], one comparison, not by its text.
+    fn holds(self, key: &Name) -> bool {
+        const HAS_NEXT: u64 = Name::short("hasNext");
+        const FIRST: u64 = Name::short("first");
+        const LAST: u64 = Name::short("last");
+        const INDEX: u64 = Name::short("index");
+        const COUNT: u64 = Name::short("count");
+        match key.head() {
+            HAS_NEXT => self.index + 1 < self.len,
+            FIRST => self.index == 0,
+            LAST => self.index + 1 == self.len,
+            INDEX | COUNT => true,
+            _ => false,
+        }
     }
 
     /// `$foreach.<key>`.
@@ -548,12 +560,22 @@ impl Eval<'_> {
             .map(|state| state.replace(LoopState { index: 0, len }));
         let mut flow = Flow::Normal;
         for i in 0..len {
-            let Some(item) = items.take(&mut self.vars, i) else {
-                break;
+            let taken = match (&mut items, self.vars.slots.get_mut(var)) {
+                // A JSON array's item moves into the loop variable in place.
+                (Items::Json(json), Some(slot)) => json.next_into(slot),
+                (items, _) => match items.take(&mut self.vars, i) {
+                    Some(item) => {
+                        self.vars.insert(var, item);
+                        true
+                    }
+                    None => false,
+                },
             };
+            if !taken {
+                break;
+            }
             self.env.step()?;
             let count = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
-            self.vars.insert(var, item);
             if let Some(loops) = &mut self.loops {
                 // `$foreach.*` is read from here: no map to keep.
                 if let Some(state) = loops {

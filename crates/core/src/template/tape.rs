@@ -159,6 +159,26 @@ impl Name {
             text: text.into(),
         }
     }
+
+    /// Its first eight bytes as one word, zero-padded: for a name of at most seven bytes (no
+    /// name holds a zero byte), the name itself ([`Name::short`]).
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// The [`Name::head`] of `text`, a name of at most seven bytes: equal to a name's head
+    /// exactly when the name is `text`.
+    pub const fn short(text: &str) -> u64 {
+        let b = text.as_bytes();
+        assert!(b.len() < 8, "a short name has at most seven bytes");
+        let mut word = 0;
+        let mut i = 0;
+        while i < b.len() {
+            word |= (b[i] as u64) << (8 * i);
+            i += 1;
+        }
+        word
+    }
 }
 
 impl std::ops::Deref for Name {
@@ -921,6 +941,36 @@ pub struct JsonItems {
     len: usize,
 }
 
+impl JsonItems {
+    /// The next item, put in `slot`: where the slot holds a string, array or object of the
+    /// same payload (the last item), that value is moved to the next item in place, so a loop
+    /// over an array of objects neither counts references nor drops a value per item; else
+    /// as [`Iterator::next`] gives it. `false` when there is no next item.
+    pub fn next_into(&mut self, slot: &mut Option<Value>) -> bool {
+        let Some(left) = self.len.checked_sub(1) else {
+            return false;
+        };
+        let item = NodeRef {
+            tape: &self.array.tape,
+            at: self.at,
+        };
+        let Some(node) = item.node() else {
+            return false;
+        };
+        if let (Kind::Str | Kind::EscStr | Kind::Array | Kind::Object, Some(Value::Json(held))) =
+            (node.kind, slot.as_mut())
+            && Arc::ptr_eq(&held.tape, &self.array.tape)
+        {
+            held.at = self.at;
+        } else {
+            *slot = Some(item.to_lazy());
+        }
+        self.len = left;
+        self.at = node.next;
+        true
+    }
+}
+
 impl Iterator for JsonItems {
     type Item = Value;
 
@@ -1092,6 +1142,24 @@ mod tests {
                 format!("[\"{plain}\u{1}\"]"),
                 format!("[\"{plain}\\n{plain}\n\"]"),
                 format!("[\"{plain}"),
+            ] {
+                assert!(read(&bad).is_none(), "{bad:?}");
+                same(&bad);
+            }
+        }
+    }
+
+    #[test]
+    fn strings_end_where_serde_json_ends_them_at_every_offset_in_a_word() {
+        for n in 0..40 {
+            let plain: String = "ab\u{e9}\u{7f}".chars().cycle().take(n).collect();
+            same(&format!("[\"{plain}\"]"));
+            same(&format!("{{\"{plain}\": \"{plain}\\\"{plain}\"}}"));
+            for bad in [
+                format!("[\"{plain}\u{1f}\"]"),
+                format!("[\"{plain}\u{0}{plain}\"]"),
+                format!("[\"{plain}"),
+                format!("\"{plain}"),
             ] {
                 assert!(read(&bad).is_none(), "{bad:?}");
                 same(&bad);

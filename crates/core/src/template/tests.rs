@@ -887,3 +887,30 @@ fn output_buffer_sized_by_the_last_rendering() {
         );
     }
 }
+
+#[test]
+fn a_json_loop_variable_moves_from_item_to_item_whatever_the_body_does_with_it() {
+    let body = r#"{"a": [{"k": 1}, "s", [2, 3], 4, {"k": 5}, null, {"k": 6}]}"#;
+    // Objects, strings and arrays of the payload move in place; scalars replace them.
+    assert_eq!(
+        render_with("#foreach($i in $input.path('$.a'))[$i]#end", body),
+        "[{k=1}][s][[2, 3]][4][{k=5}][][{k=6}]"
+    );
+    // A copy the body keeps is its own; the variable set to something else is replaced.
+    assert_eq!(
+        render_with(
+            "#foreach($i in $input.path('$.a'))#if($foreach.first)#set($first = $i)#end\
+             #if($foreach.index == 2)#set($i = 'x')#end$i.k;#end $first",
+            body
+        ),
+        "1;;;;5;;6; {k=1}"
+    );
+    // Nested loops over the same payload keep their own variables.
+    assert_eq!(
+        render_with(
+            "#foreach($i in $input.path('$.a'))#foreach($j in $input.path('$.a'))#end$i.k#end",
+            body
+        ),
+        "156"
+    );
+}
