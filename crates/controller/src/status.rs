@@ -747,7 +747,7 @@ fn kind_name(kind: Kind) -> &'static str {
 mod tests {
     use super::*;
     use turnpike_api::conditions::{reasons, types};
-    use turnpike_core::compile::{Cond, StatusFields};
+    use turnpike_core::compile::{Cond, OtherFields, StatusFields};
 
     fn update(ready: bool) -> StatusUpdate {
         StatusUpdate {
@@ -767,8 +767,11 @@ mod tests {
                 },
             ]),
             fields: StatusFields {
-                deployment_id: Some("abc123".into()),
-                invoke_url: Some("https://x/prod".into()),
+                other: Some(Box::new(OtherFields {
+                    deployment_id: Some("abc123".into()),
+                    invoke_url: Some("https://x/prod".into()),
+                    ..Default::default()
+                })),
                 ..Default::default()
             },
         }
