@@ -26,7 +26,9 @@ use turnpike_api::{ApiKey, Deployment, RestApi, RestApiSpec, Stage, UsagePlan, c
 use turnpike_core::compile::{
     DeploymentObj, Meta, Obj, RestApiObj, SecretMap, ServiceFacts, ServicePortFacts, Snapshot, World,
 };
-use turnpike_core::model::{API_KEY_SECRET_LABEL, ApiKeyDef, DeploymentId, KeyDigest, ObjectKey, SecretData};
+use turnpike_core::model::{
+    API_KEY_SECRET_LABEL, ApiKeyDef, DeploymentId, KeyDigest, KeyValueSource, ObjectKey, SecretData,
+};
 
 /// The ConfigMap key that holds the snapshot (RestApi spec as JSON).
 pub const SNAPSHOT_DATA_KEY: &str = "restapi.json";
@@ -412,6 +414,12 @@ pub fn api_key_obj(k: &ApiKey) -> Obj<ApiKeyDef> {
     let meta = meta_of(k);
     let def = convert::api_key(&meta.key.name, &k.spec).map(|mut d| {
         d.labels = k.labels().clone();
+        // A Secret most often has its key's name: one copy of the name serves both.
+        if let KeyValueSource::Secret { name, .. } = &mut d.value
+            && *name == meta.key.name
+        {
+            *name = meta.key.name.clone();
+        }
         d
     });
     Obj { def, meta }
