@@ -440,7 +440,7 @@ impl Index {
                         .known_missing(&key.sibling(&secret))
                         .then(|| GeneratedSecret {
                             api_key: key.clone(),
-                            uid: k.obj.meta.uid.clone(),
+                            uid: k.obj.meta.uid.to_string(),
                             secret,
                         })
                 })

@@ -276,7 +276,7 @@ fn decode<T: DeserializeOwned + Resource<DynamicType = ()>>(
 fn meta_of<K: Resource>(obj: &K) -> Meta {
     Meta {
         key: ObjectKey::new(obj.namespace().unwrap_or_default(), obj.name_any()),
-        uid: obj.uid().unwrap_or_default(),
+        uid: obj.uid().unwrap_or_default().into(),
         generation: obj.meta().generation.unwrap_or(0),
     }
 }
@@ -311,7 +311,7 @@ pub fn world(objects: &Objects) -> World {
         .collect();
     for d in &objects.deployments {
         let meta = meta_of(d);
-        let id = DeploymentId::from_uid(&meta.uid);
+        let id = meta.uid.with_str(DeploymentId::from_uid);
         let snapshot = snapshots
             .get(&meta.key.sibling(&snapshot_name(&id)))
             .map_or(Snapshot::Pending, |c| read_snapshot(c));

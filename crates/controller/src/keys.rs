@@ -81,7 +81,7 @@ impl WatchedKey {
     /// The status, as the status writer reads it.
     pub fn current(&self) -> Current {
         Current {
-            uid: self.obj.meta.uid.clone(),
+            uid: self.obj.meta.uid.to_string(),
             conditions: self.status.conditions.value(),
             digest: self.status.digest,
         }
@@ -100,7 +100,7 @@ fn converts_alike(obj: &Obj<ApiKeyDef>, k: &ApiKey) -> bool {
     let Some(generation) = k.metadata.generation else {
         return false;
     };
-    k.metadata.uid.as_deref() == Some(obj.meta.uid.as_str())
+    k.metadata.uid.as_deref().is_some_and(|uid| obj.meta.uid == *uid)
         && obj.meta.generation == generation
         && match &obj.def {
             Ok(def) => def.labels == *k.labels(),

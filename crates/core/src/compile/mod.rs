@@ -29,7 +29,7 @@ pub use world::*;
 use crate::conditions::{reasons, types};
 use crate::model::{
     ApiId, ApiKeyDef, Backend, DeploymentId, EndpointType, KeyDigest, KeyId, KeySelector, KeyValueSource,
-    ObjectKey, RestApiDef, SecretData, ServiceRef, StageSource, UsagePlanDef, short_id,
+    ObjectKey, RestApiDef, SecretData, ServiceRef, StageSource, Uid, UsagePlanDef, short_id,
 };
 use crate::routing::{
     ApiEntry, CanaryEntry, FastMap, HostSettings, KeyEntry, PlanEntry, ResourceEntry, RouteSet, RoutingTable,
@@ -105,7 +105,7 @@ pub fn compile_with(
 /// What the passes need to know about a RestApi.
 struct ApiInfo<'w> {
     id: ApiId,
-    uid: &'w str,
+    uid: &'w Uid,
     /// The live definition, when valid.
     live: Option<&'w RestApiDef>,
     /// The live definition's routes, built only when some stage serves it.
@@ -132,7 +132,7 @@ fn rest_apis(world: &World) -> BTreeMap<ObjectKey, ApiInfo<'_>> {
             (
                 key.clone(),
                 ApiInfo {
-                    id: ApiId::from_uid(&obj.meta.uid),
+                    id: obj.meta.uid.with_str(ApiId::from_uid),
                     uid: &obj.meta.uid,
                     live,
                     live_routes,
@@ -246,7 +246,7 @@ fn open_api_condition(import: &OpenApiImport) -> Cond {
 
 /// The routes of a definition. Resource ids are derived from the API uid and the path, so they
 /// are the same in every deployment of the API.
-fn route_set(api_uid: &str, def: &RestApiDef) -> Result<Arc<RouteSet>, String> {
+fn route_set(api_uid: &Uid, def: &RestApiDef) -> Result<Arc<RouteSet>, String> {
     let resources = def
         .resources
         .iter()
@@ -341,7 +341,7 @@ fn deployments<'w>(
     let mut out = BTreeMap::new();
     for (key, obj) in &world.deployments {
         let mut c = Conditions::new(Kind::Deployment, key);
-        let id = DeploymentId::from_uid(&obj.meta.uid);
+        let id = obj.meta.uid.with_str(DeploymentId::from_uid);
         let mut fields = StatusFields::default();
         fields.other().deployment_id = Some(id.as_str().into());
         match &obj.def {
@@ -851,7 +851,7 @@ fn api_keys(
             Err(errors) => {
                 let mut c = Conditions::new(Kind::ApiKey, key);
                 c.invalid(errors);
-                let fields = key_fields(&KeyId::from_uid(&obj.meta.uid));
+                let fields = key_fields(&obj.meta.uid.with_str(KeyId::from_uid));
                 statuses.push(Arc::new(c.finish(obj.meta.generation, fields)));
                 continue;
             }
@@ -932,7 +932,7 @@ fn api_key(
     def: &ApiKeyDef,
 ) -> KeyOutcome {
     let mut c = Conditions::new(Kind::ApiKey, key);
-    let id = KeyId::from_uid(&obj.meta.uid);
+    let id = obj.meta.uid.with_str(KeyId::from_uid);
     let fields = key_fields(&id);
     let (secret_key, data_key) = def.secret(key);
     let field = match &def.value {
