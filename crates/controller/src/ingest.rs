@@ -413,7 +413,7 @@ fn ready_endpoints(slices: &[&EndpointSlice], port_name: Option<&str>) -> Vec<So
 pub fn api_key_obj(k: &ApiKey) -> Obj<ApiKeyDef> {
     let meta = meta_of(k);
     let def = convert::api_key(&meta.key.name, &k.spec).map(|mut d| {
-        d.labels = k.labels().clone();
+        d.labels = k.labels().clone().into();
         // A Secret most often has its key's name: one copy of the name serves both.
         if let KeyValueSource::Secret { name, .. } = &mut d.value
             && *name == meta.key.name

@@ -103,7 +103,7 @@ fn converts_alike(obj: &Obj<ApiKeyDef>, k: &ApiKey) -> bool {
     k.metadata.uid.as_deref().is_some_and(|uid| obj.meta.uid == *uid)
         && obj.meta.generation == generation
         && match &obj.def {
-            Ok(def) => def.labels == *k.labels(),
+            Ok(def) => *def.labels == *k.labels(),
             Err(_) => true,
         }
 }
