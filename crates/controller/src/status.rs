@@ -406,6 +406,9 @@ impl Compact {
     }
 }
 
+/// The writes in flight the writer keeps room for without shrinking its map.
+const WRITTEN_ROOM: usize = 64;
+
 /// The leader's writer.
 pub struct Writer<S> {
     client: Client,
@@ -586,6 +589,11 @@ impl<S: CurrentStatus> Writer<S> {
                 Plan::Write(job) => jobs.push(*job),
                 Plan::Settled | Plan::Unknown => {}
             }
+        }
+        // The writes of a burst (10,000 keys created) are forgotten once the store shows
+        // them; the room the map grew for them goes with them.
+        if self.written.capacity() > 2 * self.written.len() + WRITTEN_ROOM {
+            self.written.shrink_to_fit();
         }
         jobs
     }
@@ -1035,6 +1043,29 @@ mod tests {
         w.stores.set(Kind::ApiKey, &a.object, desired);
         assert!(w.jobs(&outcome(&[&again]), "T3").is_empty());
         assert!(w.written.is_empty(), "the store says it all");
+    }
+
+    /// Once the store shows a burst of writes, the writer holds neither them nor the room
+    /// they took.
+    #[tokio::test]
+    async fn a_burst_of_writes_leaves_no_room_behind() {
+        let mut w = writer();
+        let keys: Vec<Arc<StatusUpdate>> = (0..1000).map(|i| key_update(&format!("k{i}"))).collect();
+        for k in &keys {
+            w.stores.set(Kind::ApiKey, &k.object, Value::Null);
+        }
+        let all: Vec<&Arc<StatusUpdate>> = keys.iter().collect();
+        let jobs = w.jobs(&outcome(&all), "T1");
+        assert_eq!(jobs.len(), 1000);
+        for job in jobs {
+            w.stores.set(job.kind, &job.key, job.desired.value());
+            w.written
+                .insert((job.kind, job.key), (job.uid, job.conditions, job.digest));
+        }
+        assert!(w.written.capacity() >= 1000);
+        assert!(w.jobs(&outcome(&all), "T2").is_empty(), "every write is seen");
+        assert!(w.written.is_empty());
+        assert!(w.written.capacity() <= WRITTEN_ROOM, "{}", w.written.capacity());
     }
 
     /// A Deployment's snapshot name is looked at on every outcome (it is not part of the
