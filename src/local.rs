@@ -443,7 +443,7 @@ mod tests {
                 .statuses
                 .iter()
                 .find(|s| *s.object.name == *name)
-                .and_then(|s| s.fields.invoke_url.clone())
+                .and_then(|s| s.fields.other.as_ref()?.invoke_url.clone())
                 .unwrap_or_default()
         };
         assert!(

@@ -75,7 +75,7 @@ pub fn world(routes: usize) -> World {
         let digest = turnpike_controller::ingest::spec_digest(&spec);
         let meta = |kind: &str, name: &str| Meta {
             key: ObjectKey::new(ns, name),
-            uid: format!("uid-{kind}-{name}"),
+            uid: format!("uid-{kind}-{name}").into(),
             generation: 1,
         };
         world.rest_apis.insert(

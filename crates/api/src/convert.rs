@@ -15,13 +15,13 @@ use turnpike_core::model::{
     AccessLogFormat, ApiKeyDef, ApiKeySource, Backend, BinaryMediaTypes, BodyValidation, CacheSize,
     CanaryDef, ContentHandling, ContextVar, Cors, DEFAULT_CONTENT_TYPE, DeploymentDef, EndpointType, Errors,
     FieldPath, GatewayResponseDef, GatewayResponses, HeaderSource, Integration, IntegrationKind,
-    IntegrationResponse, Invalid, KeySelector, KeyValueSource, MappingTemplates, MethodDef, MethodKey,
-    MethodSelector, MethodSettings, Model, OriginPattern, ParamLocation, ParamRef, ParameterMapping,
-    PassthroughBehavior, PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod, Reason, RequestValidation,
-    Requirement, Resource, ResourcePolicy, ResponseType, ResponseValue, RestApiDef, RouteSelection, Segment,
-    SelectorOp, ServiceRef, StageDef, StageName, StageSource, Throttle, UnauthorizedCacheControl,
-    UriTemplate, UsagePlanDef, ValueSource, WebSocketDef, WebSocketRoute, compile_models, is_media_range,
-    is_model_name, is_stage_variable_name, websocket,
+    IntegrationResponse, Invalid, KeySelector, KeyValueSource, Labels, MappingTemplates, MethodDef,
+    MethodKey, MethodSelector, MethodSettings, Model, OriginPattern, ParamLocation, ParamRef,
+    ParameterMapping, PassthroughBehavior, PathTemplate, PlanStage, PolicyRule, Quota, QuotaPeriod, Reason,
+    RequestValidation, Requirement, Resource, ResourcePolicy, ResponseType, ResponseValue, RestApiDef,
+    RouteSelection, Segment, SelectorOp, ServiceRef, StageDef, StageName, StageSource, Throttle,
+    UnauthorizedCacheControl, UriTemplate, UsagePlanDef, ValueSource, WebSocketDef, WebSocketRoute,
+    compile_models, is_media_range, is_model_name, is_stage_variable_name, websocket,
 };
 use turnpike_core::template::Template as MappingTemplate;
 
@@ -2015,8 +2015,8 @@ pub fn api_key(name: &str, spec: &api::ApiKeySpec) -> Result<ApiKeyDef, Vec<Inva
         enabled: *enabled,
         customer_id: customer_id.as_deref().map(Arc::from),
         value,
-        usage_plans: plans,
-        labels: BTreeMap::new(),
+        usage_plans: plans.into_iter().map(String::into_boxed_str).collect(),
+        labels: Labels::default(),
     })
 }
 

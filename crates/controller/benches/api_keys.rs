@@ -87,7 +87,8 @@ fn objects(keys: usize) -> Objects {
         );
     }
     let mut objects = Objects::from_yaml(&y).expect("yaml");
-    // As the reflector holds them: with a resource version and the status the leader wrote.
+    // As the watch delivers them: with the API server's uid, a resource version and the
+    // status the leader wrote.
     let condition = |type_: &str, reason: &str, message: &str| Condition {
         type_: type_.into(),
         status: "True".into(),
@@ -98,6 +99,12 @@ fn objects(keys: usize) -> Objects {
     };
     for (i, k) in objects.api_keys.iter_mut().enumerate() {
         let k = Arc::make_mut(k);
+        // A uid as the API server makes them: a UUID (version 4).
+        k.metadata.uid = Some(format!(
+            "{:08x}-5c1e-4a7b-9d2f-{:012x}",
+            i,
+            0x7e57_0000_0000_u64 + i as u64
+        ));
         k.metadata.resource_version = Some(format!("{}", 1000 + i));
         k.metadata.generation = Some(1);
         k.status = Some(ApiKeyStatus {

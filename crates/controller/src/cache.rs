@@ -77,7 +77,7 @@ impl ConversionCache {
             .collect();
         let mut used_snapshots = HashMap::new();
         for (key, d) in world.deployments.iter_mut() {
-            let name = snapshot_name(&DeploymentId::from_uid(&d.meta.uid));
+            let name = snapshot_name(&d.meta.uid.with_str(DeploymentId::from_uid));
             let Some(cm) = by_name.get(&key.sibling(&name)) else {
                 d.snapshot = Snapshot::Pending;
                 continue;

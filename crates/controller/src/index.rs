@@ -397,7 +397,7 @@ impl Index {
         let converted: Vec<_> = api_keys.iter().map(|k| k.obj.clone()).collect();
         let (wanted, generated_names) = referenced_secrets(&converted);
         let limit = if first { FIRST_SECRET_SYNC } else { SECRET_SYNC };
-        self.secrets.sync(&wanted, limit).await;
+        self.secrets.sync(wanted, limit).await;
         metrics.set_cached_secrets(self.secrets.cached_len());
         let t = Instant::now();
         let mut objects = Objects {
@@ -440,7 +440,7 @@ impl Index {
                         .known_missing(&key.sibling(&secret))
                         .then(|| GeneratedSecret {
                             api_key: key.clone(),
-                            uid: k.obj.meta.uid.clone(),
+                            uid: k.obj.meta.uid.to_string(),
                             secret,
                         })
                 })

@@ -26,7 +26,9 @@ use turnpike_api::{ApiKey, Deployment, RestApi, RestApiSpec, Stage, UsagePlan, c
 use turnpike_core::compile::{
     DeploymentObj, Meta, Obj, RestApiObj, SecretMap, ServiceFacts, ServicePortFacts, Snapshot, World,
 };
-use turnpike_core::model::{API_KEY_SECRET_LABEL, ApiKeyDef, DeploymentId, KeyDigest, ObjectKey, SecretData};
+use turnpike_core::model::{
+    API_KEY_SECRET_LABEL, ApiKeyDef, DeploymentId, KeyDigest, KeyValueSource, ObjectKey, SecretData,
+};
 
 /// The ConfigMap key that holds the snapshot (RestApi spec as JSON).
 pub const SNAPSHOT_DATA_KEY: &str = "restapi.json";
@@ -274,7 +276,7 @@ fn decode<T: DeserializeOwned + Resource<DynamicType = ()>>(
 fn meta_of<K: Resource>(obj: &K) -> Meta {
     Meta {
         key: ObjectKey::new(obj.namespace().unwrap_or_default(), obj.name_any()),
-        uid: obj.uid().unwrap_or_default(),
+        uid: obj.uid().unwrap_or_default().into(),
         generation: obj.meta().generation.unwrap_or(0),
     }
 }
@@ -309,7 +311,7 @@ pub fn world(objects: &Objects) -> World {
         .collect();
     for d in &objects.deployments {
         let meta = meta_of(d);
-        let id = DeploymentId::from_uid(&meta.uid);
+        let id = meta.uid.with_str(DeploymentId::from_uid);
         let snapshot = snapshots
             .get(&meta.key.sibling(&snapshot_name(&id)))
             .map_or(Snapshot::Pending, |c| read_snapshot(c));
@@ -411,7 +413,13 @@ fn ready_endpoints(slices: &[&EndpointSlice], port_name: Option<&str>) -> Vec<So
 pub fn api_key_obj(k: &ApiKey) -> Obj<ApiKeyDef> {
     let meta = meta_of(k);
     let def = convert::api_key(&meta.key.name, &k.spec).map(|mut d| {
-        d.labels = k.labels().clone();
+        d.labels = k.labels().clone().into();
+        // A Secret most often has its key's name: one copy of the name serves both.
+        if let KeyValueSource::Secret { name, .. } = &mut d.value
+            && *name == meta.key.name
+        {
+            *name = meta.key.name.clone();
+        }
         d
     });
     Obj { def, meta }

@@ -10,7 +10,9 @@
 //! reuses the key's outcome, and pokes no rebuild.
 
 use std::{
-    collections::HashMap,
+    borrow::Borrow,
+    collections::HashSet,
+    hash::{Hash, Hasher},
     sync::{Arc, RwLock},
 };
 
@@ -79,7 +81,7 @@ impl WatchedKey {
     /// The status, as the status writer reads it.
     pub fn current(&self) -> Current {
         Current {
-            uid: self.obj.meta.uid.clone(),
+            uid: self.obj.meta.uid.to_string(),
             conditions: self.status.conditions.value(),
             digest: self.status.digest,
         }
@@ -98,15 +100,40 @@ fn converts_alike(obj: &Obj<ApiKeyDef>, k: &ApiKey) -> bool {
     let Some(generation) = k.metadata.generation else {
         return false;
     };
-    k.metadata.uid.as_deref() == Some(obj.meta.uid.as_str())
+    k.metadata.uid.as_deref().is_some_and(|uid| obj.meta.uid == *uid)
         && obj.meta.generation == generation
         && match &obj.def {
-            Ok(def) => def.labels == *k.labels(),
+            Ok(def) => *def.labels == *k.labels(),
             Err(_) => true,
         }
 }
 
-type Keys = HashMap<ObjectKey, Arc<WatchedKey>>;
+/// A kept key, hashed and compared by its namespace and name: a set of these is a map by
+/// name whose slots hold one pointer, the names being the conversion's.
+#[derive(Debug, Clone)]
+struct Kept(Arc<WatchedKey>);
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key() == other.0.key()
+    }
+}
+
+impl Eq for Kept {}
+
+impl Hash for Kept {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.key().hash(state);
+    }
+}
+
+impl Borrow<ObjectKey> for Kept {
+    fn borrow(&self) -> &ObjectKey {
+        self.0.key()
+    }
+}
+
+type Keys = HashSet<Kept>;
 
 /// One watched scope's keys, and whether its watch has listed once.
 #[derive(Clone)]
@@ -150,7 +177,7 @@ impl KeyStore {
     pub fn state(&self) -> Vec<Arc<WatchedKey>> {
         self.scopes
             .iter()
-            .flat_map(|s| read(&s.keys).values().cloned().collect::<Vec<_>>())
+            .flat_map(|s| read(&s.keys).iter().map(|k| k.0.clone()).collect::<Vec<_>>())
             .collect()
     }
 
@@ -161,7 +188,9 @@ impl KeyStore {
 
     /// One key.
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<WatchedKey>> {
-        self.scopes.iter().find_map(|s| read(&s.keys).get(key).cloned())
+        self.scopes
+            .iter()
+            .find_map(|s| read(&s.keys).get(key).map(|k| k.0.clone()))
     }
 
     /// Waits until every scope has listed once.
@@ -199,12 +228,10 @@ impl KeyStore {
     }
 }
 
-/// `k` as kept, keyed, with its conversion in `keys` when it converts alike.
-fn keep(keys: &Keys, k: &ApiKey) -> (ObjectKey, Arc<WatchedKey>) {
+/// `k` as kept, with its conversion in `keys` when it converts alike.
+fn keep(keys: &Keys, k: &ApiKey) -> Kept {
     let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
-    let kept = WatchedKey::of(k, keys.get(&key).map(|p| &**p));
-    // The map's key shares its names with the conversion's.
-    (kept.key().clone(), Arc::new(kept))
+    Kept(Arc::new(WatchedKey::of(k, keys.get(&key).map(|p| &*p.0))))
 }
 
 fn read(keys: &RwLock<Keys>) -> std::sync::RwLockReadGuard<'_, Keys> {
@@ -258,8 +285,8 @@ impl Watch {
         match event {
             watcher::Event::Init => self.relist = Some(Keys::new()),
             watcher::Event::InitApply(k) => {
-                let (key, kept) = keep(&read(&self.keys), &k);
-                self.relist.get_or_insert_default().insert(key, kept);
+                let kept = keep(&read(&self.keys), &k);
+                self.relist.get_or_insert_default().replace(kept);
             }
             watcher::Event::InitDone => {
                 let listed = self.relist.take().unwrap_or_default();
@@ -270,12 +297,14 @@ impl Watch {
             }
             watcher::Event::Apply(k) => {
                 let mut keys = write(&self.keys);
-                let (key, kept) = keep(&keys, &k);
-                self.changed.mark(key.clone());
+                let kept = keep(&keys, &k);
+                self.changed.mark(kept.0.key().clone());
                 // Compile reads the conversion only: a status write (most often ours) leaves
                 // it, and costs no rebuild.
-                let converted = keys.get(&key).is_none_or(|p| !Arc::ptr_eq(&p.obj, &kept.obj));
-                keys.insert(key, kept);
+                let converted = keys
+                    .get(&kept)
+                    .is_none_or(|p| !Arc::ptr_eq(&p.0.obj, &kept.0.obj));
+                keys.replace(kept);
                 drop(keys);
                 if converted {
                     self.changes.notify_one();
@@ -367,6 +396,22 @@ mod tests {
         assert_eq!(recreated.obj.meta.uid, "uid-new");
     }
 
+    /// A key whose Secret has its name holds the name once; another Secret's name is its own.
+    #[test]
+    fn a_secret_of_the_keys_name_shares_it() {
+        let secret_name = |k: &WatchedKey| match &k.obj.def.as_ref().unwrap().value {
+            turnpike_core::model::KeyValueSource::Secret { name, .. } => name.clone(),
+            other => panic!("{other:?}"),
+        };
+        let same = WatchedKey::of(&api_key("a", &[]), None);
+        assert!(Arc::ptr_eq(&secret_name(&same), &same.key().name));
+        let mut k = api_key("a", &[]);
+        k.spec.value_from.as_mut().unwrap().secret_key_ref.name = "other".into();
+        let other = WatchedKey::of(&k, None);
+        assert_eq!(&*secret_name(&other), "other");
+        assert_eq!(&*other.key().name, "a");
+    }
+
     /// Whether `changes` was poked since the last call.
     async fn poked(changes: &Notify) -> bool {
         tokio::time::timeout(Duration::from_millis(10), changes.notified())
@@ -393,36 +438,36 @@ mod tests {
         assert!(*ready.borrow());
         assert!(poked(&changes).await);
         assert!(changed.take().contains(&key("zzz")), "a list marks every object");
-        let a = read(&keys)[&key("a")].obj.clone();
+        let a = read(&keys).get(&key("a")).unwrap().0.obj.clone();
 
         let mut status_write = api_key("a", &[]);
         status_write.metadata.resource_version = Some("2".into());
         w.apply(watcher::Event::Apply(status_write));
         assert!(!poked(&changes).await, "a status write costs no rebuild");
-        assert!(Arc::ptr_eq(&a, &read(&keys)[&key("a")].obj));
+        assert!(Arc::ptr_eq(&a, &read(&keys).get(&key("a")).unwrap().0.obj));
         let since = changed.take();
         assert!(since.contains(&key("a")) && !since.contains(&key("b")));
 
         w.apply(watcher::Event::Apply(api_key("a", &[("tier", "gold")])));
         assert!(poked(&changes).await, "new labels: a rebuild");
-        assert!(!Arc::ptr_eq(&a, &read(&keys)[&key("a")].obj));
+        assert!(!Arc::ptr_eq(&a, &read(&keys).get(&key("a")).unwrap().0.obj));
 
         w.apply(watcher::Event::Delete(api_key("b", &[])));
         assert!(poked(&changes).await);
         assert!(changed.take().contains(&key("b")));
-        assert!(!read(&keys).contains_key(&key("b")));
+        assert!(!read(&keys).contains(&key("b")));
 
         // A relist keeps the conversion of a key that converts alike, and drops what it
         // does not list.
-        let a = read(&keys)[&key("a")].obj.clone();
+        let a = read(&keys).get(&key("a")).unwrap().0.obj.clone();
         w.apply(watcher::Event::Init);
         w.apply(watcher::Event::InitApply(api_key("a", &[("tier", "gold")])));
         w.apply(watcher::Event::InitApply(api_key("c", &[])));
         w.apply(watcher::Event::InitDone);
         let listed = read(&keys);
         assert_eq!(listed.len(), 2);
-        assert!(Arc::ptr_eq(&a, &listed[&key("a")].obj));
-        assert!(listed.contains_key(&key("c")));
+        assert!(Arc::ptr_eq(&a, &listed.get(&key("a")).unwrap().0.obj));
+        assert!(listed.contains(&key("c")));
     }
 
     /// A status the writer wrote, read back through the typed ApiKey, has the digest of what

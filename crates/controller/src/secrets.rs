@@ -61,8 +61,10 @@ const LIST_PAGE: u32 = 500;
 #[derive(Default)]
 struct Shared {
     referenced: BTreeSet<ObjectKey>,
-    /// Every labelled Secret in scope, by name only.
-    labelled: BTreeSet<ObjectKey>,
+    /// The labelled Secrets in scope whose data is not held in `cached`, by name only: a
+    /// Secret is labelled when it is in one or the other (10,000 referenced Secrets are
+    /// named once, in `cached`).
+    bare: BTreeSet<ObjectKey>,
     /// The referenced labelled Secrets, as digests of their values ([`ingest::secret_data`]).
     /// Shared with the rebuild that reads it ([`SecretCache::secrets`]): a change copies the
     /// map only while a rebuild holds it, and a rebuild copies nothing.
@@ -139,15 +141,48 @@ impl Shared {
         }
     }
 
+    /// Whether a Secret is labelled (as far as the watch has told).
+    fn labelled(&self, key: &ObjectKey) -> bool {
+        self.cached.contains_key(key) || self.bare.contains(key)
+    }
+
+    /// `s`'s key, with the names of the referenced key that equals it (shared with the
+    /// ApiKey that refers to it) when there is one.
+    fn referenced_key(&self, s: &Secret) -> (ObjectKey, bool) {
+        let key = key_of(s);
+        match self.referenced.get(&key) {
+            Some(k) => (k.clone(), true),
+            None => (key, false),
+        }
+    }
+
+    /// Keeps a labelled Secret: its data when it is referenced, else its name.
     fn put(&mut self, s: Secret) -> ObjectKey {
-        let key = key_of(&s);
-        self.labelled.insert(key.clone());
-        if self.referenced.contains(&key) {
+        let (key, referenced) = self.referenced_key(&s);
+        if referenced {
+            self.bare.remove(&key);
             Arc::make_mut(&mut self.cached).insert(key.clone(), ingest::secret_data(&s));
         } else {
             self.forget(&key);
+            self.bare.insert(key.clone());
         }
         key
+    }
+
+    /// Makes `wanted` the referenced set; the data of a Secret no longer referred to is
+    /// dropped, and its name kept with the other labelled ones.
+    fn refer_to(&mut self, wanted: BTreeSet<ObjectKey>) {
+        let dropped: Vec<ObjectKey> = self
+            .cached
+            .keys()
+            .filter(|k| !wanted.contains(*k))
+            .cloned()
+            .collect();
+        if !dropped.is_empty() {
+            self.retain(|k| wanted.contains(k));
+            self.bare.extend(dropped);
+        }
+        self.referenced = wanted;
     }
 
     /// Applies one event of the watch of `scopes[i]`; returns true once every scope listed.
@@ -163,13 +198,13 @@ impl Shared {
             }
             watcher::Event::Delete(s) => {
                 let key = key_of(&s);
-                self.labelled.remove(&key);
+                self.bare.remove(&key);
                 self.forget(&key);
             }
             watcher::Event::InitDone => {
                 let seen = std::mem::take(&mut self.relist[i]);
                 let in_scope = |k: &ObjectKey| scopes[i].as_ref().is_none_or(|ns| **ns == *k.namespace);
-                self.labelled.retain(|k| !in_scope(k) || seen.contains(k));
+                self.bare.retain(|k| !in_scope(k) || seen.contains(k));
                 self.retain(|k| !in_scope(k) || seen.contains(k));
                 return true;
             }
@@ -253,12 +288,8 @@ impl SecretCache {
     /// watch the first time (waiting at most `limit` for its first list), reads newly
     /// referenced labelled Secrets by name, and looks up referenced Secrets the watch does
     /// not deliver (to tell "not labelled" from "not found").
-    pub async fn sync(&mut self, wanted: &BTreeSet<ObjectKey>, limit: Duration) {
-        {
-            let mut shared = self.write();
-            shared.referenced = wanted.clone();
-            shared.retain(|k| wanted.contains(k));
-        }
+    pub async fn sync(&mut self, wanted: BTreeSet<ObjectKey>, limit: Duration) {
+        self.write().refer_to(wanted);
         if let Some(tx) = self.synced_tx.take() {
             self.start(tx);
         }
@@ -274,16 +305,14 @@ impl SecretCache {
         let mut more = false;
         let (mut to_read, absent) = {
             let shared = self.read();
+            let wanted = &shared.referenced;
             let to_read: Vec<ObjectKey> = wanted
                 .iter()
-                .filter(|k| shared.labelled.contains(*k) && !shared.cached.contains_key(*k))
+                .filter(|k| shared.bare.contains(*k))
                 .cloned()
                 .collect();
-            let absent: BTreeSet<ObjectKey> = wanted
-                .iter()
-                .filter(|k| !shared.labelled.contains(*k))
-                .cloned()
-                .collect();
+            let absent: BTreeSet<ObjectKey> =
+                wanted.iter().filter(|k| !shared.labelled(k)).cloned().collect();
             (to_read, absent)
         };
         self.unlabelled.retain(|k, _| absent.contains(k));
@@ -297,8 +326,9 @@ impl SecretCache {
         {
             let mut shared = self.write();
             for s in found {
-                let key = key_of(&s);
-                if shared.referenced.contains(&key) && !shared.cached.contains_key(&key) {
+                let (key, referenced) = shared.referenced_key(&s);
+                if referenced && !shared.cached.contains_key(&key) {
+                    shared.bare.remove(&key);
                     Arc::make_mut(&mut shared.cached).insert(key, ingest::secret_data(&s));
                 }
             }
@@ -448,7 +478,7 @@ impl SecretCache {
     /// watch has listed, it is not labelled, and no unlabelled Secret of that name was found.
     pub fn known_missing(&self, key: &ObjectKey) -> bool {
         let unlabelled = self.unlabelled.get(key).is_some_and(|(exists, _)| *exists);
-        *self.synced.borrow() && !unlabelled && !self.read().labelled.contains(key)
+        *self.synced.borrow() && !unlabelled && !self.read().labelled(key)
     }
 }
 
@@ -461,6 +491,11 @@ mod tests {
         s.metadata.name = Some(name.into());
         s.metadata.namespace = Some(ns.into());
         s
+    }
+
+    /// Every labelled Secret's name, held or not.
+    fn labelled(shared: &Shared) -> BTreeSet<ObjectKey> {
+        shared.cached.keys().chain(&shared.bare).cloned().collect()
     }
 
     #[test]
@@ -482,7 +517,23 @@ mod tests {
             shared.cached.keys().collect::<Vec<_>>(),
             [&ObjectKey::new("a", "k1")]
         );
-        assert_eq!(shared.labelled.len(), 4);
+        assert_eq!(labelled(&shared).len(), 4);
+        assert_eq!(shared.bare.len(), 3, "the held Secret is named once");
+        let (held, _) = shared.cached.first_key_value().unwrap();
+        let referenced = shared.referenced.first().unwrap();
+        assert!(Arc::ptr_eq(&held.name, &referenced.name), "one copy of the name");
+
+        // No longer referenced: the data goes, the name stays labelled; referenced again,
+        // it is labelled and not held (to be read).
+        shared.refer_to(BTreeSet::new());
+        assert!(shared.cached.is_empty());
+        assert_eq!(labelled(&shared).len(), 4);
+        shared.refer_to(BTreeSet::from([ObjectKey::new("a", "k1")]));
+        assert!(shared.bare.contains(&ObjectKey::new("a", "k1")));
+        shared.apply(&scopes, 0, watcher::Event::Apply(secret("a", "k1")));
+        assert!(shared.cached.contains_key(&ObjectKey::new("a", "k1")));
+        assert!(!shared.bare.contains(&ObjectKey::new("a", "k1")));
+        assert_eq!(labelled(&shared).len(), 4);
 
         // A relist of scope a that misses k1 and k2 forgets them, and leaves scope b alone.
         shared.apply(&scopes, 0, watcher::Event::Init);
@@ -490,11 +541,11 @@ mod tests {
         shared.apply(&scopes, 0, watcher::Event::InitDone);
         assert!(shared.cached.is_empty());
         assert_eq!(
-            shared.labelled,
+            labelled(&shared),
             BTreeSet::from([ObjectKey::new("a", "k3"), ObjectKey::new("b", "k1")])
         );
 
         shared.apply(&scopes, 1, watcher::Event::Delete(secret("b", "k1")));
-        assert_eq!(shared.labelled, BTreeSet::from([ObjectKey::new("a", "k3")]));
+        assert_eq!(labelled(&shared), BTreeSet::from([ObjectKey::new("a", "k3")]));
     }
 }

@@ -140,7 +140,7 @@ impl StatusDigest {
 /// An object's `status.conditions` as the writer reads them (`type`, `status`,
 /// `lastTransitionTime`): what the key store keeps of each of 10,000 ApiKeys, and what the
 /// writer keeps of a write in flight. The conditions the controller writes (a known type,
-/// `True` or `False`, a transition time in whole seconds) take 16 bytes each; anything else
+/// `True` or `False`, a transition time in whole seconds) take 8 bytes each; anything else
 /// is kept as its JSON text. Either reads back as the same JSON.
 #[derive(Debug)]
 pub(crate) enum KeptConditions {
@@ -149,14 +149,11 @@ pub(crate) enum KeptConditions {
     Text(Box<str>),
 }
 
-/// One condition the controller wrote: its type (an index into [`TYPES`]), status and
-/// `lastTransitionTime` (seconds since the epoch).
-#[derive(Debug)]
-pub(crate) struct KeptCondition {
-    type_: u8,
-    status: bool,
-    since: i64,
-}
+/// One condition the controller wrote, in one word: its type (an index into [`TYPES`], the
+/// low 3 bits), status (bit 3) and `lastTransitionTime` (seconds since the epoch, the bits
+/// above; a time of years -9999 to 9999 takes 39 of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeptCondition(i64);
 
 /// The condition types the controller writes.
 const TYPES: [&str; 4] = [
@@ -198,7 +195,7 @@ impl KeptConditions {
 }
 
 impl KeptCondition {
-    /// `c` in 16 bytes, when it reads back exactly.
+    /// `c` in 8 bytes, when it reads back exactly.
     fn of(c: &Value) -> Option<KeptCondition> {
         let type_ = c.get("type")?.as_str()?;
         let type_ = TYPES.iter().position(|t| *t == type_)?;
@@ -209,23 +206,38 @@ impl KeptCondition {
         };
         let time = c.get("lastTransitionTime")?.as_str()?;
         let since: Timestamp = time.parse().ok()?;
-        let kept = KeptCondition {
-            type_: u8::try_from(type_).ok()?,
-            status,
-            since: since.as_second(),
-        };
+        let kept = KeptCondition::new(type_, status, since.as_second())?;
         (kept.time()?.as_str() == time).then_some(kept)
     }
 
+    /// The three packed, when the type is one of [`TYPES`] and the time fits.
+    fn new(type_: usize, status: bool, since: i64) -> Option<KeptCondition> {
+        let type_ = i64::try_from(type_).ok().filter(|t| *t < 8)?;
+        let packed = since.checked_mul(16)? | i64::from(status) << 3 | type_;
+        Some(KeptCondition(packed))
+    }
+
+    fn type_(self) -> &'static str {
+        TYPES[(self.0 & 7) as usize]
+    }
+
+    fn status(self) -> bool {
+        self.0 & 8 != 0
+    }
+
+    fn since(self) -> i64 {
+        self.0 >> 4
+    }
+
     fn time(&self) -> Option<String> {
-        let t = Timestamp::from_second(self.since).ok()?;
+        let t = Timestamp::from_second(self.since()).ok()?;
         Some(t.strftime(TIME_FORMAT).to_string())
     }
 
     fn value(&self) -> Value {
         json!({
-            "type": TYPES[usize::from(self.type_)],
-            "status": if self.status { "True" } else { "False" },
+            "type": self.type_(),
+            "status": if self.status() { "True" } else { "False" },
             "lastTransitionTime": self.time(),
         })
     }
@@ -393,6 +405,9 @@ impl Compact {
         serde_json::from_str(&self.0).unwrap_or(Value::Null)
     }
 }
+
+/// The writes in flight the writer keeps room for without shrinking its map.
+const WRITTEN_ROOM: usize = 64;
 
 /// The leader's writer.
 pub struct Writer<S> {
@@ -575,6 +590,11 @@ impl<S: CurrentStatus> Writer<S> {
                 Plan::Settled | Plan::Unknown => {}
             }
         }
+        // The writes of a burst (10,000 keys created) are forgotten once the store shows
+        // them; the room the map grew for them goes with them.
+        if self.written.capacity() > 2 * self.written.len() + WRITTEN_ROOM {
+            self.written.shrink_to_fit();
+        }
         jobs
     }
 
@@ -747,7 +767,7 @@ fn kind_name(kind: Kind) -> &'static str {
 mod tests {
     use super::*;
     use turnpike_api::conditions::{reasons, types};
-    use turnpike_core::compile::{Cond, StatusFields};
+    use turnpike_core::compile::{Cond, OtherFields, StatusFields};
 
     fn update(ready: bool) -> StatusUpdate {
         StatusUpdate {
@@ -767,8 +787,11 @@ mod tests {
                 },
             ]),
             fields: StatusFields {
-                deployment_id: Some("abc123".into()),
-                invoke_url: Some("https://x/prod".into()),
+                other: Some(Box::new(OtherFields {
+                    deployment_id: Some("abc123".into()),
+                    invoke_url: Some("https://x/prod".into()),
+                    ..Default::default()
+                })),
                 ..Default::default()
             },
         }
@@ -956,15 +979,17 @@ mod tests {
         assert_eq!(w.stores.lookups(), looked + 6);
     }
 
-    /// Conditions as the controller writes them are kept in 16 bytes each; any other
+    /// Conditions as the controller writes them are kept in 8 bytes each; any other
     /// condition (an unknown type or status, a time with a fraction or an offset, a missing
     /// field) keeps its JSON text; both read back as the JSON they were read from.
     #[test]
     fn kept_conditions_read_back_as_they_were() {
-        assert_eq!(std::mem::size_of::<KeptCondition>(), 16);
+        assert_eq!(std::mem::size_of::<KeptCondition>(), 8);
         let written = json!([
             {"type": "Accepted", "status": "True", "lastTransitionTime": "2026-12-04T10:00:00Z"},
             {"type": "Ready", "status": "False", "lastTransitionTime": "1970-01-01T00:00:00Z"},
+            {"type": "ResolvedRefs", "status": "True", "lastTransitionTime": "1969-12-31T23:59:59Z"},
+            {"type": "OpenApiImported", "status": "False", "lastTransitionTime": "9999-12-30T00:00:00Z"},
         ]);
         let kept = KeptConditions::of(&written);
         assert!(matches!(kept, KeptConditions::Compact(_)), "{kept:?}");
@@ -1018,6 +1043,29 @@ mod tests {
         w.stores.set(Kind::ApiKey, &a.object, desired);
         assert!(w.jobs(&outcome(&[&again]), "T3").is_empty());
         assert!(w.written.is_empty(), "the store says it all");
+    }
+
+    /// Once the store shows a burst of writes, the writer holds neither them nor the room
+    /// they took.
+    #[tokio::test]
+    async fn a_burst_of_writes_leaves_no_room_behind() {
+        let mut w = writer();
+        let keys: Vec<Arc<StatusUpdate>> = (0..1000).map(|i| key_update(&format!("k{i}"))).collect();
+        for k in &keys {
+            w.stores.set(Kind::ApiKey, &k.object, Value::Null);
+        }
+        let all: Vec<&Arc<StatusUpdate>> = keys.iter().collect();
+        let jobs = w.jobs(&outcome(&all), "T1");
+        assert_eq!(jobs.len(), 1000);
+        for job in jobs {
+            w.stores.set(job.kind, &job.key, job.desired.value());
+            w.written
+                .insert((job.kind, job.key), (job.uid, job.conditions, job.digest));
+        }
+        assert!(w.written.capacity() >= 1000);
+        assert!(w.jobs(&outcome(&all), "T2").is_empty(), "every write is seen");
+        assert!(w.written.is_empty());
+        assert!(w.written.capacity() <= WRITTEN_ROOM, "{}", w.written.capacity());
     }
 
     /// A Deployment's snapshot name is looked at on every outcome (it is not part of the

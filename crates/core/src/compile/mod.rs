@@ -23,13 +23,13 @@ use std::{
 };
 
 pub(crate) use status::Conditions;
-pub use status::{Cond, Kind, StatusFields, StatusUpdate};
+pub use status::{Cond, Kind, OtherFields, StatusFields, StatusUpdate};
 pub use world::*;
 
 use crate::conditions::{reasons, types};
 use crate::model::{
     ApiId, ApiKeyDef, Backend, DeploymentId, EndpointType, KeyDigest, KeyId, KeySelector, KeyValueSource,
-    ObjectKey, RestApiDef, SecretData, ServiceRef, StageSource, UsagePlanDef, short_id,
+    ObjectKey, RestApiDef, SecretData, ServiceRef, StageSource, Uid, UsagePlanDef, short_id,
 };
 use crate::routing::{
     ApiEntry, CanaryEntry, FastMap, HostSettings, KeyEntry, PlanEntry, ResourceEntry, RouteSet, RoutingTable,
@@ -105,7 +105,7 @@ pub fn compile_with(
 /// What the passes need to know about a RestApi.
 struct ApiInfo<'w> {
     id: ApiId,
-    uid: &'w str,
+    uid: &'w Uid,
     /// The live definition, when valid.
     live: Option<&'w RestApiDef>,
     /// The live definition's routes, built only when some stage serves it.
@@ -132,7 +132,7 @@ fn rest_apis(world: &World) -> BTreeMap<ObjectKey, ApiInfo<'_>> {
             (
                 key.clone(),
                 ApiInfo {
-                    id: ApiId::from_uid(&obj.meta.uid),
+                    id: obj.meta.uid.with_str(ApiId::from_uid),
                     uid: &obj.meta.uid,
                     live,
                     live_routes,
@@ -246,7 +246,7 @@ fn open_api_condition(import: &OpenApiImport) -> Cond {
 
 /// The routes of a definition. Resource ids are derived from the API uid and the path, so they
 /// are the same in every deployment of the API.
-fn route_set(api_uid: &str, def: &RestApiDef) -> Result<Arc<RouteSet>, String> {
+fn route_set(api_uid: &Uid, def: &RestApiDef) -> Result<Arc<RouteSet>, String> {
     let resources = def
         .resources
         .iter()
@@ -341,11 +341,9 @@ fn deployments<'w>(
     let mut out = BTreeMap::new();
     for (key, obj) in &world.deployments {
         let mut c = Conditions::new(Kind::Deployment, key);
-        let id = DeploymentId::from_uid(&obj.meta.uid);
-        let mut fields = StatusFields {
-            deployment_id: Some(id.as_str().into()),
-            ..Default::default()
-        };
+        let id = obj.meta.uid.with_str(DeploymentId::from_uid);
+        let mut fields = StatusFields::default();
+        fields.other().deployment_id = Some(id.as_str().into());
         match &obj.def {
             Err(errors) => c.invalid(errors),
             Ok(def) => {
@@ -371,7 +369,7 @@ fn deployments<'w>(
                         digest,
                         def: snapshot,
                     } => {
-                        fields.digest = Some(digest.as_str().into());
+                        fields.other().digest = Some(digest.as_str().into());
                         match (snapshot.as_ref(), api) {
                             (Err(errors), _) => {
                                 let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -487,7 +485,7 @@ fn stages<'w>(
             continue;
         };
         let private = api.live.is_some_and(|d| d.endpoint_type == EndpointType::Private);
-        fields.invoke_url = Some(invoke_url(config, &api.id, def.name.as_str(), private).into());
+        fields.other().invoke_url = Some(invoke_url(config, &api.id, def.name.as_str(), private).into());
 
         let resolve = |name: &str,
                        field: &str,
@@ -546,14 +544,14 @@ fn stages<'w>(
             statuses.insert((Kind::Stage, key.clone()), c.finish(obj.meta.generation, fields));
             continue;
         };
-        fields.deployment_id = Some(primary.0.as_str().into());
+        fields.other().deployment_id = Some(primary.0.as_str().into());
 
         // A canary that does not resolve leaves the stage serving its primary deployment only.
         let canary = def.canary.as_ref().and_then(|canary| match &canary.deployment {
             Some(name) => resolve(name, "spec.canarySettings.deploymentRef.name", &mut c),
             None => Some(primary.clone()),
         });
-        fields.canary_deployment_id = canary.as_ref().map(|(id, _, _)| id.as_str().into());
+        fields.other().canary_deployment_id = canary.as_ref().map(|(id, _, _)| id.as_str().into());
         for (reason, message) in service_problems(world, primary.1) {
             // The field path is the deployment's, not this object's.
             c.unresolved(reason, format!("in deployment {}, {message}", primary.0));
@@ -615,7 +613,10 @@ fn usage_plans(
             })
             .count();
         let fields = StatusFields {
-            api_key_count: i64::try_from(keys_in_plan).ok(),
+            other: Some(Box::new(OtherFields {
+                api_key_count: i64::try_from(keys_in_plan).ok(),
+                ..Default::default()
+            })),
             ..Default::default()
         };
         let def = match &obj.def {
@@ -762,8 +763,6 @@ struct CachedKey {
     /// the label.
     secret: Option<SecretData>,
     unlabelled: bool,
-    /// The value's digest, when the Secret holds a valid one.
-    digest: Option<KeyDigest>,
     /// The table entry, when the key took its value (no key before it had it).
     entry: Option<Arc<KeyEntry>>,
     status: Arc<StatusUpdate>,
@@ -773,6 +772,16 @@ impl CachedKey {
     /// The key's namespace and name: what the outcomes are ordered by.
     fn key(&self) -> &ObjectKey {
         &self.obj.meta.key
+    }
+
+    /// The value's digest, when the Secret held a valid one: read from the Secret data kept,
+    /// not kept beside it.
+    fn digest(&self) -> Option<KeyDigest> {
+        let data_key = match &self.obj.def.as_ref().ok()?.value {
+            KeyValueSource::Secret { key, .. } => &**key,
+            KeyValueSource::Generated { .. } => crate::model::GENERATED_SECRET_KEY,
+        };
+        self.secret.as_ref()?.get(data_key)?.as_ref().ok().copied()
     }
 
     /// Whether this outcome is the one compiling `obj` against `world` now would give, with
@@ -792,7 +801,7 @@ impl CachedKey {
             (None, None) => world.unlabelled_secrets.contains(&secret) == self.unlabelled,
             _ => false,
         };
-        Arc::ptr_eq(&self.obj, obj) && same_secret && self.digest.is_none_or(|d| !seen.contains_key(&d))
+        Arc::ptr_eq(&self.obj, obj) && same_secret && self.digest().is_none_or(|d| !seen.contains_key(&d))
     }
 }
 
@@ -830,8 +839,8 @@ fn api_keys(
         if let Some(cached) = last.next_if(|c| c.key() == key)
             && cached.holds_for(obj, world, &seen)
         {
-            if let (Some(entry), Some(digest)) = (&cached.entry, cached.digest) {
-                seen.insert(digest, key);
+            if let Some(entry) = &cached.entry {
+                seen.insert(entry.digest, key);
                 out.push(entry.clone());
             }
             statuses.push(cached.status.clone());
@@ -842,7 +851,7 @@ fn api_keys(
             Err(errors) => {
                 let mut c = Conditions::new(Kind::ApiKey, key);
                 c.invalid(errors);
-                let fields = key_fields(&KeyId::from_uid(&obj.meta.uid));
+                let fields = key_fields(&obj.meta.uid.with_str(KeyId::from_uid));
                 statuses.push(Arc::new(c.finish(obj.meta.generation, fields)));
                 continue;
             }
@@ -867,7 +876,6 @@ fn api_keys(
             obj: obj.clone(),
             secret: outcome.secret,
             unlabelled: outcome.unlabelled,
-            digest: outcome.digest,
             entry,
             status,
         };
@@ -910,7 +918,6 @@ struct KeyOutcome {
     entry: Option<KeyEntry>,
     secret: Option<SecretData>,
     unlabelled: bool,
-    digest: Option<KeyDigest>,
     /// Whether a key before it had the same value.
     duplicate: bool,
 }
@@ -925,7 +932,7 @@ fn api_key(
     def: &ApiKeyDef,
 ) -> KeyOutcome {
     let mut c = Conditions::new(Kind::ApiKey, key);
-    let id = KeyId::from_uid(&obj.meta.uid);
+    let id = obj.meta.uid.with_str(KeyId::from_uid);
     let fields = key_fields(&id);
     let (secret_key, data_key) = def.secret(key);
     let field = match &def.value {
@@ -1073,7 +1080,6 @@ fn api_key(
         entry,
         secret: secret_data,
         unlabelled,
-        digest,
         duplicate,
     }
 }

@@ -47,13 +47,31 @@ impl Cond {
 }
 
 /// The kind-specific status fields, as small as they go: an ApiKey's status is one of 10,000.
-/// The API and key ids are held inline; the other texts are boxed, not `String`s. (A stage's
-/// deployment id may be `live`, so it is text.)
+/// The API and key ids are held inline; the fields of the other kinds are boxed apart
+/// ([`OtherFields`]), so an ApiKey's status holds one pointer for them, and no room.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_id: Option<ApiId>,
+    #[serde(flatten)]
+    pub other: Option<Box<OtherFields>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<KeyId>,
+}
+
+impl StatusFields {
+    /// The fields of the kinds other than ApiKey, made empty when there are none yet.
+    pub fn other(&mut self) -> &mut OtherFields {
+        self.other.get_or_insert_default()
+    }
+}
+
+/// The status fields of Deployments, Stages and UsagePlans. The texts are boxed, not
+/// `String`s. (A stage's deployment id may be `live`, so it is text.)
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtherFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<Box<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,8 +80,6 @@ pub struct StatusFields {
     pub digest: Option<Box<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invoke_url: Option<Box<str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<KeyId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_count: Option<i64>,
 }

@@ -8,14 +8,15 @@ use std::{
 };
 
 use crate::model::{
-    ApiKeyDef, DeploymentDef, Invalid, ObjectKey, RestApiDef, SecretData, ServiceRef, StageDef, UsagePlanDef,
+    ApiKeyDef, DeploymentDef, Invalid, ObjectKey, RestApiDef, SecretData, ServiceRef, StageDef, Uid,
+    UsagePlanDef,
 };
 
 /// Identity of an object: its key, uid and generation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
     pub key: ObjectKey,
-    pub uid: String,
+    pub uid: Uid,
     pub generation: i64,
 }
 

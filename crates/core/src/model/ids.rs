@@ -77,6 +77,112 @@ pub fn short_id(seed: &str, len: usize) -> String {
         .collect()
 }
 
+/// An object's uid. A UUID in its canonical text (36 lowercase hex digits and hyphens, as the
+/// API server makes uids) is held as its 16 bytes, inline; any other text as it is. Either
+/// reads back as the text it was made from.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Uid {
+    Uuid([u8; 16]),
+    Text(Box<str>),
+}
+
+/// The length of a UUID's canonical text.
+const UUID_LEN: usize = 36;
+
+/// Where the hyphens of a UUID's canonical text are.
+const UUID_HYPHENS: [usize; 4] = [8, 13, 18, 23];
+
+impl Uid {
+    /// The uid of text `uid`.
+    pub fn new(uid: &str) -> Uid {
+        Uid::parse_uuid(uid).map_or_else(|| Uid::Text(uid.into()), Uid::Uuid)
+    }
+
+    /// The 16 bytes of a UUID in canonical text, when `uid` is one.
+    fn parse_uuid(uid: &str) -> Option<[u8; 16]> {
+        let text = uid.as_bytes();
+        if text.len() != UUID_LEN || UUID_HYPHENS.iter().any(|i| text[*i] != b'-') {
+            return None;
+        }
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut digits = text.iter().filter(|c| **c != b'-');
+        let mut out = [0; 16];
+        for byte in &mut out {
+            let high = digit(*digits.next()?)?;
+            let low = digit(*digits.next()?)?;
+            *byte = high << 4 | low;
+        }
+        digits.next().is_none().then_some(out)
+    }
+
+    /// `f` of the uid's text (a UUID is written out on the stack, not allocated).
+    pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match self {
+            Uid::Text(text) => f(text),
+            Uid::Uuid(bytes) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut text = [b'-'; UUID_LEN];
+                let mut at = 0;
+                for byte in bytes {
+                    if UUID_HYPHENS.contains(&at) {
+                        at += 1;
+                    }
+                    text[at] = HEX[usize::from(byte >> 4)];
+                    text[at + 1] = HEX[usize::from(byte & 15)];
+                    at += 2;
+                }
+                f(std::str::from_utf8(&text).unwrap_or_default())
+            }
+        }
+    }
+}
+
+impl Default for Uid {
+    fn default() -> Self {
+        Uid::Text(Box::default())
+    }
+}
+
+impl From<&str> for Uid {
+    fn from(uid: &str) -> Self {
+        Uid::new(uid)
+    }
+}
+
+impl From<String> for Uid {
+    fn from(uid: String) -> Self {
+        Uid::parse_uuid(&uid).map_or_else(|| Uid::Text(uid.into_boxed_str()), Uid::Uuid)
+    }
+}
+
+impl PartialEq<str> for Uid {
+    fn eq(&self, other: &str) -> bool {
+        self.with_str(|s| s == other)
+    }
+}
+
+impl PartialEq<&str> for Uid {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.with_str(|s| f.write_str(s))
+    }
+}
+
+impl fmt::Debug for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.with_str(|s| fmt::Debug::fmt(s, f))
+    }
+}
+
 macro_rules! short_id_type {
     ($(#[$doc:meta])* $name:ident, $len:expr) => {
         $(#[$doc])*
@@ -163,6 +269,35 @@ short_id_type!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A UUID in canonical text is held in 16 bytes; any other uid as text; both read back
+    /// as they were.
+    #[test]
+    fn a_uid_reads_back_as_it_was() {
+        let uuid = "0f8c2a4e-9b1d-4c3e-a5f6-7d8e9fa0b1c2";
+        assert!(matches!(Uid::new(uuid), Uid::Uuid(_)));
+        assert_eq!(Uid::new(uuid).to_string(), uuid);
+        assert_eq!(Uid::from(uuid.to_string()), Uid::new(uuid));
+        assert_eq!(Uid::new(uuid), uuid);
+        assert_eq!(format!("{:?}", Uid::new(uuid)), format!("{uuid:?}"));
+        for other in [
+            "",
+            "uid-a",
+            "0F8C2A4E-9B1D-4C3E-A5F6-7D8E9FA0B1C2",
+            "0f8c2a4e-9b1d-4c3e-a5f6-7d8e9fa0b1c",
+            "0f8c2a4e-9b1d-4c3e-a5f6-7d8e9fa0b1c2a",
+            "0f8c2a4e9-b1d-4c3e-a5f6-7d8e9fa0b1c2",
+            "0f8c2a4e-9b1d-4c3e-a5f6-7d8e9fa0b1cg",
+        ] {
+            let uid = Uid::new(other);
+            assert!(matches!(uid, Uid::Text(_)), "{other}");
+            assert_eq!(uid.to_string(), other);
+            assert_eq!(Uid::from(other.to_string()), uid);
+        }
+        assert_ne!(Uid::new(uuid), "0f8c2a4e-9b1d-4c3e-a5f6-7d8e9fa0b1c3");
+        assert_eq!(Uid::default(), "");
+        assert!(size_of::<Uid>() <= 24);
+    }
 
     #[test]
     fn ids_are_stable_and_well_formed() {

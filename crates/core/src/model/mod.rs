@@ -25,7 +25,7 @@ pub use cors::*;
 pub use deployment::*;
 pub use error::{Errors, FieldPath, Invalid, Reason};
 pub use gateway_response::*;
-pub use ids::{ApiId, DeploymentId, KeyId, ObjectKey, short_id};
+pub use ids::{ApiId, DeploymentId, KeyId, ObjectKey, Uid, short_id};
 pub use rest_api::*;
 pub use stage::*;
 pub use usage::*;

@@ -1,6 +1,10 @@
 //! The compiled, immutable routing table.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::Arc,
+};
 
 use crate::model::{
     AccessLogFormat, ApiId, ApiKeySource, BinaryMediaTypes, Cors, EndpointType, GatewayResponses, KeyDigest,
@@ -65,10 +69,36 @@ pub struct RoutingTable {
     /// a string pointer. foldhash: SipHash was a third of a lookup; foldhash is seeded per
     /// process, so ids cannot be chosen to collide.
     apis: FastMap<u64, Arc<ApiEntry>>,
-    /// API keys by value digest.
-    keys: HashMap<KeyDigest, Arc<KeyEntry>>,
+    /// API keys by value digest: a set of the entries, looked up by the digest each holds,
+    /// so a slot is one pointer rather than a copy of the digest beside it.
+    keys: HashSet<ByDigest>,
     /// Ready endpoints of the Services private integrations call.
     services: HashMap<ServiceRef, Arc<[SocketAddr]>>,
+}
+
+/// A key's table entry, hashed and compared by its digest (as the digest itself hashes and
+/// compares), so a set of them is a map by digest.
+#[derive(Debug, Clone)]
+struct ByDigest(Arc<KeyEntry>);
+
+impl PartialEq for ByDigest {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.digest == other.0.digest
+    }
+}
+
+impl Eq for ByDigest {}
+
+impl std::hash::Hash for ByDigest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.digest.hash(state);
+    }
+}
+
+impl std::borrow::Borrow<KeyDigest> for ByDigest {
+    fn borrow(&self) -> &KeyDigest {
+        &self.0.digest
+    }
 }
 
 /// What a [`RoutingTable`] is made of.
@@ -97,7 +127,14 @@ impl RoutingTable {
                 .into_iter()
                 .filter_map(|a| Some((pack_id(a.id.as_str())?, Arc::new(a))))
                 .collect(),
-            keys: keys.into_iter().map(|k| (k.digest, k)).collect(),
+            keys: {
+                let mut set = HashSet::with_capacity(keys.len());
+                for k in keys {
+                    // Of two entries with the same digest, the later is kept.
+                    set.replace(ByDigest(k));
+                }
+                set
+            },
             services: services.into_iter().map(|(s, e)| (s, Arc::from(e))).collect(),
         }
     }
@@ -129,11 +166,11 @@ impl RoutingTable {
 
     /// The API key with this digest.
     pub fn key(&self, digest: &KeyDigest) -> Option<&Arc<KeyEntry>> {
-        self.keys.get(digest)
+        self.keys.get(digest).map(|k| &k.0)
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Arc<KeyEntry>> {
-        self.keys.values()
+        self.keys.iter().map(|k| &k.0)
     }
 
     /// The total number of (resource, method) routes over every stage variant.
@@ -346,7 +383,35 @@ impl RouteSet {
 
 #[cfg(test)]
 mod tests {
-    use super::pack_id;
+    use super::*;
+
+    /// The keys are found by their digest; of two entries with one digest, the later.
+    #[test]
+    fn keys_are_found_by_digest() {
+        let digest = |value: &str| KeyDigest::of_value(&format!("{value}0123456789abcdefghij")).unwrap();
+        let entry = |value: &str, name: &str| {
+            Arc::new(KeyEntry {
+                id: KeyId::from_uid(name),
+                object: ObjectKey::new("default", name),
+                digest: digest(value),
+                enabled: true,
+                customer_id: None,
+                plans: Arc::new([]),
+            })
+        };
+        let (a, b, c) = (entry("valuea", "a"), entry("valueb", "b"), entry("valuea", "c"));
+        let table = RoutingTable::new(
+            1,
+            TableParts {
+                keys: vec![a, b.clone(), c.clone()],
+                ..Default::default()
+            },
+        );
+        assert_eq!(table.keys().count(), 2);
+        assert!(Arc::ptr_eq(table.key(&digest("valuea")).unwrap(), &c));
+        assert!(Arc::ptr_eq(table.key(&digest("valueb")).unwrap(), &b));
+        assert!(table.key(&digest("valuec")).is_none());
+    }
 
     #[test]
     fn packed_ids_are_distinct_and_only_for_well_formed_ids() {

@@ -60,3 +60,40 @@ fn unresolved_refs_are_listed_and_make_ready_false_by_default() {
     assert_eq!(resolved.message, r#"ApiKey "k": first; second"#);
     assert_eq!(ready(&u).reason, reasons::REFS_NOT_RESOLVED);
 }
+
+/// The fields serialize flat, as one map: a key's id alone, or the other kinds' fields
+/// beside the API id; boxed fields that are all empty add nothing.
+#[test]
+fn status_fields_serialize_flat() {
+    let key = StatusFields {
+        key_id: KeyId::parse("abcdefghij"),
+        ..Default::default()
+    };
+    assert_eq!(
+        serde_json::to_value(&key).unwrap(),
+        serde_json::json!({"keyId": "abcdefghij"})
+    );
+    let mut stage = StatusFields::default();
+    stage.other().deployment_id = Some("abc123".into());
+    stage.other().invoke_url = Some("https://x/prod".into());
+    assert_eq!(
+        serde_json::to_value(&stage).unwrap(),
+        serde_json::json!({"deploymentId": "abc123", "invokeUrl": "https://x/prod"})
+    );
+    let mut empty = StatusFields {
+        api_id: ApiId::parse("a1b2c3d4e5"),
+        ..Default::default()
+    };
+    empty.other();
+    assert_eq!(
+        serde_json::to_value(&empty).unwrap(),
+        serde_json::json!({"apiId": "a1b2c3d4e5"})
+    );
+}
+
+/// An ApiKey's status holds its id inline and one pointer for the other kinds' fields.
+#[test]
+fn a_key_status_is_small() {
+    assert!(size_of::<StatusFields>() <= 32, "{}", size_of::<StatusFields>());
+    assert!(size_of::<StatusUpdate>() <= 96, "{}", size_of::<StatusUpdate>());
+}
