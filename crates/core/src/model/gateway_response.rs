@@ -300,6 +300,13 @@ impl ContextVar {
         ContextVar::ALL.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
     }
 
+    /// The `error.*` variables, which only a gateway response has: the first three of
+    /// [`ContextVar::ALL`] (`mask_under("error")`).
+    pub const ERRORS: u32 = 0b111;
+
+    /// Every variable of [`ContextVar::ALL`], as bits.
+    pub const EVERY: u32 = (1 << ContextVar::ALL.len()) - 1;
+
     /// The variables at or under the top-level `$context` entry `key` (`identity` holds
     /// three), as bits of their index in [`ContextVar::ALL`].
     pub fn mask_under(key: &str) -> u32 {
@@ -312,7 +319,7 @@ impl ContextVar {
 
     /// The variables of the bits of `mask` ([`ContextVar::mask_under`]), with their names.
     pub fn of_mask(mask: u32) -> impl Iterator<Item = (ContextVar, &'static str)> {
-        let mut left = mask & ((1 << ContextVar::ALL.len()) - 1);
+        let mut left = mask & ContextVar::EVERY;
         std::iter::from_fn(move || {
             let i = left.trailing_zeros() as usize;
             left &= left.checked_sub(1)?;
@@ -370,6 +377,7 @@ mod tests {
             ]
         );
         assert_eq!(names(ContextVar::mask_under("nothing")), Vec::<&str>::new());
+        assert_eq!(ContextVar::mask_under("error"), ContextVar::ERRORS);
         assert_eq!(names(u32::MAX).len(), ContextVar::ALL.len());
         for (i, (var, name)) in ContextVar::ALL.iter().enumerate() {
             assert_eq!(ContextVar::mask_under(name), 1 << i, "{name}");

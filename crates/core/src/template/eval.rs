@@ -177,42 +177,40 @@ struct LoopState {
     len: usize,
 }
 
+/// The [`Name::head`] words of `$foreach`'s keys: a name of up to seven bytes is equal to one
+/// of these exactly when its word is, so a key is told in one comparison, not by its text.
+const HAS_NEXT: u64 = Name::short("hasNext");
+const FIRST: u64 = Name::short("first");
+const LAST: u64 = Name::short("last");
+const INDEX: u64 = Name::short("index");
+const COUNT: u64 = Name::short("count");
+
 impl LoopState {
-    /// `$foreach.hasNext`, `.first` and `.last`; `None` for another key.
-    fn flag(self, key: &str) -> Option<bool> {
+    /// `$foreach.hasNext`, `.first` and `.last` (the key's [`Name::head`]); `None` for
+    /// another key.
+    fn flag(self, key: u64) -> Option<bool> {
         match key {
-            "hasNext" => Some(self.index + 1 < self.len),
-            "first" => Some(self.index == 0),
-            "last" => Some(self.index + 1 == self.len),
+            HAS_NEXT => Some(self.index + 1 < self.len),
+            FIRST => Some(self.index == 0),
+            LAST => Some(self.index + 1 == self.len),
             _ => None,
         }
     }
 
     /// Whether `$foreach.<key>` tests true in `#if`: [`LoopState::entry`]'s truth, without
-    /// making it (its numbers are true, anything else `null`). The key is told by its
-    /// [`Name::head`], one comparison, not by its text.
+    /// making it (its numbers are true, anything else `null`).
     fn holds(self, key: &Name) -> bool {
-        const HAS_NEXT: u64 = Name::short("hasNext");
-        const FIRST: u64 = Name::short("first");
-        const LAST: u64 = Name::short("last");
-        const INDEX: u64 = Name::short("index");
-        const COUNT: u64 = Name::short("count");
-        match key.head() {
-            HAS_NEXT => self.index + 1 < self.len,
-            FIRST => self.index == 0,
-            LAST => self.index + 1 == self.len,
-            INDEX | COUNT => true,
-            _ => false,
-        }
+        self.flag(key.head())
+            .unwrap_or(matches!(key.head(), INDEX | COUNT))
     }
 
-    /// `$foreach.<key>`.
-    fn entry(self, key: &str) -> Value {
+    /// `$foreach.<key>` (the key's [`Name::head`]).
+    fn entry(self, key: u64) -> Value {
         let count = i64::try_from(self.index).unwrap_or(i64::MAX).saturating_add(1);
         match (key, self.flag(key)) {
             (_, Some(flag)) => Value::Bool(flag),
-            ("index", _) => Value::Int(count - 1),
-            ("count", _) => Value::Int(count),
+            (INDEX, _) => Value::Int(count - 1),
+            (COUNT, _) => Value::Int(count),
             _ => Value::Null,
         }
     }
@@ -616,7 +614,7 @@ impl Eval<'_> {
     /// Sets `$foreach` for item `i` of `len`: the map the last iteration made, its values
     /// updated in place, or a new one.
     fn foreach_map(&mut self, i: usize, len: usize) {
-        let state = FOREACH_KEYS.map(|key| LoopState { index: i, len }.entry(key));
+        let state = FOREACH_KEYS.map(|key| LoopState { index: i, len }.entry(Name::short(key)));
         match self.vars.get_mut(Names::FOREACH) {
             // The last iteration's `$foreach`, as it made it: its values updated in place.
             Some(Value::Map(m))
@@ -937,7 +935,7 @@ fn walk_properties<'v>(
         && let [Accessor::Property(key)] = r.chain.as_slice()
     {
         env.step()?;
-        return Ok(state.map(|state| Cur::Owned(state.entry(key))));
+        return Ok(state.map(|state| Cur::Owned(state.entry(key.head()))));
     }
     let Some(root) = vars.get(r.slot) else {
         return Ok(None);

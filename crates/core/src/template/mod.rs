@@ -232,7 +232,7 @@ impl Template {
         let context_vars = context.names().map(|keys| {
             keys.iter()
                 .fold(0, |mask, key| mask | ContextVar::mask_under(key))
-                & !ContextVar::mask_under("error")
+                & !ContextVar::ERRORS
         });
         let reads_authorizer = context
             .names()

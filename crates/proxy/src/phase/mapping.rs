@@ -200,7 +200,9 @@ impl ContextWanted {
 /// method's authorizer ran; of these, those `wanted` (a template reads only what it names,
 /// and some values cost a clock read or a formatting).
 fn context_map(ctx: &RequestCtx<'_>, request: &RequestView<'_>, wanted: ContextWanted) -> Map {
-    let mask = wanted.vars.unwrap_or(!ContextVar::mask_under("error")) & !ContextVar::mask_under("error");
+    // Every variable but `error.*` for a template that may read any (a template's own mask
+    // never holds those: `Template::context_vars`).
+    let mask = wanted.vars.unwrap_or(ContextVar::EVERY & !ContextVar::ERRORS);
     // Room for each variable wanted: the first entry is one allocation of that size.
     let mut map = Map(Vec::with_capacity(mask.count_ones() as usize));
     for (var, name) in ContextVar::of_mask(mask) {
