@@ -942,31 +942,39 @@ pub struct JsonItems {
 }
 
 impl JsonItems {
+    /// The next item's node and kind, the items moved past it; `None` when there is none.
+    fn advance(&mut self) -> Option<(u32, Kind)> {
+        let at = self.at;
+        let node = self.array.tape.node(at)?;
+        self.len = self.len.checked_sub(1)?;
+        self.at = node.next;
+        Some((at, node.kind))
+    }
+
     /// The next item, put in `slot`: where the slot holds a string, array or object of the
     /// same payload (the last item), that value is moved to the next item in place, so a loop
     /// over an array of objects neither counts references nor drops a value per item; else
     /// as [`Iterator::next`] gives it. `false` when there is no next item.
     pub fn next_into(&mut self, slot: &mut Option<Value>) -> bool {
-        let Some(left) = self.len.checked_sub(1) else {
+        let Some((at, kind)) = self.advance() else {
             return false;
         };
-        let item = NodeRef {
-            tape: &self.array.tape,
-            at: self.at,
-        };
-        let Some(node) = item.node() else {
-            return false;
-        };
-        if let (Kind::Str | Kind::EscStr | Kind::Array | Kind::Object, Some(Value::Json(held))) =
-            (node.kind, slot.as_mut())
-            && Arc::ptr_eq(&held.tape, &self.array.tape)
-        {
-            held.at = self.at;
-        } else {
-            *slot = Some(item.to_lazy());
+        match (kind, slot.as_mut()) {
+            (Kind::Str | Kind::EscStr | Kind::Array | Kind::Object, Some(Value::Json(held)))
+                if Arc::ptr_eq(&held.tape, &self.array.tape) =>
+            {
+                held.at = at;
+            }
+            _ => {
+                *slot = Some(
+                    NodeRef {
+                        tape: &self.array.tape,
+                        at,
+                    }
+                    .to_lazy(),
+                );
+            }
         }
-        self.len = left;
-        self.at = node.next;
         true
     }
 }
@@ -975,13 +983,14 @@ impl Iterator for JsonItems {
     type Item = Value;
 
     fn next(&mut self) -> Option<Value> {
-        self.len = self.len.checked_sub(1)?;
-        let item = NodeRef {
-            tape: &self.array.tape,
-            at: self.at,
-        };
-        self.at = item.node()?.next;
-        Some(item.to_lazy())
+        let (at, _) = self.advance()?;
+        Some(
+            NodeRef {
+                tape: &self.array.tape,
+                at,
+            }
+            .to_lazy(),
+        )
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
