@@ -19,9 +19,13 @@ writers. Reports:
   after (VmRSS), and per key; after the edits, from /proc/PID/smaps_rollup, how much of it is
   anonymous memory and how much is freed memory the allocator has not handed back yet
   (LazyFree: counted in RSS until the kernel needs it);
+- the same for the anonymous memory alone (smaps_rollup `Anonymous`: the heap the allocator
+  took from the kernel, with its free pages and size-class rounding): RSS also counts the
+  binary's code pages, file-backed and shared with every process running it, which grow with
+  the code that has run rather than with the keys;
 - then the first gateway is stopped and a new one started with every key there: how long
-  until it serves them all, and its RSS over the first one's base (what the keys hold,
-  without the churn of their creation).
+  until it serves them all, and its RSS and anonymous memory over the first one's base (what
+  the keys hold, without the churn of their creation).
 
 The gateways run with the allocator settings the image sets (the Dockerfile's `ENV
 MIMALLOC_*`), unless the environment sets them.
@@ -199,6 +203,7 @@ def main() -> None:
 
         wait_for("the stage is served", lambda: status(None) == 403)
         rss_before = rss_kib(proc.pid)
+        anon_before = smaps_kib(proc.pid)["Anonymous"]
 
         def metrics() -> str:
             with urllib.request.urlopen(f"http://{addrs['admin']}/metrics", timeout=10) as r:
@@ -236,6 +241,7 @@ def main() -> None:
         cached = time.monotonic()
         time.sleep(2)  # let the last rebuild's log line land
         rss_after = rss_kib(proc.pid)
+        anon_after = smaps_kib(proc.pid)["Anonymous"]
         took = published(log_path)
         # Steady state: every key is served; edit the Stage EDITS times, one rebuild each,
         # and read each rebuild's compile time (the whole table with every key in it).
@@ -265,6 +271,7 @@ def main() -> None:
         restart_served = time.monotonic() - restarted
         time.sleep(2)
         rss_restarted = rss_kib(proc.pid)
+        anon_restarted = smaps_kib(proc.pid)["Anonymous"]
         s = re.search(r"^turnpike_controller_rebuild_seconds_sum (\S+)$", text, re.M)
         c = re.search(r"^turnpike_controller_rebuild_seconds_count (\S+)$", text, re.M)
         mean = float(s.group(1)) / float(c.group(1)) if s and c and float(c.group(1)) else float("nan")
@@ -286,6 +293,13 @@ def main() -> None:
         print(f"a gateway started with the {n} keys there: every key served in {restart_served:.2f} s;"
               f" RSS {rss_restarted / 1024:.1f} MiB"
               f" ({(rss_restarted - rss_before) / n:.2f} KiB per key over the first gateway's base)")
+        print(f"anonymous memory (the heap; RSS also counts the binary's code pages, file-backed and"
+              f" shared, which grow with the code run, not with keys): {anon_before / 1024:.1f} MiB"
+              f" before, {anon_after / 1024:.1f} MiB after ({(anon_after - anon_before) / n:.2f} KiB"
+              f" per key), {smaps.get('Anonymous', 0) / 1024:.1f} MiB after the edits"
+              f" ({(smaps.get('Anonymous', 0) - anon_before) / n:.2f} KiB per key); the gateway started"
+              f" with the keys there: {anon_restarted / 1024:.1f} MiB"
+              f" ({(anon_restarted - anon_before) / n:.2f} KiB per key)")
         print(f"smaps_rollup after the edits: Rss {smaps.get('Rss', 0) / 1024:.1f} MiB,"
               f" Anonymous {smaps.get('Anonymous', 0) / 1024:.1f} MiB,"
               f" LazyFree {smaps.get('LazyFree', 0) / 1024:.1f} MiB")
