@@ -298,12 +298,16 @@ impl Watch {
             watcher::Event::Apply(k) => {
                 let mut keys = write(&self.keys);
                 let kept = keep(&keys, &k);
-                self.changed.mark(kept.0.key().clone());
                 // Compile reads the conversion only: a status write (most often ours) leaves
                 // it, and costs no rebuild.
-                let converted = keys
-                    .get(&kept)
-                    .is_none_or(|p| !Arc::ptr_eq(&p.0.obj, &kept.0.obj));
+                let previous = keys.get(&kept);
+                let converted = previous.is_none_or(|p| !Arc::ptr_eq(&p.0.obj, &kept.0.obj));
+                // The status writer reads the conversion's uid and the kept status: a usage
+                // summary (left out of the digest) changes neither, and is no news to it. Not
+                // marking it keeps the set of marks from growing to every key each round.
+                if converted || previous.is_none_or(|p| p.0.status.digest != kept.0.status.digest) {
+                    self.changed.mark(kept.0.key().clone());
+                }
                 keys.replace(kept);
                 drop(keys);
                 if converted {
@@ -442,11 +446,27 @@ mod tests {
 
         let mut status_write = api_key("a", &[]);
         status_write.metadata.resource_version = Some("2".into());
-        w.apply(watcher::Event::Apply(status_write));
+        status_write.status = Some(ApiKeyStatus {
+            key_id: Some("abc".into()),
+            ..Default::default()
+        });
+        w.apply(watcher::Event::Apply(status_write.clone()));
         assert!(!poked(&changes).await, "a status write costs no rebuild");
         assert!(Arc::ptr_eq(&a, &read(&keys).get(&key("a")).unwrap().0.obj));
         let since = changed.take();
         assert!(since.contains(&key("a")) && !since.contains(&key("b")));
+
+        // A usage summary, which the status writer does not read, is no news to it.
+        status_write.metadata.resource_version = Some("3".into());
+        let summary = serde_json::from_value(json!([{"usagePlan": "p", "period": "DAY",
+            "periodStart": "2026-12-05", "used": 1, "remaining": 9, "updated": "2026-12-05T00:00:00Z"}]));
+        status_write.status.as_mut().unwrap().usage = summary.unwrap();
+        w.apply(watcher::Event::Apply(status_write));
+        assert!(!poked(&changes).await);
+        assert!(
+            !changed.take().contains(&key("a")),
+            "a usage summary marks nothing"
+        );
 
         w.apply(watcher::Event::Apply(api_key("a", &[("tier", "gold")])));
         assert!(poked(&changes).await, "new labels: a rebuild");
