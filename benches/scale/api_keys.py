@@ -25,7 +25,8 @@ writers. Reports:
   the code that has run rather than with the keys;
 - then the first gateway is stopped and a new one started with every key there: how long
   until it serves them all, and its RSS and anonymous memory over the first one's base (what
-  the keys hold, without the churn of their creation).
+  the keys hold, without the churn of their creation), read once its first usage summaries
+  round (every 30 s) has written every key's summary.
 
 The gateways run with the allocator settings the image sets (the Dockerfile's `ENV
 MIMALLOC_*`), unless the environment sets them.
@@ -264,12 +265,23 @@ def main() -> None:
                          and json.loads((work / "gateway-2.json").read_text()))
         url = f"https://{addrs['public']}/restapis/{api}/prod/_user_request_/k"
         restarted = time.monotonic()
+        restart_stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         wait_for("every writer's last key admitted after the restart",
                  lambda: all(status(value(i)) == 200 for i in lasts), deadline=300, every=0.05)
         wait_for(f"{n} cached Secrets after the restart",
                  lambda: metric("turnpike_controller_cached_secrets") >= n, deadline=300)
         restart_served = time.monotonic() - restarted
         time.sleep(2)
+        anon_served = smaps_kib(proc.pid)["Anonymous"]
+        # What a gateway holds with the keys includes what its first usage summaries round
+        # keeps (the round writes every key's summary; the leader remembers what it wrote):
+        # read the memory once the round has reached the key it writes last.
+        last = max(f"key-{i}" for i in range(n))
+        wait_for("the new leader's first usage summaries round",
+                 lambda: kubectl("get", "apikey", last, "-n", NS, "-o",
+                                 "jsonpath={.status.usage[0].updated}") >= restart_stamp,
+                 deadline=180, every=1.0)
+        time.sleep(5)
         rss_restarted = rss_kib(proc.pid)
         anon_restarted = smaps_kib(proc.pid)["Anonymous"]
         s = re.search(r"^turnpike_controller_rebuild_seconds_sum (\S+)$", text, re.M)
@@ -298,8 +310,10 @@ def main() -> None:
               f" before, {anon_after / 1024:.1f} MiB after ({(anon_after - anon_before) / n:.2f} KiB"
               f" per key), {smaps.get('Anonymous', 0) / 1024:.1f} MiB after the edits"
               f" ({(smaps.get('Anonymous', 0) - anon_before) / n:.2f} KiB per key); the gateway started"
-              f" with the keys there: {anon_restarted / 1024:.1f} MiB"
-              f" ({(anon_restarted - anon_before) / n:.2f} KiB per key)")
+              f" with the keys there: {anon_served / 1024:.1f} MiB"
+              f" ({(anon_served - anon_before) / n:.2f} KiB per key) once it serves them all,"
+              f" {anon_restarted / 1024:.1f} MiB ({(anon_restarted - anon_before) / n:.2f} KiB"
+              f" per key) after its first usage summaries round")
         print(f"smaps_rollup after the edits: Rss {smaps.get('Rss', 0) / 1024:.1f} MiB,"
               f" Anonymous {smaps.get('Anonymous', 0) / 1024:.1f} MiB,"
               f" LazyFree {smaps.get('LazyFree', 0) / 1024:.1f} MiB")
