@@ -20,9 +20,9 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo clippy --locked --bin turnpike --no-default-features -- -D warnings
 
 echo "== cargo test (at ${SECONDS}s)"
-cargo build --locked --bin turnpike
 # Each layer builds and passes its unit tests alone (with only its own dependencies and
-# features), then the end-to-end tests of the whole run against the binary.
+# features), then the end-to-end tests of the whole run against the binary (which `cargo test
+# -p turnpike` builds, as target/debug/turnpike, for them and for pytest).
 for crate in core api telemetry proxy controller apiserver; do
   cargo test --locked -p "turnpike-$crate"
 done
