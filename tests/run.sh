@@ -30,7 +30,9 @@ TURNPIKE_BIN="$PWD/target/debug/turnpike" cargo test --locked -p turnpike
 
 if [ -d tests/python ]; then
   echo "== pytest (kubectl, the Python kubernetes client, the Helm SDK) (at ${SECONDS}s)"
-  TURNPIKE_BIN="$PWD/target/debug/turnpike" .venv/bin/python -m pytest -q tests/python
+  # Two at a time (pytest-xdist): each test starts its own processes, in a directory of its
+  # own on ports the OS picks, and mostly waits on them.
+  TURNPIKE_BIN="$PWD/target/debug/turnpike" .venv/bin/python -m pytest -q -n 2 tests/python
 fi
 
 echo "== fuzz (every target, bounded) (at ${SECONDS}s)"
