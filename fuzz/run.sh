@@ -4,6 +4,7 @@
 # fuzz/artifacts/TARGET/ (reproduce with `cargo +nightly fuzz run TARGET THAT_FILE`).
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET]      (default 10; needs the nightly toolchain and cargo-fuzz)
+#   fuzz/run.sh --build-only              (the build alone, which a later run then finds done)
 #
 # FUZZ_JOBS targets run at once (default: one per core), each for the full time on a core of
 # its own. What the fuzzer finds is written to a scratch directory, never into the committed
@@ -22,6 +23,7 @@ trap 'rm -rf "$scratch"' EXIT
 # rather than cargo-fuzz's one: a run of seconds per target gains less from the faster code
 # than the single unit costs in build time (fuzz/Cargo.toml: the profile).
 cargo +nightly fuzz build --release --debug-assertions --sanitizer none --codegen-units 16
+[ "$seconds" = --build-only ] && exit 0
 bin_dir="fuzz/target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
 
 # fuzz TARGET: runs it (the built binary itself, as `cargo fuzz run` would, without a cargo

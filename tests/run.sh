@@ -28,6 +28,13 @@ for crate in core api telemetry proxy controller apiserver; do
 done
 TURNPIKE_BIN="$PWD/target/debug/turnpike" cargo test --locked -p turnpike
 
+# The fuzz targets build meanwhile: the Python tests mostly wait on the processes they start.
+fuzz_build_log="$(mktemp)"
+# (In a session of its own, so that a failed test stops the whole build.)
+setsid ./fuzz/run.sh --build-only >"$fuzz_build_log" 2>&1 &
+fuzz_build=$!
+trap 'kill -- -"$fuzz_build" 2>/dev/null || true; rm -f "$fuzz_build_log"' EXIT
+
 if [ -d tests/python ]; then
   echo "== pytest (kubectl, the Python kubernetes client, the Helm SDK) (at ${SECONDS}s)"
   # Two at a time (pytest-xdist): each test starts its own processes, in a directory of its
@@ -36,6 +43,11 @@ if [ -d tests/python ]; then
 fi
 
 echo "== fuzz (every target, bounded) (at ${SECONDS}s)"
+if ! wait "$fuzz_build"; then
+  cat "$fuzz_build_log"
+  echo "the fuzz targets did not build"
+  exit 1
+fi
 ./fuzz/run.sh "${FUZZ_SECONDS:-10}"
 echo "== done in ${SECONDS}s"
 
