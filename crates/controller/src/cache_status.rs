@@ -9,6 +9,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use futures::{StreamExt as _, stream};
 use tokio::sync::watch;
 
 use crate::{
@@ -71,13 +72,13 @@ pub async fn run(
 ) {
     let round = |updated: String| {
         let (table, caches) = (table.clone(), caches.clone());
-        async move {
-            summarize(&table, &caches, &updated)
-                .await
-                .into_iter()
-                .map(|(stage, s)| Summary::new(Kind::Stage, stage, "cache", &s))
-                .collect()
-        }
+        stream::once(async move { summarize(&table, &caches, &updated).await }).flat_map(|stages| {
+            stream::iter(
+                stages
+                    .into_iter()
+                    .map(|(stage, s)| Summary::new(Kind::Stage, stage, "cache", &s)),
+            )
+        })
     };
     summaries::write_while_leading(client, table.clone(), leader, every, metrics, round).await;
 }

@@ -2,7 +2,8 @@
 //! in Stage): one loop for all of them.
 //!
 //! While this replica leads and a table is published, every `every` a round computes the
-//! summaries ([`Summary`]: an object, the status field and its value); the loop applies, with
+//! summaries ([`Summary`]: an object, the status field and its value), one at a time; the
+//! loop applies, as they come, with
 //! server-side apply under [`SUMMARY_FIELD_MANAGER`] (so the status writer's applies neither
 //! remove nor fight over them), those whose numbers changed since they were last written (the
 //! `updated` time stamps aside). Followers write nothing; a new leader starts from nothing
@@ -15,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use futures::{StreamExt as _, stream};
+use futures::{Stream, StreamExt as _, future};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
@@ -52,16 +53,18 @@ impl Summary {
 }
 
 /// Runs `round` every `every` while this replica leads, writing what changed, until the
-/// leadership channel closes. `round` gets the RFC 3339 time stamp of the round.
-pub async fn write_while_leading<F>(
+/// leadership channel closes. `round` gets the RFC 3339 time stamp of the round and yields
+/// its summaries one at a time: each is written (or passed over) as it comes, so a round of
+/// 10,000 ApiKeys holds no more of them at once than are in flight.
+pub async fn write_while_leading<St>(
     client: kube::Client,
     table: TableStore,
     mut leader: watch::Receiver<bool>,
     every: Duration,
     metrics: Arc<ControllerMetrics>,
-    mut round: impl FnMut(String) -> F,
+    mut round: impl FnMut(String) -> St,
 ) where
-    F: Future<Output = Vec<Summary>>,
+    St: Stream<Item = Summary>,
 {
     let mut written = Written::default();
     loop {
@@ -77,40 +80,57 @@ pub async fn write_while_leading<F>(
             continue;
         }
         let updated = status::now_rfc3339();
-        let mut due = round(updated).await;
-        due.retain(|s| !written.is(s));
-        if due.is_empty() {
-            continue;
-        }
-        debug!(writes = due.len(), "writing status summaries");
-        let client = &client;
-        let results: Vec<_> = stream::iter(due)
-            .map(|s| async move {
-                let mut body = Map::new();
-                body.insert(s.field.to_string(), s.value.clone());
-                let r = status::patch_status_as(
-                    client,
-                    SUMMARY_FIELD_MANAGER,
-                    s.kind,
-                    &s.object,
-                    &Value::Object(body),
-                )
-                .await;
-                (s, r)
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
+        let (client, metrics) = (&client, &metrics);
+        let wrote = write_round(&mut written, round(updated), |s| async move {
+            let mut body = Map::new();
+            body.insert(s.field.to_string(), s.value);
+            let r = status::patch_status_as(
+                client,
+                SUMMARY_FIELD_MANAGER,
+                s.kind,
+                &s.object,
+                &Value::Object(body),
+            )
             .await;
-        for (s, r) in results {
-            match r {
-                Ok(()) => written.insert(&s),
-                Err(e) => {
-                    metrics.failure(&e);
-                    warn!(error = %e, field = s.field, "writing a status summary");
-                }
+            if let Err(e) = &r {
+                metrics.failure(e);
+                warn!(error = %e, field = s.field, "writing a status summary");
             }
+            r.is_ok()
+        })
+        .await;
+        if wrote > 0 {
+            debug!(writes = wrote, "wrote status summaries");
         }
     }
+}
+
+/// Writes the summaries of `due` that differ from what was last written, [`CONCURRENCY`] at a
+/// time, as `due` yields them; `write` says whether its write succeeded (one that failed is
+/// written again next round). Returns how many were written.
+async fn write_round<W, F>(written: &mut Written, due: impl Stream<Item = Summary>, write: W) -> usize
+where
+    W: Fn(Summary) -> F,
+    F: Future<Output = bool>,
+{
+    let seen = &*written;
+    let done: Vec<(u64, u64)> = due
+        .filter_map(|s| {
+            let (slot, numbers) = seen.hashes_of(&s);
+            let changed = seen.hashes.get(&slot) != Some(&numbers);
+            future::ready(changed.then_some((s, slot, numbers)))
+        })
+        .map(|(s, slot, numbers)| {
+            let w = write(s);
+            async move { w.await.then_some((slot, numbers)) }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .filter_map(future::ready)
+        .collect()
+        .await;
+    let wrote = done.len();
+    written.hashes.extend(done);
+    wrote
 }
 
 /// What was last written, per object and field: one entry per ApiKey, so two 64-bit hashes
@@ -128,24 +148,23 @@ struct Written {
 }
 
 impl Written {
-    fn slot(&self, s: &Summary) -> u64 {
-        self.hasher.hash_one((s.kind, &s.object, s.field))
-    }
-
-    fn numbers(&self, slot: u64, s: &Summary) -> u64 {
+    /// The hash of the slot `s` goes to, and of the slot with its numbers.
+    fn hashes_of(&self, s: &Summary) -> (u64, u64) {
+        let slot = self.hasher.hash_one((s.kind, &s.object, s.field));
         let json = serde_json::to_vec(&without_time_stamps(&s.value)).unwrap_or_default();
-        self.hasher.hash_one((slot, json))
+        (slot, self.hasher.hash_one((slot, json)))
     }
 
     /// Whether `s` is what was last written there, time stamps aside.
+    #[cfg(test)]
     fn is(&self, s: &Summary) -> bool {
-        let slot = self.slot(s);
-        self.hashes.get(&slot) == Some(&self.numbers(slot, s))
+        let (slot, numbers) = self.hashes_of(s);
+        self.hashes.get(&slot) == Some(&numbers)
     }
 
+    #[cfg(test)]
     fn insert(&mut self, s: &Summary) {
-        let slot = self.slot(s);
-        let numbers = self.numbers(slot, s);
+        let (slot, numbers) = self.hashes_of(s);
         self.hashes.insert(slot, numbers);
     }
 
@@ -171,6 +190,7 @@ fn without_time_stamps(v: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::stream;
     use serde_json::json;
 
     fn summary(name: &str, value: Value) -> Summary {
@@ -212,5 +232,39 @@ mod tests {
         assert!(!written.is(&plan), "nor those of another kind of the same name");
         written.clear();
         assert!(!written.is(&summary("a", json!([{"used": 0, "remaining": 10}]))));
+    }
+
+    /// Writes every summary of `due` that `write` is asked to, and what it was asked.
+    async fn round(written: &mut Written, due: Vec<Summary>, fail: &str) -> Vec<String> {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let wrote = write_round(written, stream::iter(due), |s| {
+            asked.borrow_mut().push(s.object.name.to_string());
+            let ok = &*s.object.name != fail;
+            async move { ok }
+        })
+        .await;
+        let mut asked = asked.into_inner();
+        assert_eq!(wrote, asked.len() - usize::from(asked.iter().any(|n| n == fail)));
+        asked.sort();
+        asked
+    }
+
+    #[tokio::test]
+    async fn a_round_writes_what_changed_and_again_what_failed() {
+        let mut written = Written::default();
+        let at = |used: i64, updated: &str| json!([{"used": used, "updated": updated}]);
+        let all = |b: i64, updated: &str| {
+            vec![
+                summary("a", at(1, updated)),
+                summary("b", at(b, updated)),
+                summary("c", at(3, updated)),
+            ]
+        };
+        assert_eq!(round(&mut written, all(2, "T1"), "c").await, ["a", "b", "c"]);
+        // The same numbers later: only the one that failed.
+        assert_eq!(round(&mut written, all(2, "T2"), "").await, ["c"]);
+        assert_eq!(round(&mut written, all(2, "T3"), "").await, Vec::<String>::new());
+        assert_eq!(round(&mut written, all(5, "T4"), "").await, ["b"]);
+        assert!(written.is(&summary("b", at(5, "T5"))));
     }
 }

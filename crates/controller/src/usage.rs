@@ -15,7 +15,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use futures::{StreamExt as _, stream};
+use futures::{Stream, StreamExt as _, stream};
 use tokio::sync::watch;
 
 use crate::{
@@ -26,6 +26,7 @@ use turnpike_api::v1alpha1::usage_plan::{KeyUsageSummary, PlanUsageSummary, Quot
 use turnpike_core::{
     compile::Kind,
     model::{self, KeyId, ObjectKey, Quota},
+    routing::KeyEntry,
 };
 use turnpike_proxy::{
     store::TableStore,
@@ -36,15 +37,15 @@ use turnpike_telemetry::access_log::civil_from_days;
 /// How many usage reads are in flight at once.
 const CONCURRENCY: usize = 16;
 
-/// The summaries of one round, by object.
-#[derive(Debug, Default, PartialEq)]
-pub struct Summaries {
-    pub keys: BTreeMap<ObjectKey, Vec<KeyUsageSummary>>,
-    pub plans: BTreeMap<ObjectKey, PlanUsageSummary>,
-}
-
-/// Counts what every key of every plan with a quota used in the current period.
-pub async fn summarize(table: &TableStore, usage: &Usage, updated: &str) -> Summaries {
+/// The usage summaries of one round, one object at a time as its usage reads come back:
+/// every ApiKey's that is in a plan with a quota, then every such plan's, its keys added up.
+/// Built as they are written, so a round of 10,000 keys holds a few of them at a time rather
+/// than every one as JSON (about 8 MiB).
+pub fn summarize(
+    table: &TableStore,
+    usage: Arc<Usage>,
+    updated: String,
+) -> impl Stream<Item = Summary> + use<> {
     let table = table.load();
     let plans: BTreeMap<ObjectKey, Quota> = table
         .apis()
@@ -52,44 +53,85 @@ pub async fn summarize(table: &TableStore, usage: &Usage, updated: &str) -> Summ
         .flat_map(|s| s.plans.values())
         .filter_map(|p| Some((p.object.clone(), p.quota?)))
         .collect();
+    let keys = table.keys().cloned().collect();
     let day = quota::day_of(usage.now());
-    let wanted: Vec<(ObjectKey, KeyId, ObjectKey, Quota)> = table
-        .keys()
-        .flat_map(|k| {
-            k.plans
+    summaries(plans, keys, day, updated, move |plan, key, q| {
+        let usage = usage.clone();
+        async move { usage.used_now(&plan, &key, q).await }
+    })
+}
+
+/// The summaries of `keys` in `plans` (those with a quota) on `day`, `used` telling what a key
+/// used of a plan. A key in none of `plans` has none.
+fn summaries<U, F>(
+    plans: BTreeMap<ObjectKey, Quota>,
+    mut keys: Vec<Arc<KeyEntry>>,
+    day: i64,
+    updated: String,
+    used: U,
+) -> impl Stream<Item = Summary>
+where
+    U: Fn(ObjectKey, KeyId, Quota) -> F,
+    F: Future<Output = u64>,
+{
+    keys.retain(|k| k.plans.iter().any(|p| plans.contains_key(p)));
+    let quotas = plans.clone();
+    let counted = stream::iter(keys)
+        .map(move |k| {
+            let reads: Vec<_> = k
+                .plans
                 .iter()
-                .filter_map(|p| Some((k.object.clone(), k.id, p.clone(), *plans.get(p)?)))
-        })
-        .collect();
-    let counted: Vec<(ObjectKey, ObjectKey, Quota, u64)> = stream::iter(wanted)
-        .map(|(key, id, plan, q)| async move {
-            let used = usage.used_now(&plan, &id, q).await;
-            (key, plan, q, used)
+                .filter_map(|p| {
+                    let q = *quotas.get(p)?;
+                    Some((p.clone(), q, used(p.clone(), k.id, q)))
+                })
+                .collect();
+            async move {
+                let mut counted = Vec::with_capacity(reads.len());
+                for (plan, q, used) in reads {
+                    counted.push((plan, q, used.await));
+                }
+                (k, counted)
+            }
         })
         .buffered(CONCURRENCY)
-        .collect()
-        .await;
-    let mut out = Summaries::default();
-    for (plan, q) in &plans {
-        out.plans
-            .insert(plan.clone(), plan_summary(*q, day, 0, 0, updated));
-    }
-    for (key, plan, q, used) in counted {
-        let remaining = q.limit.saturating_sub(used);
-        out.keys.entry(key).or_default().push(KeyUsageSummary {
-            usage_plan: plan.name.to_string(),
-            period: period(q.period),
-            period_start: period_start(q, day),
-            used: count(used),
-            remaining: count(remaining),
-            updated: updated.to_string(),
-        });
-        if let Some(p) = out.plans.get_mut(&plan) {
-            p.used = p.used.saturating_add(count(used));
-            p.remaining = p.remaining.saturating_add(count(remaining));
-        }
-    }
-    out
+        .fuse();
+    let totals: BTreeMap<ObjectKey, PlanUsageSummary> = plans
+        .iter()
+        .map(|(plan, q)| (plan.clone(), plan_summary(*q, day, 0, 0, &updated)))
+        .collect();
+    let round = (Box::pin(counted), totals, updated);
+    stream::unfold(round, move |(mut counted, mut totals, updated)| async move {
+        let summary = match counted.next().await {
+            Some((key, counted)) => {
+                let s: Vec<KeyUsageSummary> = counted
+                    .into_iter()
+                    .map(|(plan, q, used)| {
+                        let remaining = q.limit.saturating_sub(used);
+                        if let Some(p) = totals.get_mut(&plan) {
+                            p.used = p.used.saturating_add(count(used));
+                            p.remaining = p.remaining.saturating_add(count(remaining));
+                        }
+                        KeyUsageSummary {
+                            usage_plan: plan.name.to_string(),
+                            period: period(q.period),
+                            period_start: period_start(q, day),
+                            used: count(used),
+                            remaining: count(remaining),
+                            updated: updated.clone(),
+                        }
+                    })
+                    .collect();
+                Summary::new(Kind::ApiKey, key.object.clone(), "usage", &s)
+            }
+            // Every key counted: the plans' totals.
+            None => {
+                let (plan, s) = totals.pop_first()?;
+                Summary::new(Kind::UsagePlan, plan, "usage", &s)
+            }
+        };
+        Some((summary, (counted, totals, updated)))
+    })
 }
 
 fn plan_summary(q: Quota, day: i64, used: i64, remaining: i64, updated: &str) -> PlanUsageSummary {
@@ -129,21 +171,7 @@ pub async fn run(
     every: Duration,
     metrics: Arc<ControllerMetrics>,
 ) {
-    let round = |updated: String| {
-        let (table, usage) = (table.clone(), usage.clone());
-        async move {
-            let summaries = summarize(&table, &usage, &updated).await;
-            let keys = summaries
-                .keys
-                .into_iter()
-                .map(|(key, s)| Summary::new(Kind::ApiKey, key, "usage", &s));
-            let plans = summaries
-                .plans
-                .into_iter()
-                .map(|(plan, s)| Summary::new(Kind::UsagePlan, plan, "usage", &s));
-            keys.chain(plans).collect()
-        }
-    };
+    let round = |updated: String| summarize(&table, usage.clone(), updated);
     summaries::write_while_leading(client, table.clone(), leader, every, metrics, round).await;
 }
 
@@ -162,5 +190,92 @@ mod tests {
         assert_eq!(period_start(q(model::QuotaPeriod::Day), day), "2026-12-02");
         assert_eq!(period_start(q(model::QuotaPeriod::Week), day), "2026-11-29");
         assert_eq!(period_start(q(model::QuotaPeriod::Month), day), "2026-12-01");
+    }
+
+    fn key(name: &str, plans: &[&str]) -> Arc<KeyEntry> {
+        Arc::new(KeyEntry {
+            id: KeyId::from_uid(name),
+            object: ObjectKey::new("default", name),
+            digest: turnpike_core::model::KeyDigest::of_value(&format!("{name}0123456789abcdefghij"))
+                .unwrap(),
+            enabled: true,
+            customer_id: None,
+            plans: plans.iter().map(|p| ObjectKey::new("default", p)).collect(),
+        })
+    }
+
+    /// One summary per key in a plan with a quota, one entry per such plan; then one per
+    /// plan, its keys added up.
+    #[tokio::test]
+    async fn a_round_summarizes_each_key_then_each_plan() {
+        let day = turnpike_telemetry::access_log::days_from_civil(2026, 12, 2);
+        let quota = |limit, period| Quota {
+            limit,
+            period,
+            offset: 0,
+        };
+        let plans = BTreeMap::from([
+            (
+                ObjectKey::new("default", "daily"),
+                quota(10, model::QuotaPeriod::Day),
+            ),
+            (
+                ObjectKey::new("default", "monthly"),
+                quota(100, model::QuotaPeriod::Month),
+            ),
+            (
+                ObjectKey::new("default", "idle"),
+                quota(5, model::QuotaPeriod::Week),
+            ),
+        ]);
+        let keys = vec![
+            key("a", &["daily", "monthly"]),
+            key("b", &["daily", "unlimited"]),
+            key("c", &["unlimited"]),
+        ];
+        let used = |plan: ObjectKey, id: KeyId, _| {
+            let used = if id == KeyId::from_uid("a") { 4 } else { 7 } + u64::from(&*plan.name == "monthly");
+            async move { used }
+        };
+        let got: Vec<Summary> = summaries(plans, keys, day, "T".into(), used).collect().await;
+        let key_summary = |plan: &str, period: &str, start: &str, used: i64, remaining: i64| {
+            serde_json::json!({"usagePlan": plan, "period": period, "periodStart": start,
+                "used": used, "remaining": remaining, "updated": "T"})
+        };
+        let plan_summary = |period: &str, start: &str, used: i64, remaining: i64| {
+            serde_json::json!({"period": period, "periodStart": start,
+                "used": used, "remaining": remaining, "updated": "T"})
+        };
+        let object = |kind, name: &str, value| Summary {
+            kind,
+            object: ObjectKey::new("default", name),
+            field: "usage",
+            value,
+        };
+        assert_eq!(
+            got,
+            [
+                object(
+                    Kind::ApiKey,
+                    "a",
+                    serde_json::json!([
+                        key_summary("daily", "DAY", "2026-12-02", 4, 6),
+                        key_summary("monthly", "MONTH", "2026-12-01", 5, 95),
+                    ])
+                ),
+                object(
+                    Kind::ApiKey,
+                    "b",
+                    serde_json::json!([key_summary("daily", "DAY", "2026-12-02", 7, 3)])
+                ),
+                object(Kind::UsagePlan, "daily", plan_summary("DAY", "2026-12-02", 11, 9)),
+                object(Kind::UsagePlan, "idle", plan_summary("WEEK", "2026-11-29", 0, 0)),
+                object(
+                    Kind::UsagePlan,
+                    "monthly",
+                    plan_summary("MONTH", "2026-12-01", 5, 95)
+                ),
+            ]
+        );
     }
 }
