@@ -514,7 +514,9 @@ impl<S: CurrentStatus> Writer<S> {
         }
         debug!(writes = jobs.len(), "writing status");
         let client = self.client.clone();
-        let results: Vec<(Job, Result<(), Error>)> = stream::iter(jobs)
+        // Each write's job is done with (and dropped) as soon as the write is: a burst of
+        // 10,000 holds no second copy of them while the last are in flight.
+        let mut results = stream::iter(jobs)
             .map(|job| {
                 let client = client.clone();
                 let leading = *leader.borrow();
@@ -526,10 +528,8 @@ impl<S: CurrentStatus> Writer<S> {
                     (job, r)
                 }
             })
-            .buffer_unordered(CONCURRENT_WRITES)
-            .collect()
-            .await;
-        for (job, result) in results {
+            .buffer_unordered(CONCURRENT_WRITES);
+        while let Some((job, result)) = results.next().await {
             match result {
                 Ok(()) => {
                     self.metrics.status_written();
