@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use turnpike_controller::node::{Node, NodeConfig};
 use turnpike_telemetry::LogFormat;
 
+mod kube_client;
 #[cfg(feature = "local")]
 mod local;
 mod openapi;
@@ -451,9 +452,10 @@ fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<()> {
     let config = node_config(&args.node, None)?;
     let addresses_file = args.node.addresses_file.clone();
     runtime()?.block_on(async move {
-        let client = kube::Client::try_default()
+        let kube = kube::Config::infer()
             .await
             .context("connecting to Kubernetes (KUBECONFIG or in-cluster)")?;
+        let client = kube_client::client(kube)?;
         serve(start_node(client, config, addresses_file).await?).await
     })
 }
