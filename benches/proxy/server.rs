@@ -153,9 +153,6 @@ fn validated_api_yaml(upstream: SocketAddr) -> String {
     )
 }
 
-/// Two HTTP (non-proxy) routes to the upstream's JSON answer: `/plain/…` without templates,
-/// `/t/…` with a request template reshaping the posted order and a response template
-/// reshaping the answer, about twenty lines in all (a typical JSON-to-JSON mapping).
 /// The benchmark API as a WebSocket API: `$connect` a MOCK, `echo` (`{"action":"echo"}`) a
 /// two-way route whose HTTP integration's answer (the upstream's fixed body) goes back to the
 /// client.
@@ -178,6 +175,11 @@ fn websocket_api_yaml(upstream: SocketAddr) -> String {
     )
 }
 
+/// Three HTTP (non-proxy) routes to the upstream's JSON answer: `/plain/…` without templates,
+/// `/t/…` with a request template reshaping the posted order and a response template
+/// reshaping the answer, about twenty lines in all (a typical JSON-to-JSON mapping), and
+/// `/id/…` with templates that copy the payload (`$input.body`): what running any template
+/// costs beyond the engine (the payloads read whole, the template's scope, the answer rebuilt).
 fn templated_api_yaml(upstream: SocketAddr) -> String {
     api_yaml(upstream).replace(
         "  resources:\n",
@@ -190,6 +192,16 @@ fn templated_api_yaml(upstream: SocketAddr) -> String {
           uri: "http://{upstream}/json/{{proxy}}"
           requestParameters: {{integration.request.path.proxy: method.request.path.proxy}}
           integrationResponses: [{{statusCode: "200"}}]
+    /id/{{proxy+}}:
+      POST:
+        integration:
+          type: HTTP
+          uri: "http://{upstream}/json/{{proxy}}"
+          requestParameters: {{integration.request.path.proxy: method.request.path.proxy}}
+          requestTemplates: {{application/json: "$input.body"}}
+          integrationResponses:
+            - statusCode: "200"
+              responseTemplates: {{application/json: "$input.body"}}
     /t/{{proxy+}}:
       POST:
         integration:

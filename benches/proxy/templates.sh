@@ -2,7 +2,10 @@
 # Mapping template benchmark: requests per proxy CPU-second of a POST of a 1 KiB JSON order to
 # an HTTP integration whose request template reshapes the order and whose response template
 # reshapes the backend's JSON answer (about twenty lines in all), against the same POST on the
-# same HTTP integration without templates, in the same process, rounds interleaved.
+# same HTTP integration without templates, in the same process, rounds interleaved. A third
+# route runs templates that copy the payload (`$input.body` both ways): how much of the
+# templated route's cost is running a template at all (the payloads read whole, the scope, the
+# answer rebuilt) rather than the template engine's work.
 # Plain HTTP/1.1; the proxy on core 0, wrk and the upstream on core 1.
 #
 # Prerequisites (Debian): apt-get install -y wrk openssl curl util-linux
@@ -57,6 +60,8 @@ out=$(post "http://$PROXY/prod/t/orders?source=bench")
 echo "$out" | grep -q '"state": "ACCEPTED"' || { echo "the templated route answered: $out"; exit 1; }
 out=$(post "http://$PROXY/prod/plain/orders")
 echo "$out" | grep -q '"status":"accepted"' || { echo "the plain route answered: $out"; exit 1; }
+out=$(post "http://$PROXY/prod/id/orders")
+echo "$out" | grep -q '"status":"accepted"' || { echo "the identity route answered: $out"; exit 1; }
 
 # run NAME URL: prints "NAME requests/s cpu_us_per_request non2xx"
 run() { wrk_round "$1" "$PROXY_PID" "$2" -s "$WORK/post.lua" -H "Host: $HOST"; }
@@ -65,6 +70,7 @@ results=()
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round of $ROUNDS" >&2
   results+=("$(run untemplated "http://$PROXY/prod/plain/orders")")
+  results+=("$(run identity "http://$PROXY/prod/id/orders")")
   results+=("$(run templated "http://$PROXY/prod/t/orders?source=bench")")
 done
 
@@ -74,12 +80,13 @@ echo "$(quota_note)"
 echo
 echo "| target | requests/s | proxy CPU µs / request | requests per proxy CPU-second | non-2xx |"
 echo "|---|---:|---:|---:|---:|"
-for t in untemplated templated; do
+for t in untemplated identity templated; do
   cpu=$(median $t 3)
   echo "| $t | $(median $t 2) | $cpu | $(awk -v c="$cpu" 'BEGIN { if (c > 0) printf "%.0f", 1e6 / c; else print "n/a" }') | $(median $t 4) |"
 done
 echo
 echo "templated / untemplated: $(ratio "$(median untemplated 3)" "$(median templated 3)") x requests per CPU-second (target ≥ 0.8)"
+echo "identity / untemplated: $(ratio "$(median untemplated 3)" "$(median identity 3)") x (what any template costs beyond the engine)"
 echo
 echo "every round:"
 printf '  %s\n' "${results[@]}"
