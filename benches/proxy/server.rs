@@ -181,62 +181,68 @@ fn websocket_api_yaml(upstream: SocketAddr) -> String {
 /// `/id/…` with templates that copy the payload (`$input.body`): what running any template
 /// costs beyond the engine (the payloads read whole, the template's scope, the answer rebuilt).
 fn templated_api_yaml(upstream: SocketAddr) -> String {
-    api_yaml(upstream).replace(
-        "  resources:\n",
-        &format!(
-            r##"  resources:
-    /plain/{{proxy+}}:
-      POST:
-        integration:
-          type: HTTP
-          uri: "http://{upstream}/json/{{proxy}}"
-          requestParameters: {{integration.request.path.proxy: method.request.path.proxy}}
-          integrationResponses: [{{statusCode: "200"}}]
-    /id/{{proxy+}}:
-      POST:
-        integration:
-          type: HTTP
-          uri: "http://{upstream}/json/{{proxy}}"
-          requestParameters: {{integration.request.path.proxy: method.request.path.proxy}}
-          requestTemplates: {{application/json: "$input.body"}}
+    let routes = [
+        json_route(
+            upstream,
+            "plain",
+            "          integrationResponses: [{statusCode: \"200\"}]\n",
+        ),
+        json_route(
+            upstream,
+            "id",
+            r#"          requestTemplates: {application/json: "$input.body"}
           integrationResponses:
             - statusCode: "200"
-              responseTemplates: {{application/json: "$input.body"}}
-    /t/{{proxy+}}:
-      POST:
-        integration:
-          type: HTTP
-          uri: "http://{upstream}/json/{{proxy}}"
-          requestParameters: {{integration.request.path.proxy: method.request.path.proxy}}
-          requestTemplates:
+              responseTemplates: {application/json: "$input.body"}
+"#,
+        ),
+        json_route(
+            upstream,
+            "t",
+            r##"          requestTemplates:
             application/json: |
               #set($o = $input.path('$'))
-              {{
+              {
                 "orderId": "$o.id",
-                "customer": {{"name": "$util.escapeJavaScript($o.customer.name)", "email": "$o.customer.email"}},
+                "customer": {"name": "$util.escapeJavaScript($o.customer.name)", "email": "$o.customer.email"},
                 "lines": [
               #foreach($i in $o.items)
-                  {{"sku": "$i.sku", "quantity": $i.qty, "unitPrice": $i.price}}#if($foreach.hasNext),#end
+                  {"sku": "$i.sku", "quantity": $i.qty, "unitPrice": $i.price}#if($foreach.hasNext),#end
               #end
                 ],
                 "total": $o.total,
                 "requestId": "$context.requestId",
                 "source": "$input.params('source')"
-              }}
+              }
           integrationResponses:
             - statusCode: "200"
               responseTemplates:
                 application/json: |
                   #set($r = $input.path('$'))
-                  {{
+                  {
                     "order": "$r.id",
                     "state": "$r.status.toUpperCase()",
                     "etaDays": $r.eta.days,
                     "lines": [#foreach($l in $r.items)"$l.sku:$l.state"#if($foreach.hasNext),#end#end],
                     "stage": "$context.stage"
-                  }}
-"##
+                  }
+"##,
         ),
+    ];
+    api_yaml(upstream).replace("  resources:\n", &format!("  resources:\n{}", routes.concat()))
+}
+
+/// `POST /PREFIX/{proxy+}`: an HTTP integration to the upstream's JSON answer, `rest` its
+/// further lines (templates, integration responses).
+fn json_route(upstream: SocketAddr, prefix: &str, rest: &str) -> String {
+    format!(
+        r#"    /{prefix}/{{proxy+}}:
+      POST:
+        integration:
+          type: HTTP
+          uri: "http://{upstream}/json/{{proxy}}"
+          requestParameters: {{integration.request.path.proxy: method.request.path.proxy}}
+{rest}"#
     )
 }
 

@@ -115,14 +115,10 @@ where
 {
     let seen = &*written;
     let done: Vec<(u64, u64)> = due
-        .filter_map(|s| {
-            let (slot, numbers) = seen.hashes_of(&s);
-            let changed = seen.hashes.get(&slot) != Some(&numbers);
-            future::ready(changed.then_some((s, slot, numbers)))
-        })
-        .map(|(s, slot, numbers)| {
+        .filter_map(|s| future::ready(seen.changed(&s).map(|hashes| (s, hashes))))
+        .map(|(s, hashes)| {
             let w = write(s);
-            async move { w.await.then_some((slot, numbers)) }
+            async move { w.await.then_some(hashes) }
         })
         .buffer_unordered(CONCURRENCY)
         .filter_map(future::ready)
@@ -148,24 +144,26 @@ struct Written {
 }
 
 impl Written {
-    /// The hash of the slot `s` goes to, and of the slot with its numbers.
-    fn hashes_of(&self, s: &Summary) -> (u64, u64) {
+    /// The hash of the slot `s` goes to, and of the slot with its numbers: what to record
+    /// once `s` is written. `None` when `s` is what was last written there, time stamps aside.
+    fn changed(&self, s: &Summary) -> Option<(u64, u64)> {
         let slot = self.hasher.hash_one((s.kind, &s.object, s.field));
         let json = serde_json::to_vec(&without_time_stamps(&s.value)).unwrap_or_default();
-        (slot, self.hasher.hash_one((slot, json)))
+        let numbers = self.hasher.hash_one((slot, json));
+        (self.hashes.get(&slot) != Some(&numbers)).then_some((slot, numbers))
     }
 
     /// Whether `s` is what was last written there, time stamps aside.
     #[cfg(test)]
     fn is(&self, s: &Summary) -> bool {
-        let (slot, numbers) = self.hashes_of(s);
-        self.hashes.get(&slot) == Some(&numbers)
+        self.changed(s).is_none()
     }
 
     #[cfg(test)]
     fn insert(&mut self, s: &Summary) {
-        let (slot, numbers) = self.hashes_of(s);
-        self.hashes.insert(slot, numbers);
+        if let Some((slot, numbers)) = self.changed(s) {
+            self.hashes.insert(slot, numbers);
+        }
     }
 
     fn clear(&mut self) {
