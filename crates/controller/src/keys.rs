@@ -8,6 +8,10 @@
 //! made when the watch delivers the key. A delivery that leaves the conversion as it was (a
 //! status write: the same `metadata.generation` and labels) keeps the same `Arc`, so compile
 //! reuses the key's outcome, and pokes no rebuild.
+//!
+//! The watch reads each key as a [`KeyObject`]: without its managed fields, annotations and
+//! usage summaries, which nothing here reads, and in lists of [`slim::LIST_PAGE`] keys, so
+//! what a list holds at once stays small.
 
 use std::{
     borrow::Borrow,
@@ -30,6 +34,7 @@ use tracing::warn;
 
 use crate::{
     ingest,
+    slim::{self, KeyObject},
     status::{Changed, Current, KeptConditions, StatusDigest, read_status},
 };
 use turnpike_api::{ApiKey, v1alpha1::api_key::ApiKeyStatus};
@@ -161,7 +166,7 @@ impl KeyStore {
     ) -> KeyStore {
         let mut scopes = Vec::new();
         for namespace in crate::scopes(namespaces) {
-            let api: Api<ApiKey> = match &namespace {
+            let api: Api<KeyObject> = match &namespace {
                 Some(ns) => Api::namespaced(client.clone(), ns),
                 None => Api::all(client.clone()),
             };
@@ -282,11 +287,12 @@ impl Watch {
         (w, ready)
     }
 
-    async fn run(mut self, api: Api<ApiKey>) {
-        let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+    async fn run(mut self, api: Api<KeyObject>) {
+        let config = watcher::Config::default().page_size(slim::LIST_PAGE);
+        let mut stream = watcher(api, config).default_backoff().boxed();
         while let Some(event) = stream.next().await {
             match event {
-                Ok(event) => self.apply(event),
+                Ok(event) => self.apply(slim::event(event)),
                 Err(e) => warn!(kind = "ApiKey", error = %e, "watch failed; retrying with backoff"),
             }
         }

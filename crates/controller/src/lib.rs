@@ -55,6 +55,7 @@ pub mod pods;
 pub mod rbac;
 pub mod replicas;
 pub mod secrets;
+pub mod slim;
 pub mod snapshots;
 pub mod status;
 pub mod summaries;
@@ -167,7 +168,8 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Drops from a watched object's metadata what the controller never reads and what can be as
 /// large as the object itself: managed fields and `kubectl apply`'s copy of the object. Every
-/// reflector and Secret read passes through it, so each object is held once.
+/// reflector passes its objects through it, so each object is held once. (ApiKeys and their
+/// Secrets, by the thousand, are read without them in the first place: [`slim`].)
 pub(crate) fn trim_metadata(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {

@@ -42,7 +42,7 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
-use crate::ingest;
+use crate::slim::{self, KeySecret};
 use turnpike_core::compile::SecretMap;
 use turnpike_core::model::{API_KEY_SECRET_LABEL, ObjectKey};
 
@@ -54,8 +54,6 @@ pub const CHECKS_PER_SYNC: usize = 64;
 pub const RECHECK: Duration = Duration::from_secs(30);
 /// Concurrent reads by name.
 const CONCURRENT_READS: usize = 16;
-/// Secrets per page of the list that reads many newly referenced Secrets at once.
-const LIST_PAGE: u32 = 500;
 
 /// What the watch task and the rebuild loop share.
 #[derive(Default)]
@@ -65,7 +63,7 @@ struct Shared {
     /// Secret is labelled when it is in one or the other (10,000 referenced Secrets are
     /// named once, in `cached`).
     bare: BTreeSet<ObjectKey>,
-    /// The referenced labelled Secrets, as digests of their values ([`ingest::secret_data`]).
+    /// The referenced labelled Secrets, as digests of their values ([`KeySecret`]).
     /// Shared with the rebuild that reads it ([`SecretCache::secrets`]): a change copies the
     /// map only while a rebuild holds it, and a rebuild copies nothing.
     cached: Arc<SecretMap>,
@@ -98,7 +96,7 @@ impl Drop for SecretCache {
     }
 }
 
-fn key_of(s: &Secret) -> ObjectKey {
+fn key_of(s: &KeySecret) -> ObjectKey {
     ObjectKey::new(s.namespace().unwrap_or_default(), s.name_any())
 }
 
@@ -148,7 +146,7 @@ impl Shared {
 
     /// `s`'s key, with the names of the referenced key that equals it (shared with the
     /// ApiKey that refers to it) when there is one.
-    fn referenced_key(&self, s: &Secret) -> (ObjectKey, bool) {
+    fn referenced_key(&self, s: &KeySecret) -> (ObjectKey, bool) {
         let key = key_of(s);
         match self.referenced.get(&key) {
             Some(k) => (k.clone(), true),
@@ -157,11 +155,11 @@ impl Shared {
     }
 
     /// Keeps a labelled Secret: its data when it is referenced, else its name.
-    fn put(&mut self, s: Secret) -> ObjectKey {
+    fn put(&mut self, s: KeySecret) -> ObjectKey {
         let (key, referenced) = self.referenced_key(&s);
         if referenced {
             self.bare.remove(&key);
-            Arc::make_mut(&mut self.cached).insert(key.clone(), ingest::secret_data(&s));
+            Arc::make_mut(&mut self.cached).insert(key.clone(), s.data);
         } else {
             self.forget(&key);
             self.bare.insert(key.clone());
@@ -186,7 +184,7 @@ impl Shared {
     }
 
     /// Applies one event of the watch of `scopes[i]`; returns true once every scope listed.
-    fn apply(&mut self, scopes: &[Option<String>], i: usize, event: watcher::Event<Secret>) -> bool {
+    fn apply(&mut self, scopes: &[Option<String>], i: usize, event: watcher::Event<KeySecret>) -> bool {
         match event {
             watcher::Event::Init => self.relist[i].clear(),
             watcher::Event::InitApply(s) => {
@@ -247,11 +245,13 @@ impl SecretCache {
 
     fn start(&mut self, synced: watch::Sender<bool>) {
         let streams = self.scopes.iter().enumerate().map(|(i, scope)| {
-            let api: Api<Secret> = match scope {
+            let api: Api<KeySecret> = match scope {
                 Some(ns) => Api::namespaced(self.client.clone(), ns),
                 None => Api::all(self.client.clone()),
             };
-            let config = watcher::Config::default().labels(API_KEY_SECRET_LABEL);
+            let config = watcher::Config::default()
+                .labels(API_KEY_SECRET_LABEL)
+                .page_size(slim::LIST_PAGE);
             watcher(api, config)
                 .default_backoff()
                 .map(move |e| (i, e))
@@ -329,7 +329,7 @@ impl SecretCache {
                 let (key, referenced) = shared.referenced_key(&s);
                 if referenced && !shared.cached.contains_key(&key) {
                     shared.bare.remove(&key);
-                    Arc::make_mut(&mut shared.cached).insert(key, ingest::secret_data(&s));
+                    Arc::make_mut(&mut shared.cached).insert(key, s.data);
                 }
             }
         }
@@ -353,9 +353,9 @@ impl SecretCache {
     }
 
     /// Reads labelled Secrets by name; what is read within `limit`, and whether that is all.
-    async fn read_by_name(&self, keys: Vec<ObjectKey>, limit: Duration) -> (Vec<Secret>, bool) {
+    async fn read_by_name(&self, keys: Vec<ObjectKey>, limit: Duration) -> (Vec<KeySecret>, bool) {
         let reads = keys.into_iter().map(|key| {
-            let api: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
+            let api: Api<KeySecret> = Api::namespaced(self.client.clone(), &key.namespace);
             let lp = ListParams::default()
                 .fields(&format!("metadata.name={}", key.name))
                 .labels(API_KEY_SECRET_LABEL);
@@ -370,33 +370,25 @@ impl SecretCache {
             }
         });
         let (lists, complete) = within(limit, reads).await;
-        let secrets = lists
-            .into_iter()
-            .flatten()
-            .map(|mut s| {
-                crate::trim_metadata(&mut s.metadata);
-                s
-            })
-            .collect();
-        (secrets, complete)
+        (lists.into_iter().flatten().collect(), complete)
     }
 
     /// Reads the `wanted` Secrets with a paginated list of the labelled Secrets of every scope,
     /// keeping only those: what is read within `limit`, and whether the list is done. An
     /// unfinished list resumes at the next call.
-    async fn read_listed(&mut self, wanted: &BTreeSet<ObjectKey>, limit: Duration) -> (Vec<Secret>, bool) {
+    async fn read_listed(&mut self, wanted: &BTreeSet<ObjectKey>, limit: Duration) -> (Vec<KeySecret>, bool) {
         let deadline = Instant::now() + limit;
         let mut out = Vec::new();
         let (first, mut token) = self.resume.take().map_or((0, None), |(i, t)| (i, Some(t)));
         for (i, scope) in self.scopes.iter().enumerate().skip(first) {
-            let api: Api<Secret> = match scope {
+            let api: Api<KeySecret> = match scope {
                 Some(ns) => Api::namespaced(self.client.clone(), ns),
                 None => Api::all(self.client.clone()),
             };
             loop {
                 let mut lp = ListParams::default()
                     .labels(API_KEY_SECRET_LABEL)
-                    .limit(LIST_PAGE);
+                    .limit(slim::LIST_PAGE);
                 if let Some(t) = token.take() {
                     lp = lp.continue_token(&t);
                 }
@@ -413,15 +405,7 @@ impl SecretCache {
                         return (out, false);
                     }
                 };
-                out.extend(
-                    page.items
-                        .into_iter()
-                        .filter(|s| wanted.contains(&key_of(s)))
-                        .map(|mut s| {
-                            crate::trim_metadata(&mut s.metadata);
-                            s
-                        }),
-                );
+                out.extend(page.items.into_iter().filter(|s| wanted.contains(&key_of(s))));
                 match page.metadata.continue_.filter(|c| !c.is_empty()) {
                     Some(next) => token = Some(next),
                     None => break,
@@ -486,11 +470,11 @@ impl SecretCache {
 mod tests {
     use super::*;
 
-    fn secret(ns: &str, name: &str) -> Secret {
+    fn secret(ns: &str, name: &str) -> KeySecret {
         let mut s = Secret::default();
         s.metadata.name = Some(name.into());
         s.metadata.namespace = Some(ns.into());
-        s
+        KeySecret::of(&s)
     }
 
     /// Every labelled Secret's name, held or not.

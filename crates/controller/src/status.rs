@@ -40,14 +40,13 @@ use kube::{
     runtime::events::{Recorder, Reporter},
 };
 use rand::{Rng as _, distr::Alphanumeric};
-use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tracing::{debug, instrument, warn};
 
 use crate::ingest::DIGEST_ANNOTATION;
-use crate::{Error, FIELD_MANAGER, events, metrics::ControllerMetrics};
+use crate::{Error, FIELD_MANAGER, events, metrics::ControllerMetrics, slim::Unread};
 use turnpike_api::{ApiKey, Deployment, GROUP, RestApi, Stage, UsagePlan, VERSION};
 use turnpike_core::compile::{Kind, StatusUpdate};
 use turnpike_core::conditions::types;
@@ -737,13 +736,10 @@ pub async fn patch_status_as(
 
 async fn apply<K>(client: &Client, manager: &str, key: &ObjectKey, body: &Value) -> Result<(), kube::Error>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), &key.namespace);
+    // The answer (the whole object) is not read.
+    let api: Api<Unread<K>> = Api::namespaced(client.clone(), &key.namespace);
     let pp = PatchParams::apply(manager).force();
     match api.patch_status(&key.name, &pp, &Patch::Apply(body)).await {
         Ok(_) => Ok(()),
