@@ -44,7 +44,7 @@ use tracing::{debug, warn};
 
 use crate::slim::{self, KeySecret};
 use turnpike_core::compile::SecretMap;
-use turnpike_core::model::{API_KEY_SECRET_LABEL, ObjectKey};
+use turnpike_core::model::{API_KEY_SECRET_LABEL, ObjectKey, SecretData};
 
 /// Most reads by name of newly referenced labelled Secrets one rebuild makes.
 pub const READS_PER_SYNC: usize = 256;
@@ -58,7 +58,11 @@ const CONCURRENT_READS: usize = 16;
 /// What the watch task and the rebuild loop share.
 #[derive(Default)]
 struct Shared {
-    referenced: BTreeSet<ObjectKey>,
+    /// The referenced Secrets whose data is not held in `cached` (not labelled, or labelled
+    /// and not read yet): a Secret is referenced when it is in one or the other. Once every
+    /// key's Secret is read this is empty, and 10,000 referenced Secrets are named once, in
+    /// `cached`, not a second time in a set of their own.
+    missing: BTreeSet<ObjectKey>,
     /// The labelled Secrets in scope whose data is not held in `cached`, by name only: a
     /// Secret is labelled when it is in one or the other (10,000 referenced Secrets are
     /// named once, in `cached`).
@@ -124,19 +128,23 @@ async fn within<T>(
 // === impl Shared ===
 
 impl Shared {
-    /// Drops a Secret's data, copying the map (when a rebuild holds it) only if it is there.
+    /// Drops a Secret's data (it stays referenced, and missing), copying the map (when a
+    /// rebuild holds it) only if it is there.
     fn forget(&mut self, key: &ObjectKey) {
         if self.cached.contains_key(key) {
-            Arc::make_mut(&mut self.cached).remove(key);
+            let dropped = Arc::make_mut(&mut self.cached).remove_entry(key);
+            self.missing.extend(dropped.map(|(k, _)| k));
         }
     }
 
     /// Keeps the Secrets' data that `keep` says to, copying the map (when a rebuild holds it)
-    /// only if some goes.
-    fn retain(&mut self, keep: impl Fn(&ObjectKey) -> bool) {
-        if !self.cached.keys().all(&keep) {
+    /// only if some goes; the keys of the data dropped.
+    fn retain(&mut self, keep: impl Fn(&ObjectKey) -> bool) -> Vec<ObjectKey> {
+        let dropped: Vec<ObjectKey> = self.cached.keys().filter(|k| !keep(k)).cloned().collect();
+        if !dropped.is_empty() {
             Arc::make_mut(&mut self.cached).retain(|k, _| keep(k));
         }
+        dropped
     }
 
     /// Whether a Secret is labelled (as far as the watch has told).
@@ -148,20 +156,26 @@ impl Shared {
     /// ApiKey that refers to it) when there is one.
     fn referenced_key(&self, s: &KeySecret) -> (ObjectKey, bool) {
         let key = key_of(s);
-        match self.referenced.get(&key) {
+        let held = self.cached.get_key_value(&key).map(|(k, _)| k);
+        match held.or_else(|| self.missing.get(&key)) {
             Some(k) => (k.clone(), true),
             None => (key, false),
         }
+    }
+
+    /// Holds the data of a referenced labelled Secret.
+    fn hold(&mut self, key: ObjectKey, data: SecretData) {
+        self.bare.remove(&key);
+        self.missing.remove(&key);
+        Arc::make_mut(&mut self.cached).insert(key, data);
     }
 
     /// Keeps a labelled Secret: its data when it is referenced, else its name.
     fn put(&mut self, s: KeySecret) -> ObjectKey {
         let (key, referenced) = self.referenced_key(&s);
         if referenced {
-            self.bare.remove(&key);
-            Arc::make_mut(&mut self.cached).insert(key.clone(), s.data);
+            self.hold(key.clone(), s.data);
         } else {
-            self.forget(&key);
             self.bare.insert(key.clone());
         }
         key
@@ -170,17 +184,10 @@ impl Shared {
     /// Makes `wanted` the referenced set; the data of a Secret no longer referred to is
     /// dropped, and its name kept with the other labelled ones.
     fn refer_to(&mut self, wanted: BTreeSet<ObjectKey>) {
-        let dropped: Vec<ObjectKey> = self
-            .cached
-            .keys()
-            .filter(|k| !wanted.contains(*k))
-            .cloned()
-            .collect();
-        if !dropped.is_empty() {
-            self.retain(|k| wanted.contains(k));
-            self.bare.extend(dropped);
-        }
-        self.referenced = wanted;
+        let dropped = self.retain(|k| wanted.contains(k));
+        self.bare.extend(dropped);
+        let held = &self.cached;
+        self.missing = wanted.into_iter().filter(|k| !held.contains_key(k)).collect();
     }
 
     /// Applies one event of the watch of `scopes[i]`; returns true once every scope listed.
@@ -203,7 +210,9 @@ impl Shared {
                 let seen = std::mem::take(&mut self.relist[i]);
                 let in_scope = |k: &ObjectKey| scopes[i].as_ref().is_none_or(|ns| **ns == *k.namespace);
                 self.bare.retain(|k| !in_scope(k) || seen.contains(k));
-                self.retain(|k| !in_scope(k) || seen.contains(k));
+                // Gone, and still referenced.
+                let gone = self.retain(|k| !in_scope(k) || seen.contains(k));
+                self.missing.extend(gone);
                 return true;
             }
         }
@@ -305,14 +314,16 @@ impl SecretCache {
         let mut more = false;
         let (mut to_read, absent) = {
             let shared = self.read();
-            let wanted = &shared.referenced;
-            let to_read: Vec<ObjectKey> = wanted
+            // The referenced Secrets held are labelled and read: only the missing ones are
+            // to read or to look up.
+            let missing = &shared.missing;
+            let to_read: Vec<ObjectKey> = missing
                 .iter()
                 .filter(|k| shared.bare.contains(*k))
                 .cloned()
                 .collect();
             let absent: BTreeSet<ObjectKey> =
-                wanted.iter().filter(|k| !shared.labelled(k)).cloned().collect();
+                missing.iter().filter(|k| !shared.labelled(k)).cloned().collect();
             (to_read, absent)
         };
         self.unlabelled.retain(|k, _| absent.contains(k));
@@ -328,8 +339,7 @@ impl SecretCache {
             for s in found {
                 let (key, referenced) = shared.referenced_key(&s);
                 if referenced && !shared.cached.contains_key(&key) {
-                    shared.bare.remove(&key);
-                    Arc::make_mut(&mut shared.cached).insert(key, s.data);
+                    shared.hold(key, s.data);
                 }
             }
         }
@@ -485,9 +495,10 @@ mod tests {
     #[test]
     fn only_referenced_secrets_are_held() {
         let scopes = vec![Some("a".to_string()), Some("b".to_string())];
+        let k1 = ObjectKey::new("a", "k1");
         let mut shared = Shared {
             relist: vec![BTreeSet::new(); 2],
-            referenced: BTreeSet::from([ObjectKey::new("a", "k1")]),
+            missing: BTreeSet::from([k1.clone()]),
             ..Shared::default()
         };
         shared.apply(&scopes, 0, watcher::Event::Init);
@@ -504,8 +515,8 @@ mod tests {
         assert_eq!(labelled(&shared).len(), 4);
         assert_eq!(shared.bare.len(), 3, "the held Secret is named once");
         let (held, _) = shared.cached.first_key_value().unwrap();
-        let referenced = shared.referenced.first().unwrap();
-        assert!(Arc::ptr_eq(&held.name, &referenced.name), "one copy of the name");
+        assert!(Arc::ptr_eq(&held.name, &k1.name), "one copy of the name");
+        assert!(shared.missing.is_empty(), "named once, held");
 
         // No longer referenced: the data goes, the name stays labelled; referenced again,
         // it is labelled and not held (to be read).
@@ -528,8 +539,18 @@ mod tests {
             labelled(&shared),
             BTreeSet::from([ObjectKey::new("a", "k3"), ObjectKey::new("b", "k1")])
         );
+        let k1_missing = BTreeSet::from([ObjectKey::new("a", "k1")]);
+        assert_eq!(shared.missing, k1_missing, "gone, still referenced: to look up");
 
         shared.apply(&scopes, 1, watcher::Event::Delete(secret("b", "k1")));
         assert_eq!(labelled(&shared), BTreeSet::from([ObjectKey::new("a", "k3")]));
+
+        // A held Secret deleted is still referenced: missing, to look up.
+        shared.refer_to(BTreeSet::from([ObjectKey::new("a", "k3")]));
+        shared.apply(&scopes, 0, watcher::Event::Apply(secret("a", "k3")));
+        assert!(shared.missing.is_empty());
+        shared.apply(&scopes, 0, watcher::Event::Delete(secret("a", "k3")));
+        assert!(shared.cached.is_empty() && labelled(&shared).is_empty());
+        assert_eq!(shared.missing, BTreeSet::from([ObjectKey::new("a", "k3")]));
     }
 }
