@@ -5,7 +5,9 @@
 //! namespace or one per watched namespace, whatever the number of keys (10,000 keys are one
 //! watch, not 10,000). Of what the watch delivers it keeps the data of the Secrets an ApiKey
 //! refers to and only the names of the others; a Secret that stops being referred to is
-//! dropped at the next rebuild. `turnpike_controller_cached_secrets` counts what is held.
+//! dropped at the next rebuild. `turnpike_controller_cached_secrets` counts what is held. The
+//! watch and the reads below take each Secret as a [`KeySecret`]: its identity, version and
+//! labels, and the digests of its values, made as it is read.
 //!
 //! The watch starts at the first [`SecretCache::sync`], once the referenced set is known, so
 //! its first list keeps every referenced Secret without a second read. A labelled Secret that

@@ -10,7 +10,7 @@
 //! written. Never on the request path.
 
 use std::{
-    collections::HashMap,
+    collections::HashSet,
     hash::{BuildHasher, RandomState},
     sync::Arc,
     time::Duration,
@@ -113,61 +113,71 @@ where
     W: Fn(Summary) -> F,
     F: Future<Output = bool>,
 {
-    let seen = &*written;
-    let done: Vec<(u64, u64)> = due
-        .filter_map(|s| future::ready(seen.changed(&s).map(|hashes| (s, hashes))))
-        .map(|(s, hashes)| {
+    let last = std::mem::take(&mut written.hashes);
+    // What this round found written already, and (below) what it writes: what the next
+    // round finds written.
+    let mut unchanged = Vec::new();
+    let done: Vec<u64> = due
+        .filter_map(|s| {
+            let hash = written.hash(&s);
+            let due = if last.contains(&hash) {
+                unchanged.push(hash);
+                None
+            } else {
+                Some((s, hash))
+            };
+            future::ready(due)
+        })
+        .map(|(s, hash)| {
             let w = write(s);
-            async move { w.await.then_some(hashes) }
+            async move { w.await.then_some(hash) }
         })
         .buffer_unordered(CONCURRENCY)
         .filter_map(future::ready)
         .collect()
         .await;
+    drop(last);
     let wrote = done.len();
-    written.hashes.extend(done);
+    written.hashes = unchanged.into_iter().chain(done).collect();
     wrote
 }
 
-/// What was last written, per object and field: one entry per ApiKey, so two 64-bit hashes
-/// rather than the names and the value. The slot's hash (kind, object, field) keys the map;
-/// the value is the hash of the slot with the summary's numbers (time stamps removed). With
-/// 10,000 keys that is about 0.3 MB where the names and a SHA-256 per key took about 1.5 MB.
+/// What the last round found written, or wrote: one 64-bit hash per summary (one per ApiKey)
+/// rather than the names and the value, the hash of its slot (kind, object, field) with its
+/// numbers (time stamps removed). A summary whose hash is here is what was last written in
+/// its slot, time stamps aside. Each round keeps the hashes of its own summaries only, so a
+/// slot holds one. With 10,000 keys that is about 0.15 MB (a map from the slot's hash to the
+/// numbers' took twice that, and the names and a SHA-256 per key about 1.5 MB).
 ///
-/// The hasher is keyed per process. Two slots whose hashes meet (odds about n² / 2⁶⁵: 3 · 10⁻¹²
-/// for 10,000 keys) take turns in one entry, and neither's value can match the other's: each
-/// is written again every round, never skipped.
+/// The hasher is keyed per process. A summary whose new numbers hash to one of the hashes
+/// kept (odds about n / 2⁶⁴ per change: 5 · 10⁻¹⁶ for 10,000 keys) is passed over, until its
+/// numbers change again.
 #[derive(Default)]
 struct Written {
-    hashes: HashMap<u64, u64>,
+    hashes: HashSet<u64>,
     hasher: RandomState,
 }
 
 impl Written {
-    /// The hash of the slot `s` goes to, and of the slot with its numbers: what to record
-    /// once `s` is written. `None` when `s` is what was last written there, time stamps aside.
-    fn changed(&self, s: &Summary) -> Option<(u64, u64)> {
-        let slot = self.hasher.hash_one((s.kind, &s.object, s.field));
+    /// The hash of `s`: its slot with its numbers.
+    fn hash(&self, s: &Summary) -> u64 {
         let json = serde_json::to_vec(&without_time_stamps(&s.value)).unwrap_or_default();
-        let numbers = self.hasher.hash_one((slot, json));
-        (self.hashes.get(&slot) != Some(&numbers)).then_some((slot, numbers))
+        self.hasher.hash_one((s.kind, &s.object, s.field, json))
     }
 
     /// Whether `s` is what was last written there, time stamps aside.
     #[cfg(test)]
     fn is(&self, s: &Summary) -> bool {
-        self.changed(s).is_none()
+        self.hashes.contains(&self.hash(s))
     }
 
     #[cfg(test)]
     fn insert(&mut self, s: &Summary) {
-        if let Some((slot, numbers)) = self.changed(s) {
-            self.hashes.insert(slot, numbers);
-        }
+        self.hashes.insert(self.hash(s));
     }
 
     fn clear(&mut self) {
-        self.hashes = HashMap::new();
+        self.hashes = HashSet::new();
     }
 }
 
