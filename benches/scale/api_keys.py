@@ -22,7 +22,10 @@ writers. Reports:
 - the same for the anonymous memory alone (smaps_rollup `Anonymous`: the heap the allocator
   took from the kernel, with its free pages and size-class rounding): RSS also counts the
   binary's code pages, file-backed and shared with every process running it, which grow with
-  the code that has run rather than with the keys;
+  the code that has run rather than with the keys; and both once settled: the readings after
+  the creates and after the edits may land while the writes the creates caused still run (a
+  status per key, then each key's first usage summary), so the first gateway is read again
+  once the last key's first summary is written, every 2 s for 40 s, the last reading kept;
 - then the first gateway is stopped and a new one started with every key there: how long
   until it serves them all, and its RSS and anonymous memory over the first one's base (what
   the keys hold, without the churn of their creation), read once its first usage summaries
@@ -73,6 +76,18 @@ def wait_for(what, fn, deadline=120.0, every=0.05):
         if time.monotonic() > end:
             raise SystemExit(f"timed out waiting for {what}")
         time.sleep(every)
+
+
+def settle(pid: int, what: str, ready) -> list[int]:
+    """Once `ready()`, the anonymous memory of `pid` every 2 s for 40 s (a usage summaries
+    round starts 30 s after the last one ended, and holds every summary until its last write
+    returns)."""
+    wait_for(what, ready, deadline=180, every=1.0)
+    samples = []
+    for _ in range(20):
+        time.sleep(2)
+        samples.append(smaps_kib(pid)["Anonymous"])
+    return samples
 
 
 def smaps_kib(pid: int) -> dict[str, int]:
@@ -256,6 +271,23 @@ def main() -> None:
         rss_steady = rss_kib(proc.pid)
         smaps = smaps_kib(proc.pid)
         text = metrics()
+        # Both readings above may land while the writes the creates caused still run (a status
+        # per key, then every key's first usage summary, 16 at a time): read the first gateway
+        # as the restarted one is read below, once the last key's first summary is written,
+        # every 2 s for 40 s (a summaries round starts every 30 s), and keep the last reading.
+        last = max(f"key-{i}" for i in range(n))
+
+        def summarized_since(stamp: str) -> bool:
+            """Whether the usage summary of `last` (the key a round writes last) is dated
+            `stamp` or later."""
+            return kubectl("get", "apikey", last, "-n", NS, "-o",
+                           "jsonpath={.status.usage[0].updated}") >= stamp
+
+        # Any date is later than "0"; no summary is not.
+        first_samples = settle(proc.pid, "the first gateway's usage summary of the last key",
+                               lambda: summarized_since("0"))
+        rss_settled = rss_kib(proc.pid)
+        anon_settled = first_samples[-1]
         # A gateway that starts with every key there: what the keys themselves hold, without
         # the churn of their creation (the first gateway stopped; the new one leads).
         proc.terminate()
@@ -276,18 +308,8 @@ def main() -> None:
         # What a gateway holds with the keys includes what its first usage summaries round
         # keeps (the round writes every key's summary; the leader remembers what it wrote):
         # read the memory once the round has reached the key it writes last.
-        last = max(f"key-{i}" for i in range(n))
-        wait_for("the new leader's first usage summaries round",
-                 lambda: kubectl("get", "apikey", last, "-n", NS, "-o",
-                                 "jsonpath={.status.usage[0].updated}") >= restart_stamp,
-                 deadline=180, every=1.0)
-        # The round holds every summary until its last write returns: read the memory every
-        # 2 s for 40 s after (the next round starts 30 s after this one ends), and keep the
-        # last reading.
-        samples = []
-        for _ in range(20):
-            time.sleep(2)
-            samples.append(smaps_kib(proc.pid)["Anonymous"])
+        samples = settle(proc.pid, "the new leader's first usage summaries round",
+                         lambda: summarized_since(restart_stamp))
         rss_restarted = rss_kib(proc.pid)
         anon_restarted = samples[-1]
         s = re.search(r"^turnpike_controller_rebuild_seconds_sum (\S+)$", text, re.M)
@@ -307,7 +329,9 @@ def main() -> None:
         print(f"RSS: {rss_before / 1024:.1f} MiB before, {rss_after / 1024:.1f} MiB after"
               f" ({(rss_after - rss_before) / n:.2f} KiB per key with its Secret),"
               f" {rss_steady / 1024:.1f} MiB after the edits"
-              f" ({(rss_steady - rss_before) / n:.2f} KiB per key)")
+              f" ({(rss_steady - rss_before) / n:.2f} KiB per key),"
+              f" {rss_settled / 1024:.1f} MiB settled"
+              f" ({(rss_settled - rss_before) / n:.2f} KiB per key)")
         print(f"a gateway started with the {n} keys there: every key served in {restart_served:.2f} s;"
               f" RSS {rss_restarted / 1024:.1f} MiB"
               f" ({(rss_restarted - rss_before) / n:.2f} KiB per key over the first gateway's base)")
@@ -315,7 +339,10 @@ def main() -> None:
               f" shared, which grow with the code run, not with keys): {anon_before / 1024:.1f} MiB"
               f" before, {anon_after / 1024:.1f} MiB after ({(anon_after - anon_before) / n:.2f} KiB"
               f" per key), {smaps.get('Anonymous', 0) / 1024:.1f} MiB after the edits"
-              f" ({(smaps.get('Anonymous', 0) - anon_before) / n:.2f} KiB per key); the gateway started"
+              f" ({(smaps.get('Anonymous', 0) - anon_before) / n:.2f} KiB per key),"
+              f" {anon_settled / 1024:.1f} MiB settled ({(anon_settled - anon_before) / n:.2f} KiB"
+              f" per key: once the last key's first usage summary is written, every 2 s for 40 s"
+              f" after, MiB: {' '.join(f'{a / 1024:.1f}' for a in first_samples)}); the gateway started"
               f" with the keys there: {anon_served / 1024:.1f} MiB"
               f" ({(anon_served - anon_before) / n:.2f} KiB per key) once it serves them all,"
               f" {anon_restarted / 1024:.1f} MiB ({(anon_restarted - anon_before) / n:.2f} KiB"
