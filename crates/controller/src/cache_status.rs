@@ -72,13 +72,10 @@ pub async fn run(
 ) {
     let round = |updated: String| {
         let (table, caches) = (table.clone(), caches.clone());
-        stream::once(async move { summarize(&table, &caches, &updated).await }).flat_map(|stages| {
-            stream::iter(
-                stages
-                    .into_iter()
-                    .map(|(stage, s)| Summary::new(Kind::Stage, stage, "cache", &s)),
-            )
-        })
+        // Each stage's summary is small, and there are few stages: counted in one go.
+        stream::once(async move { summarize(&table, &caches, &updated).await })
+            .flat_map(stream::iter)
+            .map(|(stage, s)| Summary::new(Kind::Stage, stage, "cache", &s))
     };
     summaries::write_while_leading(client, table.clone(), leader, every, metrics, round).await;
 }

@@ -75,14 +75,17 @@ where
     F: Future<Output = u64>,
 {
     keys.retain(|k| k.plans.iter().any(|p| plans.contains_key(p)));
-    let quotas = plans.clone();
+    let totals: BTreeMap<ObjectKey, PlanUsageSummary> = plans
+        .iter()
+        .map(|(plan, q)| (plan.clone(), plan_summary(*q, day, 0, 0, &updated)))
+        .collect();
     let counted = stream::iter(keys)
         .map(move |k| {
             let reads: Vec<_> = k
                 .plans
                 .iter()
                 .filter_map(|p| {
-                    let q = *quotas.get(p)?;
+                    let q = *plans.get(p)?;
                     Some((p.clone(), q, used(p.clone(), k.id, q)))
                 })
                 .collect();
@@ -96,10 +99,6 @@ where
         })
         .buffered(CONCURRENCY)
         .fuse();
-    let totals: BTreeMap<ObjectKey, PlanUsageSummary> = plans
-        .iter()
-        .map(|(plan, q)| (plan.clone(), plan_summary(*q, day, 0, 0, &updated)))
-        .collect();
     let round = (Box::pin(counted), totals, updated);
     stream::unfold(round, move |(mut counted, mut totals, updated)| async move {
         let summary = match counted.next().await {
