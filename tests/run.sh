@@ -23,7 +23,7 @@ echo "== cargo test (at ${SECONDS}s)"
 # Each layer builds and passes its unit tests alone (with only its own dependencies and
 # features), then the end-to-end tests of the whole run against the binary (which `cargo test
 # -p turnpike` builds, as target/debug/turnpike, for them and for pytest).
-for crate in core api telemetry proxy controller apiserver; do
+for crate in core api openapi telemetry proxy controller apiserver; do
   cargo test --locked -p "turnpike-$crate"
 done
 TURNPIKE_BIN="$PWD/target/debug/turnpike" cargo test --locked -p turnpike

@@ -285,8 +285,8 @@ fn authorizers_and_function_integrations_have_aws_shape() {
             .is_some_and(|u| u.starts_with("arn:aws:apigateway:"))
     );
     assert_eq!(
-        authorizer["x-turnpike-function-host"]["url"],
-        "http://127.0.0.1:9000"
+        authorizer["x-turnpike-function-host"]["serviceRef"],
+        serde_json::json!({"name": "petstore", "port": 80})
     );
     let oidc = &schemes["oidc"]["x-amazon-apigateway-authorizer"];
     assert_eq!(oidc["type"], "jwt");
