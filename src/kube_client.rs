@@ -4,7 +4,7 @@
 //!
 //! kube's client speaks HTTP/1.1, so each request in flight has a connection of its own, and
 //! its pool keeps every one it opened, idle, for as long as the server does: the status and
-//! summary writers' bursts (16 writes at a time each) left about 36 connections idle, with
+//! summary writers' bursts (then 16 writes at a time each) left about 36 connections idle, with
 //! about 23 KB of buffers each (0.83 MB). Here at most [`IDLE_CONNECTIONS`] are kept, each
 //! for at most [`IDLE_TIMEOUT`]; a burst opens the others again.
 //!

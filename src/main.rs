@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use turnpike_controller::node::{Node, NodeConfig};
+use turnpike_controller::node::{ControlRuntime, Node, NodeConfig};
 use turnpike_telemetry::LogFormat;
 
 mod kube_client;
@@ -409,13 +409,20 @@ async fn stopped() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the replica and writes the bound addresses to `addresses_file`.
+/// Starts the replica against the API server of `kube`, and writes the bound addresses to
+/// `addresses_file`. Its client is made on the control plane's thread, so the client's
+/// connections run there with the controller rather than on the proxy's workers.
 async fn start_node(
-    client: kube::Client,
+    kube: kube::Config,
     config: NodeConfig,
     addresses_file: Option<PathBuf>,
 ) -> anyhow::Result<Node> {
-    let node = Node::start(client, config)
+    let control = ControlRuntime::new().context("starting the control plane's thread")?;
+    let client = control
+        .spawn(async move { kube_client::client(kube) })
+        .await
+        .context("building the Kubernetes client")??;
+    let node = Node::start_on(control, client, config)
         .await
         .context("starting the gateway")?;
     tracing::info!(
@@ -455,8 +462,7 @@ fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<()> {
         let kube = kube::Config::infer()
             .await
             .context("connecting to Kubernetes (KUBECONFIG or in-cluster)")?;
-        let client = kube_client::client(kube)?;
-        serve(start_node(client, config, addresses_file).await?).await
+        serve(start_node(kube, config, addresses_file).await?).await
     })
 }
 
@@ -534,7 +540,8 @@ fn run_local(args: LocalArgs, log_format: LogFormat) -> anyhow::Result<()> {
                 .await
                 .context("applying --apply manifests")?;
         }
-        let node = start_node(client.clone(), config, addresses_file).await?;
+        let kube = server.config().await.context("reading the kubeconfig")?;
+        let node = start_node(kube, config, addresses_file).await?;
         if let Some(addr) = node.public {
             ports.set("public", addr);
         }

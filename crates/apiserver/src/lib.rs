@@ -244,12 +244,16 @@ impl ApiServer {
 impl ApiServerHandle {
     /// A kube client configured from the written kubeconfig.
     pub async fn client(&self) -> Result<kube::Client, Error> {
+        kube::Client::try_from(self.config().await?).map_err(|e| Error::Kube(e.to_string()))
+    }
+
+    /// The client configuration of the kubeconfig it wrote.
+    pub async fn config(&self) -> Result<kube::Config, Error> {
         let kc =
             kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|e| Error::Kube(e.to_string()))?;
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
             .await
-            .map_err(|e| Error::Kube(e.to_string()))?;
-        kube::Client::try_from(cfg).map_err(|e| Error::Kube(e.to_string()))
+            .map_err(|e| Error::Kube(e.to_string()))
     }
 
     /// Stops accepting connections and stops the garbage collector.

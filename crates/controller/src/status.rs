@@ -52,8 +52,9 @@ use turnpike_core::compile::{Kind, StatusUpdate};
 use turnpike_core::conditions::types;
 use turnpike_core::model::{GENERATED_SECRET_KEY, ObjectKey};
 
-/// How many status patches are in flight at once.
-const CONCURRENT_WRITES: usize = 16;
+/// How many status patches are in flight at once: each holds a connection of its own (kube's
+/// client speaks HTTP/1.1), with about 23 KB of buffers.
+const CONCURRENT_WRITES: usize = 4;
 /// The first retry of a failed write, and the longest.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);

@@ -28,8 +28,9 @@ use turnpike_proxy::store::TableStore;
 
 /// The field manager of every summary.
 pub const SUMMARY_FIELD_MANAGER: &str = "turnpike-usage";
-/// How many status writes are in flight at once.
-const CONCURRENCY: usize = 16;
+/// How many status writes are in flight at once. Each holds a connection of its own (kube's
+/// client speaks HTTP/1.1), with about 23 KB of buffers.
+const CONCURRENCY: usize = 4;
 
 /// One status field of one object, as a round computed it.
 #[derive(Debug, Clone, PartialEq)]
