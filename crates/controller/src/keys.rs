@@ -118,6 +118,41 @@ fn converts_alike(obj: &Obj<ApiKeyDef>, k: &ApiKey) -> bool {
 #[derive(Debug, Clone)]
 struct Kept(Arc<WatchedKey>);
 
+/// What a delivery of a key changed of what is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    /// Nothing the controller reads (a usage summary, a new `resourceVersion` alone).
+    Nothing,
+    /// The status (most often our own write): the status writer reads it, compile does not.
+    Status,
+    /// The conversion: a new key, or a new spec or labels.
+    Conversion,
+}
+
+impl Kept {
+    /// The kept key after a delivery of `k`, the same object (namespace and name). A new
+    /// status is written where the kept key is when nothing else holds it (a rebuild or the
+    /// status writer may, for a moment): a status write, which every key gets, allocates
+    /// nothing that outlives it.
+    fn deliver(mut self, k: &ApiKey) -> (Kept, Delivered) {
+        if !converts_alike(&self.0.obj, k) {
+            return (Kept(Arc::new(WatchedKey::of(k, None))), Delivered::Conversion);
+        }
+        let status = KeptStatus::of(k.status.as_ref());
+        if status.digest == self.0.status.digest {
+            return (self, Delivered::Nothing);
+        }
+        match Arc::get_mut(&mut self.0) {
+            Some(kept) => kept.status = status,
+            None => {
+                let obj = self.0.obj.clone();
+                self.0 = Arc::new(WatchedKey { obj, status });
+            }
+        }
+        (self, Delivered::Status)
+    }
+}
+
 impl PartialEq for Kept {
     fn eq(&self, other: &Self) -> bool {
         self.0.key() == other.0.key()
@@ -313,22 +348,25 @@ impl Watch {
                 self.changes.notify_one();
             }
             watcher::Event::Apply(k) => {
+                let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
                 let mut keys = write(&self.keys);
-                let kept = keep(&keys, &k);
-                let previous = keys.get(&kept);
+                let (kept, delivered) = match keys.take(&key) {
+                    Some(previous) => previous.deliver(&k),
+                    None => (Kept(Arc::new(WatchedKey::of(&k, None))), Delivered::Conversion),
+                };
+                let key = kept.0.key().clone();
+                keys.insert(kept);
+                drop(keys);
                 // The status writer reads the conversion's uid and the kept status: a delivery
-                // that keeps the kept key (a usage summary) is no news to it. Not marking it
+                // that changes neither (a usage summary) is no news to it. Not marking it
                 // keeps the set of marks from growing to every key each summaries round.
-                if previous.is_some_and(|p| Arc::ptr_eq(&p.0, &kept.0)) {
+                if delivered == Delivered::Nothing {
                     return;
                 }
+                self.changed.mark(key);
                 // Compile reads the conversion only: a status write (most often ours) leaves
                 // it, and costs no rebuild.
-                let converted = previous.is_none_or(|p| !Arc::ptr_eq(&p.0.obj, &kept.0.obj));
-                self.changed.mark(kept.0.key().clone());
-                keys.replace(kept);
-                drop(keys);
-                if converted {
+                if delivered == Delivered::Conversion {
                     self.changes.notify_one();
                 }
             }
@@ -461,6 +499,8 @@ mod tests {
         assert!(poked(&changes).await);
         assert!(changed.take().contains(&key("zzz")), "a list marks every object");
         let a = read(&keys).get(&key("a")).unwrap().0.obj.clone();
+        let kept_at = |name: &str| Arc::as_ptr(&read(&keys).get(&key(name)).unwrap().0);
+        let (a_at, b_at) = (kept_at("a"), kept_at("b"));
 
         let mut status_write = api_key("a", &[]);
         status_write.metadata.resource_version = Some("2".into());
@@ -471,8 +511,24 @@ mod tests {
         w.apply(watcher::Event::Apply(status_write.clone()));
         assert!(!poked(&changes).await, "a status write costs no rebuild");
         assert!(Arc::ptr_eq(&a, &read(&keys).get(&key("a")).unwrap().0.obj));
+        assert_eq!(kept_at("a"), a_at, "written where the kept key is");
         let since = changed.take();
         assert!(since.contains(&key("a")) && !since.contains(&key("b")));
+
+        // A kept key something else holds (a rebuild, the status writer) is not written
+        // under it: the holder keeps reading the status it took.
+        let held = read(&keys).get(&key("b")).unwrap().0.clone();
+        let mut b_written = api_key("b", &[]);
+        b_written.status = status_write.status.clone();
+        w.apply(watcher::Event::Apply(b_written));
+        assert!(!poked(&changes).await);
+        assert_ne!(kept_at("b"), b_at, "a new kept key");
+        assert_ne!(
+            held.current().digest,
+            read(&keys).get(&key("b")).unwrap().0.current().digest
+        );
+        assert!(Arc::ptr_eq(&held.obj, &read(&keys).get(&key("b")).unwrap().0.obj));
+        assert!(changed.take().contains(&key("b")));
 
         // A usage summary, which the status writer does not read, is no news to it.
         status_write.metadata.resource_version = Some("3".into());

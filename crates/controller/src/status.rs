@@ -145,9 +145,15 @@ impl StatusDigest {
 #[derive(Debug)]
 pub(crate) enum KeptConditions {
     Absent,
-    Compact(Box<[KeptCondition]>),
+    /// Up to [`COMPACT`] conditions in place (an ApiKey has three), [`KeptCondition::VACANT`]
+    /// after the last: a key's status takes no allocation of its own, and a status write
+    /// (ours, on every key) replaces it where it is.
+    Compact([KeptCondition; COMPACT]),
     Text(Box<str>),
 }
+
+/// How many conditions [`KeptConditions::Compact`] holds: one of each type.
+const COMPACT: usize = TYPES.len();
 
 /// One condition the controller wrote, in one word: its type (an index into [`TYPES`], the
 /// low 3 bits), status (bit 3) and `lastTransitionTime` (seconds since the epoch, the bits
@@ -168,7 +174,15 @@ impl KeptConditions {
         let Some(all) = conditions.as_array() else {
             return KeptConditions::Absent;
         };
-        let compact: Option<Box<[KeptCondition]>> = all.iter().map(KeptCondition::of).collect();
+        let compact = (all.len() <= COMPACT)
+            .then(|| {
+                let mut compact = [KeptCondition::VACANT; COMPACT];
+                for (slot, c) in compact.iter_mut().zip(all) {
+                    *slot = KeptCondition::of(c)?;
+                }
+                Some(compact)
+            })
+            .flatten();
         compact.map(KeptConditions::Compact).unwrap_or_else(|| {
             let read: Vec<Value> = all
                 .iter()
@@ -188,13 +202,20 @@ impl KeptConditions {
     pub(crate) fn value(&self) -> Value {
         match self {
             KeptConditions::Absent => Value::Null,
-            KeptConditions::Compact(all) => all.iter().map(KeptCondition::value).collect(),
+            KeptConditions::Compact(all) => all
+                .iter()
+                .take_while(|c| **c != KeptCondition::VACANT)
+                .map(KeptCondition::value)
+                .collect(),
             KeptConditions::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
         }
     }
 }
 
 impl KeptCondition {
+    /// No condition: type 7, which [`TYPES`] does not have, so no condition packs to it.
+    const VACANT: KeptCondition = KeptCondition(7);
+
     /// `c` in 8 bytes, when it reads back exactly.
     fn of(c: &Value) -> Option<KeptCondition> {
         let type_ = c.get("type")?.as_str()?;
@@ -1007,6 +1028,13 @@ mod tests {
             }
             assert_eq!(kept.value(), json!([written[0].clone(), expected]), "{odd}");
         }
+        // In place: one of each type at most; more than that keeps the text.
+        let five = json!([written[0], written[1], written[2], written[3], written[0]]);
+        let kept = KeptConditions::of(&five);
+        assert!(matches!(kept, KeptConditions::Text(_)));
+        assert_eq!(kept.value(), five);
+        let three = json!([written[0], written[2], written[1]]);
+        assert_eq!(KeptConditions::of(&three).value(), three);
         assert_eq!(KeptConditions::of(&Value::Null).value(), Value::Null);
         assert_eq!(KeptConditions::of(&json!([])).value(), json!([]));
     }
