@@ -65,8 +65,9 @@ impl NodeConfig {
 /// controller keeps for each object (conversions, cached Secrets, compile outcomes) is
 /// allocated on one thread, so one allocator heap holds it rather than one per worker, each
 /// with its own partly used pages: with 10,000 ApiKeys created while the gateway runs, the
-/// process settles at about 1.0 KiB of anonymous memory per key against 1.1 with the
-/// controller on the proxy's two workers (`benches/scale/api_keys.py`).
+/// process settles at about 1.05 KiB of anonymous memory per key against 1.10 with the
+/// controller on the proxy's two workers, and a gateway started with them at 0.93 against
+/// 1.02 (`benches/scale/api_keys.py`).
 ///
 /// Dropping it stops its tasks at once, without waiting (so it may be dropped inside another
 /// runtime): [`Node::shutdown`] awaits the tasks that must finish first.
@@ -165,8 +166,8 @@ impl Node {
         Node::start_on(control, client, config).await
     }
 
-    /// [`Node::start`] with the control plane on `control`, where `client` was best made too
-    /// (see [`ControlRuntime::spawn`]).
+    /// [`Node::start`] with the control plane on `control`. Make `client` there too (in a
+    /// task of [`ControlRuntime::spawn`]), so its connections run on the control thread.
     pub async fn start_on(
         control: ControlRuntime,
         client: Client,
