@@ -34,6 +34,7 @@ use tracing::warn;
 
 use crate::{
     ingest,
+    pool::Pool,
     slim::{self, KeyObject},
     status::{Changed, Current, KeptConditions, StatusDigest, read_status},
 };
@@ -71,13 +72,34 @@ impl KeptStatus {
     }
 }
 
+/// What many keys repeat, kept once per watch: their namespace's name and their lists of
+/// usage plans.
+#[derive(Debug, Default)]
+pub struct Repeated {
+    namespaces: Pool<str>,
+    plans: Pool<[Box<str>]>,
+}
+
+impl Repeated {
+    /// `k` converted, with what it repeats shared.
+    fn convert(&mut self, k: &ApiKey) -> Obj<ApiKeyDef> {
+        let mut obj = ingest::api_key_obj(k);
+        let namespace = std::mem::take(&mut obj.meta.key.namespace);
+        obj.meta.key.namespace = self.namespaces.share(namespace);
+        if let Ok(def) = &mut obj.def {
+            def.usage_plans = self.plans.share(std::mem::take(&mut def.usage_plans));
+        }
+        obj
+    }
+}
+
 impl WatchedKey {
     /// `k` as kept, with the conversion of `previous` when `k` converts alike (see
     /// [`converts_alike`]).
-    pub fn of(k: &ApiKey, previous: Option<&WatchedKey>) -> WatchedKey {
+    pub fn of(k: &ApiKey, previous: Option<&WatchedKey>, repeated: &mut Repeated) -> WatchedKey {
         let obj = match previous {
             Some(p) if converts_alike(&p.obj, k) => p.obj.clone(),
-            _ => Arc::new(ingest::api_key_obj(k)),
+            _ => Arc::new(repeated.convert(k)),
         };
         let status = KeptStatus::of(k.status.as_ref());
         WatchedKey { obj, status }
@@ -134,9 +156,10 @@ impl Kept {
     /// status is written where the kept key is when nothing else holds it (a rebuild or the
     /// status writer may, for a moment): a status write, which every key gets, allocates
     /// nothing that outlives it.
-    fn deliver(mut self, k: &ApiKey) -> (Kept, Delivered) {
+    fn deliver(mut self, k: &ApiKey, repeated: &mut Repeated) -> (Kept, Delivered) {
         if !converts_alike(&self.0.obj, k) {
-            return (Kept(Arc::new(WatchedKey::of(k, None))), Delivered::Conversion);
+            let converted = WatchedKey::of(k, None, repeated);
+            return (Kept(Arc::new(converted)), Delivered::Conversion);
         }
         let status = KeptStatus::of(k.status.as_ref());
         if status.digest == self.0.status.digest {
@@ -262,7 +285,8 @@ impl KeyStore {
         };
         let listed = {
             let kept = read(&scope.keys);
-            keys.iter().map(|k| keep(&kept, k)).collect()
+            let mut repeated = Repeated::default();
+            keys.iter().map(|k| keep(&kept, k, &mut repeated)).collect()
         };
         *write(&scope.keys) = listed;
     }
@@ -273,10 +297,10 @@ impl KeyStore {
 /// `resourceVersion` alone). A summaries round delivers every key; each then costs no
 /// allocation that outlives the delivery. (The scale bench shows no memory gain from it: what
 /// a round leaves behind is not these.)
-fn keep(keys: &Keys, k: &ApiKey) -> Kept {
+fn keep(keys: &Keys, k: &ApiKey, repeated: &mut Repeated) -> Kept {
     let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
     let previous = keys.get(&key);
-    let watched = WatchedKey::of(k, previous.map(|p| &*p.0));
+    let watched = WatchedKey::of(k, previous.map(|p| &*p.0), repeated);
     match previous {
         Some(p) if Arc::ptr_eq(&p.0.obj, &watched.obj) && p.0.status.digest == watched.status.digest => {
             p.clone()
@@ -302,6 +326,7 @@ struct Watch {
     /// During a (re)list, the keys listed so far: they replace the scope's keys when the list
     /// is done, as a reflector's store does.
     relist: Option<Keys>,
+    repeated: Repeated,
 }
 
 impl Watch {
@@ -318,6 +343,7 @@ impl Watch {
             changed: changed.clone(),
             ready: ready_tx,
             relist: None,
+            repeated: Repeated::default(),
         };
         (w, ready)
     }
@@ -337,7 +363,7 @@ impl Watch {
         match event {
             watcher::Event::Init => self.relist = Some(Keys::new()),
             watcher::Event::InitApply(k) => {
-                let kept = keep(&read(&self.keys), &k);
+                let kept = keep(&read(&self.keys), &k, &mut self.repeated);
                 self.relist.get_or_insert_default().replace(kept);
             }
             watcher::Event::InitDone => {
@@ -351,8 +377,11 @@ impl Watch {
                 let key = ObjectKey::new(k.namespace().unwrap_or_default(), k.name_any());
                 let mut keys = write(&self.keys);
                 let (kept, delivered) = match keys.take(&key) {
-                    Some(previous) => previous.deliver(&k),
-                    None => (Kept(Arc::new(WatchedKey::of(&k, None))), Delivered::Conversion),
+                    Some(previous) => previous.deliver(&k, &mut self.repeated),
+                    None => {
+                        let converted = WatchedKey::of(&k, None, &mut self.repeated);
+                        (Kept(Arc::new(converted)), Delivered::Conversion)
+                    }
                 };
                 let key = kept.0.key().clone();
                 keys.insert(kept);
@@ -412,11 +441,12 @@ mod tests {
     /// convert again.
     #[test]
     fn a_status_write_keeps_the_conversion() {
-        let first = WatchedKey::of(&api_key("a", &[]), None);
+        let repeated = &mut Repeated::default();
+        let first = WatchedKey::of(&api_key("a", &[]), None, repeated);
         let again = |edit: fn(&mut ApiKey), previous: &WatchedKey| {
             let mut k = api_key("a", &[]);
             edit(&mut k);
-            WatchedKey::of(&k, Some(previous))
+            WatchedKey::of(&k, Some(previous), &mut Repeated::default())
         };
         let status = again(
             |k| {
@@ -463,13 +493,37 @@ mod tests {
             turnpike_core::model::KeyValueSource::Secret { name, .. } => name.clone(),
             other => panic!("{other:?}"),
         };
-        let same = WatchedKey::of(&api_key("a", &[]), None);
+        let repeated = &mut Repeated::default();
+        let same = WatchedKey::of(&api_key("a", &[]), None, repeated);
         assert!(Arc::ptr_eq(&secret_name(&same), &same.key().name));
         let mut k = api_key("a", &[]);
         k.spec.value_from.as_mut().unwrap().secret_key_ref.name = "other".into();
-        let other = WatchedKey::of(&k, None);
+        let other = WatchedKey::of(&k, None, repeated);
         assert_eq!(&*secret_name(&other), "other");
         assert_eq!(&*other.key().name, "a");
+    }
+
+    /// Keys of one namespace share its name, and keys with the same usage plans one list of
+    /// them; a key with other plans has its own.
+    #[test]
+    fn keys_share_what_they_repeat() {
+        let repeated = &mut Repeated::default();
+        let mut with_plans = |name: &str, plans: &[&str]| {
+            let mut k = api_key(name, &[]);
+            k.spec.usage_plan_refs = plans
+                .iter()
+                .map(|p| serde_json::from_value(json!({"name": p})).unwrap())
+                .collect();
+            let kept = WatchedKey::of(&k, None, repeated);
+            let plans = kept.obj.def.as_ref().unwrap().usage_plans.clone();
+            (kept.key().namespace.clone(), plans)
+        };
+        let (ns_a, gold_a) = with_plans("a", &["gold"]);
+        let (ns_b, gold_b) = with_plans("b", &["gold"]);
+        let (ns_c, silver) = with_plans("c", &["silver", "gold"]);
+        assert!(Arc::ptr_eq(&ns_a, &ns_b) && Arc::ptr_eq(&ns_a, &ns_c));
+        assert!(Arc::ptr_eq(&gold_a, &gold_b));
+        assert_eq!(&*silver, [Box::from("silver"), Box::from("gold")]);
     }
 
     /// Whether `changes` was poked since the last call.
@@ -594,7 +648,7 @@ mod tests {
         let desired = crate::status::desired_status(&update, &Value::Null, "2026-12-04T10:00:00Z", None);
         let mut k = api_key("a", &[]);
         k.status = Some(serde_json::from_value(desired.clone()).unwrap());
-        let kept = WatchedKey::of(&k, None);
+        let kept = WatchedKey::of(&k, None, &mut Repeated::default());
         let current = kept.current();
         assert_eq!(current.digest, StatusDigest::of(&desired));
         assert_eq!(current.uid, "uid-a");
@@ -605,7 +659,7 @@ mod tests {
                 {"type": "Ready", "status": "False", "lastTransitionTime": "2026-12-04T10:00:00Z"},
             ])
         );
-        let none = WatchedKey::of(&api_key("a", &[]), None).current();
+        let none = WatchedKey::of(&api_key("a", &[]), None, &mut Repeated::default()).current();
         assert_eq!(
             (none.conditions, none.digest),
             (Value::Null, StatusDigest::of(&Value::Null))

@@ -52,6 +52,7 @@ pub mod metrics;
 pub mod node;
 pub mod openapi;
 pub mod pods;
+pub mod pool;
 pub mod rbac;
 pub mod replicas;
 pub mod secrets;

@@ -114,8 +114,8 @@ pub struct ApiKeyDef {
     pub enabled: bool,
     pub customer_id: Option<Arc<str>>,
     pub value: KeyValueSource,
-    /// Sized exactly: 10,000 keys of one plan each hold one name each.
-    pub usage_plans: Box<[Box<str>]>,
+    /// Shared: the controller gives keys with the same list one copy of it.
+    pub usage_plans: Arc<[Box<str>]>,
     /// The object's labels, which UsagePlans' `apiKeySelector`s match.
     pub labels: Labels,
 }
