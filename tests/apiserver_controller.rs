@@ -182,6 +182,52 @@ async fn events_recorder_and_leases() {
     assert_eq!(list.items.len(), 1);
     assert_eq!(list.items[0].series.as_ref().map(|s| s.count), Some(2));
 
+    // Turnpike's publisher: the same two calls, and the same Event, series and fields; an
+    // Event of another reason is an Event of its own.
+    let publisher = turnpike_controller::events::Publisher::new(
+        srv.client.clone(),
+        Reporter {
+            controller: "turnpike".into(),
+            instance: Some("pod-a".into()),
+        },
+    );
+    publisher.publish(&ev, &reference).await.expect("publish");
+    publisher.publish(&ev, &reference).await.expect("publish again");
+    publisher.publish(&ev, &reference).await.expect("and again");
+    let ours = |list: &[K8sEvent]| {
+        list.iter()
+            .filter(|e| e.reporting_instance.as_deref() == Some("pod-a"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let list = events.list(&ListParams::default()).await.expect("list events");
+    let published = ours(&list.items);
+    assert_eq!(published.len(), 1, "{published:?}");
+    let e = &published[0];
+    assert_eq!(e.series.as_ref().map(|s| s.count), Some(3));
+    assert_eq!(e.reason.as_deref(), Some("Programmed"));
+    assert_eq!(e.note.as_deref(), Some("routes published"));
+    assert_eq!(e.type_.as_deref(), Some("Normal"));
+    assert_eq!(e.reporting_controller.as_deref(), Some("turnpike"));
+    assert_eq!(
+        e.regarding.as_ref().and_then(|r| r.uid.clone()),
+        created.metadata.uid
+    );
+    assert!(e.name_any().starts_with(&format!("{}.", created.name_any())));
+    let other = Event {
+        type_: EventType::Warning,
+        reason: "Broken".into(),
+        note: Some("routes withdrawn".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    publisher
+        .publish(&other, &reference)
+        .await
+        .expect("publish another");
+    let list = events.list(&ListParams::default()).await.expect("list events");
+    assert_eq!(ours(&list.items).len(), 2);
+
     // Leases (leader election): create, then renew with optimistic concurrency.
     let leases: Api<Lease> = Api::namespaced(srv.client.clone(), "default");
     let lease: Lease = serde_json::from_value(json!({

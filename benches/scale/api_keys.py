@@ -13,6 +13,8 @@ writers. Reports:
 - the controller's compile time for the full table: the `took` of the last "routing table
   published" (world + compile + publish, Secret reads excluded) and the mean of
   `turnpike_controller_rebuild_seconds` (Secret reads included);
+- how many Events the first gateway published (a key not Ready until its Secret is read,
+  then Ready: how often depends on how the creates race the Secret watch);
 - the compile time of the whole table once every key is served: EDITS (default 10) Stage
   edits, one rebuild each, median and max;
 - the RSS of the gateway process (controller + proxy, not the API server) before the keys and
@@ -288,6 +290,8 @@ def main() -> None:
                                lambda: summarized_since("0"))
         rss_settled = rss_kib(proc.pid)
         anon_settled = first_samples[-1]
+        # The Events the creation caused (a key not Ready until its Secret is read, then Ready).
+        events = len(kubectl("get", "events.events.k8s.io", "-A", "--no-headers").splitlines())
         # A gateway that starts with every key there: what the keys themselves hold, without
         # the churn of their creation (the first gateway stopped; the new one leads).
         proc.terminate()
@@ -322,6 +326,7 @@ def main() -> None:
         print(f"compile (world + compile + publish) of the last table: {took[-1] if took else 'n/a'}"
               f" (of {len(took)} rebuilds; max {max(took, key=parse_duration) if took else 'n/a'})")
         print(f"rebuild mean incl. Secret reads: {mean * 1000:.1f} ms")
+        print(f"Events published by the first gateway: {events}")
         steady_s = sorted(parse_duration(t) for t in steady)
         if steady_s:
             print(f"compile with all {n} keys, {EDITS} Stage edits: median "

@@ -37,7 +37,7 @@ use k8s_openapi::{
 use kube::{
     Api, Client, Resource, ResourceExt as _,
     api::{Patch, PatchParams, PostParams},
-    runtime::events::{Recorder, Reporter},
+    runtime::events::Reporter,
 };
 use rand::{Rng as _, distr::Alphanumeric};
 use serde_json::{Map, Value, json};
@@ -435,7 +435,7 @@ pub struct Writer<S> {
     client: Client,
     stores: S,
     metrics: Arc<ControllerMetrics>,
-    recorder: Recorder,
+    recorder: events::Publisher,
     /// What we last wrote per object (uid, its conditions, the status's digest) until the
     /// store shows it: this
     /// keeps us from writing it twice or repeating its Event meanwhile.
@@ -454,7 +454,7 @@ enum Plan {
 
 impl<S: CurrentStatus> Writer<S> {
     pub fn new(client: Client, stores: S, metrics: Arc<ControllerMetrics>, identity: &str) -> Self {
-        let recorder = Recorder::new(
+        let recorder = events::Publisher::new(
             client.clone(),
             Reporter {
                 controller: "turnpike".into(),
