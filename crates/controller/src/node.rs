@@ -69,6 +69,12 @@ impl NodeConfig {
 /// controller on the proxy's two workers, and a gateway started with them at 0.93 against
 /// 1.02 (`benches/scale/api_keys.py`).
 ///
+/// One thread, not two: a second one for the API server traffic (watch streams read and
+/// decoded there, statuses and Events written there, so that decoding's short-lived blocks
+/// would not share pages with what is kept) measured worse, 1.04 and 1.09 KiB per key
+/// against 0.97 and 1.01 for one thread (two runs each, interleaved): the second heap's
+/// partly used pages cost more than the separation saves.
+///
 /// Dropping it stops its tasks at once, without waiting (so it may be dropped inside another
 /// runtime): [`Node::shutdown`] awaits the tasks that must finish first.
 pub struct ControlRuntime(Option<Runtime>);
