@@ -442,8 +442,8 @@ mod tests {
             compiled
                 .statuses
                 .iter()
-                .find(|s| *s.object.name == *name)
-                .and_then(|s| s.fields.other.as_ref()?.invoke_url.clone())
+                .find(|s| *s.object().name == *name)
+                .and_then(|s| s.update().fields.other.as_ref()?.invoke_url.clone())
                 .unwrap_or_default()
         };
         assert!(

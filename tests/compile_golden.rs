@@ -153,7 +153,11 @@ fn render(input: &Path) -> String {
     let probes = run_probes(&compiled.table, &probes);
     let golden = Golden {
         table: compiled.table.describe(),
-        statuses: compiled.statuses.iter().map(|s| (**s).clone()).collect(),
+        statuses: compiled
+            .statuses
+            .iter()
+            .map(|s| s.update().into_owned())
+            .collect(),
         probes,
     };
     serde_yaml::to_string(&golden).expect("render")

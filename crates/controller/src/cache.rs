@@ -205,7 +205,7 @@ mod tests {
         conversions: &mut Rebuild,
         compiled: &mut turnpike_core::compile::CompileCache,
         objects: &mut Objects,
-    ) -> Vec<Arc<turnpike_core::compile::StatusUpdate>> {
+    ) -> Vec<turnpike_core::compile::Status> {
         use turnpike_core::compile::{CompileConfig, Kind, compile, compile_with};
         let config = CompileConfig::default();
         let plain = compile(&ingest::world(objects), &config, 1);
@@ -220,7 +220,7 @@ mod tests {
         cached
             .statuses
             .into_iter()
-            .filter(|s| s.kind == Kind::ApiKey)
+            .filter(|s| s.kind() == Kind::ApiKey)
             .collect()
     }
 
@@ -245,17 +245,14 @@ mod tests {
         // A Stage edit: the keys read nothing of it.
         objects.stages[0].spec.variables.insert("edit".into(), "1".into());
         let edited = check(&mut conversions, &mut compiled, &mut objects);
-        assert!(
-            first.iter().zip(&edited).all(|(a, b)| Arc::ptr_eq(a, b)),
-            "reused"
-        );
+        assert!(first.iter().zip(&edited).all(|(a, b)| a.same(b)), "reused");
 
         // a takes c's value: a (first in order) compiles again and keeps it; c, whose
         // outcome is cached, finds it taken and is compiled again as a duplicate.
         set_value(&mut objects, "a", "AbCdEfGhIjKlMnOpQrStUvW002");
         let taken = check(&mut conversions, &mut compiled, &mut objects);
-        assert!(!Arc::ptr_eq(&edited[0], &taken[0]));
-        assert!(Arc::ptr_eq(&edited[1], &taken[1]), "b is untouched");
+        assert!(!edited[0].same(&taken[0]));
+        assert!(edited[1].same(&taken[1]), "b is untouched");
         assert!(!taken[2].is_ready(), "{:#?}", taken[2]);
         assert!(
             format!("{:?}", taken[2]).contains("DuplicateApiKey"),
@@ -279,11 +276,41 @@ mod tests {
         // Without the plan, every key compiles again and says so.
         objects.usage_plans.clear();
         let planless = check(&mut conversions, &mut compiled, &mut objects);
-        assert!(!planless.iter().any(|s| Arc::ptr_eq(s, &disabled[1])));
+        assert!(!planless.iter().any(|s| s.same(&disabled[1])));
         assert!(
             format!("{planless:?}").contains("UsagePlanNotFound"),
             "{planless:#?}"
         );
+    }
+
+    /// A served key's status is read from its table entry (no allocation of its own), and is
+    /// what compile decided for it; a key the table does not serve has an update of its own.
+    #[test]
+    fn a_served_keys_status_is_its_table_entry() {
+        use turnpike_core::compile::{CompileConfig, Status, compile};
+        let mut objects = keyed(&["a", "b"]);
+        Arc::make_mut(&mut objects.secrets).remove(&ObjectKey::new("default", "b"));
+        let compiled = compile(&ingest::world(&objects), &CompileConfig::default(), 1);
+        let keys: Vec<&Status> = compiled
+            .statuses
+            .iter()
+            .filter(|s| s.kind() == turnpike_core::compile::Kind::ApiKey)
+            .collect();
+        let [Status::Key(a), Status::Update(b)] = keys.as_slice() else {
+            panic!("{keys:#?}");
+        };
+        let served = compiled.table.keys().next().expect("a is served");
+        assert!(Arc::ptr_eq(a, served));
+        assert!(keys[0].is_ready() && !b.is_ready());
+        let update = keys[0].update();
+        assert_eq!(*update.object.name, *"a");
+        assert_eq!(update.observed_generation, 1);
+        assert_eq!(update.fields.key_id, Some(a.id));
+        assert_eq!(
+            update.conditions.iter().map(|c| c.type_).collect::<Vec<_>>(),
+            ["Accepted", "ResolvedRefs", "Ready"]
+        );
+        assert!(format!("{b:?}").contains("SecretNotFound"), "{b:#?}");
     }
 
     /// Keys with the same outcome share one copy of their conditions; a key whose outcome
@@ -293,14 +320,14 @@ mod tests {
         let mut objects = keyed(&["a", "b", "c"]);
         let (mut conversions, mut compiled) = (Rebuild::default(), Default::default());
         let first = check(&mut conversions, &mut compiled, &mut objects);
-        assert!(Arc::ptr_eq(&first[0].conditions, &first[1].conditions));
-        assert!(Arc::ptr_eq(&first[1].conditions, &first[2].conditions));
+        assert!(std::ptr::eq(first[0].conditions(), first[1].conditions()));
+        assert!(std::ptr::eq(first[1].conditions(), first[2].conditions()));
 
         Arc::make_mut(&mut objects.api_keys[1]).spec.enabled = false;
         Arc::make_mut(&mut objects.api_keys[1]).metadata.generation = Some(2);
         let edited = check(&mut conversions, &mut compiled, &mut objects);
-        assert!(Arc::ptr_eq(&edited[0].conditions, &edited[2].conditions));
-        assert!(!Arc::ptr_eq(&edited[0].conditions, &edited[1].conditions));
-        assert_ne!(edited[0].conditions, edited[1].conditions, "{:#?}", edited[1]);
+        assert!(std::ptr::eq(edited[0].conditions(), edited[2].conditions()));
+        assert!(!std::ptr::eq(edited[0].conditions(), edited[1].conditions()));
+        assert_ne!(edited[0].conditions(), edited[1].conditions(), "{:#?}", edited[1]);
     }
 }

@@ -48,9 +48,10 @@ use tracing::{debug, instrument, warn};
 use crate::ingest::DIGEST_ANNOTATION;
 use crate::{Error, FIELD_MANAGER, events, metrics::ControllerMetrics, slim::Unread};
 use turnpike_api::{ApiKey, Deployment, GROUP, RestApi, Stage, UsagePlan, VERSION};
-use turnpike_core::compile::{Kind, StatusUpdate};
+use turnpike_core::compile::{Kind, Status, StatusUpdate};
 use turnpike_core::conditions::types;
 use turnpike_core::model::{GENERATED_SECRET_KEY, ObjectKey};
+use turnpike_core::routing::KeyEntry;
 
 /// How many status patches are in flight at once: each holds a connection of its own (kube's
 /// client speaks HTTP/1.1), with about 23 KB of buffers.
@@ -75,7 +76,7 @@ pub struct Outcome {
     pub leader: bool,
     /// The version of the table published with these statuses.
     pub version: u64,
-    pub statuses: Vec<Arc<StatusUpdate>>,
+    pub statuses: Vec<Status>,
     /// Snapshot ConfigMaps recorded by this rebuild, to create.
     pub snapshots: Vec<ConfigMap>,
     /// Deployment → the name of its snapshot ConfigMap (existing or recorded now).
@@ -320,28 +321,61 @@ impl ChangedSince {
 }
 
 /// A compile outcome, compared and hashed by address: the same `Arc` is the same outcome.
-#[derive(Debug, Clone)]
-struct SameUpdate(Arc<StatusUpdate>);
+#[derive(Debug)]
+struct Same<T>(Arc<T>);
 
-impl PartialEq for SameUpdate {
+impl<T> PartialEq for Same<T> {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
-impl Eq for SameUpdate {}
+impl<T> Eq for Same<T> {}
 
-impl Hash for SameUpdate {
+impl<T> Hash for Same<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         std::ptr::hash(Arc::as_ptr(&self.0), state);
     }
 }
 
-/// The updates the last outcome found already written (the object's status in the store, or
-/// our write of it not yet seen there). Holding the `Arc`s keeps an address from being reused
-/// by another outcome.
+/// The statuses the last outcome found already written (the object's status in the store, or
+/// our write of it not yet seen there), by address: the updates, and the table entries of
+/// the served keys (which hold theirs). Holding the `Arc`s keeps an address from being
+/// reused by another outcome. Two sets of single pointers rather than one of [`Status`]es:
+/// half the room for 10,000 keys.
 #[derive(Debug, Default)]
-struct Settled(HashSet<SameUpdate>);
+struct Settled {
+    updates: HashSet<Same<StatusUpdate>>,
+    keys: HashSet<Same<KeyEntry>>,
+}
+
+impl Settled {
+    fn with_capacity(n: usize) -> Self {
+        Settled {
+            updates: HashSet::new(),
+            keys: HashSet::with_capacity(n),
+        }
+    }
+
+    fn contains(&self, status: &Status) -> bool {
+        match status {
+            Status::Update(u) => self.updates.contains(&Same(u.clone())),
+            Status::Key(e) => self.keys.contains(&Same(e.clone())),
+        }
+    }
+
+    fn insert(&mut self, status: &Status) {
+        match status {
+            Status::Update(u) => self.updates.insert(Same(u.clone())),
+            Status::Key(e) => self.keys.insert(Same(e.clone())),
+        };
+    }
+
+    fn clear(&mut self) {
+        self.updates.clear();
+        self.keys.clear();
+    }
+}
 
 /// The status to apply: compile's fields and conditions, with `observedGeneration` and
 /// `lastTransitionTime` (kept from `previous` — the object's `status.conditions` — for a
@@ -578,7 +612,7 @@ impl<S: CurrentStatus> Writer<S> {
     /// Forgets what this writer knows of the objects: the next outcome looks at every one.
     fn forget(&mut self) {
         self.written.clear();
-        self.settled.0.clear();
+        self.settled.clear();
         self.stores.take_changed();
     }
 
@@ -587,25 +621,21 @@ impl<S: CurrentStatus> Writer<S> {
     /// without a look at the store.
     fn jobs(&mut self, outcome: &Outcome, now: &str) -> Vec<Job> {
         let changed = self.stores.take_changed();
-        let last = std::mem::replace(
-            &mut self.settled,
-            Settled(HashSet::with_capacity(outcome.statuses.len())),
-        );
+        let last = std::mem::replace(&mut self.settled, Settled::with_capacity(outcome.statuses.len()));
         let mut jobs = Vec::new();
-        for u in &outcome.statuses {
-            let update = SameUpdate(u.clone());
-            let snapshot = match u.kind {
-                Kind::Deployment => outcome.snapshot_names.get(&u.object),
+        for status in &outcome.statuses {
+            let snapshot = match status.kind() {
+                Kind::Deployment => outcome.snapshot_names.get(status.object()),
                 _ => None,
             };
-            let unchanged = snapshot.is_none() && !changed.contains(&u.object);
-            if unchanged && last.0.contains(&update) {
-                self.settled.0.insert(update);
+            let unchanged = snapshot.is_none() && !changed.contains(status.object());
+            if unchanged && last.contains(status) {
+                self.settled.insert(status);
                 continue;
             }
-            match self.plan(u, now, snapshot) {
+            match self.plan(&status.update(), now, snapshot) {
                 Plan::Settled if snapshot.is_none() => {
-                    self.settled.0.insert(update);
+                    self.settled.insert(status);
                 }
                 Plan::Write(job) => jobs.push(*job),
                 Plan::Settled | Plan::Unknown => {}
@@ -935,7 +965,7 @@ mod tests {
     fn outcome(statuses: &[&Arc<StatusUpdate>]) -> Outcome {
         Outcome {
             leader: true,
-            statuses: statuses.iter().map(|u| Arc::clone(u)).collect(),
+            statuses: statuses.iter().map(|u| Status::Update(Arc::clone(u))).collect(),
             ..Default::default()
         }
     }

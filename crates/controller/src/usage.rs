@@ -200,6 +200,8 @@ mod tests {
             enabled: true,
             customer_id: None,
             plans: plans.iter().map(|p| ObjectKey::new("default", p)).collect(),
+            generation: 1,
+            conditions: Arc::new([]),
         })
     }
 

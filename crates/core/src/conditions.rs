@@ -145,3 +145,33 @@ pub mod reasons {
         DISABLED,
     ];
 }
+
+/// A condition as compile decides it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Cond {
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    pub status: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Cond {
+    pub fn ok(type_: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
+        Cond {
+            type_,
+            status: true,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn fail(type_: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
+        Cond {
+            type_,
+            status: false,
+            reason,
+            message: message.into(),
+        }
+    }
+}

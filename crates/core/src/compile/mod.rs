@@ -23,7 +23,7 @@ use std::{
 };
 
 pub(crate) use status::Conditions;
-pub use status::{Cond, Kind, OtherFields, StatusFields, StatusUpdate};
+pub use status::{Cond, Kind, OtherFields, Status, StatusFields, StatusUpdate};
 pub use world::*;
 
 use crate::conditions::{reasons, types};
@@ -53,9 +53,9 @@ pub struct CompileConfig {
 #[derive(Debug)]
 pub struct Compiled {
     pub table: RoutingTable,
-    /// One update per object of the world, ordered by kind then key. Shared: an API key's
-    /// update is kept in the [`CompileCache`] for the next run.
-    pub statuses: Vec<Arc<StatusUpdate>>,
+    /// One status per object of the world, ordered by kind then key. Shared: an API key's
+    /// is kept in the [`CompileCache`] (a served key's in its table entry) for the next run.
+    pub statuses: Vec<Status>,
 }
 
 /// The deployment id a stage reports when it serves the live definition (`autoDeploy`).
@@ -94,8 +94,8 @@ pub fn compile_with(
         },
     );
     // ApiKey is the last kind, and its updates come in key order: they go last.
-    let mut all: Vec<Arc<StatusUpdate>> = Vec::with_capacity(statuses.len() + key_statuses.len());
-    all.extend(statuses.into_values().map(Arc::new));
+    let mut all: Vec<Status> = Vec::with_capacity(statuses.len() + key_statuses.len());
+    all.extend(statuses.into_values().map(|u| Status::Update(Arc::new(u))));
     all.extend(key_statuses);
     Compiled { table, statuses: all }
 }
@@ -765,13 +765,22 @@ struct CachedKey {
     unlabelled: bool,
     /// The table entry, when the key took its value (no key before it had it).
     entry: Option<Arc<KeyEntry>>,
-    status: Arc<StatusUpdate>,
+    /// The key's status, when it has no entry to hold it.
+    unserved: Option<Arc<StatusUpdate>>,
 }
 
 impl CachedKey {
     /// The key's namespace and name: what the outcomes are ordered by.
     fn key(&self) -> &ObjectKey {
         &self.obj.meta.key
+    }
+
+    fn status(&self) -> Option<Status> {
+        match (&self.unserved, &self.entry) {
+            (Some(u), _) => Some(Status::Update(u.clone())),
+            (None, Some(e)) => Some(Status::Key(e.clone())),
+            (None, None) => None,
+        }
     }
 
     /// The value's digest, when the Secret held a valid one: read from the Secret data kept,
@@ -813,7 +822,7 @@ fn api_keys(
     world: &World,
     stages: &[StageDraft<'_>],
     cache: &mut CompileCache,
-) -> (Vec<Arc<KeyEntry>>, Vec<Arc<StatusUpdate>>) {
+) -> (Vec<Arc<KeyEntry>>, Vec<Status>) {
     let context = KeyContext::of(world, stages);
     if cache.context.as_ref() != Some(&context) {
         cache.keys.clear();
@@ -843,7 +852,7 @@ fn api_keys(
                 seen.insert(entry.digest, key);
                 out.push(entry.clone());
             }
-            statuses.push(cached.status.clone());
+            statuses.extend(cached.status());
             kept.push(cached);
             continue;
         }
@@ -851,8 +860,8 @@ fn api_keys(
             Err(errors) => {
                 let mut c = Conditions::new(Kind::ApiKey, key);
                 c.invalid(errors);
-                let fields = key_fields(&obj.meta.uid.with_str(KeyId::from_uid));
-                statuses.push(Arc::new(c.finish(obj.meta.generation, fields)));
+                let fields = StatusFields::of_key(&obj.meta.uid.with_str(KeyId::from_uid));
+                statuses.push(Status::Update(Arc::new(c.finish(obj.meta.generation, fields))));
                 continue;
             }
             Ok(def) => def,
@@ -861,14 +870,24 @@ fn api_keys(
         outcome.status.conditions = shared(&mut cache.conditions, &outcome.status.conditions);
         if let Some(e) = &mut outcome.entry {
             e.plans = shared(&mut cache.plans, &e.plans);
+            e.conditions = outcome.status.conditions.clone();
         }
-        let status = Arc::new(outcome.status);
         let entry = outcome.entry.map(Arc::new);
-        if let Some(e) = &entry {
-            seen.insert(e.digest, key);
-            out.push(e.clone());
-        }
-        statuses.push(status.clone());
+        // A served key's status is read from its entry, which holds the same.
+        let unserved = match &entry {
+            Some(e) => {
+                debug_assert_eq!(*Status::Key(e.clone()).update(), outcome.status);
+                seen.insert(e.digest, key);
+                out.push(e.clone());
+                statuses.push(Status::Key(e.clone()));
+                None
+            }
+            None => {
+                let status = Arc::new(outcome.status);
+                statuses.push(Status::Update(status.clone()));
+                Some(status)
+            }
+        };
         if outcome.duplicate {
             continue;
         }
@@ -877,7 +896,7 @@ fn api_keys(
             secret: outcome.secret,
             unlabelled: outcome.unlabelled,
             entry,
-            status,
+            unserved,
         };
         kept.push(cached);
     }
@@ -904,14 +923,6 @@ fn shared<T: Eq + std::hash::Hash>(kept: &mut Shared<T>, value: &Arc<[T]>) -> Ar
     }
 }
 
-/// A key's status fields: its id.
-fn key_fields(id: &KeyId) -> StatusFields {
-    StatusFields {
-        key_id: Some(*id),
-        ..Default::default()
-    }
-}
-
 /// One valid key compiled, and what it read.
 struct KeyOutcome {
     status: StatusUpdate,
@@ -933,7 +944,7 @@ fn api_key(
 ) -> KeyOutcome {
     let mut c = Conditions::new(Kind::ApiKey, key);
     let id = obj.meta.uid.with_str(KeyId::from_uid);
-    let fields = key_fields(&id);
+    let fields = StatusFields::of_key(&id);
     let (secret_key, data_key) = def.secret(key);
     let field = match &def.value {
         KeyValueSource::Secret { .. } => "spec.valueFrom.secretKeyRef",
@@ -1035,7 +1046,7 @@ fn api_key(
         plans.push((*plan_key).clone());
     }
 
-    let mut entry = None;
+    let mut served = None;
     let mut duplicate = false;
     if let Some(digest) = digest {
         if let Some(first) = seen.get(&digest) {
@@ -1048,14 +1059,7 @@ fn api_key(
                 ),
             );
         } else if c.is_resolved() {
-            entry = Some(KeyEntry {
-                id,
-                object: key.clone(),
-                digest,
-                enabled: def.enabled,
-                customer_id: def.customer_id.clone(),
-                plans: plans.as_slice().into(),
-            });
+            served = Some(digest);
         }
     }
     if c.is_resolved() {
@@ -1075,8 +1079,19 @@ fn api_key(
             ));
         }
     }
+    let status = c.finish(obj.meta.generation, fields);
+    let entry = served.map(|digest| KeyEntry {
+        id,
+        object: key.clone(),
+        digest,
+        enabled: def.enabled,
+        customer_id: def.customer_id.clone(),
+        plans: plans.as_slice().into(),
+        generation: status.observed_generation,
+        conditions: status.conditions.clone(),
+    });
     KeyOutcome {
-        status: c.finish(obj.meta.generation, fields),
+        status,
         entry,
         secret: secret_data,
         unlabelled,

@@ -304,6 +304,13 @@ pub struct KeyEntry {
     pub customer_id: Option<Arc<str>>,
     /// The usage plans the key is in (one list shared by the keys in the same plans).
     pub plans: Arc<[ObjectKey]>,
+    /// The rest of the key's status (`id` and `object` above are the rest): the generation
+    /// compile read and the conditions it decided, one copy shared by the keys that have the
+    /// same. Held here so that a served key's status is read from its entry
+    /// ([`crate::compile::Status::Key`]) rather than kept in an allocation of its own: one
+    /// 160-byte block per key instead of a 128-byte and a 112-byte one.
+    pub generation: i64,
+    pub conditions: Arc<[crate::conditions::Cond]>,
 }
 
 /// The compiled routes of one deployment (or live definition).
@@ -397,6 +404,8 @@ mod tests {
                 enabled: true,
                 customer_id: None,
                 plans: Arc::new([]),
+                generation: 1,
+                conditions: Arc::new([]),
             })
         };
         let (a, b, c) = (entry("valuea", "a"), entry("valueb", "b"), entry("valuea", "c"));
