@@ -164,13 +164,14 @@ async fn events_recorder_and_leases() {
             instance: None,
         },
     );
-    let ev = Event {
-        type_: EventType::Normal,
-        reason: "Programmed".into(),
-        note: Some("routes published".into()),
+    let event = |type_, reason: &str, note: &str| Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
         action: "Reconcile".into(),
         secondary: None,
     };
+    let ev = event(EventType::Normal, "Programmed", "routes published");
     let reference = created.object_ref(&());
     recorder.publish(&ev, &reference).await.expect("publish");
     recorder
@@ -214,13 +215,7 @@ async fn events_recorder_and_leases() {
         created.metadata.uid
     );
     assert!(e.name_any().starts_with(&format!("{}.", created.name_any())));
-    let other = Event {
-        type_: EventType::Warning,
-        reason: "Broken".into(),
-        note: Some("routes withdrawn".into()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
+    let other = event(EventType::Warning, "Broken", "routes withdrawn");
     publisher
         .publish(&other, &reference)
         .await

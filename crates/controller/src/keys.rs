@@ -72,11 +72,10 @@ impl KeptStatus {
     }
 }
 
-/// What many keys repeat, kept once per watch: their namespace's name and their lists of
-/// usage plans.
+/// What many keys repeat, kept once per watch: their lists of usage plans. (Their
+/// namespace's name is shared already: `ObjectKey::new` interns it.)
 #[derive(Debug, Default)]
 pub struct Repeated {
-    namespaces: Pool<str>,
     plans: Pool<[Box<str>]>,
 }
 
@@ -84,8 +83,6 @@ impl Repeated {
     /// `k` converted, with what it repeats shared.
     fn convert(&mut self, k: &ApiKey) -> Obj<ApiKeyDef> {
         let mut obj = ingest::api_key_obj(k);
-        let namespace = std::mem::take(&mut obj.meta.key.namespace);
-        obj.meta.key.namespace = self.namespaces.share(namespace);
         if let Ok(def) = &mut obj.def {
             def.usage_plans = self.plans.share(std::mem::take(&mut def.usage_plans));
         }

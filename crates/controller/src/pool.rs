@@ -1,6 +1,5 @@
-//! Values many objects repeat, kept once: 10,000 ApiKeys in one namespace hold one copy of
-//! its name, and the keys of a usage plan one copy of their list of plans, rather than one
-//! small allocation each per key.
+//! Values many objects repeat, kept once: the 10,000 ApiKeys of a usage plan hold one copy
+//! of their list of plans rather than one small allocation each.
 
 use std::{collections::HashSet, hash::Hash, sync::Arc};
 
