@@ -2,7 +2,8 @@
 //! renders against a payload (the rest of the input) within the limits, or fails with an
 //! error. Neither may panic, hang or grow without bound. A template renders the same whether
 //! `$foreach` comes from the loop's state or from its map, and whether `$context` is read in
-//! place or from a copy.
+//! place or from a copy; and whether a template of the common shape runs its program or the
+//! evaluator walks it.
 //!
 //! Input: the template, a NUL byte, then the payload.
 #![no_main]
@@ -39,6 +40,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let rendered = template.render(request, &limits);
     if let Ok(out) = &rendered {
         assert!(out.body.len() <= limits.max_output);
+    }
+    // A program renders what the evaluator renders, or gives up and lets it.
+    if template.has_plan() {
+        assert_eq!(rendered, template.render_evaluated(request, &limits), "{source:?}");
     }
     // `$foreach` read only entry by entry comes from the running loop's state; read whole, it
     // is a map. The same template made to read it whole (a line of its own in front, with

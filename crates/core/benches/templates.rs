@@ -91,6 +91,8 @@ fn context() -> Map {
 fn templates(c: &mut Criterion) {
     let request_template = Template::parse(REQUEST_TEMPLATE).expect("the request template parses");
     let response_template = Template::parse(RESPONSE_TEMPLATE).expect("the response template parses");
+    // Both have the common shape: they render by their programs.
+    assert!(request_template.has_plan() && response_template.has_plan());
     let body = order::validated_body();
     assert_eq!(body.len(), 1024);
     let (params, context, stage_variables) = (params(), Value::Map(context()), Map::default());

@@ -130,7 +130,7 @@ pub(super) struct OutputHint(AtomicUsize);
 
 impl OutputHint {
     /// The buffer to start a rendering of `payload` with.
-    fn capacity(&self, payload: &str, limits: &Limits) -> usize {
+    pub(super) fn capacity(&self, payload: &str, limits: &Limits) -> usize {
         match self.0.load(Ordering::Relaxed) {
             // None yet: the payload's length, and some.
             0 => payload.len().min(limits.max_output) + 256,
@@ -139,7 +139,7 @@ impl OutputHint {
         }
     }
 
-    fn record(&self, len: usize) {
+    pub(super) fn record(&self, len: usize) {
         // Written only when it changes: renderings on other threads keep their cache line.
         if self.0.load(Ordering::Relaxed) != len {
             self.0.store(len, Ordering::Relaxed);
@@ -200,8 +200,7 @@ impl LoopState {
     /// Whether `$foreach.<key>` tests true in `#if`: [`LoopState::entry`]'s truth, without
     /// making it (its numbers are true, anything else `null`).
     fn holds(self, key: &Name) -> bool {
-        self.flag(key.head())
-            .unwrap_or(matches!(key.head(), INDEX | COUNT))
+        loop_holds(self.index, self.len, key.head())
     }
 
     /// `$foreach.<key>` (the key's [`Name::head`]).
@@ -214,6 +213,13 @@ impl LoopState {
             _ => Value::Null,
         }
     }
+}
+
+/// Whether `$foreach.<key>` (the key's [`Name::head`]) tests true in `#if` at item `index` of
+/// `len`.
+pub(super) fn loop_holds(index: usize, len: usize, key: u64) -> bool {
+    let state = LoopState { index, len };
+    state.flag(key).unwrap_or(matches!(key, INDEX | COUNT))
 }
 
 /// A value read through a reference: borrowed from a variable while only reads happen.

@@ -10,6 +10,8 @@
 //! - [`parser`]: text → syntax tree; errors carry the line and column ([`ParseError`]).
 //! - [`ast`]: the tree; it holds no request data and is shared by every request.
 //! - [`eval`]: walks the tree against one [`Request`], within [`Limits`].
+//! - [`plan`]: the tree of a template of the common shape lowered to a few operations on the
+//!   payload's tape, which render it faster, or give up and leave it to [`eval`].
 //! - [`methods`]: what `$input`, `$util` and method calls on strings, lists and maps do.
 //! - [`jsonpath`]: the JSONPath of `$input.path` and `$input.json`.
 //! - [`tape`]: JSON payloads indexed once and read in place, built into values only where a
@@ -36,6 +38,7 @@ mod eval;
 pub mod jsonpath;
 mod methods;
 mod parser;
+mod plan;
 pub mod tape;
 mod value;
 
@@ -76,6 +79,8 @@ pub struct Template {
     reads_velocity_count: bool,
     /// How long its last output was.
     output_hint: eval::OutputHint,
+    /// Its program, when it has the shape one is made for.
+    plan: Option<plan::Plan>,
 }
 
 impl PartialEq for Template {
@@ -237,7 +242,10 @@ impl Template {
         let reads_authorizer = context
             .names()
             .is_none_or(|keys| keys.iter().any(|k| &**k == "authorizer"));
+        let foreach_state_only = ast::foreach_state_only(&body, &eval::FOREACH_KEYS);
+        let context_untouched = ast::untouched(&body, "context");
         Ok(Template {
+            plan: plan::Plan::lower(&body, foreach_state_only, context_untouched),
             source: source.into(),
             context_vars,
             reads_authorizer,
@@ -245,8 +253,8 @@ impl Template {
             stage_variables: ast::Reads::of(&body, "stageVariables"),
             params: ast::Reads::of_params(&body),
             foreach_untouched: ast::untouched(&body, "foreach"),
-            context_untouched: ast::untouched(&body, "context"),
-            foreach_state_only: ast::foreach_state_only(&body, &eval::FOREACH_KEYS),
+            context_untouched,
+            foreach_state_only,
             reads_velocity_count: ast::reads(&body, "velocityCount"),
             output_hint: eval::OutputHint::default(),
             body,
@@ -280,7 +288,31 @@ impl Template {
 
     /// Renders the template for one request.
     pub fn render(&self, request: Request<'_>, limits: &Limits) -> Result<Rendered, RenderError> {
+        if let Some(plan) = &self.plan
+            && let Some(body) = plan.run(request, limits, self.output_hint.capacity(request.body, limits))
+        {
+            self.output_hint.record(body.len());
+            return Ok(Rendered {
+                body,
+                // A template with a program never changes `$context`.
+                context: Map::default(),
+            });
+        }
         eval::render(self, request, limits)
+    }
+
+    /// Renders the template with the evaluator alone, never its program: what
+    /// [`Template::render`] must agree with (tests and the fuzz targets compare them).
+    #[doc(hidden)]
+    pub fn render_evaluated(&self, request: Request<'_>, limits: &Limits) -> Result<Rendered, RenderError> {
+        eval::render(self, request, limits)
+    }
+
+    /// Whether the template has a program ([`plan`]): the common shape, rendered without the
+    /// evaluator unless the request has something the program gives up on.
+    #[doc(hidden)]
+    pub fn has_plan(&self) -> bool {
+        self.plan.is_some()
     }
 }
 

@@ -794,8 +794,9 @@ impl<'t> NodeRef<'t> {
         self.node().is_some_and(|n| n.kind == Kind::Array)
     }
 
-    /// A container's children (an object's member values, each holding its key).
-    fn children(self) -> impl Iterator<Item = NodeRef<'t>> {
+    /// A container's children (an array's items; an object's member values, each holding its
+    /// key).
+    pub fn children(self) -> impl Iterator<Item = NodeRef<'t>> {
         let end = self.node().map_or(self.at, |n| n.next);
         let mut at = self.at + 1;
         std::iter::from_fn(move || {
@@ -853,8 +854,8 @@ impl<'t> NodeRef<'t> {
         self.children().nth(i)
     }
 
-    /// How many items an array has.
-    fn item_count(self) -> usize {
+    /// How many items an array has (children a container has).
+    pub fn item_count(self) -> usize {
         self.children().count()
     }
 

@@ -20,6 +20,26 @@ static SCOPE: std::sync::LazyLock<(Map, Value, Map)> = std::sync::LazyLock::new(
     )
 });
 
+/// [`Template::render`], checking on the way that a template's program, when it has one,
+/// renders what the evaluator renders (or gives up, and the evaluator's answer is the one).
+trait RenderChecked {
+    fn render_checked(&self, request: Request<'_>, limits: &Limits) -> Result<Rendered, RenderError>;
+}
+
+impl RenderChecked for Template {
+    fn render_checked(&self, request: Request<'_>, limits: &Limits) -> Result<Rendered, RenderError> {
+        let rendered = self.render(request, limits);
+        assert_eq!(
+            rendered,
+            self.render_evaluated(request, limits),
+            "{:?} over {:?}",
+            self.source(),
+            request.body
+        );
+        rendered
+    }
+}
+
 fn request(body: &str) -> Request<'_> {
     let (params, context, stage_variables) = &*SCOPE;
     Request {
@@ -32,7 +52,7 @@ fn request(body: &str) -> Request<'_> {
 
 fn render_with(src: &str, body: &str) -> String {
     let t = Template::parse(src).unwrap_or_else(|e| panic!("{src:?}: {e}"));
-    t.render(request(body), &Limits::default())
+    t.render_checked(request(body), &Limits::default())
         .unwrap_or_else(|e| panic!("{src:?}: {e}"))
         .body
 }
@@ -48,7 +68,7 @@ fn render(src: &str) -> String {
 fn render_within(src: &str, body: &str, max_steps: u64) -> Result<String, RenderError> {
     Template::parse(src)
         .expect("parse")
-        .render(
+        .render_checked(
             request(body),
             &Limits {
                 max_steps,
@@ -117,7 +137,7 @@ fn input_functions() {
 fn invalid_json_payload_is_an_error() {
     let t = Template::parse("$input.json('$.a')").expect("parse");
     let err = t
-        .render(request("{not json"), &Limits::default())
+        .render_checked(request("{not json"), &Limits::default())
         .expect_err("not json");
     assert!(matches!(err, RenderError::Payload(_)));
     // A template that never reads the payload as JSON does not care.
@@ -136,7 +156,7 @@ fn util_functions() {
     assert_eq!(render("$util.base64Decode('aGVsbG8=')"), "hello");
     assert_eq!(render(r#"$util.parseJson('{"a":[1,2]}').a.get(1)"#), "2");
     let t = Template::parse("$util.base64Decode('***')").expect("parse");
-    assert!(t.render(request(""), &Limits::default()).is_err());
+    assert!(t.render_checked(request(""), &Limits::default()).is_err());
 }
 
 #[test]
@@ -227,7 +247,7 @@ fn string_methods() {
         "'$s.contains('x')' 'true'"
     );
     let t = Template::parse("$context.stage.substring(9)").expect("parse");
-    assert!(t.render(request(""), &Limits::default()).is_err());
+    assert!(t.render_checked(request(""), &Limits::default()).is_err());
 }
 
 #[test]
@@ -253,7 +273,7 @@ fn response_override() {
         "#set($context.responseOverride.status = 418)#set($context.responseOverride.header.X-Kind = 'teapot')ok",
     )
     .expect("parse");
-    let out = t.render(request(""), &Limits::default()).expect("render");
+    let out = t.render_checked(request(""), &Limits::default()).expect("render");
     assert_eq!(out.body, "ok");
     assert_eq!(out.status_override(), Some(418));
     assert_eq!(
@@ -297,14 +317,14 @@ fn limits_hold() {
     let t = Template::parse("#set($s = 'xxxxxxxxxxxxxxxx')#foreach($i in [1..100])#set($s = \"$s$s\")#end$s")
         .expect("parse");
     assert!(matches!(
-        t.render(request(""), &Limits::default()),
+        t.render_checked(request(""), &Limits::default()),
         Err(RenderError::Limit(_))
     ));
     // Nested loops run into the step bound.
     let t = Template::parse("#foreach($a in [1..1000])#foreach($b in [1..1000])#set($x = $a)#end#end")
         .expect("parse");
     assert!(matches!(
-        t.render(request(""), &Limits::default()),
+        t.render_checked(request(""), &Limits::default()),
         Err(RenderError::Limit(_))
     ));
     // Output bound.
@@ -314,14 +334,14 @@ fn limits_hold() {
     };
     let t = Template::parse("#foreach($i in [1..100])abc#end").expect("parse");
     assert!(matches!(
-        t.render(request(""), &limits),
+        t.render_checked(request(""), &limits),
         Err(RenderError::Limit(_))
     ));
     // A big range literal outside a loop.
     assert!(
         Template::parse("#set($r = [1..100000000])")
             .expect("parse")
-            .render(request(""), &Limits::default())
+            .render_checked(request(""), &Limits::default())
             .is_err()
     );
 }
@@ -471,7 +491,7 @@ fn only_the_context_read_is_copied() {
     let rendered = |src: &str| {
         Template::parse(src)
             .expect("parse")
-            .render(request(""), &Limits::default())
+            .render_checked(request(""), &Limits::default())
             .expect("render")
     };
     // `$context.key…` copies only `key`; what the template sets comes back too.
@@ -588,7 +608,7 @@ fn params_read_by_name_or_whole() {
         let render = |params: &Map| {
             Template::parse(src)
                 .expect("parse")
-                .render(
+                .render_checked(
                     Request {
                         params,
                         ..request("")
@@ -751,7 +771,7 @@ fn payload_values_read_in_place_behave_as_built_ones() {
     // A JSON value set into a map, and one given back through `$context`.
     let t = Template::parse("#set($m = {})#set($m.x = $input.path('$.b'))$m.x.s #set($context.responseOverride.status = $input.path('$.b.n'))#set($context.responseOverride.header.X = $input.path('$.b.s'))").unwrap();
     let out = t
-        .render(request(&body.replace("\"n\":5", "\"n\":201")), &Limits::default())
+        .render_checked(request(&body.replace("\"n\":5", "\"n\":201")), &Limits::default())
         .unwrap();
     assert_eq!(out.body, "last ");
     assert_eq!(out.status_override(), Some(201));
@@ -764,7 +784,7 @@ fn payload_values_read_in_place_behave_as_built_ones() {
     // A payload that is not JSON fails with serde_json's message.
     let t = Template::parse("$input.path('$')").unwrap();
     assert!(
-        matches!(t.render(request("{\"a\":"), &Limits::default()), Err(RenderError::Payload(m)) if m.contains("EOF"))
+        matches!(t.render_checked(request("{\"a\":"), &Limits::default()), Err(RenderError::Payload(m)) if m.contains("EOF"))
     );
 }
 
@@ -823,8 +843,8 @@ fn escaped_straight_into_the_output_as_through_a_call() {
     let called = Template::parse("#set($o = $input.path('$'))#set($u = $util)$u.escapeJavaScript($o.s)")
         .expect("parse");
     assert_eq!(
-        long.render(request(body), &limits).map(|r| r.body),
-        called.render(request(body), &limits).map(|r| r.body)
+        long.render_checked(request(body), &limits).map(|r| r.body),
+        called.render_checked(request(body), &limits).map(|r| r.body)
     );
 }
 
@@ -856,7 +876,7 @@ fn params_written_straight_into_the_output_as_through_a_call() {
     };
     let t = Template::parse("ab$input.params('q')").expect("parse");
     assert_eq!(
-        t.render(request("{}"), &limits).map(|r| r.body),
+        t.render_checked(request("{}"), &limits).map(|r| r.body),
         Err(RenderError::Limit("the output is larger than allowed"))
     );
 }
@@ -882,7 +902,8 @@ fn output_buffer_sized_by_the_last_rendering() {
         let body = format!(r#"{{"n":{n}}}"#);
         let want = if n == 0 { "xx".to_string() } else { "x".repeat(n) };
         assert_eq!(
-            t.render(request(&body), &Limits::default()).map(|r| r.body),
+            t.render_checked(request(&body), &Limits::default())
+                .map(|r| r.body),
             Ok(want)
         );
     }
@@ -912,5 +933,194 @@ fn a_json_loop_variable_moves_from_item_to_item_whatever_the_body_does_with_it()
             body
         ),
         "156"
+    );
+}
+
+/// What a rendering gives with a program that may give up: the same as the evaluator (checked
+/// by [`RenderChecked`]).
+fn planned(src: &str, body: &str, limits: &Limits) -> Result<String, RenderError> {
+    let t = Template::parse(src).unwrap_or_else(|e| panic!("{src:?}: {e}"));
+    assert!(t.has_plan(), "{src:?} has the common shape");
+    t.render_checked(request(body), limits).map(|r| r.body)
+}
+
+#[test]
+fn templates_of_the_common_shape_render_by_their_programs_as_the_evaluator_does() {
+    let order = r#"{"id":"o-1","customer":{"name":"Ann \"A\" Example","email":"ann@example.com"},
+        "items":[{"sku":"a","qty":1,"price":0.5},{"sku":"b","qty":2,"price":1e2},{"sku":"c","qty":3,"price":7}],
+        "total":1234.5,"flags":{"gift":true,"rush":false},"tags":["x","y"],"status":"accepted"}"#;
+    let template = r##"#set($o = $input.path('$'))
+{"id": "$o.id", "name": "$util.escapeJavaScript($o.customer.name)", "mail": "$o.customer.email",
+ "lines": [#foreach($i in $o.items){"sku": "$i.sku", "qty": $i.qty, "price": $i.price}#if($foreach.hasNext),#end#end],
+ "total": $o.total, "state": "$o.status.toUpperCase()", "lower": "$o.id.toLowerCase()",
+ "gift": #if($o.flags.gift)"yes"#elseif($o.flags.rush)"rush"#else"no"#end,
+ "rush": #if($o.flags.rush)"yes"#elseif($o.missing)"?"#else"no"#end,
+ "tags": "#foreach($t in $o.tags)#if($foreach.first)<#end$t#if($foreach.last)>#else|#end#end",
+ "request": "$context.requestId", "ip": "$context.identity.sourceIp", "env": "$stageVariables.env",
+ "q": "$input.params('q')", "none": "$o.nothing$o.customer.nothing$context.nothing$stageVariables.nothing",
+ "id2": "$input.path('$.id')"}"##;
+    let limits = Limits::default();
+    let out = planned(
+        &template.replace("\"id2\": \"$input.path('$.id')\"", "\"x\": 1"),
+        order,
+        &limits,
+    )
+    .expect("renders");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(json["name"], r#"Ann "A" Example"#);
+    assert_eq!(json["lines"][1]["price"], 100.0);
+    assert_eq!(json["lines"][2]["qty"], 3);
+    assert_eq!(
+        (
+            &json["state"],
+            &json["lower"],
+            &json["gift"],
+            &json["rush"],
+            &json["tags"]
+        ),
+        (
+            &"ACCEPTED".into(),
+            &"o-1".into(),
+            &"yes".into(),
+            &"no".into(),
+            &"<x|y>".into()
+        )
+    );
+    assert_eq!(
+        (
+            &json["request"],
+            &json["ip"],
+            &json["env"],
+            &json["q"],
+            &json["none"]
+        ),
+        (
+            &"req-1".into(),
+            &"127.0.0.1".into(),
+            &"test".into(),
+            &"cats".into(),
+            &"".into()
+        )
+    );
+    // A template with anything else has no program.
+    assert!(!Template::parse(template).expect("parse").has_plan());
+    for other in [
+        "#set($x = 1)$x",
+        "#set($o = $input.path('$..a'))$o",
+        "#set($o = $input.json('$'))$o",
+        "#foreach($i in [1..3])$i#end",
+        "#set($o = $input.path('$'))#foreach($i in $o.a)#break#end",
+        "#set($o = $input.path('$'))#foreach($i in $o.a)$foreach.index#end",
+        "#set($o = $input.path('$'))#foreach($i in $o.a)$velocityCount#end",
+        "#set($o = $input.path('$'))$o.a.substring(1)",
+        "#set($o = $input.path('$'))$o.a[0]",
+        "#set($o = $input.path('$'))#if($o.a == 1)x#end",
+        "#set($context.responseOverride.status = 201)",
+        "#if($foreach.hasNext)x#end",
+        "$util.base64Encode('x')",
+        "#stop",
+    ] {
+        assert!(!Template::parse(other).expect("parse").has_plan(), "{other}");
+    }
+}
+
+#[test]
+fn a_program_gives_up_where_the_evaluator_knows_better() {
+    let limits = Limits::default();
+    let reads = "#set($o = $input.path('$'))[$o.a.b]#foreach($i in $o.l)($i.k $i)#end[$util.escapeJavaScript($o.s)][$o.s.toUpperCase()]";
+    for body in [
+        // The usual shape.
+        r#"{"a":{"b":1},"l":[{"k":1},{"k":2}],"s":"x"}"#,
+        // Members missing, `null`, of another type; items that are not objects.
+        r#"{"a":null,"l":null,"s":null}"#,
+        r#"{"a":"str","l":"str","s":5}"#,
+        r#"{"a":[1],"l":[1,"two",[3],null,{"k":{"x":1}}],"s":"\u00e9\"\n"}"#,
+        r#"{"a":{"b":{"c":[1,2.50,-0,1E400]}},"l":{"k":1,"j":2},"s":"straße"}"#,
+        // Repeated keys: the last one is the value.
+        r#"{"a":{"b":1,"b":2},"l":[],"s":"x","s":"y"}"#,
+        // Not an object, not JSON, empty.
+        "[1,2]",
+        "\"text\"",
+        "42",
+        "{\"a\":",
+        "",
+    ] {
+        let _ = planned(reads, body, &limits);
+    }
+    // A variable never set renders as written (or not at all, quiet), as the evaluator has it.
+    for src in [
+        "$o.a|$!o.a",
+        "#set($o = $input.path('$.missing'))$o.a|$!o.a|#foreach($i in $o.l)x#end",
+        "#set($o = $input.path('$'))#foreach($i in $o.l)#end$i.k",
+        "#set($o = $input.path('$'))#if($o.a)yes#else no#end#if($u.a)yes#end",
+    ] {
+        assert_eq!(
+            planned(src, r#"{"a":1,"l":[{"k":1}]}"#, &limits),
+            Template::parse(src)
+                .expect("parse")
+                .render_evaluated(request(r#"{"a":1,"l":[{"k":1}]}"#), &limits)
+                .map(|r| r.body)
+        );
+    }
+    // Loops hold to the iteration bound; nested loops see their own `$foreach`.
+    let nested = "#set($o = $input.path('$'))#foreach($r in $o.rows)#foreach($c in $r.cells)$c#if($foreach.hasNext),#end#end#if($foreach.hasNext);#end#end";
+    let rows = r#"{"rows":[{"cells":[1,2,3]},{"cells":[4]},{"cells":[]},{"cells":[5,6]}]}"#;
+    assert_eq!(planned(nested, rows, &limits), Ok("1,2,3;4;;5,6".into()));
+    let few = Limits {
+        max_iterations: 2,
+        ..Limits::default()
+    };
+    assert_eq!(planned(nested, rows, &few), Ok("1,2;4".into()));
+    // The step and output bounds: the program gives up near them, and the evaluator's answer
+    // is the one, at every bound.
+    for max_steps in 1..120 {
+        let _ = planned(
+            nested,
+            rows,
+            &Limits {
+                max_steps,
+                ..Limits::default()
+            },
+        );
+    }
+    for max_output in 0..16 {
+        let _ = planned(
+            nested,
+            rows,
+            &Limits {
+                max_output,
+                ..Limits::default()
+            },
+        );
+    }
+    // `$context` or `$stageVariables` of another shape than the proxy's.
+    let context = Value::Map(Map(vec![
+        ("a".into(), Value::str("x")),
+        ("m".into(), Value::Map(Map(vec![("b".into(), Value::Int(1))]))),
+        ("n".into(), Value::Null),
+        ("l".into(), Value::List(vec![Value::Int(1)])),
+    ]));
+    let t =
+        Template::parse("$context.a.b|$context.m.b|$context.n.b|$context.l|$context.m|$stageVariables.env.x")
+            .expect("parse");
+    assert!(t.has_plan());
+    let (params, _, stage_variables) = &*SCOPE;
+    for context in [context, Value::Null, Value::str("c")] {
+        let request = Request {
+            body: "{}",
+            params,
+            context: &context,
+            stage_variables,
+        };
+        let _ = t.render_checked(request, &limits);
+    }
+    // `$input.body` and `$input.params`, which need no JSON.
+    assert_eq!(
+        planned(
+            "$input.body|$input.params('id')|$input.params('none')",
+            "not json",
+            &limits
+        ),
+        Ok("not json|42|".into())
     );
 }
