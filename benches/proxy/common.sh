@@ -135,3 +135,20 @@ wrk_round() {
   echo "$name $rps $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$total" \
     'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "n/a" }') ${non2xx:-0}"
 }
+
+# order_post WORK BIN: what the benchmarks that POST the 1 KiB JSON order need in WORK: a
+# certificate (cert.pem, key.pem) for the proxy's TLS listener, the order (body.json, from the
+# benchmark binary BIN) and post.lua, wrk's script that sends it.
+order_post() {
+  local work=$1 bin=$2
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -keyout "$work/key.pem" -out "$work/cert.pem" -subj /CN=localhost >/dev/null 2>&1
+  "$bin" body > "$work/body.json"
+  cat > "$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$work/body.json", "rb")
+wrk.body = f:read("*a")
+f:close()
+LUA
+}

@@ -33,16 +33,7 @@ for tool in wrk openssl taskset curl; do
 done
 
 BIN=$(bench_binary "$ROOT")
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=localhost >/dev/null 2>&1
-"$BIN" body > "$WORK/body.json"
-cat > "$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$WORK/body.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-LUA
+order_post "$WORK" "$BIN"
 
 taskset -c "$LOAD_CPU" "$BIN" upstream "$UP" & pids+=($!)
 BENCH_TEMPLATED=1 taskset -c "$PROXY_CPU" "$BIN" turnpike "$PROXY" 127.0.0.1:0 "$UP" "$WORK/cert.pem" "$WORK/key.pem" & pids+=($!)

@@ -32,16 +32,7 @@ for tool in wrk openssl taskset curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y wrk openssl curl util-linux)"; exit 1; }
 done
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=localhost >/dev/null 2>&1
-"$CAND" body > "$WORK/body.json"
-cat > "$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$WORK/body.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-LUA
+order_post "$WORK" "$CAND"
 
 taskset -c "$LOAD_CPU" "$CAND" upstream "$UP" & pids+=($!)
 declare -A addr pid

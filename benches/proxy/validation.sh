@@ -29,17 +29,8 @@ for tool in wrk openssl taskset curl; do
 done
 
 BIN=$(bench_binary "$ROOT")
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=localhost >/dev/null 2>&1
-"$BIN" body > "$WORK/body.json"
+order_post "$WORK" "$BIN"
 [ "$(wc -c < "$WORK/body.json")" = 1024 ] || { echo "the body is not 1 KiB"; exit 1; }
-cat > "$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$WORK/body.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-LUA
 
 taskset -c "$LOAD_CPU" "$BIN" upstream "$UP" & pids+=($!)
 BENCH_VALIDATED=1 taskset -c "$PROXY_CPU" "$BIN" turnpike "$PROXY" 127.0.0.1:0 "$UP" "$WORK/cert.pem" "$WORK/key.pem" & pids+=($!)
